@@ -1,0 +1,18 @@
+-- Mutations as chforget reads them from system.mutations. Columns that old
+-- servers lack ({is_killed}, {latest_fail_reason}, {latest_failed_part}) are
+-- filled with neutral constants there; every column is cast so the row layout
+-- is the same on every version.
+SELECT
+    database,
+    table,
+    mutation_id,
+    command,
+    toUInt32(create_time) AS create_time,
+    toInt64(parts_to_do) AS parts_to_do,
+    toUInt8(is_done) AS is_done,
+    {is_killed} AS is_killed,
+    {latest_fail_reason} AS latest_fail_reason,
+    {latest_failed_part} AS latest_failed_part
+FROM system.mutations
+WHERE {filter}
+ORDER BY database, table, create_time, mutation_id

@@ -1,0 +1,161 @@
+//! What the connected server offers, detected once per run from system
+//! tables rather than assumed from a version number: the columns of
+//! `system.mutations`, `KILL MUTATION`, lightweight `DELETE`,
+//! `mutations_sync`, typed row headers, and the limits chforget must respect.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::connection::Server;
+use crate::error::{ErrorCode, Failure, server_code};
+
+/// The capabilities of one server, as `doctor` prints them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Capabilities {
+    pub version: String,
+    /// `system.mutations` has `latest_fail_reason` (and `latest_failed_part`).
+    pub mutation_fail_reason: bool,
+    /// `system.mutations` has `is_killed`.
+    pub mutation_is_killed: bool,
+    /// `system.mutations` has `parts_to_do_names`.
+    pub mutation_parts_to_do_names: bool,
+    /// The server parses `KILL MUTATION`.
+    pub kill_mutation: bool,
+    /// The server has lightweight `DELETE FROM`. chforget still erases with
+    /// `ALTER TABLE ... DELETE`: lightweight deletes only mask rows until the
+    /// next merge, which is not erasure.
+    pub lightweight_delete: bool,
+    /// The `mutations_sync` setting exists. chforget tracks mutations itself
+    /// either way, so a failed wait never hides a running mutation.
+    pub mutations_sync: bool,
+    /// `RowBinaryWithNamesAndTypes` exists, so fetched rows are checked
+    /// against their Rust types.
+    pub typed_row_validation: bool,
+    /// The session is read-only (`readonly` setting is not 0).
+    pub readonly: bool,
+    /// `max_query_size` in bytes; literal id lists are chunked under it.
+    pub max_query_size: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct Setting {
+    name: String,
+    value: String,
+}
+
+#[derive(Row, Deserialize)]
+struct Name {
+    name: String,
+}
+
+#[derive(Row, Deserialize)]
+struct Text {
+    text: String,
+}
+
+const DEFAULT_MAX_QUERY_SIZE: u64 = 262_144;
+
+impl Capabilities {
+    pub async fn detect(server: &Server) -> anyhow::Result<Self> {
+        let during = "detecting server capabilities";
+        let version = server
+            .fetch::<Text>("SELECT version() AS text", during)
+            .await?
+            .into_iter()
+            .next()
+            .map(|row| row.text)
+            .unwrap_or_default();
+        let mutation_columns: Vec<String> = server
+            .fetch::<Name>(
+                "SELECT name FROM system.columns WHERE database = 'system' AND table = 'mutations'",
+                during,
+            )
+            .await?
+            .into_iter()
+            .map(|row| row.name)
+            .collect();
+        let settings = server
+            .fetch::<Setting>(
+                "SELECT name, value FROM system.settings WHERE name IN \
+                 ('readonly', 'max_query_size', 'mutations_sync', \
+                 'allow_experimental_lightweight_delete', 'lightweight_deletes_sync')",
+                during,
+            )
+            .await?;
+        let formats = server
+            .fetch::<Name>(
+                "SELECT name FROM system.formats WHERE name = 'RowBinaryWithNamesAndTypes'",
+                during,
+            )
+            .await?;
+        let setting = |name: &str| {
+            settings
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.value.as_str())
+        };
+        let has_column = |name: &str| mutation_columns.iter().any(|c| c == name);
+        let kill_mutation = detect_kill_mutation(server, &version).await?;
+        Ok(Capabilities {
+            mutation_fail_reason: has_column("latest_fail_reason"),
+            mutation_is_killed: has_column("is_killed"),
+            mutation_parts_to_do_names: has_column("parts_to_do_names"),
+            kill_mutation,
+            lightweight_delete: setting("lightweight_deletes_sync").is_some()
+                || setting("allow_experimental_lightweight_delete").is_some(),
+            mutations_sync: setting("mutations_sync").is_some(),
+            typed_row_validation: !formats.is_empty(),
+            readonly: setting("readonly").is_some_and(|v| v != "0"),
+            max_query_size: setting("max_query_size")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_MAX_QUERY_SIZE),
+            version,
+        })
+    }
+}
+
+/// `KILL MUTATION ... TEST` only lists; a parser that does not know the
+/// statement answers with a syntax error. Other refusals (a read-only user)
+/// say nothing about the parser, so the version decides then: the statement
+/// arrived in 19.1.
+async fn detect_kill_mutation(server: &Server, version: &str) -> anyhow::Result<bool> {
+    let probe = server
+        .execute(
+            "KILL MUTATION WHERE database = '' AND table = '' AND 0 TEST",
+            "probing KILL MUTATION",
+            ErrorCode::ServerError,
+        )
+        .await;
+    match probe {
+        Ok(()) => Ok(true),
+        Err(error) => {
+            let failure = error.downcast_ref::<Failure>();
+            if failure.is_some_and(|f| f.code == ErrorCode::ConnectionFailed) {
+                return Err(error);
+            }
+            let syntax = failure.is_some_and(|f| {
+                f.message
+                    .contains(&format!("Code: {}", server_code::SYNTAX_ERROR))
+            });
+            Ok(!syntax && major_version(version) >= 19)
+        }
+    }
+}
+
+fn major_version(version: &str) -> u32 {
+    version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn major_versions() {
+        assert_eq!(super::major_version("18.16.1"), 18);
+        assert_eq!(super::major_version("26.9.2.1"), 26);
+        assert_eq!(super::major_version(""), 0);
+    }
+}

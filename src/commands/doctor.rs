@@ -1,0 +1,127 @@
+use clap::Args;
+use serde::Serialize;
+
+use crate::capabilities::Capabilities;
+use crate::cli::{ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs};
+use crate::output;
+use crate::schema;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Serialize)]
+struct TableCheck {
+    table: String,
+    ok: bool,
+    problem: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DoctorReport {
+    url: String,
+    user: String,
+    database: String,
+    capabilities: Capabilities,
+    may_delete: bool,
+    tables: Vec<TableCheck>,
+}
+
+pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
+    let profile = args.profile.load()?;
+    let server = args.connection.connect().await?;
+    let tables = &profile.tables;
+    let names = [&tables.events, &tables.daily_rollup, &tables.sessions];
+    let found = schema::columns(&server, &names).await?;
+    let mut checks = Vec::new();
+    let mut first_problem = None;
+    for table in names {
+        let wanted: Vec<&crate::sql::Ident> = if *table == tables.events {
+            profile.event_columns().to_vec()
+        } else {
+            Vec::new()
+        };
+        let result = schema::check_columns(&server, table, &wanted, &found);
+        let problem = result.as_ref().err().map(|e| format!("{e:#}"));
+        // Only the events table is required to forget; the rollup tables
+        // matter for re-aggregation and are reported without failing.
+        if let Err(error) = result
+            && *table == tables.events
+        {
+            first_problem = Some(error);
+        }
+        checks.push(TableCheck {
+            table: server.table(table).to_string(),
+            ok: problem.is_none(),
+            problem,
+        });
+    }
+    let report = DoctorReport {
+        url: server.config.url.clone(),
+        user: server.config.user.clone(),
+        database: server.database().as_str().to_string(),
+        may_delete: !server.capabilities.readonly,
+        capabilities: server.capabilities.clone(),
+        tables: checks,
+    };
+    match args.output.output {
+        OutputFormat::Json => output::print_json(&report)?,
+        OutputFormat::Human => print!("{}", render_human(&report)),
+    }
+    first_problem.map_or(Ok(()), Err)
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_string()
+}
+
+fn render_human(report: &DoctorReport) -> String {
+    let c = &report.capabilities;
+    let mut out = output::fields(&[
+        (
+            "server",
+            format!("ClickHouse {} at {}", c.version, report.url),
+        ),
+        ("user", report.user.clone()),
+        ("database", report.database.clone()),
+        (
+            "may delete",
+            if report.may_delete {
+                "yes".to_string()
+            } else {
+                "no: the session is read-only (readonly != 0)".to_string()
+            },
+        ),
+        ("latest_fail_reason", yes_no(c.mutation_fail_reason)),
+        ("is_killed", yes_no(c.mutation_is_killed)),
+        ("parts_to_do_names", yes_no(c.mutation_parts_to_do_names)),
+        ("KILL MUTATION", yes_no(c.kill_mutation)),
+        (
+            "lightweight DELETE",
+            format!(
+                "{} (not used: it only masks rows until a merge; chforget erases with ALTER DELETE)",
+                yes_no(c.lightweight_delete)
+            ),
+        ),
+        ("mutations_sync", yes_no(c.mutations_sync)),
+        ("typed row checks", yes_no(c.typed_row_validation)),
+        ("max_query_size", c.max_query_size.to_string()),
+    ]);
+    out.push_str(&output::table(
+        &["table", "check"],
+        report.tables.iter().map(|t| {
+            vec![
+                t.table.clone(),
+                t.problem.clone().unwrap_or_else(|| "ok".to_string()),
+            ]
+        }),
+    ));
+    out.push('\n');
+    out
+}

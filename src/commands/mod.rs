@@ -1,0 +1,24 @@
+//! One file per subcommand: each turns its arguments into calls of the
+//! library layer and renders what comes back.
+
+pub mod doctor;
+pub mod forget;
+pub mod init;
+pub mod mutations;
+pub mod resume;
+pub mod status;
+pub mod stitch;
+
+use crate::cli::{Cli, Command};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init(args) => init::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
+        Command::Stitch(args) => stitch::run(args).await,
+        Command::Forget(args) => forget::run(args).await,
+        Command::Mutations(command) => mutations::run(command).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Resume(args) => resume::run(args).await,
+    }
+}

@@ -1,0 +1,92 @@
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::{ConnectionArgs, OutputArgs, OutputFormat, StateArgs, parse_duration};
+use crate::error::{ErrorCode, fail};
+use crate::forget::{self, ForgetMode, ForgetReport, ReportStatus};
+use crate::journal::RequestStatus;
+use crate::output;
+use crate::progress;
+use crate::track::TrackOptions;
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The request to finish (see `chforget status`)
+    #[arg(value_name = "REQUEST_ID")]
+    pub request_id: String,
+    /// Stop waiting after this long (exit 5); the mutations keep running
+    #[arg(long, env = "CHFORGET_TIMEOUT", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
+    let state = args.state.resolve()?;
+    let mut journal = state.load(&args.request_id)?;
+    let mut report = ForgetReport::new(
+        &journal.request_id,
+        journal.subject.project_id.as_str(),
+        journal.subject.user_id.as_str(),
+        journal.options,
+    );
+    let result = async {
+        if journal.status == RequestStatus::Completed {
+            report.status = ReportStatus::Completed;
+            return Ok(());
+        }
+        if args.connection.database != journal.database {
+            return fail(
+                ErrorCode::InvalidPayload,
+                format!(
+                    "request {} was made in database {:?}; resume it with --database {}",
+                    journal.request_id, journal.database, journal.database
+                ),
+            );
+        }
+        let server = args.connection.connect().await?;
+        forget::ensure_may_delete(&server)?;
+        journal.record_step(
+            "resumed",
+            format!("from status {:?}", journal.status).to_lowercase(),
+        );
+        let mode = ForgetMode {
+            wait: true,
+            track: TrackOptions {
+                timeout: Some(args.timeout),
+                ..TrackOptions::default()
+            },
+        };
+        let mut observer = progress::for_stderr(false);
+        report.journal = Some(
+            state
+                .journal_path(&journal.request_id)?
+                .display()
+                .to_string(),
+        );
+        forget::run_journaled(
+            &server,
+            &state,
+            &mut journal,
+            mode,
+            &mut report,
+            observer.as_mut(),
+        )
+        .await
+    }
+    .await;
+    forget::describe_journal(&mut report, &journal);
+    if let Err(error) = &result {
+        report.fail_with(error);
+    }
+    match args.output.output {
+        OutputFormat::Json => output::print_json(&report)?,
+        OutputFormat::Human => print!("{}", super::forget::render_human(&report)),
+    }
+    result
+}

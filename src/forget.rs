@@ -1,0 +1,437 @@
+//! The forget flow, end to end: stitch -> plan -> journal -> mutate -> track
+//! -> verify, each step journaled before and after it runs. It owns the
+//! order of the steps and the report; the steps live in their own modules.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::connection::Server;
+use crate::error::{ErrorCode, Failure, fail};
+use crate::journal::{JournaledMutation, RequestJournal, RequestStatus, StateDir, now_rfc3339};
+use crate::mutate;
+use crate::mutations::MutationKey;
+use crate::plan::{self, ForgetOptions, TargetKind};
+use crate::profile::Profile;
+use crate::request::Subject;
+use crate::schema;
+use crate::stitch::{self, StitchedId};
+use crate::track::{self, TrackObserver, TrackOptions, TrackOutcome};
+use crate::verify;
+
+/// How far a forget goes once issued.
+#[derive(Debug, Clone, Copy)]
+pub struct ForgetMode {
+    pub wait: bool,
+    pub track: TrackOptions,
+}
+
+/// `status` of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportStatus {
+    Completed,
+    Queued,
+    Failed,
+    Planned,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MutationReport {
+    pub table: String,
+    pub mutation_id: Option<String>,
+    pub kind: TargetKind,
+    pub is_done: bool,
+    pub state: String,
+    pub marker: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RowCounts {
+    pub before: u64,
+    pub after: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// What `forget` prints: one object, also on failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForgetReport {
+    pub request_id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub status: ReportStatus,
+    /// Stitched anonymous ids, shared ones included.
+    pub anonymous_ids: usize,
+    /// Stitched anonymous ids another user_id also used.
+    pub shared_anonymous_ids: usize,
+    /// Whether the anonymous ids' rows were targeted (`--anonymous`).
+    pub anonymous_targeted: bool,
+    pub include_shared: bool,
+    pub stitched: Vec<StitchedId>,
+    pub statements: Vec<String>,
+    pub mutations: Vec<MutationReport>,
+    /// Rows matching each target kind, before and after.
+    pub rows: BTreeMap<TargetKind, RowCounts>,
+    pub verified: Option<bool>,
+    /// Set when the credentials are read-only (a dry run still plans).
+    pub may_delete: Option<bool>,
+    pub journal: Option<String>,
+    pub error: Option<ErrorBody>,
+}
+
+impl ForgetReport {
+    pub fn new(request_id: &str, project_id: &str, user_id: &str, options: ForgetOptions) -> Self {
+        ForgetReport {
+            request_id: request_id.to_string(),
+            project_id: project_id.to_string(),
+            user_id: user_id.to_string(),
+            status: ReportStatus::Failed,
+            anonymous_ids: 0,
+            shared_anonymous_ids: 0,
+            anonymous_targeted: options.anonymous,
+            include_shared: options.include_shared,
+            stitched: Vec::new(),
+            statements: Vec::new(),
+            mutations: Vec::new(),
+            rows: BTreeMap::new(),
+            verified: None,
+            may_delete: None,
+            journal: None,
+            error: None,
+        }
+    }
+
+    /// Record `error` in the report (status follows what was issued).
+    pub fn fail_with(&mut self, error: &anyhow::Error) {
+        let code = crate::error::code_of(error);
+        self.error = Some(ErrorBody {
+            code,
+            message: format!("{error:#}"),
+        });
+        if self.status != ReportStatus::Queued
+            || !matches!(code, ErrorCode::Timeout | ErrorCode::Interrupted)
+        {
+            self.status = ReportStatus::Failed;
+        }
+    }
+
+    fn set_stitched(&mut self, stitched: &[StitchedId]) {
+        self.anonymous_ids = stitched.len();
+        self.shared_anonymous_ids = stitched.iter().filter(|s| s.is_shared()).count();
+        self.stitched = stitched.to_vec();
+    }
+}
+
+/// Check, stitch and plan a forget, and count the rows each statement
+/// targets. Sends no mutation; the returned journal is not saved yet.
+pub async fn prepare(
+    server: &Server,
+    profile: &Profile,
+    subject: &Subject,
+    options: ForgetOptions,
+    report: &mut ForgetReport,
+) -> anyhow::Result<RequestJournal> {
+    schema::check_events_table(server, profile).await?;
+    report.may_delete = Some(!server.capabilities.readonly);
+    let stitched = stitch::stitch(server, profile, subject).await?;
+    report.set_stitched(&stitched);
+    let events = server.table(&profile.tables.events);
+    let plan = plan::plan(
+        &report.request_id,
+        profile,
+        &events,
+        subject,
+        &stitched,
+        options,
+        server.capabilities.max_query_size,
+    )?;
+    report.statements = plan.targets.iter().map(|t| t.delete_statement()).collect();
+    let rows_before = verify::count_all(server, &plan.targets).await?;
+    let journal = RequestJournal {
+        request_id: report.request_id.clone(),
+        created_at: now_rfc3339(),
+        subject: subject.clone(),
+        database: server.database().as_str().to_string(),
+        server_version: server.capabilities.version.clone(),
+        options,
+        status: RequestStatus::Planned,
+        stitched,
+        mutations: plan
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(index, target)| JournaledMutation {
+                target: index,
+                marker: target.marker.clone(),
+                mutation_id: None,
+                issued_at: None,
+                is_done: false,
+            })
+            .collect(),
+        plan,
+        rows_before,
+        steps: Vec::new(),
+    };
+    fill_rows(report, &journal, None);
+    report.status = ReportStatus::Planned;
+    Ok(journal)
+}
+
+/// Refuse a read-only session before anything is issued.
+pub fn ensure_may_delete(server: &Server) -> anyhow::Result<()> {
+    if server.capabilities.readonly {
+        return fail(
+            ErrorCode::PermissionDenied,
+            format!(
+                "user {:?} is read-only on this server (setting readonly != 0) and may not run ALTER TABLE ... DELETE; nothing was issued",
+                server.config.user
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Journal a prepared request durably, then issue, track and verify it.
+pub async fn execute(
+    server: &Server,
+    state: &StateDir,
+    mut journal: RequestJournal,
+    mode: ForgetMode,
+    report: &mut ForgetReport,
+    observer: &mut dyn TrackObserver,
+) -> anyhow::Result<()> {
+    ensure_may_delete(server)?;
+    journal.record_step(
+        "stitched",
+        format!("{} anonymous ids", journal.stitched.len()),
+    );
+    journal.record_step(
+        "planned",
+        format!("{} statements", journal.plan.targets.len()),
+    );
+    state.save(&journal)?;
+    report.journal = Some(
+        state
+            .journal_path(&journal.request_id)?
+            .display()
+            .to_string(),
+    );
+    run_journaled(server, state, &mut journal, mode, report, observer).await
+}
+
+/// Issue, track and verify a journaled request: the part `resume` repeats.
+pub async fn run_journaled(
+    server: &Server,
+    state: &StateDir,
+    journal: &mut RequestJournal,
+    mode: ForgetMode,
+    report: &mut ForgetReport,
+    observer: &mut dyn TrackObserver,
+) -> anyhow::Result<()> {
+    journal.status = RequestStatus::Issuing;
+    state.save(journal)?;
+    let targets = journal.plan.targets.clone();
+    for (index, target) in targets.iter().enumerate() {
+        journal.record_step("issuing", target.marker.clone());
+        state.save(journal)?;
+        let issued = mutate::issue(server, target).await;
+        let (row, how) = match issued {
+            Ok(found) => found,
+            Err(error) => {
+                journal.status = RequestStatus::Failed;
+                journal.record_step("issue_failed", format!("{error:#}"));
+                state.save(journal)?;
+                fill_mutations(report, journal);
+                return Err(error);
+            }
+        };
+        let entry = &mut journal.mutations[index];
+        entry.mutation_id = Some(row.mutation_id.clone());
+        entry.issued_at.get_or_insert_with(now_rfc3339);
+        let detail = match how {
+            mutate::Issued::Now => format!("{} -> {}", target.marker, row.mutation_id),
+            mutate::Issued::Earlier => {
+                format!("{} -> {} (issued earlier)", target.marker, row.mutation_id)
+            }
+        };
+        journal.record_step("issued", detail);
+        state.save(journal)?;
+    }
+    journal.status = RequestStatus::Queued;
+    state.save(journal)?;
+    report.status = ReportStatus::Queued;
+    fill_mutations(report, journal);
+    if !mode.wait {
+        return Ok(());
+    }
+
+    let keys: Vec<MutationKey> = journal
+        .plan
+        .targets
+        .iter()
+        .zip(&journal.mutations)
+        .filter_map(|(target, mutation)| {
+            mutation.mutation_id.as_ref().map(|id| MutationKey {
+                database: target.database.clone(),
+                table: target.table.clone(),
+                mutation_id: id.clone(),
+            })
+        })
+        .collect();
+    let tracked = track::track(server, &keys, mode.track, observer).await?;
+    for (key, mutation_state) in &tracked.states {
+        for (mutation, report_entry) in journal
+            .mutations
+            .iter_mut()
+            .zip(report.mutations.iter_mut())
+        {
+            if mutation.mutation_id.as_deref() == Some(key.mutation_id.as_str())
+                && report_entry.table == key.table
+            {
+                mutation.is_done = *mutation_state == track::MutationState::Done;
+                report_entry.is_done = mutation.is_done;
+                report_entry.state = mutation_state.label().to_string();
+            }
+        }
+    }
+    match tracked.outcome {
+        TrackOutcome::AllDone => {}
+        TrackOutcome::Failed => {
+            let reasons: Vec<String> = tracked
+                .states
+                .iter()
+                .filter(|(_, s)| **s != track::MutationState::Done)
+                .map(|(key, s)| match s {
+                    track::MutationState::Failed { reason, .. } => {
+                        format!("{key}: failed: {reason}")
+                    }
+                    track::MutationState::Killed { .. } => format!("{key}: killed"),
+                    other => format!("{key}: {}", other.label()),
+                })
+                .collect();
+            journal.status = RequestStatus::Failed;
+            journal.record_step("failed", reasons.join("; "));
+            state.save(journal)?;
+            return fail(
+                ErrorCode::ForgetFailed,
+                format!(
+                    "mutation did not complete: {}. Rows may remain; retry with `chforget resume {}`",
+                    reasons.join("; "),
+                    journal.request_id
+                ),
+            );
+        }
+        TrackOutcome::TimedOut | TrackOutcome::Interrupted => {
+            journal.record_step(
+                if tracked.outcome == TrackOutcome::TimedOut {
+                    "timeout"
+                } else {
+                    "interrupted"
+                },
+                "mutations keep running on the server",
+            );
+            state.save(journal)?;
+            let ids: Vec<String> = keys.iter().map(|k| k.mutation_id.clone()).collect();
+            let what = if tracked.outcome == TrackOutcome::TimedOut {
+                "timed out waiting for"
+            } else {
+                "stopped watching"
+            };
+            return Err(Failure::new(
+                tracked.outcome.error_code().unwrap_or(ErrorCode::Timeout),
+                format!(
+                    "{what} the mutations; they keep running on the server. Watch them with `chforget mutations watch {} --table {}` or finish the request with `chforget resume {}`",
+                    ids.join(" "),
+                    keys.first().map_or("events", |k| k.table.as_str()),
+                    journal.request_id
+                ),
+            )
+            .into());
+        }
+    }
+
+    journal.record_step("mutations_done", "all mutations done");
+    let rows_after = verify::count_all(server, &journal.plan.targets).await?;
+    fill_rows(report, journal, Some(&rows_after));
+    let remaining: u64 = rows_after.iter().sum();
+    report.verified = Some(remaining == 0);
+    if remaining > 0 {
+        journal.status = RequestStatus::Failed;
+        journal.record_step("verify_failed", format!("{remaining} targeted rows remain"));
+        state.save(journal)?;
+        return fail(
+            ErrorCode::ForgetFailed,
+            format!(
+                "the mutations are done but {remaining} targeted rows remain (rows inserted after a mutation was created survive it); run the forget again to delete them"
+            ),
+        );
+    }
+    journal.status = RequestStatus::Completed;
+    journal.record_step("verified", "no targeted row remains");
+    state.save(journal)?;
+    report.status = ReportStatus::Completed;
+    Ok(())
+}
+
+/// Fill the report from a journal (for `resume`): stitched ids, statements,
+/// mutations and the row counts known so far.
+pub fn describe_journal(report: &mut ForgetReport, journal: &RequestJournal) {
+    report.set_stitched(&journal.stitched);
+    report.statements = journal
+        .plan
+        .targets
+        .iter()
+        .map(|t| t.delete_statement())
+        .collect();
+    if report.mutations.is_empty() {
+        fill_mutations(report, journal);
+    }
+    if report.rows.is_empty() {
+        fill_rows(report, journal, None);
+    }
+}
+
+fn fill_mutations(report: &mut ForgetReport, journal: &RequestJournal) {
+    report.mutations = journal
+        .plan
+        .targets
+        .iter()
+        .zip(&journal.mutations)
+        .map(|(target, mutation)| MutationReport {
+            table: target.table.clone(),
+            mutation_id: mutation.mutation_id.clone(),
+            kind: target.kind,
+            is_done: mutation.is_done,
+            state: if mutation.mutation_id.is_some() {
+                "issued"
+            } else {
+                "not_issued"
+            }
+            .to_string(),
+            marker: target.marker.clone(),
+        })
+        .collect();
+}
+
+/// Row counts per target kind: before from the journal, after when verified.
+fn fill_rows(report: &mut ForgetReport, journal: &RequestJournal, after: Option<&[u64]>) {
+    report.rows.clear();
+    for (index, (target, before)) in journal
+        .plan
+        .targets
+        .iter()
+        .zip(&journal.rows_before)
+        .enumerate()
+    {
+        let counts = report.rows.entry(target.kind).or_default();
+        counts.before += before;
+        if let Some(after) = after {
+            counts.after = Some(counts.after.unwrap_or(0) + after.get(index).copied().unwrap_or(0));
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Typed access to `system.mutations`: one query shape for every server
+//! version, used by the forget flow, the tracker and `chforget mutations`.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::connection::Server;
+use crate::sql::{QualifiedTable, render, string_literal};
+
+const MUTATIONS_SQL: &str = include_str!("../sql/mutations.sql");
+
+/// One row of `system.mutations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Row)]
+pub struct MutationRow {
+    pub database: String,
+    pub table: String,
+    pub mutation_id: String,
+    pub command: String,
+    /// Unix seconds.
+    pub create_time: u32,
+    pub parts_to_do: i64,
+    pub is_done: u8,
+    pub is_killed: u8,
+    pub latest_fail_reason: String,
+    pub latest_failed_part: String,
+}
+
+/// Identifies a mutation: its id is unique only within its table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MutationKey {
+    pub database: String,
+    pub table: String,
+    pub mutation_id: String,
+}
+
+impl MutationRow {
+    pub fn key(&self) -> MutationKey {
+        MutationKey {
+            database: self.database.clone(),
+            table: self.table.clone(),
+            mutation_id: self.mutation_id.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for MutationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{} {}", self.database, self.table, self.mutation_id)
+    }
+}
+
+/// Which mutations to read.
+#[derive(Debug, Clone, Default)]
+pub struct MutationFilter {
+    pub database: Option<String>,
+    pub table: Option<String>,
+    /// Exact ids (any table matching the other fields).
+    pub mutation_ids: Vec<String>,
+    /// Exact mutations, possibly across tables (matched per key after the
+    /// query, which narrows by database, table and id lists).
+    pub keys: Vec<MutationKey>,
+    /// Substring of the server's (normalised) command text.
+    pub command_contains: Option<String>,
+    pub unfinished_only: bool,
+}
+
+impl MutationFilter {
+    pub fn for_table(table: &QualifiedTable) -> Self {
+        MutationFilter {
+            database: Some(table.database.as_str().to_string()),
+            table: Some(table.table.as_str().to_string()),
+            ..MutationFilter::default()
+        }
+    }
+
+    fn to_sql(&self) -> String {
+        let mut conditions = vec!["1".to_string()];
+        if let Some(database) = &self.database {
+            conditions.push(format!("database = {}", string_literal(database)));
+        }
+        if let Some(table) = &self.table {
+            conditions.push(format!("table = {}", string_literal(table)));
+        }
+        if !self.mutation_ids.is_empty() {
+            let ids: Vec<String> = self
+                .mutation_ids
+                .iter()
+                .map(|id| string_literal(id))
+                .collect();
+            conditions.push(format!("mutation_id IN ({})", ids.join(", ")));
+        }
+        if !self.keys.is_empty() {
+            let list = |values: Vec<&str>| {
+                let mut values: Vec<String> = values.into_iter().map(string_literal).collect();
+                values.sort();
+                values.dedup();
+                values.join(", ")
+            };
+            conditions.push(format!(
+                "database IN ({}) AND table IN ({}) AND mutation_id IN ({})",
+                list(self.keys.iter().map(|k| k.database.as_str()).collect()),
+                list(self.keys.iter().map(|k| k.table.as_str()).collect()),
+                list(self.keys.iter().map(|k| k.mutation_id.as_str()).collect()),
+            ));
+        }
+        if let Some(text) = &self.command_contains {
+            conditions.push(format!("position(command, {}) > 0", string_literal(text)));
+        }
+        if self.unfinished_only {
+            conditions.push("is_done = 0".to_string());
+        }
+        conditions.join(" AND ")
+    }
+}
+
+/// The query for `filter`, with the columns this server has.
+pub fn mutations_sql(server: &Server, filter: &MutationFilter) -> anyhow::Result<String> {
+    let caps = &server.capabilities;
+    let is_killed = if caps.mutation_is_killed {
+        "toUInt8(is_killed)"
+    } else {
+        "toUInt8(0)"
+    };
+    let (reason, part) = if caps.mutation_fail_reason {
+        (
+            "toString(latest_fail_reason)",
+            "toString(latest_failed_part)",
+        )
+    } else {
+        ("''", "''")
+    };
+    render(
+        MUTATIONS_SQL,
+        &[
+            ("is_killed", is_killed),
+            ("latest_fail_reason", reason),
+            ("latest_failed_part", part),
+            ("filter", &filter.to_sql()),
+        ],
+    )
+}
+
+pub async fn list(server: &Server, filter: &MutationFilter) -> anyhow::Result<Vec<MutationRow>> {
+    let sql = mutations_sql(server, filter)?;
+    let rows: Vec<MutationRow> = server.fetch(&sql, "reading system.mutations").await?;
+    if filter.keys.is_empty() {
+        return Ok(rows);
+    }
+    Ok(rows
+        .into_iter()
+        .filter(|row| filter.keys.contains(&row.key()))
+        .collect())
+}

@@ -1,0 +1,89 @@
+//! Rendering: JSON is its own renderer (one document on stdout, parsed by
+//! scripts and tests), human output is plain tables on stdout. Status lines go
+//! to stderr, and only when stderr is a terminal.
+
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+/// Print one JSON document on stdout.
+pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Print one compact JSON line on stdout (for streams of events).
+pub fn print_json_line<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string(value)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// A table with a header row, rendered for stdout.
+pub fn table<I, R>(header: &[&str], rows: I) -> String
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator<Item = String>,
+{
+    let mut builder = Builder::default();
+    builder.push_record(header.iter().map(|h| (*h).to_string()));
+    for row in rows {
+        builder.push_record(row);
+    }
+    builder.build().with(Style::sharp()).to_string()
+}
+
+/// `key  value` lines, aligned.
+pub fn fields(pairs: &[(&str, String)]) -> String {
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .collect()
+}
+
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// A status line on stderr, only for a person watching a terminal.
+pub fn status(message: impl AsRef<str>) {
+    if stderr_is_terminal() {
+        eprintln!("{}", message.as_ref());
+    }
+}
+
+/// Shorten `text` to `max` characters for a terminal column.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+/// Seconds since the Unix epoch, as `YYYY-MM-DD HH:MM:SS` UTC.
+pub fn unix_time(seconds: u32) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(seconds));
+    humantime::format_rfc3339_seconds(time)
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
+}
+
+/// Age of a Unix timestamp, rounded for people (`3m 12s`).
+pub fn age(seconds: u32) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let age = now.saturating_sub(u64::from(seconds));
+    humantime::format_duration(std::time::Duration::from_secs(age)).to_string()
+}

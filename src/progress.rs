@@ -1,0 +1,235 @@
+//! Tracker observers: a redrawn progress display for terminals, one line per
+//! change for logs, JSON lines for scripts. All but the JSON one write to
+//! stderr.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::mutations::{MutationKey, MutationRow};
+use crate::output;
+use crate::track::{Diagnosis, MutationState, TrackObserver};
+
+/// Progress bars of parts_to_do, redrawn in place on a terminal.
+pub struct TerminalBars {
+    started: Instant,
+    most_parts: BTreeMap<MutationKey, i64>,
+    drawn_lines: usize,
+}
+
+impl TerminalBars {
+    pub fn new() -> Self {
+        TerminalBars {
+            started: Instant::now(),
+            most_parts: BTreeMap::new(),
+            drawn_lines: 0,
+        }
+    }
+
+    fn bar(done_fraction: f64) -> String {
+        let width = 24;
+        let filled = ((done_fraction.clamp(0.0, 1.0)) * width as f64).round() as usize;
+        format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+    }
+}
+
+impl Default for TerminalBars {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TrackObserver for TerminalBars {
+    fn changed(&mut self, _: &MutationKey, _: &MutationState, _: Option<&MutationRow>) {}
+
+    fn polled(&mut self, states: &BTreeMap<MutationKey, MutationState>) {
+        let mut stderr = std::io::stderr().lock();
+        if self.drawn_lines > 0 {
+            let _ = write!(stderr, "\x1b[{}A", self.drawn_lines);
+        }
+        let elapsed =
+            humantime::format_duration(Duration::from_secs(self.started.elapsed().as_secs()));
+        for (key, state) in states {
+            let (fraction, detail) = match state {
+                MutationState::Running { parts_to_do } => {
+                    let most = self.most_parts.entry(key.clone()).or_insert(*parts_to_do);
+                    *most = (*most).max(*parts_to_do);
+                    let fraction = if *most > 0 {
+                        1.0 - (*parts_to_do as f64 / *most as f64)
+                    } else {
+                        0.0
+                    };
+                    (fraction, format!("{parts_to_do} parts to do"))
+                }
+                MutationState::Done => (1.0, "done".to_string()),
+                other => (0.0, other.label().to_string()),
+            };
+            let _ = writeln!(
+                stderr,
+                "\x1b[2K{} {} {} {detail} ({elapsed})",
+                key.table,
+                key.mutation_id,
+                Self::bar(fraction)
+            );
+        }
+        self.drawn_lines = states.len();
+        let _ = stderr.flush();
+    }
+
+    fn stuck(
+        &mut self,
+        key: &MutationKey,
+        stalled: Duration,
+        row: &MutationRow,
+        diagnosis: Option<&Diagnosis>,
+    ) {
+        eprintln!("{}", stuck_message(key, stalled, row, diagnosis));
+        self.drawn_lines = 0;
+    }
+
+    fn retrying(&mut self, error: &anyhow::Error, wait: Duration) {
+        eprintln!("{}", retry_message(error, wait));
+        self.drawn_lines = 0;
+    }
+}
+
+/// One line per state change on stderr, for logs and non-terminals.
+pub struct ChangeLines;
+
+impl TrackObserver for ChangeLines {
+    fn changed(&mut self, key: &MutationKey, state: &MutationState, _: Option<&MutationRow>) {
+        eprintln!("{} {}", key, describe(state));
+    }
+    fn stuck(
+        &mut self,
+        key: &MutationKey,
+        stalled: Duration,
+        row: &MutationRow,
+        diagnosis: Option<&Diagnosis>,
+    ) {
+        eprintln!("{}", stuck_message(key, stalled, row, diagnosis));
+    }
+    fn retrying(&mut self, error: &anyhow::Error, wait: Duration) {
+        eprintln!("{}", retry_message(error, wait));
+    }
+}
+
+#[derive(Serialize)]
+struct ChangeEvent<'a> {
+    event: &'static str,
+    at: String,
+    database: &'a str,
+    table: &'a str,
+    mutation_id: &'a str,
+    #[serde(flatten)]
+    state: &'a MutationState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis: Option<&'a Diagnosis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stalled_seconds: Option<u64>,
+}
+
+/// JSON lines on stdout: one per state change (and stuck report).
+pub struct JsonLines;
+
+impl TrackObserver for JsonLines {
+    fn changed(&mut self, key: &MutationKey, state: &MutationState, _: Option<&MutationRow>) {
+        let event = ChangeEvent {
+            event: "state",
+            at: crate::journal::now_rfc3339(),
+            database: &key.database,
+            table: &key.table,
+            mutation_id: &key.mutation_id,
+            state,
+            diagnosis: None,
+            stalled_seconds: None,
+        };
+        let _ = output::print_json_line(&event);
+    }
+    fn stuck(
+        &mut self,
+        key: &MutationKey,
+        stalled: Duration,
+        row: &MutationRow,
+        diagnosis: Option<&Diagnosis>,
+    ) {
+        let state = MutationState::Running {
+            parts_to_do: row.parts_to_do,
+        };
+        let event = ChangeEvent {
+            event: "stuck",
+            at: crate::journal::now_rfc3339(),
+            database: &key.database,
+            table: &key.table,
+            mutation_id: &key.mutation_id,
+            state: &state,
+            diagnosis,
+            stalled_seconds: Some(stalled.as_secs()),
+        };
+        let _ = output::print_json_line(&event);
+    }
+    fn retrying(&mut self, error: &anyhow::Error, wait: Duration) {
+        eprintln!("{}", retry_message(error, wait));
+    }
+}
+
+fn describe(state: &MutationState) -> String {
+    match state {
+        MutationState::Running { parts_to_do } => format!("running, {parts_to_do} parts to do"),
+        MutationState::Failed { reason, failed_part } => {
+            format!("failed on part {failed_part:?}: {reason}")
+        }
+        MutationState::Killed { .. } => "killed".to_string(),
+        MutationState::Vanished => {
+            "vanished from system.mutations (pruned or table dropped): its outcome is unknown, check the rows".to_string()
+        }
+        other => other.label().to_string(),
+    }
+}
+
+fn stuck_message(
+    key: &MutationKey,
+    stalled: Duration,
+    row: &MutationRow,
+    diagnosis: Option<&Diagnosis>,
+) -> String {
+    let mut message = format!(
+        "{key} is stuck: {} parts to do, unchanged for {}",
+        row.parts_to_do,
+        humantime::format_duration(Duration::from_secs(stalled.as_secs()))
+    );
+    if !row.latest_fail_reason.is_empty() {
+        message.push_str(&format!(
+            "; latest failure on part {:?}: {}",
+            row.latest_failed_part, row.latest_fail_reason
+        ));
+    }
+    if let Some(d) = diagnosis {
+        message.push_str(&format!(
+            "; {} merges running on the table; {} unfinished mutations queued before it",
+            d.merges_running, d.queued_before
+        ));
+    }
+    message.push_str(" (still waiting; the mutation is not stopped)");
+    message
+}
+
+fn retry_message(error: &anyhow::Error, wait: Duration) -> String {
+    format!(
+        "lost contact with ClickHouse ({error:#}); retrying in {} — the mutations keep running on the server",
+        humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
+    )
+}
+
+/// The observer for a terminal or a log, as stderr allows.
+pub fn for_stderr(lines_when_not_terminal: bool) -> Box<dyn TrackObserver> {
+    if output::stderr_is_terminal() {
+        Box::new(TerminalBars::new())
+    } else if lines_when_not_terminal {
+        Box::new(ChangeLines)
+    } else {
+        Box::new(crate::track::Quiet)
+    }
+}

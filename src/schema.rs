@@ -1,0 +1,99 @@
+//! The tables chforget works on: creating the reference schema (`init`) and
+//! checking that the profile's tables and columns exist before anything runs.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::connection::Server;
+use crate::error::{ErrorCode, Failure};
+use crate::profile::Profile;
+use crate::sql::{Ident, statements, string_literal};
+
+const SCHEMA_SQL: &str = include_str!("../sql/schema.sql");
+
+#[derive(Debug, Clone, Row, Deserialize, Serialize)]
+pub struct ColumnRow {
+    pub table: String,
+    pub name: String,
+    pub r#type: String,
+}
+
+/// Create the reference tables (IF NOT EXISTS) in the configured database.
+/// Returns the statements run.
+pub async fn init(server: &Server, profile: &Profile) -> anyhow::Result<Vec<String>> {
+    let reference = Profile::default();
+    if profile.tables.events != reference.tables.events
+        || profile.tables.daily_rollup != reference.tables.daily_rollup
+        || profile.tables.sessions != reference.tables.sessions
+    {
+        return Err(Failure::new(
+            ErrorCode::InvalidPayload,
+            "init creates the reference schema (events, daily_rollup, sessions); a profile with other table names describes tables that already exist",
+        )
+        .into());
+    }
+    let mut run = Vec::new();
+    for statement in statements(SCHEMA_SQL) {
+        server
+            .execute(
+                &statement,
+                "creating the reference schema",
+                ErrorCode::ServerError,
+            )
+            .await?;
+        run.push(statement);
+    }
+    Ok(run)
+}
+
+/// Columns of the profile's tables, as the server has them.
+pub async fn columns(server: &Server, tables: &[&Ident]) -> anyhow::Result<Vec<ColumnRow>> {
+    let names: Vec<String> = tables.iter().map(|t| string_literal(t.as_str())).collect();
+    let sql = format!(
+        "SELECT table, name, type FROM system.columns WHERE database = {} AND table IN ({}) ORDER BY table, name",
+        string_literal(server.database().as_str()),
+        names.join(", ")
+    );
+    server.fetch(&sql, "reading the table definitions").await
+}
+
+/// Fail with `schema_mismatch`, naming the first missing table or column of
+/// `events` (the table a forget deletes from).
+pub async fn check_events_table(server: &Server, profile: &Profile) -> anyhow::Result<()> {
+    let events = &profile.tables.events;
+    let found = columns(server, &[events]).await?;
+    check_columns(server, events, &profile.event_columns(), &found)
+}
+
+pub fn check_columns(
+    server: &Server,
+    table: &Ident,
+    wanted: &[&Ident],
+    found: &[ColumnRow],
+) -> anyhow::Result<()> {
+    let qualified = server.table(table);
+    if !found.iter().any(|c| c.table == table.as_str()) {
+        return Err(Failure::new(
+            ErrorCode::SchemaMismatch,
+            format!(
+                "table {qualified} does not exist; create the reference schema with `chforget init` or point --config at a profile naming your tables"
+            ),
+        )
+        .into());
+    }
+    for column in wanted {
+        if !found
+            .iter()
+            .any(|c| c.table == table.as_str() && c.name == column.as_str())
+        {
+            return Err(Failure::new(
+                ErrorCode::SchemaMismatch,
+                format!(
+                    "table {qualified} has no column {column}; name the right column in the profile (--config)"
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
