@@ -2,7 +2,7 @@
 -- mutations queued before it that are not done (a table's mutations run one
 -- after another).
 SELECT
-    toUInt64((SELECT count() FROM system.merges WHERE database = {database} AND table = {table})) AS merges_running,
+    toUInt64(ifNull((SELECT count() FROM system.merges WHERE database = {database} AND table = {table}), 0)) AS merges_running,
     toUInt64(count()) AS queued_before
 FROM system.mutations
 WHERE database = {database}

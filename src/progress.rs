@@ -83,7 +83,7 @@ impl TrackObserver for TerminalBars {
         key: &MutationKey,
         stalled: Duration,
         row: &MutationRow,
-        diagnosis: Option<&Diagnosis>,
+        diagnosis: &Result<Diagnosis, String>,
     ) {
         eprintln!("{}", stuck_message(key, stalled, row, diagnosis));
         self.drawn_lines = 0;
@@ -107,7 +107,7 @@ impl TrackObserver for ChangeLines {
         key: &MutationKey,
         stalled: Duration,
         row: &MutationRow,
-        diagnosis: Option<&Diagnosis>,
+        diagnosis: &Result<Diagnosis, String>,
     ) {
         eprintln!("{}", stuck_message(key, stalled, row, diagnosis));
     }
@@ -153,7 +153,7 @@ impl TrackObserver for JsonLines {
         key: &MutationKey,
         stalled: Duration,
         row: &MutationRow,
-        diagnosis: Option<&Diagnosis>,
+        diagnosis: &Result<Diagnosis, String>,
     ) {
         let state = MutationState::Running {
             parts_to_do: row.parts_to_do,
@@ -165,7 +165,7 @@ impl TrackObserver for JsonLines {
             table: &key.table,
             mutation_id: &key.mutation_id,
             state: &state,
-            diagnosis,
+            diagnosis: diagnosis.as_ref().ok(),
             stalled_seconds: Some(stalled.as_secs()),
         };
         let _ = output::print_json_line(&event);
@@ -193,12 +193,14 @@ fn stuck_message(
     key: &MutationKey,
     stalled: Duration,
     row: &MutationRow,
-    diagnosis: Option<&Diagnosis>,
+    diagnosis: &Result<Diagnosis, String>,
 ) -> String {
     let mut message = format!(
         "{key} is stuck: {} parts to do, unchanged for {}",
         row.parts_to_do,
-        humantime::format_duration(Duration::from_secs(stalled.as_secs()))
+        humantime::format_duration(Duration::from_millis(
+            u64::try_from(stalled.as_millis() / 100 * 100).unwrap_or(u64::MAX)
+        ))
     );
     if !row.latest_fail_reason.is_empty() {
         message.push_str(&format!(
@@ -206,11 +208,12 @@ fn stuck_message(
             row.latest_failed_part, row.latest_fail_reason
         ));
     }
-    if let Some(d) = diagnosis {
-        message.push_str(&format!(
+    match diagnosis {
+        Ok(d) => message.push_str(&format!(
             "; {} merges running on the table; {} unfinished mutations queued before it",
             d.merges_running, d.queued_before
-        ));
+        )),
+        Err(error) => message.push_str(&format!("; no diagnosis: {error}")),
     }
     message.push_str(" (still waiting; the mutation is not stopped)");
     message

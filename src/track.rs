@@ -141,7 +141,7 @@ pub trait TrackObserver {
         _key: &MutationKey,
         _stalled: Duration,
         _row: &MutationRow,
-        _diagnosis: Option<&Diagnosis>,
+        _diagnosis: &Result<Diagnosis, String>,
     ) {
     }
     /// A poll failed to reach the server; the next one comes after `wait`.
@@ -231,8 +231,9 @@ pub async fn track(
                             && entry.since.elapsed() >= options.stuck_after
                         {
                             entry.reported_stuck = true;
-                            let diagnosis = diagnose(server, row).await.ok();
-                            observer.stuck(key, entry.since.elapsed(), row, diagnosis.as_ref());
+                            let diagnosis =
+                                diagnose(server, row).await.map_err(|e| format!("{e:#}"));
+                            observer.stuck(key, entry.since.elapsed(), row, &diagnosis);
                         }
                     }
                 }

@@ -1,0 +1,474 @@
+//! Test harness: a fresh database per test on the server of `CLICKHOUSE_URL`,
+//! the chforget binary run as a user would, and the fixtures that prove the
+//! cardinal rule (counts and checksums of every row that must survive).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+pub const READONLY_USER: (&str, &str) = ("readonly_user", "readonly-pass");
+pub const PASSWORD_USER: (&str, &str) = ("password_user", "password-pass");
+
+/// Which engine the suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Debian's clickhouse-server 18.16.
+    Legacy,
+    /// chdb-core 26.x behind scripts/chdb-front.
+    Current,
+}
+
+pub fn server_url() -> String {
+    std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| {
+        panic!("CLICKHOUSE_URL is not set: start a server with `scripts/clickhouse-dev up --engine current` and export the URL it prints (or run scripts/test)")
+    })
+}
+
+pub fn engine() -> Engine {
+    match std::env::var("CHFORGET_TEST_ENGINE").as_deref() {
+        Ok("legacy") => Engine::Legacy,
+        Ok("current") => Engine::Current,
+        other => panic!("CHFORGET_TEST_ENGINE must be legacy or current, got {other:?}"),
+    }
+}
+
+/// A client for the server, with typed-row validation only where the server
+/// has RowBinaryWithNamesAndTypes.
+pub fn client(url: &str) -> clickhouse::Client {
+    clickhouse::Client::default()
+        .with_url(url)
+        .with_validation(engine() == Engine::Current)
+}
+
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+    pub client: clickhouse::Client,
+    pub state_dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    /// A fresh, empty database named after the test.
+    pub async fn new(test_name: &str) -> Self {
+        let url = server_url();
+        let name = format!("chforget_test_{test_name}");
+        let admin = client(&url);
+        admin
+            .query_raw(&format!("DROP DATABASE IF EXISTS `{name}`"))
+            .execute()
+            .await
+            .expect("drop test database");
+        admin
+            .query_raw(&format!("CREATE DATABASE `{name}`"))
+            .execute()
+            .await
+            .expect("create test database");
+        TestDb {
+            client: client(&url).with_database(&name),
+            url,
+            name,
+            state_dir: tempfile::tempdir().expect("state dir"),
+        }
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        self.client
+            .query_raw(sql)
+            .execute()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub async fn count(&self, sql: &str) -> u64 {
+        self.client
+            .query_raw(sql)
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub fn state_path(&self) -> &Path {
+        self.state_dir.path()
+    }
+
+    /// The chforget binary with this database and state directory, and no
+    /// inherited CLICKHOUSE_* / CHFORGET_* settings.
+    pub fn chforget(&self) -> Command {
+        let mut command = bare_chforget();
+        command
+            .env("CLICKHOUSE_URL", &self.url)
+            .env("CLICKHOUSE_DATABASE", &self.name)
+            .env("CHFORGET_STATE_DIR", self.state_path());
+        command
+    }
+
+    /// `chforget init` and the standard fixture.
+    pub async fn seed(&self) {
+        let init = run(self.chforget().arg("init"));
+        assert_eq!(init.code, 0, "init failed: {}", init.stderr);
+        insert_events(&self.client, &fixture_events()).await;
+    }
+
+    /// Mutations of this database's tables.
+    pub async fn mutation_count(&self) -> u64 {
+        self.count(&format!(
+            "SELECT count() FROM system.mutations WHERE database = '{}'",
+            self.name
+        ))
+        .await
+    }
+
+    /// (rows, checksum) of the events matching `condition`.
+    pub async fn fingerprint(&self, condition: &str) -> (u64, u64) {
+        let sql = format!(
+            "SELECT toUInt64(count()), toUInt64(sum(cityHash64(project_id, ifNull(user_id, '<null>'), isNull(user_id), \
+             anonymous_id, session_id, event, url, ip_hash, ts))) FROM events WHERE {condition}"
+        );
+        self.client
+            .query_raw(&sql)
+            .fetch_one::<(u64, u64)>()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+/// The chforget binary with a clean environment (no CLICKHOUSE_* leaking in).
+pub fn bare_chforget() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chforget"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().to_string();
+        if name.starts_with("CLICKHOUSE_") || name.starts_with("CHFORGET_") {
+            command.env_remove(&name);
+        }
+    }
+    command.env("COLUMNS", "100").stdin(Stdio::null());
+    command
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+pub fn run(command: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("run chforget");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).to_string(),
+        stderr: String::from_utf8_lossy(&stderr).to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct EventRow {
+    pub project_id: String,
+    pub user_id: Option<String>,
+    pub anonymous_id: String,
+    pub session_id: String,
+    pub event: String,
+    /// Tags what the row is in the fixture (see [`fixture_events`]).
+    pub url: String,
+    pub ip_hash: String,
+    pub ts: u32,
+}
+
+pub async fn insert_events(client: &clickhouse::Client, rows: &[EventRow]) {
+    let mut insert = client.insert::<EventRow>("events").await.expect("insert");
+    for row in rows {
+        insert.write(row).await.expect("write row");
+    }
+    insert.end().await.expect("end insert");
+}
+
+/// 2026-11-01 00:00:00 UTC.
+pub const NOV_2026: u32 = 1_793_491_200;
+/// 2026-10-01 00:00:00 UTC.
+pub const OCT_2026: u32 = 1_790_812_800;
+
+#[allow(clippy::too_many_arguments)]
+pub fn event(
+    project: &str,
+    user: Option<&str>,
+    anonymous: &str,
+    session: &str,
+    event: &str,
+    tag: &str,
+    ip: &str,
+    ts: u32,
+) -> EventRow {
+    EventRow {
+        project_id: project.into(),
+        user_id: user.map(Into::into),
+        anonymous_id: anonymous.into(),
+        session_id: session.into(),
+        event: event.into(),
+        url: tag.into(),
+        ip_hash: ip.into(),
+        ts,
+    }
+}
+
+/// The standard fixture around user `u1` of project `p1`. The `url` column
+/// tags each row:
+/// - `target-user`: u1's rows in p1 (deleted by every forget of u1 in p1);
+/// - `target-anon`: NULL user_id rows of anonymous ids stitched to u1 in p1
+///   (deleted with --anonymous);
+/// - `target-shared`: other users' rows on an anonymous id u1 shared (deleted
+///   only with --include-shared);
+/// - `keep-*`: everything else, which no forget of u1 in p1 may touch: other
+///   users, never-stitched anonymous ids, NULL user_id rows of other projects
+///   (what a `user_id = 'u1'` predicate deletes on 18.16), u1 in other
+///   projects, the same ip_hash, empty anonymous ids.
+pub fn fixture_events() -> Vec<EventRow> {
+    let mut rows = Vec::new();
+    for (i, ts) in [OCT_2026 + 3600, NOV_2026 + 7200, NOV_2026 + 86_400 * 3]
+        .into_iter()
+        .enumerate()
+    {
+        let s = format!("s-u1-{i}");
+        rows.push(event(
+            "p1",
+            Some("u1"),
+            "a1",
+            &s,
+            "pageview",
+            "target-user",
+            "ip-u1",
+            ts,
+        ));
+        rows.push(event(
+            "p1",
+            Some("u1"),
+            "a2",
+            &s,
+            "click",
+            "target-user",
+            "ip-u1",
+            ts + 60,
+        ));
+        rows.push(event(
+            "p1",
+            None,
+            "a1",
+            &s,
+            "pageview",
+            "target-anon",
+            "ip-u1",
+            ts - 60,
+        ));
+        rows.push(event(
+            "p1",
+            None,
+            "a2",
+            "s-a2",
+            "pageview",
+            "target-anon",
+            "ip-u1",
+            ts + 5,
+        ));
+    }
+    // A device shared with u2.
+    rows.push(event(
+        "p1",
+        Some("u1"),
+        "shared",
+        "s-sh-1",
+        "pageview",
+        "target-user",
+        "ip-u1",
+        NOV_2026 + 100,
+    ));
+    rows.push(event(
+        "p1",
+        Some("u2"),
+        "shared",
+        "s-sh-2",
+        "pageview",
+        "target-shared",
+        "ip-u2",
+        NOV_2026 + 200,
+    ));
+    rows.push(event(
+        "p1",
+        None,
+        "shared",
+        "s-sh-0",
+        "pageview",
+        "target-anon",
+        "ip-u2",
+        NOV_2026 + 50,
+    ));
+    // u1 with an empty anonymous id: its row goes, the empty id is never stitched.
+    rows.push(event(
+        "p1",
+        Some("u1"),
+        "",
+        "s-empty",
+        "pageview",
+        "target-user",
+        "ip-u1",
+        NOV_2026 + 300,
+    ));
+    rows.push(event(
+        "p1",
+        None,
+        "",
+        "s-empty-2",
+        "pageview",
+        "keep-empty-anon",
+        "ip-x",
+        NOV_2026 + 310,
+    ));
+    // Other users and never-stitched anonymous ids of p1.
+    rows.push(event(
+        "p1",
+        Some("u2"),
+        "a3",
+        "s-u2",
+        "pageview",
+        "keep-other-user",
+        "ip-u2",
+        NOV_2026 + 400,
+    ));
+    rows.push(event(
+        "p1",
+        Some("u10"),
+        "a10",
+        "s-u10",
+        "click",
+        "keep-prefix-user",
+        "ip-u10",
+        NOV_2026 + 410,
+    ));
+    rows.push(event(
+        "p1",
+        None,
+        "a9",
+        "s-a9",
+        "pageview",
+        "keep-unstitched-anon",
+        "ip-u1",
+        NOV_2026 + 500,
+    ));
+    rows.push(event(
+        "p1",
+        Some("U1"),
+        "a11",
+        "s-U1",
+        "pageview",
+        "keep-case-user",
+        "ip-U1",
+        NOV_2026 + 510,
+    ));
+    // u1 and its anonymous ids in another project.
+    rows.push(event(
+        "p2",
+        Some("u1"),
+        "a1",
+        "s-p2",
+        "pageview",
+        "keep-other-project",
+        "ip-u1",
+        NOV_2026 + 600,
+    ));
+    rows.push(event(
+        "p2",
+        None,
+        "a1",
+        "s-p2",
+        "pageview",
+        "keep-other-project",
+        "ip-u1",
+        NOV_2026 + 610,
+    ));
+    rows.push(event(
+        "p2",
+        None,
+        "a2",
+        "s-p2b",
+        "pageview",
+        "keep-other-project",
+        "ip-u1",
+        OCT_2026 + 610,
+    ));
+    rows.push(event(
+        "p10",
+        Some("u1"),
+        "a1",
+        "s-p10",
+        "pageview",
+        "keep-prefix-project",
+        "ip-u1",
+        NOV_2026 + 620,
+    ));
+    // Hostile-looking ids of other users.
+    for (i, id) in ["'", "\\", "' OR 1=1 --", "u1' OR '1'='1", "José 日本 🚀"]
+        .into_iter()
+        .enumerate()
+    {
+        let s = format!("s-hostile-{i}");
+        rows.push(event(
+            "p1",
+            Some(id),
+            &format!("h-{i}"),
+            &s,
+            "pageview",
+            "keep-hostile",
+            "ip-h",
+            NOV_2026 + 700,
+        ));
+    }
+    // Volume: many partitions and projects of untouched rows, NULL user_ids
+    // among them.
+    for i in 0..3000u32 {
+        let project = format!("bulk-{}", i % 7);
+        let user = (i % 3 != 0).then(|| format!("bulk-user-{}", i % 50));
+        let ts = OCT_2026 - 86_400 * 40 + i * 1_200;
+        rows.push(event(
+            &project,
+            user.as_deref(),
+            &format!("bulk-anon-{}", i % 80),
+            &format!("bulk-s-{}", i % 400),
+            if i % 2 == 0 { "pageview" } else { "click" },
+            "keep-bulk",
+            "ip-bulk",
+            ts,
+        ));
+    }
+    rows
+}
+
+/// SQL condition of the rows a forget with these options must delete.
+pub fn deleted_condition(anonymous: bool, include_shared: bool) -> String {
+    let mut tags = vec!["'target-user'"];
+    if anonymous {
+        tags.push("'target-anon'");
+    }
+    if include_shared {
+        tags.push("'target-shared'");
+    }
+    format!("url IN ({})", tags.join(", "))
+}
+
+/// Path of a file in the repository.
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}

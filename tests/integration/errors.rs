@@ -1,0 +1,289 @@
+//! Failures: bad input changes nothing and is refused before connecting;
+//! credentials, permissions, an unreachable server and a schema that does not
+//! match each get their own code and exit status, in JSON too.
+
+use crate::common::{PASSWORD_USER, READONLY_USER, TestDb, bare_chforget, run};
+
+/// A URL where nothing listens: a port bound and released at once.
+fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn bad_ids_are_invalid_payload_and_nothing_is_sent() {
+    let db = TestDb::new("bad_ids_are_invalid_payload_and_nothing_is_sent").await;
+    db.seed().await;
+    let before = db.fingerprint("1").await;
+    let mutations_before = db.mutation_count().await;
+    let huge = "x".repeat(10 * 1024);
+    let cases: [(&str, &str); 7] = [
+        ("p1", ""),
+        ("p1", "   "),
+        ("p1", "u1\nDROP"),
+        ("p1", "u1\u{1b}[31m"),
+        ("p1", huge.as_str()),
+        ("", "u1"),
+        ("p\t1", "u1"),
+    ];
+    for (project, user) in cases {
+        for url in [db.url.clone(), dead_url()] {
+            let output = run(db.chforget().env("CLICKHOUSE_URL", &url).args([
+                "forget",
+                "--project",
+                project,
+                "--user",
+                user,
+                "--anonymous",
+                "--yes",
+                "--output",
+                "json",
+            ]));
+            assert_eq!(
+                output.code, 2,
+                "{project:?}/{user:?} at {url}: {}",
+                output.stderr
+            );
+            let report = output.json();
+            assert_eq!(report["error"]["code"], "invalid_payload", "{report:#}");
+            assert_eq!(report["status"], "failed");
+            assert!(
+                output.stderr.contains("invalid_payload"),
+                "{}",
+                output.stderr
+            );
+        }
+        let stitch = run(db
+            .chforget()
+            .args(["stitch", "--project", project, "--user", user]));
+        assert_eq!(stitch.code, 2, "stitch {project:?}/{user:?}");
+    }
+    assert_eq!(db.fingerprint("1").await, before);
+    assert_eq!(db.mutation_count().await, mutations_before);
+}
+
+#[tokio::test]
+async fn readonly_user_gets_permission_denied_and_no_mutation() {
+    let db = TestDb::new("readonly_user_gets_permission_denied_and_no_mutation").await;
+    db.seed().await;
+    let before = db.fingerprint("1").await;
+    let mutations_before = db.mutation_count().await;
+    let (user, password) = READONLY_USER;
+    let output = run(db
+        .chforget()
+        .env("CLICKHOUSE_USER", user)
+        .env("CLICKHOUSE_PASSWORD", password)
+        .args([
+            "forget",
+            "--project",
+            "p1",
+            "--user",
+            "u1",
+            "--anonymous",
+            "--yes",
+            "--output",
+            "json",
+        ]));
+    assert_eq!(output.code, 3, "{}", output.stderr);
+    let report = output.json();
+    assert_eq!(report["error"]["code"], "permission_denied", "{report:#}");
+    assert!(
+        !output.stderr.contains(password),
+        "password leaked: {}",
+        output.stderr
+    );
+    assert!(!output.stdout.contains(password), "password leaked");
+    assert_eq!(db.mutation_count().await, mutations_before);
+    assert_eq!(db.fingerprint("1").await, before);
+
+    // A read-only user may still plan.
+    let plan = run(db
+        .chforget()
+        .env("CLICKHOUSE_USER", user)
+        .env("CLICKHOUSE_PASSWORD", password)
+        .args([
+            "forget",
+            "--project",
+            "p1",
+            "--user",
+            "u1",
+            "--dry-run",
+            "--output",
+            "json",
+        ]));
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert_eq!(plan.json()["may_delete"], false);
+    let doctor = run(db
+        .chforget()
+        .env("CLICKHOUSE_USER", user)
+        .env("CLICKHOUSE_PASSWORD", password)
+        .args(["doctor", "--output", "json"]));
+    assert_eq!(doctor.code, 0, "{}", doctor.stderr);
+    assert_eq!(doctor.json()["may_delete"], false);
+}
+
+#[tokio::test]
+async fn wrong_password_is_invalid_credentials() {
+    let db = TestDb::new("wrong_password_is_invalid_credentials").await;
+    db.seed().await;
+    let (user, _) = PASSWORD_USER;
+    let secret = "not-the-password-4711";
+    let password_file = db.state_path().join("pw");
+    std::fs::write(&password_file, format!("{secret}\n")).expect("write password file");
+    for via_file in [false, true] {
+        let mut command = db.chforget();
+        command.env("CLICKHOUSE_USER", user);
+        if via_file {
+            command
+                .arg("forget")
+                .arg("--password-file")
+                .arg(&password_file);
+        } else {
+            command.env("CLICKHOUSE_PASSWORD", secret).arg("forget");
+        }
+        let output = run(command.args([
+            "--project",
+            "p1",
+            "--user",
+            "u1",
+            "--yes",
+            "--output",
+            "json",
+        ]));
+        assert_eq!(output.code, 3, "{}", output.stderr);
+        assert_eq!(output.json()["error"]["code"], "invalid_credentials");
+        assert!(
+            !output.stderr.contains(secret) && !output.stdout.contains(secret),
+            "password leaked"
+        );
+    }
+    // The right password works, from the file.
+    std::fs::write(&password_file, format!("{}\n", PASSWORD_USER.1)).expect("write password file");
+    let ok = run(db
+        .chforget()
+        .env("CLICKHOUSE_USER", user)
+        .arg("doctor")
+        .arg("--password-file")
+        .arg(&password_file));
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+}
+
+#[tokio::test]
+async fn unreachable_server_is_connection_failed() {
+    let url = dead_url();
+    for args in [
+        vec![
+            "forget",
+            "--project",
+            "p1",
+            "--user",
+            "u1",
+            "--yes",
+            "--output",
+            "json",
+        ],
+        vec!["doctor", "--output", "json"],
+    ] {
+        let state = tempfile::tempdir().expect("state");
+        let output = run(bare_chforget()
+            .env("CLICKHOUSE_URL", &url)
+            .env("CHFORGET_STATE_DIR", state.path())
+            .args(&args));
+        assert_eq!(output.code, 6, "{args:?}: {}", output.stderr);
+        assert!(
+            output.stderr.contains("connection_failed"),
+            "{}",
+            output.stderr
+        );
+        if args[0] == "forget" {
+            assert_eq!(output.json()["error"]["code"], "connection_failed");
+        }
+    }
+}
+
+#[tokio::test]
+async fn missing_table_or_column_is_schema_mismatch() {
+    let db = TestDb::new("missing_table_or_column_is_schema_mismatch").await;
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 7, "{}", output.stderr);
+    let message = output.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("events") && message.contains("does not exist"),
+        "{message}"
+    );
+
+    db.exec(
+        "CREATE TABLE events (project_id String, user_id Nullable(String), anonymous_id String, event String, ts DateTime) \
+         ENGINE = MergeTree ORDER BY (project_id, ts)",
+    )
+    .await;
+    let doctor = run(db.chforget().args(["doctor"]));
+    assert_eq!(doctor.code, 7, "{}", doctor.stderr);
+    assert!(doctor.stderr.contains("session_id"), "{}", doctor.stderr);
+}
+
+#[tokio::test]
+async fn doctor_reports_capabilities_of_the_engine() {
+    let db = TestDb::new("doctor_reports_capabilities_of_the_engine").await;
+    db.seed().await;
+    let output = run(db.chforget().args(["doctor", "--output", "json"]));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = output.json();
+    let caps = &report["capabilities"];
+    let legacy = crate::common::engine() == crate::common::Engine::Legacy;
+    assert_eq!(
+        caps["version"].as_str().map(|v| v.starts_with("18.")),
+        Some(legacy),
+        "{caps:#}"
+    );
+    for capability in [
+        "kill_mutation",
+        "mutation_fail_reason",
+        "mutation_is_killed",
+        "lightweight_delete",
+        "mutations_sync",
+        "typed_row_validation",
+    ] {
+        assert_eq!(caps[capability], !legacy, "{capability}: {caps:#}");
+    }
+    assert_eq!(report["may_delete"], true);
+    assert!(
+        report["tables"]
+            .as_array()
+            .is_some_and(|t| t.iter().all(|t| t["ok"] == true))
+    );
+}
+
+#[tokio::test]
+async fn profile_with_bad_identifier_is_refused_before_connecting() {
+    let db = TestDb::new("profile_with_bad_identifier_is_refused_before_connecting").await;
+    let profile = db.state_path().join("profile.toml");
+    std::fs::write(&profile, "[tables]\nevents = \"events; DROP TABLE x\"\n").expect("profile");
+    let output = run(db
+        .chforget()
+        .env("CLICKHOUSE_URL", dead_url())
+        .arg("forget")
+        .arg("--config")
+        .arg(&profile)
+        .args(["--project", "p1", "--user", "u1", "--yes"]));
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(
+        output.stderr.contains("not a valid identifier"),
+        "{}",
+        output.stderr
+    );
+}

@@ -1,0 +1,390 @@
+//! `chforget forget` and `stitch` end to end: exactly the targeted rows go,
+//! on every engine, proven by counts and checksums of everything else.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::common::{TestDb, deleted_condition, run};
+
+/// Forget u1 in p1 with the given flags and check the cardinal rule: the rows
+/// of `deleted_condition` are gone and every other row is byte-identical.
+async fn forget_and_check(
+    db: &TestDb,
+    flags: &[&str],
+    anonymous: bool,
+    include_shared: bool,
+) -> serde_json::Value {
+    let deleted = deleted_condition(anonymous, include_shared);
+    let kept_before = db.fingerprint(&format!("NOT ({deleted})")).await;
+    let targeted_before = db.fingerprint(&deleted).await;
+    assert!(
+        targeted_before.0 > 0,
+        "fixture has no targeted rows for {flags:?}"
+    );
+
+    let output = run(db
+        .chforget()
+        .args([
+            "forget",
+            "--project",
+            "p1",
+            "--user",
+            "u1",
+            "--yes",
+            "--output",
+            "json",
+        ])
+        .args(flags));
+    assert_eq!(
+        output.code, 0,
+        "forget failed: {}\n{}",
+        output.stderr, output.stdout
+    );
+    let report = output.json();
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert_eq!(report["error"], serde_json::Value::Null);
+    assert_eq!(report["verified"], true);
+
+    assert_eq!(db.fingerprint(&deleted).await.0, 0, "targeted rows remain");
+    let everything_after = db.fingerprint("1").await;
+    assert_eq!(
+        everything_after, kept_before,
+        "rows that were not targeted changed"
+    );
+    report
+}
+
+#[tokio::test]
+async fn forget_user_only_keeps_anonymous_rows() {
+    let db = TestDb::new("forget_user_only_keeps_anonymous_rows").await;
+    db.seed().await;
+    let report = forget_and_check(&db, &[], false, false).await;
+    assert_eq!(report["anonymous_ids"], 3, "{report:#}");
+    assert_eq!(report["shared_anonymous_ids"], 1);
+    let mutations = report["mutations"].as_array().expect("mutations");
+    assert_eq!(mutations.len(), 1);
+    assert_eq!(mutations[0]["kind"], "user");
+    assert_eq!(mutations[0]["table"], "events");
+    assert_eq!(mutations[0]["is_done"], true);
+    assert!(
+        mutations[0]["mutation_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+    assert_eq!(report["rows"]["user"]["before"], 8);
+    assert_eq!(report["rows"]["user"]["after"], 0);
+    assert!(report["rows"].get("anonymous").is_none());
+}
+
+#[tokio::test]
+async fn forget_anonymous_keeps_other_users_on_shared_devices() {
+    let db = TestDb::new("forget_anonymous_keeps_other_users_on_shared_devices").await;
+    db.seed().await;
+    let report = forget_and_check(&db, &["--anonymous"], true, false).await;
+    assert_eq!(report["anonymous_ids"], 3);
+    assert_eq!(report["shared_anonymous_ids"], 1);
+    assert_eq!(report["rows"]["anonymous"]["before"], 7);
+    assert_eq!(report["rows"]["anonymous"]["after"], 0);
+    let kinds: Vec<&str> = report["mutations"]
+        .as_array()
+        .expect("mutations")
+        .iter()
+        .filter_map(|m| m["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["user", "anonymous"]);
+    // The other user's row on the shared device is still there.
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE url = 'target-shared'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn forget_include_shared_wipes_shared_devices() {
+    let db = TestDb::new("forget_include_shared_wipes_shared_devices").await;
+    db.seed().await;
+    let report = forget_and_check(&db, &["--anonymous", "--include-shared"], true, true).await;
+    assert_eq!(report["include_shared"], true);
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE anonymous_id = 'shared' AND project_id = 'p1'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn forget_hostile_ids_deletes_only_that_user() {
+    let db = TestDb::new("forget_hostile_ids_deletes_only_that_user").await;
+    db.seed().await;
+    for id in ["' OR 1=1 --", "'", "\\", "u1' OR '1'='1", "José 日本 🚀"] {
+        let total_before = db.fingerprint("1").await;
+        let output = run(db.chforget().args([
+            "forget",
+            "--project",
+            "p1",
+            "--user",
+            id,
+            "--anonymous",
+            "--yes",
+            "--output",
+            "json",
+        ]));
+        assert_eq!(output.code, 0, "{id:?}: {}", output.stderr);
+        let report = output.json();
+        assert_eq!(report["rows"]["user"]["before"], 1, "{id:?}: {report:#}");
+        assert_eq!(report["rows"]["user"]["after"], 0, "{id:?}");
+        // Exactly one row (that user's) went; nothing else moved.
+        assert_eq!(db.fingerprint("1").await.0, total_before.0 - 1, "{id:?}");
+    }
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE url = 'keep-hostile'")
+            .await,
+        0
+    );
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE url LIKE 'target%'")
+            .await,
+        16
+    );
+}
+
+#[tokio::test]
+async fn dry_run_plans_and_issues_nothing() {
+    let db = TestDb::new("dry_run_plans_and_issues_nothing").await;
+    db.seed().await;
+    let before = db.fingerprint("1").await;
+    let mutations_before = db.mutation_count().await;
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--anonymous",
+        "--dry-run",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let plan = output.json();
+    assert_eq!(plan["status"], "planned");
+    assert_eq!(plan["mutations"].as_array().map(Vec::len), Some(0));
+    assert_eq!(plan["rows"]["user"]["before"], 8);
+    assert_eq!(plan["rows"]["anonymous"]["before"], 7);
+    assert_eq!(plan["anonymous_ids"], 3);
+    let shared: Vec<&str> = plan["stitched"]
+        .as_array()
+        .expect("stitched")
+        .iter()
+        .filter(|s| s["other_users"].as_u64() > Some(0))
+        .filter_map(|s| s["anonymous_id"].as_str())
+        .collect();
+    assert_eq!(shared, ["shared"]);
+    let statements = plan["statements"].as_array().expect("statements");
+    assert_eq!(statements.len(), 2);
+    for statement in statements {
+        let text = statement.as_str().expect("text");
+        assert!(text.starts_with("ALTER TABLE"), "{text}");
+        assert!(
+            !text.contains("user_id` ="),
+            "NULL-unsafe predicate: {text}"
+        );
+    }
+    assert_eq!(db.fingerprint("1").await, before);
+    assert_eq!(db.mutation_count().await, mutations_before);
+    assert!(
+        !db.state_path().join("requests").exists()
+            || std::fs::read_dir(db.state_path().join("requests"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+                == 0
+    );
+
+    let human = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--anonymous",
+        "--dry-run",
+    ]));
+    assert_eq!(human.code, 0);
+    assert!(
+        human.stdout.contains("statements (not issued)"),
+        "{}",
+        human.stdout
+    );
+    assert!(human.stdout.contains("shared"), "{}", human.stdout);
+}
+
+#[tokio::test]
+async fn stitch_lists_anonymous_ids_and_shared_devices() {
+    let db = TestDb::new("stitch_lists_anonymous_ids_and_shared_devices").await;
+    db.seed().await;
+    let output = run(db.chforget().args([
+        "stitch",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = output.json();
+    let ids: Vec<(String, u64, u64, u64)> = report["stitched"]
+        .as_array()
+        .expect("stitched")
+        .iter()
+        .map(|s| {
+            (
+                s["anonymous_id"].as_str().unwrap_or_default().to_string(),
+                s["user_events"].as_u64().unwrap_or(99),
+                s["anonymous_events"].as_u64().unwrap_or(99),
+                s["other_users"].as_u64().unwrap_or(99),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("a1".to_string(), 3, 3, 0),
+            ("a2".to_string(), 3, 3, 0),
+            ("shared".to_string(), 1, 1, 1)
+        ]
+    );
+    assert_eq!(report["shared_anonymous_ids"], 1);
+}
+
+#[tokio::test]
+async fn forget_journals_before_issuing_with_private_files() {
+    let db = TestDb::new("forget_journals_before_issuing_with_private_files").await;
+    db.seed().await;
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--anonymous",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = output.json();
+    let path = report["journal"]
+        .as_str()
+        .expect("journal path")
+        .to_string();
+    let journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("journal file")).expect("journal json");
+    assert_eq!(journal["status"], "completed");
+    assert_eq!(journal["stitched"].as_array().map(Vec::len), Some(3));
+    let steps: Vec<&str> = journal["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    let planned = steps
+        .iter()
+        .position(|s| *s == "planned")
+        .expect("planned step");
+    let issuing = steps
+        .iter()
+        .position(|s| *s == "issuing")
+        .expect("issuing step");
+    assert!(planned < issuing, "{steps:?}");
+    assert_eq!(steps.last(), Some(&"verified"));
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(std::path::Path::new(&path)), 0o600);
+    assert_eq!(mode(db.state_path()), 0o700);
+    assert_eq!(mode(&db.state_path().join("requests")), 0o700);
+
+    let status = run(db.chforget().args(["status", "--output", "json"]));
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert_eq!(
+        status.json().as_array().map(Vec::len),
+        Some(0),
+        "a completed request is not listed"
+    );
+    let one = run(db.chforget().args([
+        "status",
+        report["request_id"].as_str().unwrap_or_default(),
+        "--output",
+        "json",
+    ]));
+    assert_eq!(one.json()["status"], "completed");
+}
+
+#[tokio::test]
+async fn no_wait_returns_queued_and_watch_finishes_it() {
+    let db = TestDb::new("no_wait_returns_queued_and_watch_finishes_it").await;
+    db.seed().await;
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--no-wait",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = output.json();
+    assert_eq!(report["status"], "queued");
+    let id = report["mutations"][0]["mutation_id"]
+        .as_str()
+        .expect("mutation id")
+        .to_string();
+    let watch = run(db.chforget().args([
+        "mutations",
+        "watch",
+        &id,
+        "--table",
+        "events",
+        "--timeout",
+        "60s",
+    ]));
+    assert_eq!(watch.code, 0, "{}", watch.stderr);
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE url = 'target-user'")
+            .await,
+        0
+    );
+    // The journal still says queued: resume verifies and completes it.
+    let resume = run(db.chforget().args([
+        "resume",
+        report["request_id"].as_str().unwrap_or_default(),
+        "--output",
+        "json",
+    ]));
+    assert_eq!(resume.code, 0, "{}", resume.stderr);
+    assert_eq!(resume.json()["status"], "completed");
+    assert_eq!(resume.json()["verified"], true);
+}
+
+#[tokio::test]
+async fn forget_refuses_without_confirmation_when_not_interactive() {
+    let db = TestDb::new("forget_refuses_without_confirmation_when_not_interactive").await;
+    db.seed().await;
+    let mutations_before = db.mutation_count().await;
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert_eq!(output.json()["error"]["code"], "invalid_payload");
+    assert!(output.stderr.contains("--yes"), "{}", output.stderr);
+    assert_eq!(db.mutation_count().await, mutations_before);
+}

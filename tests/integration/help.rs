@@ -1,0 +1,67 @@
+//! `--help` of every command is a snapshot in tests/snapshots: a change to
+//! the command line shows up in review. `UPDATE_SNAPSHOTS=1` rewrites them.
+
+use crate::common::{bare_chforget, repo_path, run};
+
+const COMMANDS: &[&[&str]] = &[
+    &[],
+    &["init"],
+    &["doctor"],
+    &["stitch"],
+    &["forget"],
+    &["mutations"],
+    &["mutations", "list"],
+    &["mutations", "watch"],
+    &["mutations", "kill"],
+    &["status"],
+    &["resume"],
+];
+
+#[test]
+fn help_snapshots() {
+    let mut stale = Vec::new();
+    for command in COMMANDS {
+        let output = run(bare_chforget().args(*command).arg("--help"));
+        assert_eq!(output.code, 0, "{command:?}: {}", output.stderr);
+        let name = if command.is_empty() {
+            "chforget".to_string()
+        } else {
+            command.join("-")
+        };
+        let path = repo_path(&format!("tests/snapshots/help-{name}.txt"));
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &output.stdout).expect("write snapshot");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        if expected != output.stdout {
+            stale.push(format!("{}:\n{}", path.display(), output.stdout));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "help changed (rerun with UPDATE_SNAPSHOTS=1 if intended):\n{}",
+        stale.join("\n")
+    );
+}
+
+#[test]
+fn every_flag_with_an_environment_variable_shows_it() {
+    let output = run(bare_chforget().args(["forget", "--help"]));
+    for variable in [
+        "CLICKHOUSE_URL",
+        "CLICKHOUSE_USER",
+        "CLICKHOUSE_PASSWORD",
+        "CLICKHOUSE_DATABASE",
+        "CHFORGET_STATE_DIR",
+    ] {
+        assert!(
+            output.stdout.contains(variable),
+            "{variable} missing from forget --help"
+        );
+    }
+    assert!(
+        !output.stdout.contains("--password "),
+        "a password flag would put it in argv"
+    );
+}

@@ -1,0 +1,11 @@
+//! The integration suite: one binary, run once per engine by `scripts/test`
+//! against the server named by `CLICKHOUSE_URL` (a real ClickHouse, never a
+//! mock). Each test gets a fresh database named after it.
+
+mod common;
+mod errors;
+mod forget;
+mod help;
+mod mutations;
+mod servers;
+mod smoke;

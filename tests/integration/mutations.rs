@@ -1,0 +1,362 @@
+//! `chforget mutations list | watch | kill` and the tracker behind `forget`:
+//! completion, failure with the server's reason, timeouts that leave the
+//! mutation running, stuck diagnosis, vanished ids, and killing exactly one.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::{Engine, TestDb, engine, run};
+
+/// A table whose mutations cannot progress until `START MERGES`.
+async fn blocked_table(db: &TestDb) {
+    db.exec("CREATE TABLE t (x UInt32, tag String) ENGINE = MergeTree ORDER BY x")
+        .await;
+    db.exec("INSERT INTO t SELECT toUInt32(number), 'row' FROM system.numbers LIMIT 1000")
+        .await;
+    db.exec("SYSTEM STOP MERGES t").await;
+}
+
+async fn mutation_ids(db: &TestDb, table: &str) -> Vec<String> {
+    db.client
+        .query_raw(&format!(
+            "SELECT mutation_id FROM system.mutations WHERE database = '{}' AND table = '{table}' ORDER BY mutation_id",
+            db.name
+        ))
+        .fetch_all::<String>()
+        .await
+        .expect("mutation ids")
+}
+
+async fn is_done(db: &TestDb, table: &str, id: &str) -> u64 {
+    db.count(&format!(
+        "SELECT toUInt64(sum(is_done)) FROM system.mutations WHERE database = '{}' AND table = '{table}' AND mutation_id = '{id}'",
+        db.name
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn watch_reports_progress_until_done_as_json_lines() {
+    let db = TestDb::new("watch_reports_progress_until_done_as_json_lines").await;
+    blocked_table(&db).await;
+    db.exec("ALTER TABLE t DELETE WHERE x < 10").await;
+    let ids = mutation_ids(&db, "t").await;
+    assert_eq!(ids.len(), 1);
+    let child = db
+        .chforget()
+        .args([
+            "mutations",
+            "watch",
+            &ids[0],
+            "--table",
+            "t",
+            "--timeout",
+            "60s",
+            "--max-poll-interval",
+            "200ms",
+            "--output",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    db.exec("SYSTEM START MERGES t").await;
+    let output = child.wait_with_output().expect("watch output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let states: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "state")
+        .filter_map(|l| l["state"].as_str())
+        .collect();
+    assert_eq!(states, ["running", "done"], "{stdout}");
+    let summary = lines.last().expect("summary");
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["outcome"], "all_done");
+    assert_eq!(summary["mutations"][0]["mutation_id"], ids[0].as_str());
+    assert_eq!(db.count("SELECT count() FROM t").await, 990);
+}
+
+#[tokio::test]
+async fn failing_mutation_exits_4_with_reason_or_times_out_where_unreported() {
+    let db = TestDb::new("failing_mutation_exits_4_with_reason").await;
+    db.exec("CREATE TABLE t (x UInt32) ENGINE = MergeTree ORDER BY x")
+        .await;
+    db.exec("INSERT INTO t VALUES (1), (2)").await;
+    db.exec("ALTER TABLE t DELETE WHERE throwIf(x = 1) = 1")
+        .await;
+    let ids = mutation_ids(&db, "t").await;
+    let output = run(db.chforget().args([
+        "mutations",
+        "watch",
+        &ids[0],
+        "--table",
+        "t",
+        "--timeout",
+        "5s",
+        "--max-poll-interval",
+        "200ms",
+    ]));
+    match engine() {
+        Engine::Current => {
+            assert_eq!(output.code, 4, "{}", output.stderr);
+            assert!(output.stderr.contains("forget_failed"), "{}", output.stderr);
+            assert!(
+                output.stderr.contains("throwIf"),
+                "the server's reason is shown: {}",
+                output.stderr
+            );
+        }
+        // 18.16 records no failure reason: the mutation just never finishes.
+        Engine::Legacy => assert_eq!(output.code, 5, "{}", output.stderr),
+    }
+    db.exec("DROP TABLE t").await;
+}
+
+#[tokio::test]
+async fn timeout_exits_5_and_leaves_the_mutation_running() {
+    let db = TestDb::new("timeout_exits_5_and_leaves_the_mutation_running").await;
+    blocked_table(&db).await;
+    db.exec("ALTER TABLE t DELETE WHERE x >= 500").await;
+    let ids = mutation_ids(&db, "t").await;
+    let output = run(db.chforget().args([
+        "mutations",
+        "watch",
+        &ids[0],
+        "--table",
+        "t",
+        "--timeout",
+        "2s",
+        "--stuck-after",
+        "500ms",
+        "--max-poll-interval",
+        "200ms",
+    ]));
+    assert_eq!(output.code, 5, "{}", output.stderr);
+    assert!(output.stderr.contains("keep running"), "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains(&format!("chforget mutations watch {} --table t", ids[0])),
+        "resume command: {}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("is stuck"),
+        "stuck diagnosis: {}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("merges running"),
+        "{}",
+        output.stderr
+    );
+    assert_eq!(
+        is_done(&db, "t", &ids[0]).await,
+        0,
+        "the mutation is still there, unfinished"
+    );
+    db.exec("SYSTEM START MERGES t").await;
+    let watch = run(db.chforget().args([
+        "mutations",
+        "watch",
+        &ids[0],
+        "--table",
+        "t",
+        "--timeout",
+        "60s",
+    ]));
+    assert_eq!(watch.code, 0, "{}", watch.stderr);
+    assert_eq!(db.count("SELECT count() FROM t").await, 500);
+}
+
+#[tokio::test]
+async fn vanished_mutation_is_not_reported_done() {
+    let db = TestDb::new("vanished_mutation_is_not_reported_done").await;
+    db.exec("CREATE TABLE t (x UInt32) ENGINE = MergeTree ORDER BY x")
+        .await;
+    let output = run(db.chforget().args([
+        "mutations",
+        "watch",
+        "mutation_999.txt",
+        "--table",
+        "t",
+        "--timeout",
+        "5s",
+    ]));
+    assert_eq!(output.code, 4, "{}", output.stderr);
+    assert!(output.stderr.contains("vanished"), "{}", output.stderr);
+}
+
+#[tokio::test]
+async fn kill_stops_exactly_one_mutation() {
+    let db = TestDb::new("kill_stops_exactly_one_mutation").await;
+    blocked_table(&db).await;
+    db.exec("ALTER TABLE t DELETE WHERE x < 100").await;
+    db.exec("ALTER TABLE t DELETE WHERE x >= 900").await;
+    let ids = mutation_ids(&db, "t").await;
+    assert_eq!(ids.len(), 2);
+    let output = run(db.chforget().args([
+        "mutations",
+        "kill",
+        &ids[0],
+        "--table",
+        "t",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    match engine() {
+        Engine::Current => {
+            assert_eq!(output.code, 0, "{}", output.stderr);
+            assert_eq!(output.json()["killed"], true);
+            assert_eq!(
+                mutation_ids(&db, "t").await,
+                [ids[1].clone()],
+                "only the named mutation is gone"
+            );
+            db.exec("SYSTEM START MERGES t").await;
+            let watch = run(db.chforget().args([
+                "mutations",
+                "watch",
+                &ids[1],
+                "--table",
+                "t",
+                "--timeout",
+                "60s",
+            ]));
+            assert_eq!(watch.code, 0, "{}", watch.stderr);
+            // The killed mutation deleted nothing; the other did its work.
+            assert_eq!(db.count("SELECT count() FROM t").await, 900);
+        }
+        Engine::Legacy => {
+            assert_eq!(output.code, 2, "{}", output.stderr);
+            assert!(
+                output.stderr.contains("no KILL MUTATION"),
+                "{}",
+                output.stderr
+            );
+            assert_eq!(mutation_ids(&db, "t").await, ids, "nothing was killed");
+            db.exec("SYSTEM START MERGES t").await;
+        }
+    }
+    let not_confirmed = run(db
+        .chforget()
+        .args(["mutations", "kill", &ids[1], "--table", "t"]));
+    assert_eq!(
+        not_confirmed.code, 2,
+        "kill without --yes off a terminal: {}",
+        not_confirmed.stderr
+    );
+}
+
+#[tokio::test]
+async fn list_shows_unfinished_by_default_and_all_on_request() {
+    let db = TestDb::new("list_shows_unfinished_by_default_and_all_on_request").await;
+    blocked_table(&db).await;
+    db.exec("ALTER TABLE t DELETE WHERE x = 1").await;
+    let list = |args: &[&str]| {
+        let output = run(db
+            .chforget()
+            .args(["mutations", "list", "--output", "json"])
+            .args(args));
+        assert_eq!(output.code, 0, "{}", output.stderr);
+        output.json().as_array().cloned().unwrap_or_default()
+    };
+    let unfinished = list(&[]);
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(unfinished[0]["table"], "t");
+    assert_eq!(unfinished[0]["is_done"], 0);
+    assert!(
+        unfinished[0]["command"]
+            .as_str()
+            .is_some_and(|c| c.contains("DELETE"))
+    );
+    assert!(unfinished[0]["age_seconds"].as_u64().is_some());
+    db.exec("SYSTEM START MERGES t").await;
+    let ids = mutation_ids(&db, "t").await;
+    let watch = run(db.chforget().args([
+        "mutations",
+        "watch",
+        &ids[0],
+        "--table",
+        "t",
+        "--timeout",
+        "60s",
+    ]));
+    assert_eq!(watch.code, 0, "{}", watch.stderr);
+    assert_eq!(list(&[]).len(), 0);
+    assert_eq!(list(&["--all"]).len(), 1);
+    assert_eq!(list(&["--all", "--command", "x = 1"]).len(), 1);
+    assert_eq!(list(&["--all", "--command", "no such text"]).len(), 0);
+    let human = run(db.chforget().args(["mutations", "list", "--all"]));
+    assert!(human.stdout.contains(&ids[0]), "{}", human.stdout);
+}
+
+#[tokio::test]
+async fn forget_timeout_is_queued_and_resume_completes_it() {
+    let db = TestDb::new("forget_timeout_is_queued_and_resume_completes_it").await;
+    db.seed().await;
+    db.exec("SYSTEM STOP MERGES events").await;
+    let kept = db
+        .fingerprint("url NOT IN ('target-user', 'target-anon')")
+        .await;
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--anonymous",
+        "--yes",
+        "--timeout",
+        "2s",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 5, "{}", output.stderr);
+    let report = output.json();
+    assert_eq!(report["status"], "queued");
+    assert_eq!(report["error"]["code"], "timeout");
+    let ids: Vec<String> = report["mutations"]
+        .as_array()
+        .expect("mutations")
+        .iter()
+        .filter_map(|m| m["mutation_id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), 2, "{report:#}");
+    assert!(
+        output.stderr.contains(&ids[0]),
+        "mutation ids printed: {}",
+        output.stderr
+    );
+    let mutations_after_first_run = db.mutation_count().await;
+
+    let status = run(db.chforget().args(["status", "--output", "json"]));
+    let pending = status.json();
+    assert_eq!(pending.as_array().map(Vec::len), Some(1), "{pending:#}");
+    assert_eq!(pending[0]["status"], "queued");
+
+    db.exec("SYSTEM START MERGES events").await;
+    let request = report["request_id"].as_str().unwrap_or_default();
+    let resume = run(db.chforget().args(["resume", request, "--output", "json"]));
+    assert_eq!(resume.code, 0, "{}", resume.stderr);
+    assert_eq!(resume.json()["status"], "completed");
+    assert_eq!(
+        db.mutation_count().await,
+        mutations_after_first_run,
+        "resume issued nothing again"
+    );
+    assert_eq!(db.fingerprint("1").await, kept);
+}
