@@ -10,7 +10,13 @@ use clickhouse::{RowOwned, RowRead};
 
 use crate::capabilities::Capabilities;
 use crate::error::{ErrorCode, Failure, classify_clickhouse, fail};
-use crate::sql::{Ident, QualifiedTable};
+use crate::sql::{Ident, QualifiedTable, string_literal};
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct DatabaseName {
+    #[allow(dead_code)]
+    name: String,
+}
 
 /// Everything needed to open a connection. The password is held here only;
 /// it is never printed (see the `Debug` impl).
@@ -69,6 +75,9 @@ impl ConnectionConfig {
 #[derive(Clone)]
 pub struct Server {
     client: clickhouse::Client,
+    system_client: clickhouse::Client,
+    /// Whether `config.database` exists on the server.
+    pub database_exists: bool,
     pub config: ConnectionConfig,
     pub capabilities: Capabilities,
 }
@@ -78,27 +87,78 @@ impl Server {
     /// queries on system tables).
     pub async fn connect(config: ConnectionConfig) -> anyhow::Result<Self> {
         config.validate_url()?;
-        let mut client = clickhouse::Client::default()
+        // No database yet: a missing one would fail every query, and the
+        // capability probes read only system tables.
+        let mut base = clickhouse::Client::default()
             .with_url(config.url.trim_end_matches('/'))
             .with_user(config.user.clone())
-            .with_database(config.database.as_str())
             // Old servers know only RowBinary; capabilities decide below.
             .with_validation(false);
         if let Some(password) = &config.password {
-            client = client.with_password(password.clone());
+            base = base.with_password(password.clone());
         }
         let probe = Server {
-            client: client.clone(),
+            client: base.clone(),
+            system_client: base.clone(),
             config: config.clone(),
             capabilities: Capabilities::default(),
+            database_exists: false,
         };
         let capabilities = Capabilities::detect(&probe).await?;
-        let client = client.with_validation(capabilities.typed_row_validation);
+        let database_exists = !probe
+            .fetch::<DatabaseName>(
+                &format!(
+                    "SELECT name FROM system.databases WHERE name = {}",
+                    string_literal(config.database.as_str())
+                ),
+                "looking up the database",
+            )
+            .await?
+            .is_empty();
+        let system_client = base.with_validation(capabilities.typed_row_validation);
+        let client = system_client
+            .clone()
+            .with_database(config.database.as_str());
         Ok(Server {
             client,
+            system_client,
             config,
             capabilities,
+            database_exists,
         })
+    }
+
+    /// Fail with `schema_mismatch` when the configured database is missing.
+    pub fn require_database(&self) -> anyhow::Result<()> {
+        if self.database_exists {
+            return Ok(());
+        }
+        fail(
+            ErrorCode::SchemaMismatch,
+            format!(
+                "database {} does not exist on this server; check --database, or create it and the reference schema with `chforget init`",
+                self.config.database
+            ),
+        )
+    }
+
+    /// Run a statement outside any database (for `CREATE DATABASE`).
+    pub async fn execute_without_database(&self, sql: &str, during: &str) -> anyhow::Result<()> {
+        match tokio::time::timeout(
+            self.config.query_timeout,
+            self.system_client.query_raw(sql).execute(),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => {
+                Err(classify_clickhouse(&error, during, ErrorCode::ServerError).into())
+            }
+            Err(_) => fail(
+                ErrorCode::ConnectionFailed,
+                format!("{during}: no answer from ClickHouse"),
+            ),
+        }
     }
 
     pub fn database(&self) -> &Ident {

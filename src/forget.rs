@@ -320,9 +320,8 @@ pub async fn run_journaled(
             return fail(
                 ErrorCode::ForgetFailed,
                 format!(
-                    "mutation did not complete: {}. Rows may remain; retry with `chforget resume {}`",
-                    reasons.join("; "),
-                    journal.request_id
+                    "mutation did not complete: {}. Rows may remain: fix the cause, then run the same forget again (a new request issues new mutations; the failed ones are not reused)",
+                    reasons.join("; ")
                 ),
             );
         }
@@ -345,9 +344,10 @@ pub async fn run_journaled(
             return Err(Failure::new(
                 tracked.outcome.error_code().unwrap_or(ErrorCode::Timeout),
                 format!(
-                    "{what} the mutations; they keep running on the server. Watch them with `chforget mutations watch {} --table {}` or finish the request with `chforget resume {}`",
+                    "{what} the mutations; they keep running on the server. Watch them with `chforget mutations watch {} --table {} --database {}` or finish the request with `chforget resume {}`",
                     ids.join(" "),
                     keys.first().map_or("events", |k| k.table.as_str()),
+                    journal.database,
                     journal.request_id
                 ),
             )

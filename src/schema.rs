@@ -33,6 +33,13 @@ pub async fn init(server: &Server, profile: &Profile) -> anyhow::Result<Vec<Stri
         .into());
     }
     let mut run = Vec::new();
+    if !server.database_exists {
+        let create = format!("CREATE DATABASE IF NOT EXISTS {}", server.database());
+        server
+            .execute_without_database(&create, "creating the database")
+            .await?;
+        run.push(create);
+    }
     for statement in statements(SCHEMA_SQL) {
         server
             .execute(
@@ -60,6 +67,7 @@ pub async fn columns(server: &Server, tables: &[&Ident]) -> anyhow::Result<Vec<C
 /// Fail with `schema_mismatch`, naming the first missing table or column of
 /// `events` (the table a forget deletes from).
 pub async fn check_events_table(server: &Server, profile: &Profile) -> anyhow::Result<()> {
+    server.require_database()?;
     let events = &profile.tables.events;
     let found = columns(server, &[events]).await?;
     check_columns(server, events, &profile.event_columns(), &found)

@@ -36,6 +36,7 @@ struct DoctorReport {
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let profile = args.profile.load()?;
     let server = args.connection.connect().await?;
+    server.require_database()?;
     let tables = &profile.tables;
     let names = [&tables.events, &tables.daily_rollup, &tables.sessions];
     let found = schema::columns(&server, &names).await?;

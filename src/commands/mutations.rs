@@ -21,13 +21,22 @@ pub enum MutationsCommand {
     Kill(KillArgs),
 }
 
-/// Which table the mutations belong to.
+/// Which table the mutations belong to (in the connection's --database).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Scope")]
 pub struct ScopeArgs {
-    /// Table of the mutations (a mutation id is unique only within its table)
+    /// Only mutations of this table
     #[arg(long, env = "CHFORGET_TABLE")]
     pub table: Option<String>,
+}
+
+/// The one table a mutation id belongs to.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Scope")]
+pub struct TableArgs {
+    /// Table of the mutations (a mutation id is unique only within its table)
+    #[arg(long, env = "CHFORGET_TABLE")]
+    pub table: String,
 }
 
 #[derive(Debug, Args)]
@@ -64,7 +73,7 @@ pub struct WatchArgs {
     #[arg(long, env = "CHFORGET_MAX_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub max_poll_interval: Duration,
     #[command(flatten)]
-    pub scope: ScopeArgs,
+    pub scope: TableArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     #[command(flatten)]
@@ -77,7 +86,7 @@ pub struct KillArgs {
     #[arg(value_name = "ID")]
     pub id: String,
     #[command(flatten)]
-    pub scope: ScopeArgs,
+    pub scope: TableArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     #[command(flatten)]
@@ -208,12 +217,7 @@ struct WatchedState<'a> {
 }
 
 async fn watch(args: WatchArgs) -> anyhow::Result<()> {
-    let Some(table) = args.scope.table.clone() else {
-        return fail(
-            ErrorCode::InvalidPayload,
-            "--table is required: a mutation id is unique only within its table",
-        );
-    };
+    let table = args.scope.table.clone();
     let database = scope_database(&args.connection);
     let server = args.connection.connect().await?;
     let keys: Vec<MutationKey> = args
@@ -300,12 +304,7 @@ struct KillReport<'a> {
 }
 
 async fn kill(args: KillArgs) -> anyhow::Result<()> {
-    let Some(table) = args.scope.table.clone() else {
-        return fail(
-            ErrorCode::InvalidPayload,
-            "--table is required: a mutation id is unique only within its table",
-        );
-    };
+    let table = args.scope.table.clone();
     let database = scope_database(&args.connection);
     if !args.confirm.yes && !std::io::stdin().is_terminal() {
         return fail(

@@ -18,6 +18,9 @@ pub struct ResumeArgs {
     /// Stop waiting after this long (exit 5); the mutations keep running
     #[arg(long, env = "CHFORGET_TIMEOUT", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+    /// Report a diagnosis when a mutation makes no progress for this long
+    #[arg(long, env = "CHFORGET_STUCK_AFTER", default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub stuck_after: Duration,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     #[command(flatten)]
@@ -59,6 +62,7 @@ pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
             wait: true,
             track: TrackOptions {
                 timeout: Some(args.timeout),
+                stuck_after: args.stuck_after,
                 ..TrackOptions::default()
             },
         };

@@ -63,7 +63,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         }
         OutputFormat::Human => {
             if journals.is_empty() {
-                output::status("no unfinished requests");
+                output::status(
+                    "no unfinished requests (completed ones are shown by id: chforget status REQUEST_ID)",
+                );
                 return Ok(());
             }
             let table = output::table(

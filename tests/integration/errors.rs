@@ -287,3 +287,58 @@ async fn profile_with_bad_identifier_is_refused_before_connecting() {
         output.stderr
     );
 }
+
+#[tokio::test]
+async fn init_creates_a_missing_database_and_forget_names_it() {
+    let db = TestDb::new("init_creates_a_missing_database").await;
+    db.exec(&format!("DROP DATABASE `{}`", db.name)).await;
+    let forget = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(forget.code, 7, "{}", forget.stderr);
+    let message = forget.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains(&db.name) && message.contains("does not exist"),
+        "{message}"
+    );
+
+    let init = run(db.chforget().args(["init", "--output", "json"]));
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    let tables = db
+        .count(&format!(
+            "SELECT count() FROM system.tables WHERE database = '{}' AND name IN ('events', 'daily_rollup', 'sessions')",
+            db.name
+        ))
+        .await;
+    assert_eq!(tables, 3);
+    let again = run(db.chforget().arg("init"));
+    assert_eq!(again.code, 0, "init is idempotent: {}", again.stderr);
+}
+
+#[tokio::test]
+async fn https_urls_are_accepted_and_other_schemes_refused() {
+    let https = dead_url().replace("http://", "https://");
+    let state = tempfile::tempdir().expect("state");
+    let output = run(bare_chforget()
+        .env("CLICKHOUSE_URL", &https)
+        .env("CHFORGET_STATE_DIR", state.path())
+        .args(["doctor"]));
+    assert_eq!(
+        output.code, 6,
+        "https is spoken (the port is closed): {}",
+        output.stderr
+    );
+    let ftp = run(bare_chforget().args(["doctor", "--url", "ftp://127.0.0.1:8123"]));
+    assert_eq!(ftp.code, 2, "{}", ftp.stderr);
+    assert!(ftp.stderr.contains("http://"), "{}", ftp.stderr);
+}
