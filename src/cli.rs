@@ -48,6 +48,8 @@ pub enum Command {
     Status(crate::commands::status::StatusArgs),
     /// Finish an interrupted request from its journal, issuing nothing twice
     Resume(crate::commands::resume::ResumeArgs),
+    /// Recompute a project's daily_rollup and sessions rows for a day range from the events
+    Rollup(crate::commands::rollup::RollupArgs),
 }
 
 /// Where ClickHouse is and who we are there.

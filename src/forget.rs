@@ -14,6 +14,7 @@ use crate::mutations::MutationKey;
 use crate::plan::{self, ForgetOptions, TargetKind};
 use crate::profile::Profile;
 use crate::request::Subject;
+use crate::rollup::{self, RollupReport};
 use crate::schema;
 use crate::stitch::{self, StitchedId};
 use crate::track::{self, TrackObserver, TrackOptions, TrackOutcome};
@@ -81,6 +82,9 @@ pub struct ForgetReport {
     /// Set when the credentials are read-only (a dry run still plans).
     pub may_delete: Option<bool>,
     pub journal: Option<String>,
+    /// With `--rollups`: the captured scope (planned) or what the rollup
+    /// rewrote per table; null without.
+    pub rollups: Option<RollupReport>,
     pub error: Option<ErrorBody>,
 }
 
@@ -102,6 +106,7 @@ impl ForgetReport {
             verified: None,
             may_delete: None,
             journal: None,
+            rollups: None,
             error: None,
         }
     }
@@ -128,15 +133,20 @@ impl ForgetReport {
 }
 
 /// Check, stitch and plan a forget, and count the rows each statement
-/// targets. Sends no mutation; the returned journal is not saved yet.
+/// targets; with `rollups`, also capture the days and sessions the targeted
+/// rows touch. Sends no mutation; the returned journal is not saved yet.
 pub async fn prepare(
     server: &Server,
     profile: &Profile,
     subject: &Subject,
     options: ForgetOptions,
+    rollups: bool,
     report: &mut ForgetReport,
 ) -> anyhow::Result<RequestJournal> {
     schema::check_events_table(server, profile).await?;
+    if rollups {
+        rollup::check_tables(server, profile, &rollup::RollupKind::ALL).await?;
+    }
     report.may_delete = Some(!server.capabilities.readonly);
     let stitched = stitch::stitch(server, profile, subject).await?;
     report.set_stitched(&stitched);
@@ -152,6 +162,14 @@ pub async fn prepare(
     )?;
     report.statements = plan.targets.iter().map(|t| t.delete_statement()).collect();
     let rows_before = verify::count_all(server, &plan.targets).await?;
+    let rollup_job = if rollups {
+        let project = subject.project_id.as_str();
+        let targets = &plan.targets;
+        Some(rollup::capture(server, profile, &report.request_id, project, targets).await?)
+    } else {
+        None
+    };
+    report.rollups = rollup_job.as_ref().map(RollupReport::planned);
     let journal = RequestJournal {
         request_id: report.request_id.clone(),
         created_at: now_rfc3339(),
@@ -161,6 +179,7 @@ pub async fn prepare(
         options,
         status: RequestStatus::Planned,
         stitched,
+        rollup: rollup_job,
         mutations: plan
             .targets
             .iter()
@@ -371,8 +390,9 @@ pub async fn run_journaled(
             ),
         );
     }
-    journal.status = RequestStatus::Completed;
     journal.record_step("verified", "no targeted row remains");
+    rollup::run_journaled(server, state, journal, &mut report.rollups).await?;
+    journal.status = RequestStatus::Completed;
     state.save(journal)?;
     report.status = ReportStatus::Completed;
     Ok(())
@@ -393,6 +413,9 @@ pub fn describe_journal(report: &mut ForgetReport, journal: &RequestJournal) {
     }
     if report.rows.is_empty() {
         fill_rows(report, journal, None);
+    }
+    if report.rollups.is_none() {
+        report.rollups = journal.rollup.as_ref().map(RollupReport::planned);
     }
 }
 

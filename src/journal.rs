@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorCode, Failure};
 use crate::plan::{ForgetOptions, ForgetPlan};
 use crate::request::Subject;
+use crate::rollup::RollupJob;
 use crate::stitch::StitchedId;
 
 /// Where a request stands.
@@ -60,6 +61,10 @@ pub struct RequestJournal {
     pub options: ForgetOptions,
     pub status: RequestStatus,
     pub stitched: Vec<StitchedId>,
+    /// With `--rollups`: the days and sessions the targeted rows touched,
+    /// captured before the deletion, and the rollup queries to run after it.
+    #[serde(default)]
+    pub rollup: Option<RollupJob>,
     pub plan: ForgetPlan,
     /// Rows each target matched before anything was issued.
     pub rows_before: Vec<u64>,

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod profile;
 pub mod progress;
 pub mod request;
+pub mod rollup;
 pub mod schema;
 pub mod sql;
 pub mod stitch;

@@ -28,6 +28,10 @@ pub struct ForgetArgs {
     /// With --anonymous: delete every row of shared anonymous ids, other users' rows included
     #[arg(long, requires = "anonymous")]
     pub include_shared: bool,
+    /// After the deletion is verified, re-aggregate the daily_rollup and sessions rows of the
+    /// days and sessions the deleted rows touched (captured before the deletion)
+    #[arg(long)]
+    pub rollups: bool,
     /// Print the plan (statements, row counts, anonymous ids) and issue nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -88,7 +92,8 @@ async fn forget_with_report(
         "connected to ClickHouse {} at {} as {}",
         server.capabilities.version, server.config.url, server.config.user
     ));
-    let journal = forget::prepare(&server, &profile, &subject, options, report).await?;
+    let journal =
+        forget::prepare(&server, &profile, &subject, options, args.rollups, report).await?;
     if args.dry_run {
         return Ok(());
     }
@@ -183,6 +188,9 @@ pub fn render_human(report: &ForgetReport) -> String {
         if report.may_delete == Some(false) {
             out.push_str("note: these credentials are read-only and could not issue them\n");
         }
+    }
+    if let Some(rollups) = &report.rollups {
+        out.push_str(&super::rollup::render_rollups(rollups));
     }
     if let Some(journal) = &report.journal {
         out.push_str(&format!("journal: {journal}\n"));

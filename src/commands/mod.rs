@@ -6,6 +6,7 @@ pub mod forget;
 pub mod init;
 pub mod mutations;
 pub mod resume;
+pub mod rollup;
 pub mod status;
 pub mod stitch;
 
@@ -20,5 +21,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mutations(command) => mutations::run(command).await,
         Command::Status(args) => status::run(args).await,
         Command::Resume(args) => resume::run(args).await,
+        Command::Rollup(args) => rollup::run(args).await,
     }
 }

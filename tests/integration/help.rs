@@ -15,6 +15,7 @@ const COMMANDS: &[&[&str]] = &[
     &["mutations", "kill"],
     &["status"],
     &["resume"],
+    &["rollup"],
 ];
 
 #[test]

@@ -7,5 +7,6 @@ mod errors;
 mod forget;
 mod help;
 mod mutations;
+mod rollup;
 mod servers;
 mod smoke;

@@ -1,0 +1,6 @@
+-- The sessions the rows a forget targets belong to, read before the deletion.
+-- {predicate} is the OR of the plan's target predicates.
+SELECT DISTINCT toString({session_id}) AS session_id
+FROM {events}
+WHERE {predicate}
+ORDER BY session_id
