@@ -566,11 +566,14 @@ async fn inspect_table(
 }
 
 /// Batches of `(p1) OR (p2) ...` under the literal budget.
-fn predicate_batches(targets: &[Target], budget: usize) -> Vec<String> {
+fn predicate_batches<'a>(
+    predicates: impl IntoIterator<Item = &'a str>,
+    budget: usize,
+) -> Vec<String> {
     let mut batches: Vec<String> = Vec::new();
     let mut current = String::new();
-    for target in targets {
-        let part = format!("({})", target.predicate);
+    for predicate in predicates {
+        let part = format!("({predicate})");
         if !current.is_empty() && current.len() + part.len() + 4 > budget {
             batches.push(std::mem::take(&mut current));
         }
@@ -597,7 +600,8 @@ pub async fn capture(
     let events = server.table(&profile.tables.events).to_string();
     let mut days = BTreeSet::new();
     let mut sessions = BTreeSet::new();
-    for predicate in predicate_batches(targets, literal_budget(server)) {
+    let predicates = targets.iter().map(|t| t.predicate.as_str());
+    for predicate in predicate_batches(predicates, literal_budget(server)) {
         let mut values = column_bindings(profile);
         values.push(("events", events.clone()));
         values.push(("predicate", predicate));
@@ -1031,6 +1035,18 @@ mod tests {
         let name =
             scratch_name(&table, "01a228b4-9333-779e-905f-58089d6845e3", "_new").expect("valid");
         assert_eq!(name.as_str(), "daily_rollup_chforget_58089d6845e3_new");
+    }
+
+    #[test]
+    fn target_predicates_are_ored_in_batches_under_budget() {
+        let long = format!("x IN ('{}')", "a".repeat(3000));
+        let predicates = ["u IN ('1')", long.as_str(), long.as_str(), "v IN ('2')"];
+        let batches = predicate_batches(predicates, 4096);
+        assert_eq!(batches.len(), 2, "{batches:?}");
+        assert!(batches[0].starts_with("(u IN ('1')) OR (x IN"));
+        assert!(batches[1].ends_with(" OR (v IN ('2'))"));
+        assert!(batches.iter().all(|b| b.len() <= 4096));
+        assert_eq!(predicate_batches(["p"], 10), ["(p)"]);
     }
 
     #[test]
