@@ -46,6 +46,11 @@ pub enum Command {
     Mutations(crate::commands::mutations::MutationsCommand),
     /// Show where journaled requests stand (all unfinished ones without an id)
     Status(crate::commands::status::StatusArgs),
+    /// Re-check a finished request for rows that arrived after it (and --fix them)
+    Verify(crate::commands::verify::VerifyArgs),
+    /// Read, verify and export the audit trail
+    #[command(subcommand)]
+    Audit(crate::commands::audit::AuditCommand),
     /// Finish an interrupted request from its journal, issuing nothing twice
     Resume(crate::commands::resume::ResumeArgs),
     /// Recompute a project's daily_rollup and sessions rows for a day range from the events
@@ -133,6 +138,75 @@ pub struct StateArgs {
 impl StateArgs {
     pub fn resolve(&self) -> anyhow::Result<StateDir> {
         StateDir::resolve(self.state_dir.clone())
+    }
+}
+
+/// What the audit trail records about a request.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Audit")]
+pub struct AuditArgs {
+    /// Who asked for the erasure (a person or a ticket system)
+    #[arg(long, env = "CHFORGET_REQUESTED_BY", value_name = "WHO")]
+    pub requested_by: Option<String>,
+    /// Who approved it
+    #[arg(long, env = "CHFORGET_APPROVED_BY", value_name = "WHO")]
+    pub approved_by: Option<String>,
+    /// Ticket or case reference
+    #[arg(long, env = "CHFORGET_TICKET", value_name = "REF")]
+    pub ticket: Option<String>,
+    /// Free-text note for the record
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// Another system wiped for this request, as SYSTEM:ID (repeatable)
+    #[arg(long = "also-wiped", value_name = "SYSTEM:ID")]
+    pub also_wiped: Vec<String>,
+    /// Refuse to run without --approved-by (also the profile's [audit] require_approval)
+    #[arg(long, env = "CHFORGET_REQUIRE_APPROVAL")]
+    pub require_approval: bool,
+    /// Record the user_id as a keyed hash too (anonymous ids always are)
+    #[arg(long)]
+    pub redact_user: bool,
+    /// Database of the forget_audit table [default: --database]
+    #[arg(long, env = "CHFORGET_AUDIT_DATABASE", value_name = "DATABASE")]
+    pub audit_database: Option<String>,
+}
+
+impl AuditArgs {
+    pub fn meta(&self) -> anyhow::Result<crate::audit::AuditMeta> {
+        let meta = crate::audit::AuditMeta {
+            requested_by: self.requested_by.clone(),
+            approved_by: self.approved_by.clone(),
+            ticket: self.ticket.clone(),
+            note: self.note.clone(),
+            also_wiped: self.also_wiped.clone(),
+            redact_user: self.redact_user,
+        };
+        crate::audit::validate_meta(&meta)?;
+        Ok(meta)
+    }
+}
+
+/// Where the forget_audit table lives.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Audit")]
+pub struct AuditTableArgs {
+    /// Database of the forget_audit table [default: --database]
+    #[arg(long, env = "CHFORGET_AUDIT_DATABASE", value_name = "DATABASE")]
+    pub audit_database: Option<String>,
+}
+
+/// The audit database named by a flag, else the profile, else none (the
+/// connection's database).
+pub fn audit_database(flag: Option<&str>, profile: &Profile) -> anyhow::Result<Option<Ident>> {
+    match flag {
+        Some(name) => Ident::new(name).map(Some).map_err(|e| {
+            Failure::new(
+                ErrorCode::InvalidPayload,
+                format!("--audit-database: {}", e.message),
+            )
+            .into()
+        }),
+        None => Ok(profile.audit.database.clone()),
     }
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// A stable, machine-readable failure class. Scripts key on these strings and
 /// on the exit status, so neither may change meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request itself is malformed (ids, flags, profile); nothing was sent.
@@ -33,6 +33,9 @@ pub enum ErrorCode {
     Interrupted,
     /// Anything else ClickHouse answered that fits no class above.
     ServerError,
+    /// The audit trail was edited, reordered or truncated, or its two copies
+    /// disagree.
+    AuditBroken,
 }
 
 impl ErrorCode {
@@ -48,6 +51,7 @@ impl ErrorCode {
             ErrorCode::StateError => "state_error",
             ErrorCode::Interrupted => "interrupted",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::AuditBroken => "audit_broken",
         }
     }
 
@@ -61,6 +65,7 @@ impl ErrorCode {
             ErrorCode::ConnectionFailed => 6,
             ErrorCode::SchemaMismatch => 7,
             ErrorCode::StateError | ErrorCode::ServerError => 1,
+            ErrorCode::AuditBroken => 8,
             ErrorCode::Interrupted => 130,
         }
     }

@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use crate::connection::Server;
 use crate::error::{ErrorCode, Failure, fail};
-use crate::journal::{JournaledMutation, RequestJournal, RequestStatus, StateDir, now_rfc3339};
+use crate::journal::{
+    JournaledMutation, RequestJournal, RequestStatus, StateDir, crash_point, now_rfc3339,
+};
 use crate::mutate;
 use crate::mutations::MutationKey;
 use crate::plan::{self, ForgetOptions, TargetKind};
@@ -47,13 +49,13 @@ pub struct MutationReport {
     pub marker: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize)]
 pub struct RowCounts {
     pub before: u64,
     pub after: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
@@ -82,6 +84,8 @@ pub struct ForgetReport {
     /// Set when the credentials are read-only (a dry run still plans).
     pub may_delete: Option<bool>,
     pub journal: Option<String>,
+    /// Where the audit record went.
+    pub audit: Option<crate::audit::AuditOutcome>,
     /// With `--rollups`: the captured scope (planned) or what the rollup
     /// rewrote per table; null without.
     pub rollups: Option<RollupReport>,
@@ -106,6 +110,7 @@ impl ForgetReport {
             verified: None,
             may_delete: None,
             journal: None,
+            audit: None,
             rollups: None,
             error: None,
         }
@@ -143,12 +148,34 @@ pub async fn prepare(
     rollups: bool,
     report: &mut ForgetReport,
 ) -> anyhow::Result<RequestJournal> {
+    prepare_with(server, profile, subject, options, rollups, &[], report).await
+}
+
+/// As [`prepare`], with anonymous ids known from elsewhere (an earlier
+/// request's, found again by `verify`) added to the ones stitched now.
+pub async fn prepare_with(
+    server: &Server,
+    profile: &Profile,
+    subject: &Subject,
+    options: ForgetOptions,
+    rollups: bool,
+    known_ids: &[StitchedId],
+    report: &mut ForgetReport,
+) -> anyhow::Result<RequestJournal> {
     schema::check_events_table(server, profile).await?;
     if rollups {
         rollup::check_tables(server, profile, &rollup::RollupKind::ALL).await?;
     }
     report.may_delete = Some(!server.capabilities.readonly);
-    let stitched = stitch::stitch(server, profile, subject).await?;
+    let mut stitched = stitch::stitch(server, profile, subject).await?;
+    for known in known_ids {
+        if !stitched
+            .iter()
+            .any(|s| s.anonymous_id == known.anonymous_id)
+        {
+            stitched.push(known.clone());
+        }
+    }
     report.set_stitched(&stitched);
     let events = server.table(&profile.tables.events);
     let plan = plan::plan(
@@ -195,6 +222,9 @@ pub async fn prepare(
         plan,
         rows_before,
         steps: Vec::new(),
+        audit: crate::audit::AuditMeta::default(),
+        scrubbed: false,
+        batch: Vec::new(),
     };
     fill_rows(report, &journal, None);
     report.status = ReportStatus::Planned;
@@ -234,6 +264,7 @@ pub async fn execute(
         format!("{} statements", journal.plan.targets.len()),
     );
     state.save(&journal)?;
+    crash_point("planned");
     report.journal = Some(
         state
             .journal_path(&journal.request_id)?
@@ -258,7 +289,9 @@ pub async fn run_journaled(
     for (index, target) in targets.iter().enumerate() {
         journal.record_step("issuing", target.marker.clone());
         state.save(journal)?;
+        crash_point(&format!("issuing:{index}"));
         let issued = mutate::issue(server, target).await;
+        crash_point(&format!("sent:{index}"));
         let (row, how) = match issued {
             Ok(found) => found,
             Err(error) => {
@@ -280,9 +313,11 @@ pub async fn run_journaled(
         };
         journal.record_step("issued", detail);
         state.save(journal)?;
+        crash_point(&format!("issued:{index}"));
     }
     journal.status = RequestStatus::Queued;
     state.save(journal)?;
+    crash_point("queued");
     report.status = ReportStatus::Queued;
     fill_mutations(report, journal);
     if !mode.wait {
@@ -375,6 +410,8 @@ pub async fn run_journaled(
     }
 
     journal.record_step("mutations_done", "all mutations done");
+    state.save(journal)?;
+    crash_point("mutations_done");
     let rows_after = verify::count_all(server, &journal.plan.targets).await?;
     fill_rows(report, journal, Some(&rows_after));
     let remaining: u64 = rows_after.iter().sum();
@@ -457,4 +494,23 @@ fn fill_rows(report: &mut ForgetReport, journal: &RequestJournal, after: Option<
             counts.after = Some(counts.after.unwrap_or(0) + after.get(index).copied().unwrap_or(0));
         }
     }
+}
+
+/// A request for the same subject in the same database that is still in
+/// flight (issuing or queued), if any: a second forget reports it instead of
+/// starting over.
+pub fn in_flight(
+    state: &StateDir,
+    database: &str,
+    subject: &Subject,
+) -> anyhow::Result<Option<RequestJournal>> {
+    Ok(state.list()?.into_iter().rev().find(|journal| {
+        matches!(
+            journal.status,
+            RequestStatus::Issuing | RequestStatus::Queued
+        ) && !journal.scrubbed
+            && journal.database == database
+            && journal.subject.project_id == subject.project_id
+            && journal.subject.user_id == subject.user_id
+    }))
 }

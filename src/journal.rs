@@ -70,6 +70,15 @@ pub struct RequestJournal {
     pub rows_before: Vec<u64>,
     pub mutations: Vec<JournaledMutation>,
     pub steps: Vec<StepEvent>,
+    /// Who asked, approved, and what else was wiped (for the audit trail).
+    #[serde(default)]
+    pub audit: crate::audit::AuditMeta,
+    /// Raw ids were replaced by their hashes (the request finished).
+    #[serde(default)]
+    pub scrubbed: bool,
+    /// The users of a batch request (empty for a single-user request).
+    #[serde(default)]
+    pub batch: Vec<crate::batch::BatchMember>,
 }
 
 impl RequestJournal {
@@ -227,4 +236,15 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             .with_context(|| format!("syncing {}", parent.display()))?;
     }
     Ok(())
+}
+
+/// Fault injection for the crash tests: with `CHFORGET_CRASH_AT=<point>` the
+/// process aborts right there, as `kill -9` would stop it (no cleanup, only
+/// what was already fsynced survives). Points: `planned`, `issuing:N`,
+/// `sent:N` (statement N issued, its id not yet journaled), `issued:N`,
+/// `queued`, `mutations_done`.
+pub fn crash_point(point: &str) {
+    if std::env::var("CHFORGET_CRASH_AT").is_ok_and(|wanted| wanted == point) {
+        std::process::abort();
+    }
 }

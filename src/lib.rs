@@ -6,6 +6,8 @@
 //! [`journal`]. [`connection`] and [`capabilities`] talk to the server,
 //! [`sql`] is the only place SQL text is assembled from values.
 
+pub mod audit;
+pub mod batch;
 pub mod capabilities;
 pub mod cli;
 pub mod commands;

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::profile::Profile;
-use crate::request::Subject;
+use crate::request::{Subject, ValidId};
 use crate::sql::{QualifiedTable, literal_list, render, string_literal};
 use crate::stitch::{StitchedId, column_bindings};
 
@@ -102,13 +102,36 @@ pub fn plan(
     options: ForgetOptions,
     max_query_size: u64,
 ) -> anyhow::Result<ForgetPlan> {
+    plan_many(
+        request_id,
+        profile,
+        events,
+        &subject.project_id,
+        std::slice::from_ref(&subject.user_id),
+        stitched,
+        options,
+        max_query_size,
+    )
+}
+
+/// The plan for several users of one project (a batch): one statement per
+/// kind, unless the literal lists must be chunked under `max_query_size`.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_many(
+    request_id: &str,
+    profile: &Profile,
+    events: &QualifiedTable,
+    project_id: &ValidId,
+    user_ids: &[ValidId],
+    stitched: &[StitchedId],
+    options: ForgetOptions,
+    max_query_size: u64,
+) -> anyhow::Result<ForgetPlan> {
     let columns = column_bindings(profile);
-    let projects = literal_list(&[subject.project_id.as_str()]);
-    let users = literal_list(&[subject.user_id.as_str()]);
+    let projects = literal_list(&[project_id.as_str()]);
     let predicate = |template: &str, extra: &[(&str, &str)]| -> anyhow::Result<String> {
         let mut values: Vec<(&str, &str)> = columns.iter().map(|(k, v)| (*k, v.as_str())).collect();
         values.push(("projects", &projects));
-        values.push(("users", &users));
         values.extend_from_slice(extra);
         Ok(render(template, &values)?.replace('\n', " "))
     };
@@ -120,19 +143,25 @@ pub fn plan(
         marker: format!("chforget:{request_id}:{kind}:{chunk}"),
         anonymous_ids,
     };
+    let budget = usize::try_from(max_query_size)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(STATEMENT_SLACK_BYTES)
+        .max(1024);
 
-    let mut targets = vec![target(
-        TargetKind::User,
-        0,
-        predicate(USER_PREDICATE, &[])?,
-        0,
-    )];
+    let mut targets = Vec::new();
+    for (chunk_index, chunk) in chunk_by_literal_size(user_ids, budget, ValidId::as_str)
+        .iter()
+        .enumerate()
+    {
+        let users: Vec<&str> = chunk.iter().map(|u| u.as_str()).collect();
+        let user_list = literal_list(&users);
+        let text = predicate(USER_PREDICATE, &[("users", &user_list)])?;
+        targets.push(target(TargetKind::User, chunk_index, text, 0));
+    }
     if options.anonymous && !stitched.is_empty() {
-        let budget = usize::try_from(max_query_size)
-            .unwrap_or(usize::MAX)
-            .saturating_sub(STATEMENT_SLACK_BYTES)
-            .max(1024);
-        for (chunk_index, chunk) in chunk_by_literal_size(stitched, budget).iter().enumerate() {
+        let chunks =
+            chunk_by_literal_size(stitched, budget, |s: &StitchedId| s.anonymous_id.as_str());
+        for (chunk_index, chunk) in chunks.iter().enumerate() {
             let ids: Vec<&str> = chunk.iter().map(|s| s.anonymous_id.as_str()).collect();
             let shared: Vec<&str> = chunk
                 .iter()
@@ -158,22 +187,26 @@ pub fn plan(
     Ok(ForgetPlan { targets })
 }
 
-/// Split ids so that the literal list of each chunk stays under `budget`
-/// bytes (an id that alone exceeds it still gets a chunk of its own: ids are
-/// at most 1 KiB, far below any sane `max_query_size`).
-pub fn chunk_by_literal_size(ids: &[StitchedId], budget: usize) -> Vec<Vec<&StitchedId>> {
-    let mut chunks: Vec<Vec<&StitchedId>> = Vec::new();
-    let mut current: Vec<&StitchedId> = Vec::new();
+/// Split items so that the literal list of each chunk stays under `budget`
+/// bytes (an item that alone exceeds it still gets a chunk of its own: ids
+/// are at most 1 KiB, far below any sane `max_query_size`).
+pub fn chunk_by_literal_size<T>(
+    items: &[T],
+    budget: usize,
+    text: impl Fn(&T) -> &str,
+) -> Vec<Vec<&T>> {
+    let mut chunks: Vec<Vec<&T>> = Vec::new();
+    let mut current: Vec<&T> = Vec::new();
     let mut size = 0;
-    for id in ids {
+    for item in items {
         // Escaping at most doubles an id; two quotes and ", " around it.
-        let cost = id.anonymous_id.len() * 2 + 4;
+        let cost = text(item).len() * 2 + 4;
         if !current.is_empty() && size + cost > budget {
             chunks.push(std::mem::take(&mut current));
             size = 0;
         }
         size += cost;
-        current.push(id);
+        current.push(item);
     }
     if !current.is_empty() {
         chunks.push(current);

@@ -62,6 +62,19 @@ pub struct RollupFiles {
     pub sessions: Option<PathBuf>,
 }
 
+/// Audit trail settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Refuse forgets without --approved-by.
+    pub require_approval: bool,
+    /// Database of the forget_audit table (default: --database).
+    pub database: Option<Ident>,
+    /// HMAC key for anonymous ids (else CHFORGET_AUDIT_KEY, else a key file
+    /// in the state directory).
+    pub key: Option<String>,
+}
+
 /// A profile file; every key is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -69,6 +82,7 @@ pub struct Profile {
     pub tables: Tables,
     pub columns: EventColumns,
     pub rollup: RollupFiles,
+    pub audit: AuditSettings,
 }
 
 impl Profile {

@@ -3,8 +3,10 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::audit;
 use crate::cli::{
-    ConfirmArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs, StateArgs, parse_duration,
+    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs, StateArgs,
+    audit_database, parse_duration,
 };
 use crate::error::{ErrorCode, fail};
 use crate::forget::{self, ForgetMode, ForgetReport, ReportStatus};
@@ -17,11 +19,21 @@ use crate::track::TrackOptions;
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
     /// Project the user belongs to; nothing outside it is touched
-    #[arg(long, env = "CHFORGET_PROJECT")]
-    pub project: String,
+    #[arg(long, env = "CHFORGET_PROJECT", required_unless_present = "batch")]
+    pub project: Option<String>,
     /// The user_id to erase
-    #[arg(long = "user", visible_alias = "user-id", value_name = "USER_ID")]
-    pub user_id: String,
+    #[arg(
+        long = "user",
+        visible_alias = "user-id",
+        value_name = "USER_ID",
+        required_unless_present = "batch"
+    )]
+    pub user_id: Option<String>,
+    /// Erase every user of a CSV (header row) or JSON-lines file with the fields
+    /// project_id, user_id and optionally requested_by, approved_by, ticket, note:
+    /// one mutation per kind and project for all of them
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["project", "user_id"])]
+    pub batch: Option<std::path::PathBuf>,
     /// Also delete the anonymous rows (NULL user_id) of the anonymous ids stitched to the user
     #[arg(long)]
     pub anonymous: bool,
@@ -54,6 +66,8 @@ pub struct ForgetArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub confirm: ConfirmArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
 }
 
 pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
@@ -61,7 +75,12 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
         anonymous: args.anonymous,
         include_shared: args.include_shared,
     };
-    let mut report = ForgetReport::new(&new_request_id(), &args.project, &args.user_id, options);
+    if let Some(path) = &args.batch {
+        return super::forget_batch::run(&args, path, options).await;
+    }
+    let project = args.project.clone().unwrap_or_default();
+    let user_id = args.user_id.clone().unwrap_or_default();
+    let mut report = ForgetReport::new(&new_request_id(), &project, &user_id, options);
     let result = forget_with_report(&args, options, &mut report).await;
     if let Err(error) = &result {
         report.fail_with(error);
@@ -78,42 +97,128 @@ async fn forget_with_report(
     options: ForgetOptions,
     report: &mut ForgetReport,
 ) -> anyhow::Result<()> {
-    let subject = Subject::new(&args.project, &args.user_id)?;
+    let subject = Subject::new(
+        args.project.as_deref().unwrap_or_default(),
+        args.user_id.as_deref().unwrap_or_default(),
+    )?;
+    let meta = args.audit.meta()?;
     let profile = args.profile.load()?;
+    audit::require_approval(
+        args.audit.require_approval || profile.audit.require_approval,
+        &meta,
+    )?;
+    let audit_db = audit_database(args.audit.audit_database.as_deref(), &profile)?;
     let state = args.state.resolve()?;
-    if !args.dry_run && !args.confirm.yes && !std::io::stdin().is_terminal() {
-        return fail(
-            ErrorCode::InvalidPayload,
-            "refusing to delete without confirmation: stdin is not a terminal; pass --yes (or run --dry-run first)",
+    if !args.dry_run
+        && let Some(existing) = forget::in_flight(&state, &args.connection.database, &subject)?
+    {
+        report.request_id = existing.request_id.clone();
+        report.status = ReportStatus::Queued;
+        forget::describe_journal(report, &existing);
+        report.journal = Some(
+            state
+                .journal_path(&existing.request_id)?
+                .display()
+                .to_string(),
         );
+        eprintln!(
+            "chforget: request {} for this user and project is already in flight (status {:?}); nothing new was started. Finish it with `chforget resume {}`",
+            existing.request_id, existing.status, existing.request_id
+        );
+        return Ok(());
     }
+    require_confirmation_possible(args)?;
     let server = args.connection.connect().await?;
     output::status(format!(
         "connected to ClickHouse {} at {} as {}",
         server.capabilities.version, server.config.url, server.config.user
     ));
-    let journal =
+    let mut journal =
         forget::prepare(&server, &profile, &subject, options, args.rollups, report).await?;
     if args.dry_run {
         return Ok(());
     }
     forget::ensure_may_delete(&server)?;
+    // The audit table must exist before anything is deleted, so that the
+    // record of the deletion can be written.
+    let audit_table = audit::audit_table(&server, audit_db.as_ref());
+    audit::create_table(&server, &audit_table).await?;
+    journal.audit = meta;
     if !args.confirm.yes && !confirm(report)? {
         return fail(
             ErrorCode::InvalidPayload,
             "not confirmed; nothing was issued",
         );
     }
-    let mode = ForgetMode {
+    let mode = mode_of(args);
+    let mut observer = progress::for_stderr(false);
+    let outcome = forget::execute(&server, &state, journal, mode, report, observer.as_mut()).await;
+    record_audit(
+        &server,
+        &state,
+        &profile,
+        &audit_table,
+        "forget",
+        report,
+        outcome,
+    )
+    .await
+}
+
+/// Write the audit record of a run that reached the journal, whatever its
+/// outcome; a failure to record is reported, never hides the run's own error.
+pub async fn record_audit(
+    server: &crate::connection::Server,
+    state: &crate::journal::StateDir,
+    profile: &crate::profile::Profile,
+    table: &crate::sql::QualifiedTable,
+    action: &str,
+    report: &mut ForgetReport,
+    outcome: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if report.journal.is_none() {
+        return outcome;
+    }
+    let mut audited = report.clone();
+    if let Err(error) = &outcome {
+        audited.fail_with(error);
+    }
+    match audit::record_request(server, state, profile, table, action, &audited).await {
+        Ok(recorded) => {
+            report.audit = Some(recorded);
+            outcome
+        }
+        Err(error) if outcome.is_ok() => {
+            Err(error.context("the erasure ran, but its audit record is incomplete"))
+        }
+        Err(error) => {
+            eprintln!("chforget: warning: the audit record is incomplete: {error:#}");
+            outcome
+        }
+    }
+}
+
+/// How long and how to wait, from the flags.
+pub fn mode_of(args: &ForgetArgs) -> ForgetMode {
+    ForgetMode {
         wait: !args.no_wait,
         track: TrackOptions {
             timeout: Some(args.timeout),
             stuck_after: args.stuck_after,
             ..TrackOptions::default()
         },
-    };
-    let mut observer = progress::for_stderr(false);
-    forget::execute(&server, &state, journal, mode, report, observer.as_mut()).await
+    }
+}
+
+/// Refuse to delete off a terminal without --yes.
+pub fn require_confirmation_possible(args: &ForgetArgs) -> anyhow::Result<()> {
+    if !args.dry_run && !args.confirm.yes && !std::io::stdin().is_terminal() {
+        return fail(
+            ErrorCode::InvalidPayload,
+            "refusing to delete without confirmation: stdin is not a terminal; pass --yes (or run --dry-run first)",
+        );
+    }
+    Ok(())
 }
 
 fn confirm(report: &ForgetReport) -> anyhow::Result<bool> {

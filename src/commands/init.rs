@@ -1,7 +1,10 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs};
+use crate::audit;
+use crate::cli::{
+    AuditTableArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs, audit_database,
+};
 use crate::output;
 use crate::schema;
 
@@ -13,6 +16,8 @@ pub struct InitArgs {
     pub profile: ProfileArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub audit: AuditTableArgs,
 }
 
 #[derive(Serialize)]
@@ -24,7 +29,17 @@ struct InitReport {
 pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     let profile = args.profile.load()?;
     let server = args.connection.connect().await?;
-    let statements = schema::init(&server, &profile).await?;
+    let mut statements = schema::init(&server, &profile).await?;
+    let audit_db = audit_database(args.audit.audit_database.as_deref(), &profile)?;
+    let audit_table = audit::audit_table(&server, audit_db.as_ref());
+    if audit_table.database != *server.database() {
+        let create = format!("CREATE DATABASE IF NOT EXISTS {}", audit_table.database);
+        server
+            .execute_without_database(&create, "creating the audit database")
+            .await?;
+        statements.push(create);
+    }
+    statements.push(audit::create_table(&server, &audit_table).await?);
     let report = InitReport {
         database: server.database().as_str().to_string(),
         statements,

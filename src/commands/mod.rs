@@ -1,14 +1,17 @@
 //! One file per subcommand: each turns its arguments into calls of the
 //! library layer and renders what comes back.
 
+pub mod audit;
 pub mod doctor;
 pub mod forget;
+pub mod forget_batch;
 pub mod init;
 pub mod mutations;
 pub mod resume;
 pub mod rollup;
 pub mod status;
 pub mod stitch;
+pub mod verify;
 
 use crate::cli::{Cli, Command};
 
@@ -20,6 +23,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Forget(args) => forget::run(args).await,
         Command::Mutations(command) => mutations::run(command).await,
         Command::Status(args) => status::run(args).await,
+        Command::Audit(command) => audit::run(command).await,
+        Command::Verify(args) => verify::run(args).await,
         Command::Resume(args) => resume::run(args).await,
         Command::Rollup(args) => rollup::run(args).await,
     }

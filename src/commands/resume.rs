@@ -2,7 +2,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::{ConnectionArgs, OutputArgs, OutputFormat, StateArgs, parse_duration};
+use crate::audit;
+use crate::cli::{
+    AuditTableArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs, StateArgs,
+    audit_database, parse_duration,
+};
 use crate::error::{ErrorCode, fail};
 use crate::forget::{self, ForgetMode, ForgetReport, ReportStatus};
 use crate::journal::RequestStatus;
@@ -27,6 +31,10 @@ pub struct ResumeArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub audit: AuditTableArgs,
 }
 
 pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
@@ -52,6 +60,8 @@ pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
                 ),
             );
         }
+        let profile = args.profile.load()?;
+        let audit_db = audit_database(args.audit.audit_database.as_deref(), &profile)?;
         let server = args.connection.connect().await?;
         forget::ensure_may_delete(&server)?;
         journal.record_step(
@@ -73,7 +83,7 @@ pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
                 .display()
                 .to_string(),
         );
-        forget::run_journaled(
+        let outcome = forget::run_journaled(
             &server,
             &state,
             &mut journal,
@@ -81,9 +91,24 @@ pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
             &mut report,
             observer.as_mut(),
         )
+        .await;
+        let audit_table = audit::audit_table(&server, audit_db.as_ref());
+        super::forget::record_audit(
+            &server,
+            &state,
+            &profile,
+            &audit_table,
+            "resume",
+            &mut report,
+            outcome,
+        )
         .await
     }
     .await;
+    // The audit step may have scrubbed the journal; show what it holds now.
+    if let Ok(latest) = state.load(&journal.request_id) {
+        journal = latest;
+    }
     forget::describe_journal(&mut report, &journal);
     if let Err(error) = &result {
         report.fail_with(error);

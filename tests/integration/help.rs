@@ -15,6 +15,12 @@ const COMMANDS: &[&[&str]] = &[
     &["mutations", "kill"],
     &["status"],
     &["resume"],
+    &["verify"],
+    &["audit"],
+    &["audit", "list"],
+    &["audit", "show"],
+    &["audit", "verify"],
+    &["audit", "export"],
     &["rollup"],
 ];
 

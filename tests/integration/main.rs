@@ -2,6 +2,7 @@
 //! against the server named by `CLICKHOUSE_URL` (a real ClickHouse, never a
 //! mock). Each test gets a fresh database named after it.
 
+mod audit;
 mod common;
 mod errors;
 mod forget;
