@@ -35,6 +35,8 @@ pub struct Capabilities {
     pub readonly: bool,
     /// `max_query_size` in bytes; literal id lists are chunked under it.
     pub max_query_size: u64,
+    /// `system.disks` exists (free space for stuck diagnosis).
+    pub system_disks: bool,
 }
 
 #[derive(Row, Deserialize)]
@@ -88,6 +90,13 @@ impl Capabilities {
                 during,
             )
             .await?;
+        let system_disks = !server
+            .fetch::<Name>(
+                "SELECT name FROM system.tables WHERE database = 'system' AND name = 'disks'",
+                during,
+            )
+            .await?
+            .is_empty();
         let setting = |name: &str| {
             settings
                 .iter()
@@ -109,6 +118,7 @@ impl Capabilities {
             max_query_size: setting("max_query_size")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DEFAULT_MAX_QUERY_SIZE),
+            system_disks,
             version,
         })
     }

@@ -209,10 +209,18 @@ fn stuck_message(
         ));
     }
     match diagnosis {
-        Ok(d) => message.push_str(&format!(
-            "; {} merges running on the table; {} unfinished mutations queued before it",
-            d.merges_running, d.queued_before
-        )),
+        Ok(d) => {
+            message.push_str(&format!(
+                "; {} merges running on the table; {} unfinished mutations queued before it",
+                d.merges_running, d.queued_before
+            ));
+            if let Some(free) = d.free_disk_bytes {
+                message.push_str(&format!(
+                    "; {} MiB free on the fullest disk",
+                    free / (1024 * 1024)
+                ));
+            }
+        }
         Err(error) => message.push_str(&format!("; no diagnosis: {error}")),
     }
     message.push_str(" (still waiting; the mutation is not stopped)");

@@ -122,10 +122,23 @@ impl TrackOutcome {
 }
 
 /// What may hold a stalled mutation back.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Row)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Diagnosis {
     pub merges_running: u64,
     pub queued_before: u64,
+    /// Least free space of the server's disks, where `system.disks` exists.
+    pub free_disk_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, Row)]
+struct QueueRow {
+    merges_running: u64,
+    queued_before: u64,
+}
+
+#[derive(Deserialize, Row)]
+struct FreeSpace {
+    free: u64,
 }
 
 /// Receives what the tracker sees. Rendering (progress bars, lines, JSON) is
@@ -292,6 +305,23 @@ pub async fn diagnose(server: &Server, row: &MutationRow) -> anyhow::Result<Diag
             ("create_time", &row.create_time.to_string()),
         ],
     )?;
-    let found: Vec<Diagnosis> = server.fetch(&sql, "diagnosing a stalled mutation").await?;
-    Ok(found.into_iter().next().unwrap_or_default())
+    let found: Vec<QueueRow> = server.fetch(&sql, "diagnosing a stalled mutation").await?;
+    let queue = found.into_iter().next().unwrap_or_default();
+    let free_disk_bytes = if server.capabilities.system_disks {
+        server
+            .fetch::<FreeSpace>(
+                "SELECT toUInt64(min(free_space)) AS free FROM system.disks",
+                "reading free disk space",
+            )
+            .await?
+            .first()
+            .map(|row| row.free)
+    } else {
+        None
+    };
+    Ok(Diagnosis {
+        merges_running: queue.merges_running,
+        queued_before: queue.queued_before,
+        free_disk_bytes,
+    })
 }

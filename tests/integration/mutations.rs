@@ -162,6 +162,13 @@ async fn timeout_exits_5_and_leaves_the_mutation_running() {
         "{}",
         output.stderr
     );
+    if engine() == Engine::Current {
+        assert!(
+            output.stderr.contains("free on the fullest disk"),
+            "{}",
+            output.stderr
+        );
+    }
     assert_eq!(
         is_done(&db, "t", &ids[0]).await,
         0,
@@ -359,4 +366,49 @@ async fn forget_timeout_is_queued_and_resume_completes_it() {
         "resume issued nothing again"
     );
     assert_eq!(db.fingerprint("1").await, kept);
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_watching_but_not_the_mutation() {
+    let db = TestDb::new("ctrl_c_stops_watching_but_not_the_mutation").await;
+    blocked_table(&db).await;
+    db.exec("ALTER TABLE t DELETE WHERE x < 10").await;
+    let ids = mutation_ids(&db, "t").await;
+    let child = db
+        .chforget()
+        .args([
+            "mutations",
+            "watch",
+            &ids[0],
+            "--table",
+            "t",
+            "--max-poll-interval",
+            "200ms",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("watch");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Resume with: chforget mutations watch {} --table t",
+            ids[0]
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        is_done(&db, "t", &ids[0]).await,
+        0,
+        "the mutation was not stopped"
+    );
+    assert_eq!(mutation_ids(&db, "t").await, ids);
+    db.exec("SYSTEM START MERGES t").await;
 }
