@@ -472,3 +472,22 @@ pub fn deleted_condition(anonymous: bool, include_shared: bool) -> String {
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
+
+/// A free loopback port below the kernel's ephemeral range (32768+), so no
+/// client socket can be given the same port: a client that connects to a
+/// closed ephemeral port can connect to itself and hold it.
+pub fn free_port() -> u16 {
+    let seed = std::process::id() as usize
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as usize);
+    for attempt in 0..2000 {
+        let port = 20_000 + ((seed + attempt * 7919) % 11_000) as u16;
+        // The legacy engine also takes port + 877 for its native protocol.
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 877) && free(port + 878) {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 31000");
+}

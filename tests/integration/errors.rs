@@ -6,10 +6,7 @@ use crate::common::{PASSWORD_USER, READONLY_USER, TestDb, bare_chforget, run};
 
 /// A URL where nothing listens: a port bound and released at once.
 fn dead_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
+    format!("http://127.0.0.1:{}", crate::common::free_port())
 }
 
 #[tokio::test]

@@ -17,9 +17,7 @@ struct PrivateServer {
 
 impl PrivateServer {
     fn new() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        drop(listener);
+        let port = crate::common::free_port();
         PrivateServer {
             root: tempfile::tempdir().expect("root"),
             engine: match engine() {
