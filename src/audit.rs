@@ -298,6 +298,31 @@ pub async fn create_table(server: &Server, table: &QualifiedTable) -> anyhow::Re
     Ok(sql)
 }
 
+#[derive(Row, Deserialize)]
+struct TableName {
+    #[allow(dead_code)]
+    name: String,
+}
+
+/// Create the audit table only when it is missing: a chforget user with
+/// INSERT (and SELECT) on an existing table needs no CREATE grant.
+pub async fn ensure_table(server: &Server, table: &QualifiedTable) -> anyhow::Result<()> {
+    let existing: Vec<TableName> = server
+        .fetch(
+            &format!(
+                "SELECT name FROM system.tables WHERE database = {} AND name = {}",
+                crate::sql::string_literal(table.database.as_str()),
+                crate::sql::string_literal(table.table.as_str())
+            ),
+            "looking up the audit table",
+        )
+        .await?;
+    if existing.is_empty() {
+        create_table(server, table).await?;
+    }
+    Ok(())
+}
+
 pub async fn insert_row(
     server: &Server,
     table: &QualifiedTable,
@@ -474,6 +499,7 @@ pub fn scrub_journal(journal: &mut RequestJournal, hasher: &Hasher) {
         .collect();
     if journal.audit.redact_user {
         secrets.insert(journal.subject.user_id.as_str().to_string());
+        secrets.extend(journal.batch.iter().map(|m| m.user_id.as_str().to_string()));
     }
     let borrowed: BTreeSet<&str> = secrets.iter().map(String::as_str).collect();
     for target in &mut journal.plan.targets {

@@ -482,14 +482,58 @@ async fn run_project(
         observer,
     )
     .await;
-    // Per-user results and audit records, whatever the outcome.
-    let trail = AuditTrail::open(context.state, profile)?;
-    let journal = context.state.load(&request.request_id)?;
+    let audited = record_members(
+        server,
+        context.state,
+        profile,
+        context.audit_table,
+        "forget-batch",
+        request,
+        outcome.as_ref().err(),
+    )
+    .await?;
+    for result in audited {
+        if let Some(user) = report.users.iter_mut().find(|u| u.line == result.line) {
+            user.rows = result.rows;
+            user.status = result.status;
+            user.error = result.error;
+        }
+    }
+    outcome
+}
+
+/// After a batch request ran (or was resumed): count each member's rows,
+/// write one audit record per member, and scrub the journal once the request
+/// completed. Returns the per-member results.
+pub async fn record_members(
+    server: &Server,
+    state: &StateDir,
+    profile: &Profile,
+    audit_table: &QualifiedTable,
+    action: &str,
+    request: &ForgetReport,
+    error: Option<&anyhow::Error>,
+) -> anyhow::Result<Vec<UserResult>> {
+    let trail = AuditTrail::open(state, profile)?;
+    let journal = state.load(&request.request_id)?;
+    let events = server.table(&profile.tables.events);
+    let project = journal.subject.project_id.clone();
     let mut audited = request.clone();
-    if let Err(error) = &outcome {
+    if let Some(error) = error {
         audited.fail_with(error);
     }
-    for member in &members {
+    // The statements cover every user of the batch: hash all of their
+    // anonymous ids (and, redacted, user ids), not only each record's own.
+    let mut secrets: BTreeSet<&str> = journal
+        .stitched
+        .iter()
+        .map(|s| s.anonymous_id.as_str())
+        .collect();
+    if journal.audit.redact_user {
+        secrets.extend(journal.batch.iter().map(|m| m.user_id.as_str()));
+    }
+    let mut results = Vec::new();
+    for member in &journal.batch {
         let subject = Subject {
             project_id: project.clone(),
             user_id: member.user_id.clone(),
@@ -500,7 +544,7 @@ async fn run_project(
             &events,
             &subject,
             &member.stitched,
-            context.options,
+            journal.options,
             server.capabilities.max_query_size,
         )?;
         let after = if audited.status == ReportStatus::Completed {
@@ -537,8 +581,8 @@ async fn run_project(
         view_journal.subject = subject;
         view_journal.stitched = member.stitched.clone();
         view_journal.audit = AuditMeta {
-            also_wiped: context.also_wiped.clone(),
-            redact_user: context.redact_user,
+            also_wiped: journal.audit.also_wiped.clone(),
+            redact_user: journal.audit.redact_user,
             ..member.meta.clone()
         };
         let mut view = audited.clone();
@@ -547,18 +591,7 @@ async fn run_project(
         view.status = status;
         view.anonymous_ids = member.stitched.len();
         view.verified = after.as_ref().map(|_| remaining == 0);
-        let mut record =
-            audit::record_for("forget-batch", &view_journal, &view, server, &trail.hasher);
-        // The statements cover every user of the batch: hash all of their
-        // anonymous ids (and, redacted, user ids), not only this user's.
-        let mut secrets: BTreeSet<&str> = journal
-            .stitched
-            .iter()
-            .map(|s| s.anonymous_id.as_str())
-            .collect();
-        if context.redact_user {
-            secrets.extend(members.iter().map(|m| m.user_id.as_str()));
-        }
+        let mut record = audit::record_for(action, &view_journal, &view, server, &trail.hasher);
         record.statements = journal
             .plan
             .targets
@@ -571,25 +604,38 @@ async fn run_project(
         if let Some(error) = &mut record.error {
             error.message = audit::redact_text(&error.message, &secrets, &trail.hasher);
         }
-        audit::append(server, &trail, context.audit_table, record).await?;
-        if let Some(user) = report.users.iter_mut().find(|u| u.line == member.line) {
-            user.rows = rows;
-            user.status = status;
-            user.error = audited.error.clone();
-        }
+        audit::append(server, &trail, audit_table, record).await?;
+        results.push(UserResult {
+            line: member.line,
+            project_id: project.as_str().to_string(),
+            user_id: member.user_id.as_str().to_string(),
+            request_id: Some(request.request_id.clone()),
+            status,
+            anonymous_ids: member.stitched.len(),
+            shared_anonymous_ids: member.stitched.iter().filter(|s| s.is_shared()).count(),
+            rows,
+            error: audited.error.clone(),
+        });
     }
     let mut journal = journal;
     if journal.status == RequestStatus::Completed && !journal.scrubbed {
         audit::scrub_journal(&mut journal, &trail.hasher);
+        let redact_user = journal.audit.redact_user;
         for member in &mut journal.batch {
             member
                 .stitched
                 .iter_mut()
                 .for_each(|s| s.anonymous_id = trail.hasher.hash(&s.anonymous_id));
+            if redact_user
+                && let Ok(hashed) =
+                    ValidId::new("user", &trail.hasher.hash(member.user_id.as_str()))
+            {
+                member.user_id = hashed;
+            }
         }
-        context.state.save(&journal)?;
+        state.save(&journal)?;
     }
-    outcome
+    Ok(results)
 }
 
 #[cfg(test)]

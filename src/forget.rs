@@ -511,6 +511,10 @@ pub fn in_flight(
         ) && !journal.scrubbed
             && journal.database == database
             && journal.subject.project_id == subject.project_id
-            && journal.subject.user_id == subject.user_id
+            && (journal.subject.user_id == subject.user_id
+                || journal
+                    .batch
+                    .iter()
+                    .any(|member| member.user_id == subject.user_id))
     }))
 }

@@ -122,8 +122,10 @@ async fn forget_with_report(
                 .to_string(),
         );
         eprintln!(
-            "chforget: request {} for this user and project is already in flight (status {:?}); nothing new was started. Finish it with `chforget resume {}`",
-            existing.request_id, existing.status, existing.request_id
+            "chforget: request {} for this user and project is already in flight (status {}); nothing new was started. Finish it with `chforget resume {}`",
+            existing.request_id,
+            format!("{:?}", existing.status).to_lowercase(),
+            existing.request_id
         );
         return Ok(());
     }
@@ -142,7 +144,7 @@ async fn forget_with_report(
     // The audit table must exist before anything is deleted, so that the
     // record of the deletion can be written.
     let audit_table = audit::audit_table(&server, audit_db.as_ref());
-    audit::create_table(&server, &audit_table).await?;
+    audit::ensure_table(&server, &audit_table).await?;
     journal.audit = meta;
     if !args.confirm.yes && !confirm(report)? {
         return fail(

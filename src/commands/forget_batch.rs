@@ -98,7 +98,7 @@ async fn run_batch(
     let audit_table = audit::audit_table(&server, audit_db.as_ref());
     if !args.dry_run {
         forget::ensure_may_delete(&server)?;
-        audit::create_table(&server, &audit_table).await?;
+        audit::ensure_table(&server, &audit_table).await?;
         if !args.confirm.yes && !confirm(accepted.len())? {
             return fail(
                 ErrorCode::InvalidPayload,

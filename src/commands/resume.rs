@@ -93,6 +93,23 @@ pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
         )
         .await;
         let audit_table = audit::audit_table(&server, audit_db.as_ref());
+        if !journal.batch.is_empty() {
+            // A batch request: one record per user, as the first run wrote.
+            if let Err(error) = crate::batch::record_members(
+                &server,
+                &state,
+                &profile,
+                &audit_table,
+                "resume",
+                &report,
+                outcome.as_ref().err(),
+            )
+            .await
+            {
+                eprintln!("chforget: warning: the audit records are incomplete: {error:#}");
+            }
+            return outcome;
+        }
         super::forget::record_audit(
             &server,
             &state,

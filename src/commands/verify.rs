@@ -1,4 +1,5 @@
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
@@ -8,9 +9,12 @@ use crate::cli::{
     AuditTableArgs, ConfirmArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs, StateArgs,
     audit_database,
 };
-use crate::error::{ErrorCode, fail};
+use crate::connection::Server;
+use crate::error::{ErrorCode, Failure, fail};
 use crate::forget::{self, ForgetMode, ForgetReport};
+use crate::journal::{RequestJournal, StateDir};
 use crate::output;
+use crate::profile::Profile;
 use crate::progress;
 use crate::request::{Subject, ValidId, new_request_id};
 use crate::track::TrackOptions;
@@ -29,9 +33,13 @@ pub struct VerifyArgs {
     /// (late rows can carry old timestamps)
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// The user_id, when the request was recorded with --redact-user
+    /// Only this user of the request (required when user ids were recorded
+    /// as hashes, with --redact-user)
     #[arg(long = "user", value_name = "USER_ID")]
     pub user_id: Option<String>,
+    /// With --fix: stop waiting after this long (exit 5); the mutations keep running
+    #[arg(long, env = "CHFORGET_TIMEOUT", default_value = "1h", value_parser = crate::cli::parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     #[command(flatten)]
@@ -49,6 +57,15 @@ pub struct VerifyArgs {
 #[derive(Serialize)]
 struct VerifyReport {
     request_id: String,
+    /// Late rows of all users of the request.
+    late_rows: LateArrivals,
+    /// Per user (one for a single request, every member for a batch).
+    users: Vec<UserVerification>,
+}
+
+#[derive(Serialize)]
+struct UserVerification {
+    user_id: String,
     late_rows: LateArrivals,
     fixed_by: Option<ForgetReport>,
 }
@@ -72,34 +89,59 @@ fn parse_since(text: &str) -> anyhow::Result<u64> {
         })
 }
 
+/// The users a request erased, each with the journal as it concerns them
+/// (for a batch: that member's stitched ids).
+fn subjects(
+    journal: &RequestJournal,
+    wanted: Option<&str>,
+    hasher: &audit::Hasher,
+) -> anyhow::Result<Vec<(ValidId, RequestJournal)>> {
+    let matches = |recorded: &ValidId, user: &str| {
+        recorded.as_str() == user || recorded.as_str() == hasher.hash(user)
+    };
+    let redacted = journal.scrubbed && journal.audit.redact_user;
+    let mut found = Vec::new();
+    if journal.batch.is_empty() {
+        found.push((journal.subject.user_id.clone(), journal.clone()));
+    } else {
+        for member in &journal.batch {
+            let mut view = journal.clone();
+            view.subject.user_id = member.user_id.clone();
+            view.stitched = member.stitched.clone();
+            found.push((member.user_id.clone(), view));
+        }
+    }
+    match wanted {
+        Some(user) => {
+            let valid = ValidId::new("--user", user)?;
+            let (_, view) = found
+                .into_iter()
+                .find(|(recorded, _)| matches(recorded, user))
+                .ok_or_else(|| {
+                    Failure::new(
+                        ErrorCode::InvalidPayload,
+                        format!("--user is not a user of request {}", journal.request_id),
+                    )
+                })?;
+            Ok(vec![(valid, view)])
+        }
+        None if redacted => fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "request {} recorded its user ids only as hashes: pass --user USER_ID",
+                journal.request_id
+            ),
+        ),
+        None => Ok(found),
+    }
+}
+
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let state = args.state.resolve()?;
     let journal = state.load(&args.request_id)?;
     let profile = args.profile.load()?;
     let trail = AuditTrail::open(&state, &profile)?;
-    let user_id = match &args.user_id {
-        Some(user) => {
-            let valid = ValidId::new("--user", user)?;
-            let recorded = journal.subject.user_id.as_str();
-            if recorded != user && recorded != trail.hasher.hash(user) {
-                return fail(
-                    ErrorCode::InvalidPayload,
-                    format!("--user does not match request {}", journal.request_id),
-                );
-            }
-            valid
-        }
-        None if journal.scrubbed && journal.audit.redact_user => {
-            return fail(
-                ErrorCode::InvalidPayload,
-                format!(
-                    "request {} recorded the user_id only as a hash: pass --user USER_ID",
-                    journal.request_id
-                ),
-            );
-        }
-        None => journal.subject.user_id.clone(),
-    };
+    let subjects = subjects(&journal, args.user_id.as_deref(), &trail.hasher)?;
     let since = args
         .since
         .as_deref()
@@ -122,85 +164,61 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         );
     }
     let server = args.connection.connect().await?;
-    let late =
-        verify::late_arrivals(&server, &profile, &journal, &user_id, &trail.hasher, since).await?;
     let mut report = VerifyReport {
         request_id: journal.request_id.clone(),
-        late_rows: late.clone(),
-        fixed_by: None,
+        late_rows: LateArrivals::default(),
+        users: Vec::new(),
     };
+    for (user_id, view) in &subjects {
+        let late =
+            verify::late_arrivals(&server, &profile, view, user_id, &trail.hasher, since).await?;
+        report.late_rows.user_rows += late.user_rows;
+        report.late_rows.anonymous_rows += late.anonymous_rows;
+        report.late_rows.anonymous_ids_with_rows += late.anonymous_ids_with_rows;
+        report.users.push(UserVerification {
+            user_id: view.subject.user_id.as_str().to_string(),
+            late_rows: late,
+            fixed_by: None,
+        });
+    }
+    let total = report.late_rows.total();
     let mut result = Ok(());
-    if late.total() > 0 && args.fix {
-        let subject = Subject {
-            project_id: journal.subject.project_id.clone(),
-            user_id: user_id.clone(),
-        };
-        let mut fix = ForgetReport::new(
-            &new_request_id(),
-            subject.project_id.as_str(),
-            user_id.as_str(),
-            journal.options,
-        );
-        let outcome = async {
-            forget::ensure_may_delete(&server)?;
-            let audit_table = audit::audit_table(
-                &server,
-                audit_database(args.audit.audit_database.as_deref(), &profile)?.as_ref(),
+    if total > 0 && args.fix {
+        if !args.confirm.yes && !confirm(total, &journal.request_id)? {
+            result = fail(
+                ErrorCode::InvalidPayload,
+                "not confirmed; nothing was issued",
             );
-            audit::create_table(&server, &audit_table).await?;
-            let mut new_journal = forget::prepare_with(
-                &server,
-                &profile,
-                &subject,
-                journal.options,
-                false,
-                &late.anonymous_ids,
-                &mut fix,
-            )
-            .await?;
-            new_journal.audit = journal.audit.clone();
-            new_journal.audit.note =
-                Some(format!("late arrivals of request {}", journal.request_id));
-            let mode = ForgetMode {
-                wait: true,
-                track: TrackOptions::default(),
-            };
-            let mut observer = progress::for_stderr(false);
-            let run = forget::execute(
-                &server,
-                &state,
-                new_journal,
-                mode,
-                &mut fix,
-                observer.as_mut(),
-            )
-            .await;
-            super::forget::record_audit(
-                &server,
-                &state,
-                &profile,
-                &audit_table,
-                "verify-fix",
-                &mut fix,
-                run,
-            )
-            .await
+        } else {
+            for ((user_id, view), verification) in subjects.iter().zip(report.users.iter_mut()) {
+                if verification.late_rows.total() == 0 {
+                    continue;
+                }
+                let (fix, outcome) = fix_user(
+                    &args,
+                    &server,
+                    &state,
+                    &profile,
+                    view,
+                    user_id,
+                    &verification.late_rows,
+                )
+                .await;
+                verification.fixed_by = Some(fix);
+                if let Err(error) = outcome {
+                    result = Err(error);
+                    break;
+                }
+            }
         }
-        .await;
-        if let Err(error) = &outcome {
-            fix.fail_with(error);
-        }
-        result = outcome;
-        report.fixed_by = Some(fix);
-    } else if late.total() > 0 {
+    } else if total > 0 {
         result = fail(
             ErrorCode::ForgetFailed,
             format!(
-                "{} targeted rows arrived after request {} ({} of the user, {} anonymous); delete them with `chforget verify {} --fix`",
-                late.total(),
+                "{total} targeted rows arrived after request {} ({} of the user, {} anonymous); delete them with `chforget verify {} --fix --yes`",
                 journal.request_id,
-                late.user_rows,
-                late.anonymous_rows,
+                report.late_rows.user_rows,
+                report.late_rows.anonymous_rows,
                 journal.request_id
             ),
         );
@@ -208,17 +226,104 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     match args.output.output {
         OutputFormat::Json => output::print_json(&report)?,
         OutputFormat::Human => {
-            println!(
-                "request {}: {} late rows of the user, {} late anonymous rows ({} anonymous ids)",
-                report.request_id,
-                late.user_rows,
-                late.anonymous_rows,
-                late.anonymous_ids_with_rows
-            );
-            if let Some(fix) = &report.fixed_by {
-                print!("{}", super::forget::render_human(fix));
+            for user in &report.users {
+                println!(
+                    "request {}, user {}: {} late rows of the user, {} late anonymous rows ({} anonymous ids)",
+                    report.request_id,
+                    user.user_id,
+                    user.late_rows.user_rows,
+                    user.late_rows.anonymous_rows,
+                    user.late_rows.anonymous_ids_with_rows
+                );
+                if let Some(fix) = &user.fixed_by {
+                    print!("{}", super::forget::render_human(fix));
+                }
             }
         }
     }
     result
+}
+
+fn confirm(rows: u64, request_id: &str) -> anyhow::Result<bool> {
+    eprint!(
+        "Delete the {rows} rows that arrived after request {request_id}? Mutations cannot be undone. [y/N] "
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// Erase one user's late rows as a new request, recorded as `verify-fix`.
+async fn fix_user(
+    args: &VerifyArgs,
+    server: &Server,
+    state: &StateDir,
+    profile: &Profile,
+    journal: &RequestJournal,
+    user_id: &ValidId,
+    late: &LateArrivals,
+) -> (ForgetReport, anyhow::Result<()>) {
+    let subject = Subject {
+        project_id: journal.subject.project_id.clone(),
+        user_id: user_id.clone(),
+    };
+    let mut fix = ForgetReport::new(
+        &new_request_id(),
+        subject.project_id.as_str(),
+        user_id.as_str(),
+        journal.options,
+    );
+    let outcome = async {
+        forget::ensure_may_delete(server)?;
+        let audit_table = audit::audit_table(
+            server,
+            audit_database(args.audit.audit_database.as_deref(), profile)?.as_ref(),
+        );
+        audit::ensure_table(server, &audit_table).await?;
+        let mut new_journal = forget::prepare_with(
+            server,
+            profile,
+            &subject,
+            journal.options,
+            false,
+            &late.anonymous_ids,
+            &mut fix,
+        )
+        .await?;
+        new_journal.audit = journal.audit.clone();
+        new_journal.audit.note = Some(format!("late arrivals of request {}", journal.request_id));
+        let mode = ForgetMode {
+            wait: true,
+            track: TrackOptions {
+                timeout: Some(args.timeout),
+                ..TrackOptions::default()
+            },
+        };
+        let mut observer = progress::for_stderr(false);
+        let run = forget::execute(
+            server,
+            state,
+            new_journal,
+            mode,
+            &mut fix,
+            observer.as_mut(),
+        )
+        .await;
+        super::forget::record_audit(
+            server,
+            state,
+            profile,
+            &audit_table,
+            "verify-fix",
+            &mut fix,
+            run,
+        )
+        .await
+    }
+    .await;
+    if let Err(error) = &outcome {
+        fix.fail_with(error);
+    }
+    (fix, outcome)
 }

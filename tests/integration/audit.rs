@@ -448,7 +448,7 @@ async fn verify_finds_late_arrivals_and_fix_deletes_them() {
         .args(["verify", &request, "--fix", "--yes", "--output", "json"])
         .stdin(Stdio::null()));
     assert_eq!(fixed.code, 0, "{}\n{}", fixed.stderr, fixed.stdout);
-    assert_eq!(fixed.json()["fixed_by"]["status"], "completed");
+    assert_eq!(fixed.json()["users"][0]["fixed_by"]["status"], "completed");
     assert_eq!(
         db.count("SELECT count() FROM events WHERE url LIKE 'late-%'")
             .await,
@@ -598,4 +598,111 @@ async fn batch_of_200_users_issues_at_most_two_mutations_per_project() {
         "raw anonymous id in the audit trail"
     );
     assert_eq!(run(db.chforget().args(["audit", "verify"])).code, 0);
+
+    // A late row of one batch user is found by verifying the batch request.
+    let request = report["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .find(|r| r["project_id"] == "bp")
+        .and_then(|r| r["request_id"].as_str())
+        .expect("the bp request")
+        .to_string();
+    insert_events(
+        &db.client,
+        &[event(
+            "bp",
+            Some("bu7"),
+            "late-anon",
+            "ls",
+            "pageview",
+            "late",
+            "ip",
+            NOV_2026 + 9000,
+        )],
+    )
+    .await;
+    let verify = run(db.chforget().args(["verify", &request, "--output", "json"]));
+    assert_eq!(verify.code, 4, "{}", verify.stderr);
+    let found = verify.json();
+    assert_eq!(found["late_rows"]["user_rows"], 1, "{found:#}");
+    let late_users: Vec<&str> = found["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter(|u| u["late_rows"]["user_rows"].as_u64() > Some(0))
+        .filter_map(|u| u["user_id"].as_str())
+        .collect();
+    assert_eq!(late_users, ["bu7"]);
+}
+
+#[tokio::test]
+async fn a_crashed_batch_is_in_flight_for_each_user_and_resumes_with_a_record_each() {
+    let db = TestDb::new("crashed_batch_resumes").await;
+    db.seed().await;
+    let file = db.state_path().join("batch.jsonl");
+    std::fs::write(
+        &file,
+        "{\"project_id\":\"p1\",\"user_id\":\"u1\"}\n{\"project_id\":\"p1\",\"user_id\":\"u2\"}\n{\"project_id\":\"p1\",\"user_id\":\"U1\"}\n",
+    )
+    .expect("batch file");
+    let crashed = run(db
+        .chforget()
+        .env("CHFORGET_CRASH_AT", "queued")
+        .args(["forget", "--batch"])
+        .arg(&file)
+        .args(["--anonymous", "--yes"]));
+    assert_ne!(crashed.code, 0);
+    let pending = run(db.chforget().args(["status", "--output", "json"])).json();
+    let request = pending[0]["request_id"]
+        .as_str()
+        .expect("pending request")
+        .to_string();
+
+    let again = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u2",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        again.json()["request_id"],
+        request.as_str(),
+        "u2 is part of the batch in flight"
+    );
+
+    let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.json()["status"], "completed");
+    assert_eq!(
+        db.mutation_count().await,
+        2,
+        "one mutation per kind for the whole batch"
+    );
+    let records = run(db.chforget().args(["audit", "list", "--output", "json"])).json();
+    let users: Vec<&str> = records
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["user_id"].as_str())
+        .collect();
+    assert_eq!(users, ["u1", "u2", "U1"]);
+    assert!(records.as_array().is_some_and(|r| {
+        r.iter()
+            .all(|r| r["action"] == "resume" && r["status"] == "completed")
+    }));
+    for user in ["u1", "u2", "U1"] {
+        assert_eq!(
+            db.count(&format!(
+                "SELECT count() FROM events WHERE project_id = 'p1' AND user_id = '{user}'"
+            ))
+            .await,
+            0
+        );
+    }
 }
