@@ -414,19 +414,7 @@ async fn run_project(
             status: ReportStatus::Planned,
             anonymous_ids: member.stitched.len(),
             shared_anonymous_ids: member.stitched.iter().filter(|s| s.is_shared()).count(),
-            rows: member
-                .rows_before
-                .iter()
-                .map(|(kind, before)| {
-                    (
-                        *kind,
-                        RowCounts {
-                            before: *before,
-                            after: None,
-                        },
-                    )
-                })
-                .collect(),
+            rows: counts_before(&member.rows_before),
             error: None,
         });
     }
@@ -450,18 +438,7 @@ async fn run_project(
         status: RequestStatus::Planned,
         stitched,
         rollup,
-        mutations: plan
-            .targets
-            .iter()
-            .enumerate()
-            .map(|(index, target)| JournaledMutation {
-                target: index,
-                marker: target.marker.clone(),
-                mutation_id: None,
-                issued_at: None,
-                is_done: false,
-            })
-            .collect(),
+        mutations: JournaledMutation::planned(&plan),
         plan,
         rows_before,
         steps: Vec::new(),
@@ -500,6 +477,22 @@ async fn run_project(
         }
     }
     outcome
+}
+
+/// Row counts known before anything ran.
+fn counts_before(before: &BTreeMap<TargetKind, u64>) -> BTreeMap<TargetKind, RowCounts> {
+    before
+        .iter()
+        .map(|(kind, before)| {
+            (
+                *kind,
+                RowCounts {
+                    before: *before,
+                    after: None,
+                },
+            )
+        })
+        .collect()
 }
 
 /// After a batch request ran (or was resumed): count each member's rows,
@@ -552,19 +545,7 @@ pub async fn record_members(
         } else {
             None
         };
-        let mut rows: BTreeMap<TargetKind, RowCounts> = member
-            .rows_before
-            .iter()
-            .map(|(kind, before)| {
-                (
-                    *kind,
-                    RowCounts {
-                        before: *before,
-                        after: None,
-                    },
-                )
-            })
-            .collect();
+        let mut rows = counts_before(&member.rows_before);
         if let Some(after) = &after {
             for (target, count) in own.targets.iter().zip(after) {
                 let entry = rows.entry(target.kind).or_default();

@@ -207,18 +207,7 @@ pub async fn prepare_with(
         status: RequestStatus::Planned,
         stitched,
         rollup: rollup_job,
-        mutations: plan
-            .targets
-            .iter()
-            .enumerate()
-            .map(|(index, target)| JournaledMutation {
-                target: index,
-                marker: target.marker.clone(),
-                mutation_id: None,
-                issued_at: None,
-                is_done: false,
-            })
-            .collect(),
+        mutations: JournaledMutation::planned(&plan),
         plan,
         rows_before,
         steps: Vec::new(),

@@ -42,6 +42,23 @@ pub struct JournaledMutation {
     pub is_done: bool,
 }
 
+impl JournaledMutation {
+    /// One entry per statement of `plan`, none issued yet.
+    pub fn planned(plan: &ForgetPlan) -> Vec<Self> {
+        plan.targets
+            .iter()
+            .enumerate()
+            .map(|(index, target)| JournaledMutation {
+                target: index,
+                marker: target.marker.clone(),
+                mutation_id: None,
+                issued_at: None,
+                is_done: false,
+            })
+            .collect()
+    }
+}
+
 /// A timestamped step, for the audit trail.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepEvent {
