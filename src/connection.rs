@@ -201,7 +201,21 @@ impl Server {
         during: &str,
         rejected: ErrorCode,
     ) -> anyhow::Result<()> {
-        let query = self.client.query_raw(sql);
+        self.execute_with_settings(sql, &[], during, rejected).await
+    }
+
+    /// As [`Server::execute`], with per-query settings.
+    pub async fn execute_with_settings(
+        &self,
+        sql: &str,
+        settings: &[(&str, &str)],
+        during: &str,
+        rejected: ErrorCode,
+    ) -> anyhow::Result<()> {
+        let mut query = self.client.query_raw(sql);
+        for (name, value) in settings {
+            query = query.with_setting(*name, *value);
+        }
         match tokio::time::timeout(self.config.query_timeout, query.execute()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(classify_clickhouse(&error, during, rejected).into()),

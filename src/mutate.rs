@@ -53,8 +53,20 @@ pub async fn issue(server: &Server, target: &Target) -> anyhow::Result<(Mutation
         target.kind,
         target.qualified_table()
     );
+    // A server profile with mutations_sync > 0 would hold the ALTER until the
+    // data is rewritten; chforget tracks the mutation itself instead.
+    let settings: &[(&str, &str)] = if server.capabilities.mutations_sync {
+        &[("mutations_sync", "0")]
+    } else {
+        &[]
+    };
     if let Err(error) = server
-        .execute(&target.delete_statement(), &during, ErrorCode::ForgetFailed)
+        .execute_with_settings(
+            &target.delete_statement(),
+            settings,
+            &during,
+            ErrorCode::ForgetFailed,
+        )
         .await
     {
         // The answer may be lost although the server committed the mutation.
