@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::connection::Server;
 use crate::error::{ErrorCode, Failure, fail};
-use crate::forget::{ErrorBody, ForgetReport, MutationReport, RowCounts};
+use crate::forget::{ErrorBody, ForgetReport, MutationReport, ReportStatus, RowCounts};
 use crate::journal::{
     RequestJournal, StateDir, ensure_private_dir, now_rfc3339, open_private, write_durably,
 };
@@ -83,6 +83,9 @@ pub struct AuditRecord {
     pub server_version: String,
     pub server_host: String,
     pub database: String,
+    /// What a rollup recomputed (actions `rollup`, and forgets with --rollups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollups: Option<crate::rollup::RollupReport>,
     /// SHA-256 of the previous line of audit.jsonl (zeros for the first).
     pub prev_hash: String,
 }
@@ -416,6 +419,52 @@ pub fn record_for(
         server_version: server.capabilities.version.clone(),
         server_host: host_of(&server.config.url),
         database: journal.database.clone(),
+        rollups: report.rollups.clone(),
+        prev_hash: String::new(),
+    }
+}
+
+/// What an action other than an erasure request did, for its audit record.
+pub struct ActionRecord<'a> {
+    pub action: &'a str,
+    pub request_id: &'a str,
+    pub project_id: &'a str,
+    pub status: ReportStatus,
+    pub meta: AuditMeta,
+    pub statements: Vec<String>,
+    pub steps: Vec<crate::journal::StepEvent>,
+    pub rollups: Option<crate::rollup::RollupReport>,
+    pub error: Option<&'a anyhow::Error>,
+}
+
+/// The audit record of a rollup or a kill.
+pub fn action_record(action: ActionRecord<'_>, server: &Server) -> AuditRecord {
+    AuditRecord {
+        request_id: action.request_id.to_string(),
+        action: action.action.to_string(),
+        recorded_at: now_rfc3339(),
+        project_id: action.project_id.to_string(),
+        user_id: String::new(),
+        user_id_redacted: false,
+        meta: action.meta,
+        status: format!("{:?}", action.status).to_lowercase(),
+        anonymous_id_count: 0,
+        anonymous_id_hashes: Vec::new(),
+        shared_anonymous_ids: 0,
+        statements: action.statements,
+        mutations: Vec::new(),
+        rows: BTreeMap::new(),
+        verified: None,
+        error: action.error.map(|e| ErrorBody {
+            code: crate::error::code_of(e),
+            message: format!("{e:#}"),
+        }),
+        steps: action.steps,
+        chforget_version: env!("CARGO_PKG_VERSION").to_string(),
+        server_version: server.capabilities.version.clone(),
+        server_host: host_of(&server.config.url),
+        database: server.database().as_str().to_string(),
+        rollups: action.rollups,
         prev_hash: String::new(),
     }
 }

@@ -4,7 +4,11 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::cli::{ConfirmArgs, ConnectionArgs, OutputArgs, OutputFormat, parse_duration};
+use crate::audit;
+use crate::cli::{
+    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs, StateArgs,
+    audit_database, parse_duration,
+};
 use crate::error::{ErrorCode, fail};
 use crate::mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::output;
@@ -93,6 +97,12 @@ pub struct KillArgs {
     pub confirm: ConfirmArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
 }
 
 pub async fn run(command: MutationsCommand) -> anyhow::Result<()> {
@@ -306,6 +316,10 @@ struct KillReport<'a> {
 async fn kill(args: KillArgs) -> anyhow::Result<()> {
     let table = args.scope.table.clone();
     let database = scope_database(&args.connection);
+    let meta = args.audit.meta()?;
+    let profile = args.profile.load()?;
+    let audit_db = audit_database(args.audit.audit_database.as_deref(), &profile)?;
+    let state = args.state.resolve()?;
     if !args.confirm.yes && !std::io::stdin().is_terminal() {
         return fail(
             ErrorCode::InvalidPayload,
@@ -369,9 +383,41 @@ async fn kill(args: KillArgs) -> anyhow::Result<()> {
         crate::sql::string_literal(&table),
         crate::sql::string_literal(&row.mutation_id)
     );
-    server
+    let audit_table = audit::audit_table(&server, audit_db.as_ref());
+    audit::ensure_table(&server, &audit_table).await?;
+    let killed = server
         .execute(&sql, "killing the mutation", ErrorCode::ServerError)
-        .await?;
+        .await;
+    let record = audit::action_record(
+        audit::ActionRecord {
+            action: "kill",
+            request_id: &crate::request::new_request_id(),
+            project_id: "",
+            status: if killed.is_ok() {
+                crate::forget::ReportStatus::Completed
+            } else {
+                crate::forget::ReportStatus::Failed
+            },
+            meta,
+            statements: vec![sql.clone()],
+            steps: vec![crate::journal::StepEvent {
+                step: "kill".to_string(),
+                at: crate::journal::now_rfc3339(),
+                // Not the command: it may quote the ids a forget erased.
+                detail: format!(
+                    "{database}.{table} {} ({} parts to do)",
+                    row.mutation_id, row.parts_to_do
+                ),
+            }],
+            rollups: None,
+            error: killed.as_ref().err(),
+        },
+        &server,
+    );
+    let trail = audit::AuditTrail::open(&state, &profile)?;
+    let recorded = audit::append(&server, &trail, &audit_table, record).await;
+    killed?;
+    recorded?;
     let report = KillReport {
         killed: true,
         mutation: row,

@@ -7,7 +7,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use clap::{ArgGroup, Args};
 use serde::Serialize;
 
-use crate::cli::{ConfirmArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs};
+use crate::audit;
+use crate::cli::{
+    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs, StateArgs,
+    audit_database,
+};
 use crate::error::{ErrorCode, fail};
 use crate::forget::{ErrorBody, ReportStatus};
 use crate::output;
@@ -45,6 +49,10 @@ pub struct RollupArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub confirm: ConfirmArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
 }
 
 /// What `rollup` prints: one object, also on failure.
@@ -97,7 +105,14 @@ async fn rollup_with_report(
             return fail(ErrorCode::InvalidPayload, "pass --days or --since");
         }
     };
+    let meta = args.audit.meta()?;
     let profile = args.profile.load()?;
+    audit::require_approval(
+        args.audit.require_approval || profile.audit.require_approval,
+        &meta,
+    )?;
+    let audit_db = audit_database(args.audit.audit_database.as_deref(), &profile)?;
+    let state = args.state.resolve()?;
     if !args.dry_run && !args.confirm.yes && !std::io::stdin().is_terminal() {
         return fail(
             ErrorCode::InvalidPayload,
@@ -139,9 +154,56 @@ async fn rollup_with_report(
             "not confirmed; nothing was changed",
         );
     }
-    report.rollup = rollup::apply(&server, &job).await?;
-    report.status = ReportStatus::Completed;
-    Ok(())
+    let audit_table = audit::audit_table(&server, audit_db.as_ref());
+    audit::ensure_table(&server, &audit_table).await?;
+    let started = crate::journal::now_rfc3339();
+    let outcome = rollup::apply(&server, &job).await;
+    let status = match &outcome {
+        Ok(applied) => {
+            report.rollup = applied.clone();
+            ReportStatus::Completed
+        }
+        Err(_) => ReportStatus::Failed,
+    };
+    report.status = status;
+    let record = audit::action_record(
+        audit::ActionRecord {
+            action: "rollup",
+            request_id: &report.request_id,
+            project_id: project.as_str(),
+            status,
+            meta,
+            statements: Vec::new(),
+            steps: vec![
+                crate::journal::StepEvent {
+                    step: "rollup_started".to_string(),
+                    at: started,
+                    detail: format!(
+                        "{} days, {} sessions",
+                        report.rollup.days.len(),
+                        report.rollup.sessions
+                    ),
+                },
+                crate::journal::StepEvent {
+                    step: if outcome.is_ok() {
+                        "rollup_done"
+                    } else {
+                        "rollup_failed"
+                    }
+                    .to_string(),
+                    at: crate::journal::now_rfc3339(),
+                    detail: String::new(),
+                },
+            ],
+            rollups: Some(report.rollup.clone()),
+            error: outcome.as_ref().err(),
+        },
+        &server,
+    );
+    let trail = audit::AuditTrail::open(&state, &profile)?;
+    let recorded = audit::append(&server, &trail, &audit_table, record).await;
+    outcome?;
+    recorded.map(|_| ())
 }
 
 fn confirm(report: &RollupCommandReport) -> anyhow::Result<bool> {

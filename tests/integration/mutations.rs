@@ -228,6 +228,18 @@ async fn kill_stops_exactly_one_mutation() {
         Engine::Current => {
             assert_eq!(output.code, 0, "{}", output.stderr);
             assert_eq!(output.json()["killed"], true);
+            let records = run(db.chforget().args(["audit", "list", "--output", "json"])).json();
+            let kill = records
+                .as_array()
+                .and_then(|r| r.first())
+                .expect("a kill audit record");
+            assert_eq!(kill["action"], "kill");
+            assert!(
+                kill["statements"][0]
+                    .as_str()
+                    .is_some_and(|s| s.contains(&ids[0])),
+                "{kill:#}"
+            );
             assert_eq!(
                 mutation_ids(&db, "t").await,
                 [ids[1].clone()],

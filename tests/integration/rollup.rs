@@ -407,6 +407,15 @@ async fn rollup_dry_run_changes_nothing_and_the_run_recomputes_the_range() {
         .expect("sessions");
     assert_eq!(sessions_report["removed"], 1, "{report:#}");
     assert_eq!(sessions_report["inserted"], 1, "{report:#}");
+    // The rewrite is in the audit trail, with what it changed.
+    let records = run(db.chforget().args(["audit", "list", "--output", "json"])).json();
+    let rollup_record = records
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["action"] == "rollup"))
+        .expect("a rollup audit record");
+    assert_eq!(rollup_record["request_id"], report["request_id"]);
+    assert_eq!(rollup_record["status"], "completed");
+    assert_eq!(rollup_record["rollups"]["applied"], true);
 
     // November of p1 is exact again; the October ghost row is outside the
     // range and stays, like every other row outside it.
