@@ -339,3 +339,39 @@ async fn https_urls_are_accepted_and_other_schemes_refused() {
     assert_eq!(ftp.code, 2, "{}", ftp.stderr);
     assert!(ftp.stderr.contains("http://"), "{}", ftp.stderr);
 }
+
+#[tokio::test]
+async fn a_rejected_mutation_is_forget_failed_with_clickhouse_code() {
+    let db = TestDb::new("a_rejected_mutation_is_forget_failed").await;
+    // A Log table has the reference columns but cannot be mutated.
+    db.exec(
+        "CREATE TABLE events (project_id String, user_id Nullable(String), anonymous_id String, session_id String, \
+         event String, url String, ip_hash String, ts DateTime) ENGINE = Log",
+    )
+    .await;
+    db.exec("INSERT INTO events VALUES ('p1', 'u1', 'a1', 's1', 'pageview', '/', 'ip', '2026-11-01 00:00:00')").await;
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 4, "{}", output.stderr);
+    let report = output.json();
+    assert_eq!(report["error"]["code"], "forget_failed", "{report:#}");
+    assert_eq!(report["status"], "failed");
+    let message = report["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("Code: "),
+        "ClickHouse's code is in the message: {message}"
+    );
+    assert_eq!(
+        db.count("SELECT count() FROM events").await,
+        1,
+        "nothing was deleted"
+    );
+}
