@@ -4,7 +4,7 @@
 
 use std::process::Stdio;
 
-use crate::common::{NOV_2026, TestDb, event, insert_events, run};
+use crate::common::{FORGET_U1_JSON, NOV_2026, TestDb, event, insert_events, run};
 
 const SECRET_ANON: &str = "anon-SECRET-7f3k";
 
@@ -319,17 +319,11 @@ async fn resume_after_a_crash_at_every_step_issues_nothing_twice() {
         let kept = db
             .fingerprint("url NOT IN ('target-user', 'target-anon')")
             .await;
-        let crashed = run(db.chforget().env("CHFORGET_CRASH_AT", point).args([
-            "forget",
-            "--project",
-            "p1",
-            "--user",
-            "u1",
-            "--anonymous",
-            "--yes",
-            "--output",
-            "json",
-        ]));
+        let crashed = run(db
+            .chforget()
+            .env("CHFORGET_CRASH_AT", point)
+            .args(FORGET_U1_JSON)
+            .arg("--anonymous"));
         assert_ne!(crashed.code, 0, "{point}: the crash point was not reached");
         assert!(
             crashed.stdout.is_empty(),
@@ -346,17 +340,7 @@ async fn resume_after_a_crash_at_every_step_issues_nothing_twice() {
 
         if *point != "planned" {
             // A second forget reports the request in flight instead of starting another.
-            let again = run(db.chforget().args([
-                "forget",
-                "--project",
-                "p1",
-                "--user",
-                "u1",
-                "--anonymous",
-                "--yes",
-                "--output",
-                "json",
-            ]));
+            let again = run(db.chforget().args(FORGET_U1_JSON).arg("--anonymous"));
             assert_eq!(again.code, 0, "{point}: {}", again.stderr);
             assert_eq!(again.json()["request_id"], request.as_str(), "{point}");
             assert!(

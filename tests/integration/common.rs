@@ -491,3 +491,16 @@ pub fn free_port() -> u16 {
     }
     panic!("no free port between 20000 and 31000");
 }
+
+/// `forget` of user u1 in project p1, confirmed, with JSON output: the
+/// command most tests run (add flags after it).
+pub const FORGET_U1_JSON: &[&str] = &[
+    "forget",
+    "--project",
+    "p1",
+    "--user",
+    "u1",
+    "--yes",
+    "--output",
+    "json",
+];

@@ -2,7 +2,7 @@
 //! credentials, permissions, an unreachable server and a schema that does not
 //! match each get their own code and exit status, in JSON too.
 
-use crate::common::{PASSWORD_USER, READONLY_USER, TestDb, bare_chforget, run};
+use crate::common::{FORGET_U1_JSON, PASSWORD_USER, READONLY_USER, TestDb, bare_chforget, run};
 
 /// A URL where nothing listens: a port bound and released at once.
 fn dead_url() -> String {
@@ -72,17 +72,8 @@ async fn readonly_user_gets_permission_denied_and_no_mutation() {
         .chforget()
         .env("CLICKHOUSE_USER", user)
         .env("CLICKHOUSE_PASSWORD", password)
-        .args([
-            "forget",
-            "--project",
-            "p1",
-            "--user",
-            "u1",
-            "--anonymous",
-            "--yes",
-            "--output",
-            "json",
-        ]));
+        .args(FORGET_U1_JSON)
+        .arg("--anonymous"));
     assert_eq!(output.code, 3, "{}", output.stderr);
     let report = output.json();
     assert_eq!(report["error"]["code"], "permission_denied", "{report:#}");
@@ -203,16 +194,7 @@ async fn unreachable_server_is_connection_failed() {
 #[tokio::test]
 async fn missing_table_or_column_is_schema_mismatch() {
     let db = TestDb::new("missing_table_or_column_is_schema_mismatch").await;
-    let output = run(db.chforget().args([
-        "forget",
-        "--project",
-        "p1",
-        "--user",
-        "u1",
-        "--yes",
-        "--output",
-        "json",
-    ]));
+    let output = run(db.chforget().args(FORGET_U1_JSON));
     assert_eq!(output.code, 7, "{}", output.stderr);
     let message = output.json()["error"]["message"]
         .as_str()
@@ -289,16 +271,7 @@ async fn profile_with_bad_identifier_is_refused_before_connecting() {
 async fn init_creates_a_missing_database_and_forget_names_it() {
     let db = TestDb::new("init_creates_a_missing_database").await;
     db.exec(&format!("DROP DATABASE `{}`", db.name)).await;
-    let forget = run(db.chforget().args([
-        "forget",
-        "--project",
-        "p1",
-        "--user",
-        "u1",
-        "--yes",
-        "--output",
-        "json",
-    ]));
+    let forget = run(db.chforget().args(FORGET_U1_JSON));
     assert_eq!(forget.code, 7, "{}", forget.stderr);
     let message = forget.json()["error"]["message"]
         .as_str()
@@ -350,16 +323,7 @@ async fn a_rejected_mutation_is_forget_failed_with_clickhouse_code() {
     )
     .await;
     db.exec("INSERT INTO events VALUES ('p1', 'u1', 'a1', 's1', 'pageview', '/', 'ip', '2026-11-01 00:00:00')").await;
-    let output = run(db.chforget().args([
-        "forget",
-        "--project",
-        "p1",
-        "--user",
-        "u1",
-        "--yes",
-        "--output",
-        "json",
-    ]));
+    let output = run(db.chforget().args(FORGET_U1_JSON));
     assert_eq!(output.code, 4, "{}", output.stderr);
     let report = output.json();
     assert_eq!(report["error"]["code"], "forget_failed", "{report:#}");

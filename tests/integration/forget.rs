@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::common::{TestDb, deleted_condition, run};
+use crate::common::{FORGET_U1_JSON, TestDb, deleted_condition, run};
 
 /// Forget u1 in p1 with the given flags and check the cardinal rule: the rows
 /// of `deleted_condition` are gone and every other row is byte-identical.
@@ -21,19 +21,7 @@ async fn forget_and_check(
         "fixture has no targeted rows for {flags:?}"
     );
 
-    let output = run(db
-        .chforget()
-        .args([
-            "forget",
-            "--project",
-            "p1",
-            "--user",
-            "u1",
-            "--yes",
-            "--output",
-            "json",
-        ])
-        .args(flags));
+    let output = run(db.chforget().args(FORGET_U1_JSON).args(flags));
     assert_eq!(
         output.code, 0,
         "forget failed: {}\n{}",
@@ -261,17 +249,7 @@ async fn stitch_lists_anonymous_ids_and_shared_devices() {
 async fn forget_journals_before_issuing_with_private_files() {
     let db = TestDb::new("forget_journals_before_issuing_with_private_files").await;
     db.seed().await;
-    let output = run(db.chforget().args([
-        "forget",
-        "--project",
-        "p1",
-        "--user",
-        "u1",
-        "--anonymous",
-        "--yes",
-        "--output",
-        "json",
-    ]));
+    let output = run(db.chforget().args(FORGET_U1_JSON).arg("--anonymous"));
     assert_eq!(output.code, 0, "{}", output.stderr);
     let report = output.json();
     let path = report["journal"]
