@@ -683,6 +683,39 @@ pub async fn record_request(
     outcome
 }
 
+/// Write the audit record of a run that reached the journal, whatever its
+/// outcome; a failure to record is reported, never hides the run's own error.
+pub async fn record_outcome(
+    server: &Server,
+    state: &StateDir,
+    profile: &Profile,
+    table: &QualifiedTable,
+    action: &str,
+    report: &mut ForgetReport,
+    outcome: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if report.journal.is_none() {
+        return outcome;
+    }
+    let mut audited = report.clone();
+    if let Err(error) = &outcome {
+        audited.fail_with(error);
+    }
+    match record_request(server, state, profile, table, action, &audited).await {
+        Ok(recorded) => {
+            report.audit = Some(recorded);
+            outcome
+        }
+        Err(error) if outcome.is_ok() => {
+            Err(error.context("the erasure ran, but its audit record is incomplete"))
+        }
+        Err(error) => {
+            eprintln!("chforget: warning: the audit record is incomplete: {error:#}");
+            outcome
+        }
+    }
+}
+
 /// Validate what the audit flags say before anything is sent.
 pub fn validate_meta(meta: &AuditMeta) -> anyhow::Result<()> {
     let fields = [

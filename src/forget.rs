@@ -486,7 +486,7 @@ fn fill_rows(report: &mut ForgetReport, journal: &RequestJournal, after: Option<
 }
 
 /// A request for the same subject in the same database that is still in
-/// flight (issuing or queued), if any: a second forget reports it instead of
+/// flight (planned, issuing or queued), if any: a second forget reports it instead of
 /// starting over.
 pub fn in_flight(
     state: &StateDir,
@@ -494,9 +494,11 @@ pub fn in_flight(
     subject: &Subject,
 ) -> anyhow::Result<Option<RequestJournal>> {
     Ok(state.list()?.into_iter().rev().find(|journal| {
+        // A journal is saved as planned only right before issuing starts: one
+        // still planned was cut short there and is finished by resume too.
         matches!(
             journal.status,
-            RequestStatus::Issuing | RequestStatus::Queued
+            RequestStatus::Planned | RequestStatus::Issuing | RequestStatus::Queued
         ) && !journal.scrubbed
             && journal.database == database
             && journal.subject.project_id == subject.project_id

@@ -155,7 +155,7 @@ async fn forget_with_report(
     let mode = mode_of(args);
     let mut observer = progress::for_stderr(false);
     let outcome = forget::execute(&server, &state, journal, mode, report, observer.as_mut()).await;
-    record_audit(
+    audit::record_outcome(
         &server,
         &state,
         &profile,
@@ -165,39 +165,6 @@ async fn forget_with_report(
         outcome,
     )
     .await
-}
-
-/// Write the audit record of a run that reached the journal, whatever its
-/// outcome; a failure to record is reported, never hides the run's own error.
-pub async fn record_audit(
-    server: &crate::connection::Server,
-    state: &crate::journal::StateDir,
-    profile: &crate::profile::Profile,
-    table: &crate::sql::QualifiedTable,
-    action: &str,
-    report: &mut ForgetReport,
-    outcome: anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    if report.journal.is_none() {
-        return outcome;
-    }
-    let mut audited = report.clone();
-    if let Err(error) = &outcome {
-        audited.fail_with(error);
-    }
-    match audit::record_request(server, state, profile, table, action, &audited).await {
-        Ok(recorded) => {
-            report.audit = Some(recorded);
-            outcome
-        }
-        Err(error) if outcome.is_ok() => {
-            Err(error.context("the erasure ran, but its audit record is incomplete"))
-        }
-        Err(error) => {
-            eprintln!("chforget: warning: the audit record is incomplete: {error:#}");
-            outcome
-        }
-    }
 }
 
 /// How long and how to wait, from the flags.

@@ -110,7 +110,7 @@ pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
             }
             return outcome;
         }
-        super::forget::record_audit(
+        audit::record_outcome(
             &server,
             &state,
             &profile,

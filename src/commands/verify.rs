@@ -310,7 +310,7 @@ async fn fix_user(
             observer.as_mut(),
         )
         .await;
-        super::forget::record_audit(
+        audit::record_outcome(
             server,
             state,
             profile,
