@@ -560,6 +560,13 @@ pub fn scrub_journal(journal: &mut RequestJournal, hasher: &Hasher) {
     for stitched in &mut journal.stitched {
         stitched.anonymous_id = hasher.hash(&stitched.anonymous_id);
     }
+    // The rollup is done once the request completed: the session ids it
+    // needed are of no further use in clear.
+    if let Some(job) = &mut journal.rollup {
+        for session in &mut job.sessions {
+            *session = hasher.hash(session);
+        }
+    }
     if journal.audit.redact_user
         && let Ok(hashed) =
             crate::request::ValidId::new("user", &hasher.hash(journal.subject.user_id.as_str()))
