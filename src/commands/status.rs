@@ -21,7 +21,8 @@ struct StatusLine<'a> {
     request_id: &'a str,
     created_at: &'a str,
     project_id: &'a str,
-    user_id: &'a str,
+    /// The user; for a batch request, every user of it.
+    user_ids: Vec<&'a str>,
     status: RequestStatus,
     mutations: Vec<Option<&'a str>>,
     last_step: Option<&'a str>,
@@ -32,7 +33,11 @@ fn line(journal: &RequestJournal) -> StatusLine<'_> {
         request_id: &journal.request_id,
         created_at: &journal.created_at,
         project_id: journal.subject.project_id.as_str(),
-        user_id: journal.subject.user_id.as_str(),
+        user_ids: if journal.batch.is_empty() {
+            vec![journal.subject.user_id.as_str()]
+        } else {
+            journal.batch.iter().map(|m| m.user_id.as_str()).collect()
+        },
         status: journal.status,
         mutations: journal
             .mutations
@@ -84,7 +89,10 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
                         l.request_id.to_string(),
                         l.created_at.to_string(),
                         l.project_id.to_string(),
-                        l.user_id.to_string(),
+                        match l.user_ids.as_slice() {
+                            [one] => one.to_string(),
+                            many => format!("{} users", many.len()),
+                        },
                         format!("{:?}", l.status).to_lowercase(),
                         l.mutations
                             .iter()
