@@ -269,5 +269,16 @@ pub fn render_human(report: &ForgetReport) -> String {
     if let Some(journal) = &report.journal {
         out.push_str(&format!("journal: {journal}\n"));
     }
+    if let Some(audit) = &report.audit {
+        out.push_str(&format!(
+            "audit:   record {} in {}{}\n",
+            audit.record_hash,
+            audit.local,
+            audit
+                .clickhouse
+                .as_ref()
+                .map_or_else(String::new, |table| format!(" and {table}"))
+        ));
+    }
     out
 }

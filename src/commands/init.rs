@@ -48,7 +48,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         OutputFormat::Json => output::print_json(&report),
         OutputFormat::Human => {
             println!(
-                "reference schema present in {} ({} statements run, IF NOT EXISTS)",
+                "reference schema and audit table present in {} ({} statements run, IF NOT EXISTS)",
                 report.database,
                 report.statements.len()
             );
