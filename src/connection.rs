@@ -128,6 +128,21 @@ impl Server {
         })
     }
 
+    /// Fail with `permission_denied` when the session is read-only; `action`
+    /// says what it may not do, for the message.
+    pub fn ensure_writable(&self, action: &str) -> anyhow::Result<()> {
+        if self.capabilities.readonly {
+            return fail(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "user {:?} is read-only on this server (setting readonly != 0) and may not {action}",
+                    self.config.user
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// Fail with `schema_mismatch` when the configured database is missing.
     pub fn require_database(&self) -> anyhow::Result<()> {
         if self.database_exists {

@@ -222,16 +222,7 @@ pub async fn prepare_with(
 
 /// Refuse a read-only session before anything is issued.
 pub fn ensure_may_delete(server: &Server) -> anyhow::Result<()> {
-    if server.capabilities.readonly {
-        return fail(
-            ErrorCode::PermissionDenied,
-            format!(
-                "user {:?} is read-only on this server (setting readonly != 0) and may not run ALTER TABLE ... DELETE; nothing was issued",
-                server.config.user
-            ),
-        );
-    }
-    Ok(())
+    server.ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")
 }
 
 /// Journal a prepared request durably, then issue, track and verify it.

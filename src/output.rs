@@ -17,6 +17,24 @@ pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Print `value` as one JSON document, or rendered for people by `human`.
+pub fn emit<T: Serialize>(
+    format: crate::cli::OutputFormat,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    match format {
+        crate::cli::OutputFormat::Json => print_json(value),
+        crate::cli::OutputFormat::Human => {
+            let text = human(value);
+            let mut stdout = std::io::stdout().lock();
+            write!(stdout, "{text}")?;
+            stdout.flush()?;
+            Ok(())
+        }
+    }
+}
+
 /// Print one compact JSON line on stdout (for streams of events).
 pub fn print_json_line<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string(value)?;

@@ -2,7 +2,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::capabilities::Capabilities;
-use crate::cli::{ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs};
+use crate::cli::{ConnectionArgs, OutputArgs, ProfileArgs};
 use crate::output;
 use crate::schema;
 
@@ -71,10 +71,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         capabilities: server.capabilities.clone(),
         tables: checks,
     };
-    match args.output.output {
-        OutputFormat::Json => output::print_json(&report)?,
-        OutputFormat::Human => print!("{}", render_human(&report)),
-    }
+    output::emit(args.output.output, &report, render_human)?;
     first_problem.map_or(Ok(()), Err)
 }
 

@@ -5,8 +5,8 @@ use clap::Args;
 
 use crate::audit;
 use crate::cli::{
-    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs, StateArgs,
-    audit_database, parse_duration,
+    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, ProfileArgs, StateArgs, audit_database,
+    parse_duration,
 };
 use crate::error::{ErrorCode, fail};
 use crate::forget::{self, ForgetMode, ForgetReport, ReportStatus};
@@ -85,10 +85,7 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
     if let Err(error) = &result {
         report.fail_with(error);
     }
-    match args.output.output {
-        OutputFormat::Json => output::print_json(&report)?,
-        OutputFormat::Human => print!("{}", render_human(&report)),
-    }
+    output::emit(args.output.output, &report, render_human)?;
     result
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::audit;
 use crate::batch::{self, BatchContext, BatchReport, RejectedLine};
-use crate::cli::{OutputFormat, audit_database};
+use crate::cli::audit_database;
 use crate::error::{ErrorCode, Failure, code_of, fail};
 use crate::forget::{self, ErrorBody, ReportStatus};
 use crate::output;
@@ -29,10 +29,7 @@ pub async fn run(args: &ForgetArgs, path: &Path, options: ForgetOptions) -> anyh
             message: format!("{error:#}"),
         });
     }
-    match args.output.output {
-        OutputFormat::Json => output::print_json(&report)?,
-        OutputFormat::Human => print!("{}", render_human(&report)),
-    }
+    output::emit(args.output.output, &report, render_human)?;
     result
 }
 

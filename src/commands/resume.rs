@@ -4,8 +4,8 @@ use clap::Args;
 
 use crate::audit;
 use crate::cli::{
-    AuditTableArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs, StateArgs,
-    audit_database, parse_duration,
+    AuditTableArgs, ConnectionArgs, OutputArgs, ProfileArgs, StateArgs, audit_database,
+    parse_duration,
 };
 use crate::error::{ErrorCode, fail};
 use crate::forget::{self, ForgetMode, ForgetReport, ReportStatus};
@@ -130,9 +130,6 @@ pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
     if let Err(error) = &result {
         report.fail_with(error);
     }
-    match args.output.output {
-        OutputFormat::Json => output::print_json(&report)?,
-        OutputFormat::Human => print!("{}", super::forget::render_human(&report)),
-    }
+    output::emit(args.output.output, &report, super::forget::render_human)?;
     result
 }

@@ -9,8 +9,7 @@ use serde::Serialize;
 
 use crate::audit;
 use crate::cli::{
-    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs, StateArgs,
-    audit_database,
+    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, ProfileArgs, StateArgs, audit_database,
 };
 use crate::error::{ErrorCode, fail};
 use crate::forget::{ErrorBody, ReportStatus};
@@ -86,10 +85,7 @@ pub async fn run(args: RollupArgs) -> anyhow::Result<()> {
             message: format!("{error:#}"),
         });
     }
-    match args.output.output {
-        OutputFormat::Json => output::print_json(&report)?,
-        OutputFormat::Human => print!("{}", render_human(&report)),
-    }
+    output::emit(args.output.output, &report, render_human)?;
     result
 }
 
@@ -139,15 +135,7 @@ async fn rollup_with_report(
         report.status = ReportStatus::Planned;
         return Ok(());
     }
-    if server.capabilities.readonly {
-        return fail(
-            ErrorCode::PermissionDenied,
-            format!(
-                "user {:?} is read-only on this server (setting readonly != 0) and may not rewrite rollup partitions; nothing was changed",
-                server.config.user
-            ),
-        );
-    }
+    server.ensure_writable("rewrite rollup partitions; nothing was changed")?;
     if !args.confirm.yes && !confirm(report)? {
         return fail(
             ErrorCode::InvalidPayload,
