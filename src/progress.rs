@@ -95,12 +95,18 @@ impl TrackObserver for TerminalBars {
     }
 }
 
-/// One line per state change on stderr, for logs and non-terminals.
-pub struct ChangeLines;
+/// Lines on stderr for logs and non-terminals: stuck and connection warnings
+/// always, and one line per state change when `changes` is set (a forget
+/// shows no progress off a terminal, but its warnings belong in the log).
+pub struct LogLines {
+    pub changes: bool,
+}
 
-impl TrackObserver for ChangeLines {
+impl TrackObserver for LogLines {
     fn changed(&mut self, key: &MutationKey, state: &MutationState, _: Option<&MutationRow>) {
-        eprintln!("{} {}", key, describe(state));
+        if self.changes {
+            eprintln!("{} {}", key, describe(state));
+        }
     }
     fn stuck(
         &mut self,
@@ -238,9 +244,9 @@ fn retry_message(error: &anyhow::Error, wait: Duration) -> String {
 pub fn for_stderr(lines_when_not_terminal: bool) -> Box<dyn TrackObserver> {
     if output::stderr_is_terminal() {
         Box::new(TerminalBars::new())
-    } else if lines_when_not_terminal {
-        Box::new(ChangeLines)
     } else {
-        Box::new(crate::track::Quiet)
+        Box::new(LogLines {
+            changes: lines_when_not_terminal,
+        })
     }
 }

@@ -161,12 +161,6 @@ pub trait TrackObserver {
     fn retrying(&mut self, _error: &anyhow::Error, _wait: Duration) {}
 }
 
-/// An observer that ignores everything.
-pub struct Quiet;
-impl TrackObserver for Quiet {
-    fn changed(&mut self, _: &MutationKey, _: &MutationState, _: Option<&MutationRow>) {}
-}
-
 /// The final result of a tracking run.
 #[derive(Debug, Clone)]
 pub struct TrackReport {

@@ -341,10 +341,22 @@ async fn forget_timeout_is_queued_and_resume_completes_it() {
         "--yes",
         "--timeout",
         "2s",
+        "--stuck-after",
+        "500ms",
         "--output",
         "json",
     ]));
     assert_eq!(output.code, 5, "{}", output.stderr);
+    assert!(
+        output.stderr.contains("is stuck"),
+        "off a terminal a forget still warns of a stuck mutation: {}",
+        output.stderr
+    );
+    assert!(
+        !output.stderr.contains("running, "),
+        "but prints no progress: {}",
+        output.stderr
+    );
     let report = output.json();
     assert_eq!(report["status"], "queued");
     assert_eq!(report["error"]["code"], "timeout");
