@@ -147,6 +147,24 @@ pub fn bare_chforget() -> Command {
     command
 }
 
+/// `chforget mutations watch` until the mutation is done (at most 60 s).
+pub fn watch_until_done(db: &TestDb, table: &str, mutation_id: &str) {
+    let watch = run(db.chforget().args([
+        "mutations",
+        "watch",
+        mutation_id,
+        "--table",
+        table,
+        "--timeout",
+        "60s",
+    ]));
+    assert_eq!(
+        watch.code, 0,
+        "watch {table} {mutation_id}: {}",
+        watch.stderr
+    );
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::common::{FORGET_U1_JSON, TestDb, deleted_condition, run};
+use crate::common::{FORGET_U1_JSON, TestDb, deleted_condition, run, watch_until_done};
 
 /// Forget u1 in p1 with the given flags and check the cardinal rule: the rows
 /// of `deleted_condition` are gone and every other row is byte-identical.
@@ -320,16 +320,7 @@ async fn no_wait_returns_queued_and_watch_finishes_it() {
         .as_str()
         .expect("mutation id")
         .to_string();
-    let watch = run(db.chforget().args([
-        "mutations",
-        "watch",
-        &id,
-        "--table",
-        "events",
-        "--timeout",
-        "60s",
-    ]));
-    assert_eq!(watch.code, 0, "{}", watch.stderr);
+    watch_until_done(&db, "events", &id);
     assert_eq!(
         db.count("SELECT count() FROM events WHERE url = 'target-user'")
             .await,

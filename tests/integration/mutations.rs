@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::common::{Engine, TestDb, engine, run};
+use crate::common::{Engine, TestDb, engine, run, watch_until_done};
 
 /// A table whose mutations cannot progress until `START MERGES`.
 async fn blocked_table(db: &TestDb) {
@@ -175,16 +175,7 @@ async fn timeout_exits_5_and_leaves_the_mutation_running() {
         "the mutation is still there, unfinished"
     );
     db.exec("SYSTEM START MERGES t").await;
-    let watch = run(db.chforget().args([
-        "mutations",
-        "watch",
-        &ids[0],
-        "--table",
-        "t",
-        "--timeout",
-        "60s",
-    ]));
-    assert_eq!(watch.code, 0, "{}", watch.stderr);
+    watch_until_done(&db, "t", &ids[0]);
     assert_eq!(db.count("SELECT count() FROM t").await, 500);
 }
 
@@ -246,16 +237,7 @@ async fn kill_stops_exactly_one_mutation() {
                 "only the named mutation is gone"
             );
             db.exec("SYSTEM START MERGES t").await;
-            let watch = run(db.chforget().args([
-                "mutations",
-                "watch",
-                &ids[1],
-                "--table",
-                "t",
-                "--timeout",
-                "60s",
-            ]));
-            assert_eq!(watch.code, 0, "{}", watch.stderr);
+            watch_until_done(&db, "t", &ids[1]);
             // The killed mutation deleted nothing; the other did its work.
             assert_eq!(db.count("SELECT count() FROM t").await, 900);
         }
@@ -305,16 +287,7 @@ async fn list_shows_unfinished_by_default_and_all_on_request() {
     assert!(unfinished[0]["age_seconds"].as_u64().is_some());
     db.exec("SYSTEM START MERGES t").await;
     let ids = mutation_ids(&db, "t").await;
-    let watch = run(db.chforget().args([
-        "mutations",
-        "watch",
-        &ids[0],
-        "--table",
-        "t",
-        "--timeout",
-        "60s",
-    ]));
-    assert_eq!(watch.code, 0, "{}", watch.stderr);
+    watch_until_done(&db, "t", &ids[0]);
     assert_eq!(list(&[]).len(), 0);
     assert_eq!(list(&["--all"]).len(), 1);
     assert_eq!(list(&["--all", "--command", "x = 1"]).len(), 1);

@@ -102,6 +102,24 @@ async fn sql(url: &str, query: &str) {
         .unwrap_or_else(|e| panic!("{query}: {e}"));
 }
 
+/// Table d.t with 1000 rows and a `DELETE WHERE predicate` mutation that
+/// cannot run until merges restart (they do with the server).
+async fn unfinished_mutation(url: &str, predicate: &str) {
+    sql(url, "CREATE DATABASE IF NOT EXISTS d").await;
+    sql(
+        url,
+        "CREATE TABLE d.t (x UInt32) ENGINE = MergeTree ORDER BY x",
+    )
+    .await;
+    sql(
+        url,
+        "INSERT INTO d.t SELECT toUInt32(number) FROM system.numbers LIMIT 1000",
+    )
+    .await;
+    sql(url, "SYSTEM STOP MERGES d.t").await;
+    sql(url, &format!("ALTER TABLE d.t DELETE WHERE {predicate}")).await;
+}
+
 async fn count(url: &str, query: &str) -> u64 {
     crate::common::client(url)
         .query_raw(query)
@@ -121,19 +139,7 @@ async fn dev_servers_restart_idempotently_and_survive_kill_9() {
     let url = server.up();
     assert_ne!(server.pid(), first_pid);
 
-    sql(&url, "CREATE DATABASE IF NOT EXISTS d").await;
-    sql(
-        &url,
-        "CREATE TABLE d.t (x UInt32) ENGINE = MergeTree ORDER BY x",
-    )
-    .await;
-    sql(
-        &url,
-        "INSERT INTO d.t SELECT toUInt32(number) FROM system.numbers LIMIT 1000",
-    )
-    .await;
-    sql(&url, "SYSTEM STOP MERGES d.t").await;
-    sql(&url, "ALTER TABLE d.t DELETE WHERE x < 10").await;
+    unfinished_mutation(&url, "x < 10").await;
     assert_eq!(
         count(
             &url,
@@ -178,19 +184,7 @@ async fn dev_servers_restart_idempotently_and_survive_kill_9() {
 async fn watch_survives_a_server_restart() {
     let server = PrivateServer::new();
     let url = server.up();
-    sql(&url, "CREATE DATABASE IF NOT EXISTS d").await;
-    sql(
-        &url,
-        "CREATE TABLE d.t (x UInt32) ENGINE = MergeTree ORDER BY x",
-    )
-    .await;
-    sql(
-        &url,
-        "INSERT INTO d.t SELECT toUInt32(number) FROM system.numbers LIMIT 1000",
-    )
-    .await;
-    sql(&url, "SYSTEM STOP MERGES d.t").await;
-    sql(&url, "ALTER TABLE d.t DELETE WHERE x >= 100").await;
+    unfinished_mutation(&url, "x >= 100").await;
     let id = crate::common::client(&url)
         .query_raw("SELECT mutation_id FROM system.mutations WHERE database = 'd'")
         .fetch_one::<String>()
