@@ -6,7 +6,7 @@
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::connection::Server;
+use crate::connection::Connection;
 use crate::error::{ErrorCode, Failure, server_code};
 
 /// The capabilities of one server, as `doctor` prints them.
@@ -37,6 +37,15 @@ pub struct Capabilities {
     pub max_query_size: u64,
     /// `system.disks` exists (free space for stuck diagnosis).
     pub system_disks: bool,
+    /// How many DELETE mutations of one table chforget lets be pending at
+    /// once. On ClickHouse 18.16, with three or more pending together, rows
+    /// survived while every mutation reported done; servers before 20.1 are
+    /// treated alike (unmeasured), newer ones have no limit.
+    pub max_pending_deletes: Option<u64>,
+    /// `NULL IN (...)` is NULL here (newer servers), 0 on old ones (18.16).
+    /// Either way chforget's predicates delete no NULL user_id row by
+    /// accident (see sql/forget/user.sql); `doctor` shows which.
+    pub null_in_is_null: bool,
 }
 
 #[derive(Row, Deserialize)]
@@ -51,6 +60,11 @@ struct Name {
 }
 
 #[derive(Row, Deserialize)]
+struct Number {
+    n: u8,
+}
+
+#[derive(Row, Deserialize)]
 struct Text {
     text: String,
 }
@@ -58,7 +72,7 @@ struct Text {
 const DEFAULT_MAX_QUERY_SIZE: u64 = 262_144;
 
 impl Capabilities {
-    pub async fn detect(server: &Server) -> anyhow::Result<Self> {
+    pub async fn detect(server: &Connection) -> anyhow::Result<Self> {
         let during = "detecting server capabilities";
         let version = server
             .fetch::<Text>("SELECT version() AS text", during)
@@ -119,6 +133,15 @@ impl Capabilities {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DEFAULT_MAX_QUERY_SIZE),
             system_disks,
+            max_pending_deletes: (major_version(&version) < 20).then_some(2),
+            null_in_is_null: !server
+                .fetch::<Number>(
+                    "SELECT toUInt8(isNull(CAST(NULL AS Nullable(String)) IN ('a'))) AS n",
+                    during,
+                )
+                .await?
+                .into_iter()
+                .all(|row| row.n == 0),
             version,
         })
     }
@@ -128,7 +151,7 @@ impl Capabilities {
 /// statement answers with a syntax error. Other refusals (a read-only user)
 /// say nothing about the parser, so the version decides then: the statement
 /// arrived in 19.1.
-async fn detect_kill_mutation(server: &Server, version: &str) -> anyhow::Result<bool> {
+async fn detect_kill_mutation(server: &Connection, version: &str) -> anyhow::Result<bool> {
     let probe = server
         .execute(
             "KILL MUTATION WHERE database = '' AND table = '' AND 0 TEST",

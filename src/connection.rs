@@ -1,22 +1,16 @@
-//! The connection to one ClickHouse server: credentials, the HTTP client, a
-//! bounded wait on every query, and the translation of what the client or the
-//! server says into chforget's error vocabulary.
+//! The connection to one ClickHouse server over HTTP(S): credentials (never
+//! shown anywhere), the client, a bounded wait on every query, statements
+//! larger than `max_query_size` sent with the setting raised for them, and
+//! the translation of what the client or the server says into chforget's
+//! error vocabulary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use clickhouse::{RowOwned, RowRead};
 
-use crate::capabilities::Capabilities;
-use crate::error::{ErrorCode, Failure, classify_clickhouse, fail};
-use crate::sql::{Ident, QualifiedTable, string_literal};
-
-#[derive(clickhouse::Row, serde::Deserialize)]
-struct DatabaseName {
-    #[allow(dead_code)]
-    name: String,
-}
+use crate::error::{ErrorCode, Failure, classify_clickhouse, fail, server_code};
+use crate::sql::{Ident, QualifiedTable};
 
 /// Everything needed to open a connection. The password is held here only;
 /// it is never printed (see the `Debug` impl).
@@ -41,13 +35,39 @@ impl std::fmt::Debug for ConnectionConfig {
 }
 
 impl ConnectionConfig {
+    /// A checked configuration: the URL is `http(s)://host[:port][/path]`
+    /// without credentials (those come from `--clickhouse-user` and the
+    /// password sources only, so that no password is ever in argv or
+    /// printed).
+    pub fn new(
+        url: &str,
+        user: &str,
+        password: Option<String>,
+        database: Ident,
+        query_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        check_url(url)?;
+        Ok(ConnectionConfig {
+            url: url.trim_end_matches('/').to_string(),
+            user: user.to_string(),
+            password,
+            database,
+            query_timeout,
+        })
+    }
+
     /// The password from `--password-file` (first line) or else
-    /// `CLICKHOUSE_PASSWORD`; never from argv.
+    /// `CLICKHOUSE_PASSWORD`; never from argv. A password file others may
+    /// read gets a warning.
     pub fn read_password(file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read password file {}", path.display()))
-                .map_err(|e| Failure::new(ErrorCode::InvalidPayload, format!("{e:#}")))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Failure::new(
+                    ErrorCode::InvalidPayload,
+                    format!("cannot read password file {}: {e}", path.display()),
+                )
+            })?;
+            warn_if_readable_by_others(path);
             let password = text.lines().next().unwrap_or_default().to_string();
             return Ok(Some(password));
         }
@@ -55,124 +75,150 @@ impl ConnectionConfig {
             .ok()
             .filter(|p| !p.is_empty()))
     }
+}
 
-    fn validate_url(&self) -> anyhow::Result<()> {
-        let scheme_ok = self.url.starts_with("http://") || self.url.starts_with("https://");
-        if !scheme_ok {
-            return fail(
-                ErrorCode::InvalidPayload,
-                format!(
-                    "--url {:?} must start with http:// or https:// (ClickHouse's HTTP interface, usually port 8123 or 8443)",
-                    self.url
-                ),
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = std::fs::metadata(path)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            eprintln!(
+                "chforget: warning: the password file {} can be read by other users (mode {:o}); make it private with `chmod 600 {}`",
+                path.display(),
+                metadata.permissions().mode() & 0o777,
+                path.display()
             );
         }
-        Ok(())
     }
 }
 
-/// An open connection plus what the server can do.
-#[derive(Clone)]
-pub struct Server {
-    client: clickhouse::Client,
-    system_client: clickhouse::Client,
-    /// Whether `config.database` exists on the server.
-    pub database_exists: bool,
-    pub config: ConnectionConfig,
-    pub capabilities: Capabilities,
+/// Refuse URLs chforget cannot use or that carry credentials. The message
+/// never repeats a password.
+fn check_url(url: &str) -> anyhow::Result<()> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "--url {} must start with http:// or https:// (ClickHouse's HTTP interface, usually port 8123 or 8443)",
+                crate::error::shown(&display_url(url))
+            ),
+        );
+    };
+    if scheme != "http" && scheme != "https" {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "--url {} must start with http:// or https:// (ClickHouse's HTTP interface, usually port 8123 or 8443)",
+                crate::error::shown(&display_url(url))
+            ),
+        );
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    if authority.contains('@') {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "--url {} carries a user name or password; chforget does not take credentials from the URL. Put the login in CLICKHOUSE_USER (or --clickhouse-user) and the password in CLICKHOUSE_PASSWORD or a file named by --password-file",
+                crate::error::shown(&display_url(url))
+            ),
+        );
+    }
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    let carries_credentials = query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or_default();
+        matches!(name, "password" | "user" | "quota_key")
+    });
+    if carries_credentials {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "--url {} carries credentials in its query string; put the login in CLICKHOUSE_USER and the password in CLICKHOUSE_PASSWORD or --password-file",
+                crate::error::shown(&display_url(url))
+            ),
+        );
+    }
+    if authority.is_empty() {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!("--url {} names no host", crate::error::shown(url)),
+        );
+    }
+    Ok(())
 }
 
-impl Server {
-    /// Connect, authenticate and detect capabilities (one round of small
-    /// queries on system tables).
-    pub async fn connect(config: ConnectionConfig) -> anyhow::Result<Self> {
-        config.validate_url()?;
-        // No database yet: a missing one would fail every query, and the
-        // capability probes read only system tables.
+/// A URL as chforget shows it: user info and query string removed.
+pub fn display_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let hidden = if authority.contains('@') { "***@" } else { "" };
+    if scheme.is_empty() {
+        format!("{hidden}{host}{path}")
+    } else {
+        format!("{scheme}://{hidden}{host}{path}")
+    }
+}
+
+/// `host:port` of a URL, without credentials or path.
+pub fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority
+        .rsplit('@')
+        .next()
+        .unwrap_or(authority)
+        .to_string()
+}
+
+/// Statements this close to `max_query_size` get the setting raised.
+const QUERY_SIZE_MARGIN: usize = 1024;
+
+/// An HTTP connection to one server: no query is sent until asked.
+#[derive(Clone)]
+pub struct Connection {
+    client: clickhouse::Client,
+    system_client: clickhouse::Client,
+    pub config: ConnectionConfig,
+    /// The server's `max_query_size` (0 until known): longer statements are
+    /// sent with the setting raised for them.
+    max_query_size: u64,
+}
+
+impl Connection {
+    pub fn open(config: ConnectionConfig) -> Self {
         let mut base = clickhouse::Client::default()
-            .with_url(config.url.trim_end_matches('/'))
+            .with_url(config.url.as_str())
             .with_user(config.user.clone())
-            // Old servers know only RowBinary; capabilities decide below.
+            // Old servers know only RowBinary; capabilities decide later.
             .with_validation(false);
         if let Some(password) = &config.password {
             base = base.with_password(password.clone());
         }
-        let probe = Server {
+        Connection {
             client: base.clone(),
-            system_client: base.clone(),
-            config: config.clone(),
-            capabilities: Capabilities::default(),
-            database_exists: false,
-        };
-        let capabilities = Capabilities::detect(&probe).await?;
-        let database_exists = !probe
-            .fetch::<DatabaseName>(
-                &format!(
-                    "SELECT name FROM system.databases WHERE name = {}",
-                    string_literal(config.database.as_str())
-                ),
-                "looking up the database",
-            )
-            .await?
-            .is_empty();
-        let system_client = base.with_validation(capabilities.typed_row_validation);
-        let client = system_client
-            .clone()
-            .with_database(config.database.as_str());
-        Ok(Server {
-            client,
-            system_client,
+            system_client: base,
             config,
-            capabilities,
-            database_exists,
-        })
-    }
-
-    /// Fail with `permission_denied` when the session is read-only; `action`
-    /// says what it may not do, for the message.
-    pub fn ensure_writable(&self, action: &str) -> anyhow::Result<()> {
-        if self.capabilities.readonly {
-            return fail(
-                ErrorCode::PermissionDenied,
-                format!(
-                    "user {:?} is read-only on this server (setting readonly != 0) and may not {action}",
-                    self.config.user
-                ),
-            );
+            max_query_size: 0,
         }
-        Ok(())
     }
 
-    /// Fail with `schema_mismatch` when the configured database is missing.
-    pub fn require_database(&self) -> anyhow::Result<()> {
-        if self.database_exists {
-            return Ok(());
-        }
-        fail(
-            ErrorCode::SchemaMismatch,
-            format!(
-                "database {} does not exist on this server; check --database, or create it and the reference schema with `chforget init`",
-                self.config.database
-            ),
-        )
-    }
-
-    /// Run a statement outside any database (for `CREATE DATABASE`).
-    pub async fn execute_without_database(&self, sql: &str, during: &str) -> anyhow::Result<()> {
-        match tokio::time::timeout(
-            self.config.query_timeout,
-            self.system_client.query_raw(sql).execute(),
-        )
-        .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => {
-                Err(classify_clickhouse(&error, during, ErrorCode::ServerError).into())
-            }
-            Err(_) => fail(
-                ErrorCode::ConnectionFailed,
-                format!("{during}: no answer from ClickHouse"),
-            ),
+    /// The same connection, bound to the configured database, with typed
+    /// row checks where the server offers them and its `max_query_size`.
+    pub fn configured(&self, typed_row_validation: bool, max_query_size: u64) -> Self {
+        let system_client = self
+            .system_client
+            .clone()
+            .with_validation(typed_row_validation);
+        Connection {
+            client: system_client
+                .clone()
+                .with_database(self.config.database.as_str()),
+            system_client,
+            config: self.config.clone(),
+            max_query_size,
         }
     }
 
@@ -187,24 +233,60 @@ impl Server {
         }
     }
 
+    /// `max_query_size` raised for a statement that needs it.
+    fn size_setting(&self, sql: &str) -> Option<String> {
+        let limit = usize::try_from(self.max_query_size).unwrap_or(usize::MAX);
+        (self.max_query_size > 0 && sql.len() + QUERY_SIZE_MARGIN > limit)
+            .then(|| (sql.len() + 64 * 1024).to_string())
+    }
+
+    fn timed_out(&self, during: &str) -> anyhow::Error {
+        Failure::new(
+            ErrorCode::ConnectionFailed,
+            format!(
+                "{during}: no answer from ClickHouse within {}",
+                humantime::format_duration(self.config.query_timeout)
+            ),
+        )
+        .into()
+    }
+
+    /// Explain a refusal to raise `max_query_size` (read-only sessions).
+    fn explain(&self, failure: Failure, sql: &str) -> anyhow::Error {
+        let refused_setting = failure.message.contains("max_query_size")
+            && failure
+                .message
+                .contains(&format!("Code: {}", server_code::READONLY));
+        if refused_setting {
+            return Failure::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "a statement of {} bytes exceeds the server's max_query_size ({} bytes) and this read-only login may not raise it for one query: raise max_query_size in the login's settings profile, or use a login that may change settings",
+                    sql.len(),
+                    self.max_query_size
+                ),
+            )
+            .into();
+        }
+        failure.into()
+    }
+
     /// Run a query that returns typed rows.
     pub async fn fetch<T>(&self, sql: &str, during: &str) -> anyhow::Result<Vec<T>>
     where
         T: RowOwned + RowRead,
     {
-        let query = self.client.query_raw(sql);
+        let mut query = self.client.query_raw(sql);
+        if let Some(size) = self.size_setting(sql) {
+            query = query.with_setting("max_query_size", size);
+        }
         match tokio::time::timeout(self.config.query_timeout, query.fetch_all::<T>()).await {
             Ok(Ok(rows)) => Ok(rows),
-            Ok(Err(error)) => {
-                Err(classify_clickhouse(&error, during, ErrorCode::ServerError).into())
-            }
-            Err(_) => fail(
-                ErrorCode::ConnectionFailed,
-                format!(
-                    "{during}: no answer from ClickHouse within {}",
-                    humantime::format_duration(self.config.query_timeout)
-                ),
-            ),
+            Ok(Err(error)) => Err(self.explain(
+                classify_clickhouse(&error, during, ErrorCode::ServerError),
+                sql,
+            )),
+            Err(_) => Err(self.timed_out(during)),
         }
     }
 
@@ -219,7 +301,7 @@ impl Server {
         self.execute_with_settings(sql, &[], during, rejected).await
     }
 
-    /// As [`Server::execute`], with per-query settings.
+    /// As [`Connection::execute`], with per-query settings.
     pub async fn execute_with_settings(
         &self,
         sql: &str,
@@ -231,21 +313,83 @@ impl Server {
         for (name, value) in settings {
             query = query.with_setting(*name, *value);
         }
+        if let Some(size) = self.size_setting(sql) {
+            query = query.with_setting("max_query_size", size);
+        }
         match tokio::time::timeout(self.config.query_timeout, query.execute()).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(classify_clickhouse(&error, during, rejected).into()),
-            Err(_) => fail(
-                ErrorCode::ConnectionFailed,
-                format!(
-                    "{during}: no answer from ClickHouse within {}",
-                    humantime::format_duration(self.config.query_timeout)
-                ),
-            ),
+            Ok(Err(error)) => Err(self.explain(classify_clickhouse(&error, during, rejected), sql)),
+            Err(_) => Err(self.timed_out(during)),
         }
     }
 
-    /// The underlying client, for inserts in tests and tools.
+    /// Run a statement outside any database (for `CREATE DATABASE`).
+    pub async fn execute_without_database(&self, sql: &str, during: &str) -> anyhow::Result<()> {
+        match tokio::time::timeout(
+            self.config.query_timeout,
+            self.system_client.query_raw(sql).execute(),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => {
+                Err(classify_clickhouse(&error, during, ErrorCode::ServerError).into())
+            }
+            Err(_) => Err(self.timed_out(during)),
+        }
+    }
+
+    /// The underlying client, for inserts.
     pub fn client(&self) -> &clickhouse::Client {
         &self.client
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> anyhow::Result<ConnectionConfig> {
+        ConnectionConfig::new(
+            url,
+            "default",
+            None,
+            Ident::new("default").expect("ident"),
+            Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn credentials_in_urls_are_refused_without_being_repeated() {
+        for url in [
+            "http://user:s3cret-pw@host:8123",
+            "https://s3cret-pw@host",
+            "http://host:8123/?password=s3cret-pw",
+            "http://host:8123/?user=u&password=s3cret-pw",
+        ] {
+            let error = config(url)
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert!(error.contains("CLICKHOUSE_PASSWORD"), "{url}: {error}");
+            assert!(!error.contains("s3cret-pw"), "{url}: {error}");
+        }
+        for bad in ["ftp://host", "host:8123", "http://"] {
+            assert!(config(bad).is_err(), "{bad}");
+        }
+        assert!(config("https://ch.example:8443/proxy/").is_ok());
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        assert_eq!(
+            display_url("https://u:pw@ch.example:8443/p?password=x"),
+            "https://***@ch.example:8443/p"
+        );
+        assert_eq!(
+            host_of("https://user:pw@ch.example:8443/path?x=1"),
+            "ch.example:8443"
+        );
+        assert_eq!(host_of("http://127.0.0.1:8123"), "127.0.0.1:8123");
     }
 }

@@ -109,6 +109,36 @@ pub fn code_of(error: &anyhow::Error) -> ErrorCode {
         .map_or(ErrorCode::ServerError, |failure| failure.code)
 }
 
+/// An error as reports and audit records carry it: its class and the whole
+/// chain of messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn of(error: &anyhow::Error) -> Self {
+        ErrorBody {
+            code: code_of(error),
+            message: format!("{error:#}"),
+        }
+    }
+}
+
+/// Text a person gave, quoted for an error message: control characters
+/// escaped (so a message cannot rewrite the terminal) and cut after 120
+/// characters (a 1 MB id does not belong in a message).
+pub fn shown(text: &str) -> String {
+    const MAX: usize = 120;
+    let cut: String = text.chars().take(MAX).collect();
+    let mut quoted = format!("{cut:?}");
+    if text.chars().count() > MAX {
+        quoted.push_str(&format!(" (cut; {} bytes in all)", text.len()));
+    }
+    quoted
+}
+
 /// What ClickHouse said, parsed from an HTTP error answer. Old servers (18.x)
 /// put the code only in the body (`Code: 193, e.displayText() = ...`), new
 /// ones as `Code: 516. DB::Exception: ...`.

@@ -1,20 +1,26 @@
-//! The durable local journal: one JSON file per request in the state
-//! directory, rewritten atomically and fsynced before each step runs and after
-//! it completes, so that a request cut short at any point can be finished and
-//! no stitched anonymous id is lost with the user's rows.
+//! The durable local journal: one file per request in the state directory,
+//! rewritten atomically and fsynced before each step runs and after it
+//! completes, so that a request cut short at any point can be finished and
+//! no stitched anonymous id is lost with the user's rows. Each file is
+//! signed with the state directory's key: an edited or planted journal is
+//! refused, never run.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::fs;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
-use crate::error::{ErrorCode, Failure};
-use crate::plan::{ForgetOptions, ForgetPlan};
-use crate::request::Subject;
-use crate::rollup::RollupJob;
+use crate::error::{ErrorCode, Failure, fail};
+use crate::plan::{ForgetOptions, RollupScope, Target, TargetKind};
+use crate::redact::Secrets;
+use crate::request::{AuditMeta, RawId, RequestId, Scope, ValidId};
+use crate::state::{FileLock, Key, LockHolder, StateDir, state_error, write_durably};
 use crate::stitch::StitchedId;
+
+/// The journal format this chforget writes.
+pub const FORMAT: u32 = 2;
 
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,78 +30,95 @@ pub enum RequestStatus {
     Planned,
     /// Mutations are being issued.
     Issuing,
-    /// All mutations issued; not yet seen done.
+    /// Mutations issued and not yet all seen done and verified, or verified
+    /// and not yet recorded in the audit trail.
     Queued,
-    /// Mutations done and no targeted row remains.
+    /// Mutations done, no targeted row left, rollups recomputed, audit
+    /// records written.
     Completed,
-    /// A mutation was rejected or failed, or rows remain.
+    /// A mutation was rejected, failed or killed, or rows remain; `resume`
+    /// finishes it.
     Failed,
 }
 
-/// A mutation as the journal knows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JournaledMutation {
-    pub target: usize,
-    pub marker: String,
-    pub mutation_id: Option<String>,
-    pub issued_at: Option<String>,
-    pub is_done: bool,
+impl RequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestStatus::Planned => "planned",
+            RequestStatus::Issuing => "issuing",
+            RequestStatus::Queued => "queued",
+            RequestStatus::Completed => "completed",
+            RequestStatus::Failed => "failed",
+        }
+    }
+
+    /// Planned, issuing or queued: a process is on it, or was when it died.
+    pub fn is_in_flight(self) -> bool {
+        matches!(
+            self,
+            RequestStatus::Planned | RequestStatus::Issuing | RequestStatus::Queued
+        )
+    }
 }
 
-impl JournaledMutation {
-    /// One entry per statement of `plan`, none issued yet.
-    pub fn planned(plan: &ForgetPlan) -> Vec<Self> {
-        plan.targets
-            .iter()
-            .enumerate()
-            .map(|(index, target)| JournaledMutation {
-                target: index,
-                marker: target.marker.clone(),
-                mutation_id: None,
-                issued_at: None,
-                is_done: false,
-            })
-            .collect()
+impl std::fmt::Display for RequestStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 /// A timestamped step, for the audit trail.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepEvent {
     pub step: String,
     pub at: String,
     pub detail: String,
 }
 
+/// One user of a request (a single forget has one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Line of the batch file (none for a single forget).
+    pub line: Option<usize>,
+    pub user_id: ValidId,
+    /// Who asked and approved this user's erasure.
+    pub meta: AuditMeta,
+    /// The user's own anonymous ids.
+    pub stitched: Vec<StitchedId>,
+    /// The user's rows per target kind before anything was issued.
+    pub rows_before: BTreeMap<TargetKind, u64>,
+}
+
 /// The whole state of one request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestJournal {
-    pub request_id: String,
+    pub request_id: RequestId,
     pub created_at: String,
-    pub subject: Subject,
-    pub database: String,
+    /// What wrote the first audit record: `forget`, `forget-batch`,
+    /// `verify-fix`.
+    pub action: String,
+    pub scope: Scope,
     pub server_version: String,
     pub options: ForgetOptions,
     pub status: RequestStatus,
+    /// Requested with `--batch` (reported per user).
+    pub batch: bool,
+    pub members: Vec<Member>,
+    /// The anonymous ids of all members, each once.
     pub stitched: Vec<StitchedId>,
+    /// Earlier requests of the same users whose anonymous ids this one
+    /// targets too (found again by hash: their link to the user is gone).
+    #[serde(default)]
+    pub earlier_requests: Vec<RequestId>,
+    pub targets: Vec<Target>,
     /// With `--rollups`: the days and sessions the targeted rows touched,
-    /// captured before the deletion, and the rollup queries to run after it.
-    #[serde(default)]
-    pub rollup: Option<RollupJob>,
-    pub plan: ForgetPlan,
-    /// Rows each target matched before anything was issued.
-    pub rows_before: Vec<u64>,
-    pub mutations: Vec<JournaledMutation>,
+    /// captured before the deletion.
+    pub rollup: Option<RollupScope>,
     pub steps: Vec<StepEvent>,
-    /// Who asked, approved, and what else was wiped (for the audit trail).
-    #[serde(default)]
-    pub audit: crate::audit::AuditMeta,
-    /// Raw ids were replaced by their hashes (the request finished).
-    #[serde(default)]
+    /// What applies to the whole request (`also_wiped`, `redact_user`).
+    pub meta: AuditMeta,
+    /// Raw ids were replaced by their keyed hashes (the request finished).
     pub scrubbed: bool,
-    /// The users of a batch request (empty for a single-user request).
-    #[serde(default)]
-    pub batch: Vec<crate::batch::BatchMember>,
 }
 
 impl RequestJournal {
@@ -106,6 +129,89 @@ impl RequestJournal {
             detail: detail.into(),
         });
     }
+
+    pub fn has_step(&self, step: &str) -> bool {
+        self.steps.iter().any(|s| s.step == step)
+    }
+
+    /// Whether `user` (as given, or its hash once redacted and scrubbed) is
+    /// one of the request's users.
+    pub fn member(&self, user: &str, key: &Key) -> Option<&Member> {
+        let hashed = key.hash(user);
+        self.members
+            .iter()
+            .find(|m| m.user_id.as_str() == user || m.user_id.as_str() == hashed)
+    }
+
+    /// Every id the finished journal must no longer hold in clear: the
+    /// anonymous ids, the rollup's session ids, and with `--redact-user` the
+    /// user ids.
+    pub fn secrets(&self) -> Secrets {
+        let mut secrets = Secrets::default();
+        for id in &self.stitched {
+            secrets.insert(id.anonymous_id.as_bytes());
+        }
+        for member in &self.members {
+            for id in &member.stitched {
+                secrets.insert(id.anonymous_id.as_bytes());
+            }
+            if self.meta.redact_user {
+                secrets.insert(member.user_id.as_str().as_bytes());
+            }
+        }
+        for target in &self.targets {
+            for id in target.anonymous.iter().chain(&target.shared) {
+                secrets.insert(id.as_bytes());
+            }
+        }
+        if let Some(rollup) = &self.rollup {
+            for session in &rollup.sessions {
+                secrets.insert(session.as_bytes());
+            }
+        }
+        secrets
+    }
+
+    /// Replace every raw id by its keyed hash: a finished request keeps no
+    /// id in clear that it does not need.
+    pub fn scrub(&mut self, key: &Key) {
+        if self.scrubbed {
+            return;
+        }
+        let secrets = self.secrets();
+        let hash = |id: &mut RawId| *id = RawId::from(key.hash(id.as_bytes()).as_str());
+        let hash_user = |id: &mut ValidId| {
+            if let Ok(hashed) = ValidId::new("user", &key.hash(id.as_str())) {
+                *id = hashed;
+            }
+        };
+        self.stitched
+            .iter_mut()
+            .for_each(|s| hash(&mut s.anonymous_id));
+        for member in &mut self.members {
+            member
+                .stitched
+                .iter_mut()
+                .for_each(|s| hash(&mut s.anonymous_id));
+            if self.meta.redact_user {
+                hash_user(&mut member.user_id);
+            }
+        }
+        for target in &mut self.targets {
+            target.anonymous.iter_mut().for_each(hash);
+            target.shared.iter_mut().for_each(hash);
+            if self.meta.redact_user {
+                target.users.iter_mut().for_each(hash_user);
+            }
+        }
+        if let Some(rollup) = &mut self.rollup {
+            rollup.sessions.iter_mut().for_each(hash);
+        }
+        for step in &mut self.steps {
+            step.detail = secrets.redact_text(&step.detail, key);
+        }
+        self.scrubbed = true;
+    }
 }
 
 /// The current time, RFC 3339 with milliseconds, UTC.
@@ -113,153 +219,186 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
-/// chforget's state directory (mode 0700).
-#[derive(Debug, Clone)]
-pub struct StateDir {
-    root: PathBuf,
+/// A journal file as written: the journal's exact bytes and their HMAC.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    format: u32,
+    mac: String,
+    journal: &'a RawValue,
 }
 
-impl StateDir {
-    /// `--state-dir` / `CHFORGET_STATE_DIR`, else `$XDG_STATE_HOME/chforget`,
-    /// else `~/.local/state/chforget`.
-    pub fn resolve(explicit: Option<PathBuf>) -> anyhow::Result<Self> {
-        let root = match explicit {
-            Some(path) => path,
-            None => default_state_root().ok_or_else(|| {
-                Failure::new(
-                    ErrorCode::StateError,
-                    "no state directory: set --state-dir, CHFORGET_STATE_DIR, XDG_STATE_HOME or HOME",
-                )
-            })?,
-        };
-        Ok(StateDir { root })
+#[derive(Deserialize)]
+struct StoredEnvelope<'a> {
+    format: u32,
+    mac: String,
+    #[serde(borrow)]
+    journal: &'a RawValue,
+}
+
+/// A journal that could not be read, and why (shown by `status`).
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub request_id: RequestId,
+    pub path: std::path::PathBuf,
+    pub problem: String,
+}
+
+/// The journals of a state directory, signed and checked with its key.
+pub struct Journals<'a> {
+    pub state: &'a StateDir,
+    pub key: &'a Key,
+}
+
+impl Journals<'_> {
+    pub fn path(&self, request_id: &RequestId) -> std::path::PathBuf {
+        self.state.journal_path(request_id)
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    fn requests_dir(&self) -> anyhow::Result<PathBuf> {
-        let dir = self.root.join("requests");
-        ensure_private_dir(&self.root)?;
-        ensure_private_dir(&dir)?;
-        Ok(dir)
-    }
-
-    pub fn journal_path(&self, request_id: &str) -> anyhow::Result<PathBuf> {
-        Ok(self.requests_dir()?.join(format!("{request_id}.json")))
-    }
-
-    /// Write the journal durably: temp file, fsync, rename, fsync directory.
+    /// Write the journal durably and signed: temp file, fsync, rename,
+    /// fsync directory.
     pub fn save(&self, journal: &RequestJournal) -> anyhow::Result<()> {
-        let path = self.journal_path(&journal.request_id)?;
-        let bytes = serde_json::to_vec_pretty(journal).context("serialising the journal")?;
-        write_durably(&path, &bytes).map_err(state_error)
+        self.state.prepare_for_writing()?;
+        let text = serde_json::to_string_pretty(journal).context("serialising the journal")?;
+        let raw = RawValue::from_string(text).context("serialising the journal")?;
+        let envelope = Envelope {
+            format: FORMAT,
+            mac: self.key.mac_hex(raw.get().as_bytes()),
+            journal: &raw,
+        };
+        let bytes = serde_json::to_vec_pretty(&envelope).context("serialising the journal")?;
+        write_durably(&self.path(&journal.request_id), &bytes).map_err(state_error)
     }
 
-    pub fn load(&self, request_id: &str) -> anyhow::Result<RequestJournal> {
-        let path = self.journal_path(request_id)?;
+    /// Read and check a journal: missing, damaged, unsigned or edited
+    /// journals are refused (`state_error`), never run.
+    pub fn load(&self, request_id: &RequestId) -> anyhow::Result<RequestJournal> {
+        let path = self.path(request_id);
         let bytes = fs::read(&path).map_err(|e| {
             Failure::new(
                 ErrorCode::StateError,
-                format!(
-                    "no journal for request {request_id} at {}: {e}",
-                    path.display()
-                ),
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "no journal for request {request_id} in {} (check --state-dir; `chforget status` lists the requests there)",
+                        self.state.requests_dir().display()
+                    )
+                } else {
+                    format!("cannot read the journal {}: {e}", path.display())
+                },
             )
         })?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        let journal = self.parse(&bytes).map_err(|problem| {
             Failure::new(
                 ErrorCode::StateError,
-                format!("journal {} is damaged: {e}", path.display()),
+                format!("journal {}: {problem}; nothing was sent", path.display()),
             )
-            .into()
-        })
+        })?;
+        if journal.request_id != *request_id {
+            return fail(
+                ErrorCode::StateError,
+                format!(
+                    "journal {} holds request {}, not {request_id}: it was copied or renamed; nothing was sent",
+                    path.display(),
+                    journal.request_id
+                ),
+            );
+        }
+        Ok(journal)
     }
 
-    /// Every journaled request, oldest first (request ids sort by time).
-    pub fn list(&self) -> anyhow::Result<Vec<RequestJournal>> {
-        let dir = self.requests_dir()?;
-        let mut ids: Vec<String> = fs::read_dir(&dir)
-            .with_context(|| format!("reading {}", dir.display()))
-            .map_err(state_error)?
+    fn parse(&self, bytes: &[u8]) -> Result<RequestJournal, String> {
+        let envelope: StoredEnvelope = match serde_json::from_slice(bytes) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                let old_format = serde_json::from_slice::<serde_json::Value>(bytes)
+                    .is_ok_and(|v| v.get("request_id").is_some() && v.get("mac").is_none());
+                return Err(if old_format {
+                    "has no integrity check (written by chforget 0.1, or by hand); chforget runs only journals it signed. Check the request's mutations with `chforget mutations list --all --command <request id>` and finish it by hand".to_string()
+                } else {
+                    format!("is damaged ({error})")
+                });
+            }
+        };
+        if envelope.format != FORMAT {
+            return Err(format!(
+                "has format {}, this chforget reads format {FORMAT}",
+                envelope.format
+            ));
+        }
+        let expected = self.key.mac_hex(envelope.journal.get().as_bytes());
+        if !constant_time_eq(expected.as_bytes(), envelope.mac.as_bytes()) {
+            return Err("fails its integrity check: it was edited, or signed with another key (the profile's [audit] key, CHFORGET_AUDIT_KEY or audit.key changed)".to_string());
+        }
+        serde_json::from_str(envelope.journal.get()).map_err(|e| format!("is damaged ({e})"))
+    }
+
+    /// Every journal of the state directory, oldest first (request ids sort
+    /// by time), and those that could not be read. A missing directory has
+    /// none; one bad file never hides the others.
+    pub fn list(&self) -> anyhow::Result<(Vec<RequestJournal>, Vec<Unreadable>)> {
+        let dir = self.state.requests_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            Err(e) => {
+                return Err(state_error(
+                    anyhow::Error::new(e).context(format!("reading {}", dir.display())),
+                ));
+            }
+        };
+        let mut ids: Vec<RequestId> = entries
             .filter_map(|entry| entry.ok())
             .filter_map(|entry| {
                 let name = entry.file_name().to_string_lossy().to_string();
-                name.strip_suffix(".json").map(str::to_string)
+                name.strip_suffix(".json")
+                    .and_then(|id| RequestId::parse(id).ok())
             })
             .collect();
         ids.sort();
-        ids.iter().map(|id| self.load(id)).collect()
+        let mut journals = Vec::new();
+        let mut unreadable = Vec::new();
+        for id in ids {
+            match self.load(&id) {
+                Ok(journal) => journals.push(journal),
+                Err(error) => unreadable.push(Unreadable {
+                    path: self.path(&id),
+                    request_id: id,
+                    problem: format!("{error:#}"),
+                }),
+            }
+        }
+        Ok((journals, unreadable))
+    }
+
+    /// Take the lock of a request for this process, or say who holds it.
+    pub fn lock(&self, request_id: &RequestId) -> anyhow::Result<FileLock> {
+        self.state.prepare_for_writing()?;
+        match self.state.try_lock_request(request_id)? {
+            Ok(lock) => Ok(lock),
+            Err(holder) => busy(request_id, &holder),
+        }
     }
 }
 
-fn default_state_root() -> Option<PathBuf> {
-    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    non_empty("XDG_STATE_HOME")
-        .map(|base| PathBuf::from(base).join("chforget"))
-        .or_else(|| non_empty("HOME").map(|home| PathBuf::from(home).join(".local/state/chforget")))
+fn busy<T>(request_id: &RequestId, holder: &LockHolder) -> anyhow::Result<T> {
+    fail(
+        ErrorCode::InvalidPayload,
+        format!(
+            "request {request_id} is being worked on by {holder}; nothing was started. Wait for it, or follow it with `chforget status {request_id}`"
+        ),
+    )
 }
 
-fn state_error(error: anyhow::Error) -> anyhow::Error {
-    Failure::new(ErrorCode::StateError, format!("{error:#}")).into()
-}
-
-/// Create `dir` (and parents) and make it private to its owner.
-pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(dir)
-        .with_context(|| format!("creating state directory {}", dir.display()))
-        .map_err(state_error)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("making {} private", dir.display()))
-            .map_err(state_error)?;
-    }
-    Ok(())
-}
-
-/// Open a file for writing with mode 0600.
-pub fn open_private(path: &Path, append: bool) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.create(true).write(true);
-    if append {
-        options.append(true);
-    } else {
-        options.truncate(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
-/// Replace `path` with `bytes` so that a crash leaves either the old or the
-/// new content, never a torn file.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file =
-        open_private(&tmp, false).with_context(|| format!("writing {}", tmp.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    if let Some(parent) = path.parent() {
-        File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .with_context(|| format!("syncing {}", parent.display()))?;
-    }
-    Ok(())
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Fault injection for the crash tests: with `CHFORGET_CRASH_AT=<point>` the
 /// process aborts right there, as `kill -9` would stop it (no cleanup, only
 /// what was already fsynced survives). Points: `planned`, `issuing:N`,
 /// `sent:N` (statement N issued, its id not yet journaled), `issued:N`,
-/// `queued`, `mutations_done`.
+/// `queued`, `mutations_done`, `verified`, `audited`.
 pub fn crash_point(point: &str) {
     if std::env::var("CHFORGET_CRASH_AT").is_ok_and(|wanted| wanted == point) {
         std::process::abort();

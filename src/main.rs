@@ -1,12 +1,44 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 
 use chforget::cli::Cli;
-use chforget::error::code_of;
+use chforget::error::{ErrorBody, ErrorCode, code_of};
+use chforget::output;
+
+/// Longest error message printed on stderr; longer ones (a server echoing a
+/// huge statement) are cut there, and kept whole in JSON and the journal.
+const MAX_ERROR_CHARS: usize = 4000;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let json = wants_json(
+        std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().to_string()),
+    );
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            error.exit()
+        }
+        Err(error) => {
+            if json {
+                let body = ErrorBody {
+                    code: ErrorCode::InvalidPayload,
+                    message: error.render().to_string().trim().to_string(),
+                };
+                let _ = output::print_error_json(&body);
+            }
+            let _ = error.print();
+            return ExitCode::from(ErrorCode::InvalidPayload.exit_status());
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -18,12 +50,40 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(chforget::commands::run(cli)) {
+    match runtime.block_on(chforget::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let code = code_of(&error);
-            eprintln!("error[{code}]: {error:#}");
+            let message = format!("{error:#}");
+            let shown: String = message.chars().take(MAX_ERROR_CHARS).collect();
+            let cut = if shown.len() < message.len() {
+                format!(" … ({} more bytes)", message.len() - shown.len())
+            } else {
+                String::new()
+            };
+            eprintln!("error[{code}]: {shown}{cut}");
+            if json && !output::document_printed() {
+                let _ = output::print_error_json(&ErrorBody::of(&error));
+            }
             ExitCode::from(code.exit_status())
         }
     }
+}
+
+/// Whether the command line (or CHFORGET_OUTPUT) asks for JSON, read before
+/// parsing so that even an argument error gets a JSON document.
+fn wants_json(args: impl Iterator<Item = String>) -> bool {
+    let args: Vec<String> = args.collect();
+    let mut explicit = None;
+    for (index, arg) in args.iter().enumerate() {
+        if arg == "--" {
+            break;
+        }
+        if let Some(value) = arg.strip_prefix("--output=") {
+            explicit = Some(value == "json");
+        } else if arg == "--output" {
+            explicit = args.get(index + 1).map(|v| v == "json");
+        }
+    }
+    explicit.unwrap_or_else(|| std::env::var("CHFORGET_OUTPUT").is_ok_and(|v| v == "json"))
 }

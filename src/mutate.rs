@@ -1,22 +1,34 @@
-//! Step 3, mutate: issue one planned `ALTER TABLE ... DELETE` and find the
-//! mutation it created. A statement is never issued twice: its marker is
-//! looked up in `system.mutations` first, and again after an answer that got
-//! lost, since an ALTER the client saw fail may still have been committed.
+//! Step 3, mutate: issue one attempt of a planned `ALTER TABLE ... DELETE`
+//! and find the mutation it created. A statement is never issued twice: its
+//! marker is looked up in `system.mutations` first, and again after an answer
+//! that got lost, since an ALTER the client saw fail may still have been
+//! committed. On servers that lose rows when three or more deletes of a
+//! table are pending at once, it waits until fewer than two are.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::connection::Server;
+use clickhouse::Row;
+use serde::Deserialize;
+
 use crate::error::{ErrorCode, Failure, code_of, fail};
 use crate::mutations::{self, MutationFilter, MutationRow};
 use crate::plan::Target;
+use crate::request::Scope;
+use crate::server::Server;
+use crate::sql::{QualifiedTable, string_literal};
 
-/// The mutation created by `target`'s statement, if it exists.
-pub async fn find_issued(server: &Server, target: &Target) -> anyhow::Result<Option<MutationRow>> {
+/// The mutation carrying `marker` on `table`, if it exists.
+pub async fn find_issued(
+    server: &Server,
+    table: &QualifiedTable,
+    marker: &str,
+) -> anyhow::Result<Option<MutationRow>> {
     let filter = MutationFilter {
-        database: Some(target.database.clone()),
-        table: Some(target.table.clone()),
-        // Quoted, so that chunk 1 does not also match chunk 10.
-        command_contains: Some(format!("'{}'", target.marker)),
+        database: Some(table.database.as_str().to_string()),
+        table: Some(table.table.as_str().to_string()),
+        // Quoted, so that chunk 1 does not also match chunk 10, nor attempt
+        // 0 attempt 1.
+        command_contains: Some(string_literal(marker)),
         ..MutationFilter::default()
     };
     let mut rows = mutations::list(server, &filter).await?;
@@ -24,10 +36,8 @@ pub async fn find_issued(server: &Server, target: &Target) -> anyhow::Result<Opt
         return fail(
             ErrorCode::ForgetFailed,
             format!(
-                "{} mutations carry the marker {}; expected one. Inspect them with `chforget mutations list --command {}`",
+                "{} mutations carry the marker {marker}; expected one. Inspect them with `chforget mutations list --all --command {marker}`",
                 rows.len(),
-                target.marker,
-                target.marker
             ),
         );
     }
@@ -43,16 +53,50 @@ pub enum Issued {
     Earlier,
 }
 
-/// Issue `target` unless it was issued already; return its mutation.
-pub async fn issue(server: &Server, target: &Target) -> anyhow::Result<(MutationRow, Issued)> {
-    if let Some(existing) = find_issued(server, target).await? {
+#[derive(Row, Deserialize)]
+struct Pending {
+    n: u64,
+}
+
+/// Unfinished mutations of `table`, whoever issued them.
+pub async fn pending_on(server: &Server, table: &QualifiedTable) -> anyhow::Result<u64> {
+    let rows: Vec<Pending> = server
+        .fetch(
+            &format!(
+                "SELECT toUInt64(count()) AS n FROM system.mutations WHERE database = {} AND table = {} AND is_done = 0",
+                string_literal(table.database.as_str()),
+                string_literal(table.table.as_str())
+            ),
+            "counting the unfinished mutations of the table",
+        )
+        .await?;
+    Ok(rows.first().map_or(0, |r| r.n))
+}
+
+/// What the issuer reports while it waits for room.
+pub trait IssueObserver {
+    fn waiting_for_room(&mut self, table: &QualifiedTable, pending: u64, limit: u64);
+}
+
+/// Issue `target`'s statement with `marker` unless a mutation with that
+/// marker exists already; return its mutation. `deadline` bounds the wait
+/// for room on servers with a limit of pending deletes.
+pub async fn issue(
+    server: &Server,
+    scope: &Scope,
+    target: &Target,
+    marker: &str,
+    deadline: Option<Instant>,
+    observer: &mut dyn IssueObserver,
+) -> anyhow::Result<(MutationRow, Issued)> {
+    let table = scope.events_table();
+    if let Some(existing) = find_issued(server, &table, marker).await? {
         return Ok((existing, Issued::Earlier));
     }
-    let during = format!(
-        "issuing the {} mutation on {}",
-        target.kind,
-        target.qualified_table()
-    );
+    if let Some(limit) = server.capabilities.max_pending_deletes {
+        wait_for_room(server, &table, limit, deadline, observer).await?;
+    }
+    let during = format!("issuing the {} mutation on {table}", target.kind);
     // A server profile with mutations_sync > 0 would hold the ALTER until the
     // data is rewritten; chforget tracks the mutation itself instead.
     let settings: &[(&str, &str)] = if server.capabilities.mutations_sync {
@@ -60,18 +104,14 @@ pub async fn issue(server: &Server, target: &Target) -> anyhow::Result<(Mutation
     } else {
         &[]
     };
+    let statement = target.delete_statement(scope, marker)?;
     if let Err(error) = server
-        .execute_with_settings(
-            &target.delete_statement(),
-            settings,
-            &during,
-            ErrorCode::ForgetFailed,
-        )
+        .execute_with_settings(&statement, settings, &during, ErrorCode::ForgetFailed)
         .await
     {
         // The answer may be lost although the server committed the mutation.
         if code_of(&error) == ErrorCode::ConnectionFailed
-            && let Ok(Some(committed)) = find_issued(server, target).await
+            && let Ok(Some(committed)) = find_issued(server, &table, marker).await
         {
             return Ok((committed, Issued::Now));
         }
@@ -80,7 +120,7 @@ pub async fn issue(server: &Server, target: &Target) -> anyhow::Result<(Mutation
     // The mutation is recorded before the ALTER returns; a short retry covers
     // servers that publish it to system.mutations a moment later.
     for attempt in 0..20u64 {
-        if let Some(row) = find_issued(server, target).await? {
+        if let Some(row) = find_issued(server, &table, marker).await? {
             return Ok((row, Issued::Now));
         }
         tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
@@ -88,12 +128,42 @@ pub async fn issue(server: &Server, target: &Target) -> anyhow::Result<(Mutation
     Err(Failure::new(
         ErrorCode::ForgetFailed,
         format!(
-            "ClickHouse accepted the {} mutation on {} but it does not appear in system.mutations (marker {}); do not re-issue it blindly: check `chforget mutations list --all --command {}`",
+            "ClickHouse accepted the {} mutation on {table} but it does not appear in system.mutations (marker {marker}); do not re-issue it blindly: check `chforget mutations list --all --command {marker}`",
             target.kind,
-            target.qualified_table(),
-            target.marker,
-            target.marker
         ),
     )
     .into())
+}
+
+/// Wait until fewer than `limit` mutations of `table` are pending, so that
+/// issuing one more keeps them at `limit` at most.
+async fn wait_for_room(
+    server: &Server,
+    table: &QualifiedTable,
+    limit: u64,
+    deadline: Option<Instant>,
+    observer: &mut dyn IssueObserver,
+) -> anyhow::Result<()> {
+    let mut interval = Duration::from_millis(100);
+    let mut reported = false;
+    loop {
+        let pending = pending_on(server, table).await?;
+        if pending < limit {
+            return Ok(());
+        }
+        if !reported {
+            observer.waiting_for_room(table, pending, limit);
+            reported = true;
+        }
+        if deadline.is_some_and(|d| Instant::now() + interval > d) {
+            return fail(
+                ErrorCode::Timeout,
+                format!(
+                    "{pending} mutations are still pending on {table}; on this server version chforget keeps at most {limit} deletes pending per table (with more, ClickHouse 18.16 has been seen to leave rows behind), so the rest was not issued yet"
+                ),
+            );
+        }
+        tokio::time::sleep(interval).await;
+        interval = interval.mul_f64(1.5).min(Duration::from_secs(5));
+    }
 }

@@ -4,7 +4,7 @@
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::connection::Server;
+use crate::server::Server;
 use crate::sql::{QualifiedTable, render, string_literal};
 
 const MUTATIONS_SQL: &str = include_str!("../sql/mutations.sql");
@@ -82,11 +82,7 @@ impl MutationFilter {
             conditions.push(format!("table = {}", string_literal(table)));
         }
         if !self.mutation_ids.is_empty() {
-            let ids: Vec<String> = self
-                .mutation_ids
-                .iter()
-                .map(|id| string_literal(id))
-                .collect();
+            let ids: Vec<String> = self.mutation_ids.iter().map(string_literal).collect();
             conditions.push(format!("mutation_id IN ({})", ids.join(", ")));
         }
         if !self.keys.is_empty() {

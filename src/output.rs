@@ -1,31 +1,61 @@
 //! Rendering: JSON is its own renderer (one document on stdout, parsed by
 //! scripts and tests), human output is plain tables on stdout. Status lines go
-//! to stderr, and only when stderr is a terminal.
+//! to stderr, and only when stderr is a terminal. With JSON, every command
+//! prints exactly one document, also when it fails: `main` prints the error
+//! document when the command printed none.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Tables for people
+    Human,
+    /// One JSON document on stdout (JSON lines for `mutations watch`)
+    Json,
+}
+
+static DOCUMENT_PRINTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process printed its JSON document (or lines) already.
+pub fn document_printed() -> bool {
+    DOCUMENT_PRINTED.load(Ordering::SeqCst)
+}
+
 /// Print one JSON document on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
+    DOCUMENT_PRINTED.store(true, Ordering::SeqCst);
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{text}")?;
     stdout.flush()?;
     Ok(())
 }
 
+/// The document of a command that failed before printing its own.
+#[derive(Serialize)]
+struct ErrorDocument<'a> {
+    error: &'a crate::error::ErrorBody,
+}
+
+pub fn print_error_json(error: &crate::error::ErrorBody) -> anyhow::Result<()> {
+    print_json(&ErrorDocument { error })
+}
+
 /// Print `value` as one JSON document, or rendered for people by `human`.
 pub fn emit<T: Serialize>(
-    format: crate::cli::OutputFormat,
+    format: OutputFormat,
     value: &T,
     human: impl FnOnce(&T) -> String,
 ) -> anyhow::Result<()> {
     match format {
-        crate::cli::OutputFormat::Json => print_json(value),
-        crate::cli::OutputFormat::Human => {
+        OutputFormat::Json => print_json(value),
+        OutputFormat::Human => {
             let text = human(value);
             let mut stdout = std::io::stdout().lock();
             write!(stdout, "{text}")?;
@@ -38,6 +68,7 @@ pub fn emit<T: Serialize>(
 /// Print one compact JSON line on stdout (for streams of events).
 pub fn print_json_line<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string(value)?;
+    DOCUMENT_PRINTED.store(true, Ordering::SeqCst);
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{text}")?;
     stdout.flush()?;

@@ -1,28 +1,30 @@
-//! Step 2, plan: turn a subject and its stitched anonymous ids into the exact
-//! `ALTER TABLE ... DELETE` statements to issue, each with the predicate that
-//! also counts and verifies its rows, chunked under the server's
-//! `max_query_size`. Planning sends nothing.
+//! Step 2, plan: turn the users of a request and their stitched anonymous
+//! ids into targets, each one `ALTER TABLE ... DELETE` statement's worth of
+//! ids, chunked under the server's `max_query_size`. A target holds ids, not
+//! SQL: every statement and count is rendered from the journaled scope and
+//! ids through `sql`'s quoting, each time it is sent, so an edited journal
+//! can never smuggle SQL in. Planning sends nothing.
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::Profile;
-use crate::request::{Subject, ValidId};
-use crate::sql::{QualifiedTable, literal_list, render, string_literal};
-use crate::stitch::{StitchedId, column_bindings};
+use crate::request::{RawId, RequestId, Scope, ValidId};
+use crate::sql::{
+    chunk_by_cost, literal_budget, literal_len, literal_list, render, string_literal,
+};
+use crate::stitch::StitchedId;
 
 const USER_PREDICATE: &str = include_str!("../sql/forget/user.sql");
 const ANONYMOUS_PREDICATE: &str = include_str!("../sql/forget/anonymous.sql");
 const ANONYMOUS_INCLUDING_SHARED_PREDICATE: &str =
     include_str!("../sql/forget/anonymous_including_shared.sql");
-
-/// Room left in `max_query_size` for the statement around the literal list.
-const STATEMENT_SLACK_BYTES: usize = 4096;
+const COUNT_USER_SQL: &str = include_str!("../sql/count_user.sql");
+const COUNT_ANONYMOUS_SQL: &str = include_str!("../sql/count_anonymous.sql");
 
 /// Which rows a target deletes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
-    /// The user's rows in the project.
+    /// The users' rows in the project.
     User,
     /// Anonymous rows of the stitched anonymous ids (and, with
     /// `--include-shared`, all rows of shared ones).
@@ -38,48 +40,8 @@ impl std::fmt::Display for TargetKind {
     }
 }
 
-/// One mutation to issue.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Target {
-    pub kind: TargetKind,
-    pub database: String,
-    pub table: String,
-    /// The rows it deletes; also used to count them before and after.
-    pub predicate: String,
-    /// A constant that makes the statement findable in `system.mutations`
-    /// (which shows a normalised command, not what was sent) and names the
-    /// request that issued it.
-    pub marker: String,
-    /// How many anonymous ids this statement covers (0 for the user target).
-    pub anonymous_ids: usize,
-}
-
-impl Target {
-    pub fn qualified_table(&self) -> String {
-        format!("`{}`.`{}`", self.database, self.table)
-    }
-
-    /// The statement as sent. The marker condition is always true.
-    pub fn delete_statement(&self) -> String {
-        format!(
-            "ALTER TABLE {} DELETE WHERE ({}) AND {} != ''",
-            self.qualified_table(),
-            self.predicate,
-            string_literal(&self.marker)
-        )
-    }
-
-    pub fn count_statement(&self) -> String {
-        format!(
-            "SELECT count() AS n FROM {} WHERE {}",
-            self.qualified_table(),
-            self.predicate
-        )
-    }
-}
-
 /// Options that change what is deleted.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForgetOptions {
     /// Also delete the stitched anonymous ids' anonymous rows.
     pub anonymous: bool,
@@ -87,169 +49,314 @@ pub struct ForgetOptions {
     pub include_shared: bool,
 }
 
-/// Everything a forget will issue, in order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ForgetPlan {
-    pub targets: Vec<Target>,
+/// A rollup table.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RollupKind {
+    /// Per (project_id, day, event): events, visitors.
+    #[value(name = "daily_rollup")]
+    DailyRollup,
+    /// Per (project_id, session_id): day, started_at, ended_at, events, pageviews.
+    #[value(name = "sessions")]
+    Sessions,
 }
 
+impl RollupKind {
+    pub const ALL: [RollupKind; 2] = [RollupKind::DailyRollup, RollupKind::Sessions];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RollupKind::DailyRollup => "daily_rollup",
+            RollupKind::Sessions => "sessions",
+        }
+    }
+}
+
+impl std::fmt::Display for RollupKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a rollup recomputes: the days (`daily_rollup`) and sessions
+/// (`sessions`) in scope. With `forget --rollups` it is captured from the
+/// targeted rows before they are deleted and journaled with the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollupScope {
+    pub kinds: Vec<RollupKind>,
+    /// Days, `YYYY-MM-DD`.
+    pub days: Vec<String>,
+    /// Session ids, as stored.
+    pub sessions: Vec<RawId>,
+}
+
+/// How one attempt at a target's statement ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// The mutation finished.
+    Done,
+    /// The mutation was killed (`KILL MUTATION`) before it finished.
+    Killed,
+    /// The mutation left `system.mutations` before it was seen finished
+    /// (pruned, killed outside chforget, or the table was dropped).
+    Vanished,
+}
+
+/// One issue of a target's statement, with its own marker. A target gets a
+/// new attempt only when the previous one can no longer delete anything
+/// (killed or vanished) or finished while targeted rows remain, so there is
+/// never more than one live mutation per target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub marker: String,
+    pub mutation_id: Option<String>,
+    pub issued_at: Option<String>,
+    pub outcome: Option<AttemptOutcome>,
+}
+
+/// One statement's worth of ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub kind: TargetKind,
+    pub chunk: usize,
+    /// The user ids (user targets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<ValidId>,
+    /// The anonymous ids (anonymous targets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous: Vec<RawId>,
+    /// Of `anonymous`, the shared ids whose every row goes
+    /// (`--include-shared`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<RawId>,
+    /// Rows the target matched before anything was issued.
+    pub rows_before: u64,
+    pub attempts: Vec<Attempt>,
+}
+
+impl Target {
+    /// The marker of attempt `attempt`: an always-true constant in the
+    /// statement that names the request, so its mutation can be found in
+    /// `system.mutations` (which shows a normalised command, not what was
+    /// sent). The first attempt's has no suffix.
+    pub fn marker(
+        request_id: &RequestId,
+        kind: TargetKind,
+        chunk: usize,
+        attempt: usize,
+    ) -> String {
+        match attempt {
+            0 => format!("chforget:{request_id}:{kind}:{chunk}"),
+            n => format!("chforget:{request_id}:{kind}:{chunk}:{n}"),
+        }
+    }
+
+    /// The live or last attempt.
+    pub fn current(&self) -> Option<&Attempt> {
+        self.attempts.last()
+    }
+
+    pub fn current_mut(&mut self) -> Option<&mut Attempt> {
+        self.attempts.last_mut()
+    }
+
+    /// Start a new attempt (after a killed or vanished mutation, or
+    /// survivors) and return its marker.
+    pub fn new_attempt(&mut self, request_id: &RequestId) -> String {
+        let marker = Target::marker(request_id, self.kind, self.chunk, self.attempts.len());
+        self.attempts.push(Attempt {
+            marker: marker.clone(),
+            mutation_id: None,
+            issued_at: None,
+            outcome: None,
+        });
+        marker
+    }
+
+    /// How many ids it covers (anonymous ids for anonymous targets).
+    pub fn id_count(&self) -> usize {
+        match self.kind {
+            TargetKind::User => self.users.len(),
+            TargetKind::Anonymous => self.anonymous.len(),
+        }
+    }
+
+    /// The rows it deletes, as a predicate on the events table; also used
+    /// to count them before and after.
+    pub fn predicate(&self, scope: &Scope) -> anyhow::Result<String> {
+        let mut values = scope.bindings();
+        let template = match self.kind {
+            TargetKind::User => {
+                values.push(("users", literal_list(&self.users)));
+                USER_PREDICATE
+            }
+            TargetKind::Anonymous if self.shared.is_empty() => {
+                values.push(("anonymous_ids", literal_list(&self.anonymous)));
+                ANONYMOUS_PREDICATE
+            }
+            TargetKind::Anonymous => {
+                values.push(("anonymous_ids", literal_list(&self.anonymous)));
+                values.push(("shared_anonymous_ids", literal_list(&self.shared)));
+                ANONYMOUS_INCLUDING_SHARED_PREDICATE
+            }
+        };
+        Ok(render_with(template, &values)?.replace('\n', " "))
+    }
+
+    /// The statement as sent, with `marker` (always true) at the end.
+    pub fn delete_statement(&self, scope: &Scope, marker: &str) -> anyhow::Result<String> {
+        Ok(format!(
+            "ALTER TABLE {} DELETE WHERE ({}) AND {} != ''",
+            scope.events_table(),
+            self.predicate(scope)?,
+            string_literal(marker)
+        ))
+    }
+
+    /// The rows it matches now, grouped by id (user id, or the anonymous
+    /// id's hex), with exactly the statement's predicate.
+    pub fn count_statement(&self, scope: &Scope) -> anyhow::Result<String> {
+        let mut values = scope.bindings();
+        let predicate = self.predicate(scope)?;
+        values.push(("predicate", predicate));
+        let template = match self.kind {
+            TargetKind::User => COUNT_USER_SQL,
+            TargetKind::Anonymous => COUNT_ANONYMOUS_SQL,
+        };
+        render_with(template, &values)
+    }
+}
+
+fn render_with(template: &str, values: &[(&str, String)]) -> anyhow::Result<String> {
+    let borrowed: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    render(template, &borrowed)
+}
+
+/// The targets of a request: user targets for `users`, and with
+/// `--anonymous` anonymous targets for the union of their stitched ids.
 pub fn plan(
-    request_id: &str,
-    profile: &Profile,
-    events: &QualifiedTable,
-    subject: &Subject,
+    request_id: &RequestId,
+    users: &[ValidId],
     stitched: &[StitchedId],
     options: ForgetOptions,
     max_query_size: u64,
-) -> anyhow::Result<ForgetPlan> {
-    plan_many(
-        request_id,
-        profile,
-        events,
-        &subject.project_id,
-        std::slice::from_ref(&subject.user_id),
-        stitched,
-        options,
-        max_query_size,
-    )
-}
-
-/// The plan for several users of one project (a batch): one statement per
-/// kind, unless the literal lists must be chunked under `max_query_size`.
-#[allow(clippy::too_many_arguments)]
-pub fn plan_many(
-    request_id: &str,
-    profile: &Profile,
-    events: &QualifiedTable,
-    project_id: &ValidId,
-    user_ids: &[ValidId],
-    stitched: &[StitchedId],
-    options: ForgetOptions,
-    max_query_size: u64,
-) -> anyhow::Result<ForgetPlan> {
-    let columns = column_bindings(profile);
-    let projects = literal_list(&[project_id.as_str()]);
-    let predicate = |template: &str, extra: &[(&str, &str)]| -> anyhow::Result<String> {
-        let mut values: Vec<(&str, &str)> = columns.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        values.push(("projects", &projects));
-        values.extend_from_slice(extra);
-        Ok(render(template, &values)?.replace('\n', " "))
-    };
-    let target = |kind: TargetKind, chunk: usize, predicate: String, anonymous_ids: usize| Target {
-        kind,
-        database: events.database.as_str().to_string(),
-        table: events.table.as_str().to_string(),
-        predicate,
-        marker: format!("chforget:{request_id}:{kind}:{chunk}"),
-        anonymous_ids,
-    };
-    let budget = usize::try_from(max_query_size)
-        .unwrap_or(usize::MAX)
-        .saturating_sub(STATEMENT_SLACK_BYTES)
-        .max(1024);
-
+) -> Vec<Target> {
+    let budget = literal_budget(max_query_size);
     let mut targets = Vec::new();
-    for (chunk_index, chunk) in chunk_by_literal_size(user_ids, budget, ValidId::as_str)
-        .iter()
-        .enumerate()
-    {
-        let users: Vec<&str> = chunk.iter().map(|u| u.as_str()).collect();
-        let user_list = literal_list(&users);
-        let text = predicate(USER_PREDICATE, &[("users", &user_list)])?;
-        targets.push(target(TargetKind::User, chunk_index, text, 0));
+    let user_chunks = chunk_by_cost(users, budget, |u| literal_len(u) + 2);
+    for (chunk, users) in user_chunks.into_iter().enumerate() {
+        targets.push(Target {
+            kind: TargetKind::User,
+            chunk,
+            users: users.into_iter().cloned().collect(),
+            anonymous: Vec::new(),
+            shared: Vec::new(),
+            rows_before: 0,
+            attempts: vec![Attempt {
+                marker: Target::marker(request_id, TargetKind::User, chunk, 0),
+                mutation_id: None,
+                issued_at: None,
+                outcome: None,
+            }],
+        });
     }
     if options.anonymous && !stitched.is_empty() {
-        let chunks =
-            chunk_by_literal_size(stitched, budget, |s: &StitchedId| s.anonymous_id.as_str());
-        for (chunk_index, chunk) in chunks.iter().enumerate() {
-            let ids: Vec<&str> = chunk.iter().map(|s| s.anonymous_id.as_str()).collect();
-            let shared: Vec<&str> = chunk
-                .iter()
-                .filter(|s| s.is_shared())
-                .map(|s| s.anonymous_id.as_str())
-                .collect();
-            let id_list = literal_list(&ids);
-            let text = if options.include_shared && !shared.is_empty() {
-                let shared_list = literal_list(&shared);
-                predicate(
-                    ANONYMOUS_INCLUDING_SHARED_PREDICATE,
-                    &[
-                        ("anonymous_ids", &id_list),
-                        ("shared_anonymous_ids", &shared_list),
-                    ],
-                )?
-            } else {
-                predicate(ANONYMOUS_PREDICATE, &[("anonymous_ids", &id_list)])?
-            };
-            targets.push(target(TargetKind::Anonymous, chunk_index, text, ids.len()));
+        let listed_twice = |s: &StitchedId| options.include_shared && s.is_shared();
+        // A shared id appears in both lists of the statement.
+        let cost = |s: &StitchedId| {
+            (literal_len(&s.anonymous_id) + 2) * if listed_twice(s) { 2 } else { 1 }
+        };
+        for (chunk, ids) in chunk_by_cost(stitched, budget, cost)
+            .into_iter()
+            .enumerate()
+        {
+            targets.push(Target {
+                kind: TargetKind::Anonymous,
+                chunk,
+                anonymous: ids.iter().map(|s| s.anonymous_id.clone()).collect(),
+                shared: ids
+                    .iter()
+                    .filter(|s| listed_twice(s))
+                    .map(|s| s.anonymous_id.clone())
+                    .collect(),
+                users: Vec::new(),
+                rows_before: 0,
+                attempts: vec![Attempt {
+                    marker: Target::marker(request_id, TargetKind::Anonymous, chunk, 0),
+                    mutation_id: None,
+                    issued_at: None,
+                    outcome: None,
+                }],
+            });
         }
     }
-    Ok(ForgetPlan { targets })
-}
-
-/// Split items so that the literal list of each chunk stays under `budget`
-/// bytes (an item that alone exceeds it still gets a chunk of its own: ids
-/// are at most 1 KiB, far below any sane `max_query_size`).
-pub fn chunk_by_literal_size<T>(
-    items: &[T],
-    budget: usize,
-    text: impl Fn(&T) -> &str,
-) -> Vec<Vec<&T>> {
-    let mut chunks: Vec<Vec<&T>> = Vec::new();
-    let mut current: Vec<&T> = Vec::new();
-    let mut size = 0;
-    for item in items {
-        // Escaping at most doubles an id; two quotes and ", " around it.
-        let cost = text(item).len() * 2 + 4;
-        if !current.is_empty() && size + cost > budget {
-            chunks.push(std::mem::take(&mut current));
-            size = 0;
-        }
-        size += cost;
-        current.push(item);
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    chunks
+    targets
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::EventColumns;
     use crate::sql::Ident;
 
     fn stitched(id: &str, other_users: u64) -> StitchedId {
         StitchedId {
-            anonymous_id: id.to_string(),
+            anonymous_id: RawId::from(id),
             user_events: 1,
             anonymous_events: 1,
             other_users,
         }
     }
 
-    fn events() -> QualifiedTable {
-        QualifiedTable {
+    fn scope() -> Scope {
+        Scope {
             database: Ident::new("db").expect("valid"),
-            table: Ident::new("events").expect("valid"),
+            events: Ident::new("events").expect("valid"),
+            columns: EventColumns::default(),
+            project_id: ValidId::new("--project", "p1").expect("valid"),
         }
+    }
+
+    fn id() -> RequestId {
+        RequestId::parse("01a228b4-9333-779e-905f-58089d6845e3").expect("id")
+    }
+
+    fn users(names: &[&str]) -> Vec<ValidId> {
+        names
+            .iter()
+            .map(|u| ValidId::new("--user", u).expect("valid"))
+            .collect()
     }
 
     #[test]
     fn user_only_without_anonymous_flag() {
-        let subject = Subject::new("p1", "u'1").expect("valid");
-        let plan = plan(
-            "r",
-            &Profile::default(),
-            &events(),
-            &subject,
+        let targets = plan(
+            &id(),
+            &users(&["u'1"]),
             &[stitched("a1", 0)],
             ForgetOptions::default(),
             262_144,
-        )
-        .expect("plan");
-        assert_eq!(plan.targets.len(), 1);
-        let sql = plan.targets[0].delete_statement();
+        );
+        assert_eq!(targets.len(), 1);
+        let marker = &targets[0].attempts[0].marker;
+        assert_eq!(
+            marker,
+            "chforget:01a228b4-9333-779e-905f-58089d6845e3:user:0"
+        );
+        let sql = targets[0].delete_statement(&scope(), marker).expect("sql");
         assert!(
             sql.starts_with("ALTER TABLE `db`.`events` DELETE WHERE ("),
             "{sql}"
@@ -257,79 +364,72 @@ mod tests {
         assert!(sql.contains(r"`user_id` IN ('u\'1')"), "{sql}");
         assert!(sql.contains("`project_id` IN ('p1')"), "{sql}");
         assert!(!sql.contains("user_id` ="), "{sql}");
+        assert!(sql.ends_with("AND 'chforget:01a228b4-9333-779e-905f-58089d6845e3:user:0' != ''"));
     }
 
     #[test]
     fn shared_ids_keep_other_users_rows_unless_included() {
-        let subject = Subject::new("p1", "u1").expect("valid");
         let ids = [stitched("a1", 0), stitched("shared", 2)];
         let options = ForgetOptions {
             anonymous: true,
             include_shared: false,
         };
-        let plan_default = plan(
-            "r",
-            &Profile::default(),
-            &events(),
-            &subject,
-            &ids,
-            options,
-            262_144,
-        )
-        .expect("plan");
-        let anonymous = &plan_default.targets[1].predicate;
+        let default = plan(&id(), &users(&["u1"]), &ids, options, 262_144);
+        let anonymous = default[1].predicate(&scope()).expect("sql");
         assert!(anonymous.contains("isNull(`user_id`)"), "{anonymous}");
         assert!(!anonymous.contains(" OR "), "{anonymous}");
-
         let included = ForgetOptions {
             include_shared: true,
             ..options
         };
-        let plan_included = plan(
-            "r",
-            &Profile::default(),
-            &events(),
-            &subject,
-            &ids,
-            included,
-            262_144,
-        )
-        .expect("plan");
+        let wider = plan(&id(), &users(&["u1"]), &ids, included, 262_144);
+        let predicate = wider[1].predicate(&scope()).expect("sql");
         assert!(
-            plan_included.targets[1]
-                .predicate
-                .contains("OR `anonymous_id` IN ('shared')")
+            predicate.contains("OR `anonymous_id` IN ('shared')"),
+            "{predicate}"
         );
     }
 
     #[test]
     fn long_id_lists_are_chunked_under_max_query_size() {
+        // Control characters quadruple once escaped.
         let ids: Vec<StitchedId> = (0..3000)
-            .map(|i| stitched(&format!("anon-{i:06}"), 0))
+            .map(|i| stitched(&format!("\u{1}\u{1}{i:06}"), i % 2))
             .collect();
-        let subject = Subject::new("p1", "u1").expect("valid");
         let options = ForgetOptions {
             anonymous: true,
-            include_shared: false,
+            include_shared: true,
         };
-        let plan = plan(
-            "r",
-            &Profile::default(),
-            &events(),
-            &subject,
-            &ids,
-            options,
-            16_384,
-        )
-        .expect("plan");
-        assert!(plan.targets.len() > 3);
-        let covered: usize = plan.targets.iter().map(|t| t.anonymous_ids).sum();
-        assert_eq!(covered, 3000);
-        for target in &plan.targets {
-            assert!(target.delete_statement().len() < 16_384);
+        let targets = plan(&id(), &users(&["u1"]), &ids, options, 16_384);
+        assert!(targets.len() > 3);
+        let covered: usize = targets.iter().map(Target::id_count).sum();
+        assert_eq!(covered, 3001);
+        for target in &targets {
+            let sql = target
+                .delete_statement(&scope(), &target.attempts[0].marker)
+                .expect("sql");
+            assert!(sql.len() < 16_384, "{}", sql.len());
         }
         let markers: std::collections::HashSet<_> =
-            plan.targets.iter().map(|t| &t.marker).collect();
-        assert_eq!(markers.len(), plan.targets.len());
+            targets.iter().map(|t| &t.attempts[0].marker).collect();
+        assert_eq!(markers.len(), targets.len());
+    }
+
+    #[test]
+    fn retries_get_their_own_markers() {
+        let mut target = plan(
+            &id(),
+            &users(&["u1"]),
+            &[],
+            ForgetOptions::default(),
+            262_144,
+        )
+        .remove(0);
+        let second = target.new_attempt(&id());
+        assert_eq!(
+            second,
+            "chforget:01a228b4-9333-779e-905f-58089d6845e3:user:0:1"
+        );
+        assert_ne!(target.attempts[0].marker, second);
     }
 }

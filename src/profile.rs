@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, Failure};
 use crate::sql::Ident;
@@ -30,7 +30,7 @@ impl Default for Tables {
 }
 
 /// Column names of the events table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventColumns {
     pub project_id: Ident,
@@ -51,6 +51,21 @@ impl Default for EventColumns {
             event: reference_ident("event"),
             timestamp: reference_ident("ts"),
         }
+    }
+}
+
+impl EventColumns {
+    /// The column placeholders every `sql/` template of the events table
+    /// shares, back-quoted.
+    pub fn bindings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("project_id", self.project_id.to_string()),
+            ("user_id", self.user_id.to_string()),
+            ("anonymous_id", self.anonymous_id.to_string()),
+            ("session_id", self.session_id.to_string()),
+            ("event", self.event.to_string()),
+            ("timestamp", self.timestamp.to_string()),
+        ]
     }
 }
 

@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::mutate::IssueObserver;
 use crate::mutations::{MutationKey, MutationRow};
 use crate::output;
+use crate::pipeline::Observer;
+use crate::sql::QualifiedTable;
 use crate::track::{Diagnosis, MutationState, TrackObserver};
 
 /// Progress bars of parts_to_do, redrawn in place on a terminal.
@@ -183,15 +186,11 @@ impl TrackObserver for JsonLines {
 
 fn describe(state: &MutationState) -> String {
     match state {
-        MutationState::Running { parts_to_do } => format!("running, {parts_to_do} parts to do"),
-        MutationState::Failed { reason, failed_part } => {
-            format!("failed on part {failed_part:?}: {reason}")
-        }
         MutationState::Killed { .. } => "killed".to_string(),
         MutationState::Vanished => {
             "vanished from system.mutations (pruned or table dropped): its outcome is unknown, check the rows".to_string()
         }
-        other => other.label().to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -240,8 +239,33 @@ fn retry_message(error: &anyhow::Error, wait: Duration) -> String {
     )
 }
 
+impl IssueObserver for TerminalBars {
+    fn waiting_for_room(&mut self, table: &QualifiedTable, pending: u64, limit: u64) {
+        eprintln!("{}", room_message(table, pending, limit));
+        self.drawn_lines = 0;
+    }
+}
+
+impl IssueObserver for LogLines {
+    fn waiting_for_room(&mut self, table: &QualifiedTable, pending: u64, limit: u64) {
+        eprintln!("{}", room_message(table, pending, limit));
+    }
+}
+
+impl IssueObserver for JsonLines {
+    fn waiting_for_room(&mut self, table: &QualifiedTable, pending: u64, limit: u64) {
+        eprintln!("{}", room_message(table, pending, limit));
+    }
+}
+
+fn room_message(table: &QualifiedTable, pending: u64, limit: u64) -> String {
+    format!(
+        "{pending} mutations are pending on {table}; waiting until fewer than {limit} are before issuing the next delete (on this server version, more pending deletes at once have left rows behind)"
+    )
+}
+
 /// The observer for a terminal or a log, as stderr allows.
-pub fn for_stderr(lines_when_not_terminal: bool) -> Box<dyn TrackObserver> {
+pub fn for_stderr(lines_when_not_terminal: bool) -> Box<dyn Observer> {
     if output::stderr_is_terminal() {
         Box::new(TerminalBars::new())
     } else {

@@ -1,15 +1,20 @@
-//! What an erasure request is: validated ids for one project, checked before
-//! any connection is opened, and the identifiers chforget gives it.
+//! What an erasure request is about, before anything is sent: the validated
+//! ids a person gives (project, user), the ids ClickHouse stores (any bytes),
+//! the request id chforget generates, and who asked and approved.
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ErrorCode, Failure};
+use crate::error::{ErrorCode, Failure, fail};
+use crate::profile::EventColumns;
+use crate::sql::{Ident, QualifiedTable, literal_list};
 
-/// Longest id accepted, in bytes.
+/// Longest id accepted on the command line or in a batch file, in bytes.
 pub const MAX_ID_BYTES: usize = 1024;
 
-/// An id that passed validation: not empty or blank, no control characters,
-/// at most [`MAX_ID_BYTES`].
+/// An id a person typed: not empty or blank, no control characters, at most
+/// [`MAX_ID_BYTES`]. Surrounding whitespace is kept (it is part of the id);
+/// a request that matches nothing names stored ids that differ from it only
+/// by whitespace or case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ValidId(String);
@@ -49,9 +54,171 @@ impl std::fmt::Display for ValidId {
     }
 }
 
-/// A request id: a UUIDv7, so ids sort by creation time.
-pub fn new_request_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+impl AsRef<[u8]> for ValidId {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// An id exactly as ClickHouse stores it: any bytes (an anonymous id can hold
+/// control characters or bytes that are not UTF-8). Serialized as a JSON
+/// string when it is UTF-8, else as `{"hex": "..."}`, so that no byte is
+/// lost or altered on the way through the journal or a report.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RawId(Vec<u8>);
+
+impl RawId {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        RawId(bytes.into())
+    }
+
+    /// From ClickHouse's `hex()` of the value.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        decode_hex(text).map(RawId)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// For people: the text, with control characters and bytes that are not
+    /// UTF-8 written as `\xNN` (never sent anywhere).
+    pub fn display(&self) -> String {
+        let mut out = String::new();
+        for chunk in self.0.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                if c.is_control() {
+                    out.push_str(&format!("\\x{:02X}", c as u32 & 0xff));
+                } else {
+                    out.push(c);
+                }
+            }
+            for byte in chunk.invalid() {
+                out.push_str(&format!("\\x{byte:02X}"));
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for RawId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RawId({:?})", self.display())
+    }
+}
+
+impl AsRef<[u8]> for RawId {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&str> for RawId {
+    fn from(value: &str) -> Self {
+        RawId(value.as_bytes().to_vec())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum RawIdForm {
+    Text(String),
+    Bytes { hex: String },
+}
+
+impl Serialize for RawId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => RawIdForm::Text(text.to_string()),
+            Err(_) => RawIdForm::Bytes {
+                hex: encode_hex(&self.0),
+            },
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match RawIdForm::deserialize(deserializer)? {
+            RawIdForm::Text(text) => Ok(RawId(text.into_bytes())),
+            RawIdForm::Bytes { hex } => RawId::from_hex(&hex)
+                .ok_or_else(|| serde::de::Error::custom("an id's hex is not valid hex")),
+        }
+    }
+}
+
+pub fn encode_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
+pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
+}
+
+/// A request id: a UUIDv7 in canonical form, so ids sort by creation time
+/// and can never name a path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub fn generate() -> Self {
+        RequestId(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// Accepts exactly the form chforget generates (lower-case, hyphenated
+    /// UUID); anything else, a path above all, is `invalid_payload`.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        match uuid::Uuid::try_parse(text) {
+            Ok(uuid) if uuid.hyphenated().to_string() == text => Ok(RequestId(text.to_string())),
+            _ => fail(
+                ErrorCode::InvalidPayload,
+                format!(
+                    "{} is not a request id (chforget's ids look like 01a228b4-9333-779e-905f-58089d6845e3; list them with `chforget status`)",
+                    crate::error::shown(text)
+                ),
+            ),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for RequestId {
+    type Error = anyhow::Error;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        RequestId::parse(&value)
+    }
+}
+
+impl From<RequestId> for String {
+    fn from(value: RequestId) -> Self {
+        value.0
+    }
 }
 
 /// The user and project a request is about, validated.
@@ -67,6 +234,108 @@ impl Subject {
             project_id: ValidId::new("--project", project_id)?,
             user_id: ValidId::new("--user", user_id)?,
         })
+    }
+}
+
+/// Where a request deletes: the events table, its columns and the project.
+/// Journaled, so that `resume` deletes exactly where the request began even
+/// if the profile changed since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub database: Ident,
+    pub events: Ident,
+    pub columns: EventColumns,
+    pub project_id: ValidId,
+}
+
+impl Scope {
+    pub fn events_table(&self) -> QualifiedTable {
+        QualifiedTable {
+            database: self.database.clone(),
+            table: self.events.clone(),
+        }
+    }
+
+    /// The placeholders every `sql/` template of the events table shares:
+    /// the columns, `{events}` and `{projects}`.
+    pub fn bindings(&self) -> Vec<(&'static str, String)> {
+        let mut values = self.columns.bindings();
+        values.push(("events", self.events_table().to_string()));
+        values.push(("projects", literal_list(&[self.project_id.as_str()])));
+        values
+    }
+}
+
+/// Who asked, who approved, and what else was wiped: given on the command
+/// line or in a batch file, kept in the journal so that `resume` records the
+/// same.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditMeta {
+    pub requested_by: Option<String>,
+    pub approved_by: Option<String>,
+    pub ticket: Option<String>,
+    pub note: Option<String>,
+    /// Other systems wiped, as `system:id` (`stripe:cus_123`).
+    pub also_wiped: Vec<String>,
+    /// Record the user_id as a keyed hash too.
+    pub redact_user: bool,
+}
+
+impl AuditMeta {
+    /// Check what the audit flags say before anything is sent.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let fields = [
+            ("--requested-by", self.requested_by.as_deref()),
+            ("--approved-by", self.approved_by.as_deref()),
+            ("--ticket", self.ticket.as_deref()),
+            ("--note", self.note.as_deref()),
+        ];
+        for (flag, value) in fields {
+            if let Some(value) = value
+                && (value.trim().is_empty()
+                    || value.len() > 4096
+                    || value.chars().any(|c| c.is_control() && c != '\n'))
+            {
+                return fail(
+                    ErrorCode::InvalidPayload,
+                    format!(
+                        "{flag} must be 1 to 4096 characters without control characters; nothing was sent"
+                    ),
+                );
+            }
+        }
+        for wiped in &self.also_wiped {
+            let valid = wiped
+                .split_once(':')
+                .is_some_and(|(system, id)| !system.trim().is_empty() && !id.trim().is_empty())
+                && !wiped.chars().any(char::is_control);
+            if !valid {
+                return fail(
+                    ErrorCode::InvalidPayload,
+                    format!(
+                        "--also-wiped {} must be SYSTEM:ID, e.g. stripe:cus_123; nothing was sent",
+                        crate::error::shown(wiped)
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuse to erase without an approver when approval is required.
+    pub fn require_approval(&self, required: bool) -> anyhow::Result<()> {
+        if required
+            && self
+                .approved_by
+                .as_deref()
+                .is_none_or(|a| a.trim().is_empty())
+        {
+            return fail(
+                ErrorCode::InvalidPayload,
+                "approval is required (--require-approval or the profile's [audit] require_approval): pass --approved-by NAME; nothing was sent",
+            );
+        }
+        Ok(())
     }
 }
 
@@ -101,10 +370,39 @@ mod tests {
     }
 
     #[test]
-    fn request_ids_sort_by_time() {
-        let first = new_request_id();
+    fn request_ids_sort_by_time_and_only_canonical_ones_parse() {
+        let first = RequestId::generate();
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let second = new_request_id();
+        let second = RequestId::generate();
         assert!(first < second);
+        assert!(RequestId::parse(first.as_str()).is_ok());
+        for bad in [
+            "../../../../tmp/x",
+            "",
+            "01A228B4-9333-779E-905F-58089D6845E3",
+            "01a228b49333779e905f58089d6845e3",
+            "{01a228b4-9333-779e-905f-58089d6845e3}",
+            "01a228b4-9333-779e-905f-58089d6845e3/../x",
+        ] {
+            assert!(RequestId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<RequestId>("\"../x\"").is_err());
+    }
+
+    #[test]
+    fn raw_ids_keep_every_byte_through_json() {
+        for bytes in [&b"plain"[..], b"a\x01b", b"\xff\xfe", b"caf\xc3\xa9"] {
+            let id = RawId::new(bytes);
+            let json = serde_json::to_string(&id).expect("json");
+            let back: RawId = serde_json::from_str(&json).expect("parse");
+            assert_eq!(back, id, "{json}");
+        }
+        assert_eq!(
+            serde_json::to_string(&RawId::new(&b"\xff"[..]))
+                .ok()
+                .as_deref(),
+            Some("{\"hex\":\"ff\"}")
+        );
+        assert_eq!(RawId::new(&b"a\x01\xff"[..]).display(), "a\\x01\\xFF");
     }
 }

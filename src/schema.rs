@@ -4,9 +4,9 @@
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::connection::Server;
 use crate::error::{ErrorCode, Failure};
 use crate::profile::Profile;
+use crate::server::Server;
 use crate::sql::{Ident, statements, string_literal};
 
 const SCHEMA_SQL: &str = include_str!("../sql/schema.sql");

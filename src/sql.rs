@@ -70,34 +70,183 @@ impl fmt::Display for QualifiedTable {
     }
 }
 
-/// A ClickHouse string literal: `'` and `\` escaped, and every control
-/// character written as an escape, so no value can end the literal early.
-pub fn string_literal(value: &str) -> String {
+/// A ClickHouse string literal of any bytes: `'` and `\` escaped, every
+/// control character and every byte that is not part of valid UTF-8 written
+/// as `\xNN`, so no value can end the literal early and the statement text
+/// stays valid UTF-8 whatever the value holds. [`unescape_literal`] is its
+/// exact inverse.
+pub fn string_literal(value: impl AsRef<[u8]>) -> String {
+    let value = value.as_ref();
     let mut out = String::with_capacity(value.len() + 2);
     out.push('\'');
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\0' => out.push_str("\\0"),
-            c if c.is_control() && (c as u32) < 0x80 => {
-                out.push_str(&format!("\\x{:02X}", c as u32));
+    for chunk in value.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\'' => out.push_str("\\'"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\0' => out.push_str("\\0"),
+                c if c.is_control() && (c as u32) < 0x80 => push_hex_escape(&mut out, c as u8),
+                c => out.push(c),
             }
-            c => out.push(c),
+        }
+        for byte in chunk.invalid() {
+            push_hex_escape(&mut out, *byte);
         }
     }
     out.push('\'');
     out
 }
 
+fn push_hex_escape(out: &mut String, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push_str("\\x");
+    out.push(char::from(HEX[usize::from(byte >> 4)]));
+    out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+}
+
+/// The length of [`string_literal`]`(value)`, quotes included, without
+/// building it: what a literal costs in a statement.
+pub fn literal_len(value: impl AsRef<[u8]>) -> usize {
+    let mut len = 2;
+    for chunk in value.as_ref().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            len += match c {
+                '\\' | '\'' | '\n' | '\r' | '\t' | '\0' => 2,
+                c if c.is_control() && (c as u32) < 0x80 => 4,
+                c => c.len_utf8(),
+            };
+        }
+        len += 4 * chunk.invalid().len();
+    }
+    len
+}
+
+/// The bytes of a string literal's body (between the quotes), with
+/// ClickHouse's escapes resolved: `\xNN`, `\b \f \r \n \t \0 \a \v`, and
+/// `\c` for any other character c. None when the body ends inside an escape.
+/// The inverse of [`string_literal`] (and of any literal ClickHouse parses
+/// the same way), used to find ids inside statements and messages.
+pub fn unescape_literal(body: &str) -> Option<Vec<u8>> {
+    let bytes = body.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        if byte != b'\\' {
+            out.push(byte);
+            index += 1;
+            continue;
+        }
+        let escaped = *bytes.get(index + 1)?;
+        index += 2;
+        out.push(match escaped {
+            b'x' | b'X' => {
+                let digits = body.get(index..index + 2)?;
+                index += 2;
+                u8::from_str_radix(digits, 16).ok()?
+            }
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'r' => b'\r',
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'0' => 0,
+            b'a' => 0x07,
+            b'v' => 0x0b,
+            other => other,
+        });
+    }
+    Some(out)
+}
+
+/// Every single-quoted literal of `sql`: its byte range (quotes included)
+/// and its value. A quote that is never closed ends the scan.
+pub fn literals(sql: &str) -> Vec<(std::ops::Range<usize>, Vec<u8>)> {
+    let bytes = sql.as_bytes();
+    let mut found = Vec::new();
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] != b'\'' {
+            index += 1;
+            continue;
+        }
+        let start = index;
+        index += 1;
+        let mut closed = None;
+        while index < bytes.len() {
+            match bytes[index] {
+                b'\\' => index += 2,
+                b'\'' => {
+                    closed = Some(index);
+                    break;
+                }
+                _ => index += 1,
+            }
+        }
+        let Some(end) = closed else { break };
+        if let Some(value) = sql.get(start + 1..end).and_then(unescape_literal) {
+            found.push((start..end + 1, value));
+        }
+        index = end + 1;
+    }
+    found
+}
+
 /// `('a', 'b')` for `IN`: the only list form every server version parses.
 /// Empty lists never reach here (a plan without ids issues no statement).
-pub fn literal_list<S: AsRef<str>>(values: &[S]) -> String {
-    let items: Vec<String> = values.iter().map(|v| string_literal(v.as_ref())).collect();
+pub fn literal_list<S: AsRef<[u8]>>(values: &[S]) -> String {
+    let items: Vec<String> = values.iter().map(string_literal).collect();
     format!("({})", items.join(", "))
+}
+
+/// Room left in `max_query_size` for the statement around a literal list.
+pub const STATEMENT_SLACK_BYTES: usize = 4096;
+
+/// How many bytes of literals one statement may carry on a server whose
+/// `max_query_size` is given.
+pub fn literal_budget(max_query_size: u64) -> usize {
+    usize::try_from(max_query_size)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(STATEMENT_SLACK_BYTES)
+        .max(1024)
+}
+
+/// Split items so that the literal list of each chunk (escaped, quoted and
+/// comma-separated, as [`literal_list`] writes it) stays within `budget`
+/// bytes. An item whose literal alone exceeds the budget gets a chunk of its
+/// own; the statement carrying it raises `max_query_size` for itself (see
+/// `connection`).
+pub fn chunk_by_literal_size<T>(
+    items: &[T],
+    budget: usize,
+    bytes: impl Fn(&T) -> &[u8],
+) -> Vec<Vec<&T>> {
+    chunk_by_cost(items, budget, |item| literal_len(bytes(item)) + 2)
+}
+
+/// Split items, in order, so that the costs of each chunk add up to at most
+/// `budget` (plus the two parentheses of a list); the one chunker of every
+/// literal list chforget sends.
+pub fn chunk_by_cost<T>(items: &[T], budget: usize, cost: impl Fn(&T) -> usize) -> Vec<Vec<&T>> {
+    let mut chunks: Vec<Vec<&T>> = Vec::new();
+    let mut current: Vec<&T> = Vec::new();
+    let mut size = 2;
+    for item in items {
+        let cost = cost(item);
+        if !current.is_empty() && size + cost > budget {
+            chunks.push(std::mem::take(&mut current));
+            size = 2;
+        }
+        size += cost;
+        current.push(item);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
 }
 
 /// Fill a `sql/` template: every `{name}` is replaced by the already rendered
@@ -152,7 +301,7 @@ pub fn statements(script: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -163,6 +312,102 @@ mod tests {
         assert_eq!(string_literal("' OR 1=1 --"), r"'\' OR 1=1 --'");
         assert_eq!(string_literal("é日本"), "'é日本'");
         assert_eq!(string_literal("a\u{1}b"), r"'a\x01b'");
+    }
+
+    /// A deterministic stream of awkward byte strings: quotes, backslashes,
+    /// `x` and hex digits after backslashes, every control character, bytes
+    /// that are not UTF-8, and multi-byte characters.
+    pub(crate) fn awkward_values(count: usize) -> Vec<Vec<u8>> {
+        let pieces: [&[u8]; 16] = [
+            b"'",
+            b"\\",
+            b"\\x",
+            b"x4",
+            b"\\'",
+            b"\x01",
+            b"\x7f",
+            b"\n",
+            b"\r\t",
+            b"\0",
+            b"\xff",
+            b"\xc3",
+            "é日本🚀".as_bytes(),
+            b"abc",
+            b"\x1b[2J",
+            b" ",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..count)
+            .map(|_| {
+                let len = (next() % 12) as usize;
+                let mut value = Vec::new();
+                for _ in 0..len {
+                    if next() % 4 == 0 {
+                        value.push((next() % 256) as u8);
+                    } else {
+                        value.extend_from_slice(pieces[(next() % 16) as usize]);
+                    }
+                }
+                value
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unescaping_is_the_exact_inverse_of_quoting() {
+        for value in awkward_values(20_000) {
+            let literal = string_literal(&value);
+            assert!(literal.starts_with('\'') && literal.ends_with('\''));
+            assert_eq!(literal.len(), literal_len(&value), "{literal}");
+            let body = &literal[1..literal.len() - 1];
+            assert_eq!(
+                unescape_literal(body).as_deref(),
+                Some(value.as_slice()),
+                "{literal}"
+            );
+            assert!(
+                !literal.chars().any(|c| c.is_control()),
+                "no raw control character in {literal:?}"
+            );
+            let found = literals(&format!("x IN ({literal}, 'other') AND y"));
+            assert_eq!(found.len(), 2, "{literal}");
+            assert_eq!(found[0].1, value, "{literal}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_written_as_hex_escapes() {
+        assert_eq!(string_literal(b"a\xffb\xc3"), r"'a\xFFb\xC3'");
+        assert_eq!(unescape_literal(r"a\xFFb").as_deref(), Some(&b"a\xffb"[..]));
+        assert_eq!(unescape_literal(r"dangling\"), None);
+        assert_eq!(unescape_literal(r"\x4"), None);
+    }
+
+    #[test]
+    fn chunks_measure_the_escaped_literal() {
+        // Control characters cost four bytes each once escaped.
+        let ids: Vec<Vec<u8>> = (0..100).map(|i| vec![1u8; 10 + i % 3]).collect();
+        let chunks = chunk_by_literal_size(&ids, 2048, |id| id.as_slice());
+        assert!(chunks.len() > 1);
+        assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 100);
+        for chunk in &chunks {
+            assert!(
+                literal_list(chunk).len() <= 2048,
+                "{}",
+                literal_list(chunk).len()
+            );
+        }
+        let huge = vec![vec![b'\''; 5000]];
+        assert_eq!(
+            chunk_by_literal_size(&huge, 2048, |id| id.as_slice()).len(),
+            1
+        );
     }
 
     #[test]

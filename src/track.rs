@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::connection::Server;
 use crate::error::{ErrorCode, code_of};
 use crate::mutations::{self, MutationFilter, MutationKey, MutationRow};
+use crate::server::Server;
 use crate::sql::{render, string_literal};
 
 const STUCK_DIAGNOSIS_SQL: &str = include_str!("../sql/stuck_diagnosis.sql");
@@ -57,7 +57,7 @@ impl MutationState {
         }
     }
 
-    fn from_row(row: &MutationRow) -> Self {
+    pub(crate) fn from_row(row: &MutationRow) -> Self {
         if row.is_done != 0 {
             MutationState::Done
         } else if row.is_killed != 0 {
@@ -73,6 +73,21 @@ impl MutationState {
             MutationState::Running {
                 parts_to_do: row.parts_to_do,
             }
+        }
+    }
+}
+
+impl std::fmt::Display for MutationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MutationState::Running { parts_to_do } => {
+                write!(f, "running, {parts_to_do} parts to do")
+            }
+            MutationState::Failed {
+                reason,
+                failed_part,
+            } => write!(f, "failed on part {failed_part:?}: {reason}"),
+            other => f.write_str(other.label()),
         }
     }
 }

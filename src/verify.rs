@@ -1,39 +1,118 @@
-//! Step 5, verify: count the rows each target still matches. Run before
+//! Step 5, verify: count the rows each target matches, grouped by id so
+//! that every user of a request is counted in the same query: before
 //! issuing (the "before" figures) and after the mutations are done, where
-//! anything but zero means the erasure is not complete.
+//! anything but zero means the erasure is not complete. Also finds rows a
+//! finished request targets that arrived after it (late arrivals).
+
+use std::collections::BTreeMap;
 
 use clickhouse::Row;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::connection::Server;
-use crate::plan::Target;
+use crate::error::{ErrorCode, Failure};
+use crate::journal::{Member, RequestJournal};
+use crate::plan::{Target, TargetKind};
+use crate::request::{RawId, Scope, ValidId};
+use crate::server::Server;
+use crate::sql::render;
+use crate::state::Key;
+use crate::stitch::StitchedId;
+
+const LATE_ANONYMOUS_SQL: &str = include_str!("../sql/late_anonymous.sql");
 
 #[derive(Row, Deserialize)]
-struct Count {
+struct IdCount {
+    id: String,
     n: u64,
 }
 
-/// Rows currently matching `target`'s predicate.
-pub async fn count_rows(server: &Server, target: &Target) -> anyhow::Result<u64> {
-    let rows: Vec<Count> = server
-        .fetch(
-            &target.count_statement(),
-            &format!("counting the {} rows", target.kind),
-        )
-        .await?;
-    Ok(rows.first().map_or(0, |row| row.n))
+/// Rows of a target kind before anything was issued, and after the
+/// mutations (null until verified).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowCounts {
+    pub before: u64,
+    pub after: Option<u64>,
 }
 
-/// Rows matching each target, in plan order.
-pub async fn count_all(server: &Server, targets: &[Target]) -> anyhow::Result<Vec<u64>> {
-    let mut counts = Vec::with_capacity(targets.len());
+/// Rows matched now: per target (in plan order), per user and per
+/// anonymous id.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub per_target: Vec<u64>,
+    pub per_user: BTreeMap<String, u64>,
+    pub per_anonymous: BTreeMap<RawId, u64>,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.per_target.iter().sum()
+    }
+
+    /// One member's rows per target kind: its user rows, and the rows of
+    /// its own anonymous ids (with `--anonymous`).
+    pub fn of_member(&self, member: &Member, anonymous: bool) -> BTreeMap<TargetKind, u64> {
+        let mut rows = BTreeMap::new();
+        rows.insert(
+            TargetKind::User,
+            self.per_user
+                .get(member.user_id.as_str())
+                .copied()
+                .unwrap_or(0),
+        );
+        if anonymous && !member.stitched.is_empty() {
+            rows.insert(
+                TargetKind::Anonymous,
+                member
+                    .stitched
+                    .iter()
+                    .filter_map(|s| self.per_anonymous.get(&s.anonymous_id))
+                    .sum(),
+            );
+        }
+        rows
+    }
+}
+
+/// Rows each target matches now, with exactly its statement's predicate:
+/// one grouped query per target.
+pub async fn count_targets(
+    server: &Server,
+    scope: &Scope,
+    targets: &[Target],
+) -> anyhow::Result<Counts> {
+    let mut counts = Counts::default();
     for target in targets {
-        counts.push(count_rows(server, target).await?);
+        let rows: Vec<IdCount> = server
+            .fetch(
+                &target.count_statement(scope)?,
+                &format!("counting the {} rows", target.kind),
+            )
+            .await?;
+        let mut total = 0;
+        for row in rows {
+            total += row.n;
+            match target.kind {
+                TargetKind::User => {
+                    *counts.per_user.entry(row.id).or_default() += row.n;
+                }
+                TargetKind::Anonymous => {
+                    let id = RawId::from_hex(&row.id).ok_or_else(|| {
+                        Failure::new(
+                            ErrorCode::ServerError,
+                            format!(
+                                "ClickHouse answered hex() with {:?}, which is not hex",
+                                row.id
+                            ),
+                        )
+                    })?;
+                    *counts.per_anonymous.entry(id).or_default() += row.n;
+                }
+            }
+        }
+        counts.per_target.push(total);
     }
     Ok(counts)
 }
-
-const LATE_ANONYMOUS_SQL: &str = include_str!("../sql/late_anonymous.sql");
 
 #[derive(Row, Deserialize)]
 struct AnonymousRows {
@@ -41,67 +120,70 @@ struct AnonymousRows {
     rows: u64,
 }
 
-/// Rows that a finished request targets but that are still (or again) there:
-/// rows inserted after its mutations were created survive them.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+/// Rows that a finished request targets but that are there (again): rows
+/// inserted after its mutations were created survive them.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct LateArrivals {
     /// Rows of the user in the project.
     pub user_rows: u64,
-    /// Anonymous rows of the request's stitched ids (with --anonymous).
+    /// Anonymous rows of the request's stitched ids (with `--anonymous`).
     pub anonymous_rows: u64,
-    /// The request's anonymous ids that have such rows, raw (found again by
-    /// hashing candidates), for a fix.
-    #[serde(skip)]
-    pub anonymous_ids: Vec<crate::stitch::StitchedId>,
     pub anonymous_ids_with_rows: usize,
+    /// Those anonymous ids, raw (found again by hashing candidates).
+    #[serde(skip)]
+    pub anonymous_ids: Vec<StitchedId>,
 }
 
 impl LateArrivals {
     pub fn total(&self) -> u64 {
         self.user_rows + self.anonymous_rows
     }
+
+    pub fn add(&mut self, other: &LateArrivals) {
+        self.user_rows += other.user_rows;
+        self.anonymous_rows += other.anonymous_rows;
+        self.anonymous_ids_with_rows += other.anonymous_ids_with_rows;
+    }
 }
 
-/// Look for rows a finished request should have deleted. The journal holds
-/// the stitched anonymous ids as keyed hashes once a request completed, so
-/// candidate ids (anonymous rows of the project with `ts >= since`) are
-/// hashed and matched here; an unscrubbed journal is matched directly.
+/// Look for rows a finished request should have deleted, for each of
+/// `users` (raw user ids of its members). The journal holds the stitched
+/// anonymous ids as keyed hashes once a request completed, so candidate ids
+/// (anonymous rows of the project with `ts >= since`) are hashed and
+/// matched here; an unscrubbed journal is matched directly.
 pub async fn late_arrivals(
     server: &Server,
-    profile: &crate::profile::Profile,
-    journal: &crate::journal::RequestJournal,
-    user_id: &crate::request::ValidId,
-    hasher: &crate::audit::Hasher,
+    journal: &RequestJournal,
+    users: &[(ValidId, &Member)],
+    key: &Key,
     since_unix: u64,
-) -> anyhow::Result<LateArrivals> {
-    use crate::sql::{literal_list, render};
-    let subject = crate::request::Subject {
-        project_id: journal.subject.project_id.clone(),
-        user_id: user_id.clone(),
-    };
-    let events = server.table(&profile.tables.events);
-    let user_plan = crate::plan::plan(
-        "verify",
-        profile,
-        &events,
-        &subject,
+) -> anyhow::Result<Vec<LateArrivals>> {
+    let scope = &journal.scope;
+    let plain: Vec<ValidId> = users.iter().map(|(user, _)| user.clone()).collect();
+    let user_targets = crate::plan::plan(
+        &journal.request_id,
+        &plain,
         &[],
         crate::plan::ForgetOptions::default(),
         server.capabilities.max_query_size,
-    )?;
-    let mut late = LateArrivals {
-        user_rows: count_all(server, &user_plan.targets).await?.iter().sum(),
-        ..LateArrivals::default()
-    };
-    if !journal.options.anonymous || journal.stitched.is_empty() {
-        return Ok(late);
+    );
+    let user_counts = count_targets(server, scope, &user_targets).await?;
+    let mut found: Vec<LateArrivals> = users
+        .iter()
+        .map(|(user, _)| LateArrivals {
+            user_rows: user_counts
+                .per_user
+                .get(user.as_str())
+                .copied()
+                .unwrap_or(0),
+            ..LateArrivals::default()
+        })
+        .collect();
+    let any_anonymous = users.iter().any(|(_, m)| !m.stitched.is_empty());
+    if !journal.options.anonymous || !any_anonymous {
+        return Ok(found);
     }
-    let mut values = crate::stitch::column_bindings(profile);
-    values.push(("events", events.to_string()));
-    values.push((
-        "projects",
-        literal_list(&[journal.subject.project_id.as_str()]),
-    ));
+    let mut values = scope.bindings();
     values.push(("since", since_unix.to_string()));
     let borrowed: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let sql = render(LATE_ANONYMOUS_SQL, &borrowed)?;
@@ -109,21 +191,27 @@ pub async fn late_arrivals(
         .fetch(&sql, "looking for late anonymous rows")
         .await?;
     for candidate in candidates {
-        let known = journal.stitched.iter().find(|s| {
-            if journal.scrubbed {
-                s.anonymous_id == hasher.hash(&candidate.anonymous_id)
-            } else {
-                s.anonymous_id == candidate.anonymous_id
-            }
-        });
-        if let Some(known) = known {
-            late.anonymous_rows += candidate.rows;
-            late.anonymous_ids.push(crate::stitch::StitchedId {
-                anonymous_id: candidate.anonymous_id,
-                ..known.clone()
+        let Some(id) = RawId::from_hex(&candidate.anonymous_id) else {
+            continue;
+        };
+        let hashed = key.hash(&id);
+        for ((_, member), late) in users.iter().zip(found.iter_mut()) {
+            let known = member.stitched.iter().find(|s| {
+                if journal.scrubbed {
+                    s.anonymous_id.as_bytes() == hashed.as_bytes()
+                } else {
+                    s.anonymous_id == id
+                }
             });
+            if let Some(known) = known {
+                late.anonymous_rows += candidate.rows;
+                late.anonymous_ids_with_rows += 1;
+                late.anonymous_ids.push(StitchedId {
+                    anonymous_id: id.clone(),
+                    ..known.clone()
+                });
+            }
         }
     }
-    late.anonymous_ids_with_rows = late.anonymous_ids.len();
-    Ok(late)
+    Ok(found)
 }

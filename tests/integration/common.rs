@@ -486,6 +486,20 @@ pub fn deleted_condition(anonymous: bool, include_shared: bool) -> String {
     format!("url IN ({})", tags.join(", "))
 }
 
+/// The journal inside a journal file (which also holds its signature).
+pub fn read_journal(path: &Path) -> serde_json::Value {
+    let file: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .expect("journal file is JSON");
+    assert!(
+        file["mac"].as_str().is_some_and(|m| m.len() == 64),
+        "journal {} is signed: {file:#}",
+        path.display()
+    );
+    file["journal"].clone()
+}
+
 /// Path of a file in the repository.
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)

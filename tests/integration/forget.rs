@@ -256,8 +256,7 @@ async fn forget_journals_before_issuing_with_private_files() {
         .as_str()
         .expect("journal path")
         .to_string();
-    let journal: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).expect("journal file")).expect("journal json");
+    let journal = crate::common::read_journal(std::path::Path::new(&path));
     assert_eq!(journal["status"], "completed");
     assert_eq!(journal["stitched"].as_array().map(Vec::len), Some(3));
     let steps: Vec<&str> = journal["steps"]
@@ -275,12 +274,21 @@ async fn forget_journals_before_issuing_with_private_files() {
         .position(|s| *s == "issuing")
         .expect("issuing step");
     assert!(planned < issuing, "{steps:?}");
-    assert_eq!(steps.last(), Some(&"verified"));
+    let verified = steps.iter().position(|s| *s == "verified");
+    assert!(verified > Some(issuing), "{steps:?}");
+    assert_eq!(
+        steps.last(),
+        Some(&"audited"),
+        "completed only once recorded"
+    );
     let mode =
         |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     assert_eq!(mode(std::path::Path::new(&path)), 0o600);
-    assert_eq!(mode(db.state_path()), 0o700);
-    assert_eq!(mode(&db.state_path().join("requests")), 0o700);
+    assert_eq!(
+        mode(&db.state_path().join("requests")),
+        0o700,
+        "directories chforget creates are private"
+    );
 
     let status = run(db.chforget().args(["status", "--output", "json"]));
     assert_eq!(status.code, 0, "{}", status.stderr);

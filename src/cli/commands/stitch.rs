@@ -1,8 +1,14 @@
+//! `chforget stitch`: the anonymous ids of a user in a project, read-only.
+
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs};
-use crate::output;
+use crate::cli::args::{ConnectionArgs, OutputArgs, ProfileArgs};
+use crate::cli::context::{connect, connection_config};
+use crate::cli::render::stitched_table;
+use crate::output::{self, OutputFormat};
+use crate::pipeline::scope_of;
+use crate::profile::Profile;
 use crate::request::Subject;
 use crate::schema;
 use crate::stitch::{self, StitchedId};
@@ -34,10 +40,14 @@ struct StitchReport<'a> {
 
 pub async fn run(args: StitchArgs) -> anyhow::Result<()> {
     let subject = Subject::new(&args.project, &args.user_id)?;
-    let profile = args.profile.load()?;
-    let server = args.connection.connect().await?;
+    let profile = Profile::load(args.profile.config.as_deref())?;
+    let server = connect(connection_config(&args.connection)?).await?;
     schema::check_events_table(&server, &profile).await?;
-    let stitched = stitch::stitch(&server, &profile, &subject).await?;
+    let scope = scope_of(&server, &profile, &subject.project_id);
+    let stitched = stitch::stitch(&server, &scope, std::slice::from_ref(&subject.user_id))
+        .await?
+        .remove(&subject.user_id)
+        .unwrap_or_default();
     let report = StitchReport {
         project_id: subject.project_id.as_str(),
         user_id: subject.user_id.as_str(),
@@ -56,26 +66,4 @@ pub async fn run(args: StitchArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// The stitched ids as a table (shared with `forget --dry-run`).
-pub fn stitched_table(stitched: &[StitchedId]) -> String {
-    output::table(
-        &[
-            "anonymous_id",
-            "user events",
-            "anonymous events",
-            "other users",
-            "shared",
-        ],
-        stitched.iter().map(|s| {
-            vec![
-                s.anonymous_id.clone(),
-                s.user_events.to_string(),
-                s.anonymous_events.to_string(),
-                s.other_users.to_string(),
-                if s.is_shared() { "yes" } else { "no" }.to_string(),
-            ]
-        }),
-    )
 }

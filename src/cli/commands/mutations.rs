@@ -1,18 +1,21 @@
-use std::io::{BufRead, IsTerminal, Write};
+//! `chforget mutations list | watch | kill`.
+
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::audit;
-use crate::cli::{
-    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs, StateArgs,
-    audit_database, parse_duration,
+use crate::cli::args::{
+    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, ProfileArgs, StateArgs, parse_duration,
 };
-use crate::error::{ErrorCode, fail};
+use crate::cli::context::{Confirm, Session, connect, connection_config};
+use crate::error::{ErrorCode, Failure, fail};
 use crate::mutations::{self, MutationFilter, MutationKey, MutationRow};
-use crate::output;
+use crate::ops::kill;
+use crate::output::{self, OutputFormat};
 use crate::progress;
+use crate::sql::{Ident, QualifiedTable};
 use crate::track::{self, MutationState, TrackOptions, TrackOutcome};
 
 #[derive(Debug, Subcommand)]
@@ -127,7 +130,7 @@ struct ListedMutation<'a> {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {
-    let server = args.connection.connect().await?;
+    let server = connect(connection_config(&args.connection)?).await?;
     let filter = MutationFilter {
         database: (!args.all_databases).then(|| scope_database(&args.connection)),
         table: args.scope.table.clone(),
@@ -229,7 +232,7 @@ struct WatchedState<'a> {
 async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     let table = args.scope.table.clone();
     let database = scope_database(&args.connection);
-    let server = args.connection.connect().await?;
+    let server = connect(connection_config(&args.connection)?).await?;
     let keys: Vec<MutationKey> = args
         .ids
         .iter()
@@ -287,11 +290,10 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
                     MutationState::Failed { reason, failed_part } => {
                         format!("{key} failed on part {failed_part:?}: {reason}")
                     }
-                    MutationState::Killed { .. } => format!("{key} was killed"),
-                    MutationState::Vanished => format!(
-                        "{key} vanished from system.mutations (pruned or never existed): its outcome is unknown"
+                    MutationState::Vanished if report.rows.contains_key(key) => format!(
+                        "{key} vanished from system.mutations before it finished (killed, or its table was dropped)"
                     ),
-                    other => format!("{key} {}", other.label()),
+                    other => format!("{key} {other}"),
                 })
                 .collect();
             fail(ErrorCode::ForgetFailed, problems.join("; "))
@@ -307,126 +309,47 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     }
 }
 
-#[derive(Serialize)]
-struct KillReport<'a> {
-    killed: bool,
-    mutation: &'a MutationRow,
-}
-
 async fn kill(args: KillArgs) -> anyhow::Result<()> {
-    let table = args.scope.table.clone();
-    let database = scope_database(&args.connection);
     let meta = args.audit.meta()?;
-    let profile = args.profile.load()?;
-    let audit_db = audit_database(args.audit.audit_database.as_deref(), &profile)?;
-    let state = args.state.resolve()?;
-    if !args.confirm.yes && !std::io::stdin().is_terminal() {
-        return fail(
-            ErrorCode::InvalidPayload,
-            "refusing to kill without confirmation: stdin is not a terminal; pass --yes",
-        );
-    }
-    let server = args.connection.connect().await?;
-    if !server.capabilities.kill_mutation {
-        return fail(
-            ErrorCode::InvalidPayload,
-            format!(
-                "ClickHouse {} has no KILL MUTATION (it arrived in 19.1); nothing was sent. A mutation on this server runs until it finishes",
-                server.capabilities.version
-            ),
-        );
-    }
-    let filter = MutationFilter {
-        database: Some(database.clone()),
-        table: Some(table.clone()),
-        mutation_ids: vec![args.id.clone()],
-        ..MutationFilter::default()
+    let session = Session::new(
+        &args.profile,
+        &args.state,
+        Some(&args.audit.table),
+        args.output.output,
+    )?;
+    let confirm = Confirm::new(args.confirm.yes);
+    confirm.ensure_possible("kill a mutation")?;
+    let config = connection_config(&args.connection)?;
+    let table = QualifiedTable {
+        database: config.database.clone(),
+        table: Ident::new(&args.scope.table).map_err(|e| {
+            Failure::new(ErrorCode::InvalidPayload, format!("--table: {}", e.message))
+        })?,
     };
-    let found = mutations::list(&server, &filter).await?;
-    let [row] = found.as_slice() else {
-        return fail(
-            ErrorCode::InvalidPayload,
-            format!(
-                "no mutation {} on {database}.{table}; list them with `chforget mutations list --all --table {table}`",
-                args.id
-            ),
-        );
-    };
-    if row.is_done != 0 {
-        return fail(
-            ErrorCode::InvalidPayload,
-            format!(
-                "mutation {} on {database}.{table} is already done; nothing to kill",
-                row.mutation_id
-            ),
-        );
-    }
-    if !args.confirm.yes {
-        eprint!(
-            "Kill mutation {} on {database}.{table} ({})? Parts it already rewrote stay rewritten. [y/N] ",
+    let server = connect(config).await?;
+    let row = kill::find(&server, &table, &args.id).await?;
+    confirm.ask(
+        "",
+        &format!(
+            "Kill mutation {} on {table} ({})? Parts it already rewrote stay rewritten.",
             row.mutation_id,
             output::shorten(&row.command, 120)
-        );
-        std::io::stderr().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return fail(
-                ErrorCode::InvalidPayload,
-                "not confirmed; nothing was killed",
-            );
-        }
-    }
-    let sql = format!(
-        "KILL MUTATION WHERE database = {} AND table = {} AND mutation_id = {} SYNC",
-        crate::sql::string_literal(&database),
-        crate::sql::string_literal(&table),
-        crate::sql::string_literal(&row.mutation_id)
-    );
-    let audit_table = audit::audit_table(&server, audit_db.as_ref());
-    audit::ensure_table(&server, &audit_table).await?;
-    let killed = server
-        .execute(&sql, "killing the mutation", ErrorCode::ServerError)
-        .await;
-    let record = audit::action_record(
-        audit::ActionRecord {
-            action: "kill",
-            request_id: &crate::request::new_request_id(),
-            project_id: "",
-            status: if killed.is_ok() {
-                crate::forget::ReportStatus::Completed
-            } else {
-                crate::forget::ReportStatus::Failed
-            },
-            meta,
-            statements: vec![sql.clone()],
-            steps: vec![crate::journal::StepEvent {
-                step: "kill".to_string(),
-                at: crate::journal::now_rfc3339(),
-                // Not the command: it may quote the ids a forget erased.
-                detail: format!(
-                    "{database}.{table} {} ({} parts to do)",
-                    row.mutation_id, row.parts_to_do
-                ),
-            }],
-            rollups: None,
-            error: killed.as_ref().err(),
-        },
+        ),
+        "nothing was killed",
+    )?;
+    let key = session.key_for_writing()?;
+    let audit_table = session.audit_table(&server);
+    let report = kill::kill(
         &server,
-    );
-    let trail = audit::AuditTrail::open(&state, &profile)?;
-    let recorded = audit::append(&server, &trail, &audit_table, record).await;
-    killed?;
-    recorded?;
-    let report = KillReport {
-        killed: true,
-        mutation: row,
-    };
-    match args.output.output {
-        OutputFormat::Json => output::print_json(&report),
-        OutputFormat::Human => {
-            println!("killed mutation {} on {database}.{table}", row.mutation_id);
-            Ok(())
-        }
-    }
+        &session.state,
+        &key,
+        &audit_table,
+        &table,
+        row,
+        meta,
+    )
+    .await?;
+    output::emit(args.output.output, &report, |r| {
+        format!("killed mutation {} on {table}\n", r.mutation.mutation_id)
+    })
 }

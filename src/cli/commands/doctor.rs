@@ -1,10 +1,16 @@
+//! `chforget doctor`: what the server offers and whether the profile's
+//! tables are there.
+
 use clap::Args;
 use serde::Serialize;
 
 use crate::capabilities::Capabilities;
-use crate::cli::{ConnectionArgs, OutputArgs, ProfileArgs};
+use crate::cli::args::{ConnectionArgs, OutputArgs, ProfileArgs};
+use crate::cli::context::connection_config;
 use crate::output;
+use crate::profile::Profile;
 use crate::schema;
+use crate::server::Server;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -34,8 +40,8 @@ struct DoctorReport {
 }
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
-    let profile = args.profile.load()?;
-    let server = args.connection.connect().await?;
+    let profile = Profile::load(args.profile.config.as_deref())?;
+    let server = Server::connect(connection_config(&args.connection)?).await?;
     server.require_database()?;
     let tables = &profile.tables;
     let names = [&tables.events, &tables.daily_rollup, &tables.sessions];
@@ -64,7 +70,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         });
     }
     let report = DoctorReport {
-        url: server.config.url.clone(),
+        url: server.shown_url(),
         user: server.config.user.clone(),
         database: server.database().as_str().to_string(),
         may_delete: !server.capabilities.readonly,
@@ -108,6 +114,22 @@ fn render_human(report: &DoctorReport) -> String {
             ),
         ),
         ("mutations_sync", yes_no(c.mutations_sync)),
+        (
+            "NULL IN (...)",
+            if c.null_in_is_null {
+                "NULL (a NULL user_id never matches a DELETE predicate)".to_string()
+            } else {
+                "0 (a NULL user_id never matches `user_id IN (...)`; chforget never uses `=` on it)"
+                    .to_string()
+            },
+        ),
+        (
+            "pending deletes per table",
+            c.max_pending_deletes.map_or_else(
+                || "no limit".to_string(),
+                |n| format!("at most {n} (this server version has lost rows with more pending)"),
+            ),
+        ),
         ("typed row checks", yes_no(c.typed_row_validation)),
         ("max_query_size", c.max_query_size.to_string()),
     ]);

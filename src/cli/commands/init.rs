@@ -1,11 +1,13 @@
+//! `chforget init`: create the reference schema and the audit table.
+
 use clap::Args;
 use serde::Serialize;
 
 use crate::audit;
-use crate::cli::{
-    AuditTableArgs, ConnectionArgs, OutputArgs, OutputFormat, ProfileArgs, audit_database,
-};
-use crate::output;
+use crate::cli::args::{AuditTableArgs, ConnectionArgs, OutputArgs, ProfileArgs};
+use crate::cli::context::{audit_database, connect, connection_config};
+use crate::output::{self, OutputFormat};
+use crate::profile::Profile;
 use crate::schema;
 
 #[derive(Debug, Args)]
@@ -27,10 +29,10 @@ struct InitReport {
 }
 
 pub async fn run(args: InitArgs) -> anyhow::Result<()> {
-    let profile = args.profile.load()?;
-    let server = args.connection.connect().await?;
+    let profile = Profile::load(args.profile.config.as_deref())?;
+    let audit_db = audit_database(Some(&args.audit), &profile)?;
+    let server = connect(connection_config(&args.connection)?).await?;
     let mut statements = schema::init(&server, &profile).await?;
-    let audit_db = audit_database(args.audit.audit_database.as_deref(), &profile)?;
     let audit_table = audit::audit_table(&server, audit_db.as_ref());
     if audit_table.database != *server.database() {
         let create = format!("CREATE DATABASE IF NOT EXISTS {}", audit_table.database);

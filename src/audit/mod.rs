@@ -1,0 +1,89 @@
+//! Step 7, audit: the record a compliance officer needs for every erasure
+//! action (who asked and approved, when each step ran, what was issued and
+//! what ClickHouse answered), kept twice: an append-only, keyed hash chain
+//! `audit.jsonl` in the state directory ([`chain`]) and the `forget_audit`
+//! table ([`table`]). [`record`] builds the records; [`write`] is the one
+//! function that appends them, for every command that writes any. The trail
+//! must not become a copy of what it erased: anonymous ids appear only as a
+//! count and as keyed hashes, also inside statements and server answers.
+
+pub mod chain;
+pub mod record;
+pub mod table;
+
+use serde::Serialize;
+
+use crate::server::Server;
+use crate::sql::QualifiedTable;
+use crate::state::{Key, StateDir};
+
+pub use chain::{AuditLog, ChainCheck, ChainProblem, Line, check_chain};
+pub use record::{ActionRecord, AuditRecord, AuditedMutation, Origin, RunSummary};
+pub use table::{AuditRow, audit_table, compare, create_table, ensure_table, fetch_rows};
+
+/// Where a run's records went.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditOutcome {
+    pub local: String,
+    pub clickhouse: Option<String>,
+    /// SHA-256 of the (first) record's line.
+    pub record_hash: String,
+}
+
+/// What a record says of the server it ran on.
+pub fn origin(server: &Server) -> Origin {
+    Origin {
+        server_version: server.capabilities.version.clone(),
+        server_host: crate::connection::host_of(&server.config.url),
+        database: server.database().as_str().to_string(),
+    }
+}
+
+/// Append `records` (for a batch: the request record first, the users'
+/// records referring to it) to audit.jsonl, then insert them into the
+/// table. The local copy is written first: it is the one that cannot fail
+/// for a network reason; when the table cannot be written, the records stay
+/// local, the error says so, and `audit verify` reports the gap.
+pub async fn write(
+    server: &Server,
+    state: &StateDir,
+    key: &Key,
+    table: &QualifiedTable,
+    mut records: Vec<AuditRecord>,
+    batch: bool,
+) -> anyhow::Result<AuditOutcome> {
+    if records.is_empty() {
+        anyhow::bail!("no audit record to write");
+    }
+    state.prepare_for_writing()?;
+    let log = AuditLog::of(state);
+    let first = records.remove(0);
+    let appended = log.append(key, first, records, batch)?;
+    let lines: Vec<(AuditRecord, &chain::Appended)> = appended
+        .iter()
+        .filter_map(|a| {
+            serde_json::from_str::<AuditRecord>(&a.line)
+                .ok()
+                .map(|record| (record, a))
+        })
+        .collect();
+    let rows: Vec<AuditRow> = lines
+        .iter()
+        .map(|(record, appended)| AuditRow::of(appended, record))
+        .collect();
+    let record_hash = appended
+        .first()
+        .map(|a| a.record_hash.clone())
+        .unwrap_or_default();
+    table::insert_rows(server, table, &rows).await.map_err(|error| {
+        error.context(format!(
+            "the audit record {record_hash} is in {} but not in {table}; `chforget audit verify` will report it",
+            log.path.display()
+        ))
+    })?;
+    Ok(AuditOutcome {
+        local: log.path.display().to_string(),
+        clickhouse: Some(table.to_string()),
+        record_hash,
+    })
+}

@@ -1,0 +1,343 @@
+//! What one audit record says, and how it is built from a request's journal
+//! and the outcome of a run. Ids the trail must not hold in clear appear
+//! only as counts and keyed hashes, also inside statements and messages.
+//! A batch request gets one request record (statements, mutations, steps)
+//! and one short record per user that refers to it by hash, so the trail
+//! grows linearly with the number of users.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorBody, code_of};
+use crate::journal::{Member, RequestJournal, StepEvent, now_rfc3339};
+use crate::plan::{AttemptOutcome, TargetKind};
+use crate::redact::Secrets;
+use crate::request::AuditMeta;
+use crate::rollup::RollupReport;
+use crate::state::Key;
+use crate::verify::{Counts, RowCounts};
+
+/// A mutation and ClickHouse's last word on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditedMutation {
+    pub table: String,
+    pub mutation_id: Option<String>,
+    /// The target kind (null for a mutation killed with `mutations kill`).
+    pub kind: Option<TargetKind>,
+    pub is_done: bool,
+    pub state: String,
+}
+
+/// One audit record (one line of audit.jsonl).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub request_id: String,
+    /// What wrote it: `forget`, `resume`, `verify-fix`, `forget-batch`,
+    /// `rollup`, `kill`.
+    pub action: String,
+    pub recorded_at: String,
+    pub project_id: String,
+    /// The user_id, or its keyed hash with --redact-user; empty for the
+    /// request record of a batch and for actions without a user.
+    pub user_id: String,
+    pub user_id_redacted: bool,
+    /// For the request record of a batch: how many users it erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<usize>,
+    /// For a user of a batch: the `record_hash` of the batch's request
+    /// record, which holds the statements, mutations and steps they share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_record: Option<String>,
+    #[serde(flatten)]
+    pub meta: AuditMeta,
+    pub status: String,
+    pub anonymous_id_count: usize,
+    /// HMAC-SHA-256 of each stitched anonymous id.
+    pub anonymous_id_hashes: Vec<String>,
+    pub shared_anonymous_ids: usize,
+    /// Statements issued, with anonymous id literals replaced by their hashes.
+    pub statements: Vec<String>,
+    pub mutations: Vec<AuditedMutation>,
+    pub rows: BTreeMap<TargetKind, RowCounts>,
+    pub verified: Option<bool>,
+    pub error: Option<ErrorBody>,
+    /// Every journaled step with its time (details redacted).
+    pub steps: Vec<StepEvent>,
+    /// Earlier requests whose anonymous ids this one targeted too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_requests: Vec<String>,
+    pub chforget_version: String,
+    pub server_version: String,
+    pub server_host: String,
+    pub database: String,
+    /// What a rollup recomputed (actions `rollup`, and forgets with --rollups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollups: Option<RollupReport>,
+    /// How `prev_hash` links to the previous line: `hmac-sha256` (keyed
+    /// with the audit key); absent on records of chforget 0.1, which used
+    /// plain SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    /// The link to the previous record of audit.jsonl (zeros for the first).
+    pub prev_hash: String,
+}
+
+/// Where a run happened, for its records.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub server_version: String,
+    pub server_host: String,
+    pub database: String,
+}
+
+/// How a run of a request ended, for its records.
+pub struct RunSummary<'a> {
+    pub action: &'a str,
+    pub status: &'a str,
+    pub verified: Option<bool>,
+    pub error: Option<&'a anyhow::Error>,
+    /// The rows each member still has, once verified.
+    pub after: Option<&'a Counts>,
+    pub rollups: Option<&'a RollupReport>,
+}
+
+fn blank(action: &str, request_id: &str, project_id: &str, origin: &Origin) -> AuditRecord {
+    AuditRecord {
+        request_id: request_id.to_string(),
+        action: action.to_string(),
+        recorded_at: now_rfc3339(),
+        project_id: project_id.to_string(),
+        user_id: String::new(),
+        user_id_redacted: false,
+        users: None,
+        batch_record: None,
+        meta: AuditMeta::default(),
+        status: String::new(),
+        anonymous_id_count: 0,
+        anonymous_id_hashes: Vec::new(),
+        shared_anonymous_ids: 0,
+        statements: Vec::new(),
+        mutations: Vec::new(),
+        rows: BTreeMap::new(),
+        verified: None,
+        error: None,
+        steps: Vec::new(),
+        earlier_requests: Vec::new(),
+        chforget_version: env!("CARGO_PKG_VERSION").to_string(),
+        server_version: origin.server_version.clone(),
+        server_host: origin.server_host.clone(),
+        database: origin.database.clone(),
+        rollups: None,
+        chain: None,
+        prev_hash: String::new(),
+    }
+}
+
+fn redacted_error(error: &anyhow::Error, secrets: &Secrets, key: &Key) -> ErrorBody {
+    ErrorBody {
+        code: code_of(error),
+        message: secrets.redact_text(&format!("{error:#}"), key),
+    }
+}
+
+/// The statements a request issued (every attempt that reached the
+/// server), redacted.
+fn statements(journal: &RequestJournal, secrets: &Secrets, key: &Key) -> Vec<String> {
+    journal
+        .targets
+        .iter()
+        .flat_map(|target| {
+            target
+                .attempts
+                .iter()
+                .filter(|a| a.mutation_id.is_some())
+                .filter_map(move |a| target.delete_statement(&journal.scope, &a.marker).ok())
+        })
+        .map(|sql| secrets.redact_literals(&sql, key))
+        .collect()
+}
+
+/// Every attempt of every target, as the trail shows it.
+pub fn mutations(journal: &RequestJournal) -> Vec<AuditedMutation> {
+    journal
+        .targets
+        .iter()
+        .flat_map(|target| {
+            target.attempts.iter().map(|attempt| AuditedMutation {
+                table: journal.scope.events.as_str().to_string(),
+                mutation_id: attempt.mutation_id.clone(),
+                kind: Some(target.kind),
+                is_done: attempt.outcome == Some(AttemptOutcome::Done),
+                state: attempt_state(attempt).to_string(),
+            })
+        })
+        .collect()
+}
+
+/// One word for an attempt, the same in reports and the trail.
+pub fn attempt_state(attempt: &crate::plan::Attempt) -> &'static str {
+    match (attempt.outcome, &attempt.mutation_id) {
+        (Some(AttemptOutcome::Done), _) => "done",
+        (Some(AttemptOutcome::Killed), _) => "killed",
+        (Some(AttemptOutcome::Vanished), _) => "vanished",
+        (None, Some(_)) => "issued",
+        (None, None) => "not_issued",
+    }
+}
+
+fn member_rows(
+    member: &Member,
+    anonymous: bool,
+    after: Option<&Counts>,
+) -> BTreeMap<TargetKind, RowCounts> {
+    let after = after.map(|counts| counts.of_member(member, anonymous));
+    let mut rows: BTreeMap<TargetKind, RowCounts> = member
+        .rows_before
+        .iter()
+        .map(|(kind, before)| {
+            (
+                *kind,
+                RowCounts {
+                    before: *before,
+                    after: None,
+                },
+            )
+        })
+        .collect();
+    if let Some(after) = after {
+        for (kind, count) in after {
+            rows.entry(kind).or_default().after = Some(count);
+        }
+    }
+    rows
+}
+
+/// The part of a record about one user.
+fn fill_member(
+    record: &mut AuditRecord,
+    journal: &RequestJournal,
+    member: &Member,
+    run: &RunSummary<'_>,
+    key: &Key,
+) {
+    let redact_user = journal.meta.redact_user;
+    record.user_id = if redact_user && !journal.scrubbed {
+        key.hash(member.user_id.as_str())
+    } else {
+        member.user_id.as_str().to_string()
+    };
+    record.user_id_redacted = redact_user;
+    record.meta = AuditMeta {
+        also_wiped: journal.meta.also_wiped.clone(),
+        redact_user,
+        ..member.meta.clone()
+    };
+    record.anonymous_id_count = member.stitched.len();
+    record.anonymous_id_hashes = member
+        .stitched
+        .iter()
+        .map(|s| {
+            if journal.scrubbed {
+                String::from_utf8_lossy(s.anonymous_id.as_bytes()).to_string()
+            } else {
+                key.hash(&s.anonymous_id)
+            }
+        })
+        .collect();
+    record.shared_anonymous_ids = member.stitched.iter().filter(|s| s.is_shared()).count();
+    record.rows = member_rows(member, journal.options.anonymous, run.after);
+    let remaining: u64 = record.rows.values().filter_map(|c| c.after).sum();
+    record.verified = run.verified.map(|v| v && remaining == 0);
+    record.status = if run.status == "completed" && remaining > 0 {
+        "failed".to_string()
+    } else {
+        run.status.to_string()
+    };
+}
+
+/// The records of a run of a request: one for a single user; for a batch,
+/// the request record first, then one per user (their `batch_record` is
+/// filled in when they are appended).
+pub fn request_records(
+    journal: &RequestJournal,
+    run: &RunSummary<'_>,
+    origin: &Origin,
+    key: &Key,
+) -> Vec<AuditRecord> {
+    let secrets = journal.secrets();
+    let request_id = journal.request_id.as_str();
+    let project = journal.scope.project_id.as_str();
+    let mut shared = blank(run.action, request_id, project, origin);
+    shared.statements = statements(journal, &secrets, key);
+    shared.mutations = mutations(journal);
+    shared.steps = journal
+        .steps
+        .iter()
+        .map(|s| StepEvent {
+            step: s.step.clone(),
+            at: s.at.clone(),
+            detail: secrets.redact_text(&s.detail, key),
+        })
+        .collect();
+    shared.error = run.error.map(|e| redacted_error(e, &secrets, key));
+    shared.rollups = run.rollups.cloned();
+    shared.earlier_requests = journal
+        .earlier_requests
+        .iter()
+        .map(|r| r.as_str().to_string())
+        .collect();
+    shared.status = run.status.to_string();
+    shared.verified = run.verified;
+    if !journal.batch {
+        if let Some(member) = journal.members.first() {
+            fill_member(&mut shared, journal, member, run, key);
+        }
+        return vec![shared];
+    }
+    shared.users = Some(journal.members.len());
+    shared.meta = journal.meta.clone();
+    shared.anonymous_id_count = journal.stitched.len();
+    shared.shared_anonymous_ids = journal.stitched.iter().filter(|s| s.is_shared()).count();
+    let mut records = Vec::with_capacity(journal.members.len() + 1);
+    let members: Vec<AuditRecord> = journal
+        .members
+        .iter()
+        .map(|member| {
+            let mut record = blank(run.action, request_id, project, origin);
+            record.error = shared.error.clone();
+            fill_member(&mut record, journal, member, run, key);
+            record
+        })
+        .collect();
+    records.push(shared);
+    records.extend(members);
+    records
+}
+
+/// What an action other than an erasure request did, for its record.
+pub struct ActionRecord<'a> {
+    pub action: &'a str,
+    pub request_id: &'a str,
+    pub project_id: &'a str,
+    pub status: &'a str,
+    pub meta: AuditMeta,
+    pub statements: Vec<String>,
+    pub mutations: Vec<AuditedMutation>,
+    pub steps: Vec<StepEvent>,
+    pub rollups: Option<RollupReport>,
+    pub error: Option<&'a anyhow::Error>,
+}
+
+/// The record of a rollup or a kill.
+pub fn action_record(action: ActionRecord<'_>, origin: &Origin) -> AuditRecord {
+    let mut record = blank(action.action, action.request_id, action.project_id, origin);
+    record.meta = action.meta;
+    record.status = action.status.to_string();
+    record.statements = action.statements;
+    record.mutations = action.mutations;
+    record.steps = action.steps;
+    record.rollups = action.rollups;
+    record.error = action.error.map(ErrorBody::of);
+    record
+}

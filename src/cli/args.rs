@@ -1,0 +1,160 @@
+//! The argument groups commands share (connection, schema profile, state,
+//! audit, output, confirmation), each flag readable from the environment,
+//! and the parsers of durations and booleans.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use clap::builder::BoolishValueParser;
+
+use crate::output::OutputFormat;
+
+/// Where ClickHouse is and who we are there.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectionArgs {
+    /// ClickHouse HTTP(S) endpoint, without credentials
+    #[arg(long, env = "CLICKHOUSE_URL", default_value = "http://localhost:8123")]
+    pub url: String,
+
+    /// ClickHouse user to log in as (`--user` names the data subject)
+    #[arg(
+        long = "clickhouse-user",
+        visible_alias = "ch-user",
+        env = "CLICKHOUSE_USER",
+        default_value = "default",
+        value_name = "NAME"
+    )]
+    pub clickhouse_user: String,
+
+    /// Read the password from the first line of this file. Without it the
+    /// password comes from CLICKHOUSE_PASSWORD; it is never accepted on the
+    /// command line and never printed
+    #[arg(long, env = "CLICKHOUSE_PASSWORD_FILE", value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+
+    /// Database holding the tables
+    #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "default")]
+    pub database: String,
+
+    /// Give up on a single query after this long (e.g. 30s, 2m)
+    #[arg(long, env = "CLICKHOUSE_QUERY_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub query_timeout: Duration,
+}
+
+/// Which tables and columns hold the data.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Schema")]
+pub struct ProfileArgs {
+    /// TOML profile naming the tables and columns (default: the reference schema)
+    #[arg(long = "config", env = "CHFORGET_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// Where chforget keeps its journal.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "State")]
+pub struct StateArgs {
+    /// State directory for the request journal [default: $XDG_STATE_HOME/chforget]
+    #[arg(long, env = "CHFORGET_STATE_DIR", value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// What the audit trail records about a request.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Audit")]
+pub struct AuditArgs {
+    /// Who asked for the erasure (a person or a ticket system)
+    #[arg(long, env = "CHFORGET_REQUESTED_BY", value_name = "WHO")]
+    pub requested_by: Option<String>,
+    /// Who approved it
+    #[arg(long, env = "CHFORGET_APPROVED_BY", value_name = "WHO")]
+    pub approved_by: Option<String>,
+    /// Ticket or case reference
+    #[arg(long, env = "CHFORGET_TICKET", value_name = "REF")]
+    pub ticket: Option<String>,
+    /// Free-text note for the record
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// Another system wiped for this request, as SYSTEM:ID (repeatable)
+    #[arg(long = "also-wiped", value_name = "SYSTEM:ID")]
+    pub also_wiped: Vec<String>,
+    /// Refuse to run without --approved-by (also the profile's [audit] require_approval)
+    #[arg(long, env = "CHFORGET_REQUIRE_APPROVAL", value_parser = BoolishValueParser::new())]
+    pub require_approval: bool,
+    /// Record the user_id as a keyed hash too (anonymous ids always are)
+    #[arg(long)]
+    pub redact_user: bool,
+    #[command(flatten)]
+    pub table: AuditTableArgs,
+}
+
+impl AuditArgs {
+    /// The audit metadata the flags give, checked.
+    pub fn meta(&self) -> anyhow::Result<crate::request::AuditMeta> {
+        let meta = crate::request::AuditMeta {
+            requested_by: self.requested_by.clone(),
+            approved_by: self.approved_by.clone(),
+            ticket: self.ticket.clone(),
+            note: self.note.clone(),
+            also_wiped: self.also_wiped.clone(),
+            redact_user: self.redact_user,
+        };
+        meta.validate()?;
+        Ok(meta)
+    }
+}
+
+/// Where the forget_audit table lives.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Audit")]
+pub struct AuditTableArgs {
+    /// Database of the forget_audit table [default: --database]
+    #[arg(long, env = "CHFORGET_AUDIT_DATABASE", value_name = "DATABASE")]
+    pub audit_database: Option<String>,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Output format; status and progress always go to stderr
+    #[arg(long, env = "CHFORGET_OUTPUT", value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+/// Confirmation of destructive commands.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Confirmation")]
+pub struct ConfirmArgs {
+    /// Do not ask for confirmation (required when stdin is not a terminal);
+    /// CHFORGET_YES takes 1/0, true/false, yes/no, on/off
+    #[arg(long, short = 'y', env = "CHFORGET_YES", value_parser = BoolishValueParser::new())]
+    pub yes: bool,
+}
+
+/// How long to wait for mutations, and when to diagnose a stalled one.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// Stop waiting after this long (exit 5); the mutations keep running
+    #[arg(long, env = "CHFORGET_TIMEOUT", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Report a diagnosis when a mutation makes no progress for this long
+    #[arg(long, env = "CHFORGET_STUCK_AFTER", default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub stuck_after: Duration,
+}
+
+impl WaitArgs {
+    pub fn track(&self) -> crate::track::TrackOptions {
+        crate::track::TrackOptions {
+            timeout: Some(self.timeout),
+            stuck_after: self.stuck_after,
+            ..crate::track::TrackOptions::default()
+        }
+    }
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (use e.g. 90s, 10m, 1h)"))
+}

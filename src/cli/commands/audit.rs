@@ -1,0 +1,315 @@
+//! `chforget audit list | show | verify | export`.
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::audit::AuditRecord;
+use crate::cli::args::{AuditTableArgs, ConnectionArgs, OutputArgs, ProfileArgs, StateArgs};
+use crate::cli::context::{Session, connect, connection_config};
+use crate::error::{ErrorCode, fail};
+use crate::ops::audit::{self, AuditVerifyReport, describe};
+use crate::output::{self, OutputFormat};
+use crate::plan::TargetKind;
+use crate::request::RequestId;
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List the audit records of the local trail
+    List(ListArgs),
+    /// Show the records of one request, or of one user (matched by keyed hash too)
+    Show(ShowArgs),
+    /// Check the hash chain and that the local trail and ClickHouse hold the same records
+    Verify(VerifyArgs),
+    /// Export the local trail as CSV or JSON (stdout)
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The request id
+    #[arg(value_name = "REQUEST_ID", required_unless_present = "user")]
+    pub request_id: Option<String>,
+    /// Find the requests of this user_id (also when it was recorded redacted)
+    #[arg(long, value_name = "USER_ID", conflicts_with = "request_id")]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub audit: AuditTableArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+}
+
+pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::List(args) => list(args),
+        AuditCommand::Show(args) => show(args),
+        AuditCommand::Verify(args) => verify(args).await,
+        AuditCommand::Export(args) => export(args),
+    }
+}
+
+fn list(args: ListArgs) -> anyhow::Result<()> {
+    let session = Session::new(&args.profile, &args.state, None, args.output.output)?;
+    let records = audit::list(&session.state)?;
+    match args.output.output {
+        OutputFormat::Json => output::print_json(&records),
+        OutputFormat::Human if records.is_empty() => {
+            output::status(format!(
+                "no audit records in {}",
+                session.state.audit_log_path().display()
+            ));
+            Ok(())
+        }
+        OutputFormat::Human => {
+            println!("{}", summary_table(&records));
+            Ok(())
+        }
+    }
+}
+
+fn show(args: ShowArgs) -> anyhow::Result<()> {
+    let session = Session::new(&args.profile, &args.state, None, args.output.output)?;
+    let id = args
+        .request_id
+        .as_deref()
+        .map(RequestId::parse)
+        .transpose()?;
+    let key = crate::state::Key::load(&session.state, session.profile.audit.key.as_deref())?;
+    let found = audit::show(
+        &session.state,
+        key.as_ref().map(|(k, _)| k),
+        id.as_ref(),
+        args.user.as_deref(),
+    )?;
+    output::emit(args.output.output, &found, |records| {
+        records
+            .iter()
+            .filter_map(|r| serde_json::to_string_pretty(r).ok())
+            .map(|text| text + "\n")
+            .collect()
+    })
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let session = Session::new(
+        &args.profile,
+        &args.state,
+        Some(&args.audit),
+        args.output.output,
+    )?;
+    let key = session.key()?;
+    let server = connect(connection_config(&args.connection)?).await?;
+    let table = session.audit_table(&server);
+    let report = audit::verify(&server, &session.state, &key, &table).await?;
+    output::emit(args.output.output, &report, render_verify)?;
+    for line in &report.torn_lines {
+        eprintln!(
+            "chforget: line {line} of {} is an incomplete record left by a crash in the middle of an append; it is skipped (the request it belonged to has no record there: `chforget status` and `resume` finish it)",
+            report.local_file
+        );
+    }
+    match report.problems.first() {
+        None => Ok(()),
+        Some(first) => fail(
+            ErrorCode::AuditBroken,
+            format!(
+                "the audit trail does not verify ({} problems); first: {}",
+                report.problems.len(),
+                describe(first)
+            ),
+        ),
+    }
+}
+
+fn render_verify(report: &AuditVerifyReport) -> String {
+    let mut out = format!(
+        "{} local records, {} in {}\n",
+        report.local_records, report.clickhouse_records, report.clickhouse_table
+    );
+    if report.unkeyed_records > 0 {
+        out.push_str(&format!(
+            "{} records are linked without the audit key (written by chforget 0.1): their order is proven, their origin is not\n",
+            report.unkeyed_records
+        ));
+    }
+    for problem in &report.problems {
+        out.push_str(&describe(problem));
+        out.push('\n');
+    }
+    out
+}
+
+fn rows_of(record: &AuditRecord, kind: TargetKind) -> String {
+    record.rows.get(&kind).map_or_else(String::new, |c| {
+        format!(
+            "{}→{}",
+            c.before,
+            c.after.map_or("?".to_string(), |a| a.to_string())
+        )
+    })
+}
+
+fn summary_table(records: &[AuditRecord]) -> String {
+    output::table(
+        &[
+            "recorded",
+            "request",
+            "action",
+            "project",
+            "user",
+            "status",
+            "user rows",
+            "anonymous rows",
+            "approved by",
+        ],
+        records.iter().map(|r| {
+            vec![
+                r.recorded_at.clone(),
+                r.request_id.clone(),
+                r.action.clone(),
+                r.project_id.clone(),
+                match r.users {
+                    Some(n) => format!("{n} users"),
+                    None => output::shorten(&r.user_id, 40),
+                },
+                r.status.clone(),
+                rows_of(r, TargetKind::User),
+                rows_of(r, TargetKind::Anonymous),
+                r.meta.approved_by.clone().unwrap_or_default(),
+            ]
+        }),
+    )
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let session = Session::new(&args.profile, &args.state, None, OutputFormat::Human)?;
+    let records = audit::list(&session.state)?;
+    match args.format {
+        ExportFormat::Json => output::print_json(&records),
+        ExportFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
+            writer.write_record(CSV_HEADER)?;
+            for record in &records {
+                writer.write_record(csv_row(record).iter().map(|f| formula_safe(f)))?;
+            }
+            writer.flush()?;
+            Ok(())
+        }
+    }
+}
+
+const CSV_HEADER: [&str; 22] = [
+    "recorded_at",
+    "request_id",
+    "action",
+    "project_id",
+    "user_id",
+    "user_id_redacted",
+    "status",
+    "requested_by",
+    "approved_by",
+    "ticket",
+    "note",
+    "also_wiped",
+    "anonymous_id_count",
+    "user_rows_before",
+    "user_rows_after",
+    "anonymous_rows_before",
+    "anonymous_rows_after",
+    "verified",
+    "mutation_ids",
+    "server_version",
+    "server_host",
+    "chforget_version",
+];
+
+fn csv_row(r: &AuditRecord) -> [String; 22] {
+    let count = |kind: TargetKind, after: bool| {
+        r.rows.get(&kind).map_or_else(String::new, |c| {
+            if after {
+                c.after.map_or_else(String::new, |a| a.to_string())
+            } else {
+                c.before.to_string()
+            }
+        })
+    };
+    [
+        r.recorded_at.clone(),
+        r.request_id.clone(),
+        r.action.clone(),
+        r.project_id.clone(),
+        r.user_id.clone(),
+        r.user_id_redacted.to_string(),
+        r.status.clone(),
+        r.meta.requested_by.clone().unwrap_or_default(),
+        r.meta.approved_by.clone().unwrap_or_default(),
+        r.meta.ticket.clone().unwrap_or_default(),
+        r.meta.note.clone().unwrap_or_default(),
+        r.meta.also_wiped.join(";"),
+        r.anonymous_id_count.to_string(),
+        count(TargetKind::User, false),
+        count(TargetKind::User, true),
+        count(TargetKind::Anonymous, false),
+        count(TargetKind::Anonymous, true),
+        r.verified.map_or_else(String::new, |v| v.to_string()),
+        r.mutations
+            .iter()
+            .filter_map(|m| m.mutation_id.clone())
+            .collect::<Vec<_>>()
+            .join(";"),
+        r.server_version.clone(),
+        r.server_host.clone(),
+        r.chforget_version.clone(),
+    ]
+}
+
+/// A leading `=`, `+`, `-` or `@` is prefixed with `'` so that a
+/// spreadsheet does not run the value as a formula.
+fn formula_safe(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    }
+}

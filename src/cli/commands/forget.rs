@@ -1,0 +1,301 @@
+//! `chforget forget`: one user, or every user of a batch file.
+
+use std::path::Path;
+
+use clap::Args;
+
+use crate::batch;
+use crate::cli::args::{
+    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, ProfileArgs, StateArgs, WaitArgs,
+};
+use crate::cli::context::{Confirm, Session, connect, connection_config};
+use crate::cli::render::{render_batch, render_forget};
+use crate::error::{ErrorBody, ErrorCode, Failure, fail};
+use crate::ops::forget::{self, BatchRequest, ForgetRequest};
+use crate::output;
+use crate::pipeline::{Context, RunMode};
+use crate::plan::ForgetOptions;
+use crate::progress;
+use crate::report::{BatchReport, ForgetReport};
+use crate::request::{RequestId, Subject};
+use crate::state::Key;
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Project the user belongs to; nothing outside it is touched
+    #[arg(long, env = "CHFORGET_PROJECT", required_unless_present = "batch")]
+    pub project: Option<String>,
+    /// The user_id to erase
+    #[arg(
+        long = "user",
+        visible_alias = "user-id",
+        value_name = "USER_ID",
+        required_unless_present = "batch"
+    )]
+    pub user_id: Option<String>,
+    /// Erase every user of a CSV (header row) or JSON-lines file with the fields
+    /// project_id, user_id and optionally requested_by, approved_by, ticket, note:
+    /// one mutation per kind and project for all of them
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["project", "user_id"])]
+    pub batch: Option<std::path::PathBuf>,
+    /// Also delete the anonymous rows (NULL user_id) of the anonymous ids stitched to the user
+    #[arg(long)]
+    pub anonymous: bool,
+    /// With --anonymous: delete every row of shared anonymous ids, other users' rows included
+    #[arg(long, requires = "anonymous")]
+    pub include_shared: bool,
+    /// After the deletion is verified, re-aggregate the daily_rollup and sessions rows of the
+    /// days and sessions the deleted rows touched (captured before the deletion)
+    #[arg(long)]
+    pub rollups: bool,
+    /// Print the plan (statements, row counts, anonymous ids) and issue nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Return once the mutations are issued (status "queued")
+    #[arg(long, conflicts_with = "dry_run")]
+    pub no_wait: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+impl ForgetArgs {
+    fn options(&self) -> ForgetOptions {
+        ForgetOptions {
+            anonymous: self.anonymous,
+            include_shared: self.include_shared,
+        }
+    }
+
+    fn mode(&self) -> RunMode {
+        RunMode {
+            wait: !self.no_wait,
+            track: self.wait.track(),
+        }
+    }
+}
+
+pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
+    if let Some(path) = args.batch.clone() {
+        let mut report = BatchReport::new();
+        let result = run_batch(&args, &path, &mut report).await;
+        if let Err(error) = &result {
+            report.error = Some(ErrorBody::of(error));
+        }
+        output::emit(args.output.output, &report, render_batch)?;
+        return result;
+    }
+    let request_id = RequestId::generate();
+    let mut report = ForgetReport::new(
+        request_id.as_str(),
+        args.project.as_deref().unwrap_or_default(),
+        args.user_id.as_deref().unwrap_or_default(),
+        args.options(),
+    );
+    let result = run_one(&args, request_id, &mut report).await;
+    if let Err(error) = &result {
+        report.fail_with(error);
+    }
+    output::emit(args.output.output, &report, render_forget)?;
+    result
+}
+
+async fn run_one(
+    args: &ForgetArgs,
+    request_id: RequestId,
+    report: &mut ForgetReport,
+) -> anyhow::Result<()> {
+    let subject = Subject::new(
+        args.project.as_deref().unwrap_or_default(),
+        args.user_id.as_deref().unwrap_or_default(),
+    )?;
+    let meta = args.audit.meta()?;
+    let session = Session::new(
+        &args.profile,
+        &args.state,
+        Some(&args.audit.table),
+        args.output.output,
+    )?;
+    meta.require_approval(args.audit.require_approval || session.profile.audit.require_approval)?;
+    let config = connection_config(&args.connection)?;
+    let confirm = Confirm::new(args.confirm.yes);
+    if !args.dry_run {
+        let existing = Key::load(&session.state, session.profile.audit.key.as_deref())?;
+        if let Some(found) = forget::early_in_flight(
+            &session.state,
+            existing.as_ref().map(|(k, _)| k),
+            config.database.as_str(),
+            &subject.project_id,
+            &subject.user_id,
+        )? {
+            let key = existing
+                .map(|(k, _)| k)
+                .ok_or_else(|| Failure::new(ErrorCode::StateError, "no key"))?;
+            let journals = crate::journal::Journals {
+                state: &session.state,
+                key: &key,
+            };
+            return forget::report_in_flight(&found, &journals, report);
+        }
+        confirm.ensure_possible("delete")?;
+    }
+    let server = connect(config).await?;
+    let key = session.key_for(!args.dry_run)?;
+    let audit_table = session.audit_table(&server);
+    let ctx = Context {
+        server: &server,
+        profile: &session.profile,
+        state: &session.state,
+        key: &key,
+        audit_table: &audit_table,
+    };
+    let mut ask = |planned: &ForgetReport| {
+        let rows: u64 = planned.rows.values().map(|c| c.before).sum();
+        confirm.ask(
+            &render_forget(planned),
+            &format!(
+                "Delete these {rows} rows of project {:?} (request {})? Mutations cannot be undone.",
+                planned.project_id, planned.request_id
+            ),
+            "nothing was issued",
+        )
+    };
+    let mut observer = progress::for_stderr(false);
+    forget::forget(
+        &ctx,
+        ForgetRequest {
+            request_id,
+            project_id: subject.project_id,
+            user_id: subject.user_id,
+            options: args.options(),
+            rollups: args.rollups,
+            dry_run: args.dry_run,
+            meta,
+        },
+        args.mode(),
+        report,
+        &mut ask,
+        observer.as_mut(),
+    )
+    .await
+}
+
+async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> anyhow::Result<()> {
+    let defaults = args.audit.meta()?;
+    let session = Session::new(
+        &args.profile,
+        &args.state,
+        Some(&args.audit.table),
+        args.output.output,
+    )?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::new(
+            ErrorCode::InvalidPayload,
+            format!("cannot read batch file {}: {e}", path.display()),
+        )
+    })?;
+    let required = args.audit.require_approval || session.profile.audit.require_approval;
+    let (mut lines, rejected) = batch::parse(&text, required && defaults.approved_by.is_none());
+    report.rejected = rejected;
+    for line in &mut lines {
+        let meta = &mut line.meta;
+        meta.requested_by = meta
+            .requested_by
+            .take()
+            .or_else(|| defaults.requested_by.clone());
+        meta.approved_by = meta
+            .approved_by
+            .take()
+            .or_else(|| defaults.approved_by.clone());
+        meta.ticket = meta.ticket.take().or_else(|| defaults.ticket.clone());
+        meta.note = meta.note.take().or_else(|| defaults.note.clone());
+    }
+    let config = connection_config(&args.connection)?;
+    let existing = Key::load(&session.state, session.profile.audit.key.as_deref())?;
+    let lines = if args.dry_run {
+        lines
+    } else {
+        forget::reject_in_flight(
+            &session.state,
+            existing.as_ref().map(|(k, _)| k),
+            config.database.as_str(),
+            lines,
+            &mut report.rejected,
+        )?
+    };
+    report.rejected.sort_by_key(|r| r.line);
+    if lines.is_empty() {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!("no valid line in {}; nothing was sent", path.display()),
+        );
+    }
+    let confirm = Confirm::new(args.confirm.yes);
+    if !args.dry_run {
+        confirm.ensure_possible("delete")?;
+    }
+    let server = connect(config).await?;
+    let key = session.key_for(!args.dry_run)?;
+    let audit_table = session.audit_table(&server);
+    if !args.dry_run {
+        server.ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
+        crate::audit::ensure_table(&server, &audit_table).await?;
+        confirm.ask(
+            "",
+            &format!(
+                "Delete the rows of {} users? Mutations cannot be undone.",
+                lines.len()
+            ),
+            "nothing was issued",
+        )?;
+    }
+    let ctx = Context {
+        server: &server,
+        profile: &session.profile,
+        state: &session.state,
+        key: &key,
+        audit_table: &audit_table,
+    };
+    let mut observer = progress::for_stderr(false);
+    forget::forget_batch(
+        &ctx,
+        BatchRequest {
+            lines,
+            options: args.options(),
+            rollups: args.rollups,
+            dry_run: args.dry_run,
+            meta: crate::request::AuditMeta {
+                also_wiped: defaults.also_wiped.clone(),
+                redact_user: defaults.redact_user,
+                ..crate::request::AuditMeta::default()
+            },
+        },
+        args.mode(),
+        report,
+        observer.as_mut(),
+    )
+    .await?;
+    if !report.rejected.is_empty() {
+        report.rejected.sort_by_key(|r| r.line);
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "{} lines of {} were rejected (see `rejected`); the valid lines were processed",
+                report.rejected.len(),
+                path.display()
+            ),
+        );
+    }
+    Ok(())
+}

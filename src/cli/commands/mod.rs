@@ -1,0 +1,13 @@
+//! One file per subcommand: each turns its flags into one library call (the
+//! `ops` layer or a step module) and one rendering.
+
+pub mod audit;
+pub mod doctor;
+pub mod forget;
+pub mod init;
+pub mod mutations;
+pub mod resume;
+pub mod rollup;
+pub mod status;
+pub mod stitch;
+pub mod verify;

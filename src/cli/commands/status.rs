@@ -1,0 +1,93 @@
+//! `chforget status [ID]`: where journaled requests stand.
+
+use clap::Args;
+
+use crate::cli::args::{OutputArgs, ProfileArgs, StateArgs};
+use crate::cli::context::Session;
+use crate::ops::status::{self, StatusLine};
+use crate::output::{self, OutputFormat};
+use crate::request::RequestId;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A request id; without it, every request that is not completed
+    #[arg(value_name = "REQUEST_ID")]
+    pub request_id: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let session = Session::new(&args.profile, &args.state, None, args.output.output)?;
+    if let Some(id) = &args.request_id {
+        let id = RequestId::parse(id)?;
+        let line = status::one(&session.state, &session.key()?, &id)?;
+        return output::emit(args.output.output, &line, |l| {
+            table(std::slice::from_ref(l))
+        });
+    }
+    let key = crate::state::Key::load(&session.state, session.profile.audit.key.as_deref())?;
+    let lines = status::unfinished(&session.state, key.as_ref().map(|(k, _)| k))?;
+    match args.output.output {
+        OutputFormat::Json => output::print_json(&lines),
+        OutputFormat::Human if lines.is_empty() => {
+            output::status(
+                "no unfinished requests (completed ones are shown by id: chforget status REQUEST_ID)",
+            );
+            Ok(())
+        }
+        OutputFormat::Human => {
+            print!("{}", table(&lines));
+            for line in lines.iter().filter(|l| l.problem.is_some()) {
+                eprintln!(
+                    "chforget: journal of request {} cannot be used: {}",
+                    line.request_id,
+                    line.problem.as_deref().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn table(lines: &[StatusLine]) -> String {
+    let mut out = output::table(
+        &[
+            "request",
+            "created",
+            "project",
+            "user",
+            "status",
+            "mutations",
+            "last step",
+        ],
+        lines.iter().map(|l| {
+            vec![
+                l.request_id.clone(),
+                l.created_at.clone().unwrap_or_else(|| "-".to_string()),
+                l.project_id.clone().unwrap_or_else(|| "-".to_string()),
+                match l.user_ids.as_slice() {
+                    [] => "-".to_string(),
+                    [one] => one.clone(),
+                    many => format!("{} users", many.len()),
+                },
+                match l.running_pid {
+                    Some(pid) => format!("{} (running, pid {pid})", l.status),
+                    None => l.status.clone(),
+                },
+                l.mutations
+                    .iter()
+                    .map(|m| m.as_deref().unwrap_or("-"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                l.last_step.clone().unwrap_or_else(|| "-".to_string()),
+            ]
+        }),
+    );
+    out.push('\n');
+    out
+}

@@ -1,0 +1,222 @@
+//! Human renderings of the reports several commands print (JSON is
+//! `output::print_json` of the same structures).
+
+use crate::ops::rollup::RollupCommandReport;
+use crate::output;
+use crate::pipeline::Outcome;
+use crate::plan::TargetKind;
+use crate::report::{BatchReport, ForgetReport};
+use crate::rollup::RollupReport;
+use crate::stitch::StitchedId;
+use crate::verify::RowCounts;
+
+pub fn render_forget(report: &ForgetReport) -> String {
+    let mut out = output::fields(&[
+        ("request", report.request_id.clone()),
+        ("project", report.project_id.clone()),
+        ("user", report.user_id.clone()),
+        ("status", report.status.to_string()),
+    ]);
+    if report.anonymous_ids > 0 || report.status != Outcome::Failed {
+        let treatment = if !report.anonymous_targeted {
+            "not deleted (pass --anonymous)"
+        } else if report.include_shared {
+            "all their rows deleted, other users' rows on shared ids included"
+        } else {
+            "their anonymous rows deleted; shared ids keep other users' rows"
+        };
+        out.push_str(&format!(
+            "anonymous ids: {} stitched, {} shared with other users: {treatment}\n",
+            report.anonymous_ids, report.shared_anonymous_ids
+        ));
+    }
+    if report.status == Outcome::Planned && !report.stitched.is_empty() {
+        out.push_str(&stitched_table(&report.stitched));
+        out.push('\n');
+    }
+    if !report.rows.is_empty() {
+        out.push_str(&output::table(
+            &["target", "rows before", "rows after"],
+            report.rows.iter().map(|(kind, counts)| {
+                vec![
+                    kind.to_string(),
+                    counts.before.to_string(),
+                    counts.after.map_or("-".to_string(), |a| a.to_string()),
+                ]
+            }),
+        ));
+        out.push('\n');
+    }
+    if !report.mutations.is_empty() {
+        out.push_str(&output::table(
+            &["table", "mutation_id", "kind", "state"],
+            report.mutations.iter().map(|m| {
+                vec![
+                    m.table.clone(),
+                    m.mutation_id.clone().unwrap_or_else(|| "-".to_string()),
+                    m.kind.to_string(),
+                    m.state.clone(),
+                ]
+            }),
+        ));
+        out.push('\n');
+    }
+    if report.status == Outcome::Planned {
+        out.push_str("statements (not issued):\n");
+        for statement in &report.statements {
+            out.push_str(&format!("  {statement};\n"));
+        }
+        if report.may_delete == Some(false) {
+            out.push_str("note: these credentials are read-only and could not issue them\n");
+        }
+    }
+    if let Some(rollups) = &report.rollups {
+        out.push_str(&render_rollups(rollups));
+    }
+    for warning in &report.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
+    if let Some(journal) = &report.journal {
+        out.push_str(&format!("journal: {journal}\n"));
+    }
+    if let Some(audit) = &report.audit {
+        out.push_str(&format!(
+            "audit:   record {} in {}{}\n",
+            audit.record_hash,
+            audit.local,
+            audit
+                .clickhouse
+                .as_ref()
+                .map_or_else(String::new, |table| format!(" and {table}"))
+        ));
+    }
+    out
+}
+
+pub fn render_rollup(report: &RollupCommandReport) -> String {
+    let mut out = output::fields(&[
+        ("request", report.request_id.clone()),
+        ("project", report.rollup.project_id.clone()),
+        ("status", report.status.to_string()),
+    ]);
+    out.push_str(&render_rollups(&report.rollup));
+    out
+}
+
+/// The rollup part of a report: scope, then one line per table.
+pub fn render_rollups(rollups: &RollupReport) -> String {
+    let days = match (rollups.days.first(), rollups.days.last()) {
+        (Some(first), Some(last)) if first != last => format!("{first} to {last}"),
+        (Some(first), _) => first.clone(),
+        _ => "none".to_string(),
+    };
+    let mut out = format!(
+        "rollups: {} ({} days: {days}; {} sessions)\n",
+        if rollups.applied {
+            "recomputed"
+        } else {
+            "not applied yet"
+        },
+        rollups.days.len(),
+        rollups.sessions
+    );
+    if rollups.tables.is_empty() {
+        return out;
+    }
+    let number = |n: Option<u64>| n.map_or("-".to_string(), |n| n.to_string());
+    out.push_str(&output::table(
+        &[
+            "table",
+            "partitions",
+            "rows before",
+            "rows after",
+            "removed",
+            "inserted",
+            "changed",
+        ],
+        rollups.tables.iter().map(|t| {
+            vec![
+                t.table.clone(),
+                t.partitions
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                number(t.rows_before),
+                number(t.rows_after),
+                number(t.removed),
+                number(t.inserted),
+                number(t.changed),
+            ]
+        }),
+    ));
+    out.push('\n');
+    out
+}
+
+pub fn render_batch(report: &BatchReport) -> String {
+    let mut out = String::new();
+    if !report.users.is_empty() {
+        let counts = |rows: &std::collections::BTreeMap<TargetKind, RowCounts>, kind| {
+            rows.get(&kind).map_or_else(String::new, |c: &RowCounts| {
+                format!(
+                    "{} → {}",
+                    c.before,
+                    c.after.map_or("-".to_string(), |a| a.to_string())
+                )
+            })
+        };
+        out.push_str(&output::table(
+            &[
+                "line",
+                "project",
+                "user",
+                "status",
+                "user rows",
+                "anonymous rows",
+                "request",
+            ],
+            report.users.iter().map(|u| {
+                vec![
+                    u.line.to_string(),
+                    u.project_id.clone(),
+                    u.user_id.clone(),
+                    u.status.to_string(),
+                    counts(&u.rows, TargetKind::User),
+                    counts(&u.rows, TargetKind::Anonymous),
+                    u.request_id.clone().unwrap_or_default(),
+                ]
+            }),
+        ));
+        out.push('\n');
+    }
+    for rejected in &report.rejected {
+        out.push_str(&format!(
+            "line {} rejected: {}\n",
+            rejected.line, rejected.error
+        ));
+    }
+    out
+}
+
+/// The stitched ids as a table (`stitch`, `forget --dry-run`).
+pub fn stitched_table(stitched: &[StitchedId]) -> String {
+    output::table(
+        &[
+            "anonymous_id",
+            "user events",
+            "anonymous events",
+            "other users",
+            "shared",
+        ],
+        stitched.iter().map(|s| {
+            vec![
+                s.anonymous_id.display(),
+                s.user_events.to_string(),
+                s.anonymous_events.to_string(),
+                s.other_users.to_string(),
+                if s.is_shared() { "yes" } else { "no" }.to_string(),
+            ]
+        }),
+    )
+}

@@ -1,0 +1,442 @@
+//! `forget` of one user, `forget --batch` and `resume`: each a thin use of
+//! the pipeline (prepare, start, run) that fills the report.
+
+use std::collections::BTreeMap;
+
+use crate::batch::BatchLine;
+use crate::error::{ErrorCode, fail, shown};
+use crate::journal::{Journals, RequestJournal, RequestStatus};
+use crate::pipeline::{
+    self, Context, InFlight, MemberInput, NewRequest, Observer, Outcome, RunMode, Started,
+};
+use crate::plan::ForgetOptions;
+use crate::report::{BatchReport, ForgetReport, RejectedLine};
+use crate::request::{AuditMeta, RequestId, ValidId};
+use crate::state::{Key, StateDir};
+
+/// What a forget of one user asks for.
+pub struct ForgetRequest {
+    pub request_id: RequestId,
+    pub project_id: ValidId,
+    pub user_id: ValidId,
+    pub options: ForgetOptions,
+    pub rollups: bool,
+    pub dry_run: bool,
+    pub meta: AuditMeta,
+}
+
+/// Before connecting: the request in flight for this user, if any, found
+/// with the key the state directory already has (none: no journal yet).
+pub fn early_in_flight(
+    state: &StateDir,
+    key: Option<&Key>,
+    database: &str,
+    project: &ValidId,
+    user: &ValidId,
+) -> anyhow::Result<Option<InFlight>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let (journals, unreadable) = Journals { state, key }.list()?;
+    warn_unreadable(&unreadable);
+    Ok(pipeline::in_flight(
+        &journals, state, database, project, user, key,
+    ))
+}
+
+fn warn_unreadable(unreadable: &[crate::journal::Unreadable]) {
+    for bad in unreadable {
+        eprintln!(
+            "chforget: warning: ignoring {} when looking for requests in flight: {}",
+            bad.path.display(),
+            bad.problem
+        );
+    }
+}
+
+/// Report a request in flight instead of starting another: a stalled one is
+/// shown (status as journaled) with the advice to resume it; one a process
+/// is working on is refused.
+pub fn report_in_flight(
+    found: &InFlight,
+    journals: &Journals<'_>,
+    report: &mut ForgetReport,
+) -> anyhow::Result<()> {
+    let journal = found.journal();
+    *report = ForgetReport::of_journal(journal);
+    report.status = Outcome::Queued;
+    report.journal = Some(journals.path(&journal.request_id).display().to_string());
+    match found {
+        InFlight::Running(_, holder) => fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "request {} for this user and project is running in {holder}; nothing new was started. Follow it with `chforget status {}`",
+                journal.request_id, journal.request_id
+            ),
+        ),
+        InFlight::Stalled(_) => {
+            eprintln!(
+                "chforget: request {} for this user and project is already in flight (status {}); nothing new was started. Finish it with `chforget resume {}`",
+                journal.request_id, journal.status, journal.request_id
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Prepare, confirm, start and run a forget of one user. `confirm` sees the
+/// planned report before anything is issued.
+pub async fn forget(
+    ctx: &Context<'_>,
+    request: ForgetRequest,
+    mode: RunMode,
+    report: &mut ForgetReport,
+    confirm: &mut dyn FnMut(&ForgetReport) -> anyhow::Result<()>,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<()> {
+    report.may_delete = Some(!ctx.server.capabilities.readonly);
+    let prepared = pipeline::prepare(
+        ctx,
+        NewRequest {
+            request_id: request.request_id,
+            action: "forget".to_string(),
+            project_id: request.project_id.clone(),
+            members: vec![MemberInput {
+                line: None,
+                user_id: request.user_id.clone(),
+                meta: request.meta.clone(),
+            }],
+            options: request.options,
+            rollups: request.rollups,
+            batch: false,
+            meta: request.meta,
+            known: BTreeMap::new(),
+        },
+    )
+    .await?;
+    report.describe(&prepared.journal);
+    report.warnings = prepared.warnings;
+    for warning in &report.warnings {
+        eprintln!("chforget: warning: {warning}");
+    }
+    report.status = Outcome::Planned;
+    if request.dry_run {
+        return Ok(());
+    }
+    ctx.server
+        .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
+    // The audit table must exist before anything is deleted, so that the
+    // record of the deletion can be written.
+    crate::audit::ensure_table(ctx.server, ctx.audit_table).await?;
+    confirm(report)?;
+    let (mut journal, _lock) = match pipeline::start(ctx, prepared.journal)? {
+        Started::New(journal, lock) => (*journal, lock),
+        Started::Busy(mut busy) => {
+            let (_, found) = busy.remove(0);
+            return report_in_flight(&found, &ctx.journals(), report);
+        }
+    };
+    report.journal = Some(
+        ctx.journals()
+            .path(&journal.request_id)
+            .display()
+            .to_string(),
+    );
+    let (result, outcome) = pipeline::run(ctx, &mut journal, "forget", mode, observer).await;
+    report.apply(&journal, &result);
+    outcome
+}
+
+/// Finish a journaled request. A completed one is reported as such and
+/// nothing is sent.
+pub async fn resume(
+    ctx: &Context<'_>,
+    mut journal: RequestJournal,
+    mode: RunMode,
+    report: &mut ForgetReport,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<()> {
+    *report = ForgetReport::of_journal(&journal);
+    report.journal = Some(
+        ctx.journals()
+            .path(&journal.request_id)
+            .display()
+            .to_string(),
+    );
+    if journal.status == RequestStatus::Completed {
+        report.status = Outcome::Completed;
+        return Ok(());
+    }
+    let _lock = ctx.journals().lock(&journal.request_id)?;
+    // Another process may have moved it on before the lock was ours.
+    journal = ctx.journals().load(&journal.request_id)?;
+    if journal.status == RequestStatus::Completed {
+        *report = ForgetReport::of_journal(&journal);
+        report.status = Outcome::Completed;
+        return Ok(());
+    }
+    journal.record_step("resumed", format!("from status {}", journal.status));
+    let (result, outcome) = pipeline::run(ctx, &mut journal, "resume", mode, observer).await;
+    report.apply(&journal, &result);
+    outcome
+}
+
+/// Refuse to resume or verify a request made in another database.
+pub fn check_database(journal: &RequestJournal, database: &str, verb: &str) -> anyhow::Result<()> {
+    if journal.scope.database.as_str() != database {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "request {} was made in database {}; {verb} it with --database {}",
+                journal.request_id,
+                shown(journal.scope.database.as_str()),
+                journal.scope.database
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// A batch: the valid lines, one request per project.
+pub struct BatchRequest {
+    pub lines: Vec<BatchLine>,
+    pub options: ForgetOptions,
+    pub rollups: bool,
+    pub dry_run: bool,
+    /// What applies to every line (`also_wiped`, `redact_user`).
+    pub meta: AuditMeta,
+}
+
+/// Drop lines whose user has a request in flight (before connecting).
+pub fn reject_in_flight(
+    state: &StateDir,
+    key: Option<&Key>,
+    database: &str,
+    lines: Vec<BatchLine>,
+    rejected: &mut Vec<RejectedLine>,
+) -> anyhow::Result<Vec<BatchLine>> {
+    let Some(key) = key else {
+        return Ok(lines);
+    };
+    let (journals, unreadable) = Journals { state, key }.list()?;
+    warn_unreadable(&unreadable);
+    let mut accepted = Vec::new();
+    for line in lines {
+        match pipeline::in_flight(
+            &journals,
+            state,
+            database,
+            &line.project_id,
+            &line.user_id,
+            key,
+        ) {
+            Some(found) => rejected.push(in_flight_line(line.line, &found)),
+            None => accepted.push(line),
+        }
+    }
+    Ok(accepted)
+}
+
+fn in_flight_line(line: usize, found: &InFlight) -> RejectedLine {
+    let id = &found.journal().request_id;
+    RejectedLine {
+        line,
+        error: match found {
+            InFlight::Running(_, holder) => {
+                format!("a request for this user is running in {holder}: request {id}")
+            }
+            InFlight::Stalled(_) => {
+                format!(
+                    "a request for this user is in flight: finish it with `chforget resume {id}`"
+                )
+            }
+        },
+    }
+}
+
+/// One request per project for the lines, each prepared, started and run
+/// in turn (a project is prepared only once the one before it ran).
+pub async fn forget_batch(
+    ctx: &Context<'_>,
+    request: BatchRequest,
+    mode: RunMode,
+    report: &mut BatchReport,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<()> {
+    let mut request = request;
+    let mut by_project: BTreeMap<ValidId, Vec<BatchLine>> = BTreeMap::new();
+    for line in std::mem::take(&mut request.lines) {
+        by_project
+            .entry(line.project_id.clone())
+            .or_default()
+            .push(line);
+    }
+    let mut first_error: Option<anyhow::Error> = None;
+    for (project, lines) in by_project {
+        let request_id = RequestId::generate();
+        let mut request_report = ForgetReport::new(
+            request_id.as_str(),
+            project.as_str(),
+            &format!("{} users", lines.len()),
+            request.options,
+        );
+        let outcome = batch_project(
+            ctx,
+            &request,
+            request_id,
+            project.clone(),
+            lines.clone(),
+            mode,
+            &mut request_report,
+            report,
+            observer,
+        )
+        .await;
+        if let Err(error) = outcome {
+            request_report.fail_with(&error);
+            // Users of a project that never got a journal still get a line.
+            if !report
+                .requests
+                .iter()
+                .any(|r| r.request_id == request_report.request_id)
+            {
+                for line in &lines {
+                    report.users.push(crate::report::UserResult {
+                        line: line.line,
+                        project_id: project.as_str().to_string(),
+                        user_id: line.user_id.as_str().to_string(),
+                        request_id: None,
+                        status: request_report.status,
+                        anonymous_ids: 0,
+                        shared_anonymous_ids: 0,
+                        rows: BTreeMap::new(),
+                        error: request_report.error.clone(),
+                    });
+                }
+                report.requests.push(request_report);
+            } else if let Some(existing) = report
+                .requests
+                .iter_mut()
+                .find(|r| r.request_id == request_report.request_id)
+            {
+                existing.status = request_report.status;
+                existing.error = request_report.error.clone();
+                for user in report
+                    .users
+                    .iter_mut()
+                    .filter(|u| u.request_id.as_deref() == Some(existing.request_id.as_str()))
+                {
+                    user.error = existing.error.clone();
+                    if user.status == Outcome::Completed {
+                        user.status = existing.status;
+                    }
+                }
+            }
+            first_error.get_or_insert(error);
+        }
+    }
+    report.settle();
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn batch_project(
+    ctx: &Context<'_>,
+    request: &BatchRequest,
+    request_id: RequestId,
+    project: ValidId,
+    lines: Vec<BatchLine>,
+    mode: RunMode,
+    request_report: &mut ForgetReport,
+    report: &mut BatchReport,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<()> {
+    let prepared = pipeline::prepare(
+        ctx,
+        NewRequest {
+            request_id,
+            action: "forget-batch".to_string(),
+            project_id: project,
+            members: lines
+                .iter()
+                .map(|line| MemberInput {
+                    line: Some(line.line),
+                    user_id: line.user_id.clone(),
+                    meta: line.meta.clone(),
+                })
+                .collect(),
+            options: request.options,
+            rollups: request.rollups,
+            batch: true,
+            meta: request.meta.clone(),
+            known: BTreeMap::new(),
+        },
+    )
+    .await?;
+    request_report.describe(&prepared.journal);
+    request_report.warnings = prepared.warnings;
+    for warning in &request_report.warnings {
+        eprintln!("chforget: warning: {warning}");
+    }
+    request_report.status = Outcome::Planned;
+    if request.dry_run {
+        report.add_request(&prepared.journal, request_report, None);
+        return Ok(());
+    }
+    let (mut journal, _lock) = match pipeline::start(ctx, prepared.journal.clone())? {
+        Started::New(journal, lock) => (*journal, lock),
+        Started::Busy(busy) => {
+            // Another process started a request for some of these users
+            // since the file was read: they are rejected, the others go on.
+            let busy_users: Vec<ValidId> = busy.iter().map(|(u, _)| u.clone()).collect();
+            for (user, found) in &busy {
+                if let Some(line) = lines.iter().find(|l| l.user_id == *user) {
+                    report.rejected.push(in_flight_line(line.line, found));
+                }
+            }
+            let rest: Vec<BatchLine> = lines
+                .into_iter()
+                .filter(|l| !busy_users.contains(&l.user_id))
+                .collect();
+            if rest.is_empty() {
+                return Ok(());
+            }
+            let retry = RequestId::generate();
+            *request_report = ForgetReport::new(
+                retry.as_str(),
+                prepared.journal.scope.project_id.as_str(),
+                &format!("{} users", rest.len()),
+                request.options,
+            );
+            return Box::pin(batch_project(
+                ctx,
+                request,
+                retry,
+                prepared.journal.scope.project_id.clone(),
+                rest,
+                mode,
+                request_report,
+                report,
+                observer,
+            ))
+            .await;
+        }
+    };
+    let planned = journal.clone();
+    request_report.journal = Some(
+        ctx.journals()
+            .path(&journal.request_id)
+            .display()
+            .to_string(),
+    );
+    let (result, outcome) = pipeline::run(ctx, &mut journal, "forget-batch", mode, observer).await;
+    request_report.apply(&journal, &result);
+    if let Err(error) = &outcome {
+        request_report.fail_with(error);
+    }
+    report.add_request(&planned, request_report, result.after.as_ref());
+    outcome
+}

@@ -1,0 +1,126 @@
+//! `mutations kill`: `KILL MUTATION` for exactly one mutation, recorded in
+//! the audit trail (which is also how a request later tells a mutation
+//! chforget killed from one that vanished).
+
+use serde::Serialize;
+
+use crate::audit::{self, ActionRecord, AuditedMutation};
+use crate::error::{ErrorCode, fail};
+use crate::journal::{StepEvent, now_rfc3339};
+use crate::mutations::{self, MutationFilter, MutationRow};
+use crate::request::{AuditMeta, RequestId};
+use crate::server::Server;
+use crate::sql::{QualifiedTable, string_literal};
+use crate::state::{Key, StateDir};
+
+#[derive(Serialize)]
+pub struct KillReport {
+    pub killed: bool,
+    pub mutation: MutationRow,
+}
+
+/// The unfinished mutation `mutation_id` of `table`, or why there is none
+/// to kill.
+pub async fn find(
+    server: &Server,
+    table: &QualifiedTable,
+    mutation_id: &str,
+) -> anyhow::Result<MutationRow> {
+    if !server.capabilities.kill_mutation {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "ClickHouse {} has no KILL MUTATION (it arrived in 19.1); nothing was sent. A mutation on this server runs until it finishes",
+                server.capabilities.version
+            ),
+        );
+    }
+    let filter = MutationFilter {
+        mutation_ids: vec![mutation_id.to_string()],
+        ..MutationFilter::for_table(table)
+    };
+    let found = mutations::list(server, &filter).await?;
+    let [row] = found.as_slice() else {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "no mutation {} on {table}; list them with `chforget mutations list --all --table {}`",
+                crate::error::shown(mutation_id),
+                table.table.as_str()
+            ),
+        );
+    };
+    if row.is_done != 0 {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "mutation {} on {table} is already done; nothing to kill",
+                row.mutation_id
+            ),
+        );
+    }
+    Ok(row.clone())
+}
+
+/// Kill `row` and record it.
+pub async fn kill(
+    server: &Server,
+    state: &StateDir,
+    key: &Key,
+    audit_table: &QualifiedTable,
+    table: &QualifiedTable,
+    row: MutationRow,
+    meta: AuditMeta,
+) -> anyhow::Result<KillReport> {
+    let sql = format!(
+        "KILL MUTATION WHERE database = {} AND table = {} AND mutation_id = {} SYNC",
+        string_literal(table.database.as_str()),
+        string_literal(table.table.as_str()),
+        string_literal(&row.mutation_id)
+    );
+    audit::ensure_table(server, audit_table).await?;
+    let killed = server
+        .execute(&sql, "killing the mutation", ErrorCode::ServerError)
+        .await;
+    let request_id = RequestId::generate();
+    let record = audit::record::action_record(
+        ActionRecord {
+            action: "kill",
+            request_id: request_id.as_str(),
+            project_id: "",
+            status: if killed.is_ok() {
+                "completed"
+            } else {
+                "failed"
+            },
+            meta,
+            statements: vec![sql],
+            mutations: vec![AuditedMutation {
+                table: table.table.as_str().to_string(),
+                mutation_id: Some(row.mutation_id.clone()),
+                kind: None,
+                is_done: false,
+                state: if killed.is_ok() { "killed" } else { "running" }.to_string(),
+            }],
+            steps: vec![StepEvent {
+                step: "kill".to_string(),
+                at: now_rfc3339(),
+                // Not the command: it may quote the ids a forget erased.
+                detail: format!(
+                    "{table} {} ({} parts to do)",
+                    row.mutation_id, row.parts_to_do
+                ),
+            }],
+            rollups: None,
+            error: killed.as_ref().err(),
+        },
+        &audit::origin(server),
+    );
+    let recorded = audit::write(server, state, key, audit_table, vec![record], false).await;
+    killed?;
+    recorded?;
+    Ok(KillReport {
+        killed: true,
+        mutation: row,
+    })
+}

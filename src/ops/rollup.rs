@@ -1,0 +1,124 @@
+//! `chforget rollup`: recompute a project's rollup rows for a day range,
+//! recorded in the audit trail.
+
+use serde::Serialize;
+
+use crate::audit::{self, ActionRecord};
+use crate::error::ErrorBody;
+use crate::journal::{StepEvent, now_rfc3339};
+use crate::pipeline::{Context, Outcome, scope_of};
+use crate::plan::RollupKind;
+use crate::request::{AuditMeta, RequestId, ValidId};
+use crate::rollup::{self, DayRange, RollupReport};
+
+/// What `rollup` prints: one object, also on failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollupCommandReport {
+    pub request_id: String,
+    pub status: Outcome,
+    #[serde(flatten)]
+    pub rollup: RollupReport,
+    pub error: Option<ErrorBody>,
+}
+
+impl RollupCommandReport {
+    pub fn new(project: &str) -> Self {
+        RollupCommandReport {
+            request_id: RequestId::generate().as_str().to_string(),
+            status: Outcome::Failed,
+            rollup: RollupReport {
+                project_id: project.to_string(),
+                applied: false,
+                days: Vec::new(),
+                sessions: 0,
+                tables: Vec::new(),
+            },
+            error: None,
+        }
+    }
+}
+
+pub struct RollupRequest {
+    pub project_id: ValidId,
+    pub range: DayRange,
+    pub kinds: Vec<RollupKind>,
+    pub dry_run: bool,
+    pub meta: AuditMeta,
+}
+
+/// Find the scope, show it (dry run: stop there), confirm, recompute and
+/// record.
+pub async fn rollup(
+    ctx: &Context<'_>,
+    request: RollupRequest,
+    report: &mut RollupCommandReport,
+    confirm: &mut dyn FnMut(&RollupCommandReport) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let server = ctx.server;
+    rollup::check_tables(server, ctx.profile, &request.kinds).await?;
+    let scope = scope_of(server, ctx.profile, &request.project_id);
+    let found =
+        rollup::discover(server, ctx.profile, &scope, &request.range, &request.kinds).await?;
+    let request_id = RequestId::parse(&report.request_id)?;
+    let job = rollup::job(server, ctx.profile, &scope, &request_id, &found)?;
+    report.rollup = rollup::preview(server, &job).await?;
+    if request.dry_run {
+        report.status = Outcome::Planned;
+        return Ok(());
+    }
+    server.ensure_writable("rewrite rollup partitions; nothing was changed")?;
+    confirm(report)?;
+    audit::ensure_table(server, ctx.audit_table).await?;
+    let started = now_rfc3339();
+    let outcome = rollup::apply(server, &job).await;
+    if let Ok(applied) = &outcome {
+        report.rollup = applied.clone();
+        report.status = Outcome::Completed;
+    }
+    let record = audit::record::action_record(
+        ActionRecord {
+            action: "rollup",
+            request_id: &report.request_id,
+            project_id: request.project_id.as_str(),
+            status: report.status.as_str(),
+            meta: request.meta,
+            statements: Vec::new(),
+            mutations: Vec::new(),
+            steps: vec![
+                StepEvent {
+                    step: "rollup_started".to_string(),
+                    at: started,
+                    detail: format!(
+                        "{} days, {} sessions",
+                        report.rollup.days.len(),
+                        report.rollup.sessions
+                    ),
+                },
+                StepEvent {
+                    step: if outcome.is_ok() {
+                        "rollup_done"
+                    } else {
+                        "rollup_failed"
+                    }
+                    .to_string(),
+                    at: now_rfc3339(),
+                    detail: String::new(),
+                },
+            ],
+            rollups: Some(report.rollup.clone()),
+            error: outcome.as_ref().err(),
+        },
+        &audit::origin(server),
+    );
+    let recorded = audit::write(
+        server,
+        ctx.state,
+        ctx.key,
+        ctx.audit_table,
+        vec![record],
+        false,
+    )
+    .await;
+    outcome?;
+    recorded.map(|_| ())
+}

@@ -1,0 +1,85 @@
+//! `status [ID]`: where journaled requests stand, read from the state
+//! directory only (never the server). A journal that cannot be read is
+//! listed with the reason, never hides the others.
+
+use serde::Serialize;
+
+use crate::journal::{Journals, RequestJournal};
+use crate::request::RequestId;
+use crate::state::{Key, StateDir};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusLine {
+    pub request_id: String,
+    pub created_at: Option<String>,
+    pub project_id: Option<String>,
+    /// The user; for a batch request, every user of it.
+    pub user_ids: Vec<String>,
+    /// The journaled status, or `unreadable`.
+    pub status: String,
+    pub mutations: Vec<Option<String>>,
+    pub last_step: Option<String>,
+    /// The pid of the chforget process working on it now, if any.
+    pub running_pid: Option<u32>,
+    pub running: bool,
+    /// Why the journal could not be read.
+    pub problem: Option<String>,
+}
+
+pub fn line(journal: &RequestJournal, state: &StateDir) -> StatusLine {
+    let holder = state.is_request_running(&journal.request_id);
+    StatusLine {
+        request_id: journal.request_id.as_str().to_string(),
+        created_at: Some(journal.created_at.clone()),
+        project_id: Some(journal.scope.project_id.as_str().to_string()),
+        user_ids: journal
+            .members
+            .iter()
+            .map(|m| m.user_id.as_str().to_string())
+            .collect(),
+        status: journal.status.as_str().to_string(),
+        mutations: journal
+            .targets
+            .iter()
+            .flat_map(|t| t.attempts.iter().map(|a| a.mutation_id.clone()))
+            .collect(),
+        last_step: journal.steps.last().map(|s| s.step.clone()),
+        running: holder.is_some(),
+        running_pid: holder.and_then(|h| h.pid),
+        problem: None,
+    }
+}
+
+/// One request, whatever its status.
+pub fn one(state: &StateDir, key: &Key, id: &RequestId) -> anyhow::Result<StatusLine> {
+    let journal = Journals { state, key }.load(id)?;
+    Ok(line(&journal, state))
+}
+
+/// Every request that is not completed, and every journal that cannot be
+/// read. No key yet: no request was ever journaled here.
+pub fn unfinished(state: &StateDir, key: Option<&Key>) -> anyhow::Result<Vec<StatusLine>> {
+    let Some(key) = key else {
+        return Ok(Vec::new());
+    };
+    let (journals, unreadable) = Journals { state, key }.list()?;
+    let mut lines: Vec<StatusLine> = journals
+        .iter()
+        .filter(|j| j.status != crate::journal::RequestStatus::Completed)
+        .map(|j| line(j, state))
+        .collect();
+    lines.extend(unreadable.into_iter().map(|bad| StatusLine {
+        request_id: bad.request_id.as_str().to_string(),
+        created_at: None,
+        project_id: None,
+        user_ids: Vec::new(),
+        status: "unreadable".to_string(),
+        mutations: Vec::new(),
+        last_step: None,
+        running: false,
+        running_pid: None,
+        problem: Some(bad.problem),
+    }));
+    lines.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+    Ok(lines)
+}

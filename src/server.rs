@@ -1,0 +1,135 @@
+//! One ClickHouse server as chforget uses it: an open connection, what the
+//! server can do (detected once), and whether the configured database
+//! exists.
+
+use clickhouse::{Row, RowOwned, RowRead};
+use serde::Deserialize;
+
+use crate::capabilities::Capabilities;
+use crate::connection::{Connection, ConnectionConfig};
+use crate::error::{ErrorCode, fail};
+use crate::sql::{Ident, QualifiedTable, string_literal};
+
+#[derive(Row, Deserialize)]
+struct DatabaseName {
+    #[allow(dead_code)]
+    name: String,
+}
+
+/// An open connection plus what the server can do.
+#[derive(Clone)]
+pub struct Server {
+    connection: Connection,
+    /// Whether `config.database` exists on the server.
+    pub database_exists: bool,
+    pub config: ConnectionConfig,
+    pub capabilities: Capabilities,
+}
+
+impl Server {
+    /// Connect, authenticate and detect capabilities (one round of small
+    /// queries on system tables).
+    pub async fn connect(config: ConnectionConfig) -> anyhow::Result<Self> {
+        // No database yet: a missing one would fail every query, and the
+        // capability probes read only system tables.
+        let probe = Connection::open(config.clone());
+        let capabilities = Capabilities::detect(&probe).await?;
+        let database_exists = !probe
+            .fetch::<DatabaseName>(
+                &format!(
+                    "SELECT name FROM system.databases WHERE name = {}",
+                    string_literal(config.database.as_str())
+                ),
+                "looking up the database",
+            )
+            .await?
+            .is_empty();
+        Ok(Server {
+            connection: probe.configured(
+                capabilities.typed_row_validation,
+                capabilities.max_query_size,
+            ),
+            database_exists,
+            config,
+            capabilities,
+        })
+    }
+
+    /// Fail with `permission_denied` when the session is read-only; `action`
+    /// says what it may not do, for the message.
+    pub fn ensure_writable(&self, action: &str) -> anyhow::Result<()> {
+        if self.capabilities.readonly {
+            return fail(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "user {:?} is read-only on this server (setting readonly != 0) and may not {action}",
+                    self.config.user
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Fail with `schema_mismatch` when the configured database is missing.
+    pub fn require_database(&self) -> anyhow::Result<()> {
+        if self.database_exists {
+            return Ok(());
+        }
+        fail(
+            ErrorCode::SchemaMismatch,
+            format!(
+                "database {} does not exist on this server; check --database, or create it and the reference schema with `chforget init`",
+                self.config.database
+            ),
+        )
+    }
+
+    pub fn database(&self) -> &Ident {
+        self.connection.database()
+    }
+
+    pub fn table(&self, table: &Ident) -> QualifiedTable {
+        self.connection.table(table)
+    }
+
+    /// The URL as it may be shown (no credentials).
+    pub fn shown_url(&self) -> String {
+        crate::connection::display_url(&self.config.url)
+    }
+
+    pub async fn fetch<T>(&self, sql: &str, during: &str) -> anyhow::Result<Vec<T>>
+    where
+        T: RowOwned + RowRead,
+    {
+        self.connection.fetch(sql, during).await
+    }
+
+    pub async fn execute(
+        &self,
+        sql: &str,
+        during: &str,
+        rejected: ErrorCode,
+    ) -> anyhow::Result<()> {
+        self.connection.execute(sql, during, rejected).await
+    }
+
+    pub async fn execute_with_settings(
+        &self,
+        sql: &str,
+        settings: &[(&str, &str)],
+        during: &str,
+        rejected: ErrorCode,
+    ) -> anyhow::Result<()> {
+        self.connection
+            .execute_with_settings(sql, settings, during, rejected)
+            .await
+    }
+
+    pub async fn execute_without_database(&self, sql: &str, during: &str) -> anyhow::Result<()> {
+        self.connection.execute_without_database(sql, during).await
+    }
+
+    pub fn client(&self) -> &clickhouse::Client {
+        self.connection.client()
+    }
+}
