@@ -9,12 +9,54 @@ use crate::sql::{QualifiedTable, render, string_literal};
 
 const MUTATIONS_SQL: &str = include_str!("../sql/mutations.sql");
 
+/// A row as `sql/mutations.sql` reads it.
+#[derive(Deserialize, Row)]
+struct RawMutationRow {
+    database: String,
+    table: String,
+    mutation_id: String,
+    command_hex: String,
+    create_time: u32,
+    parts_to_do: i64,
+    is_done: u8,
+    is_killed: u8,
+    latest_fail_reason_hex: String,
+    latest_failed_part: String,
+}
+
+/// Text the server sent as `hex()` because it may quote ids that are not
+/// UTF-8 (which would fail a String column); such bytes are replaced.
+fn from_hex_lossy(hex: &str) -> anyhow::Result<String> {
+    let bytes = crate::request::decode_hex(hex)
+        .ok_or_else(|| anyhow::anyhow!("ClickHouse's hex() answer is not hex"))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+impl RawMutationRow {
+    fn decode(self) -> anyhow::Result<MutationRow> {
+        Ok(MutationRow {
+            command: from_hex_lossy(&self.command_hex)?,
+            latest_fail_reason: from_hex_lossy(&self.latest_fail_reason_hex)?,
+            database: self.database,
+            table: self.table,
+            mutation_id: self.mutation_id,
+            create_time: self.create_time,
+            parts_to_do: self.parts_to_do,
+            is_done: self.is_done,
+            is_killed: self.is_killed,
+            latest_failed_part: self.latest_failed_part,
+        })
+    }
+}
+
 /// One row of `system.mutations`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Row)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MutationRow {
     pub database: String,
     pub table: String,
     pub mutation_id: String,
+    /// The server's text of the command; bytes that are not UTF-8 (a
+    /// deleted id may hold any) are replaced, so it is for reading only.
     pub command: String,
     /// Unix seconds.
     pub create_time: u32,
@@ -138,7 +180,11 @@ pub fn mutations_sql(server: &Server, filter: &MutationFilter) -> anyhow::Result
 
 pub async fn list(server: &Server, filter: &MutationFilter) -> anyhow::Result<Vec<MutationRow>> {
     let sql = mutations_sql(server, filter)?;
-    let rows: Vec<MutationRow> = server.fetch(&sql, "reading system.mutations").await?;
+    let raw: Vec<RawMutationRow> = server.fetch(&sql, "reading system.mutations").await?;
+    let rows = raw
+        .into_iter()
+        .map(RawMutationRow::decode)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if filter.keys.is_empty() {
         return Ok(rows);
     }

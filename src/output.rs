@@ -109,6 +109,20 @@ pub fn status(message: impl AsRef<str>) {
     }
 }
 
+/// `text` with control characters written as `\xNN`, so that text from the
+/// server (a command quoting a hostile id) cannot drive the terminal.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02X}", u32::from(c) & 0xff));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Shorten `text` to `max` characters for a terminal column.
 pub fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {

@@ -289,35 +289,30 @@ async fn no_match_warnings(
         return Ok(Vec::new());
     }
     let normalize = |text: &str| text.trim().to_lowercase();
+    let quoted = |text: &str| format!("{:?}", RawId::from(text).display());
     let mut warnings = Vec::new();
-    let project_rows = counts.total() > 0
-        || {
-            let near = near_misses(
-                server,
-                scope,
-                "project_id",
-                &[scope.project_id.as_str()],
-                true,
-            )
-            .await?;
-            if near.is_empty() {
-                warnings.push(format!(
-                    "project {} has no rows in {}",
-                    shown(scope.project_id.as_str()),
-                    scope.events_table()
+    let project = scope.project_id.as_str();
+    let mut project_exists = counts.total() > 0;
+    if !project_exists {
+        let near = near_misses(server, scope, "project_id", &[project], true).await?;
+        project_exists = near.contains(&quoted(project));
+        if !project_exists {
+            let mut warning = format!(
+                "project {} has no rows in {}",
+                shown(project),
+                scope.events_table()
+            );
+            if !near.is_empty() {
+                warning.push_str(&format!(
+                    "; stored project ids that differ only by whitespace or case: {}",
+                    near.join(", ")
                 ));
-            } else {
-                warnings.push(format!(
-                "project {} has no rows in {}; stored project ids that differ only by whitespace or case: {}",
-                shown(scope.project_id.as_str()),
-                scope.events_table(),
-                near.join(", ")
-            ));
             }
-            !near.is_empty()
-        };
+            warnings.push(warning);
+        }
+    }
     let wanted: Vec<&str> = unmatched.iter().map(|m| m.user_id.as_str()).collect();
-    let near = if project_rows || counts.total() == 0 {
+    let near = if project_exists {
         near_misses(server, scope, "user_id", &wanted, false).await?
     } else {
         Vec::new()
@@ -327,7 +322,7 @@ async fn no_match_warnings(
         let similar: Vec<&String> = near
             .iter()
             .filter(|n| {
-                normalize(n) == key && n.as_str() != format!("{:?}", member.user_id.as_str())
+                normalize(n.trim_matches('"')) == key && **n != quoted(member.user_id.as_str())
             })
             .collect();
         let mut warning = format!(
@@ -496,6 +491,10 @@ pub fn start(ctx: &Context<'_>, mut journal: RequestJournal) -> anyhow::Result<S
 pub struct RunMode {
     pub wait: bool,
     pub track: TrackOptions,
+    /// Re-issue statements whose mutation is killed or vanishes while this
+    /// run watches (`resume`); a first run stops instead, since whoever
+    /// killed it may have meant it.
+    pub reissue_killed: bool,
 }
 
 /// How a run ended.
@@ -673,7 +672,30 @@ async fn drive(
             .track
             .timeout
             .map(|t| t.saturating_sub(started.elapsed()));
-        track_all(ctx, journal, track, observer).await?;
+        let lost = track_all(ctx, journal, track, mode.reissue_killed, observer).await?;
+        if !lost.is_empty() {
+            if round == MAX_ROUNDS {
+                journal.status = RequestStatus::Failed;
+                ctx.journals().save(journal)?;
+                return fail(
+                    ErrorCode::ForgetFailed,
+                    format!(
+                        "mutations of this request were killed or vanished {MAX_ROUNDS} times in a row; find out what removes them (`chforget audit list` shows kills chforget made), then `chforget resume {}`",
+                        journal.request_id
+                    ),
+                );
+            }
+            for index in lost {
+                let target = &mut journal.targets[index];
+                let marker = target.new_attempt(&journal.request_id);
+                journal.steps.push(step(
+                    "reissue",
+                    format!("{marker}: the previous mutation can no longer delete anything"),
+                ));
+            }
+            ctx.journals().save(journal)?;
+            continue;
+        }
         journal.record_step("mutations_done", "all mutations done");
         ctx.journals().save(journal)?;
         crash_point("mutations_done");
@@ -794,12 +816,16 @@ async fn issue_all(
 
 /// Track every issued attempt that is not known done, and journal what
 /// became of each.
+/// Returns the targets whose mutation was killed or vanished when
+/// `reissue_killed` allows re-issuing them; without it, such a mutation
+/// fails the run.
 async fn track_all(
     ctx: &Context<'_>,
     journal: &mut RequestJournal,
     options: TrackOptions,
+    reissue_killed: bool,
     observer: &mut dyn Observer,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<usize>> {
     let table = journal.scope.events_table();
     let keys: Vec<(usize, MutationKey)> = journal
         .targets
@@ -823,7 +849,7 @@ async fn track_all(
         })
         .collect();
     if keys.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let watched: Vec<MutationKey> = keys.iter().map(|(_, k)| k.clone()).collect();
     let tracked = track::track(ctx.server, &watched, options, observer).await?;
@@ -839,6 +865,8 @@ async fn track_all(
         killed_by_chforget(ctx, &vanished)
     };
     let mut problems = Vec::new();
+    let mut lost = Vec::new();
+    let mut failed = false;
     for (index, key) in &keys {
         let Some(state) = tracked.states.get(key) else {
             continue;
@@ -858,21 +886,34 @@ async fn track_all(
             attempt.outcome = outcome.or(attempt.outcome);
         }
         match (state, outcome) {
-            (MutationState::Done, _) | (MutationState::Pending | MutationState::Running { .. }, _) => {}
+            (MutationState::Done, _)
+            | (MutationState::Pending | MutationState::Running { .. }, _) => {}
             (MutationState::Failed { reason, .. }, _) => {
+                failed = true;
                 problems.push(format!("{key}: failed: {reason}"));
             }
-            (_, Some(AttemptOutcome::Killed)) => problems.push(format!("{key}: killed")),
-            (MutationState::Vanished, _) if seen => problems.push(format!(
-                "{key}: vanished from system.mutations before it finished (killed outside chforget, or its table was dropped)"
-            )),
+            (_, Some(AttemptOutcome::Killed)) => {
+                lost.push(*index);
+                problems.push(format!("{key}: killed"));
+            }
+            (MutationState::Vanished, _) if seen => {
+                lost.push(*index);
+                problems.push(format!(
+                    "{key}: vanished from system.mutations before it finished (killed outside chforget, or its table was dropped)"
+                ));
+            }
             _ => {}
         }
     }
     match tracked.outcome {
         TrackOutcome::AllDone => {
             ctx.journals().save(journal)?;
-            Ok(())
+            Ok(Vec::new())
+        }
+        TrackOutcome::Failed if !failed && !lost.is_empty() && reissue_killed => {
+            journal.record_step("lost", problems.join("; "));
+            ctx.journals().save(journal)?;
+            Ok(lost)
         }
         TrackOutcome::Failed if problems.is_empty() => {
             // Only mutations that were never seen: the count decides.
@@ -881,7 +922,7 @@ async fn track_all(
                 "mutations not found in system.mutations (finished and pruned, or lost); verifying by counting",
             );
             ctx.journals().save(journal)?;
-            Ok(())
+            Ok(Vec::new())
         }
         TrackOutcome::Failed => {
             journal.status = RequestStatus::Failed;

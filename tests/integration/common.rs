@@ -134,9 +134,18 @@ impl TestDb {
     }
 }
 
+/// The chforget binary under test: this build's, or `CHFORGET_TEST_BIN`
+/// (to show that a new test fails on an older build).
+pub fn chforget_bin() -> PathBuf {
+    std::env::var_os("CHFORGET_TEST_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_chforget")),
+        PathBuf::from,
+    )
+}
+
 /// The chforget binary with a clean environment (no CLICKHOUSE_* leaking in).
 pub fn bare_chforget() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chforget"));
+    let mut command = Command::new(chforget_bin());
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().to_string();
         if name.starts_with("CLICKHOUSE_") || name.starts_with("CHFORGET_") {
@@ -536,3 +545,73 @@ pub const FORGET_U1_JSON: &[&str] = &[
     "--output",
     "json",
 ];
+
+/// An anonymous id the audit trail must never hold in clear.
+pub const SECRET_ANON: &str = "anon-SECRET-7f3k";
+
+/// The standard fixture plus a row of u1 and an anonymous row on
+/// [`SECRET_ANON`].
+pub async fn seed_with_secret(db: &TestDb) {
+    db.seed().await;
+    insert_events(
+        &db.client,
+        &[
+            event(
+                "p1",
+                Some("u1"),
+                SECRET_ANON,
+                "s-secret",
+                "pageview",
+                "target-user",
+                "ip-u1",
+                NOV_2026 + 900,
+            ),
+            event(
+                "p1",
+                None,
+                SECRET_ANON,
+                "s-secret",
+                "pageview",
+                "target-anon",
+                "ip-u1",
+                NOV_2026 + 901,
+            ),
+        ],
+    )
+    .await;
+}
+
+/// `forget --project p1 --user USER --anonymous --yes --output json` that
+/// must succeed, with `extra` flags.
+pub fn forget_json(db: &TestDb, user: &str, extra: &[&str]) -> serde_json::Value {
+    let output = run(db
+        .chforget()
+        .args([
+            "forget",
+            "--project",
+            "p1",
+            "--user",
+            user,
+            "--anonymous",
+            "--yes",
+            "--output",
+            "json",
+        ])
+        .args(extra));
+    assert_eq!(output.code, 0, "{}\n{}", output.stderr, output.stdout);
+    output.json()
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

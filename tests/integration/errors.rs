@@ -339,3 +339,82 @@ async fn a_rejected_mutation_is_forget_failed_with_clickhouse_code() {
         "nothing was deleted"
     );
 }
+
+/// With `--output json`, stdout holds exactly one JSON document on every
+/// error, argument errors included, with the error's code.
+#[tokio::test]
+async fn every_error_is_one_json_document_on_stdout() {
+    let db = TestDb::new("every_error_is_one_json_document").await;
+    db.seed().await;
+    let dead = dead_url();
+    let unknown = "01a228b4-9333-779e-905f-58089d6845e3";
+    let cases: Vec<(Vec<&str>, bool, &str)> = vec![
+        (vec!["doctor"], true, "connection_failed"),
+        (
+            vec!["stitch", "--project", "p1", "--user", ""],
+            false,
+            "invalid_payload",
+        ),
+        (vec!["mutations", "list"], true, "connection_failed"),
+        (
+            vec!["mutations", "watch", "x", "--table", "bad table"],
+            false,
+            "invalid_payload",
+        ),
+        (vec!["audit", "verify"], true, "state_error"),
+        (vec!["audit", "show", unknown], false, "invalid_payload"),
+        (vec!["status", unknown], false, "state_error"),
+        (vec!["status", "../x"], false, "invalid_payload"),
+        (vec!["verify", unknown], false, "state_error"),
+        (vec!["resume", unknown], false, "state_error"),
+        (vec!["forget", "--project", "p1"], false, "invalid_payload"),
+        (
+            vec![
+                "forget",
+                "--timeout",
+                "soon",
+                "--project",
+                "p1",
+                "--user",
+                "u1",
+            ],
+            false,
+            "invalid_payload",
+        ),
+        (vec!["no-such-command"], false, "invalid_payload"),
+        (
+            vec!["init", "--database", "bad-name"],
+            false,
+            "invalid_payload",
+        ),
+    ];
+    for (args, dead_server, code) in cases {
+        let mut command = db.chforget();
+        if dead_server {
+            command.env("CLICKHOUSE_URL", &dead);
+        }
+        let output = run(command.args(&args).args(["--output", "json"]));
+        assert_ne!(output.code, 0, "{args:?}");
+        let document: serde_json::Value =
+            serde_json::from_str(&output.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "{args:?}: stdout is not one JSON document ({e}): {:?}",
+                    output.stdout
+                )
+            });
+        assert_eq!(document["error"]["code"], code, "{args:?}: {document:#}");
+        assert!(
+            document["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{args:?}"
+        );
+    }
+    // The environment asks for JSON too.
+    let output = run(db
+        .chforget()
+        .env("CHFORGET_OUTPUT", "json")
+        .args(["status", "nope"]));
+    assert_eq!(output.code, 2);
+    assert_eq!(output.json()["error"]["code"], "invalid_payload");
+}

@@ -3,11 +3,16 @@
 //! mock). Each test gets a fresh database named after it.
 
 mod audit;
+mod batch;
 mod common;
 mod errors;
 mod forget;
 mod help;
+mod ids;
+mod late;
 mod mutations;
+mod resume;
 mod rollup;
 mod servers;
 mod smoke;
+mod state;

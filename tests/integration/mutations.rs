@@ -409,3 +409,59 @@ async fn ctrl_c_stops_watching_but_not_the_mutation() {
     assert_eq!(mutation_ids(&db, "t").await, ids);
     db.exec("SYSTEM START MERGES t").await;
 }
+
+/// On ClickHouse 18.16 rows survived when three or more DELETE mutations of
+/// a table were pending at once: there chforget never makes it more than
+/// two, waiting for other writers' mutations first; newer servers have no
+/// such limit.
+#[tokio::test]
+async fn deletes_wait_for_room_where_the_server_loses_rows_with_more_pending() {
+    let db = TestDb::new("deletes_wait_for_room").await;
+    db.seed().await;
+    let kept = db
+        .fingerprint("url NOT IN ('target-user', 'target-anon')")
+        .await;
+    db.exec("SYSTEM STOP MERGES events").await;
+    db.exec("ALTER TABLE events DELETE WHERE url = 'nothing-1'")
+        .await;
+    db.exec("ALTER TABLE events DELETE WHERE url = 'nothing-2'")
+        .await;
+    let output = run(db.chforget().args(crate::common::FORGET_U1_JSON).args([
+        "--anonymous",
+        "--timeout",
+        "3s",
+    ]));
+    let chforget_mutations = db
+        .count(&format!(
+            "SELECT count() FROM system.mutations WHERE database = '{}' AND position(command, 'chforget:') > 0",
+            db.name
+        ))
+        .await;
+    match engine() {
+        Engine::Legacy => {
+            assert_eq!(output.code, 5, "{}", output.stderr);
+            assert_eq!(
+                chforget_mutations, 0,
+                "nothing issued while two are pending"
+            );
+            assert!(output.stderr.contains("pending"), "{}", output.stderr);
+        }
+        Engine::Current => {
+            assert_eq!(output.code, 5, "{}", output.stderr);
+            assert_eq!(chforget_mutations, 2, "no limit on this server");
+        }
+    }
+    db.exec("SYSTEM START MERGES events").await;
+    let request = output.json()["request_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let resumed = run(db.chforget().args(["resume", &request]));
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE url IN ('target-user', 'target-anon')")
+            .await,
+        0
+    );
+    assert_eq!(db.fingerprint("1").await, kept);
+}

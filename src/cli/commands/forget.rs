@@ -82,6 +82,7 @@ impl ForgetArgs {
         RunMode {
             wait: !self.no_wait,
             track: self.wait.track(),
+            reissue_killed: false,
         }
     }
 }

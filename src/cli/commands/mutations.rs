@@ -116,6 +116,13 @@ pub async fn run(command: MutationsCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `--table`, checked like every identifier.
+fn table_name(name: &str) -> anyhow::Result<Ident> {
+    Ident::new(name).map_err(|e| {
+        Failure::new(ErrorCode::InvalidPayload, format!("--table: {}", e.message)).into()
+    })
+}
+
 /// The mutations' database is the connection's `--database`.
 fn scope_database(connection: &ConnectionArgs) -> String {
     connection.database.clone()
@@ -133,7 +140,13 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     let server = connect(connection_config(&args.connection)?).await?;
     let filter = MutationFilter {
         database: (!args.all_databases).then(|| scope_database(&args.connection)),
-        table: args.scope.table.clone(),
+        table: args
+            .scope
+            .table
+            .as_deref()
+            .map(table_name)
+            .transpose()?
+            .map(|t| t.as_str().to_string()),
         command_contains: args.command.clone(),
         unfinished_only: !args.all,
         ..MutationFilter::default()
@@ -192,7 +205,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
                         row.database.clone(),
                         row.table.clone(),
                         row.mutation_id.clone(),
-                        output::shorten(&row.command, command_width),
+                        output::shorten(&output::printable(&row.command), command_width),
                         output::unix_time(row.create_time),
                         output::age(row.create_time),
                         row.parts_to_do.to_string(),
@@ -202,7 +215,10 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
                         cells.push(row.is_killed.to_string());
                     }
                     if caps.mutation_fail_reason {
-                        cells.push(output::shorten(&row.latest_fail_reason, command_width));
+                        cells.push(output::shorten(
+                            &output::printable(&row.latest_fail_reason),
+                            command_width,
+                        ));
                     }
                     cells
                 }),
@@ -230,7 +246,7 @@ struct WatchedState<'a> {
 }
 
 async fn watch(args: WatchArgs) -> anyhow::Result<()> {
-    let table = args.scope.table.clone();
+    let table = table_name(&args.scope.table)?.as_str().to_string();
     let database = scope_database(&args.connection);
     let server = connect(connection_config(&args.connection)?).await?;
     let keys: Vec<MutationKey> = args
@@ -322,9 +338,7 @@ async fn kill(args: KillArgs) -> anyhow::Result<()> {
     let config = connection_config(&args.connection)?;
     let table = QualifiedTable {
         database: config.database.clone(),
-        table: Ident::new(&args.scope.table).map_err(|e| {
-            Failure::new(ErrorCode::InvalidPayload, format!("--table: {}", e.message))
-        })?,
+        table: table_name(&args.scope.table)?,
     };
     let server = connect(config).await?;
     let row = kill::find(&server, &table, &args.id).await?;
@@ -333,7 +347,7 @@ async fn kill(args: KillArgs) -> anyhow::Result<()> {
         &format!(
             "Kill mutation {} on {table} ({})? Parts it already rewrote stay rewritten.",
             row.mutation_id,
-            output::shorten(&row.command, 120)
+            output::shorten(&output::printable(&row.command), 120)
         ),
         "nothing was killed",
     )?;

@@ -77,6 +77,7 @@ async fn resume(args: &ResumeArgs, report: &mut ForgetReport) -> anyhow::Result<
     let mode = RunMode {
         wait: true,
         track: args.wait.track(),
+        reissue_killed: true,
     };
     let mut observer = progress::for_stderr(false);
     forget::resume(&ctx, journal, mode, report, observer.as_mut()).await

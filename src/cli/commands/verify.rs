@@ -98,6 +98,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
                 timeout: Some(args.timeout),
                 ..TrackOptions::default()
             },
+            reissue_killed: false,
         };
         match confirm.ask(
             "",

@@ -1,0 +1,175 @@
+//! Ids of any bytes: anonymous ids with control characters, bytes that are
+//! not UTF-8 or 300 KB are stitched, counted, erased and redacted; an id
+//! that matches nothing says so.
+
+use crate::common::{TestDb, files_under, run};
+
+/// Anonymous ids as ClickHouse literals: each carries a marker word that
+/// must never be found in clear once the request completed.
+const HOSTILE: [(&str, &str); 3] = [
+    ("ctl-secret", r"'ctl\x01ctl-secret\x1b[2J\n'"),
+    ("badutf8-secret", r"'bad\xFF\xFEbadutf8-secret\xC3'"),
+    ("huge-secret", ""),
+];
+
+fn huge_literal() -> String {
+    format!("'huge-secret-{}'", "x".repeat(300 * 1024))
+}
+
+async fn seed_hostile(db: &TestDb) {
+    db.seed().await;
+    let mut values = Vec::new();
+    for (_, literal) in HOSTILE {
+        let literal = if literal.is_empty() {
+            huge_literal()
+        } else {
+            literal.to_string()
+        };
+        values.push(format!(
+            "('p1', 'u1', {literal}, 's-h', 'pageview', 'target-user', 'ip', 1793491200)"
+        ));
+        values.push(format!(
+            "('p1', NULL, {literal}, 's-h', 'pageview', 'target-anon', 'ip', 1793491201)"
+        ));
+        // The same device in another project stays.
+        values.push(format!(
+            "('p2', NULL, {literal}, 's-h', 'pageview', 'keep-other-project', 'ip', 1793491202)"
+        ));
+    }
+    let sql = format!(
+        "INSERT INTO events (project_id, user_id, anonymous_id, session_id, event, url, ip_hash, ts) VALUES {}",
+        values.join(", ")
+    );
+    db.client
+        .query_raw(&sql)
+        .with_setting("max_query_size", "2000000")
+        .execute()
+        .await
+        .expect("insert hostile ids");
+}
+
+#[tokio::test]
+async fn ids_of_any_bytes_are_erased_and_never_kept_in_clear() {
+    let db = TestDb::new("ids_of_any_bytes_are_erased").await;
+    seed_hostile(&db).await;
+    let kept = db
+        .fingerprint("url NOT IN ('target-user', 'target-anon')")
+        .await;
+    let stitched = run(db.chforget().args([
+        "stitch",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(stitched.code, 0, "{}", stitched.stderr);
+    assert_eq!(
+        stitched.json()["anonymous_ids"],
+        6,
+        "3 fixture ids and 3 hostile ones"
+    );
+
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--anonymous",
+        "--rollups",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(
+        output.code,
+        0,
+        "{}",
+        output.stderr.chars().take(2000).collect::<String>()
+    );
+    let report = output.json();
+    assert_eq!(report["status"], "completed");
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE url IN ('target-user', 'target-anon')")
+            .await,
+        0,
+        "every targeted row is gone"
+    );
+    assert_eq!(db.fingerprint("1").await, kept, "nothing else was touched");
+
+    for file in files_under(db.state_path()) {
+        let bytes = std::fs::read(&file).expect("read");
+        let text = String::from_utf8_lossy(&bytes);
+        for (secret, _) in HOSTILE {
+            assert!(
+                !text.contains(secret),
+                "{} holds {secret} in clear",
+                file.display()
+            );
+        }
+    }
+    for (secret, _) in HOSTILE {
+        let rows = db
+            .count(&format!(
+                "SELECT count() FROM forget_audit WHERE position(record, '{secret}') > 0 OR position(user_id, '{secret}') > 0"
+            ))
+            .await;
+        assert_eq!(rows, 0, "forget_audit holds {secret} in clear");
+    }
+    let verify = run(db.chforget().args(["audit", "verify"]));
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    let request = report["request_id"].as_str().expect("id").to_string();
+    let late = run(db.chforget().args(["verify", &request, "--output", "json"]));
+    assert_eq!(late.code, 0, "{}", late.stderr);
+}
+
+#[tokio::test]
+async fn a_request_that_matches_nothing_says_so_and_names_near_misses() {
+    let db = TestDb::new("a_request_that_matches_nothing_says_so").await;
+    db.seed().await;
+    let before = db.fingerprint("1").await;
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1 ",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = output.json();
+    let warnings: Vec<&str> = report["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("matches no row") && w.contains("\"u1\"") && w.contains("\"U1\"")),
+        "it names the stored ids that differ by whitespace or case: {warnings:?}"
+    );
+    assert!(output.stderr.contains("warning"), "{}", output.stderr);
+    assert_eq!(db.fingerprint("1").await, before, "nothing was deleted");
+    let project = run(db.chforget().args([
+        "forget",
+        "--project",
+        "P1",
+        "--user",
+        "u1",
+        "--dry-run",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(project.code, 0, "{}", project.stderr);
+    let warnings = project.json()["warnings"].to_string();
+    assert!(
+        warnings.contains("has no rows") && warnings.contains("\\\"p1\\\""),
+        "{warnings}"
+    );
+}
