@@ -307,3 +307,26 @@ async fn audit_verify_checks_every_column_and_duplicates() {
         edited.stdout
     );
 }
+
+/// The audit row reached ClickHouse but its answer was lost on the way
+/// back: the row is looked up before anything is called failed, so the
+/// request is completed and the row is there exactly once.
+#[tokio::test]
+async fn a_lost_answer_to_the_audit_insert_is_checked_not_reported_failed() {
+    let db = TestDb::new("a_lost_answer_to_the_audit_insert").await;
+    seed_with_secret(&db).await;
+    let proxy = crate::common::lossy_proxy(&db.url, "forget_audit");
+    let output = run(db
+        .chforget()
+        .env("CLICKHOUSE_URL", &proxy.url)
+        .args(crate::common::FORGET_U1_JSON));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert_eq!(output.json()["status"], "completed");
+    assert!(
+        proxy.dropped.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the answer to the INSERT was really lost"
+    );
+    assert_eq!(db.count("SELECT count() FROM forget_audit").await, 1);
+    let verify = run(db.chforget().args(["audit", "verify"]));
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+}

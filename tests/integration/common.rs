@@ -615,3 +615,92 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// A TCP proxy in front of the server that loses answers: every HTTP
+/// request whose request line contains `needle` reaches the server, but the
+/// connection is dropped before its answer reaches the client (a timeout
+/// or a broken connection after the server did the work).
+pub struct LossyProxy {
+    pub url: String,
+    pub dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+pub fn lossy_proxy(upstream: &str, needle: &'static str) -> LossyProxy {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let target = upstream
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("proxy port");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let counter = dropped.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let lose_next = Arc::new(AtomicBool::new(false));
+            let (mut from_client, mut to_server) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            let (mut from_server, mut to_client) = (server, client);
+            let lose = lose_next.clone();
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 65536];
+                while let Ok(n) = from_server.read(&mut buffer) {
+                    if n == 0 {
+                        break;
+                    }
+                    if lose.load(Ordering::SeqCst) {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let _ = to_client.shutdown(std::net::Shutdown::Both);
+                        let _ = from_server.shutdown(std::net::Shutdown::Both);
+                        return;
+                    }
+                    if to_client.write_all(&buffer[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = to_client.shutdown(std::net::Shutdown::Both);
+            });
+            let lose = lose_next;
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 65536];
+                let mut head = Vec::new();
+                while let Ok(n) = from_client.read(&mut buffer) {
+                    if n == 0 {
+                        break;
+                    }
+                    head.extend_from_slice(&buffer[..n]);
+                    let text = String::from_utf8_lossy(&head);
+                    // A body without a final line end runs into the next
+                    // request line: look for request lines anywhere.
+                    let seen = text.match_indices("POST /").any(|(at, _)| {
+                        text[at..]
+                            .split("\r\n")
+                            .next()
+                            .is_some_and(|line| line.contains(needle))
+                    });
+                    if seen {
+                        lose.store(true, Ordering::SeqCst);
+                    }
+                    if head.len() > 16384 {
+                        head.drain(..head.len() - 8192);
+                    }
+                    if to_server.write_all(&buffer[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = to_server.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    LossyProxy { url, dropped }
+}

@@ -15,6 +15,8 @@ async fn resume_after_a_crash_at_every_step_issues_nothing_twice() {
         "issued:1",
         "queued",
         "mutations_done",
+        "verified",
+        "audited",
     ];
     for (index, point) in points.iter().enumerate() {
         let db = TestDb::new(&format!("resume_after_crash_{index}")).await;
