@@ -73,11 +73,6 @@ pub async fn pending_on(server: &Server, table: &QualifiedTable) -> anyhow::Resu
     Ok(rows.first().map_or(0, |r| r.n))
 }
 
-/// What the issuer reports while it waits for room.
-pub trait IssueObserver {
-    fn waiting_for_room(&mut self, table: &QualifiedTable, pending: u64, limit: u64);
-}
-
 /// Issue `target`'s statement with `marker` unless a mutation with that
 /// marker exists already; return its mutation. `deadline` bounds the wait
 /// for room on servers with a limit of pending deletes.
@@ -87,14 +82,14 @@ pub async fn issue(
     target: &Target,
     marker: &str,
     deadline: Option<Instant>,
-    observer: &mut dyn IssueObserver,
+    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
 ) -> anyhow::Result<(MutationRow, Issued)> {
     let table = scope.events_table();
     if let Some(existing) = find_issued(server, &table, marker).await? {
         return Ok((existing, Issued::Earlier));
     }
     if let Some(limit) = server.capabilities.max_pending_deletes {
-        wait_for_room(server, &table, limit, deadline, observer).await?;
+        wait_for_room(server, &table, limit, deadline, waiting).await?;
     }
     let during = format!("issuing the {} mutation on {table}", target.kind);
     // A server profile with mutations_sync > 0 would hold the ALTER until the
@@ -142,7 +137,7 @@ async fn wait_for_room(
     table: &QualifiedTable,
     limit: u64,
     deadline: Option<Instant>,
-    observer: &mut dyn IssueObserver,
+    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
 ) -> anyhow::Result<()> {
     let mut interval = Duration::from_millis(100);
     let mut reported = false;
@@ -152,7 +147,7 @@ async fn wait_for_room(
             return Ok(());
         }
         if !reported {
-            observer.waiting_for_room(table, pending, limit);
+            waiting(table, pending, limit);
             reported = true;
         }
         if deadline.is_some_and(|d| Instant::now() + interval > d) {

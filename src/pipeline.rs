@@ -18,7 +18,7 @@ use std::time::Instant;
 use crate::audit::{self, AuditOutcome, RunSummary};
 use crate::error::{ErrorCode, Failure, fail, shown};
 use crate::journal::{Journals, Member, RequestJournal, RequestStatus, crash_point, now_rfc3339};
-use crate::mutate::{self, IssueObserver};
+use crate::mutate;
 use crate::mutations::MutationKey;
 use crate::plan::{self, AttemptOutcome, ForgetOptions, RollupScope, Target, TargetKind};
 use crate::profile::Profile;
@@ -32,7 +32,7 @@ use crate::sql::{
 };
 use crate::state::{FileLock, Key, StateDir};
 use crate::stitch::{self, StitchedId};
-use crate::track::{self, MutationState, TrackObserver, TrackOptions, TrackOutcome};
+use crate::track::{self, MutationState, Notice, TrackObserver, TrackOptions, TrackOutcome};
 use crate::verify::{self, Counts};
 
 const NEAR_MISSES_SQL: &str = include_str!("../sql/near_misses.sql");
@@ -59,10 +59,6 @@ impl Context<'_> {
         }
     }
 }
-
-/// What the pipeline reports while it runs (progress, waits, warnings).
-pub trait Observer: TrackObserver + IssueObserver {}
-impl<T: TrackObserver + IssueObserver> Observer for T {}
 
 /// One user of a new request.
 #[derive(Debug, Clone)]
@@ -554,7 +550,7 @@ pub async fn run(
     journal: &mut RequestJournal,
     action: &str,
     mode: RunMode,
-    observer: &mut dyn Observer,
+    observer: &mut dyn TrackObserver,
 ) -> (RunResult, anyhow::Result<()>) {
     let mut result = RunResult {
         outcome: Outcome::Failed,
@@ -638,7 +634,7 @@ async fn drive(
     ctx: &Context<'_>,
     journal: &mut RequestJournal,
     mode: RunMode,
-    observer: &mut dyn Observer,
+    observer: &mut dyn TrackObserver,
     result: &mut RunResult,
 ) -> anyhow::Result<Outcome> {
     ctx.server
@@ -647,18 +643,23 @@ async fn drive(
     let deadline = mode.track.timeout.map(|t| started + t);
     // A target whose last mutation was killed or vanished gets a new
     // attempt: it can no longer delete anything.
-    for target in &mut journal.targets {
-        if matches!(
-            target.current().and_then(|a| a.outcome),
-            Some(AttemptOutcome::Killed | AttemptOutcome::Vanished)
-        ) {
-            let marker = target.new_attempt(&journal.request_id);
-            journal.steps.push(step(
-                "reissue",
-                format!("{marker}: the previous mutation can no longer delete anything"),
-            ));
-        }
-    }
+    let lost: Vec<usize> = journal
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|(_, target)| {
+            matches!(
+                target.current().and_then(|a| a.outcome),
+                Some(AttemptOutcome::Killed | AttemptOutcome::Vanished)
+            )
+        })
+        .map(|(index, _)| index)
+        .collect();
+    reissue(
+        journal,
+        &lost,
+        "the previous mutation can no longer delete anything",
+    );
     for round in 1..=MAX_ROUNDS {
         issue_all(ctx, journal, deadline, observer).await?;
         journal.status = RequestStatus::Queued;
@@ -675,24 +676,20 @@ async fn drive(
         let lost = track_all(ctx, journal, track, mode.reissue_killed, observer).await?;
         if !lost.is_empty() {
             if round == MAX_ROUNDS {
-                journal.status = RequestStatus::Failed;
-                ctx.journals().save(journal)?;
-                return fail(
-                    ErrorCode::ForgetFailed,
+                return give_up(
+                    ctx,
+                    journal,
                     format!(
                         "mutations of this request were killed or vanished {MAX_ROUNDS} times in a row; find out what removes them (`chforget audit list` shows kills chforget made), then `chforget resume {}`",
                         journal.request_id
                     ),
                 );
             }
-            for index in lost {
-                let target = &mut journal.targets[index];
-                let marker = target.new_attempt(&journal.request_id);
-                journal.steps.push(step(
-                    "reissue",
-                    format!("{marker}: the previous mutation can no longer delete anything"),
-                ));
-            }
+            reissue(
+                journal,
+                &lost,
+                "the previous mutation can no longer delete anything",
+            );
             ctx.journals().save(journal)?;
             continue;
         }
@@ -726,34 +723,40 @@ async fn drive(
             ),
         );
         if round == MAX_ROUNDS {
-            journal.status = RequestStatus::Failed;
-            ctx.journals().save(journal)?;
-            return fail(
-                ErrorCode::ForgetFailed,
+            return give_up(
+                ctx,
+                journal,
                 format!(
                     "the mutations are done but {remaining} targeted rows remain after {MAX_ROUNDS} rounds (rows keep arriving for these ids); stop the ingestion for this user, then finish with `chforget resume {}`",
                     journal.request_id
                 ),
             );
         }
-        for index in survivors {
-            let target = &mut journal.targets[index];
-            let marker = target.new_attempt(&journal.request_id);
-            journal
-                .steps
-                .push(step("reissue", format!("{marker}: rows remain")));
-        }
+        reissue(journal, &survivors, "rows remain");
         ctx.journals().save(journal)?;
     }
     unreachable!("the last round returns")
 }
 
-fn step(name: &str, detail: String) -> crate::journal::StepEvent {
-    crate::journal::StepEvent {
-        step: name.to_string(),
-        at: now_rfc3339(),
-        detail,
+/// Give the targets at `indices` a new attempt (a new marker), journaled
+/// with the reason.
+fn reissue(journal: &mut RequestJournal, indices: &[usize], why: &str) {
+    for &index in indices {
+        let marker = journal.targets[index].new_attempt(&journal.request_id);
+        journal.record_step("reissue", format!("{marker}: {why}"));
     }
+}
+
+/// End a run that cannot finish by itself: the request is failed (resume
+/// continues it) and `message` says what to do.
+fn give_up(
+    ctx: &Context<'_>,
+    journal: &mut RequestJournal,
+    message: String,
+) -> anyhow::Result<Outcome> {
+    journal.status = RequestStatus::Failed;
+    ctx.journals().save(journal)?;
+    fail(ErrorCode::ForgetFailed, message)
 }
 
 /// Issue every target's current attempt that has no mutation yet.
@@ -761,7 +764,7 @@ async fn issue_all(
     ctx: &Context<'_>,
     journal: &mut RequestJournal,
     deadline: Option<Instant>,
-    observer: &mut dyn Observer,
+    observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<()> {
     journal.status = RequestStatus::Issuing;
     ctx.journals().save(journal)?;
@@ -776,13 +779,20 @@ async fn issue_all(
         journal.record_step("issuing", marker.clone());
         ctx.journals().save(journal)?;
         crash_point(&format!("issuing:{index}"));
+        let mut waiting = |table: &QualifiedTable, pending: u64, limit: u64| {
+            observer.notice(&Notice::WaitingForRoom {
+                table,
+                pending,
+                limit,
+            });
+        };
         let issued = mutate::issue(
             ctx.server,
             &journal.scope,
             &journal.targets[index],
             &marker,
             deadline,
-            observer,
+            &mut waiting,
         )
         .await;
         crash_point(&format!("sent:{index}"));
@@ -824,7 +834,7 @@ async fn track_all(
     journal: &mut RequestJournal,
     options: TrackOptions,
     reissue_killed: bool,
-    observer: &mut dyn Observer,
+    observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<Vec<usize>> {
     let table = journal.scope.events_table();
     let keys: Vec<(usize, MutationKey)> = journal

@@ -8,12 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::mutate::IssueObserver;
 use crate::mutations::{MutationKey, MutationRow};
 use crate::output;
-use crate::pipeline::Observer;
-use crate::sql::QualifiedTable;
-use crate::track::{Diagnosis, MutationState, TrackObserver};
+
+use crate::track::{Diagnosis, MutationState, Notice, TrackObserver};
 
 /// Progress bars of parts_to_do, redrawn in place on a terminal.
 pub struct TerminalBars {
@@ -81,19 +79,9 @@ impl TrackObserver for TerminalBars {
         let _ = stderr.flush();
     }
 
-    fn stuck(
-        &mut self,
-        key: &MutationKey,
-        stalled: Duration,
-        row: &MutationRow,
-        diagnosis: &Result<Diagnosis, String>,
-    ) {
-        eprintln!("{}", stuck_message(key, stalled, row, diagnosis));
-        self.drawn_lines = 0;
-    }
-
-    fn retrying(&mut self, error: &anyhow::Error, wait: Duration) {
-        eprintln!("{}", retry_message(error, wait));
+    fn notice(&mut self, notice: &Notice<'_>) {
+        eprintln!("{}", message(notice));
+        // The bars are drawn anew below the message.
         self.drawn_lines = 0;
     }
 }
@@ -111,17 +99,8 @@ impl TrackObserver for LogLines {
             eprintln!("{} {}", key, describe(state));
         }
     }
-    fn stuck(
-        &mut self,
-        key: &MutationKey,
-        stalled: Duration,
-        row: &MutationRow,
-        diagnosis: &Result<Diagnosis, String>,
-    ) {
-        eprintln!("{}", stuck_message(key, stalled, row, diagnosis));
-    }
-    fn retrying(&mut self, error: &anyhow::Error, wait: Duration) {
-        eprintln!("{}", retry_message(error, wait));
+    fn notice(&mut self, notice: &Notice<'_>) {
+        eprintln!("{}", message(notice));
     }
 }
 
@@ -157,13 +136,17 @@ impl TrackObserver for JsonLines {
         };
         let _ = output::print_json_line(&event);
     }
-    fn stuck(
-        &mut self,
-        key: &MutationKey,
-        stalled: Duration,
-        row: &MutationRow,
-        diagnosis: &Result<Diagnosis, String>,
-    ) {
+    fn notice(&mut self, notice: &Notice<'_>) {
+        let Notice::Stuck {
+            key,
+            stalled,
+            row,
+            diagnosis,
+        } = notice
+        else {
+            eprintln!("{}", message(notice));
+            return;
+        };
         let state = MutationState::Running {
             parts_to_do: row.parts_to_do,
         };
@@ -179,9 +162,6 @@ impl TrackObserver for JsonLines {
         };
         let _ = output::print_json_line(&event);
     }
-    fn retrying(&mut self, error: &anyhow::Error, wait: Duration) {
-        eprintln!("{}", retry_message(error, wait));
-    }
 }
 
 fn describe(state: &MutationState) -> String {
@@ -191,6 +171,31 @@ fn describe(state: &MutationState) -> String {
             "vanished from system.mutations (pruned or table dropped): its outcome is unknown, check the rows".to_string()
         }
         other => other.to_string(),
+    }
+}
+
+/// A notice as one line of text.
+fn message(notice: &Notice<'_>) -> String {
+    match notice {
+        Notice::Stuck {
+            key,
+            stalled,
+            row,
+            diagnosis,
+        } => stuck_message(key, *stalled, row, diagnosis),
+        Notice::Retrying { error, wait } => format!(
+            "lost contact with ClickHouse ({error:#}); retrying in {} — the mutations keep running on the server",
+            humantime::format_duration(Duration::from_millis(
+                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+            ))
+        ),
+        Notice::WaitingForRoom {
+            table,
+            pending,
+            limit,
+        } => format!(
+            "{pending} mutations are pending on {table}; waiting until fewer than {limit} are before issuing the next delete (on this server version, more pending deletes at once have left rows behind)"
+        ),
     }
 }
 
@@ -232,40 +237,8 @@ fn stuck_message(
     message
 }
 
-fn retry_message(error: &anyhow::Error, wait: Duration) -> String {
-    format!(
-        "lost contact with ClickHouse ({error:#}); retrying in {} — the mutations keep running on the server",
-        humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
-    )
-}
-
-impl IssueObserver for TerminalBars {
-    fn waiting_for_room(&mut self, table: &QualifiedTable, pending: u64, limit: u64) {
-        eprintln!("{}", room_message(table, pending, limit));
-        self.drawn_lines = 0;
-    }
-}
-
-impl IssueObserver for LogLines {
-    fn waiting_for_room(&mut self, table: &QualifiedTable, pending: u64, limit: u64) {
-        eprintln!("{}", room_message(table, pending, limit));
-    }
-}
-
-impl IssueObserver for JsonLines {
-    fn waiting_for_room(&mut self, table: &QualifiedTable, pending: u64, limit: u64) {
-        eprintln!("{}", room_message(table, pending, limit));
-    }
-}
-
-fn room_message(table: &QualifiedTable, pending: u64, limit: u64) -> String {
-    format!(
-        "{pending} mutations are pending on {table}; waiting until fewer than {limit} are before issuing the next delete (on this server version, more pending deletes at once have left rows behind)"
-    )
-}
-
 /// The observer for a terminal or a log, as stderr allows.
-pub fn for_stderr(lines_when_not_terminal: bool) -> Box<dyn Observer> {
+pub fn for_stderr(lines_when_not_terminal: bool) -> Box<dyn TrackObserver> {
     if output::stderr_is_terminal() {
         Box::new(TerminalBars::new())
     } else {

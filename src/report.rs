@@ -14,7 +14,7 @@ use crate::pipeline::{Outcome, RunResult, planned_rollups, rows_by_kind};
 use crate::plan::{AttemptOutcome, ForgetOptions, TargetKind};
 use crate::rollup::RollupReport;
 use crate::stitch::StitchedId;
-use crate::verify::RowCounts;
+use crate::verify::{Counts, RowCounts};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MutationReport {
@@ -211,32 +211,16 @@ impl BatchReport {
         &mut self,
         journal: &RequestJournal,
         report: &ForgetReport,
-        after: Option<&crate::verify::Counts>,
+        after: Option<&Counts>,
     ) {
         for member in &journal.members {
-            let mut rows: BTreeMap<TargetKind, RowCounts> = member
-                .rows_before
-                .iter()
-                .map(|(kind, before)| {
-                    (
-                        *kind,
-                        RowCounts {
-                            before: *before,
-                            after: None,
-                        },
-                    )
-                })
-                .collect();
-            let mut status = report.status;
-            if let Some(after) = after {
-                let remaining = after.of_member(member, journal.options.anonymous);
-                for (kind, count) in &remaining {
-                    rows.entry(*kind).or_default().after = Some(*count);
-                }
-                if status == Outcome::Completed && remaining.values().sum::<u64>() > 0 {
-                    status = Outcome::Failed;
-                }
-            }
+            let rows = Counts::member_rows(member, journal.options.anonymous, after);
+            let remaining: u64 = rows.values().filter_map(|c| c.after).sum();
+            let status = if report.status == Outcome::Completed && remaining > 0 {
+                Outcome::Failed
+            } else {
+                report.status
+            };
             self.users.push(UserResult {
                 line: member.line.unwrap_or(0),
                 project_id: journal.scope.project_id.as_str().to_string(),

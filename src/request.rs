@@ -322,6 +322,20 @@ impl AuditMeta {
         Ok(())
     }
 
+    /// Take the fields this one leaves empty from `defaults` (the flags of
+    /// a batch run).
+    pub fn fill_from(&mut self, defaults: &AuditMeta) {
+        let fill = |field: &mut Option<String>, default: &Option<String>| {
+            if field.is_none() {
+                field.clone_from(default);
+            }
+        };
+        fill(&mut self.requested_by, &defaults.requested_by);
+        fill(&mut self.approved_by, &defaults.approved_by);
+        fill(&mut self.ticket, &defaults.ticket);
+        fill(&mut self.note, &defaults.note);
+    }
+
     /// Refuse to erase without an approver when approval is required.
     pub fn require_approval(&self, required: bool) -> anyhow::Result<()> {
         if required

@@ -2,13 +2,13 @@
 //! server can do (detected once), and whether the configured database
 //! exists.
 
-use clickhouse::{Row, RowOwned, RowRead};
+use clickhouse::Row;
 use serde::Deserialize;
 
 use crate::capabilities::Capabilities;
 use crate::connection::{Connection, ConnectionConfig};
 use crate::error::{ErrorCode, fail};
-use crate::sql::{Ident, QualifiedTable, string_literal};
+use crate::sql::string_literal;
 
 #[derive(Row, Deserialize)]
 struct DatabaseName {
@@ -22,7 +22,6 @@ pub struct Server {
     connection: Connection,
     /// Whether `config.database` exists on the server.
     pub database_exists: bool,
-    pub config: ConnectionConfig,
     pub capabilities: Capabilities,
 }
 
@@ -50,7 +49,6 @@ impl Server {
                 capabilities.max_query_size,
             ),
             database_exists,
-            config,
             capabilities,
         })
     }
@@ -84,52 +82,18 @@ impl Server {
         )
     }
 
-    pub fn database(&self) -> &Ident {
-        self.connection.database()
-    }
-
-    pub fn table(&self, table: &Ident) -> QualifiedTable {
-        self.connection.table(table)
-    }
-
     /// The URL as it may be shown (no credentials).
     pub fn shown_url(&self) -> String {
         crate::connection::display_url(&self.config.url)
     }
+}
 
-    pub async fn fetch<T>(&self, sql: &str, during: &str) -> anyhow::Result<Vec<T>>
-    where
-        T: RowOwned + RowRead,
-    {
-        self.connection.fetch(sql, during).await
-    }
+/// A server is used as its connection (queries, tables) plus what it knows
+/// about the server.
+impl std::ops::Deref for Server {
+    type Target = Connection;
 
-    pub async fn execute(
-        &self,
-        sql: &str,
-        during: &str,
-        rejected: ErrorCode,
-    ) -> anyhow::Result<()> {
-        self.connection.execute(sql, during, rejected).await
-    }
-
-    pub async fn execute_with_settings(
-        &self,
-        sql: &str,
-        settings: &[(&str, &str)],
-        during: &str,
-        rejected: ErrorCode,
-    ) -> anyhow::Result<()> {
-        self.connection
-            .execute_with_settings(sql, settings, during, rejected)
-            .await
-    }
-
-    pub async fn execute_without_database(&self, sql: &str, during: &str) -> anyhow::Result<()> {
-        self.connection.execute_without_database(sql, during).await
-    }
-
-    pub fn client(&self) -> &clickhouse::Client {
-        self.connection.client()
+    fn deref(&self) -> &Connection {
+        &self.connection
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorCode, code_of};
 use crate::mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::server::Server;
-use crate::sql::{render, string_literal};
+use crate::sql::{QualifiedTable, render, string_literal};
 
 const STUCK_DIAGNOSIS_SQL: &str = include_str!("../sql/stuck_diagnosis.sql");
 
@@ -156,6 +156,30 @@ struct FreeSpace {
     free: u64,
 }
 
+/// Something a person watching should be told while the work goes on.
+#[derive(Debug)]
+pub enum Notice<'a> {
+    /// `parts_to_do` of a mutation has not moved for `stalled`.
+    Stuck {
+        key: &'a MutationKey,
+        stalled: Duration,
+        row: &'a MutationRow,
+        diagnosis: &'a Result<Diagnosis, String>,
+    },
+    /// A poll failed to reach the server; the next one comes after `wait`.
+    Retrying {
+        error: &'a anyhow::Error,
+        wait: Duration,
+    },
+    /// Too many mutations are pending on `table` to issue another one yet
+    /// (see `mutate`).
+    WaitingForRoom {
+        table: &'a QualifiedTable,
+        pending: u64,
+        limit: u64,
+    },
+}
+
 /// Receives what the tracker sees. Rendering (progress bars, lines, JSON) is
 /// the caller's business.
 pub trait TrackObserver {
@@ -163,17 +187,8 @@ pub trait TrackObserver {
     fn changed(&mut self, key: &MutationKey, state: &MutationState, row: Option<&MutationRow>);
     /// Every poll, with all states (for progress bars).
     fn polled(&mut self, _states: &BTreeMap<MutationKey, MutationState>) {}
-    /// parts_to_do has not moved for `stalled`.
-    fn stuck(
-        &mut self,
-        _key: &MutationKey,
-        _stalled: Duration,
-        _row: &MutationRow,
-        _diagnosis: &Result<Diagnosis, String>,
-    ) {
-    }
-    /// A poll failed to reach the server; the next one comes after `wait`.
-    fn retrying(&mut self, _error: &anyhow::Error, _wait: Duration) {}
+    /// Something to tell whoever watches.
+    fn notice(&mut self, _notice: &Notice<'_>) {}
 }
 
 /// The final result of a tracking run.
@@ -255,7 +270,12 @@ pub async fn track(
                             entry.reported_stuck = true;
                             let diagnosis =
                                 diagnose(server, row).await.map_err(|e| format!("{e:#}"));
-                            observer.stuck(key, entry.since.elapsed(), row, &diagnosis);
+                            observer.notice(&Notice::Stuck {
+                                key,
+                                stalled: entry.since.elapsed(),
+                                row,
+                                diagnosis: &diagnosis,
+                            });
                         }
                     }
                 }
@@ -274,7 +294,10 @@ pub async fn track(
                 }
             }
             Err(error) if code_of(&error) == ErrorCode::ConnectionFailed => {
-                observer.retrying(&error, interval);
+                observer.notice(&Notice::Retrying {
+                    error: &error,
+                    wait: interval,
+                });
             }
             Err(error) => return Err(error),
         }

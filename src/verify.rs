@@ -48,6 +48,32 @@ impl Counts {
         self.per_target.iter().sum()
     }
 
+    /// One member's rows per target kind, before (journaled) and after
+    /// (from `after`, once verified).
+    pub fn member_rows(
+        member: &Member,
+        anonymous: bool,
+        after: Option<&Counts>,
+    ) -> BTreeMap<TargetKind, RowCounts> {
+        let mut rows: BTreeMap<TargetKind, RowCounts> = member
+            .rows_before
+            .iter()
+            .map(|(kind, before)| {
+                let counts = RowCounts {
+                    before: *before,
+                    after: None,
+                };
+                (*kind, counts)
+            })
+            .collect();
+        if let Some(after) = after {
+            for (kind, count) in after.of_member(member, anonymous) {
+                rows.entry(kind).or_default().after = Some(count);
+            }
+        }
+        rows
+    }
+
     /// One member's rows per target kind: its user rows, and the rows of
     /// its own anonymous ids (with `--anonymous`).
     pub fn of_member(&self, member: &Member, anonymous: bool) -> BTreeMap<TargetKind, u64> {

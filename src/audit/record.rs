@@ -186,33 +186,6 @@ pub fn attempt_state(attempt: &crate::plan::Attempt) -> &'static str {
     }
 }
 
-fn member_rows(
-    member: &Member,
-    anonymous: bool,
-    after: Option<&Counts>,
-) -> BTreeMap<TargetKind, RowCounts> {
-    let after = after.map(|counts| counts.of_member(member, anonymous));
-    let mut rows: BTreeMap<TargetKind, RowCounts> = member
-        .rows_before
-        .iter()
-        .map(|(kind, before)| {
-            (
-                *kind,
-                RowCounts {
-                    before: *before,
-                    after: None,
-                },
-            )
-        })
-        .collect();
-    if let Some(after) = after {
-        for (kind, count) in after {
-            rows.entry(kind).or_default().after = Some(count);
-        }
-    }
-    rows
-}
-
 /// The part of a record about one user.
 fn fill_member(
     record: &mut AuditRecord,
@@ -246,7 +219,7 @@ fn fill_member(
         })
         .collect();
     record.shared_anonymous_ids = member.stitched.iter().filter(|s| s.is_shared()).count();
-    record.rows = member_rows(member, journal.options.anonymous, run.after);
+    record.rows = Counts::member_rows(member, journal.options.anonymous, run.after);
     let remaining: u64 = record.rows.values().filter_map(|c| c.after).sum();
     record.verified = run.verified.map(|v| v && remaining == 0);
     record.status = if run.status == "completed" && remaining > 0 {

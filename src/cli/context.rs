@@ -7,13 +7,19 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::connection::ConnectionConfig;
 use crate::error::{ErrorCode, Failure, fail};
+use crate::journal::{Journals, RequestJournal};
 use crate::output::{self, OutputFormat};
+use crate::pipeline::Context;
 use crate::profile::Profile;
+use crate::request::RequestId;
 use crate::server::Server;
 use crate::sql::{Ident, QualifiedTable};
 use crate::state::{Key, StateDir};
 
-use super::args::{AuditTableArgs, ConnectionArgs, ProfileArgs, StateArgs};
+use super::args::{
+    AuditTableArgs, ChangeArgs, ConnectionArgs, LocalArgs, ProfileArgs, ServerArgs, StateArgs,
+    TrailArgs,
+};
 
 /// What most commands need, resolved from their flags.
 pub struct Session {
@@ -21,38 +27,65 @@ pub struct Session {
     pub state: StateDir,
     pub output: OutputFormat,
     pub audit_database: Option<Ident>,
+    /// The connection settings (checked, not yet connected), for commands
+    /// that talk to a server.
+    pub connection: Option<ConnectionConfig>,
 }
 
 impl Session {
-    pub fn new(
+    fn new(
+        connection: Option<&ConnectionArgs>,
         profile: &ProfileArgs,
         state: &StateArgs,
         audit: Option<&AuditTableArgs>,
         output: OutputFormat,
     ) -> anyhow::Result<Self> {
         let profile = Profile::load(profile.config.as_deref())?;
-        let audit_database = audit_database(audit, &profile)?;
         Ok(Session {
+            audit_database: audit_database(audit, &profile)?,
+            connection: connection.map(connection_config).transpose()?,
             state: StateDir::resolve(state.state_dir.clone())?,
             profile,
             output,
-            audit_database,
         })
     }
 
-    /// The key of a command that writes (created on first use).
-    pub fn key_for_writing(&self) -> anyhow::Result<Key> {
-        Key::load_or_create(&self.state, self.profile.audit.key.as_deref())
+    pub fn local(args: &LocalArgs) -> anyhow::Result<Self> {
+        Session::new(None, &args.profile, &args.state, None, args.output.output)
     }
 
-    /// The key of a command that writes when `writes`; else the key there
-    /// is, or (no key yet: nothing was ever signed here) a throwaway one.
-    pub fn key_for(&self, writes: bool) -> anyhow::Result<Key> {
-        if writes {
-            return self.key_for_writing();
-        }
-        Ok(Key::load(&self.state, self.profile.audit.key.as_deref())?
-            .map_or_else(Key::ephemeral, |(key, _)| key))
+    pub fn trail(args: &TrailArgs) -> anyhow::Result<Self> {
+        let server = &args.server;
+        Session::new(
+            Some(&server.connection),
+            &server.profile,
+            &args.state,
+            Some(&args.audit),
+            server.output.output,
+        )
+    }
+
+    pub fn change(args: &ChangeArgs) -> anyhow::Result<Self> {
+        let server = &args.server;
+        Session::new(
+            Some(&server.connection),
+            &server.profile,
+            &args.state,
+            Some(&args.audit.table),
+            server.output.output,
+        )
+    }
+
+    /// The database this session's commands work in.
+    pub fn database(&self) -> &str {
+        self.connection
+            .as_ref()
+            .map_or("default", |c| c.database.as_str())
+    }
+
+    /// The key there is, if any (none yet: nothing was ever signed here).
+    pub fn existing_key(&self) -> anyhow::Result<Option<Key>> {
+        Ok(Key::load(&self.state, self.profile.audit.key.as_deref())?.map(|(key, _)| key))
     }
 
     /// The key of a command that only reads.
@@ -60,8 +93,62 @@ impl Session {
         Key::require(&self.state, self.profile.audit.key.as_deref())
     }
 
-    pub fn audit_table(&self, server: &Server) -> QualifiedTable {
-        crate::audit::audit_table(server, self.audit_database.as_ref())
+    /// The journal of `request_id` (a request id, never a path), checked
+    /// with the key it was signed with.
+    pub fn journal(&self, request_id: &str) -> anyhow::Result<(Key, RequestJournal)> {
+        let id = RequestId::parse(request_id)?;
+        let key = self.key()?;
+        let journal = Journals {
+            state: &self.state,
+            key: &key,
+        }
+        .load(&id)?;
+        Ok((key, journal))
+    }
+
+    /// The key of a command that writes when `writes` (created on first
+    /// use); else the key there is, or (none yet) a throwaway one.
+    pub fn key_for(&self, writes: bool) -> anyhow::Result<Key> {
+        if writes {
+            return Key::load_or_create(&self.state, self.profile.audit.key.as_deref());
+        }
+        Ok(self.existing_key()?.unwrap_or_else(Key::ephemeral))
+    }
+
+    /// Connect, and resolve the key (`writes`: created if missing) and the
+    /// audit table.
+    pub async fn open(&self, writes: bool) -> anyhow::Result<Open> {
+        let Some(config) = self.connection.clone() else {
+            anyhow::bail!("this command has no connection settings");
+        };
+        let server = connect(config).await?;
+        let key = self.key_for(writes)?;
+        let audit_table = crate::audit::audit_table(&server, self.audit_database.as_ref());
+        Ok(Open {
+            server,
+            key,
+            audit_table,
+        })
+    }
+}
+
+/// A session's open connection, key and audit table.
+pub struct Open {
+    pub server: Server,
+    pub key: Key,
+    pub audit_table: QualifiedTable,
+}
+
+impl Open {
+    /// What the pipeline and the operations need.
+    pub fn context<'a>(&'a self, session: &'a Session) -> Context<'a> {
+        Context {
+            server: &self.server,
+            profile: &session.profile,
+            state: &session.state,
+            key: &self.key,
+            audit_table: &self.audit_table,
+        }
     }
 }
 
@@ -109,6 +196,13 @@ pub async fn connect(config: ConnectionConfig) -> anyhow::Result<Server> {
         server.config.user
     ));
     Ok(server)
+}
+
+/// The profile and server of a command that only reads a server.
+pub async fn read_server(args: &ServerArgs) -> anyhow::Result<(Profile, Server)> {
+    let profile = Profile::load(args.profile.config.as_deref())?;
+    let server = connect(connection_config(&args.connection)?).await?;
+    Ok((profile, server))
 }
 
 /// The one confirmation of destructive commands: the same question form,

@@ -7,12 +7,13 @@ use crate::batch::BatchLine;
 use crate::error::{ErrorCode, fail, shown};
 use crate::journal::{Journals, RequestJournal, RequestStatus};
 use crate::pipeline::{
-    self, Context, InFlight, MemberInput, NewRequest, Observer, Outcome, RunMode, Started,
+    self, Context, InFlight, MemberInput, NewRequest, Outcome, RunMode, Started,
 };
 use crate::plan::ForgetOptions;
 use crate::report::{BatchReport, ForgetReport, RejectedLine};
 use crate::request::{AuditMeta, RequestId, ValidId};
 use crate::state::{Key, StateDir};
+use crate::track::TrackObserver;
 
 /// What a forget of one user asks for.
 pub struct ForgetRequest {
@@ -25,18 +26,14 @@ pub struct ForgetRequest {
     pub meta: AuditMeta,
 }
 
-/// Before connecting: the request in flight for this user, if any, found
-/// with the key the state directory already has (none: no journal yet).
+/// Before connecting: the request in flight for this user, if any.
 pub fn early_in_flight(
     state: &StateDir,
-    key: Option<&Key>,
+    key: &Key,
     database: &str,
     project: &ValidId,
     user: &ValidId,
 ) -> anyhow::Result<Option<InFlight>> {
-    let Some(key) = key else {
-        return Ok(None);
-    };
     let (journals, unreadable) = Journals { state, key }.list()?;
     warn_unreadable(&unreadable);
     Ok(pipeline::in_flight(
@@ -92,7 +89,7 @@ pub async fn forget(
     mode: RunMode,
     report: &mut ForgetReport,
     confirm: &mut dyn FnMut(&ForgetReport) -> anyhow::Result<()>,
-    observer: &mut dyn Observer,
+    observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<()> {
     report.may_delete = Some(!ctx.server.capabilities.readonly);
     let prepared = pipeline::prepare(
@@ -154,7 +151,7 @@ pub async fn resume(
     mut journal: RequestJournal,
     mode: RunMode,
     report: &mut ForgetReport,
-    observer: &mut dyn Observer,
+    observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<()> {
     *report = ForgetReport::of_journal(&journal);
     report.journal = Some(
@@ -210,14 +207,11 @@ pub struct BatchRequest {
 /// Drop lines whose user has a request in flight (before connecting).
 pub fn reject_in_flight(
     state: &StateDir,
-    key: Option<&Key>,
+    key: &Key,
     database: &str,
     lines: Vec<BatchLine>,
     rejected: &mut Vec<RejectedLine>,
 ) -> anyhow::Result<Vec<BatchLine>> {
-    let Some(key) = key else {
-        return Ok(lines);
-    };
     let (journals, unreadable) = Journals { state, key }.list()?;
     warn_unreadable(&unreadable);
     let mut accepted = Vec::new();
@@ -261,7 +255,7 @@ pub async fn forget_batch(
     request: BatchRequest,
     mode: RunMode,
     report: &mut BatchReport,
-    observer: &mut dyn Observer,
+    observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<()> {
     let mut request = request;
     let mut by_project: BTreeMap<ValidId, Vec<BatchLine>> = BTreeMap::new();
@@ -352,7 +346,7 @@ async fn batch_project(
     mode: RunMode,
     request_report: &mut ForgetReport,
     report: &mut BatchReport,
-    observer: &mut dyn Observer,
+    observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<()> {
     let prepared = pipeline::prepare(
         ctx,

@@ -8,10 +8,10 @@ use crate::audit::{self, ActionRecord, AuditedMutation};
 use crate::error::{ErrorCode, fail};
 use crate::journal::{StepEvent, now_rfc3339};
 use crate::mutations::{self, MutationFilter, MutationRow};
+use crate::pipeline::Context;
 use crate::request::{AuditMeta, RequestId};
 use crate::server::Server;
 use crate::sql::{QualifiedTable, string_literal};
-use crate::state::{Key, StateDir};
 
 #[derive(Serialize)]
 pub struct KillReport {
@@ -64,26 +64,25 @@ pub async fn find(
 
 /// Kill `row` and record it.
 pub async fn kill(
-    server: &Server,
-    state: &StateDir,
-    key: &Key,
-    audit_table: &QualifiedTable,
+    ctx: &Context<'_>,
     table: &QualifiedTable,
     row: MutationRow,
     meta: AuditMeta,
 ) -> anyhow::Result<KillReport> {
+    let server = ctx.server;
     let sql = format!(
         "KILL MUTATION WHERE database = {} AND table = {} AND mutation_id = {} SYNC",
         string_literal(table.database.as_str()),
         string_literal(table.table.as_str()),
         string_literal(&row.mutation_id)
     );
-    audit::ensure_table(server, audit_table).await?;
+    audit::ensure_table(server, ctx.audit_table).await?;
     let killed = server
         .execute(&sql, "killing the mutation", ErrorCode::ServerError)
         .await;
     let request_id = RequestId::generate();
-    let record = audit::record::action_record(
+    let recorded = super::record_action(
+        ctx,
         ActionRecord {
             action: "kill",
             request_id: request_id.as_str(),
@@ -114,9 +113,8 @@ pub async fn kill(
             rollups: None,
             error: killed.as_ref().err(),
         },
-        &audit::origin(server),
-    );
-    let recorded = audit::write(server, state, key, audit_table, vec![record], false).await;
+    )
+    .await;
     killed?;
     recorded?;
     Ok(KillReport {

@@ -7,3 +7,24 @@ pub mod kill;
 pub mod rollup;
 pub mod status;
 pub mod verify;
+
+use crate::audit::{ActionRecord, AuditOutcome};
+use crate::pipeline::Context;
+
+/// Record an action other than an erasure request (a kill, a rollup): the
+/// one place such records are written.
+pub async fn record_action(
+    ctx: &Context<'_>,
+    action: ActionRecord<'_>,
+) -> anyhow::Result<AuditOutcome> {
+    let record = crate::audit::record::action_record(action, &crate::audit::origin(ctx.server));
+    crate::audit::write(
+        ctx.server,
+        ctx.state,
+        ctx.key,
+        ctx.audit_table,
+        vec![record],
+        false,
+    )
+    .await
+}

@@ -75,7 +75,8 @@ pub async fn rollup(
         report.rollup = applied.clone();
         report.status = Outcome::Completed;
     }
-    let record = audit::record::action_record(
+    let recorded = super::record_action(
+        ctx,
         ActionRecord {
             action: "rollup",
             request_id: &report.request_id,
@@ -108,15 +109,6 @@ pub async fn rollup(
             rollups: Some(report.rollup.clone()),
             error: outcome.as_ref().err(),
         },
-        &audit::origin(server),
-    );
-    let recorded = audit::write(
-        server,
-        ctx.state,
-        ctx.key,
-        ctx.audit_table,
-        vec![record],
-        false,
     )
     .await;
     outcome?;

@@ -8,11 +8,12 @@ use serde::Serialize;
 
 use crate::error::{ErrorCode, Failure, fail};
 use crate::journal::{Member, RequestJournal};
-use crate::pipeline::{self, Context, MemberInput, NewRequest, Observer, RunMode, Started};
+use crate::pipeline::{self, Context, MemberInput, NewRequest, RunMode, Started};
 use crate::report::ForgetReport;
 use crate::request::{RequestId, ValidId};
 use crate::server::Server;
 use crate::state::Key;
+use crate::track::TrackObserver;
 use crate::verify::{self, LateArrivals};
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,7 +99,7 @@ pub async fn fix(
     users: &[(ValidId, &Member)],
     report: &mut VerifyReport,
     mode: RunMode,
-    observer: &mut dyn Observer,
+    observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<()> {
     let request_id = RequestId::generate();
     let mut fix_report = ForgetReport::new(
@@ -136,7 +137,7 @@ async fn fix_request(
     request_id: RequestId,
     mode: RunMode,
     fix_report: &mut ForgetReport,
-    observer: &mut dyn Observer,
+    observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<()> {
     ctx.server
         .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;

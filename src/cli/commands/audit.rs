@@ -3,8 +3,8 @@
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::audit::AuditRecord;
-use crate::cli::args::{AuditTableArgs, ConnectionArgs, OutputArgs, ProfileArgs, StateArgs};
-use crate::cli::context::{Session, connect, connection_config};
+use crate::cli::args::{LocalArgs, StateArgs, TrailArgs};
+use crate::cli::context::Session;
 use crate::error::{ErrorCode, fail};
 use crate::ops::audit::{self, AuditVerifyReport, describe};
 use crate::output::{self, OutputFormat};
@@ -26,11 +26,7 @@ pub enum AuditCommand {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     #[command(flatten)]
-    pub state: StateArgs,
-    #[command(flatten)]
-    pub profile: ProfileArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub local: LocalArgs,
 }
 
 #[derive(Debug, Args)]
@@ -42,25 +38,13 @@ pub struct ShowArgs {
     #[arg(long, value_name = "USER_ID", conflicts_with = "request_id")]
     pub user: Option<String>,
     #[command(flatten)]
-    pub state: StateArgs,
-    #[command(flatten)]
-    pub profile: ProfileArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub local: LocalArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub audit: AuditTableArgs,
-    #[command(flatten)]
-    pub state: StateArgs,
-    #[command(flatten)]
-    pub profile: ProfileArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub trail: TrailArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,8 +60,6 @@ pub struct ExportArgs {
     pub format: ExportFormat,
     #[command(flatten)]
     pub state: StateArgs,
-    #[command(flatten)]
-    pub profile: ProfileArgs,
 }
 
 pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
@@ -90,9 +72,9 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
 }
 
 fn list(args: ListArgs) -> anyhow::Result<()> {
-    let session = Session::new(&args.profile, &args.state, None, args.output.output)?;
+    let session = Session::local(&args.local)?;
     let records = audit::list(&session.state)?;
-    match args.output.output {
+    match session.output {
         OutputFormat::Json => output::print_json(&records),
         OutputFormat::Human if records.is_empty() => {
             output::status(format!(
@@ -109,20 +91,20 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
 }
 
 fn show(args: ShowArgs) -> anyhow::Result<()> {
-    let session = Session::new(&args.profile, &args.state, None, args.output.output)?;
+    let session = Session::local(&args.local)?;
     let id = args
         .request_id
         .as_deref()
         .map(RequestId::parse)
         .transpose()?;
-    let key = crate::state::Key::load(&session.state, session.profile.audit.key.as_deref())?;
+    let key = session.existing_key()?;
     let found = audit::show(
         &session.state,
-        key.as_ref().map(|(k, _)| k),
+        key.as_ref(),
         id.as_ref(),
         args.user.as_deref(),
     )?;
-    output::emit(args.output.output, &found, |records| {
+    output::emit(session.output, &found, |records| {
         records
             .iter()
             .filter_map(|r| serde_json::to_string_pretty(r).ok())
@@ -132,17 +114,11 @@ fn show(args: ShowArgs) -> anyhow::Result<()> {
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let session = Session::new(
-        &args.profile,
-        &args.state,
-        Some(&args.audit),
-        args.output.output,
-    )?;
+    let session = Session::trail(&args.trail)?;
     let key = session.key()?;
-    let server = connect(connection_config(&args.connection)?).await?;
-    let table = session.audit_table(&server);
-    let report = audit::verify(&server, &session.state, &key, &table).await?;
-    output::emit(args.output.output, &report, render_verify)?;
+    let open = session.open(false).await?;
+    let report = audit::verify(&open.server, &session.state, &key, &open.audit_table).await?;
+    output::emit(session.output, &report, render_verify)?;
     for line in &report.torn_lines {
         eprintln!(
             "chforget: line {line} of {} is an incomplete record left by a crash in the middle of an append; it is skipped (the request it belonged to has no record there: `chforget status` and `resume` finish it)",
@@ -223,8 +199,8 @@ fn summary_table(records: &[AuditRecord]) -> String {
 }
 
 fn export(args: ExportArgs) -> anyhow::Result<()> {
-    let session = Session::new(&args.profile, &args.state, None, OutputFormat::Human)?;
-    let records = audit::list(&session.state)?;
+    let state = crate::state::StateDir::resolve(args.state.state_dir.clone())?;
+    let records = audit::list(&state)?;
     match args.format {
         ExportFormat::Json => output::print_json(&records),
         ExportFormat::Csv => {

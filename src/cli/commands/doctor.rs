@@ -5,7 +5,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::capabilities::Capabilities;
-use crate::cli::args::{ConnectionArgs, OutputArgs, ProfileArgs};
+use crate::cli::args::ServerArgs;
 use crate::cli::context::connection_config;
 use crate::output;
 use crate::profile::Profile;
@@ -15,11 +15,7 @@ use crate::server::Server;
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub profile: ProfileArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub server: ServerArgs,
 }
 
 #[derive(Serialize)]
@@ -40,8 +36,9 @@ struct DoctorReport {
 }
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
-    let profile = Profile::load(args.profile.config.as_deref())?;
-    let server = Server::connect(connection_config(&args.connection)?).await?;
+    let profile = Profile::load(args.server.profile.config.as_deref())?;
+    // Not `read_server`: doctor prints the server it reached on stdout.
+    let server = Server::connect(connection_config(&args.server.connection)?).await?;
     server.require_database()?;
     let tables = &profile.tables;
     let names = [&tables.events, &tables.daily_rollup, &tables.sessions];
@@ -77,7 +74,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         capabilities: server.capabilities.clone(),
         tables: checks,
     };
-    output::emit(args.output.output, &report, render_human)?;
+    output::emit(args.server.output.output, &report, render_human)?;
     first_problem.map_or(Ok(()), Err)
 }
 

@@ -5,20 +5,18 @@ use std::path::Path;
 use clap::Args;
 
 use crate::batch;
-use crate::cli::args::{
-    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, ProfileArgs, StateArgs, WaitArgs,
-};
-use crate::cli::context::{Confirm, Session, connect, connection_config};
+use crate::cli::args::{ChangeArgs, WaitArgs};
+use crate::cli::context::{Confirm, Session};
 use crate::cli::render::{render_batch, render_forget};
 use crate::error::{ErrorBody, ErrorCode, Failure, fail};
+use crate::journal::Journals;
 use crate::ops::forget::{self, BatchRequest, ForgetRequest};
 use crate::output;
-use crate::pipeline::{Context, RunMode};
+use crate::pipeline::RunMode;
 use crate::plan::ForgetOptions;
 use crate::progress;
 use crate::report::{BatchReport, ForgetReport};
-use crate::request::{RequestId, Subject};
-use crate::state::Key;
+use crate::request::{AuditMeta, RequestId, Subject};
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
@@ -57,17 +55,7 @@ pub struct ForgetArgs {
     #[command(flatten)]
     pub wait: WaitArgs,
     #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub profile: ProfileArgs,
-    #[command(flatten)]
-    pub state: StateArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    pub confirm: ConfirmArgs,
-    #[command(flatten)]
-    pub audit: AuditArgs,
+    pub change: ChangeArgs,
 }
 
 impl ForgetArgs {
@@ -85,16 +73,26 @@ impl ForgetArgs {
             reissue_killed: false,
         }
     }
+
+    /// The audit flags, checked, with approval enforced where required.
+    fn meta(&self, session: &Session) -> anyhow::Result<AuditMeta> {
+        let meta = self.change.audit.meta()?;
+        meta.require_approval(
+            self.change.audit.require_approval || session.profile.audit.require_approval,
+        )?;
+        Ok(meta)
+    }
 }
 
 pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
+    let format = args.change.server.output.output;
     if let Some(path) = args.batch.clone() {
         let mut report = BatchReport::new();
         let result = run_batch(&args, &path, &mut report).await;
         if let Err(error) = &result {
             report.error = Some(ErrorBody::of(error));
         }
-        output::emit(args.output.output, &report, render_batch)?;
+        output::emit(format, &report, render_batch)?;
         return result;
     }
     let request_id = RequestId::generate();
@@ -108,7 +106,7 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
     if let Err(error) = &result {
         report.fail_with(error);
     }
-    output::emit(args.output.output, &report, render_forget)?;
+    output::emit(format, &report, render_forget)?;
     result
 }
 
@@ -121,46 +119,29 @@ async fn run_one(
         args.project.as_deref().unwrap_or_default(),
         args.user_id.as_deref().unwrap_or_default(),
     )?;
-    let meta = args.audit.meta()?;
-    let session = Session::new(
-        &args.profile,
-        &args.state,
-        Some(&args.audit.table),
-        args.output.output,
-    )?;
-    meta.require_approval(args.audit.require_approval || session.profile.audit.require_approval)?;
-    let config = connection_config(&args.connection)?;
-    let confirm = Confirm::new(args.confirm.yes);
+    let session = Session::change(&args.change)?;
+    let meta = args.meta(&session)?;
+    let confirm = Confirm::new(args.change.confirm.yes);
     if !args.dry_run {
-        let existing = Key::load(&session.state, session.profile.audit.key.as_deref())?;
-        if let Some(found) = forget::early_in_flight(
-            &session.state,
-            existing.as_ref().map(|(k, _)| k),
-            config.database.as_str(),
-            &subject.project_id,
-            &subject.user_id,
-        )? {
-            let key = existing
-                .map(|(k, _)| k)
-                .ok_or_else(|| Failure::new(ErrorCode::StateError, "no key"))?;
-            let journals = crate::journal::Journals {
+        let key = session.existing_key()?;
+        if let Some(key) = &key
+            && let Some(found) = forget::early_in_flight(
+                &session.state,
+                key,
+                session.database(),
+                &subject.project_id,
+                &subject.user_id,
+            )?
+        {
+            let journals = Journals {
                 state: &session.state,
-                key: &key,
+                key,
             };
             return forget::report_in_flight(&found, &journals, report);
         }
         confirm.ensure_possible("delete")?;
     }
-    let server = connect(config).await?;
-    let key = session.key_for(!args.dry_run)?;
-    let audit_table = session.audit_table(&server);
-    let ctx = Context {
-        server: &server,
-        profile: &session.profile,
-        state: &session.state,
-        key: &key,
-        audit_table: &audit_table,
-    };
+    let open = session.open(!args.dry_run).await?;
     let mut ask = |planned: &ForgetReport| {
         let rows: u64 = planned.rows.values().map(|c| c.before).sum();
         confirm.ask(
@@ -172,18 +153,20 @@ async fn run_one(
             "nothing was issued",
         )
     };
+    let request = ForgetRequest {
+        request_id,
+        project_id: subject.project_id,
+        user_id: subject.user_id,
+        options: args.options(),
+        rollups: args.rollups,
+        dry_run: args.dry_run,
+        meta,
+    };
     let mut observer = progress::for_stderr(false);
+    let ctx = open.context(&session);
     forget::forget(
         &ctx,
-        ForgetRequest {
-            request_id,
-            project_id: subject.project_id,
-            user_id: subject.user_id,
-            options: args.options(),
-            rollups: args.rollups,
-            dry_run: args.dry_run,
-            meta,
-        },
+        request,
         args.mode(),
         report,
         &mut ask,
@@ -193,48 +176,31 @@ async fn run_one(
 }
 
 async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> anyhow::Result<()> {
-    let defaults = args.audit.meta()?;
-    let session = Session::new(
-        &args.profile,
-        &args.state,
-        Some(&args.audit.table),
-        args.output.output,
-    )?;
+    let session = Session::change(&args.change)?;
+    let defaults = args.change.audit.meta()?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         Failure::new(
             ErrorCode::InvalidPayload,
             format!("cannot read batch file {}: {e}", path.display()),
         )
     })?;
-    let required = args.audit.require_approval || session.profile.audit.require_approval;
+    let required = args.change.audit.require_approval || session.profile.audit.require_approval;
     let (mut lines, rejected) = batch::parse(&text, required && defaults.approved_by.is_none());
     report.rejected = rejected;
     for line in &mut lines {
-        let meta = &mut line.meta;
-        meta.requested_by = meta
-            .requested_by
-            .take()
-            .or_else(|| defaults.requested_by.clone());
-        meta.approved_by = meta
-            .approved_by
-            .take()
-            .or_else(|| defaults.approved_by.clone());
-        meta.ticket = meta.ticket.take().or_else(|| defaults.ticket.clone());
-        meta.note = meta.note.take().or_else(|| defaults.note.clone());
+        line.meta.fill_from(&defaults);
     }
-    let config = connection_config(&args.connection)?;
-    let existing = Key::load(&session.state, session.profile.audit.key.as_deref())?;
-    let lines = if args.dry_run {
-        lines
-    } else {
-        forget::reject_in_flight(
+    if !args.dry_run
+        && let Some(key) = session.existing_key()?
+    {
+        lines = forget::reject_in_flight(
             &session.state,
-            existing.as_ref().map(|(k, _)| k),
-            config.database.as_str(),
+            &key,
+            session.database(),
             lines,
             &mut report.rejected,
-        )?
-    };
+        )?;
+    }
     report.rejected.sort_by_key(|r| r.line);
     if lines.is_empty() {
         return fail(
@@ -242,16 +208,15 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
             format!("no valid line in {}; nothing was sent", path.display()),
         );
     }
-    let confirm = Confirm::new(args.confirm.yes);
+    let confirm = Confirm::new(args.change.confirm.yes);
     if !args.dry_run {
         confirm.ensure_possible("delete")?;
     }
-    let server = connect(config).await?;
-    let key = session.key_for(!args.dry_run)?;
-    let audit_table = session.audit_table(&server);
+    let open = session.open(!args.dry_run).await?;
     if !args.dry_run {
-        server.ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
-        crate::audit::ensure_table(&server, &audit_table).await?;
+        open.server
+            .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
+        crate::audit::ensure_table(&open.server, &open.audit_table).await?;
         confirm.ask(
             "",
             &format!(
@@ -261,32 +226,20 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
             "nothing was issued",
         )?;
     }
-    let ctx = Context {
-        server: &server,
-        profile: &session.profile,
-        state: &session.state,
-        key: &key,
-        audit_table: &audit_table,
+    let request = BatchRequest {
+        lines,
+        options: args.options(),
+        rollups: args.rollups,
+        dry_run: args.dry_run,
+        meta: AuditMeta {
+            also_wiped: defaults.also_wiped.clone(),
+            redact_user: defaults.redact_user,
+            ..AuditMeta::default()
+        },
     };
     let mut observer = progress::for_stderr(false);
-    forget::forget_batch(
-        &ctx,
-        BatchRequest {
-            lines,
-            options: args.options(),
-            rollups: args.rollups,
-            dry_run: args.dry_run,
-            meta: crate::request::AuditMeta {
-                also_wiped: defaults.also_wiped.clone(),
-                redact_user: defaults.redact_user,
-                ..crate::request::AuditMeta::default()
-            },
-        },
-        args.mode(),
-        report,
-        observer.as_mut(),
-    )
-    .await?;
+    let ctx = open.context(&session);
+    forget::forget_batch(&ctx, request, args.mode(), report, observer.as_mut()).await?;
     if !report.rejected.is_empty() {
         report.rejected.sort_by_key(|r| r.line);
         return fail(

@@ -4,20 +4,15 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::audit;
-use crate::cli::args::{AuditTableArgs, ConnectionArgs, OutputArgs, ProfileArgs};
-use crate::cli::context::{audit_database, connect, connection_config};
+use crate::cli::args::{AuditTableArgs, ServerArgs};
+use crate::cli::context::{audit_database, read_server};
 use crate::output::{self, OutputFormat};
-use crate::profile::Profile;
 use crate::schema;
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
     #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub profile: ProfileArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub server: ServerArgs,
     #[command(flatten)]
     pub audit: AuditTableArgs,
 }
@@ -29,9 +24,8 @@ struct InitReport {
 }
 
 pub async fn run(args: InitArgs) -> anyhow::Result<()> {
-    let profile = Profile::load(args.profile.config.as_deref())?;
+    let (profile, server) = read_server(&args.server).await?;
     let audit_db = audit_database(Some(&args.audit), &profile)?;
-    let server = connect(connection_config(&args.connection)?).await?;
     let mut statements = schema::init(&server, &profile).await?;
     let audit_table = audit::audit_table(&server, audit_db.as_ref());
     if audit_table.database != *server.database() {
@@ -46,7 +40,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         database: server.database().as_str().to_string(),
         statements,
     };
-    match args.output.output {
+    match args.server.output.output {
         OutputFormat::Json => output::print_json(&report),
         OutputFormat::Human => {
             println!(

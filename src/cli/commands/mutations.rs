@@ -6,16 +6,14 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::cli::args::{
-    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, ProfileArgs, StateArgs, parse_duration,
-};
+use crate::cli::args::{ChangeArgs, ConnectionArgs, OutputArgs, parse_duration};
 use crate::cli::context::{Confirm, Session, connect, connection_config};
 use crate::error::{ErrorCode, Failure, fail};
 use crate::mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::ops::kill;
 use crate::output::{self, OutputFormat};
 use crate::progress;
-use crate::sql::{Ident, QualifiedTable};
+use crate::sql::Ident;
 use crate::track::{self, MutationState, TrackOptions, TrackOutcome};
 
 #[derive(Debug, Subcommand)]
@@ -95,17 +93,7 @@ pub struct KillArgs {
     #[command(flatten)]
     pub scope: TableArgs,
     #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub confirm: ConfirmArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    pub profile: ProfileArgs,
-    #[command(flatten)]
-    pub state: StateArgs,
-    #[command(flatten)]
-    pub audit: AuditArgs,
+    pub change: ChangeArgs,
 }
 
 pub async fn run(command: MutationsCommand) -> anyhow::Result<()> {
@@ -326,22 +314,14 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
 }
 
 async fn kill(args: KillArgs) -> anyhow::Result<()> {
-    let meta = args.audit.meta()?;
-    let session = Session::new(
-        &args.profile,
-        &args.state,
-        Some(&args.audit.table),
-        args.output.output,
-    )?;
-    let confirm = Confirm::new(args.confirm.yes);
+    let meta = args.change.audit.meta()?;
+    let session = Session::change(&args.change)?;
+    let confirm = Confirm::new(args.change.confirm.yes);
     confirm.ensure_possible("kill a mutation")?;
-    let config = connection_config(&args.connection)?;
-    let table = QualifiedTable {
-        database: config.database.clone(),
-        table: table_name(&args.scope.table)?,
-    };
-    let server = connect(config).await?;
-    let row = kill::find(&server, &table, &args.id).await?;
+    let table_name = table_name(&args.scope.table)?;
+    let open = session.open(true).await?;
+    let table = open.server.table(&table_name);
+    let row = kill::find(&open.server, &table, &args.id).await?;
     confirm.ask(
         "",
         &format!(
@@ -351,19 +331,9 @@ async fn kill(args: KillArgs) -> anyhow::Result<()> {
         ),
         "nothing was killed",
     )?;
-    let key = session.key_for_writing()?;
-    let audit_table = session.audit_table(&server);
-    let report = kill::kill(
-        &server,
-        &session.state,
-        &key,
-        &audit_table,
-        &table,
-        row,
-        meta,
-    )
-    .await?;
-    output::emit(args.output.output, &report, |r| {
+    let ctx = open.context(&session);
+    let report = kill::kill(&ctx, &table, row, meta).await?;
+    output::emit(session.output, &report, |r| {
         format!("killed mutation {} on {table}\n", r.mutation.mutation_id)
     })
 }

@@ -3,15 +3,12 @@
 
 use clap::{ArgGroup, Args};
 
-use crate::cli::args::{
-    AuditArgs, ConfirmArgs, ConnectionArgs, OutputArgs, ProfileArgs, StateArgs,
-};
-use crate::cli::context::{Confirm, Session, connect, connection_config};
+use crate::cli::args::ChangeArgs;
+use crate::cli::context::{Confirm, Session};
 use crate::cli::render::render_rollup;
 use crate::error::ErrorBody;
 use crate::ops::rollup::{self, RollupCommandReport, RollupRequest};
 use crate::output;
-use crate::pipeline::Context;
 use crate::plan::RollupKind;
 use crate::request::ValidId;
 use crate::rollup::DayRange;
@@ -40,17 +37,7 @@ pub struct RollupArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub profile: ProfileArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    pub confirm: ConfirmArgs,
-    #[command(flatten)]
-    pub state: StateArgs,
-    #[command(flatten)]
-    pub audit: AuditArgs,
+    pub change: ChangeArgs,
 }
 
 pub async fn run(args: RollupArgs) -> anyhow::Result<()> {
@@ -60,7 +47,7 @@ pub async fn run(args: RollupArgs) -> anyhow::Result<()> {
         report.status = crate::pipeline::Outcome::Failed;
         report.error = Some(ErrorBody::of(error));
     }
-    output::emit(args.output.output, &report, render_rollup)?;
+    output::emit(args.change.server.output.output, &report, render_rollup)?;
     result
 }
 
@@ -71,28 +58,17 @@ async fn rollup(args: &RollupArgs, report: &mut RollupCommandReport) -> anyhow::
         (None, Some(since)) => DayRange::since(since)?,
         (None, None) => DayRange::since("")?,
     };
-    let meta = args.audit.meta()?;
-    let session = Session::new(
-        &args.profile,
-        &args.state,
-        Some(&args.audit.table),
-        args.output.output,
+    let meta = args.change.audit.meta()?;
+    let session = Session::change(&args.change)?;
+    meta.require_approval(
+        args.change.audit.require_approval || session.profile.audit.require_approval,
     )?;
-    meta.require_approval(args.audit.require_approval || session.profile.audit.require_approval)?;
-    let confirm = Confirm::new(args.confirm.yes);
+    let confirm = Confirm::new(args.change.confirm.yes);
     if !args.dry_run {
         confirm.ensure_possible("rewrite rollup partitions")?;
     }
-    let server = connect(connection_config(&args.connection)?).await?;
-    let key = session.key_for(!args.dry_run)?;
-    let audit_table = session.audit_table(&server);
-    let ctx = Context {
-        server: &server,
-        profile: &session.profile,
-        state: &session.state,
-        key: &key,
-        audit_table: &audit_table,
-    };
+    let open = session.open(!args.dry_run).await?;
+    let ctx = open.context(&session);
     let mut ask = |planned: &RollupCommandReport| {
         confirm.ask(
             &render_rollup(planned),

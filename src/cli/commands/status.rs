@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::args::{OutputArgs, ProfileArgs, StateArgs};
+use crate::cli::args::LocalArgs;
 use crate::cli::context::Session;
 use crate::ops::status::{self, StatusLine};
 use crate::output::{self, OutputFormat};
@@ -14,25 +14,18 @@ pub struct StatusArgs {
     #[arg(value_name = "REQUEST_ID")]
     pub request_id: Option<String>,
     #[command(flatten)]
-    pub state: StateArgs,
-    #[command(flatten)]
-    pub profile: ProfileArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub local: LocalArgs,
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let session = Session::new(&args.profile, &args.state, None, args.output.output)?;
+    let session = Session::local(&args.local)?;
     if let Some(id) = &args.request_id {
         let id = RequestId::parse(id)?;
         let line = status::one(&session.state, &session.key()?, &id)?;
-        return output::emit(args.output.output, &line, |l| {
-            table(std::slice::from_ref(l))
-        });
+        return output::emit(session.output, &line, |l| table(std::slice::from_ref(l)));
     }
-    let key = crate::state::Key::load(&session.state, session.profile.audit.key.as_deref())?;
-    let lines = status::unfinished(&session.state, key.as_ref().map(|(k, _)| k))?;
-    match args.output.output {
+    let lines = status::unfinished(&session.state, session.existing_key()?.as_ref())?;
+    match session.output {
         OutputFormat::Json => output::print_json(&lines),
         OutputFormat::Human if lines.is_empty() => {
             output::status(

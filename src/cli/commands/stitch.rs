@@ -3,12 +3,11 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::args::{ConnectionArgs, OutputArgs, ProfileArgs};
-use crate::cli::context::{connect, connection_config};
+use crate::cli::args::ServerArgs;
+use crate::cli::context::read_server;
 use crate::cli::render::stitched_table;
 use crate::output::{self, OutputFormat};
 use crate::pipeline::scope_of;
-use crate::profile::Profile;
 use crate::request::Subject;
 use crate::schema;
 use crate::stitch::{self, StitchedId};
@@ -22,11 +21,7 @@ pub struct StitchArgs {
     #[arg(long = "user", visible_alias = "user-id", value_name = "USER_ID")]
     pub user_id: String,
     #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub profile: ProfileArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub server: ServerArgs,
 }
 
 #[derive(Serialize)]
@@ -40,8 +35,7 @@ struct StitchReport<'a> {
 
 pub async fn run(args: StitchArgs) -> anyhow::Result<()> {
     let subject = Subject::new(&args.project, &args.user_id)?;
-    let profile = Profile::load(args.profile.config.as_deref())?;
-    let server = connect(connection_config(&args.connection)?).await?;
+    let (profile, server) = read_server(&args.server).await?;
     schema::check_events_table(&server, &profile).await?;
     let scope = scope_of(&server, &profile, &subject.project_id);
     let stitched = stitch::stitch(&server, &scope, std::slice::from_ref(&subject.user_id))
@@ -55,7 +49,7 @@ pub async fn run(args: StitchArgs) -> anyhow::Result<()> {
         shared_anonymous_ids: stitched.iter().filter(|s| s.is_shared()).count(),
         stitched: &stitched,
     };
-    match args.output.output {
+    match args.server.output.output {
         OutputFormat::Json => output::print_json(&report),
         OutputFormat::Human => {
             if stitched.is_empty() {

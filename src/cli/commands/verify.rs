@@ -4,19 +4,15 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::args::{
-    AuditTableArgs, ConfirmArgs, ConnectionArgs, OutputArgs, ProfileArgs, StateArgs,
-};
-use crate::cli::context::{Confirm, Session, connect, connection_config};
+use crate::cli::args::{ConfirmArgs, TrailArgs};
+use crate::cli::context::{Confirm, Session};
 use crate::cli::render::render_forget;
 use crate::error::{ErrorCode, fail};
-use crate::journal::Journals;
 use crate::ops::forget::check_database;
 use crate::ops::verify::{self, VerifyReport};
 use crate::output::{self, OutputFormat};
-use crate::pipeline::{Context, RunMode};
+use crate::pipeline::RunMode;
 use crate::progress;
-use crate::request::RequestId;
 use crate::track::TrackOptions;
 
 #[derive(Debug, Args)]
@@ -40,33 +36,14 @@ pub struct VerifyArgs {
     #[arg(long, env = "CHFORGET_TIMEOUT", default_value = "1h", value_parser = crate::cli::args::parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
     #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub profile: ProfileArgs,
-    #[command(flatten)]
-    pub state: StateArgs,
-    #[command(flatten)]
-    pub audit: AuditTableArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub trail: TrailArgs,
     #[command(flatten)]
     pub confirm: ConfirmArgs,
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
-    let id = RequestId::parse(&args.request_id)?;
-    let session = Session::new(
-        &args.profile,
-        &args.state,
-        Some(&args.audit),
-        args.output.output,
-    )?;
-    let key = session.key()?;
-    let journal = Journals {
-        state: &session.state,
-        key: &key,
-    }
-    .load(&id)?;
+    let session = Session::trail(&args.trail)?;
+    let (key, journal) = session.journal(&args.request_id)?;
     let users = verify::subjects(&journal, args.user_id.as_deref(), &key)?;
     let since = args
         .since
@@ -78,20 +55,12 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     if args.fix {
         confirm.ensure_possible("delete")?;
     }
-    let config = connection_config(&args.connection)?;
-    check_database(&journal, config.database.as_str(), "verify")?;
-    let server = connect(config).await?;
-    let mut report = verify::check(&server, &journal, &users, &key, since).await?;
+    check_database(&journal, session.database(), "verify")?;
+    let open = session.open(false).await?;
+    let mut report = verify::check(&open.server, &journal, &users, &key, since).await?;
     let total = report.late_rows.total();
     let result = if total > 0 && args.fix {
-        let audit_table = session.audit_table(&server);
-        let ctx = Context {
-            server: &server,
-            profile: &session.profile,
-            state: &session.state,
-            key: &key,
-            audit_table: &audit_table,
-        };
+        let ctx = open.context(&session);
         let mode = RunMode {
             wait: true,
             track: TrackOptions {
@@ -128,7 +97,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     } else {
         Ok(())
     };
-    match args.output.output {
+    match session.output {
         OutputFormat::Json => output::print_json(&report)?,
         OutputFormat::Human => print!("{}", render(&report)),
     }
