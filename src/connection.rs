@@ -176,6 +176,28 @@ pub fn host_of(url: &str) -> String {
 /// Statements this close to `max_query_size` get the setting raised.
 const QUERY_SIZE_MARGIN: usize = 1024;
 
+/// The `query_id` of every query a process sends: `<prefix>-<n>`, where
+/// the prefix names the request (`chforget-<request id>`), so that the
+/// server's logs of a request are found by its id, never by the ids it
+/// erased.
+#[derive(Debug)]
+struct QueryIds {
+    prefix: std::sync::Mutex<String>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl QueryIds {
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let prefix = self
+            .prefix
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+        format!("{prefix}-{n:05}")
+    }
+}
+
 /// An HTTP connection to one server: no query is sent until asked.
 #[derive(Clone)]
 pub struct Connection {
@@ -185,6 +207,7 @@ pub struct Connection {
     /// The server's `max_query_size` (0 until known): longer statements are
     /// sent with the setting raised for them.
     max_query_size: u64,
+    query_ids: std::sync::Arc<QueryIds>,
 }
 
 impl Connection {
@@ -202,7 +225,27 @@ impl Connection {
             system_client: base,
             config,
             max_query_size: 0,
+            query_ids: std::sync::Arc::new(QueryIds {
+                prefix: std::sync::Mutex::new(format!(
+                    "chforget-{}",
+                    uuid::Uuid::now_v7()
+                )),
+                next: std::sync::atomic::AtomicU64::new(0),
+            }),
         }
+    }
+
+    /// Name the following queries after `request_id` (their `query_id` is
+    /// `chforget-<request id>-<n>`).
+    pub fn name_queries_after(&self, request_id: &str) {
+        if let Ok(mut prefix) = self.query_ids.prefix.lock() {
+            *prefix = format!("chforget-{request_id}");
+        }
+    }
+
+    /// The `query_id` of the next query.
+    pub fn next_query_id(&self) -> String {
+        self.query_ids.next()
     }
 
     /// The same connection, bound to the configured database, with typed
@@ -219,6 +262,7 @@ impl Connection {
             system_client,
             config: self.config.clone(),
             max_query_size,
+            query_ids: self.query_ids.clone(),
         }
     }
 
@@ -276,7 +320,10 @@ impl Connection {
     where
         T: RowOwned + RowRead,
     {
-        let mut query = self.client.query_raw(sql);
+        let mut query = self
+            .client
+            .query_raw(sql)
+            .with_setting("query_id", self.next_query_id());
         if let Some(size) = self.size_setting(sql) {
             query = query.with_setting("max_query_size", size);
         }
@@ -309,7 +356,10 @@ impl Connection {
         during: &str,
         rejected: ErrorCode,
     ) -> anyhow::Result<()> {
-        let mut query = self.client.query_raw(sql);
+        let mut query = self
+            .client
+            .query_raw(sql)
+            .with_setting("query_id", self.next_query_id());
         for (name, value) in settings {
             query = query.with_setting(*name, *value);
         }
@@ -327,7 +377,10 @@ impl Connection {
     pub async fn execute_without_database(&self, sql: &str, during: &str) -> anyhow::Result<()> {
         match tokio::time::timeout(
             self.config.query_timeout,
-            self.system_client.query_raw(sql).execute(),
+            self.system_client
+                .query_raw(sql)
+                .with_setting("query_id", self.next_query_id())
+                .execute(),
         )
         .await
         {
@@ -339,9 +392,11 @@ impl Connection {
         }
     }
 
-    /// The underlying client, for inserts.
-    pub fn client(&self) -> &clickhouse::Client {
-        &self.client
+    /// The client for an insert, with the insert's `query_id`.
+    pub fn insert_client(&self) -> clickhouse::Client {
+        self.client
+            .clone()
+            .with_setting("query_id", self.next_query_id())
     }
 }
 

@@ -107,6 +107,7 @@ pub fn scope_of(server: &Server, profile: &Profile, project_id: &ValidId) -> Sco
 /// rows touch. Sends nothing but reads.
 pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<Prepared> {
     let server = ctx.server;
+    server.name_queries_after(request.request_id.as_str());
     schema::check_events_table(server, ctx.profile).await?;
     if request.rollups {
         rollup::check_tables(server, ctx.profile, &plan::RollupKind::ALL).await?;

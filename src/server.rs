@@ -29,9 +29,21 @@ impl Server {
     /// Connect, authenticate and detect capabilities (one round of small
     /// queries on system tables).
     pub async fn connect(config: ConnectionConfig) -> anyhow::Result<Self> {
+        Server::connect_for(config, None).await
+    }
+
+    /// As [`Server::connect`], with every query (the probes included) named
+    /// after `request_id` (see [`Connection::name_queries_after`]).
+    pub async fn connect_for(
+        config: ConnectionConfig,
+        request_id: Option<&str>,
+    ) -> anyhow::Result<Self> {
         // No database yet: a missing one would fail every query, and the
         // capability probes read only system tables.
         let probe = Connection::open(config.clone());
+        if let Some(request_id) = request_id {
+            probe.name_queries_after(request_id);
+        }
         let capabilities = Capabilities::detect(&probe).await?;
         let database_exists = !probe
             .fetch::<DatabaseName>(

@@ -107,7 +107,7 @@ pub async fn ensure_table(server: &Server, table: &QualifiedTable) -> anyhow::Re
 async fn insert(server: &Server, table: &QualifiedTable, rows: &[AuditRow]) -> anyhow::Result<()> {
     let write = async {
         let mut insert = server
-            .client()
+            .insert_client()
             .insert_unescaped::<AuditRow>(&table.to_string())
             .await?;
         for row in rows {

@@ -116,12 +116,13 @@ impl Session {
     }
 
     /// Connect, and resolve the key (`writes`: created if missing) and the
-    /// audit table.
-    pub async fn open(&self, writes: bool) -> anyhow::Result<Open> {
+    /// audit table. Queries are named after `request` (their `query_id`).
+    pub async fn open(&self, writes: bool, request: Option<&RequestId>) -> anyhow::Result<Open> {
         let Some(config) = self.connection.clone() else {
             anyhow::bail!("this command has no connection settings");
         };
-        let server = connect(config).await?;
+        let server = Server::connect_for(config, request.map(RequestId::as_str)).await?;
+        say_connected(&server);
         let key = self.key_for(writes)?;
         let audit_table = crate::audit::audit_table(&server, self.audit_database.as_ref());
         Ok(Open {
@@ -189,13 +190,17 @@ pub fn connection_config(args: &ConnectionArgs) -> anyhow::Result<ConnectionConf
 /// Connect and say so on a terminal.
 pub async fn connect(config: ConnectionConfig) -> anyhow::Result<Server> {
     let server = Server::connect(config).await?;
+    say_connected(&server);
+    Ok(server)
+}
+
+fn say_connected(server: &Server) {
     output::status(format!(
         "connected to ClickHouse {} at {} as {}",
         server.capabilities.version,
         server.shown_url(),
         server.config.user
     ));
-    Ok(server)
 }
 
 /// The profile and server of a command that only reads a server.

@@ -164,6 +164,7 @@ pub async fn resume(
         report.status = Outcome::Completed;
         return Ok(());
     }
+    ctx.server.name_queries_after(journal.request_id.as_str());
     let _lock = ctx.journals().lock(&journal.request_id)?;
     // Another process may have moved it on before the lock was ours.
     journal = ctx.journals().load(&journal.request_id)?;
@@ -194,9 +195,34 @@ pub fn check_database(journal: &RequestJournal, database: &str, verb: &str) -> a
     Ok(())
 }
 
-/// A batch: the valid lines, one request per project.
-pub struct BatchRequest {
+/// The lines of one project of a batch, and the id of its request.
+pub struct ProjectLines {
+    pub request_id: RequestId,
+    pub project_id: ValidId,
     pub lines: Vec<BatchLine>,
+}
+
+/// The lines of a batch grouped by project, each group with the id of its
+/// request (known before connecting, so that every query a request sends
+/// is named after it).
+pub fn by_project(lines: Vec<BatchLine>) -> Vec<ProjectLines> {
+    let mut grouped: BTreeMap<ValidId, Vec<BatchLine>> = BTreeMap::new();
+    for line in lines {
+        grouped.entry(line.project_id.clone()).or_default().push(line);
+    }
+    grouped
+        .into_iter()
+        .map(|(project_id, lines)| ProjectLines {
+            request_id: RequestId::generate(),
+            project_id,
+            lines,
+        })
+        .collect()
+}
+
+/// A batch: one request per project.
+pub struct BatchRequest {
+    pub projects: Vec<ProjectLines>,
     pub options: ForgetOptions,
     pub rollups: bool,
     pub dry_run: bool,
@@ -258,16 +284,13 @@ pub async fn forget_batch(
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<()> {
     let mut request = request;
-    let mut by_project: BTreeMap<ValidId, Vec<BatchLine>> = BTreeMap::new();
-    for line in std::mem::take(&mut request.lines) {
-        by_project
-            .entry(line.project_id.clone())
-            .or_default()
-            .push(line);
-    }
     let mut first_error: Option<anyhow::Error> = None;
-    for (project, lines) in by_project {
-        let request_id = RequestId::generate();
+    for ProjectLines {
+        request_id,
+        project_id: project,
+        lines,
+    } in std::mem::take(&mut request.projects)
+    {
         let mut request_report = ForgetReport::new(
             request_id.as_str(),
             project.as_str(),

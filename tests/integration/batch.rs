@@ -391,3 +391,84 @@ async fn batch_lines_with_surrounding_whitespace_are_refused() {
     assert_eq!(db.fingerprint("1").await, before, "nothing was deleted");
     assert_eq!(db.mutation_count().await, 0);
 }
+
+/// The reads of a batch do not grow with its users: a 200-user batch sends
+/// at most 20 queries before its first mutation (its dry run at most 20 in
+/// all), counted in `system.query_log` by the query ids chforget derives
+/// from the request id.
+#[tokio::test]
+async fn a_batch_of_200_users_sends_few_queries_before_its_first_mutation() {
+    let db = TestDb::new("a_batch_of_200_users_sends_few_queries").await;
+    db.seed().await;
+    let mut rows = Vec::new();
+    let mut csv = String::from("project_id,user_id\n");
+    for i in 0..200 {
+        let user = format!("qu{i}");
+        let anon = format!("qan-{i}");
+        for (user_id, tag) in [(Some(user.as_str()), "target-user"), (None, "target-anon")] {
+            rows.push(event("qp", user_id, &anon, "s", "pageview", tag, "ip", NOV_2026 + i));
+        }
+        csv.push_str(&format!("qp,{user}\n"));
+    }
+    insert_events(&db.client, &rows).await;
+    let kept = db.fingerprint("project_id != 'qp'").await;
+    let file = db.state_path().join("batch.csv");
+    std::fs::write(&file, csv).expect("batch file");
+    let batch = |extra: &[&str]| {
+        let output = run(db
+            .chforget()
+            .args(["forget", "--batch"])
+            .arg(&file)
+            .args(["--anonymous", "--output", "json"])
+            .args(extra));
+        assert_eq!(output.code, 0, "{}", output.stderr);
+        output.json()["requests"][0]["request_id"]
+            .as_str()
+            .expect("request id")
+            .to_string()
+    };
+    let planned = batch(&["--dry-run"]);
+    let request = batch(&["--yes"]);
+    assert_eq!(db.count("SELECT count() FROM events WHERE project_id = 'qp'").await, 0);
+    assert_eq!(db.fingerprint("project_id != 'qp'").await, kept);
+
+    let logged = db
+        .count("SELECT count() FROM system.tables WHERE database = 'system' AND name = 'query_log'")
+        .await;
+    if logged == 0 {
+        eprintln!("this engine has no system.query_log: the query count is checked on the other");
+        return;
+    }
+    db.exec("SYSTEM FLUSH LOGS").await;
+    let queries = |request: &str| {
+        let client = db.client.clone();
+        let request = request.to_string();
+        async move {
+            client
+                .query_raw(&format!(
+                    "SELECT any(query) FROM system.query_log WHERE query_id LIKE 'chforget-{request}-%' GROUP BY query_id ORDER BY query_id"
+                ))
+                .fetch_all::<String>()
+                .await
+                .expect("query_log")
+        }
+    };
+    let dry_run = queries(&planned).await;
+    assert!(!dry_run.is_empty(), "the dry run's queries are named after it");
+    assert!(
+        dry_run.len() <= 20,
+        "the dry run sent {} queries: {dry_run:#?}",
+        dry_run.len()
+    );
+    assert!(dry_run.iter().all(|q| !q.contains("ALTER")));
+    let real = queries(&request).await;
+    let first_mutation = real
+        .iter()
+        .position(|q| q.contains("ALTER TABLE"))
+        .expect("a mutation was issued");
+    assert!(
+        first_mutation <= 20,
+        "{first_mutation} queries before the first mutation: {:#?}",
+        &real[..first_mutation]
+    );
+}

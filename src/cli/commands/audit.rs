@@ -116,7 +116,7 @@ fn show(args: ShowArgs) -> anyhow::Result<()> {
 async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let session = Session::trail(&args.trail)?;
     let key = session.key()?;
-    let open = session.open(false).await?;
+    let open = session.open(false, None).await?;
     let report = audit::verify(&open.server, &session.state, &key, &open.audit_table).await?;
     output::emit(session.output, &report, render_verify)?;
     for line in &report.torn_lines {

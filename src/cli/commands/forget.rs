@@ -141,7 +141,7 @@ async fn run_one(
         }
         confirm.ensure_possible("delete")?;
     }
-    let open = session.open(!args.dry_run).await?;
+    let open = session.open(!args.dry_run, Some(&request_id)).await?;
     let mut ask = |planned: &ForgetReport| {
         let rows: u64 = planned.rows.values().map(|c| c.before).sum();
         confirm.ask(
@@ -212,7 +212,9 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
     if !args.dry_run {
         confirm.ensure_possible("delete")?;
     }
-    let open = session.open(!args.dry_run).await?;
+    let projects = forget::by_project(lines);
+    let first = projects.first().map(|p| &p.request_id);
+    let open = session.open(!args.dry_run, first).await?;
     if !args.dry_run {
         open.server
             .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
@@ -221,13 +223,13 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
             "",
             &format!(
                 "Delete the rows of {} users? Mutations cannot be undone.",
-                lines.len()
+                projects.iter().map(|p| p.lines.len()).sum::<usize>()
             ),
             "nothing was issued",
         )?;
     }
     let request = BatchRequest {
-        lines,
+        projects,
         options: args.options(),
         rollups: args.rollups,
         dry_run: args.dry_run,

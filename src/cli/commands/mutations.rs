@@ -319,7 +319,7 @@ async fn kill(args: KillArgs) -> anyhow::Result<()> {
     let confirm = Confirm::new(args.change.confirm.yes);
     confirm.ensure_possible("kill a mutation")?;
     let table_name = table_name(&args.scope.table)?;
-    let open = session.open(true).await?;
+    let open = session.open(true, None).await?;
     let table = open.server.table(&table_name);
     let row = kill::find(&open.server, &table, &args.id).await?;
     confirm.ask(

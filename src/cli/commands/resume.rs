@@ -43,7 +43,7 @@ async fn resume(args: &ResumeArgs, report: &mut ForgetReport) -> anyhow::Result<
         return Ok(());
     }
     forget::check_database(&journal, session.database(), "resume")?;
-    let open = session.open(true).await?;
+    let open = session.open(true, Some(&journal.request_id)).await?;
     let mode = RunMode {
         wait: true,
         track: args.wait.track(),

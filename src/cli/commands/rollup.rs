@@ -10,7 +10,7 @@ use crate::error::ErrorBody;
 use crate::ops::rollup::{self, RollupCommandReport, RollupRequest};
 use crate::output;
 use crate::plan::RollupKind;
-use crate::request::ValidId;
+use crate::request::{RequestId, ValidId};
 use crate::rollup::DayRange;
 
 #[derive(Debug, Args)]
@@ -67,7 +67,8 @@ async fn rollup(args: &RollupArgs, report: &mut RollupCommandReport) -> anyhow::
     if !args.dry_run {
         confirm.ensure_possible("rewrite rollup partitions")?;
     }
-    let open = session.open(!args.dry_run).await?;
+    let request_id = RequestId::parse(&report.request_id)?;
+    let open = session.open(!args.dry_run, Some(&request_id)).await?;
     let ctx = open.context(&session);
     let mut ask = |planned: &RollupCommandReport| {
         confirm.ask(

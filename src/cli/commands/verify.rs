@@ -56,7 +56,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         confirm.ensure_possible("delete")?;
     }
     check_database(&journal, session.database(), "verify")?;
-    let open = session.open(false).await?;
+    let open = session.open(false, Some(&journal.request_id)).await?;
     let mut report = verify::check(&open.server, &journal, &users, &key, since).await?;
     let total = report.late_rows.total();
     let result = if total > 0 && args.fix {
