@@ -226,10 +226,7 @@ impl Connection {
             config,
             max_query_size: 0,
             query_ids: std::sync::Arc::new(QueryIds {
-                prefix: std::sync::Mutex::new(format!(
-                    "chforget-{}",
-                    uuid::Uuid::now_v7()
-                )),
+                prefix: std::sync::Mutex::new(format!("chforget-{}", uuid::Uuid::now_v7())),
                 next: std::sync::atomic::AtomicU64::new(0),
             }),
         }

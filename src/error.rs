@@ -288,12 +288,26 @@ mod tests {
     }
 
     #[test]
-    fn exit_statuses_are_stable() {
-        assert_eq!(ErrorCode::InvalidPayload.exit_status(), 2);
-        assert_eq!(ErrorCode::InvalidCredentials.exit_status(), 3);
-        assert_eq!(ErrorCode::PermissionDenied.exit_status(), 3);
-        assert_eq!(ErrorCode::ForgetFailed.exit_status(), 4);
-        assert_eq!(ErrorCode::Timeout.exit_status(), 5);
-        assert_eq!(ErrorCode::ConnectionFailed.exit_status(), 6);
+    fn exit_statuses_and_names_are_stable() {
+        use ErrorCode::*;
+        let expected = [
+            (InvalidPayload, "invalid_payload", 2),
+            (InvalidCredentials, "invalid_credentials", 3),
+            (PermissionDenied, "permission_denied", 3),
+            (ForgetFailed, "forget_failed", 4),
+            (Timeout, "timeout", 5),
+            (ConnectionFailed, "connection_failed", 6),
+            (SchemaMismatch, "schema_mismatch", 7),
+            (StateError, "state_error", 1),
+            (Interrupted, "interrupted", 130),
+            (ServerError, "server_error", 1),
+            (AuditBroken, "audit_broken", 8),
+        ];
+        for (code, name, status) in expected {
+            assert_eq!(code.as_str(), name);
+            assert_eq!(code.exit_status(), status, "{name}");
+            let json = serde_json::to_string(&code).unwrap_or_default();
+            assert_eq!(json, format!("\"{name}\""));
+        }
     }
 }

@@ -78,4 +78,74 @@ mod tests {
     fn command_line_is_consistent() {
         super::Cli::command().debug_assert();
     }
+
+    /// Every (sub)command with its path, e.g. `mutations kill`.
+    fn commands() -> Vec<(String, clap::Command)> {
+        fn walk(prefix: &str, command: &clap::Command, into: &mut Vec<(String, clap::Command)>) {
+            for sub in command.get_subcommands() {
+                let path = format!("{prefix} {}", sub.get_name()).trim().to_string();
+                into.push((path.clone(), sub.clone()));
+                walk(&path, sub, into);
+            }
+        }
+        let mut all = Vec::new();
+        walk("", &super::Cli::command(), &mut all);
+        all
+    }
+
+    /// Every flag that reads the environment says so in `--help`, and the
+    /// README's configuration table names every such variable; no flag
+    /// takes a password.
+    #[test]
+    fn every_environment_variable_is_in_help_and_readme() {
+        let readme = include_str!("../../README.md");
+        let mut variables = std::collections::BTreeSet::new();
+        for (path, mut command) in commands() {
+            let help = command.render_long_help().to_string();
+            for arg in command.get_arguments() {
+                assert!(
+                    !arg.get_id().as_str().contains("password") || arg.get_id() == "password_file",
+                    "{path}: a password flag would put it in argv"
+                );
+                if let Some(name) = arg.get_env() {
+                    let name = name.to_string_lossy().to_string();
+                    assert!(
+                        help.contains(&format!("[env: {name}=]")),
+                        "{path} --help does not show {name}"
+                    );
+                    variables.insert(name);
+                }
+            }
+        }
+        assert!(variables.len() > 15, "{variables:?}");
+        for name in variables {
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "README does not document {name}"
+            );
+        }
+    }
+
+    /// The README's table of errors gives every code its exit status.
+    #[test]
+    fn readme_documents_every_error_code_and_exit_status() {
+        use crate::error::ErrorCode::*;
+        let readme = include_str!("../../README.md");
+        for code in [
+            InvalidPayload,
+            InvalidCredentials,
+            PermissionDenied,
+            ForgetFailed,
+            Timeout,
+            ConnectionFailed,
+            SchemaMismatch,
+            StateError,
+            Interrupted,
+            ServerError,
+            AuditBroken,
+        ] {
+            let row = format!("| `{}` | {} |", code.as_str(), code.exit_status());
+            assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+    }
 }

@@ -208,7 +208,10 @@ pub struct ProjectLines {
 pub fn by_project(lines: Vec<BatchLine>) -> Vec<ProjectLines> {
     let mut grouped: BTreeMap<ValidId, Vec<BatchLine>> = BTreeMap::new();
     for line in lines {
-        grouped.entry(line.project_id.clone()).or_default().push(line);
+        grouped
+            .entry(line.project_id.clone())
+            .or_default()
+            .push(line);
     }
     grouped
         .into_iter()

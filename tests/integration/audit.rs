@@ -1,11 +1,11 @@
 //! The audit trail: records in both copies with no raw anonymous id,
 //! tamper detection, approval and redaction.
 
-use crate::common::{SECRET_ANON, TestDb, files_under, forget_json, run, seed_with_secret};
+use crate::common::{SECRET_ANON, files_under, forget_json, run, seed_with_secret};
 
 #[tokio::test]
 async fn audit_records_land_in_both_copies_without_raw_anonymous_ids() {
-    let db = TestDb::new("audit_records_land_in_both_copies").await;
+    let db = crate::test_db!();
     seed_with_secret(&db).await;
     let report = forget_json(
         &db,
@@ -120,7 +120,7 @@ async fn audit_records_land_in_both_copies_without_raw_anonymous_ids() {
 
 #[tokio::test]
 async fn audit_verify_names_edited_deleted_and_reordered_records() {
-    let db = TestDb::new("audit_verify_names_tampered_records").await;
+    let db = crate::test_db!();
     db.seed().await;
     let ids: Vec<String> = ["u1", "u2", "U1"]
         .iter()
@@ -187,7 +187,7 @@ async fn audit_verify_names_edited_deleted_and_reordered_records() {
 
 #[tokio::test]
 async fn approval_can_be_required_and_users_redacted() {
-    let db = TestDb::new("approval_can_be_required_and_users_redacted").await;
+    let db = crate::test_db!();
     db.seed().await;
     let mutations_before = db.mutation_count().await;
     let refused = run(db.chforget().args([
@@ -238,7 +238,7 @@ async fn approval_can_be_required_and_users_redacted() {
 /// `audit verify` names the torn line without calling the trail broken.
 #[tokio::test]
 async fn a_torn_audit_line_is_survived() {
-    let db = TestDb::new("a_torn_audit_line_is_survived").await;
+    let db = crate::test_db!();
     seed_with_secret(&db).await;
     forget_json(&db, "u1", &[]);
     let log = db.state_path().join("audit.jsonl");
@@ -271,7 +271,7 @@ async fn a_torn_audit_line_is_survived() {
 /// are both reported.
 #[tokio::test]
 async fn audit_verify_checks_every_column_and_duplicates() {
-    let db = TestDb::new("audit_verify_checks_every_column").await;
+    let db = crate::test_db!();
     seed_with_secret(&db).await;
     forget_json(&db, "u1", &[]);
     forget_json(&db, "u2", &[]);
@@ -313,7 +313,7 @@ async fn audit_verify_checks_every_column_and_duplicates() {
 /// request is completed and the row is there exactly once.
 #[tokio::test]
 async fn a_lost_answer_to_the_audit_insert_is_checked_not_reported_failed() {
-    let db = TestDb::new("a_lost_answer_to_the_audit_insert").await;
+    let db = crate::test_db!();
     seed_with_secret(&db).await;
     let proxy = crate::common::lossy_proxy(&db.url, "forget_audit");
     let output = run(db

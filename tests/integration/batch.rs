@@ -1,11 +1,11 @@
 //! `forget --batch`: many users, one request and one mutation per kind and
 //! project, one audit record per user.
 
-use crate::common::{NOV_2026, TestDb, event, insert_events, run};
+use crate::common::{NOV_2026, event, insert_events, run};
 
 #[tokio::test]
 async fn batch_of_200_users_issues_at_most_two_mutations_per_project() {
-    let db = TestDb::new("batch_of_200_users").await;
+    let db = crate::test_db!();
     db.seed().await;
     let mut rows = Vec::new();
     let mut csv = String::from("project_id,user_id,requested_by,ticket\n");
@@ -181,7 +181,7 @@ async fn batch_of_200_users_issues_at_most_two_mutations_per_project() {
 
 #[tokio::test]
 async fn a_crashed_batch_is_in_flight_for_each_user_and_resumes_with_a_record_each() {
-    let db = TestDb::new("crashed_batch_resumes").await;
+    let db = crate::test_db!();
     db.seed().await;
     let file = db.state_path().join("batch.jsonl");
     std::fs::write(
@@ -256,7 +256,7 @@ async fn a_crashed_batch_is_in_flight_for_each_user_and_resumes_with_a_record_ea
 /// number of users, and both copies agree.
 #[tokio::test]
 async fn a_batch_of_10000_users_is_audited_linearly() {
-    let db = TestDb::new("a_batch_of_10000_users").await;
+    let db = crate::test_db!();
     db.seed().await;
     let users: u32 = 10_000;
     let rows: Vec<_> = (0..users)
@@ -324,7 +324,7 @@ async fn a_batch_of_10000_users_is_audited_linearly() {
 /// request is still listed by `status`, and `resume` records every user.
 #[tokio::test]
 async fn a_batch_cut_short_before_its_audit_is_listed_and_resumed() {
-    let db = TestDb::new("a_batch_cut_short_before_its_audit").await;
+    let db = crate::test_db!();
     db.seed().await;
     let file = db.state_path().join("batch.csv");
     std::fs::write(&file, "project_id,user_id\np1,u1\np1,u2\np1,U1\n").expect("batch");
@@ -362,7 +362,7 @@ async fn a_batch_cut_short_before_its_audit_is_listed_and_resumed() {
 /// match no stored id), and so is a header that names a field twice.
 #[tokio::test]
 async fn batch_lines_with_surrounding_whitespace_are_refused() {
-    let db = TestDb::new("batch_lines_with_whitespace_are_refused").await;
+    let db = crate::test_db!();
     db.seed().await;
     let before = db.fingerprint("1").await;
     let file = db.state_path().join("batch.csv");
@@ -398,7 +398,7 @@ async fn batch_lines_with_surrounding_whitespace_are_refused() {
 /// from the request id.
 #[tokio::test]
 async fn a_batch_of_200_users_sends_few_queries_before_its_first_mutation() {
-    let db = TestDb::new("a_batch_of_200_users_sends_few_queries").await;
+    let db = crate::test_db!();
     db.seed().await;
     let mut rows = Vec::new();
     let mut csv = String::from("project_id,user_id\n");
@@ -406,7 +406,16 @@ async fn a_batch_of_200_users_sends_few_queries_before_its_first_mutation() {
         let user = format!("qu{i}");
         let anon = format!("qan-{i}");
         for (user_id, tag) in [(Some(user.as_str()), "target-user"), (None, "target-anon")] {
-            rows.push(event("qp", user_id, &anon, "s", "pageview", tag, "ip", NOV_2026 + i));
+            rows.push(event(
+                "qp",
+                user_id,
+                &anon,
+                "s",
+                "pageview",
+                tag,
+                "ip",
+                NOV_2026 + i,
+            ));
         }
         csv.push_str(&format!("qp,{user}\n"));
     }
@@ -429,7 +438,11 @@ async fn a_batch_of_200_users_sends_few_queries_before_its_first_mutation() {
     };
     let planned = batch(&["--dry-run"]);
     let request = batch(&["--yes"]);
-    assert_eq!(db.count("SELECT count() FROM events WHERE project_id = 'qp'").await, 0);
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE project_id = 'qp'")
+            .await,
+        0
+    );
     assert_eq!(db.fingerprint("project_id != 'qp'").await, kept);
 
     let logged = db
@@ -454,7 +467,10 @@ async fn a_batch_of_200_users_sends_few_queries_before_its_first_mutation() {
         }
     };
     let dry_run = queries(&planned).await;
-    assert!(!dry_run.is_empty(), "the dry run's queries are named after it");
+    assert!(
+        !dry_run.is_empty(),
+        "the dry run's queries are named after it"
+    );
     assert!(
         dry_run.len() <= 20,
         "the dry run sent {} queries: {dry_run:#?}",

@@ -49,11 +49,36 @@ pub struct TestDb {
     pub state_dir: tempfile::TempDir,
 }
 
+/// The database name of a test: `chforget_test_<module>__<test function>`,
+/// from the path of a function defined inside the test (see
+/// [`test_db!`](crate::test_db)).
+pub fn database_name(path_of_marker: &str) -> String {
+    let parts: Vec<&str> = path_of_marker
+        .split("::")
+        .filter(|part| !matches!(*part, "{{closure}}" | "marker" | "integration"))
+        .collect();
+    format!("chforget_test_{}", parts.join("__"))
+}
+
+/// A fresh database for the calling test, named after it (optionally with
+/// a suffix for tests that need several); dropped when the test passes.
+#[macro_export]
+macro_rules! test_db {
+    () => {
+        $crate::test_db!("")
+    };
+    ($suffix:expr) => {{
+        fn marker() {}
+        let name = $crate::common::database_name(std::any::type_name_of_val(&marker));
+        $crate::common::TestDb::named(&format!("{name}{}", $suffix)).await
+    }};
+}
+
 impl TestDb {
-    /// A fresh, empty database named after the test.
-    pub async fn new(test_name: &str) -> Self {
+    /// A fresh, empty database `name`; use [`test_db!`](crate::test_db).
+    pub async fn named(name: &str) -> Self {
         let url = server_url();
-        let name = format!("chforget_test_{test_name}");
+        let name = name.to_string();
         let admin = client(&url);
         admin
             .query_raw(&format!("DROP DATABASE IF EXISTS `{name}`"))
@@ -141,6 +166,29 @@ pub fn chforget_bin() -> PathBuf {
         || PathBuf::from(env!("CARGO_BIN_EXE_chforget")),
         PathBuf::from,
     )
+}
+
+/// A test that passed leaves nothing behind; a failed one keeps its
+/// database for a look.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let url = self.url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS `{}`", self.name);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(client(&url).query_raw(&sql).execute())
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!("could not drop the test database: {error}");
+        }
+    }
 }
 
 /// The chforget binary with a clean environment (no CLICKHOUSE_* leaking in).

@@ -2,7 +2,7 @@
 //! credentials, permissions, an unreachable server and a schema that does not
 //! match each get their own code and exit status, in JSON too.
 
-use crate::common::{FORGET_U1_JSON, PASSWORD_USER, READONLY_USER, TestDb, bare_chforget, run};
+use crate::common::{FORGET_U1_JSON, PASSWORD_USER, READONLY_USER, bare_chforget, run};
 
 /// A URL where nothing listens: a port bound and released at once.
 fn dead_url() -> String {
@@ -11,7 +11,7 @@ fn dead_url() -> String {
 
 #[tokio::test]
 async fn bad_ids_are_invalid_payload_and_nothing_is_sent() {
-    let db = TestDb::new("bad_ids_are_invalid_payload_and_nothing_is_sent").await;
+    let db = crate::test_db!();
     db.seed().await;
     let before = db.fingerprint("1").await;
     let mutations_before = db.mutation_count().await;
@@ -63,7 +63,7 @@ async fn bad_ids_are_invalid_payload_and_nothing_is_sent() {
 
 #[tokio::test]
 async fn readonly_user_gets_permission_denied_and_no_mutation() {
-    let db = TestDb::new("readonly_user_gets_permission_denied_and_no_mutation").await;
+    let db = crate::test_db!();
     db.seed().await;
     let before = db.fingerprint("1").await;
     let mutations_before = db.mutation_count().await;
@@ -114,7 +114,7 @@ async fn readonly_user_gets_permission_denied_and_no_mutation() {
 
 #[tokio::test]
 async fn wrong_password_is_invalid_credentials() {
-    let db = TestDb::new("wrong_password_is_invalid_credentials").await;
+    let db = crate::test_db!();
     db.seed().await;
     let (user, _) = PASSWORD_USER;
     let secret = "not-the-password-4711";
@@ -193,7 +193,7 @@ async fn unreachable_server_is_connection_failed() {
 
 #[tokio::test]
 async fn missing_table_or_column_is_schema_mismatch() {
-    let db = TestDb::new("missing_table_or_column_is_schema_mismatch").await;
+    let db = crate::test_db!();
     let output = run(db.chforget().args(FORGET_U1_JSON));
     assert_eq!(output.code, 7, "{}", output.stderr);
     let message = output.json()["error"]["message"]
@@ -217,7 +217,7 @@ async fn missing_table_or_column_is_schema_mismatch() {
 
 #[tokio::test]
 async fn doctor_reports_capabilities_of_the_engine() {
-    let db = TestDb::new("doctor_reports_capabilities_of_the_engine").await;
+    let db = crate::test_db!();
     db.seed().await;
     let output = run(db.chforget().args(["doctor", "--output", "json"]));
     assert_eq!(output.code, 0, "{}", output.stderr);
@@ -249,7 +249,7 @@ async fn doctor_reports_capabilities_of_the_engine() {
 
 #[tokio::test]
 async fn profile_with_bad_identifier_is_refused_before_connecting() {
-    let db = TestDb::new("profile_with_bad_identifier_is_refused_before_connecting").await;
+    let db = crate::test_db!();
     let profile = db.state_path().join("profile.toml");
     std::fs::write(&profile, "[tables]\nevents = \"events; DROP TABLE x\"\n").expect("profile");
     let output = run(db
@@ -269,7 +269,7 @@ async fn profile_with_bad_identifier_is_refused_before_connecting() {
 
 #[tokio::test]
 async fn init_creates_a_missing_database_and_forget_names_it() {
-    let db = TestDb::new("init_creates_a_missing_database").await;
+    let db = crate::test_db!();
     db.exec(&format!("DROP DATABASE `{}`", db.name)).await;
     let forget = run(db.chforget().args(FORGET_U1_JSON));
     assert_eq!(forget.code, 7, "{}", forget.stderr);
@@ -295,17 +295,67 @@ async fn init_creates_a_missing_database_and_forget_names_it() {
     assert_eq!(again.code, 0, "init is idempotent: {}", again.stderr);
 }
 
+/// A TLS listener with a certificate nobody trusts: an `https` URL makes
+/// chforget speak TLS to it (and refuse the certificate), which a plain
+/// HTTP client would never get to.
 #[tokio::test]
-async fn https_urls_are_accepted_and_other_schemes_refused() {
-    let https = dead_url().replace("http://", "https://");
+async fn https_urls_speak_tls_and_other_schemes_are_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-days",
+            "1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/test installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = crate::common::free_port();
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let state = tempfile::tempdir().expect("state");
     let output = run(bare_chforget()
-        .env("CLICKHOUSE_URL", &https)
+        .env("CLICKHOUSE_URL", format!("https://127.0.0.1:{port}"))
         .env("CHFORGET_STATE_DIR", state.path())
-        .args(["doctor"]));
-    assert_eq!(
-        output.code, 6,
-        "https is spoken (the port is closed): {}",
+        .args(["doctor", "--output", "json"]));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(output.code, 6, "{}", output.stderr);
+    assert_eq!(output.json()["error"]["code"], "connection_failed");
+    assert!(
+        output.stderr.contains("certificate"),
+        "TLS was spoken and the certificate refused: {}",
         output.stderr
     );
     let ftp = run(bare_chforget().args(["doctor", "--url", "ftp://127.0.0.1:8123"]));
@@ -313,9 +363,51 @@ async fn https_urls_are_accepted_and_other_schemes_refused() {
     assert!(ftp.stderr.contains("http://"), "{}", ftp.stderr);
 }
 
+/// Any other error ClickHouse answers is `server_error`, exit 1, with the
+/// server's code in the message: here a profile's rollup query the server
+/// cannot parse.
+#[tokio::test]
+async fn an_unclassified_server_error_is_server_error_with_its_code() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let query = db.state_path().join("broken.sql");
+    std::fs::write(&query, "SELECT this is not SQL FROM {events}").expect("query");
+    let profile = db.state_path().join("profile.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "[rollup]\ndaily_rollup = {:?}\n",
+            query.display().to_string()
+        ),
+    )
+    .expect("profile");
+    let before = db.fingerprint("1").await;
+    let output = run(db
+        .chforget()
+        .arg("rollup")
+        .args([
+            "--project",
+            "p1",
+            "--days",
+            "2026-11-01..2026-11-30",
+            "--tables",
+            "daily_rollup",
+            "--yes",
+            "--output",
+            "json",
+            "--config",
+        ])
+        .arg(&profile));
+    assert_eq!(output.code, 1, "{}", output.stderr);
+    let report = output.json();
+    assert_eq!(report["error"]["code"], "server_error", "{report:#}");
+    assert!(output.stderr.contains("Code: 62"), "{}", output.stderr);
+    assert_eq!(db.fingerprint("1").await, before);
+}
+
 #[tokio::test]
 async fn a_rejected_mutation_is_forget_failed_with_clickhouse_code() {
-    let db = TestDb::new("a_rejected_mutation_is_forget_failed").await;
+    let db = crate::test_db!();
     // A Log table has the reference columns but cannot be mutated.
     db.exec(
         "CREATE TABLE events (project_id String, user_id Nullable(String), anonymous_id String, session_id String, \
@@ -344,7 +436,7 @@ async fn a_rejected_mutation_is_forget_failed_with_clickhouse_code() {
 /// error, argument errors included, with the error's code.
 #[tokio::test]
 async fn every_error_is_one_json_document_on_stdout() {
-    let db = TestDb::new("every_error_is_one_json_document").await;
+    let db = crate::test_db!();
     db.seed().await;
     let dead = dead_url();
     let unknown = "01a228b4-9333-779e-905f-58089d6845e3";

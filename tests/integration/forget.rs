@@ -43,7 +43,7 @@ async fn forget_and_check(
 
 #[tokio::test]
 async fn forget_user_only_keeps_anonymous_rows() {
-    let db = TestDb::new("forget_user_only_keeps_anonymous_rows").await;
+    let db = crate::test_db!();
     db.seed().await;
     let report = forget_and_check(&db, &[], false, false).await;
     assert_eq!(report["anonymous_ids"], 3, "{report:#}");
@@ -65,7 +65,7 @@ async fn forget_user_only_keeps_anonymous_rows() {
 
 #[tokio::test]
 async fn forget_anonymous_keeps_other_users_on_shared_devices() {
-    let db = TestDb::new("forget_anonymous_keeps_other_users_on_shared_devices").await;
+    let db = crate::test_db!();
     db.seed().await;
     let report = forget_and_check(&db, &["--anonymous"], true, false).await;
     assert_eq!(report["anonymous_ids"], 3);
@@ -89,7 +89,7 @@ async fn forget_anonymous_keeps_other_users_on_shared_devices() {
 
 #[tokio::test]
 async fn forget_include_shared_wipes_shared_devices() {
-    let db = TestDb::new("forget_include_shared_wipes_shared_devices").await;
+    let db = crate::test_db!();
     db.seed().await;
     let report = forget_and_check(&db, &["--anonymous", "--include-shared"], true, true).await;
     assert_eq!(report["include_shared"], true);
@@ -102,7 +102,7 @@ async fn forget_include_shared_wipes_shared_devices() {
 
 #[tokio::test]
 async fn forget_hostile_ids_deletes_only_that_user() {
-    let db = TestDb::new("forget_hostile_ids_deletes_only_that_user").await;
+    let db = crate::test_db!();
     db.seed().await;
     for id in ["' OR 1=1 --", "'", "\\", "u1' OR '1'='1", "José 日本 🚀"] {
         let total_before = db.fingerprint("1").await;
@@ -138,7 +138,7 @@ async fn forget_hostile_ids_deletes_only_that_user() {
 
 #[tokio::test]
 async fn dry_run_plans_and_issues_nothing() {
-    let db = TestDb::new("dry_run_plans_and_issues_nothing").await;
+    let db = crate::test_db!();
     db.seed().await;
     let before = db.fingerprint("1").await;
     let mutations_before = db.mutation_count().await;
@@ -208,7 +208,7 @@ async fn dry_run_plans_and_issues_nothing() {
 
 #[tokio::test]
 async fn stitch_lists_anonymous_ids_and_shared_devices() {
-    let db = TestDb::new("stitch_lists_anonymous_ids_and_shared_devices").await;
+    let db = crate::test_db!();
     db.seed().await;
     let output = run(db.chforget().args([
         "stitch",
@@ -247,7 +247,7 @@ async fn stitch_lists_anonymous_ids_and_shared_devices() {
 
 #[tokio::test]
 async fn forget_journals_before_issuing_with_private_files() {
-    let db = TestDb::new("forget_journals_before_issuing_with_private_files").await;
+    let db = crate::test_db!();
     db.seed().await;
     let output = run(db.chforget().args(FORGET_U1_JSON).arg("--anonymous"));
     assert_eq!(output.code, 0, "{}", output.stderr);
@@ -308,7 +308,7 @@ async fn forget_journals_before_issuing_with_private_files() {
 
 #[tokio::test]
 async fn no_wait_returns_queued_and_watch_finishes_it() {
-    let db = TestDb::new("no_wait_returns_queued_and_watch_finishes_it").await;
+    let db = crate::test_db!();
     db.seed().await;
     let output = run(db.chforget().args([
         "forget",
@@ -348,7 +348,7 @@ async fn no_wait_returns_queued_and_watch_finishes_it() {
 
 #[tokio::test]
 async fn forget_refuses_without_confirmation_when_not_interactive() {
-    let db = TestDb::new("forget_refuses_without_confirmation_when_not_interactive").await;
+    let db = crate::test_db!();
     db.seed().await;
     let mutations_before = db.mutation_count().await;
     let output = run(db.chforget().args([

@@ -50,7 +50,7 @@ async fn seed_hostile(db: &TestDb) {
 
 #[tokio::test]
 async fn ids_of_any_bytes_are_erased_and_never_kept_in_clear() {
-    let db = TestDb::new("ids_of_any_bytes_are_erased").await;
+    let db = crate::test_db!();
     seed_hostile(&db).await;
     let kept = db
         .fingerprint("url NOT IN ('target-user', 'target-anon')")
@@ -127,7 +127,7 @@ async fn ids_of_any_bytes_are_erased_and_never_kept_in_clear() {
 
 #[tokio::test]
 async fn a_request_that_matches_nothing_says_so_and_names_near_misses() {
-    let db = TestDb::new("a_request_that_matches_nothing_says_so").await;
+    let db = crate::test_db!();
     db.seed().await;
     let before = db.fingerprint("1").await;
     let output = run(db.chforget().args([

@@ -4,12 +4,12 @@
 use std::process::Stdio;
 
 use crate::common::{
-    NOV_2026, SECRET_ANON, TestDb, event, forget_json, insert_events, run, seed_with_secret,
+    NOV_2026, SECRET_ANON, event, forget_json, insert_events, run, seed_with_secret,
 };
 
 #[tokio::test]
 async fn verify_finds_late_arrivals_and_fix_deletes_them() {
-    let db = TestDb::new("verify_finds_late_arrivals").await;
+    let db = crate::test_db!();
     seed_with_secret(&db).await;
     let report = forget_json(&db, "u1", &[]);
     let request = report["request_id"]
@@ -92,7 +92,7 @@ async fn verify_finds_late_arrivals_and_fix_deletes_them() {
 /// and says so.
 #[tokio::test]
 async fn a_new_forget_targets_the_anonymous_ids_of_earlier_requests() {
-    let db = TestDb::new("new_forget_targets_earlier_anonymous_ids").await;
+    let db = crate::test_db!();
     seed_with_secret(&db).await;
     let earlier = forget_json(&db, "u1", &[]);
     let earlier_id = earlier["request_id"].as_str().expect("id").to_string();

@@ -37,7 +37,7 @@ async fn is_done(db: &TestDb, table: &str, id: &str) -> u64 {
 
 #[tokio::test]
 async fn watch_reports_progress_until_done_as_json_lines() {
-    let db = TestDb::new("watch_reports_progress_until_done_as_json_lines").await;
+    let db = crate::test_db!();
     blocked_table(&db).await;
     db.exec("ALTER TABLE t DELETE WHERE x < 10").await;
     let ids = mutation_ids(&db, "t").await;
@@ -90,7 +90,7 @@ async fn watch_reports_progress_until_done_as_json_lines() {
 
 #[tokio::test]
 async fn failing_mutation_exits_4_with_reason_or_times_out_where_unreported() {
-    let db = TestDb::new("failing_mutation_exits_4_with_reason").await;
+    let db = crate::test_db!();
     db.exec("CREATE TABLE t (x UInt32) ENGINE = MergeTree ORDER BY x")
         .await;
     db.exec("INSERT INTO t VALUES (1), (2)").await;
@@ -126,7 +126,7 @@ async fn failing_mutation_exits_4_with_reason_or_times_out_where_unreported() {
 
 #[tokio::test]
 async fn timeout_exits_5_and_leaves_the_mutation_running() {
-    let db = TestDb::new("timeout_exits_5_and_leaves_the_mutation_running").await;
+    let db = crate::test_db!();
     blocked_table(&db).await;
     db.exec("ALTER TABLE t DELETE WHERE x >= 500").await;
     let ids = mutation_ids(&db, "t").await;
@@ -181,7 +181,7 @@ async fn timeout_exits_5_and_leaves_the_mutation_running() {
 
 #[tokio::test]
 async fn vanished_mutation_is_not_reported_done() {
-    let db = TestDb::new("vanished_mutation_is_not_reported_done").await;
+    let db = crate::test_db!();
     db.exec("CREATE TABLE t (x UInt32) ENGINE = MergeTree ORDER BY x")
         .await;
     let output = run(db.chforget().args([
@@ -199,7 +199,7 @@ async fn vanished_mutation_is_not_reported_done() {
 
 #[tokio::test]
 async fn kill_stops_exactly_one_mutation() {
-    let db = TestDb::new("kill_stops_exactly_one_mutation").await;
+    let db = crate::test_db!();
     blocked_table(&db).await;
     db.exec("ALTER TABLE t DELETE WHERE x < 100").await;
     db.exec("ALTER TABLE t DELETE WHERE x >= 900").await;
@@ -264,7 +264,7 @@ async fn kill_stops_exactly_one_mutation() {
 
 #[tokio::test]
 async fn list_shows_unfinished_by_default_and_all_on_request() {
-    let db = TestDb::new("list_shows_unfinished_by_default_and_all_on_request").await;
+    let db = crate::test_db!();
     blocked_table(&db).await;
     db.exec("ALTER TABLE t DELETE WHERE x = 1").await;
     let list = |args: &[&str]| {
@@ -298,7 +298,7 @@ async fn list_shows_unfinished_by_default_and_all_on_request() {
 
 #[tokio::test]
 async fn forget_timeout_is_queued_and_resume_completes_it() {
-    let db = TestDb::new("forget_timeout_is_queued_and_resume_completes_it").await;
+    let db = crate::test_db!();
     db.seed().await;
     db.exec("SYSTEM STOP MERGES events").await;
     let kept = db
@@ -367,7 +367,7 @@ async fn forget_timeout_is_queued_and_resume_completes_it() {
 
 #[tokio::test]
 async fn ctrl_c_stops_watching_but_not_the_mutation() {
-    let db = TestDb::new("ctrl_c_stops_watching_but_not_the_mutation").await;
+    let db = crate::test_db!();
     blocked_table(&db).await;
     db.exec("ALTER TABLE t DELETE WHERE x < 10").await;
     let ids = mutation_ids(&db, "t").await;
@@ -416,7 +416,7 @@ async fn ctrl_c_stops_watching_but_not_the_mutation() {
 /// such limit.
 #[tokio::test]
 async fn deletes_wait_for_room_where_the_server_loses_rows_with_more_pending() {
-    let db = TestDb::new("deletes_wait_for_room").await;
+    let db = crate::test_db!();
     db.seed().await;
     let kept = db
         .fingerprint("url NOT IN ('target-user', 'target-anon')")

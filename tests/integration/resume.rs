@@ -1,7 +1,7 @@
 //! `resume`: a request cut short at any step, or whose mutation was killed,
 //! is finished from its journal, issuing nothing twice.
 
-use crate::common::{Engine, FORGET_U1_JSON, NOV_2026, TestDb, engine, event, insert_events, run};
+use crate::common::{Engine, FORGET_U1_JSON, NOV_2026, engine, event, insert_events, run};
 
 #[tokio::test]
 async fn resume_after_a_crash_at_every_step_issues_nothing_twice() {
@@ -19,7 +19,7 @@ async fn resume_after_a_crash_at_every_step_issues_nothing_twice() {
         "audited",
     ];
     for (index, point) in points.iter().enumerate() {
-        let db = TestDb::new(&format!("resume_after_crash_{index}")).await;
+        let db = crate::test_db!(format!("_{index}"));
         db.seed().await;
         let kept = db
             .fingerprint("url NOT IN ('target-user', 'target-anon')")
@@ -83,7 +83,7 @@ async fn resume_after_a_crash_at_every_step_issues_nothing_twice() {
 /// anonymous ids).
 #[tokio::test]
 async fn resume_finishes_a_request_after_a_killed_mutation_and_late_rows() {
-    let db = TestDb::new("resume_after_killed_mutation_and_late_rows").await;
+    let db = crate::test_db!();
     db.seed().await;
     let kept = db
         .fingerprint("url NOT IN ('target-user', 'target-anon', 'late-anon')")
@@ -173,7 +173,7 @@ async fn resume_finishes_a_request_after_a_killed_mutation_and_late_rows() {
 /// `completed`.
 #[tokio::test]
 async fn survivors_of_finished_mutations_are_reissued() {
-    let db = TestDb::new("survivors_of_finished_mutations_are_reissued").await;
+    let db = crate::test_db!();
     db.seed().await;
     let kept = db
         .fingerprint("url NOT IN ('target-user', 'target-anon', 'late-user')")

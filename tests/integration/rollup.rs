@@ -192,7 +192,7 @@ fn table_report<'a>(report: &'a serde_json::Value, table: &str) -> &'a serde_jso
 
 #[tokio::test]
 async fn forget_rollups_recompute_exactly_the_touched_rows() {
-    let db = TestDb::new("forget_rollups_recompute_exactly_the_touched_rows").await;
+    let db = crate::test_db!();
     seed_with_rollups(&db).await;
     let report = forget_with_rollups(&db, &[], "url = 'target-user'").await;
 
@@ -261,7 +261,7 @@ async fn forget_rollups_recompute_exactly_the_touched_rows() {
 
 #[tokio::test]
 async fn forget_rollups_with_anonymous_and_shared_rows() {
-    let db = TestDb::new("forget_rollups_with_anonymous_and_shared_rows").await;
+    let db = crate::test_db!();
     seed_with_rollups(&db).await;
     let report = forget_with_rollups(
         &db,
@@ -288,7 +288,7 @@ async fn forget_rollups_with_anonymous_and_shared_rows() {
 
 #[tokio::test]
 async fn forget_rollups_dry_run_reports_the_scope_and_changes_nothing() {
-    let db = TestDb::new("forget_rollups_dry_run_reports_the_scope_and_changes_nothing").await;
+    let db = crate::test_db!();
     seed_with_rollups(&db).await;
     let daily = rollup_fingerprint(&db, "daily_rollup", "1").await;
     let sessions = rollup_fingerprint(&db, "sessions", "1").await;
@@ -354,7 +354,7 @@ async fn make_stale(db: &TestDb) {
 
 #[tokio::test]
 async fn rollup_dry_run_changes_nothing_and_the_run_recomputes_the_range() {
-    let db = TestDb::new("rollup_dry_run_changes_nothing_and_the_run_recomputes_the_range").await;
+    let db = crate::test_db!();
     seed_with_rollups(&db).await;
     make_stale(&db).await;
     let daily = rollup_fingerprint(&db, "daily_rollup", "1").await;
@@ -446,7 +446,7 @@ async fn rollup_dry_run_changes_nothing_and_the_run_recomputes_the_range() {
 
 #[tokio::test]
 async fn rollup_of_one_table_and_days_range_leaves_the_other_alone() {
-    let db = TestDb::new("rollup_of_one_table_and_days_range_leaves_the_other_alone").await;
+    let db = crate::test_db!();
     seed_with_rollups(&db).await;
     make_stale(&db).await;
     let sessions = rollup_fingerprint(&db, "sessions", "1").await;
@@ -476,7 +476,7 @@ async fn rollup_of_one_table_and_days_range_leaves_the_other_alone() {
 
 #[tokio::test]
 async fn rollup_refuses_without_confirmation_and_bad_ranges() {
-    let db = TestDb::new("rollup_refuses_without_confirmation_and_bad_ranges").await;
+    let db = crate::test_db!();
     seed_with_rollups(&db).await;
     let daily = rollup_fingerprint(&db, "daily_rollup", "1").await;
     let output = run(db.chforget().args([

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Engine, PASSWORD_USER, READONLY_USER, TestDb, engine};
+use crate::common::{Engine, PASSWORD_USER, READONLY_USER, engine};
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 struct SmokeRow {
@@ -39,7 +39,7 @@ fn error_code(error: &clickhouse::error::Error) -> Option<u32> {
 
 #[tokio::test]
 async fn smoke_insert_read_and_mutate_100k_rows() {
-    let db = TestDb::new("smoke_insert_read_and_mutate_100k_rows").await;
+    let db = crate::test_db!();
     db.exec(
         "CREATE TABLE smoke (id UInt64, user_id Nullable(String), name String, ts DateTime) \
          ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY id",
@@ -103,7 +103,7 @@ async fn smoke_insert_read_and_mutate_100k_rows() {
 
 #[tokio::test]
 async fn smoke_credentials_and_errors_carry_clickhouse_codes() {
-    let db = TestDb::new("smoke_credentials_and_errors_carry_clickhouse_codes").await;
+    let db = crate::test_db!();
     db.exec("CREATE TABLE t (x UInt8) ENGINE = MergeTree ORDER BY x")
         .await;
 

@@ -34,7 +34,7 @@ fn planted_journal(request_id: &str, database: &str) -> String {
 
 #[tokio::test]
 async fn path_like_request_ids_and_planted_journals_are_refused() {
-    let db = TestDb::new("path_like_ids_and_planted_journals_are_refused").await;
+    let db = crate::test_db!();
     db.seed().await;
     let before = db.fingerprint("1").await;
     // A journal outside the state directory, named by a path-like id.
@@ -81,7 +81,7 @@ async fn path_like_request_ids_and_planted_journals_are_refused() {
 
 #[tokio::test]
 async fn an_edited_journal_is_refused_and_nothing_is_issued() {
-    let db = TestDb::new("an_edited_journal_is_refused").await;
+    let db = crate::test_db!();
     db.seed().await;
     let before = db.fingerprint("1").await;
     let crashed = run(db
@@ -134,7 +134,7 @@ fn spawn_forget(db: &TestDb, state: &std::path::Path, user: &str, extra: &[&str]
 
 #[tokio::test]
 async fn parallel_first_uses_share_one_key_and_every_request_is_audited() {
-    let db = TestDb::new("parallel_first_uses_share_one_key").await;
+    let db = crate::test_db!();
     db.seed().await;
     let users: Vec<String> = (0..8).map(|i| format!("u-par-{i}")).collect();
     let rows: Vec<_> = users
@@ -217,7 +217,7 @@ async fn parallel_first_uses_share_one_key_and_every_request_is_audited() {
 
 #[tokio::test]
 async fn two_concurrent_forgets_of_one_user_start_one_request() {
-    let db = TestDb::new("two_concurrent_forgets_of_one_user").await;
+    let db = crate::test_db!();
     db.seed().await;
     db.exec("SYSTEM STOP MERGES events").await;
     let state = db.state_path().to_path_buf();
@@ -258,7 +258,7 @@ async fn two_concurrent_forgets_of_one_user_start_one_request() {
 
 #[tokio::test]
 async fn a_shared_state_directory_keeps_its_mode() {
-    let db = TestDb::new("a_shared_state_directory_keeps_its_mode").await;
+    let db = crate::test_db!();
     db.seed().await;
     let shared = db.state_path().join("shared");
     std::fs::create_dir(&shared).expect("mkdir");
@@ -289,7 +289,7 @@ async fn a_shared_state_directory_keeps_its_mode() {
 
 #[tokio::test]
 async fn a_damaged_journal_is_listed_and_blocks_nothing() {
-    let db = TestDb::new("a_damaged_journal_blocks_nothing").await;
+    let db = crate::test_db!();
     db.seed().await;
     let first = run(db.chforget().args(FORGET_U1_JSON));
     assert_eq!(first.code, 0, "{}", first.stderr);
@@ -320,7 +320,7 @@ async fn a_damaged_journal_is_listed_and_blocks_nothing() {
 
 #[tokio::test]
 async fn credentials_in_the_url_are_refused_and_never_printed() {
-    let db = TestDb::new("credentials_in_the_url_are_refused").await;
+    let db = crate::test_db!();
     db.seed().await;
     let url = server_url().replacen("://", "://password_user:s3cret-pw@", 1);
     for args in [
@@ -356,7 +356,7 @@ async fn credentials_in_the_url_are_refused_and_never_printed() {
 
 #[tokio::test]
 async fn a_password_file_others_can_read_gets_a_warning() {
-    let db = TestDb::new("a_password_file_others_can_read").await;
+    let db = crate::test_db!();
     db.seed().await;
     let file = db.state_path().join("password");
     std::fs::write(&file, "password-pass\n").expect("write");
@@ -396,7 +396,7 @@ async fn a_password_file_others_can_read_gets_a_warning() {
 
 #[tokio::test]
 async fn confirmation_from_the_environment_takes_runbook_booleans() {
-    let db = TestDb::new("confirmation_from_the_environment").await;
+    let db = crate::test_db!();
     db.seed().await;
     for (value, code) in [("0", 2), ("no", 2), ("1", 0)] {
         let output = run(db.chforget().env("CHFORGET_YES", value).args([
