@@ -203,7 +203,30 @@ async fn dry_run_plans_and_issues_nothing() {
         "{}",
         human.stdout
     );
-    assert!(human.stdout.contains("shared"), "{}", human.stdout);
+    // The stitched table marks exactly the shared device as shared.
+    let marks: Vec<(String, String)> = human
+        .stdout
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line
+                .split('│')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect();
+            (cells.len() == 5 && cells[4] != "shared")
+                .then(|| (cells[0].to_string(), cells[4].to_string()))
+        })
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            ("a1".to_string(), "no".to_string()),
+            ("a2".to_string(), "no".to_string()),
+            ("shared".to_string(), "yes".to_string())
+        ],
+        "{}",
+        human.stdout
+    );
 }
 
 #[tokio::test]
