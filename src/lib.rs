@@ -18,7 +18,6 @@ pub mod connection;
 pub mod error;
 pub mod journal;
 pub mod mutate;
-pub mod mutations;
 pub mod ops;
 pub mod output;
 pub mod pipeline;
@@ -34,5 +33,144 @@ pub mod server;
 pub mod sql;
 pub mod state;
 pub mod stitch;
+pub mod system_mutations;
 pub mod track;
 pub mod verify;
+
+/// The layers of the crate, lowest first: a module may use modules of its
+/// own layer's rank or lower, never higher (so there can be no cycle between
+/// modules, and the flow reads top to bottom). Checked by the test below
+/// over every `crate::` path in `src/`.
+#[cfg(test)]
+const LAYERS: &[(&str, u8)] = &[
+    ("error", 0),
+    ("output", 1),
+    ("sql", 1),
+    ("profile", 2),
+    ("request", 3),
+    ("state", 4),
+    ("redact", 5),
+    ("connection", 5),
+    ("capabilities", 6),
+    ("server", 7),
+    ("system_mutations", 8),
+    ("schema", 8),
+    ("stitch", 9),
+    ("plan", 10),
+    ("journal", 11),
+    ("mutate", 12),
+    ("track", 13),
+    ("verify", 14),
+    ("rollup", 15),
+    ("audit", 16),
+    ("pipeline", 17),
+    ("report", 18),
+    ("batch", 19),
+    ("progress", 19),
+    ("ops", 20),
+    ("cli", 21),
+];
+
+#[cfg(test)]
+mod layers {
+    use super::LAYERS;
+
+    fn rank(module: &str) -> Option<u8> {
+        LAYERS.iter().find(|(m, _)| *m == module).map(|(_, r)| *r)
+    }
+
+    /// The top-level modules a source file names through `crate::`.
+    fn used_modules(text: &str) -> Vec<String> {
+        let code: String = text
+            .lines()
+            .map(|line| line.split("//").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut used = Vec::new();
+        let mut rest = code.as_str();
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let mut depth = 0;
+                let mut item = String::new();
+                for c in group.chars() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => break,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            used.push(std::mem::take(&mut item));
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    item.push(c);
+                }
+                used.push(item);
+            } else {
+                used.push(rest.to_string());
+            }
+        }
+        used.iter()
+            .map(|path| {
+                path.trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            })
+            .filter(|name| !name.is_empty() && name != "self")
+            .collect()
+    }
+
+    #[test]
+    fn lower_layers_never_use_higher_ones() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![src.clone()];
+        let mut problems = Vec::new();
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(
+                    std::fs::read_dir(&path)
+                        .expect("src")
+                        .flatten()
+                        .map(|e| e.path()),
+                );
+                continue;
+            }
+            let relative = path.strip_prefix(&src).expect("under src");
+            let module = relative
+                .iter()
+                .next()
+                .and_then(|m| m.to_str())
+                .unwrap_or_default()
+                .trim_end_matches(".rs")
+                .to_string();
+            if module == "lib" || module == "main" {
+                continue;
+            }
+            let own = rank(&module)
+                .unwrap_or_else(|| panic!("{module} has no layer in LAYERS (src/lib.rs)"));
+            let text = std::fs::read_to_string(&path).expect("read");
+            for used in used_modules(&text) {
+                match rank(&used) {
+                    Some(other) if other > own => problems.push(format!(
+                        "{} uses {used} (layer {other}) from layer {own}",
+                        relative.display()
+                    )),
+                    Some(other) if other == own && used != module => problems.push(format!(
+                        "{} uses {used} of its own layer {own}",
+                        relative.display()
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn group_imports_are_read() {
+        let text = "use crate::{audit::x, plan::{A, B}};\nlet y = crate::report::Z; // crate::cli";
+        assert_eq!(used_modules(text), ["audit", "plan", "report"]);
+    }
+}

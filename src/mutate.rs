@@ -11,11 +11,13 @@ use clickhouse::Row;
 use serde::Deserialize;
 
 use crate::error::{ErrorCode, Failure, code_of, fail};
-use crate::mutations::{self, MutationFilter, MutationRow};
 use crate::plan::Target;
 use crate::request::Scope;
 use crate::server::Server;
-use crate::sql::{QualifiedTable, string_literal};
+use crate::sql::{QualifiedTable, render, string_literal};
+use crate::system_mutations::{self, MutationFilter, MutationRow};
+
+const PENDING_SQL: &str = "SELECT toUInt64(count()) AS n FROM system.mutations WHERE database = {database} AND table = {table} AND is_done = 0";
 
 /// The mutation carrying `marker` on `table`, if it exists.
 pub async fn find_issued(
@@ -31,7 +33,7 @@ pub async fn find_issued(
         command_contains: Some(string_literal(marker)),
         ..MutationFilter::default()
     };
-    let mut rows = mutations::list(server, &filter).await?;
+    let mut rows = system_mutations::list(server, &filter).await?;
     if rows.len() > 1 {
         return fail(
             ErrorCode::ForgetFailed,
@@ -62,11 +64,13 @@ struct Pending {
 pub async fn pending_on(server: &Server, table: &QualifiedTable) -> anyhow::Result<u64> {
     let rows: Vec<Pending> = server
         .fetch(
-            &format!(
-                "SELECT toUInt64(count()) AS n FROM system.mutations WHERE database = {} AND table = {} AND is_done = 0",
-                string_literal(table.database.as_str()),
-                string_literal(table.table.as_str())
-            ),
+            &render(
+                PENDING_SQL,
+                &[
+                    ("database", &string_literal(table.database.as_str())),
+                    ("table", &string_literal(table.table.as_str())),
+                ],
+            )?,
             "counting the unfinished mutations of the table",
         )
         .await?;

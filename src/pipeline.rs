@@ -19,7 +19,6 @@ use crate::audit::{self, AuditOutcome, RunSummary};
 use crate::error::{ErrorCode, Failure, fail, shown};
 use crate::journal::{Journals, Member, RequestJournal, RequestStatus, crash_point, now_rfc3339};
 use crate::mutate;
-use crate::mutations::MutationKey;
 use crate::plan::{self, AttemptOutcome, ForgetOptions, RollupScope, Target, TargetKind};
 use crate::profile::Profile;
 use crate::request::{AuditMeta, RawId, RequestId, Scope, ValidId};
@@ -32,6 +31,7 @@ use crate::sql::{
 };
 use crate::state::{FileLock, Key, StateDir};
 use crate::stitch::{self, StitchedId};
+use crate::system_mutations::MutationKey;
 use crate::track::{self, MutationState, Notice, TrackObserver, TrackOptions, TrackOutcome};
 use crate::verify::{self, Counts};
 

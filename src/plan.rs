@@ -17,6 +17,9 @@ const USER_PREDICATE: &str = include_str!("../sql/forget/user.sql");
 const ANONYMOUS_PREDICATE: &str = include_str!("../sql/forget/anonymous.sql");
 const ANONYMOUS_INCLUDING_SHARED_PREDICATE: &str =
     include_str!("../sql/forget/anonymous_including_shared.sql");
+/// The statement: the predicate of its rows, and the marker (always true)
+/// that names the request's attempt.
+const DELETE_SQL: &str = "ALTER TABLE {table} DELETE WHERE ({predicate}) AND {marker} != ''";
 const COUNT_USER_SQL: &str = include_str!("../sql/count_user.sql");
 const COUNT_ANONYMOUS_SQL: &str = include_str!("../sql/count_anonymous.sql");
 
@@ -218,12 +221,14 @@ impl Target {
 
     /// The statement as sent, with `marker` (always true) at the end.
     pub fn delete_statement(&self, scope: &Scope, marker: &str) -> anyhow::Result<String> {
-        Ok(format!(
-            "ALTER TABLE {} DELETE WHERE ({}) AND {} != ''",
-            scope.events_table(),
-            self.predicate(scope)?,
-            string_literal(marker)
-        ))
+        render(
+            DELETE_SQL,
+            &[
+                ("table", &scope.events_table().to_string()),
+                ("predicate", &self.predicate(scope)?),
+                ("marker", &string_literal(marker)),
+            ],
+        )
     }
 
     /// The rows it matches now, grouped by id (user id, or the anonymous

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::mutations::{MutationKey, MutationRow};
 use crate::output;
+use crate::system_mutations::{MutationKey, MutationRow};
 
 use crate::track::{Diagnosis, MutationState, Notice, TrackObserver};
 

@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorCode, Failure};
 use crate::profile::Profile;
 use crate::server::Server;
-use crate::sql::{Ident, statements, string_literal};
+use crate::sql::{Ident, literal_list, render, statements, string_literal};
 
 const SCHEMA_SQL: &str = include_str!("../sql/schema.sql");
+const CREATE_DATABASE_SQL: &str = "CREATE DATABASE IF NOT EXISTS {database}";
+const COLUMNS_SQL: &str = "SELECT table, name, type FROM system.columns WHERE database = {database} AND table IN {tables} ORDER BY table, name";
 
 #[derive(Debug, Clone, Row, Deserialize, Serialize)]
 pub struct ColumnRow {
@@ -34,11 +36,7 @@ pub async fn init(server: &Server, profile: &Profile) -> anyhow::Result<Vec<Stri
     }
     let mut run = Vec::new();
     if !server.database_exists {
-        let create = format!("CREATE DATABASE IF NOT EXISTS {}", server.database());
-        server
-            .execute_without_database(&create, "creating the database")
-            .await?;
-        run.push(create);
+        run.push(create_database(server, server.database()).await?);
     }
     for statement in statements(SCHEMA_SQL) {
         server
@@ -53,14 +51,25 @@ pub async fn init(server: &Server, profile: &Profile) -> anyhow::Result<Vec<Stri
     Ok(run)
 }
 
+/// `CREATE DATABASE IF NOT EXISTS` `database`; returns the statement.
+pub async fn create_database(server: &Server, database: &Ident) -> anyhow::Result<String> {
+    let sql = render(CREATE_DATABASE_SQL, &[("database", &database.to_string())])?;
+    server
+        .execute_without_database(&sql, &format!("creating the database {database}"))
+        .await?;
+    Ok(sql)
+}
+
 /// Columns of the profile's tables, as the server has them.
 pub async fn columns(server: &Server, tables: &[&Ident]) -> anyhow::Result<Vec<ColumnRow>> {
-    let names: Vec<String> = tables.iter().map(|t| string_literal(t.as_str())).collect();
-    let sql = format!(
-        "SELECT table, name, type FROM system.columns WHERE database = {} AND table IN ({}) ORDER BY table, name",
-        string_literal(server.database().as_str()),
-        names.join(", ")
-    );
+    let names: Vec<&str> = tables.iter().map(|t| t.as_str()).collect();
+    let sql = render(
+        COLUMNS_SQL,
+        &[
+            ("database", &string_literal(server.database().as_str())),
+            ("tables", &literal_list(&names)),
+        ],
+    )?;
     server.fetch(&sql, "reading the table definitions").await
 }
 

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use crate::capabilities::Capabilities;
 use crate::connection::{Connection, ConnectionConfig};
 use crate::error::{ErrorCode, fail};
-use crate::sql::string_literal;
+use crate::sql::{render, string_literal};
+
+const DATABASE_SQL: &str = "SELECT name FROM system.databases WHERE name = {name}";
 
 #[derive(Row, Deserialize)]
 struct DatabaseName {
@@ -47,10 +49,10 @@ impl Server {
         let capabilities = Capabilities::detect(&probe).await?;
         let database_exists = !probe
             .fetch::<DatabaseName>(
-                &format!(
-                    "SELECT name FROM system.databases WHERE name = {}",
-                    string_literal(config.database.as_str())
-                ),
+                &render(
+                    DATABASE_SQL,
+                    &[("name", &string_literal(config.database.as_str()))],
+                )?,
                 "looking up the database",
             )
             .await?

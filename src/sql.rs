@@ -202,6 +202,13 @@ pub fn literal_list<S: AsRef<[u8]>>(values: &[S]) -> String {
     format!("({})", items.join(", "))
 }
 
+/// `<expression> IN (<literals>)`: the condition of a filter on a column of
+/// a system table (`database`, `mutation_id`, ...), values quoted by
+/// [`string_literal`].
+pub fn in_list<S: AsRef<[u8]>>(expression: &str, values: &[S]) -> String {
+    format!("{expression} IN {}", literal_list(values))
+}
+
 /// Room left in `max_query_size` for the statement around a literal list.
 pub const STATEMENT_SLACK_BYTES: usize = 4096;
 

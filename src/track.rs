@@ -11,9 +11,9 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, code_of};
-use crate::mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::server::Server;
 use crate::sql::{QualifiedTable, render, string_literal};
+use crate::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
 
 const STUCK_DIAGNOSIS_SQL: &str = include_str!("../sql/stuck_diagnosis.sql");
 
@@ -228,7 +228,7 @@ pub async fn track(
     tokio::pin!(interrupt);
 
     loop {
-        match mutations::list(server, &filter).await {
+        match system_mutations::list(server, &filter).await {
             Ok(found) => {
                 let seen: BTreeMap<MutationKey, MutationRow> =
                     found.into_iter().map(|row| (row.key(), row)).collect();

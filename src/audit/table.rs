@@ -19,6 +19,10 @@ use crate::sql::{
 };
 
 const AUDIT_SQL: &str = include_str!("../../sql/audit.sql");
+const ROWS_SQL: &str = include_str!("../../sql/audit_rows.sql");
+const TABLE_EXISTS_SQL: &str =
+    "SELECT name FROM system.tables WHERE database = {database} AND name = {name}";
+const PRESENT_SQL: &str = "SELECT record_hash FROM {table} WHERE record_hash IN {hashes}";
 pub const AUDIT_TABLE: &str = "forget_audit";
 
 /// A row of the `forget_audit` table.
@@ -90,11 +94,13 @@ struct TableName {
 pub async fn ensure_table(server: &Server, table: &QualifiedTable) -> anyhow::Result<()> {
     let existing: Vec<TableName> = server
         .fetch(
-            &format!(
-                "SELECT name FROM system.tables WHERE database = {} AND name = {}",
-                string_literal(table.database.as_str()),
-                string_literal(table.table.as_str())
-            ),
+            &render(
+                TABLE_EXISTS_SQL,
+                &[
+                    ("database", &string_literal(table.database.as_str())),
+                    ("name", &string_literal(table.table.as_str())),
+                ],
+            )?,
             "looking up the audit table",
         )
         .await?;
@@ -143,10 +149,13 @@ async fn present(
     for chunk in chunk_by_literal_size(hashes, budget, |h| h.as_bytes()) {
         let rows: Vec<Hash> = server
             .fetch(
-                &format!(
-                    "SELECT record_hash FROM {table} WHERE record_hash IN {}",
-                    literal_list(&chunk)
-                ),
+                &render(
+                    PRESENT_SQL,
+                    &[
+                        ("table", &table.to_string()),
+                        ("hashes", &literal_list(&chunk)),
+                    ],
+                )?,
                 "checking the audit rows",
             )
             .await?;
@@ -188,10 +197,7 @@ pub async fn insert_rows(
 pub async fn fetch_rows(server: &Server, table: &QualifiedTable) -> anyhow::Result<Vec<AuditRow>> {
     server
         .fetch(
-            &format!(
-                "SELECT toUInt32(recorded_at) AS recorded_at, request_id, action, project_id, user_id, status, record_hash, prev_hash, record \
-                 FROM {table} ORDER BY recorded_at, record_hash"
-            ),
+            &render(ROWS_SQL, &[("table", &table.to_string())])?,
             "reading the audit table",
         )
         .await

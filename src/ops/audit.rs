@@ -52,7 +52,7 @@ pub fn show(
 
 /// What `audit verify` found.
 #[derive(Debug, Clone, Serialize)]
-pub struct AuditVerifyReport {
+pub struct TrailCheck {
     pub ok: bool,
     pub local_records: usize,
     pub clickhouse_records: usize,
@@ -67,12 +67,12 @@ pub struct AuditVerifyReport {
 
 /// Check the local chain (keyed links, torn lines) and compare every record
 /// with its row in the table, column by column.
-pub async fn verify(
+pub async fn check_trail(
     server: &Server,
     state: &StateDir,
     key: &Key,
     table: &QualifiedTable,
-) -> anyhow::Result<AuditVerifyReport> {
+) -> anyhow::Result<TrailCheck> {
     let log = AuditLog::of(state);
     let lines = log.lines()?;
     let rows = audit::fetch_rows(server, table).await?;
@@ -80,7 +80,7 @@ pub async fn verify(
     let mut problems = check.problems;
     problems.extend(audit::compare(&lines, &rows));
     problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-    Ok(AuditVerifyReport {
+    Ok(TrailCheck {
         ok: problems.is_empty(),
         local_records: lines
             .iter()

@@ -7,11 +7,13 @@ use serde::Serialize;
 use crate::audit::{self, ActionRecord, AuditedMutation};
 use crate::error::{ErrorCode, fail};
 use crate::journal::{StepEvent, now_rfc3339};
-use crate::mutations::{self, MutationFilter, MutationRow};
 use crate::pipeline::Context;
 use crate::request::{AuditMeta, RequestId};
 use crate::server::Server;
-use crate::sql::{QualifiedTable, string_literal};
+use crate::sql::{QualifiedTable, render, string_literal};
+use crate::system_mutations::{self, MutationFilter, MutationRow};
+
+const KILL_SQL: &str = "KILL MUTATION WHERE database = {database} AND table = {table} AND mutation_id = {mutation_id} SYNC";
 
 #[derive(Serialize)]
 pub struct KillReport {
@@ -39,7 +41,7 @@ pub async fn find(
         mutation_ids: vec![mutation_id.to_string()],
         ..MutationFilter::for_table(table)
     };
-    let found = mutations::list(server, &filter).await?;
+    let found = system_mutations::list(server, &filter).await?;
     let [row] = found.as_slice() else {
         return fail(
             ErrorCode::InvalidPayload,
@@ -70,12 +72,14 @@ pub async fn kill(
     meta: AuditMeta,
 ) -> anyhow::Result<KillReport> {
     let server = ctx.server;
-    let sql = format!(
-        "KILL MUTATION WHERE database = {} AND table = {} AND mutation_id = {} SYNC",
-        string_literal(table.database.as_str()),
-        string_literal(table.table.as_str()),
-        string_literal(&row.mutation_id)
-    );
+    let sql = render(
+        KILL_SQL,
+        &[
+            ("database", &string_literal(table.database.as_str())),
+            ("table", &string_literal(table.table.as_str())),
+            ("mutation_id", &string_literal(&row.mutation_id)),
+        ],
+    )?;
     audit::ensure_table(server, ctx.audit_table).await?;
     let killed = server
         .execute(&sql, "killing the mutation", ErrorCode::ServerError)

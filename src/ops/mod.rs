@@ -4,9 +4,9 @@
 pub mod audit;
 pub mod forget;
 pub mod kill;
+pub mod late;
 pub mod rollup;
 pub mod status;
-pub mod verify;
 
 use crate::audit::{ActionRecord, AuditOutcome};
 use crate::pipeline::Context;

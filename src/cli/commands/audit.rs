@@ -6,7 +6,7 @@ use crate::audit::AuditRecord;
 use crate::cli::args::{LocalArgs, StateArgs, TrailArgs};
 use crate::cli::context::Session;
 use crate::error::{ErrorCode, fail};
-use crate::ops::audit::{self, AuditVerifyReport, describe};
+use crate::ops::audit::{self, TrailCheck, describe};
 use crate::output::{self, OutputFormat};
 use crate::plan::TargetKind;
 use crate::request::RequestId;
@@ -117,7 +117,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let session = Session::trail(&args.trail)?;
     let key = session.key()?;
     let open = session.open(false, None).await?;
-    let report = audit::verify(&open.server, &session.state, &key, &open.audit_table).await?;
+    let report = audit::check_trail(&open.server, &session.state, &key, &open.audit_table).await?;
     output::emit(session.output, &report, render_verify)?;
     for line in &report.torn_lines {
         eprintln!(
@@ -138,7 +138,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     }
 }
 
-fn render_verify(report: &AuditVerifyReport) -> String {
+fn render_verify(report: &TrailCheck) -> String {
     let mut out = format!(
         "{} local records, {} in {}\n",
         report.local_records, report.clickhouse_records, report.clickhouse_table

@@ -29,11 +29,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     let mut statements = schema::init(&server, &profile).await?;
     let audit_table = audit::audit_table(&server, audit_db.as_ref());
     if audit_table.database != *server.database() {
-        let create = format!("CREATE DATABASE IF NOT EXISTS {}", audit_table.database);
-        server
-            .execute_without_database(&create, "creating the audit database")
-            .await?;
-        statements.push(create);
+        statements.push(schema::create_database(&server, &audit_table.database).await?);
     }
     statements.push(audit::create_table(&server, &audit_table).await?);
     let report = InitReport {

@@ -9,11 +9,11 @@ use serde::Serialize;
 use crate::cli::args::{ChangeArgs, ConnectionArgs, OutputArgs, parse_duration};
 use crate::cli::context::{Confirm, Session, connect, connection_config};
 use crate::error::{ErrorCode, Failure, fail};
-use crate::mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::ops::kill;
 use crate::output::{self, OutputFormat};
 use crate::progress;
 use crate::sql::Ident;
+use crate::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::track::{self, MutationState, TrackOptions, TrackOutcome};
 
 #[derive(Debug, Subcommand)]
@@ -139,7 +139,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         unfinished_only: !args.all,
         ..MutationFilter::default()
     };
-    let rows = mutations::list(&server, &filter).await?;
+    let rows = system_mutations::list(&server, &filter).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

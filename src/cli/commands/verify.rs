@@ -9,7 +9,7 @@ use crate::cli::context::{Confirm, Session};
 use crate::cli::render::render_forget;
 use crate::error::{ErrorCode, fail};
 use crate::ops::forget::check_database;
-use crate::ops::verify::{self, VerifyReport};
+use crate::ops::late::{self, VerifyReport};
 use crate::output::{self, OutputFormat};
 use crate::pipeline::RunMode;
 use crate::progress;
@@ -44,11 +44,11 @@ pub struct VerifyArgs {
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let session = Session::trail(&args.trail)?;
     let (key, journal) = session.journal(&args.request_id)?;
-    let users = verify::subjects(&journal, args.user_id.as_deref(), &key)?;
+    let users = late::subjects(&journal, args.user_id.as_deref(), &key)?;
     let since = args
         .since
         .as_deref()
-        .map(verify::parse_since)
+        .map(late::parse_since)
         .transpose()?
         .unwrap_or(0);
     let confirm = Confirm::new(args.confirm.yes);
@@ -57,7 +57,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     }
     check_database(&journal, session.database(), "verify")?;
     let open = session.open(false, Some(&journal.request_id)).await?;
-    let mut report = verify::check(&open.server, &journal, &users, &key, since).await?;
+    let mut report = late::check(&open.server, &journal, &users, &key, since).await?;
     let total = report.late_rows.total();
     let result = if total > 0 && args.fix {
         let ctx = open.context(&session);
@@ -79,7 +79,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         ) {
             Ok(()) => {
                 let mut observer = progress::for_stderr(false);
-                verify::fix(&ctx, &journal, &users, &mut report, mode, observer.as_mut()).await
+                late::fix(&ctx, &journal, &users, &mut report, mode, observer.as_mut()).await
             }
             Err(error) => Err(error),
         }

@@ -1,4 +1,4 @@
-//! `verify ID [--fix]`: look for rows a finished request targets that
+//! Late arrivals (`verify ID [--fix]`): look for rows a finished request targets that
 //! arrived after it, and erase them as a new request (`verify-fix`) whose
 //! users are those with late rows.
 

@@ -5,9 +5,10 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::server::Server;
-use crate::sql::{QualifiedTable, render, string_literal};
+use crate::sql::{QualifiedTable, in_list, render, string_literal};
 
 const MUTATIONS_SQL: &str = include_str!("../sql/mutations.sql");
+const COMMAND_CONTAINS_SQL: &str = "position(command, {text}) > 0";
 
 /// A row as `sql/mutations.sql` reads it.
 #[derive(Deserialize, Row)]
@@ -115,39 +116,39 @@ impl MutationFilter {
         }
     }
 
-    fn to_sql(&self) -> String {
+    fn to_sql(&self) -> anyhow::Result<String> {
         let mut conditions = vec!["1".to_string()];
         if let Some(database) = &self.database {
-            conditions.push(format!("database = {}", string_literal(database)));
+            conditions.push(in_list("database", &[database]));
         }
         if let Some(table) = &self.table {
-            conditions.push(format!("table = {}", string_literal(table)));
+            conditions.push(in_list("table", &[table]));
         }
         if !self.mutation_ids.is_empty() {
-            let ids: Vec<String> = self.mutation_ids.iter().map(string_literal).collect();
-            conditions.push(format!("mutation_id IN ({})", ids.join(", ")));
+            conditions.push(in_list("mutation_id", &self.mutation_ids));
         }
         if !self.keys.is_empty() {
-            let list = |values: Vec<&str>| {
-                let mut values: Vec<String> = values.into_iter().map(string_literal).collect();
-                values.sort();
-                values.dedup();
-                values.join(", ")
+            let distinct = |column: fn(&MutationKey) -> &str| {
+                let set: std::collections::BTreeSet<&str> = self.keys.iter().map(column).collect();
+                set.into_iter().collect::<Vec<&str>>()
             };
-            conditions.push(format!(
-                "database IN ({}) AND table IN ({}) AND mutation_id IN ({})",
-                list(self.keys.iter().map(|k| k.database.as_str()).collect()),
-                list(self.keys.iter().map(|k| k.table.as_str()).collect()),
-                list(self.keys.iter().map(|k| k.mutation_id.as_str()).collect()),
+            conditions.push(in_list("database", &distinct(|k| k.database.as_str())));
+            conditions.push(in_list("table", &distinct(|k| k.table.as_str())));
+            conditions.push(in_list(
+                "mutation_id",
+                &distinct(|k| k.mutation_id.as_str()),
             ));
         }
         if let Some(text) = &self.command_contains {
-            conditions.push(format!("position(command, {}) > 0", string_literal(text)));
+            conditions.push(render(
+                COMMAND_CONTAINS_SQL,
+                &[("text", &string_literal(text))],
+            )?);
         }
         if self.unfinished_only {
             conditions.push("is_done = 0".to_string());
         }
-        conditions.join(" AND ")
+        Ok(conditions.join(" AND "))
     }
 }
 
@@ -173,7 +174,7 @@ pub fn mutations_sql(server: &Server, filter: &MutationFilter) -> anyhow::Result
             ("is_killed", is_killed),
             ("latest_fail_reason", reason),
             ("latest_failed_part", part),
-            ("filter", &filter.to_sql()),
+            ("filter", &filter.to_sql()?),
         ],
     )
 }
