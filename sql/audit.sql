@@ -2,7 +2,10 @@
 -- updated. `record` is the exact JSON line of the local audit.jsonl, whose
 -- SHA-256 is `record_hash`; `prev_hash` chains it to the record before.
 -- Grant the chforget user INSERT (not ALTER) on it to keep it append-only.
-CREATE TABLE IF NOT EXISTS {audit_table}
+-- On a cluster it is created ON CLUSTER as one ReplicatedMergeTree table
+-- that every server holds whole ({engine}), so that the trail survives the
+-- loss of any one server; else a MergeTree table.
+CREATE TABLE IF NOT EXISTS {audit_table}{on_cluster}
 (
     recorded_at DateTime,
     request_id String,
@@ -14,5 +17,5 @@ CREATE TABLE IF NOT EXISTS {audit_table}
     prev_hash String,
     record String
 )
-ENGINE = MergeTree
+ENGINE = {engine}
 ORDER BY (recorded_at, request_id)

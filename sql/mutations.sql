@@ -3,8 +3,11 @@
 -- filled with neutral constants there; every column is cast so the row layout
 -- is the same on every version. Texts that may quote deleted ids (which can
 -- hold bytes that are not UTF-8) come as hex, under other names than the
--- columns (an alias would shadow the column in WHERE).
+-- columns (an alias would shadow the column in WHERE). {replica} numbers the
+-- replica that answered when every replica of a cluster is read ({source} is
+-- then clusterAllReplicas() or remote() over system.mutations).
 SELECT
+    {replica} AS replica,
     database,
     table,
     mutation_id,
@@ -15,6 +18,6 @@ SELECT
     {is_killed} AS is_killed,
     hex({latest_fail_reason}) AS latest_fail_reason_hex,
     {latest_failed_part} AS latest_failed_part
-FROM system.mutations
+FROM {source}
 WHERE {filter}
 ORDER BY database, table, create_time, mutation_id

@@ -5,7 +5,9 @@
 -- user_id) and how many user_ids used it in all (a shared device when more
 -- than one). Anonymous ids come back as hex: a stored id may hold any bytes.
 -- Empty anonymous ids are never stitched: they tie no row to anybody.
--- IN rather than = on the Nullable user_id: see sql/forget/user.sql.
+-- IN rather than = on the Nullable user_id: see sql/forget/user.sql. On a
+-- cluster {events} reads every shard and {global} makes the IN subquery run
+-- once, here, instead of on each shard (a double-distributed IN).
 SELECT
     uid AS user_id,
     hex(aid) AS anonymous_id,
@@ -32,7 +34,7 @@ ANY LEFT JOIN
         toUInt64(uniqExactIf(assumeNotNull({user_id}), isNotNull({user_id}))) AS users
     FROM {events}
     WHERE {project_id} IN {projects}
-      AND {anonymous_id} IN (
+      AND {anonymous_id} {global}IN (
           SELECT {anonymous_id}
           FROM {events}
           WHERE {project_id} IN {projects}

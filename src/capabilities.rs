@@ -46,6 +46,14 @@ pub struct Capabilities {
     /// Either way chforget's predicates delete no NULL user_id row by
     /// accident (see sql/forget/user.sql); `doctor` shows which.
     pub null_in_is_null: bool,
+    /// The `clusterAllReplicas` table function exists: every replica of a
+    /// cluster is read in one query (else one `remote()` per replica).
+    pub cluster_all_replicas: bool,
+    /// `distributed_ddl_output_mode` exists (an `ON CLUSTER` statement is
+    /// sent with `throw`, whatever the login's profile says).
+    pub distributed_ddl_output_mode: bool,
+    /// `alter_sync` exists (sent as 0: chforget tracks the mutations).
+    pub alter_sync: bool,
 }
 
 #[derive(Row, Deserialize)]
@@ -94,16 +102,21 @@ impl Capabilities {
             .fetch::<Setting>(
                 "SELECT name, value FROM system.settings WHERE name IN \
                  ('readonly', 'max_query_size', 'mutations_sync', \
-                 'allow_experimental_lightweight_delete', 'lightweight_deletes_sync')",
+                 'allow_experimental_lightweight_delete', 'lightweight_deletes_sync', \
+                 'distributed_ddl_output_mode', 'alter_sync')",
                 during,
             )
             .await?;
-        let formats = server
+        // One query for the names that must exist: a format and a table
+        // function.
+        let names = server
             .fetch::<Name>(
-                "SELECT name FROM system.formats WHERE name = 'RowBinaryWithNamesAndTypes'",
+                "SELECT name FROM system.formats WHERE name = 'RowBinaryWithNamesAndTypes' \
+                 UNION ALL SELECT name FROM system.table_functions WHERE name = 'clusterAllReplicas'",
                 during,
             )
             .await?;
+        let has_name = |name: &str| names.iter().any(|row| row.name == name);
         let system_disks = !server
             .fetch::<Name>(
                 "SELECT name FROM system.tables WHERE database = 'system' AND name = 'disks'",
@@ -127,7 +140,10 @@ impl Capabilities {
             lightweight_delete: setting("lightweight_deletes_sync").is_some()
                 || setting("allow_experimental_lightweight_delete").is_some(),
             mutations_sync: setting("mutations_sync").is_some(),
-            typed_row_validation: !formats.is_empty(),
+            typed_row_validation: has_name("RowBinaryWithNamesAndTypes"),
+            cluster_all_replicas: has_name("clusterAllReplicas"),
+            distributed_ddl_output_mode: setting("distributed_ddl_output_mode").is_some(),
+            alter_sync: setting("alter_sync").is_some(),
             readonly: setting("readonly").is_some_and(|v| v != "0"),
             max_query_size: setting("max_query_size")
                 .and_then(|v| v.parse().ok())

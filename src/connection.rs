@@ -317,10 +317,26 @@ impl Connection {
     where
         T: RowOwned + RowRead,
     {
+        self.fetch_with_settings(sql, &[], during).await
+    }
+
+    /// As [`Connection::fetch`], with per-query settings.
+    pub async fn fetch_with_settings<T>(
+        &self,
+        sql: &str,
+        settings: &[(&str, &str)],
+        during: &str,
+    ) -> anyhow::Result<Vec<T>>
+    where
+        T: RowOwned + RowRead,
+    {
         let mut query = self
             .client
             .query_raw(sql)
             .with_setting("query_id", self.next_query_id());
+        for (name, value) in settings {
+            query = query.with_setting(*name, *value);
+        }
         if let Some(size) = self.size_setting(sql) {
             query = query.with_setting("max_query_size", size);
         }

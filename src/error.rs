@@ -109,6 +109,15 @@ pub fn code_of(error: &anyhow::Error) -> ErrorCode {
         .map_or(ErrorCode::ServerError, |failure| failure.code)
 }
 
+/// The ClickHouse exception code quoted in an error chain ("Code: 159"),
+/// if a server answered with one.
+pub fn server_code_of(error: &anyhow::Error) -> Option<u32> {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Failure>())
+        .and_then(|failure| ServerException::parse(&failure.message).code)
+}
+
 /// An error as reports and audit records carry it: its class and the whole
 /// chain of messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -178,6 +187,9 @@ pub mod server_code {
     pub const NOT_ENOUGH_PRIVILEGES: u32 = 497;
     pub const AUTHENTICATION_FAILED: u32 = 516;
     pub const ACCESS_DENIED: u32 = 291;
+    /// An `ON CLUSTER` statement outlived `distributed_ddl_task_timeout`;
+    /// the hosts that did not answer run it later.
+    pub const TIMEOUT_EXCEEDED: u32 = 159;
 }
 
 /// Classify an error of the ClickHouse client. `during` names what was being

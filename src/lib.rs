@@ -25,6 +25,7 @@ pub mod plan;
 pub mod profile;
 pub mod progress;
 pub mod redact;
+pub mod replicas;
 pub mod report;
 pub mod request;
 pub mod rollup;
@@ -34,6 +35,7 @@ pub mod sql;
 pub mod state;
 pub mod stitch;
 pub mod system_mutations;
+pub mod topology;
 pub mod track;
 pub mod verify;
 
@@ -53,22 +55,24 @@ const LAYERS: &[(&str, u8)] = &[
     ("connection", 5),
     ("capabilities", 6),
     ("server", 7),
-    ("system_mutations", 8),
     ("schema", 8),
-    ("stitch", 9),
-    ("plan", 10),
-    ("journal", 11),
-    ("mutate", 12),
-    ("track", 13),
-    ("verify", 14),
-    ("rollup", 15),
-    ("audit", 16),
-    ("pipeline", 17),
-    ("report", 18),
-    ("batch", 19),
-    ("progress", 19),
-    ("ops", 20),
-    ("cli", 21),
+    ("topology", 8),
+    ("replicas", 9),
+    ("system_mutations", 10),
+    ("stitch", 10),
+    ("plan", 11),
+    ("journal", 12),
+    ("mutate", 13),
+    ("track", 14),
+    ("verify", 15),
+    ("rollup", 16),
+    ("audit", 17),
+    ("pipeline", 18),
+    ("report", 19),
+    ("batch", 20),
+    ("progress", 20),
+    ("ops", 21),
+    ("cli", 22),
 ];
 
 #[cfg(test)]

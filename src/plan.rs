@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::replicas::ReplicaRef;
 use crate::request::{RawId, RequestId, Scope, ValidId};
 use crate::sql::{
     chunk_by_cost, literal_budget, literal_len, literal_list, render, string_literal,
@@ -19,7 +20,8 @@ const ANONYMOUS_INCLUDING_SHARED_PREDICATE: &str =
     include_str!("../sql/forget/anonymous_including_shared.sql");
 /// The statement: the predicate of its rows, and the marker (always true)
 /// that names the request's attempt.
-const DELETE_SQL: &str = "ALTER TABLE {table} DELETE WHERE ({predicate}) AND {marker} != ''";
+const DELETE_SQL: &str =
+    "ALTER TABLE {table}{on_cluster} DELETE WHERE ({predicate}) AND {marker} != ''";
 const COUNT_USER_SQL: &str = include_str!("../sql/count_user.sql");
 const COUNT_ANONYMOUS_SQL: &str = include_str!("../sql/count_anonymous.sql");
 
@@ -125,8 +127,43 @@ pub enum AttemptOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     pub marker: String,
+    /// On one server: the mutation the statement created.
     pub mutation_id: Option<String>,
     pub issued_at: Option<String>,
+    /// Done on every replica, or what ended it.
+    pub outcome: Option<AttemptOutcome>,
+    /// Issued `ON CLUSTER`: its mutation on every replica of every shard,
+    /// listed when the statement was sent (ids as each replica shows them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaMutation>,
+}
+
+impl Attempt {
+    pub fn new(marker: String) -> Self {
+        Attempt {
+            marker,
+            mutation_id: None,
+            issued_at: None,
+            outcome: None,
+            replicas: Vec::new(),
+        }
+    }
+
+    /// Whether the statement reached the server (its mutation exists or, on
+    /// a cluster, is on its way to every replica).
+    pub fn is_issued(&self) -> bool {
+        self.mutation_id.is_some() || !self.replicas.is_empty()
+    }
+}
+
+/// One replica's mutation of a statement issued `ON CLUSTER`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaMutation {
+    #[serde(flatten)]
+    pub replica: ReplicaRef,
+    /// Null until the replica shows it (replication lag, a replica that was
+    /// down when the statement was sent).
+    pub mutation_id: Option<String>,
     pub outcome: Option<AttemptOutcome>,
 }
 
@@ -180,12 +217,7 @@ impl Target {
     /// survivors) and return its marker.
     pub fn new_attempt(&mut self, request_id: &RequestId) -> String {
         let marker = Target::marker(request_id, self.kind, self.chunk, self.attempts.len());
-        self.attempts.push(Attempt {
-            marker: marker.clone(),
-            mutation_id: None,
-            issued_at: None,
-            outcome: None,
-        });
+        self.attempts.push(Attempt::new(marker.clone()));
         marker
     }
 
@@ -225,6 +257,7 @@ impl Target {
             DELETE_SQL,
             &[
                 ("table", &scope.events_table().to_string()),
+                ("on_cluster", &scope.on_cluster()),
                 ("predicate", &self.predicate(scope)?),
                 ("marker", &string_literal(marker)),
             ],
@@ -234,7 +267,19 @@ impl Target {
     /// The rows it matches now, grouped by id (user id, or the anonymous
     /// id's hex), with exactly the statement's predicate.
     pub fn count_statement(&self, scope: &Scope) -> anyhow::Result<String> {
-        let mut values = scope.bindings();
+        self.count_statement_reading(scope, &scope.events_source(), "toUInt32(0)")
+    }
+
+    /// As [`Target::count_statement`], reading `source` (one replica's
+    /// table, or every replica's), `replica` numbering the replica.
+    pub fn count_statement_reading(
+        &self,
+        scope: &Scope,
+        source: &str,
+        replica: &str,
+    ) -> anyhow::Result<String> {
+        let mut values = scope.bindings_reading(source);
+        values.push(("replica", replica.to_string()));
         let predicate = self.predicate(scope)?;
         values.push(("predicate", predicate));
         let template = match self.kind {
@@ -270,12 +315,12 @@ pub fn plan(
             anonymous: Vec::new(),
             shared: Vec::new(),
             rows_before: 0,
-            attempts: vec![Attempt {
-                marker: Target::marker(request_id, TargetKind::User, chunk, 0),
-                mutation_id: None,
-                issued_at: None,
-                outcome: None,
-            }],
+            attempts: vec![Attempt::new(Target::marker(
+                request_id,
+                TargetKind::User,
+                chunk,
+                0,
+            ))],
         });
     }
     if options.anonymous && !stitched.is_empty() {
@@ -299,12 +344,12 @@ pub fn plan(
                     .collect(),
                 users: Vec::new(),
                 rows_before: 0,
-                attempts: vec![Attempt {
-                    marker: Target::marker(request_id, TargetKind::Anonymous, chunk, 0),
-                    mutation_id: None,
-                    issued_at: None,
-                    outcome: None,
-                }],
+                attempts: vec![Attempt::new(Target::marker(
+                    request_id,
+                    TargetKind::Anonymous,
+                    chunk,
+                    0,
+                ))],
             });
         }
     }
@@ -332,6 +377,8 @@ mod tests {
             events: Ident::new("events").expect("valid"),
             columns: EventColumns::default(),
             project_id: ValidId::new("--project", "p1").expect("valid"),
+            cluster: None,
+            local_only: false,
         }
     }
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, Failure};
-use crate::sql::Ident;
+use crate::sql::{ClusterName, Ident};
 
 /// Table names of the schema.
 #[derive(Debug, Clone, Deserialize)]
@@ -55,6 +55,18 @@ impl Default for EventColumns {
 }
 
 impl EventColumns {
+    /// Every column chforget reads or filters on.
+    pub fn all(&self) -> [&Ident; 6] {
+        [
+            &self.project_id,
+            &self.user_id,
+            &self.anonymous_id,
+            &self.session_id,
+            &self.event,
+            &self.timestamp,
+        ]
+    }
+
     /// The column placeholders every `sql/` template of the events table
     /// shares, back-quoted.
     pub fn bindings(&self) -> Vec<(&'static str, String)> {
@@ -98,6 +110,47 @@ pub struct Profile {
     pub columns: EventColumns,
     pub rollup: RollupFiles,
     pub audit: AuditSettings,
+    pub cluster: ClusterSettings,
+}
+
+/// The cluster the tables live on (`--cluster` wins over it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    pub name: Option<ClusterName>,
+    /// The ZooKeeper path of the distributed DDL queue (the servers'
+    /// `distributed_ddl.path`), read on servers without
+    /// `system.distributed_ddl_queue` to tell whether an `ON CLUSTER`
+    /// statement whose answer was lost was queued.
+    pub ddl_path: String,
+    /// How long an `ON CLUSTER` statement waits for every host
+    /// (`distributed_ddl_task_timeout`) before chforget goes on tracking;
+    /// a host that did not answer runs it when it is back.
+    #[serde(with = "humantime_serde_seconds")]
+    pub ddl_timeout: std::time::Duration,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            name: None,
+            ddl_path: "/clickhouse/task_queue/ddl".to_string(),
+            ddl_timeout: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// A duration in a profile: `"90s"`, `"2m"`.
+mod humantime_serde_seconds {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e} (use e.g. 30s, 2m)")))
+    }
 }
 
 impl Profile {
@@ -120,15 +173,7 @@ impl Profile {
 
     /// The columns of the events table that chforget reads or filters on.
     pub fn event_columns(&self) -> [&Ident; 6] {
-        let c = &self.columns;
-        [
-            &c.project_id,
-            &c.user_id,
-            &c.anonymous_id,
-            &c.session_id,
-            &c.event,
-            &c.timestamp,
-        ]
+        self.columns.all()
     }
 }
 

@@ -7,24 +7,19 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::audit::AuditOutcome;
-use crate::audit::record::attempt_state;
+use crate::audit::record::{AuditedMutation, mutation_entries};
 use crate::error::ErrorBody;
 use crate::journal::RequestJournal;
 use crate::pipeline::{Outcome, RunResult, planned_rollups, rows_by_kind};
-use crate::plan::{AttemptOutcome, ForgetOptions, TargetKind};
+use crate::plan::{ForgetOptions, TargetKind};
 use crate::rollup::RollupReport;
 use crate::stitch::StitchedId;
 use crate::verify::{Counts, RowCounts};
 
-#[derive(Debug, Clone, Serialize)]
-pub struct MutationReport {
-    pub table: String,
-    pub mutation_id: Option<String>,
-    pub kind: TargetKind,
-    pub is_done: bool,
-    pub state: String,
-    pub marker: String,
-}
+/// One mutation as reports show it: an attempt's, or on a cluster an
+/// attempt's on one replica (with `shard` and `host`). The same entries go to
+/// the audit trail.
+pub type MutationReport = AuditedMutation;
 
 /// What `forget` prints: one object, also on failure.
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +35,13 @@ pub struct ForgetReport {
     /// Whether the anonymous ids' rows were targeted (`--anonymous`).
     pub anonymous_targeted: bool,
     pub include_shared: bool,
+    /// The cluster whose every shard and replica the request covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Erased on the connected server only (`--local-only`): other shards
+    /// and replicas of its table were not checked.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub local_only: bool,
     pub stitched: Vec<StitchedId>,
     pub statements: Vec<String>,
     pub mutations: Vec<MutationReport>,
@@ -71,6 +73,8 @@ impl ForgetReport {
             shared_anonymous_ids: 0,
             anonymous_targeted: options.anonymous,
             include_shared: options.include_shared,
+            cluster: None,
+            local_only: false,
             stitched: Vec::new(),
             statements: Vec::new(),
             mutations: Vec::new(),
@@ -105,6 +109,12 @@ impl ForgetReport {
     /// Stitched ids, statements and rows as the journal has them (the
     /// mutations are filled in once something runs).
     pub fn describe(&mut self, journal: &RequestJournal) {
+        self.cluster = journal
+            .scope
+            .cluster
+            .as_ref()
+            .map(|c| c.as_str().to_string());
+        self.local_only = journal.scope.local_only;
         self.anonymous_ids = journal.stitched.len();
         self.shared_anonymous_ids = journal.stitched.iter().filter(|s| s.is_shared()).count();
         self.stitched = journal.stitched.clone();
@@ -125,20 +135,7 @@ impl ForgetReport {
 
     /// What changed while it ran: mutations and their states.
     pub fn update(&mut self, journal: &RequestJournal) {
-        self.mutations = journal
-            .targets
-            .iter()
-            .flat_map(|target| {
-                target.attempts.iter().map(|attempt| MutationReport {
-                    table: journal.scope.events.as_str().to_string(),
-                    mutation_id: attempt.mutation_id.clone(),
-                    kind: target.kind,
-                    is_done: attempt.outcome == Some(AttemptOutcome::Done),
-                    state: attempt_state(attempt).to_string(),
-                    marker: attempt.marker.clone(),
-                })
-            })
-            .collect();
+        self.mutations = mutation_entries(journal);
     }
 
     /// The result of a run.
@@ -155,7 +152,10 @@ impl ForgetReport {
 
     /// Record `error` in the report (the status follows what was issued).
     pub fn fail_with(&mut self, error: &anyhow::Error) {
-        let issued = self.mutations.iter().any(|m| m.mutation_id.is_some());
+        let issued = self
+            .mutations
+            .iter()
+            .any(|m| m.mutation_id.is_some() || m.host.is_some());
         self.status = Outcome::after_error(issued, error);
         self.error = Some(ErrorBody::of(error));
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, Failure, fail};
 use crate::profile::EventColumns;
-use crate::sql::{Ident, QualifiedTable, literal_list};
+use crate::sql::{ClusterName, Ident, QualifiedTable, literal_list, table_function};
 
 /// Longest id accepted on the command line or in a batch file, in bytes.
 pub const MAX_ID_BYTES: usize = 1024;
@@ -237,18 +237,27 @@ impl Subject {
     }
 }
 
-/// Where a request deletes: the events table, its columns and the project.
-/// Journaled, so that `resume` deletes exactly where the request began even
-/// if the profile changed since.
+/// Where a request deletes: the events table, its columns and the project,
+/// and on a cluster the cluster. Journaled, so that `resume` deletes exactly
+/// where the request began even if the profile changed since.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
     pub database: Ident,
+    /// The local table (a profile's Distributed table is resolved to it).
     pub events: Ident,
     pub columns: EventColumns,
     pub project_id: ValidId,
+    /// The cluster whose every shard and replica the request covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterName>,
+    /// Erase on the connected server only although the table is part of a
+    /// cluster (`--local-only`): other shards and replicas are not checked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_only: bool,
 }
 
 impl Scope {
+    /// The local table, as `ALTER TABLE` names it.
     pub fn events_table(&self) -> QualifiedTable {
         QualifiedTable {
             database: self.database.clone(),
@@ -256,13 +265,45 @@ impl Scope {
         }
     }
 
+    /// The events as reads name them: the local table, or on a cluster one
+    /// replica of every shard (`cluster('name', db, table)`).
+    pub fn events_source(&self) -> String {
+        match &self.cluster {
+            Some(cluster) => table_function("cluster", cluster.as_str(), &self.events_table()),
+            None => self.events_table().to_string(),
+        }
+    }
+
     /// The placeholders every `sql/` template of the events table shares:
-    /// the columns, `{events}` and `{projects}`.
+    /// the columns, `{events}` (the source of reads), `{projects}`, and
+    /// `{global}` (`GLOBAL ` on a cluster, so that a subquery is run once
+    /// on this server rather than on every shard).
     pub fn bindings(&self) -> Vec<(&'static str, String)> {
+        self.bindings_reading(&self.events_source())
+    }
+
+    /// As [`Scope::bindings`], reading from `source` (one replica's table).
+    pub fn bindings_reading(&self, source: &str) -> Vec<(&'static str, String)> {
         let mut values = self.columns.bindings();
-        values.push(("events", self.events_table().to_string()));
+        values.push(("events", source.to_string()));
         values.push(("projects", literal_list(&[self.project_id.as_str()])));
+        values.push((
+            "global",
+            if self.cluster.is_some() {
+                "GLOBAL "
+            } else {
+                ""
+            }
+            .to_string(),
+        ));
         values
+    }
+
+    /// ` ON CLUSTER `name`` for statements that change every shard.
+    pub fn on_cluster(&self) -> String {
+        self.cluster
+            .as_ref()
+            .map_or_else(String::new, |c| format!(" ON CLUSTER {c}"))
     }
 }
 

@@ -5,7 +5,7 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, Failure};
-use crate::profile::Profile;
+use crate::profile::{EventColumns, Profile};
 use crate::server::Server;
 use crate::sql::{Ident, literal_list, render, statements, string_literal};
 
@@ -75,11 +75,14 @@ pub async fn columns(server: &Server, tables: &[&Ident]) -> anyhow::Result<Vec<C
 
 /// Fail with `schema_mismatch`, naming the first missing table or column of
 /// `events` (the table a forget deletes from).
-pub async fn check_events_table(server: &Server, profile: &Profile) -> anyhow::Result<()> {
+pub async fn check_events_table(
+    server: &Server,
+    events: &Ident,
+    columns_of: &EventColumns,
+) -> anyhow::Result<()> {
     server.require_database()?;
-    let events = &profile.tables.events;
     let found = columns(server, &[events]).await?;
-    check_columns(server, events, &profile.event_columns(), &found)
+    check_columns(server, events, &columns_of.all(), &found)
 }
 
 pub fn check_columns(

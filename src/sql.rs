@@ -57,6 +57,59 @@ impl fmt::Display for Ident {
     }
 }
 
+/// The name of a cluster of `system.clusters` (`--cluster`): letters,
+/// digits, `_`, `-` and `.`, so it can be written as a string literal in
+/// `cluster('name', ...)` and back-quoted in `ON CLUSTER`.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClusterName(String);
+
+impl ClusterName {
+    pub fn new(name: &str) -> Result<Self, Failure> {
+        let valid = !name.is_empty()
+            && name.len() <= 127
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            return Err(Failure::new(
+                ErrorCode::InvalidPayload,
+                format!(
+                    "--cluster {} is not a cluster name (letters, digits, '_', '-' and '.'; `chforget doctor` lists the clusters)",
+                    crate::error::shown(name)
+                ),
+            ));
+        }
+        Ok(ClusterName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClusterName {
+    /// Back-quoted, for `ON CLUSTER`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`", self.0)
+    }
+}
+
+impl TryFrom<String> for ClusterName {
+    type Error = Failure;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        ClusterName::new(&value)
+    }
+}
+
+impl From<ClusterName> for String {
+    fn from(value: ClusterName) -> Self {
+        value.0
+    }
+}
+
 /// `database`.`table`, both validated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct QualifiedTable {
@@ -207,6 +260,18 @@ pub fn literal_list<S: AsRef<[u8]>>(values: &[S]) -> String {
 /// [`string_literal`].
 pub fn in_list<S: AsRef<[u8]>>(expression: &str, values: &[S]) -> String {
     format!("{expression} IN {}", literal_list(values))
+}
+
+/// `function('argument', 'database', 'table')`: a table function over a
+/// table of other servers (`cluster`, `remote`, `clusterAllReplicas`), every
+/// argument a quoted literal.
+pub fn table_function(function: &str, argument: &str, table: &QualifiedTable) -> String {
+    format!(
+        "{function}({}, {}, {})",
+        string_literal(argument),
+        string_literal(table.database.as_str()),
+        string_literal(table.table.as_str())
+    )
 }
 
 /// Room left in `max_query_size` for the statement around a literal list.

@@ -1,11 +1,13 @@
 //! Typed access to `system.mutations`: one query shape for every server
-//! version, used by the forget flow, the tracker and `chforget mutations`.
+//! version, on one server or on every replica of a cluster, used by the
+//! forget flow, the tracker and `chforget mutations`.
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
+use crate::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas};
 use crate::server::Server;
-use crate::sql::{QualifiedTable, in_list, render, string_literal};
+use crate::sql::{Ident, QualifiedTable, in_list, render, string_literal};
 
 const MUTATIONS_SQL: &str = include_str!("../sql/mutations.sql");
 const COMMAND_CONTAINS_SQL: &str = "position(command, {text}) > 0";
@@ -13,6 +15,7 @@ const COMMAND_CONTAINS_SQL: &str = "position(command, {text}) > 0";
 /// A row as `sql/mutations.sql` reads it.
 #[derive(Deserialize, Row)]
 struct RawMutationRow {
+    replica: u32,
     database: String,
     table: String,
     mutation_id: String,
@@ -31,6 +34,12 @@ fn from_hex_lossy(hex: &str) -> anyhow::Result<String> {
     let bytes = crate::request::decode_hex(hex)
         .ok_or_else(|| anyhow::anyhow!("ClickHouse's hex() answer is not hex"))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+impl OnReplica for RawMutationRow {
+    fn replica_number(&self) -> u32 {
+        self.replica
+    }
 }
 
 impl RawMutationRow {
@@ -68,12 +77,16 @@ pub struct MutationRow {
     pub latest_failed_part: String,
 }
 
-/// Identifies a mutation: its id is unique only within its table.
+/// Identifies a mutation: its id is unique only within its table, and on a
+/// cluster within its replica.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MutationKey {
     pub database: String,
     pub table: String,
     pub mutation_id: String,
+    /// On a cluster: the replica whose `system.mutations` shows it.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaRef>,
 }
 
 impl MutationRow {
@@ -82,13 +95,26 @@ impl MutationRow {
             database: self.database.clone(),
             table: self.table.clone(),
             mutation_id: self.mutation_id.clone(),
+            replica: None,
+        }
+    }
+
+    /// Its key as seen on `replica`.
+    pub fn key_on(&self, replica: &ReplicaRef) -> MutationKey {
+        MutationKey {
+            replica: Some(replica.clone()),
+            ..self.key()
         }
     }
 }
 
 impl std::fmt::Display for MutationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{} {}", self.database, self.table, self.mutation_id)
+        write!(f, "{}.{} {}", self.database, self.table, self.mutation_id)?;
+        if let Some(replica) = &self.replica {
+            write!(f, " on {replica}")?;
+        }
+        Ok(())
     }
 }
 
@@ -104,6 +130,8 @@ pub struct MutationFilter {
     pub keys: Vec<MutationKey>,
     /// Substring of the server's (normalised) command text.
     pub command_contains: Option<String>,
+    /// Markers, any of which the command quotes (`'marker'`).
+    pub markers: Vec<String>,
     pub unfinished_only: bool,
 }
 
@@ -145,6 +173,19 @@ impl MutationFilter {
                 &[("text", &string_literal(text))],
             )?);
         }
+        if !self.markers.is_empty() {
+            let any: Vec<String> = self
+                .markers
+                .iter()
+                .map(|marker| {
+                    render(
+                        COMMAND_CONTAINS_SQL,
+                        &[("text", &string_literal(string_literal(marker)))],
+                    )
+                })
+                .collect::<anyhow::Result<_>>()?;
+            conditions.push(format!("({})", any.join(" OR ")));
+        }
         if self.unfinished_only {
             conditions.push("is_done = 0".to_string());
         }
@@ -152,8 +193,20 @@ impl MutationFilter {
     }
 }
 
-/// The query for `filter`, with the columns this server has.
+/// The query for `filter`, with the columns this server has, on this
+/// server.
 pub fn mutations_sql(server: &Server, filter: &MutationFilter) -> anyhow::Result<String> {
+    mutations_sql_reading(server, filter, "system.mutations", "toUInt32(0)")
+}
+
+/// As [`mutations_sql`], reading `source` (every replica's
+/// `system.mutations`), `replica` numbering them.
+fn mutations_sql_reading(
+    server: &Server,
+    filter: &MutationFilter,
+    source: &str,
+    replica: &str,
+) -> anyhow::Result<String> {
     let caps = &server.capabilities;
     let is_killed = if caps.mutation_is_killed {
         "toUInt8(is_killed)"
@@ -175,6 +228,8 @@ pub fn mutations_sql(server: &Server, filter: &MutationFilter) -> anyhow::Result
             ("latest_fail_reason", reason),
             ("latest_failed_part", part),
             ("filter", &filter.to_sql()?),
+            ("source", source),
+            ("replica", replica),
         ],
     )
 }
@@ -193,4 +248,50 @@ pub async fn list(server: &Server, filter: &MutationFilter) -> anyhow::Result<Ve
         .into_iter()
         .filter(|row| filter.keys.contains(&row.key()))
         .collect())
+}
+
+/// `system.mutations` of every replica of a cluster, matching `filter`, each
+/// replica's rows (or why it could not be read) on their own.
+pub async fn list_on_replicas(
+    server: &Server,
+    replicas: &Replicas,
+    filter: &MutationFilter,
+) -> anyhow::Result<Vec<ReplicaAnswer<MutationRow>>> {
+    let system_mutations = QualifiedTable {
+        database: Ident::new("system")?,
+        table: Ident::new("mutations")?,
+    };
+    let build =
+        |source: &str, replica: &str| mutations_sql_reading(server, filter, source, replica);
+    let answers: Vec<ReplicaAnswer<RawMutationRow>> = replicas
+        .read(
+            server,
+            &system_mutations,
+            &build,
+            "reading system.mutations of every replica",
+        )
+        .await?;
+    answers
+        .into_iter()
+        .map(|answer| {
+            let rows = match answer.rows {
+                Ok(raw) => Ok(raw
+                    .into_iter()
+                    .map(RawMutationRow::decode)
+                    .collect::<anyhow::Result<Vec<_>>>()?
+                    .into_iter()
+                    .filter(|row| {
+                        filter.keys.is_empty()
+                            || filter.keys.contains(&row.key_on(&answer.replica))
+                            || filter.keys.contains(&row.key())
+                    })
+                    .collect()),
+                Err(error) => Err(error),
+            };
+            Ok(ReplicaAnswer {
+                replica: answer.replica,
+                rows,
+            })
+        })
+        .collect()
 }

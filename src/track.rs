@@ -3,6 +3,11 @@
 //! query per poll for all of them, at an interval that starts fast and backs
 //! off; lost connections are retried (mutations survive server restarts);
 //! stalled progress gets a diagnosis. Tracking never stops a mutation.
+//!
+//! On a cluster every replica of every shard is polled for the request's
+//! markers: a replica that does not show the mutation yet (replication lag,
+//! a host that was down when it was sent) or cannot be read is named and
+//! waited for, never counted as done.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -11,11 +16,14 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, code_of};
+use crate::replicas::{ReplicaRef, Replicas};
 use crate::server::Server;
 use crate::sql::{QualifiedTable, render, string_literal};
 use crate::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
 
 const STUCK_DIAGNOSIS_SQL: &str = include_str!("../sql/stuck_diagnosis.sql");
+/// How long a replica may not show a mutation before it is named as behind.
+const REPLICATION_GRACE: Duration = Duration::from_secs(3);
 
 /// The state of one mutation as last seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -177,6 +185,12 @@ pub enum Notice<'a> {
         table: &'a QualifiedTable,
         pending: u64,
         limit: u64,
+    },
+    /// On a cluster: replicas that do not show a watched mutation yet, and
+    /// replicas that cannot be read (said when the lists change).
+    ReplicasBehind {
+        not_seen: &'a [(String, ReplicaRef)],
+        unreachable: &'a [(ReplicaRef, String)],
     },
 }
 
@@ -356,4 +370,211 @@ pub async fn diagnose(server: &Server, row: &MutationRow) -> anyhow::Result<Diag
         queued_before: queue.queued_before,
         free_disk_bytes,
     })
+}
+
+/// Replicas not showing a watched mutation (with its marker), and replicas
+/// that cannot be read.
+type Behind = (Vec<(String, ReplicaRef)>, Vec<ReplicaRef>);
+
+/// One attempt's mutation to follow on every replica of a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterWatch {
+    pub marker: String,
+    /// Replicas where it was seen before (a later absence means it vanished),
+    /// with the id each showed.
+    pub seen: BTreeMap<ReplicaRef, String>,
+}
+
+/// What one replica shows of one watched mutation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaView {
+    /// Not (yet) in the replica's `system.mutations`.
+    NotSeen,
+    /// The replica could not be read.
+    Unreachable(String),
+    Seen {
+        mutation_id: String,
+        state: MutationState,
+    },
+}
+
+impl ReplicaView {
+    fn is_final(&self) -> bool {
+        matches!(self, ReplicaView::Seen { state, .. } if state.is_final())
+    }
+}
+
+/// The final result of tracking on a cluster: per marker and replica.
+#[derive(Debug, Clone)]
+pub struct ClusterTrackReport {
+    pub outcome: TrackOutcome,
+    pub views: BTreeMap<(String, ReplicaRef), ReplicaView>,
+}
+
+/// Poll every replica until each watched mutation is final on each, or
+/// timeout / Ctrl-C.
+pub async fn track_on_replicas(
+    server: &Server,
+    replicas: &Replicas,
+    table: &QualifiedTable,
+    watches: &[ClusterWatch],
+    options: TrackOptions,
+    observer: &mut dyn TrackObserver,
+) -> anyhow::Result<ClusterTrackReport> {
+    let started = Instant::now();
+    let filter = MutationFilter {
+        markers: watches.iter().map(|w| w.marker.clone()).collect(),
+        ..MutationFilter::for_table(table)
+    };
+    let mut views: BTreeMap<(String, ReplicaRef), ReplicaView> = BTreeMap::new();
+    let mut states: BTreeMap<MutationKey, MutationState> = BTreeMap::new();
+    // What the last notice said (not seen, unreachable), to say it again
+    // only when it changes.
+    let mut told: Option<Behind> = None;
+    let mut interval = options.first_interval;
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    loop {
+        let answers = system_mutations::list_on_replicas(server, replicas, &filter).await?;
+        let mut unreachable = Vec::new();
+        for answer in &answers {
+            if let Err(error) = &answer.rows {
+                unreachable.push((answer.replica.clone(), error.clone()));
+            }
+            for watch in watches {
+                let slot = (watch.marker.clone(), answer.replica.clone());
+                if views.get(&slot).is_some_and(ReplicaView::is_final) {
+                    continue;
+                }
+                let view = view_of(watch, &answer.replica, &answer.rows);
+                if let ReplicaView::Seen { state, .. } = &view {
+                    let row =
+                        answer.rows.as_ref().ok().and_then(|rows| {
+                            rows.iter().find(|row| quotes_marker(row, &watch.marker))
+                        });
+                    let key = match row {
+                        Some(row) => row.key_on(&answer.replica),
+                        None => MutationKey {
+                            database: table.database.as_str().to_string(),
+                            table: table.table.as_str().to_string(),
+                            mutation_id: watch
+                                .seen
+                                .get(&answer.replica)
+                                .cloned()
+                                .unwrap_or_default(),
+                            replica: Some(answer.replica.clone()),
+                        },
+                    };
+                    if states.get(&key) != Some(state) {
+                        observer.changed(&key, state, row);
+                        states.insert(key, state.clone());
+                    }
+                }
+                views.insert(slot, view);
+            }
+        }
+        observer.polled(&states);
+        // A replica gets a mutation a moment after the shard's first one
+        // (replication): only a lasting absence is worth telling.
+        let not_seen: Vec<(String, ReplicaRef)> = if started.elapsed() < REPLICATION_GRACE {
+            Vec::new()
+        } else {
+            views
+                .iter()
+                .filter(|(_, view)| **view == ReplicaView::NotSeen)
+                .map(|(slot, _)| slot.clone())
+                .collect()
+        };
+        let now: Behind = (
+            not_seen.clone(),
+            unreachable.iter().map(|(r, _)| r.clone()).collect(),
+        );
+        if (!now.0.is_empty() || !now.1.is_empty()) && told.as_ref() != Some(&now) {
+            observer.notice(&Notice::ReplicasBehind {
+                not_seen: &not_seen,
+                unreachable: &unreachable,
+            });
+        }
+        told = Some(now);
+        if views.values().all(ReplicaView::is_final) {
+            let all_done = views.values().all(|view| {
+                matches!(
+                    view,
+                    ReplicaView::Seen {
+                        state: MutationState::Done,
+                        ..
+                    }
+                )
+            });
+            return Ok(ClusterTrackReport {
+                outcome: if all_done {
+                    TrackOutcome::AllDone
+                } else {
+                    TrackOutcome::Failed
+                },
+                views,
+            });
+        }
+        if options
+            .timeout
+            .is_some_and(|timeout| started.elapsed() >= timeout)
+        {
+            return Ok(ClusterTrackReport {
+                outcome: TrackOutcome::TimedOut,
+                views,
+            });
+        }
+        let mut wait = interval;
+        if let Some(timeout) = options.timeout {
+            wait = wait.min(timeout.saturating_sub(started.elapsed()));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = &mut interrupt => {
+                return Ok(ClusterTrackReport { outcome: TrackOutcome::Interrupted, views });
+            }
+        }
+        interval = (interval.mul_f64(1.5)).min(options.max_interval);
+    }
+}
+
+/// Whether `row`'s command quotes `marker` (as the statement does).
+fn quotes_marker(row: &MutationRow, marker: &str) -> bool {
+    row.command.contains(&string_literal(marker))
+}
+
+/// What one replica's answer says of one watched mutation.
+fn view_of(
+    watch: &ClusterWatch,
+    replica: &ReplicaRef,
+    rows: &Result<Vec<MutationRow>, String>,
+) -> ReplicaView {
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(error) => return ReplicaView::Unreachable(error.clone()),
+    };
+    let mut carrying = rows.iter().filter(|row| quotes_marker(row, &watch.marker));
+    match (carrying.next(), carrying.next()) {
+        (Some(row), None) => ReplicaView::Seen {
+            mutation_id: row.mutation_id.clone(),
+            state: MutationState::from_row(row),
+        },
+        (Some(row), Some(_)) => ReplicaView::Seen {
+            mutation_id: row.mutation_id.clone(),
+            state: MutationState::Failed {
+                reason: format!(
+                    "more than one mutation carries the marker {}; expected one",
+                    watch.marker
+                ),
+                failed_part: String::new(),
+            },
+        },
+        (None, _) => match watch.seen.get(replica) {
+            Some(id) => ReplicaView::Seen {
+                mutation_id: id.clone(),
+                state: MutationState::Vanished,
+            },
+            None => ReplicaView::NotSeen,
+        },
+    }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorCode, Failure};
 use crate::journal::{Member, RequestJournal};
 use crate::plan::{Target, TargetKind};
+use crate::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas};
 use crate::request::{RawId, Scope, ValidId};
 use crate::server::Server;
 use crate::sql::render;
@@ -22,8 +23,15 @@ const LATE_ANONYMOUS_SQL: &str = include_str!("../sql/late_anonymous.sql");
 
 #[derive(Row, Deserialize)]
 struct IdCount {
+    replica: u32,
     id: String,
     n: u64,
+}
+
+impl OnReplica for IdCount {
+    fn replica_number(&self) -> u32 {
+        self.replica
+    }
 }
 
 /// Rows of a target kind before anything was issued, and after the
@@ -41,6 +49,8 @@ pub struct Counts {
     pub per_target: Vec<u64>,
     pub per_user: BTreeMap<String, u64>,
     pub per_anonymous: BTreeMap<RawId, u64>,
+    /// On a cluster: the targeted rows each replica still holds, where any.
+    pub per_replica: BTreeMap<ReplicaRef, u64>,
 }
 
 impl Counts {
@@ -114,26 +124,95 @@ pub async fn count_targets(
                 &format!("counting the {} rows", target.kind),
             )
             .await?;
-        let mut total = 0;
-        for row in rows {
-            total += row.n;
-            match target.kind {
-                TargetKind::User => {
-                    *counts.per_user.entry(row.id).or_default() += row.n;
-                }
-                TargetKind::Anonymous => {
-                    let id = RawId::from_hex(&row.id).ok_or_else(|| {
-                        Failure::new(
-                            ErrorCode::ServerError,
-                            format!(
-                                "ClickHouse answered hex() with {:?}, which is not hex",
-                                row.id
-                            ),
-                        )
-                    })?;
-                    *counts.per_anonymous.entry(id).or_default() += row.n;
-                }
+        let total = add_rows(&mut counts, target.kind, &rows)?;
+        counts.per_target.push(total);
+    }
+    Ok(counts)
+}
+
+/// Add `rows` (one server's, or one shard's) to `counts`; their total.
+fn add_rows(counts: &mut Counts, kind: TargetKind, rows: &[IdCount]) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for row in rows {
+        total += row.n;
+        match kind {
+            TargetKind::User => {
+                *counts.per_user.entry(row.id.clone()).or_default() += row.n;
             }
+            TargetKind::Anonymous => {
+                let id = RawId::from_hex(&row.id).ok_or_else(|| {
+                    Failure::new(
+                        ErrorCode::ServerError,
+                        format!(
+                            "ClickHouse answered hex() with {:?}, which is not hex",
+                            row.id
+                        ),
+                    )
+                })?;
+                *counts.per_anonymous.entry(id).or_default() += row.n;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Rows each target matches now on every replica of a cluster. A shard's
+/// figure is its fullest replica's; the cluster's, the sum over shards. A
+/// replica that cannot be counted fails the count: an unknown number of
+/// survivors is never zero.
+pub async fn count_targets_on_replicas(
+    server: &Server,
+    replicas: &Replicas,
+    scope: &Scope,
+    targets: &[Target],
+) -> anyhow::Result<Counts> {
+    let table = scope.events_table();
+    let mut counts = Counts::default();
+    for target in targets {
+        let build =
+            |source: &str, replica: &str| target.count_statement_reading(scope, source, replica);
+        let answers: Vec<ReplicaAnswer<IdCount>> = replicas
+            .read(
+                server,
+                &table,
+                &build,
+                &format!("counting the {} rows on every replica", target.kind),
+            )
+            .await?;
+        let unreachable: Vec<String> = answers
+            .iter()
+            .filter_map(|a| a.rows.as_ref().err().map(|e| format!("{}: {e}", a.replica)))
+            .collect();
+        if !unreachable.is_empty() {
+            return Err(Failure::new(
+                ErrorCode::ConnectionFailed,
+                format!(
+                    "cannot count the rows left on every replica, so the erasure cannot be verified (an unknown count is never taken for zero): {}",
+                    unreachable.join("; ")
+                ),
+            )
+            .into());
+        }
+        // Per shard, the replica holding the most (replicas of a shard hold
+        // the same rows once caught up).
+        let mut fullest: BTreeMap<u32, (u64, Vec<IdCount>)> = BTreeMap::new();
+        for answer in answers {
+            let rows = answer.rows.unwrap_or_default();
+            let total: u64 = rows.iter().map(|r| r.n).sum();
+            if total > 0 {
+                *counts
+                    .per_replica
+                    .entry(answer.replica.clone())
+                    .or_default() += total;
+            }
+            let entry = fullest.entry(answer.replica.shard).or_default();
+            if total > entry.0 || entry.1.is_empty() {
+                *entry = (total, rows);
+            }
+        }
+        let mut total = 0;
+        for (_, rows) in fullest.values() {
+            total += add_rows(&mut counts, target.kind, rows)?;
         }
         counts.per_target.push(total);
     }

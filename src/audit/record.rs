@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorBody, code_of};
 use crate::journal::{Member, RequestJournal, StepEvent, now_rfc3339};
-use crate::plan::{AttemptOutcome, TargetKind};
+use crate::plan::{Attempt, AttemptOutcome, ReplicaMutation, TargetKind};
 use crate::redact::Secrets;
 use crate::request::AuditMeta;
 use crate::rollup::RollupReport;
@@ -27,6 +27,15 @@ pub struct AuditedMutation {
     pub kind: Option<TargetKind>,
     pub is_done: bool,
     pub state: String,
+    /// The attempt's marker in the statement (absent on records of
+    /// `mutations kill`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    /// On a cluster: the replica's shard and `host:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// One audit record (one line of audit.jsonl).
@@ -71,6 +80,13 @@ pub struct AuditRecord {
     pub server_version: String,
     pub server_host: String,
     pub database: String,
+    /// The cluster whose every shard and replica the request covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Erased on `server_host` only (`--local-only`) although the table is
+    /// part of a cluster: other shards and replicas were not checked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_only: bool,
     /// What a rollup recomputed (actions `rollup`, and forgets with --rollups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollups: Option<RollupReport>,
@@ -128,6 +144,8 @@ fn blank(action: &str, request_id: &str, project_id: &str, origin: &Origin) -> A
         server_version: origin.server_version.clone(),
         server_host: origin.server_host.clone(),
         database: origin.database.clone(),
+        cluster: None,
+        local_only: false,
         rollups: None,
         chain: None,
         prev_hash: String::new(),
@@ -151,39 +169,76 @@ fn statements(journal: &RequestJournal, secrets: &Secrets, key: &Key) -> Vec<Str
             target
                 .attempts
                 .iter()
-                .filter(|a| a.mutation_id.is_some())
+                .filter(|a| a.is_issued())
                 .filter_map(move |a| target.delete_statement(&journal.scope, &a.marker).ok())
         })
         .map(|sql| secrets.redact_literals(&sql, key))
         .collect()
 }
 
-/// Every attempt of every target, as the trail shows it.
-pub fn mutations(journal: &RequestJournal) -> Vec<AuditedMutation> {
+/// One word for an attempt, the same in reports and the trail.
+pub fn attempt_state(attempt: &Attempt) -> &'static str {
+    match attempt.outcome {
+        Some(outcome) => outcome_word(outcome),
+        None if attempt.is_issued() => "issued",
+        None => "not_issued",
+    }
+}
+
+/// One word for an attempt's mutation on one replica of a cluster.
+pub fn replica_state(mutation: &ReplicaMutation) -> &'static str {
+    match (mutation.outcome, &mutation.mutation_id) {
+        (Some(outcome), _) => outcome_word(outcome),
+        (None, Some(_)) => "issued",
+        (None, None) => "not_seen",
+    }
+}
+
+fn outcome_word(outcome: AttemptOutcome) -> &'static str {
+    match outcome {
+        AttemptOutcome::Done => "done",
+        AttemptOutcome::Killed => "killed",
+        AttemptOutcome::Vanished => "vanished",
+    }
+}
+
+/// Every attempt of every target as reports and the trail list them: one
+/// entry per attempt, or on a cluster one per attempt and replica.
+pub fn mutation_entries(journal: &RequestJournal) -> Vec<AuditedMutation> {
+    let table = journal.scope.events.as_str();
     journal
         .targets
         .iter()
         .flat_map(|target| {
-            target.attempts.iter().map(|attempt| AuditedMutation {
-                table: journal.scope.events.as_str().to_string(),
-                mutation_id: attempt.mutation_id.clone(),
-                kind: Some(target.kind),
-                is_done: attempt.outcome == Some(AttemptOutcome::Done),
-                state: attempt_state(attempt).to_string(),
+            target.attempts.iter().flat_map(move |attempt| {
+                let whole = AuditedMutation {
+                    table: table.to_string(),
+                    mutation_id: attempt.mutation_id.clone(),
+                    kind: Some(target.kind),
+                    is_done: attempt.outcome == Some(AttemptOutcome::Done),
+                    state: attempt_state(attempt).to_string(),
+                    marker: Some(attempt.marker.clone()),
+                    shard: None,
+                    host: None,
+                };
+                if attempt.replicas.is_empty() {
+                    return vec![whole];
+                }
+                attempt
+                    .replicas
+                    .iter()
+                    .map(|on| AuditedMutation {
+                        mutation_id: on.mutation_id.clone(),
+                        is_done: on.outcome == Some(AttemptOutcome::Done),
+                        state: replica_state(on).to_string(),
+                        shard: Some(on.replica.shard),
+                        host: Some(on.replica.host.clone()),
+                        ..whole.clone()
+                    })
+                    .collect()
             })
         })
         .collect()
-}
-
-/// One word for an attempt, the same in reports and the trail.
-pub fn attempt_state(attempt: &crate::plan::Attempt) -> &'static str {
-    match (attempt.outcome, &attempt.mutation_id) {
-        (Some(AttemptOutcome::Done), _) => "done",
-        (Some(AttemptOutcome::Killed), _) => "killed",
-        (Some(AttemptOutcome::Vanished), _) => "vanished",
-        (None, Some(_)) => "issued",
-        (None, None) => "not_issued",
-    }
 }
 
 /// The part of a record about one user.
@@ -241,9 +296,18 @@ pub fn request_records(
     let secrets = journal.secrets();
     let request_id = journal.request_id.as_str();
     let project = journal.scope.project_id.as_str();
+    let placed = |record: &mut AuditRecord| {
+        record.cluster = journal
+            .scope
+            .cluster
+            .as_ref()
+            .map(|c| c.as_str().to_string());
+        record.local_only = journal.scope.local_only;
+    };
     let mut shared = blank(run.action, request_id, project, origin);
+    placed(&mut shared);
     shared.statements = statements(journal, &secrets, key);
-    shared.mutations = mutations(journal);
+    shared.mutations = mutation_entries(journal);
     shared.steps = journal
         .steps
         .iter()
@@ -278,6 +342,7 @@ pub fn request_records(
         .iter()
         .map(|member| {
             let mut record = blank(run.action, request_id, project, origin);
+            placed(&mut record);
             record.error = shared.error.clone();
             fill_member(&mut record, journal, member, run, key);
             record

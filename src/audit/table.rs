@@ -14,8 +14,8 @@ use super::record::AuditRecord;
 use crate::error::{ErrorCode, classify_clickhouse, code_of};
 use crate::server::Server;
 use crate::sql::{
-    Ident, QualifiedTable, chunk_by_literal_size, literal_budget, literal_list, render,
-    string_literal,
+    ClusterName, Ident, QualifiedTable, chunk_by_literal_size, literal_budget, literal_list,
+    render, string_literal,
 };
 
 const AUDIT_SQL: &str = include_str!("../../sql/audit.sql");
@@ -75,23 +75,83 @@ pub fn audit_table(server: &Server, database: Option<&Ident>) -> QualifiedTable 
     }
 }
 
+/// How long `CREATE TABLE ... ON CLUSTER` waits for every host; one that is
+/// down creates its replica when it is back.
+const CREATE_ON_CLUSTER_TIMEOUT_SECONDS: &str = "15";
+
 pub async fn create_table(server: &Server, table: &QualifiedTable) -> anyhow::Result<String> {
-    let sql = render(AUDIT_SQL, &[("audit_table", &table.to_string())])?;
+    let sql = create_table_sql(table, None)?;
     server
         .execute(&sql, "creating the audit table", ErrorCode::ServerError)
         .await?;
     Ok(sql)
 }
 
-#[derive(Row, Deserialize)]
-struct TableName {
-    #[allow(dead_code)]
-    name: String,
+/// The statement creating the audit table, on one server or on `cluster`.
+pub fn create_table_sql(
+    table: &QualifiedTable,
+    cluster: Option<&ClusterName>,
+) -> anyhow::Result<String> {
+    let (on_cluster, engine) = match cluster {
+        None => (String::new(), "MergeTree".to_string()),
+        Some(cluster) => (
+            format!(" ON CLUSTER {cluster}"),
+            // One replication group for every server of the cluster, whatever
+            // its shards: each holds the whole trail. `{replica}` is the
+            // server's macro.
+            format!(
+                "ReplicatedMergeTree({}, '{{replica}}')",
+                string_literal(format!(
+                    "/clickhouse/chforget/{}/{}",
+                    table.database.as_str(),
+                    table.table.as_str()
+                ))
+            ),
+        ),
+    };
+    render(
+        AUDIT_SQL,
+        &[
+            ("audit_table", &table.to_string()),
+            ("on_cluster", &on_cluster),
+            ("engine", &engine),
+        ],
+    )
 }
 
-/// Create the audit table only when it is missing: a chforget user with
-/// INSERT (and SELECT) on an existing table needs no CREATE grant.
-pub async fn ensure_table(server: &Server, table: &QualifiedTable) -> anyhow::Result<()> {
+/// Create the audit table on every server of `cluster`. A host that does not
+/// answer in time (down) gets it when it is back; this server must have it.
+async fn create_on_cluster(
+    server: &Server,
+    table: &QualifiedTable,
+    cluster: &ClusterName,
+) -> anyhow::Result<()> {
+    let sql = create_table_sql(table, Some(cluster))?;
+    let created = server
+        .execute_with_settings(
+            &sql,
+            &[(
+                "distributed_ddl_task_timeout",
+                CREATE_ON_CLUSTER_TIMEOUT_SECONDS,
+            )],
+            &format!("creating the audit table ON CLUSTER {}", cluster.as_str()),
+            ErrorCode::ServerError,
+        )
+        .await;
+    match created {
+        Ok(()) => Ok(()),
+        Err(error) if exists(server, table).await? => {
+            eprintln!(
+                "chforget: warning: the audit table {table} was created here but not confirmed on every server of cluster {} ({error:#}); servers that were down create it when they are back",
+                cluster.as_str()
+            );
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn exists(server: &Server, table: &QualifiedTable) -> anyhow::Result<bool> {
     let existing: Vec<TableName> = server
         .fetch(
             &render(
@@ -104,10 +164,29 @@ pub async fn ensure_table(server: &Server, table: &QualifiedTable) -> anyhow::Re
             "looking up the audit table",
         )
         .await?;
-    if existing.is_empty() {
-        create_table(server, table).await?;
+    Ok(!existing.is_empty())
+}
+
+#[derive(Row, Deserialize)]
+struct TableName {
+    #[allow(dead_code)]
+    name: String,
+}
+
+/// Create the audit table only when it is missing: a chforget user with
+/// INSERT (and SELECT) on an existing table needs no CREATE grant.
+pub async fn ensure_table(
+    server: &Server,
+    table: &QualifiedTable,
+    cluster: Option<&ClusterName>,
+) -> anyhow::Result<()> {
+    if exists(server, table).await? {
+        return Ok(());
     }
-    Ok(())
+    match cluster {
+        Some(cluster) => create_on_cluster(server, table, cluster).await,
+        None => create_table(server, table).await.map(|_| ()),
+    }
 }
 
 async fn insert(server: &Server, table: &QualifiedTable, rows: &[AuditRow]) -> anyhow::Result<()> {

@@ -159,6 +159,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (use e.g. 90s, 10m, 1h)"))
 }
 
+/// The cluster of the tables.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Cluster")]
+pub struct ClusterArgs {
+    /// Work on every shard and replica of this cluster (system.clusters):
+    /// read every shard, issue each statement ON CLUSTER, track and verify
+    /// every replica [default: the profile's [cluster] name]
+    #[arg(long, env = "CLICKHOUSE_CLUSTER", value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Work on the connected server only, although its table is part of a
+    /// cluster (replicated, sharded, or read by a Distributed table): the
+    /// report and the audit record then say other servers were not checked
+    #[arg(long, conflicts_with = "cluster")]
+    pub local_only: bool,
+}
+
 /// A command that reads a server: where it is, which tables, how to print.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
@@ -199,6 +215,8 @@ pub struct TrailArgs {
 pub struct ChangeArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]

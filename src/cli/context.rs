@@ -9,16 +9,16 @@ use crate::connection::ConnectionConfig;
 use crate::error::{ErrorCode, Failure, fail};
 use crate::journal::{Journals, RequestJournal};
 use crate::output::{self, OutputFormat};
-use crate::pipeline::Context;
+use crate::pipeline::{Context, Place};
 use crate::profile::Profile;
 use crate::request::RequestId;
 use crate::server::Server;
-use crate::sql::{Ident, QualifiedTable};
+use crate::sql::{ClusterName, Ident, QualifiedTable};
 use crate::state::{Key, StateDir};
 
 use super::args::{
-    AuditTableArgs, ChangeArgs, ConnectionArgs, LocalArgs, ProfileArgs, ServerArgs, StateArgs,
-    TrailArgs,
+    AuditTableArgs, ChangeArgs, ClusterArgs, ConnectionArgs, LocalArgs, ProfileArgs, ServerArgs,
+    StateArgs, TrailArgs,
 };
 
 /// What most commands need, resolved from their flags.
@@ -30,6 +30,9 @@ pub struct Session {
     /// The connection settings (checked, not yet connected), for commands
     /// that talk to a server.
     pub connection: Option<ConnectionConfig>,
+    /// Where data commands work: `--cluster` (else the profile's), or
+    /// `--local-only`. Requests already journaled keep their own.
+    pub place: Place,
 }
 
 impl Session {
@@ -45,9 +48,19 @@ impl Session {
             audit_database: audit_database(audit, &profile)?,
             connection: connection.map(connection_config).transpose()?,
             state: StateDir::resolve(state.state_dir.clone())?,
+            place: Place {
+                cluster: profile.cluster.name.clone(),
+                local_only: false,
+            },
             profile,
             output,
         })
+    }
+
+    /// Take `--cluster` (it wins over the profile) and `--local-only`.
+    fn placed(mut self, args: &ClusterArgs) -> anyhow::Result<Self> {
+        self.place = place(args, &self.profile)?;
+        Ok(self)
     }
 
     pub fn local(args: &LocalArgs) -> anyhow::Result<Self> {
@@ -73,7 +86,8 @@ impl Session {
             &args.state,
             Some(&args.audit.table),
             server.output.output,
-        )
+        )?
+        .placed(&args.cluster)
     }
 
     /// The database this session's commands work in.
@@ -149,6 +163,7 @@ impl Open {
             state: &session.state,
             key: &self.key,
             audit_table: &self.audit_table,
+            place: &session.place,
         }
     }
 }
@@ -208,6 +223,36 @@ pub async fn read_server(args: &ServerArgs) -> anyhow::Result<(Profile, Server)>
     let profile = Profile::load(args.profile.config.as_deref())?;
     let server = connect(connection_config(&args.connection)?).await?;
     Ok((profile, server))
+}
+
+/// As [`read_server`], with where the command works (`--cluster`,
+/// `--local-only`).
+pub async fn read_placed(
+    args: &ServerArgs,
+    cluster: &ClusterArgs,
+) -> anyhow::Result<(Profile, Place, Server)> {
+    let profile = Profile::load(args.profile.config.as_deref())?;
+    let place = place(cluster, &profile)?;
+    let server = connect(connection_config(&args.connection)?).await?;
+    Ok((profile, place, server))
+}
+
+/// `--local-only`, else `--cluster`, else the profile's cluster.
+fn place(args: &ClusterArgs, profile: &Profile) -> anyhow::Result<Place> {
+    if args.local_only {
+        return Ok(Place {
+            cluster: None,
+            local_only: true,
+        });
+    }
+    let cluster = match &args.cluster {
+        Some(name) => Some(ClusterName::new(name)?),
+        None => profile.cluster.name.clone(),
+    };
+    Ok(Place {
+        cluster,
+        local_only: false,
+    })
 }
 
 /// The one confirmation of destructive commands: the same question form,

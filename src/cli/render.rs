@@ -11,12 +11,23 @@ use crate::stitch::StitchedId;
 use crate::verify::RowCounts;
 
 pub fn render_forget(report: &ForgetReport) -> String {
-    let mut out = output::fields(&[
+    let mut fields = vec![
         ("request", report.request_id.clone()),
         ("project", report.project_id.clone()),
         ("user", report.user_id.clone()),
         ("status", report.status.to_string()),
-    ]);
+    ];
+    if let Some(cluster) = &report.cluster {
+        fields.push(("cluster", format!("{cluster} (every shard and replica)")));
+    }
+    if report.local_only {
+        fields.push((
+            "scope",
+            "this server only (--local-only): other shards and replicas were not checked"
+                .to_string(),
+        ));
+    }
+    let mut out = output::fields(&fields);
     if report.anonymous_ids > 0 || report.status != Outcome::Failed {
         let treatment = if !report.anonymous_targeted {
             "not deleted (pass --anonymous)"
@@ -48,15 +59,25 @@ pub fn render_forget(report: &ForgetReport) -> String {
         out.push('\n');
     }
     if !report.mutations.is_empty() {
+        let on_cluster = report.mutations.iter().any(|m| m.host.is_some());
+        let mut headers = vec!["table", "mutation_id", "kind", "state"];
+        if on_cluster {
+            headers.extend(["shard", "host"]);
+        }
         out.push_str(&output::table(
-            &["table", "mutation_id", "kind", "state"],
+            &headers,
             report.mutations.iter().map(|m| {
-                vec![
+                let mut row = vec![
                     m.table.clone(),
                     m.mutation_id.clone().unwrap_or_else(|| "-".to_string()),
-                    m.kind.to_string(),
+                    m.kind.map_or_else(|| "-".to_string(), |k| k.to_string()),
                     m.state.clone(),
-                ]
+                ];
+                if on_cluster {
+                    row.push(m.shard.map_or_else(|| "-".to_string(), |s| s.to_string()));
+                    row.push(m.host.clone().unwrap_or_else(|| "-".to_string()));
+                }
+                row
             }),
         ));
         out.push('\n');

@@ -108,6 +108,7 @@ pub async fn forget(
             batch: false,
             meta: request.meta,
             known: BTreeMap::new(),
+            place: ctx.place.clone(),
         },
     )
     .await?;
@@ -124,7 +125,12 @@ pub async fn forget(
         .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
     // The audit table must exist before anything is deleted, so that the
     // record of the deletion can be written.
-    crate::audit::ensure_table(ctx.server, ctx.audit_table).await?;
+    crate::audit::ensure_table(
+        ctx.server,
+        ctx.audit_table,
+        prepared.journal.scope.cluster.as_ref(),
+    )
+    .await?;
     confirm(report)?;
     let (mut journal, _lock) = match pipeline::start(ctx, prepared.journal)? {
         Started::New(journal, lock) => (*journal, lock),
@@ -393,6 +399,7 @@ async fn batch_project(
             batch: true,
             meta: request.meta.clone(),
             known: BTreeMap::new(),
+            place: ctx.place.clone(),
         },
     )
     .await?;

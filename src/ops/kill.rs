@@ -80,7 +80,7 @@ pub async fn kill(
             ("mutation_id", &string_literal(&row.mutation_id)),
         ],
     )?;
-    audit::ensure_table(server, ctx.audit_table).await?;
+    audit::ensure_table(server, ctx.audit_table, ctx.place.cluster.as_ref()).await?;
     let killed = server
         .execute(&sql, "killing the mutation", ErrorCode::ServerError)
         .await;
@@ -104,6 +104,9 @@ pub async fn kill(
                 kind: None,
                 is_done: false,
                 state: if killed.is_ok() { "killed" } else { "running" }.to_string(),
+                marker: None,
+                shard: None,
+                host: None,
             }],
             steps: vec![StepEvent {
                 step: "kill".to_string(),

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::error::{ErrorCode, Failure, fail};
 use crate::journal::{Member, RequestJournal};
-use crate::pipeline::{self, Context, MemberInput, NewRequest, RunMode, Started};
+use crate::pipeline::{self, Context, MemberInput, NewRequest, Place, RunMode, Started};
 use crate::report::ForgetReport;
 use crate::request::{RequestId, ValidId};
 use crate::server::Server;
@@ -141,7 +141,7 @@ async fn fix_request(
 ) -> anyhow::Result<()> {
     ctx.server
         .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
-    crate::audit::ensure_table(ctx.server, ctx.audit_table).await?;
+    crate::audit::ensure_table(ctx.server, ctx.audit_table, journal.scope.cluster.as_ref()).await?;
     let mut members = Vec::new();
     let mut known = BTreeMap::new();
     for ((user, member), verification) in users.iter().zip(&report.users) {
@@ -177,6 +177,10 @@ async fn fix_request(
             batch: !single,
             meta,
             known,
+            place: Place {
+                cluster: journal.scope.cluster.clone(),
+                local_only: journal.scope.local_only,
+            },
         },
     )
     .await?;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::audit::{self, ActionRecord};
 use crate::error::ErrorBody;
 use crate::journal::{StepEvent, now_rfc3339};
-use crate::pipeline::{Context, Outcome, scope_of};
+use crate::pipeline::{Context, Outcome, refuse_rollups_on_cluster, scope_of, settle_scope};
 use crate::plan::RollupKind;
 use crate::request::{AuditMeta, RequestId, ValidId};
 use crate::rollup::{self, DayRange, RollupReport};
@@ -56,7 +56,9 @@ pub async fn rollup(
 ) -> anyhow::Result<()> {
     let server = ctx.server;
     rollup::check_tables(server, ctx.profile, &request.kinds).await?;
-    let scope = scope_of(server, ctx.profile, &request.project_id);
+    let mut scope = scope_of(server, ctx.profile, &request.project_id, ctx.place);
+    settle_scope(server, &mut scope).await?;
+    refuse_rollups_on_cluster(&scope)?;
     let found =
         rollup::discover(server, ctx.profile, &scope, &request.range, &request.kinds).await?;
     let request_id = RequestId::parse(&report.request_id)?;
@@ -68,7 +70,7 @@ pub async fn rollup(
     }
     server.ensure_writable("rewrite rollup partitions; nothing was changed")?;
     confirm(report)?;
-    audit::ensure_table(server, ctx.audit_table).await?;
+    audit::ensure_table(server, ctx.audit_table, None).await?;
     let started = now_rfc3339();
     let outcome = rollup::apply(server, &job).await;
     if let Ok(applied) = &outcome {

@@ -41,7 +41,21 @@ pub fn line(journal: &RequestJournal, state: &StateDir) -> StatusLine {
         mutations: journal
             .targets
             .iter()
-            .flat_map(|t| t.attempts.iter().map(|a| a.mutation_id.clone()))
+            .flat_map(|t| t.attempts.iter())
+            .flat_map(|a| {
+                if a.replicas.is_empty() {
+                    return vec![a.mutation_id.clone()];
+                }
+                // On a cluster: each replica's, named after its host.
+                a.replicas
+                    .iter()
+                    .map(|r| {
+                        r.mutation_id
+                            .as_ref()
+                            .map(|id| format!("{id} on {}", r.replica.host))
+                    })
+                    .collect()
+            })
             .collect(),
         last_step: journal.steps.last().map(|s| s.step.clone()),
         running: holder.is_some(),

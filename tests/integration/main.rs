@@ -4,6 +4,7 @@
 
 mod audit;
 mod batch;
+mod cluster;
 mod common;
 mod errors;
 mod forget;

@@ -1,5 +1,6 @@
-//! `chforget doctor`: what the server offers and whether the profile's
-//! tables are there.
+//! `chforget doctor`: what the server offers, whether the profile's tables
+//! are there, and where the events table lives (clusters, replicas,
+//! Distributed tables), so that a cluster is found before a forget.
 
 use clap::Args;
 use serde::Serialize;
@@ -11,6 +12,8 @@ use crate::output;
 use crate::profile::Profile;
 use crate::schema;
 use crate::server::Server;
+use crate::sql::QualifiedTable;
+use crate::topology::{self, Topology};
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -33,6 +36,11 @@ struct DoctorReport {
     capabilities: Capabilities,
     may_delete: bool,
     tables: Vec<TableCheck>,
+    /// Where the events table lives.
+    topology: Topology,
+    /// How chforget erases it: on this server alone, or which cluster to
+    /// name.
+    erasure: String,
 }
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
@@ -66,6 +74,8 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
             problem,
         });
     }
+    let topology = topology::detect(&server, &server.table(&tables.events)).await?;
+    let erasure = erasure_verdict(&topology, &server.table(&tables.events));
     let report = DoctorReport {
         url: server.shown_url(),
         user: server.config.user.clone(),
@@ -73,9 +83,34 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         may_delete: !server.capabilities.readonly,
         capabilities: server.capabilities.clone(),
         tables: checks,
+        topology,
+        erasure,
     };
     output::emit(args.server.output.output, &report, render_human)?;
     first_problem.map_or(Ok(()), Err)
+}
+
+/// How a forget treats the events table here.
+fn erasure_verdict(topology: &Topology, events: &QualifiedTable) -> String {
+    if let Ok(Some((cluster, local))) = topology.distributed_target(&events.database) {
+        return format!(
+            "{events} is a Distributed table over {local} on cluster {cluster}: chforget erases {local} on every shard and replica of {cluster}"
+        );
+    }
+    let reasons = topology.reasons_for_a_cluster();
+    if reasons.is_empty() {
+        return "on this server alone: nothing else holds rows of the table".to_string();
+    }
+    let clusters = topology.candidate_clusters();
+    format!(
+        "needs --cluster {} ({}); without it forget refuses, --local-only erases this server only",
+        if clusters.is_empty() {
+            "NAME".to_string()
+        } else {
+            clusters.join("|")
+        },
+        reasons.join("; ")
+    )
 }
 
 fn yes_no(value: bool) -> String {
@@ -129,6 +164,13 @@ fn render_human(report: &DoctorReport) -> String {
         ),
         ("typed row checks", yes_no(c.typed_row_validation)),
         ("max_query_size", c.max_query_size.to_string()),
+        (
+            "clusterAllReplicas",
+            format!(
+                "{} (else each replica is read through remote())",
+                yes_no(c.cluster_all_replicas)
+            ),
+        ),
     ]);
     out.push_str(&output::table(
         &["table", "check"],
@@ -140,5 +182,42 @@ fn render_human(report: &DoctorReport) -> String {
         }),
     ));
     out.push('\n');
+    out.push_str(&render_topology(report));
     out
+}
+
+fn render_topology(report: &DoctorReport) -> String {
+    let t = &report.topology;
+    let mut fields = vec![
+        ("events engine", t.engine.clone()),
+        (
+            "replicas",
+            t.replicas.map_or_else(
+                || "not replicated".to_string(),
+                |(total, active)| format!("{total} ({active} active)"),
+            ),
+        ),
+    ];
+    for distributed in &t.distributed_by {
+        fields.push((
+            "read by",
+            format!(
+                "Distributed table {}.{} on cluster {}",
+                distributed.database, distributed.table, distributed.cluster
+            ),
+        ));
+    }
+    for cluster in &t.clusters {
+        fields.push((
+            "cluster",
+            format!(
+                "{}: {} shards, {} servers",
+                cluster.name,
+                cluster.shards().len(),
+                cluster.replicas.len()
+            ),
+        ));
+    }
+    fields.push(("erasure", report.erasure.clone()));
+    output::fields(&fields)
 }

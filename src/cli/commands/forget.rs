@@ -218,7 +218,12 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
     if !args.dry_run {
         open.server
             .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
-        crate::audit::ensure_table(&open.server, &open.audit_table).await?;
+        crate::audit::ensure_table(
+            &open.server,
+            &open.audit_table,
+            session.place.cluster.as_ref(),
+        )
+        .await?;
         confirm.ask(
             "",
             &format!(

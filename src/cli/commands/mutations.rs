@@ -244,6 +244,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             database: database.clone(),
             table: table.clone(),
             mutation_id: id.clone(),
+            replica: None,
         })
         .collect();
     let options = TrackOptions {

@@ -3,11 +3,11 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::args::ServerArgs;
-use crate::cli::context::read_server;
+use crate::cli::args::{ClusterArgs, ServerArgs};
+use crate::cli::context::read_placed;
 use crate::cli::render::stitched_table;
 use crate::output::{self, OutputFormat};
-use crate::pipeline::scope_of;
+use crate::pipeline::{scope_of, settle_scope};
 use crate::request::Subject;
 use crate::schema;
 use crate::stitch::{self, StitchedId};
@@ -22,6 +22,8 @@ pub struct StitchArgs {
     pub user_id: String,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Serialize)]
@@ -35,9 +37,10 @@ struct StitchReport<'a> {
 
 pub async fn run(args: StitchArgs) -> anyhow::Result<()> {
     let subject = Subject::new(&args.project, &args.user_id)?;
-    let (profile, server) = read_server(&args.server).await?;
-    schema::check_events_table(&server, &profile).await?;
-    let scope = scope_of(&server, &profile, &subject.project_id);
+    let (profile, place, server) = read_placed(&args.server, &args.cluster).await?;
+    let mut scope = scope_of(&server, &profile, &subject.project_id, &place);
+    settle_scope(&server, &mut scope).await?;
+    schema::check_events_table(&server, &scope.events, &scope.columns).await?;
     let stitched = stitch::stitch(&server, &scope, std::slice::from_ref(&subject.user_id))
         .await?
         .remove(&subject.user_id)

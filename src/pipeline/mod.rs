@@ -1,0 +1,199 @@
+//! The one request pipeline: stitch → plan → mutate → track → verify →
+//! rollup → audit, for a single user (a batch of one) and for a batch alike,
+//! used by `forget`, `forget --batch`, `resume` and `verify --fix`.
+//!
+//! - [`prepare`] reads everything a request needs before anything is
+//!   deleted, in grouped queries (one per step, whatever the number of
+//!   users): stitched ids, earlier requests' ids, row counts, rollup scope.
+//! - [`start`] journals a prepared request, unless one of its users has a
+//!   request in flight, under a lock shared by all chforget processes.
+//! - [`run`] issues, tracks, verifies (re-issuing for survivors), re-
+//!   aggregates and records the audit trail, journaling every step; run
+//!   again (`resume`), it finishes whatever an earlier run left, issuing no
+//!   statement twice and re-issuing killed or vanished ones.
+
+mod on_cluster;
+mod prepare;
+mod run;
+mod start;
+
+pub use prepare::{prepare, refuse_rollups_on_cluster, scope_of, settle_scope};
+pub use run::run;
+pub use start::{InFlight, Started, in_flight, start};
+
+use std::collections::BTreeMap;
+
+use crate::audit::AuditOutcome;
+use crate::error::ErrorCode;
+use crate::journal::{Journals, RequestJournal};
+use crate::plan::{ForgetOptions, RollupScope, Target, TargetKind};
+use crate::profile::Profile;
+use crate::request::{AuditMeta, RequestId, ValidId};
+use crate::rollup::RollupReport;
+use crate::server::Server;
+use crate::sql::{ClusterName, QualifiedTable};
+use crate::state::{Key, StateDir};
+use crate::stitch::StitchedId;
+use crate::track::TrackOptions;
+use crate::verify::{self, Counts};
+
+/// Rounds of a run: a target whose rows survive its finished mutation (rows
+/// inserted meanwhile, or an old server's lost deletes) is re-issued, at
+/// most this many times in all per run.
+pub const MAX_ROUNDS: usize = 3;
+
+/// What every step needs, resolved once.
+pub struct Context<'a> {
+    pub server: &'a Server,
+    pub profile: &'a Profile,
+    pub state: &'a StateDir,
+    pub key: &'a Key,
+    pub audit_table: &'a QualifiedTable,
+    /// Where new requests erase (`--cluster`, `--local-only`).
+    pub place: &'a Place,
+}
+
+impl Context<'_> {
+    pub fn journals(&self) -> Journals<'_> {
+        Journals {
+            state: self.state,
+            key: self.key,
+        }
+    }
+}
+
+/// One user of a new request.
+#[derive(Debug, Clone)]
+pub struct MemberInput {
+    pub line: Option<usize>,
+    pub user_id: ValidId,
+    pub meta: AuditMeta,
+}
+
+/// A new request, before anything is sent but reads.
+pub struct NewRequest {
+    pub request_id: RequestId,
+    /// `forget`, `forget-batch`, `verify-fix`.
+    pub action: String,
+    pub project_id: ValidId,
+    pub members: Vec<MemberInput>,
+    pub options: ForgetOptions,
+    pub rollups: bool,
+    pub batch: bool,
+    /// What applies to the whole request (`also_wiped`, `redact_user`).
+    pub meta: AuditMeta,
+    /// Anonymous ids known from elsewhere (a verified request's late rows),
+    /// per user.
+    pub known: BTreeMap<ValidId, Vec<StitchedId>>,
+    /// Where it erases.
+    pub place: Place,
+}
+
+/// A prepared request: its journal (not saved yet) and what a person
+/// should know about it.
+pub struct Prepared {
+    pub journal: RequestJournal,
+    pub warnings: Vec<String>,
+}
+
+/// Where a command works: on a cluster (`--cluster`), or on this server only
+/// (`--local-only`), or (neither) on this server when that is verifiable.
+#[derive(Debug, Clone, Default)]
+pub struct Place {
+    pub cluster: Option<ClusterName>,
+    pub local_only: bool,
+}
+
+/// How far a run goes once issued.
+#[derive(Debug, Clone, Copy)]
+pub struct RunMode {
+    pub wait: bool,
+    pub track: TrackOptions,
+    /// Re-issue statements whose mutation is killed or vanishes while this
+    /// run watches (`resume`); a first run stops instead, since whoever
+    /// killed it may have meant it.
+    pub reissue_killed: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Completed,
+    Queued,
+    Failed,
+    Planned,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Queued => "queued",
+            Outcome::Failed => "failed",
+            Outcome::Planned => "planned",
+        }
+    }
+
+    /// The outcome an error leaves: queued when the mutations keep running
+    /// and only watching them stopped (a timeout, Ctrl-C, a server or
+    /// replica out of reach), failed otherwise.
+    pub fn after_error(issued: bool, error: &anyhow::Error) -> Self {
+        let code = crate::error::code_of(error);
+        if issued
+            && matches!(
+                code,
+                ErrorCode::Timeout | ErrorCode::Interrupted | ErrorCode::ConnectionFailed
+            )
+        {
+            Outcome::Queued
+        } else {
+            Outcome::Failed
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a run did, for the report.
+pub struct RunResult {
+    pub outcome: Outcome,
+    pub verified: Option<bool>,
+    /// Rows each target and user still matched after the mutations.
+    pub after: Option<Counts>,
+    pub rollups: Option<RollupReport>,
+    pub audit: Option<AuditOutcome>,
+}
+
+/// The rollup scope a journal shows before it runs (for reports).
+pub fn planned_rollups(journal: &RequestJournal) -> Option<RollupReport> {
+    let scope: &RollupScope = journal.rollup.as_ref()?;
+    Some(RollupReport {
+        project_id: journal.scope.project_id.as_str().to_string(),
+        applied: false,
+        days: scope.days.clone(),
+        sessions: scope.sessions.len(),
+        tables: Vec::new(),
+    })
+}
+
+/// Per target kind: rows before (from the plan) and after (once verified).
+pub fn rows_by_kind(
+    targets: &[Target],
+    after: Option<&Counts>,
+) -> BTreeMap<TargetKind, verify::RowCounts> {
+    let mut rows: BTreeMap<TargetKind, verify::RowCounts> = BTreeMap::new();
+    for (index, target) in targets.iter().enumerate() {
+        let entry = rows.entry(target.kind).or_default();
+        entry.before += target.rows_before;
+        if let Some(after) = after {
+            entry.after =
+                Some(entry.after.unwrap_or(0) + after.per_target.get(index).copied().unwrap_or(0));
+        }
+    }
+    rows
+}

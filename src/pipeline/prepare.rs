@@ -1,0 +1,405 @@
+//! Before anything is deleted: settle where the request erases, stitch,
+//! plan and count every user in grouped queries, and warn about ids that
+//! match nothing.
+
+use std::collections::BTreeMap;
+
+use crate::error::{ErrorCode, fail, shown};
+use crate::journal::{Member, RequestJournal, RequestStatus, now_rfc3339};
+use crate::plan;
+use crate::profile::Profile;
+use crate::request::{RawId, RequestId, Scope, ValidId};
+use crate::rollup;
+use crate::schema;
+use crate::server::Server;
+use crate::sql::{
+    ClusterName, chunk_by_cost, literal_budget, literal_len, literal_list, render, string_literal,
+};
+use crate::stitch::{self, StitchedId};
+use crate::topology::{self, Topology};
+use crate::verify::{self, Counts};
+
+use super::{Context, NewRequest, Place, Prepared};
+
+const NEAR_MISSES_SQL: &str = include_str!("../../sql/near_misses.sql");
+
+/// The scope of a request made with this server and profile.
+pub fn scope_of(server: &Server, profile: &Profile, project_id: &ValidId, place: &Place) -> Scope {
+    Scope {
+        database: server.database().clone(),
+        events: profile.tables.events.clone(),
+        columns: profile.columns.clone(),
+        project_id: project_id.clone(),
+        cluster: place.cluster.clone(),
+        local_only: place.local_only,
+    }
+}
+
+/// Rollups swap partitions of one server's tables; on a cluster that would
+/// be exact only per shard and replica, which chforget does not do.
+pub fn refuse_rollups_on_cluster(scope: &Scope) -> anyhow::Result<()> {
+    if let Some(cluster) = &scope.cluster {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "rollups on a cluster ({}) are not supported: chforget swaps partitions of one server's rollup tables, which would not be exact across shards and replicas. Erase without --rollups and re-aggregate with your aggregation job; nothing was sent",
+                cluster.as_str()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Settle where a request erases before anything is read: a Distributed
+/// events table is replaced by its local table and its cluster; a named
+/// cluster must exist; without one, an erasure of this server alone that
+/// could not be verified complete (a replicated or sharded table) is
+/// refused.
+pub async fn settle_scope(server: &Server, scope: &mut Scope) -> anyhow::Result<Topology> {
+    server.require_database()?;
+    let topology = topology::detect(server, &scope.events_table()).await?;
+    if let Some((cluster, local)) = topology.distributed_target(&scope.database)? {
+        if local.database != scope.database {
+            return fail(
+                ErrorCode::InvalidPayload,
+                format!(
+                    "the Distributed table {} reads {local}; run chforget with --database {} (and the local table's name in the profile)",
+                    scope.events_table(),
+                    local.database
+                ),
+            );
+        }
+        let cluster = ClusterName::new(&cluster)?;
+        match &scope.cluster {
+            Some(given) if *given != cluster => {
+                return fail(
+                    ErrorCode::InvalidPayload,
+                    format!(
+                        "--cluster {} differs from the cluster {} of the Distributed table {}; nothing was sent",
+                        given.as_str(),
+                        cluster.as_str(),
+                        scope.events_table()
+                    ),
+                );
+            }
+            _ => scope.cluster = Some(cluster),
+        }
+        scope.events = local.table;
+        return Box::pin(settle_scope(server, scope)).await;
+    }
+    match &scope.cluster {
+        Some(cluster) if topology.cluster(cluster).is_none() => fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "this server knows no cluster {} (system.clusters has: {}); nothing was sent",
+                cluster.as_str(),
+                topology
+                    .known_clusters
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        Some(_) => Ok(topology),
+        None => {
+            topology.require_cluster(&scope.events_table(), scope.local_only)?;
+            Ok(topology)
+        }
+    }
+}
+
+/// Check, stitch and plan a request and count the rows each statement
+/// targets; with rollups, also capture the days and sessions the targeted
+/// rows touch. Sends nothing but reads.
+pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<Prepared> {
+    let server = ctx.server;
+    server.name_queries_after(request.request_id.as_str());
+    let mut scope = scope_of(server, ctx.profile, &request.project_id, &request.place);
+    settle_scope(server, &mut scope).await?;
+    schema::check_events_table(server, &scope.events, &scope.columns).await?;
+    if request.rollups {
+        refuse_rollups_on_cluster(&scope)?;
+        rollup::check_tables(server, ctx.profile, &plan::RollupKind::ALL).await?;
+    }
+    let users: Vec<ValidId> = request.members.iter().map(|m| m.user_id.clone()).collect();
+    let mut stitched = stitch::stitch(server, &scope, &users).await?;
+    let mut warnings = Vec::new();
+    let mut earlier_requests = Vec::new();
+    for (user, ids) in &request.known {
+        add_ids(stitched.entry(user.clone()).or_default(), ids);
+    }
+    if request.options.anonymous {
+        let earlier = earlier_ids(ctx, &scope, &users).await?;
+        for (user, (ids, requests)) in earlier {
+            let entry = stitched.entry(user.clone()).or_default();
+            let before = entry.len();
+            add_ids(entry, &ids);
+            let added = entry.len() - before;
+            if added > 0 {
+                warnings.push(format!(
+                    "user {}: also targets {added} anonymous ids stitched by earlier request{} {} (their link to the user went with the user's rows)",
+                    shown(user.as_str()),
+                    if requests.len() == 1 { "" } else { "s" },
+                    requests
+                        .iter()
+                        .map(RequestId::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            for id in requests {
+                if !earlier_requests.contains(&id) {
+                    earlier_requests.push(id);
+                }
+            }
+        }
+    }
+    let union = stitch::union(stitched.values().map(Vec::as_slice));
+    let mut targets = plan::plan(
+        &request.request_id,
+        &users,
+        &union,
+        request.options,
+        server.capabilities.max_query_size,
+    );
+    let counts = verify::count_targets(server, &scope, &targets).await?;
+    for (target, count) in targets.iter_mut().zip(&counts.per_target) {
+        target.rows_before = *count;
+    }
+    let mut members: Vec<Member> = request
+        .members
+        .into_iter()
+        .map(|input| Member {
+            stitched: stitched.remove(&input.user_id).unwrap_or_default(),
+            line: input.line,
+            user_id: input.user_id,
+            meta: input.meta,
+            rows_before: BTreeMap::new(),
+        })
+        .collect();
+    for member in &mut members {
+        member.rows_before = counts.of_member(member, request.options.anonymous);
+    }
+    warnings.extend(no_match_warnings(server, &scope, &members, &counts).await?);
+    let rollup = if request.rollups {
+        Some(rollup::capture(server, &scope, &targets).await?)
+    } else {
+        None
+    };
+    let mut journal = RequestJournal {
+        request_id: request.request_id,
+        created_at: now_rfc3339(),
+        action: request.action,
+        scope,
+        server_version: server.capabilities.version.clone(),
+        options: request.options,
+        status: RequestStatus::Planned,
+        batch: request.batch,
+        members,
+        stitched: union,
+        earlier_requests,
+        targets,
+        rollup,
+        steps: Vec::new(),
+        meta: request.meta,
+        scrubbed: false,
+    };
+    for warning in &warnings {
+        journal.record_step("warning", warning.clone());
+    }
+    Ok(Prepared { journal, warnings })
+}
+
+fn add_ids(into: &mut Vec<StitchedId>, ids: &[StitchedId]) {
+    for id in ids {
+        if !into.iter().any(|s| s.anonymous_id == id.anonymous_id) {
+            into.push(id.clone());
+        }
+    }
+}
+
+/// The anonymous ids earlier requests of these users in this project and
+/// database stitched: raw from journals still holding them, found again by
+/// their keyed hashes from finished ones.
+async fn earlier_ids(
+    ctx: &Context<'_>,
+    scope: &Scope,
+    users: &[ValidId],
+) -> anyhow::Result<BTreeMap<ValidId, (Vec<StitchedId>, Vec<RequestId>)>> {
+    let (journals, _) = ctx.journals().list()?;
+    let mut raw: BTreeMap<ValidId, (Vec<StitchedId>, Vec<RequestId>)> = BTreeMap::new();
+    let mut hashed: BTreeMap<String, (StitchedId, Vec<(ValidId, RequestId)>)> = BTreeMap::new();
+    for journal in &journals {
+        if journal.scope.database != scope.database || journal.scope.project_id != scope.project_id
+        {
+            continue;
+        }
+        for user in users {
+            let Some(member) = journal.member(user.as_str(), ctx.key) else {
+                continue;
+            };
+            if member.stitched.is_empty() {
+                continue;
+            }
+            if journal.scrubbed {
+                for id in &member.stitched {
+                    let hash = String::from_utf8_lossy(id.anonymous_id.as_bytes()).to_string();
+                    let entry = hashed
+                        .entry(hash)
+                        .or_insert_with(|| (id.clone(), Vec::new()));
+                    entry.1.push((user.clone(), journal.request_id.clone()));
+                }
+            } else {
+                let entry = raw.entry(user.clone()).or_default();
+                add_ids(&mut entry.0, &member.stitched);
+                if !entry.1.contains(&journal.request_id) {
+                    entry.1.push(journal.request_id.clone());
+                }
+            }
+        }
+    }
+    if !hashed.is_empty() {
+        let known: BTreeMap<String, StitchedId> = hashed
+            .iter()
+            .map(|(hash, (id, _))| (hash.clone(), id.clone()))
+            .collect();
+        for found in stitch::find_hashed(ctx.server, scope, ctx.key, &known).await? {
+            let hash = ctx.key.hash(&found.anonymous_id);
+            for (user, request) in hashed.get(&hash).map(|e| e.1.clone()).unwrap_or_default() {
+                let entry = raw.entry(user).or_default();
+                add_ids(&mut entry.0, std::slice::from_ref(&found));
+                if !entry.1.contains(&request) {
+                    entry.1.push(request);
+                }
+            }
+        }
+    }
+    Ok(raw)
+}
+
+/// Warnings for users whose request matches no row, naming stored ids that
+/// differ only by surrounding whitespace or case (a mistyped id deletes
+/// nothing and must not pass as done unnoticed).
+async fn no_match_warnings(
+    server: &Server,
+    scope: &Scope,
+    members: &[Member],
+    counts: &Counts,
+) -> anyhow::Result<Vec<String>> {
+    let unmatched: Vec<&Member> = members
+        .iter()
+        .filter(|m| m.rows_before.values().sum::<u64>() == 0)
+        .collect();
+    if unmatched.is_empty() {
+        return Ok(Vec::new());
+    }
+    let normalize = |text: &str| text.trim().to_lowercase();
+    let quoted = |text: &str| format!("{:?}", RawId::from(text).display());
+    let mut warnings = Vec::new();
+    let project = scope.project_id.as_str();
+    let mut project_exists = counts.total() > 0;
+    if !project_exists {
+        let near = near_misses(server, scope, "project_id", &[project], true).await?;
+        project_exists = near.contains(&quoted(project));
+        if !project_exists {
+            let mut warning = format!(
+                "project {} has no rows in {}",
+                shown(project),
+                scope.events_table()
+            );
+            if !near.is_empty() {
+                warning.push_str(&format!(
+                    "; stored project ids that differ only by whitespace or case: {}",
+                    near.join(", ")
+                ));
+            }
+            warnings.push(warning);
+        }
+    }
+    let wanted: Vec<&str> = unmatched.iter().map(|m| m.user_id.as_str()).collect();
+    let near = if project_exists {
+        near_misses(server, scope, "user_id", &wanted, false).await?
+    } else {
+        Vec::new()
+    };
+    for member in unmatched {
+        let key = normalize(member.user_id.as_str());
+        let similar: Vec<&String> = near
+            .iter()
+            .filter(|n| {
+                normalize(n.trim_matches('"')) == key && **n != quoted(member.user_id.as_str())
+            })
+            .collect();
+        let mut warning = format!(
+            "user {} matches no row in project {}: nothing of this user is deleted",
+            shown(member.user_id.as_str()),
+            shown(scope.project_id.as_str())
+        );
+        if !similar.is_empty() {
+            warning.push_str(&format!(
+                "; stored user ids that differ only by whitespace or case: {}",
+                similar
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        warnings.push(warning);
+    }
+    Ok(warnings)
+}
+
+/// Stored values of `column` equal to one of `wanted` once trimmed and
+/// lower-cased, each shown quoted. `all_projects` looks beyond the project.
+async fn near_misses(
+    server: &Server,
+    scope: &Scope,
+    column: &str,
+    wanted: &[&str],
+    all_projects: bool,
+) -> anyhow::Result<Vec<String>> {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Found {
+        id: String,
+    }
+    let column_ident = match column {
+        "project_id" => scope.columns.project_id.to_string(),
+        _ => scope.columns.user_id.to_string(),
+    };
+    let normalized: Vec<String> = wanted.iter().map(|w| w.trim().to_lowercase()).collect();
+    let mut found = Vec::new();
+    let budget = literal_budget(server.capabilities.max_query_size);
+    for chunk in chunk_by_cost(&normalized, budget, |n| literal_len(n) + 2) {
+        let mut values = scope.bindings();
+        values.push(("column", column_ident.clone()));
+        values.push((
+            "scope",
+            if all_projects {
+                "1".to_string()
+            } else {
+                format!(
+                    "{} IN {}",
+                    scope.columns.project_id,
+                    literal_list(&[scope.project_id.as_str()])
+                )
+            },
+        ));
+        values.push(("blank_edges", string_literal("^\\s+|\\s+$")));
+        values.push(("normalized", literal_list(&chunk)));
+        let borrowed: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let rows: Vec<Found> = server
+            .fetch(
+                &render(NEAR_MISSES_SQL, &borrowed)?,
+                "looking for ids that differ only by whitespace or case",
+            )
+            .await?;
+        for row in rows {
+            if let Some(id) = RawId::from_hex(&row.id) {
+                found.push(format!("{:?}", id.display()));
+            }
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,644 @@
+//! Run a journaled request: issue, track, verify (re-issuing for
+//! survivors), re-aggregate and record the audit trail, journaling every
+//! step, so that a later run finishes whatever this one left.
+
+use std::time::Instant;
+
+use crate::audit::{self, RunSummary};
+use crate::error::{ErrorCode, Failure, fail};
+use crate::journal::{RequestJournal, RequestStatus, crash_point, now_rfc3339};
+use crate::mutate;
+use crate::plan::AttemptOutcome;
+use crate::rollup;
+use crate::sql::QualifiedTable;
+use crate::system_mutations::MutationKey;
+use crate::track::{self, MutationState, Notice, TrackObserver, TrackOptions, TrackOutcome};
+use crate::verify;
+
+use crate::replicas::Replicas;
+use crate::verify::Counts;
+
+use super::on_cluster;
+use super::{Context, MAX_ROUNDS, Outcome, RunMode, RunResult};
+
+/// Run a journaled request to its end (or until it must wait), then record
+/// the run in the audit trail whatever its outcome. `action` names the run
+/// in the trail (`forget`, `resume`, ...). The caller holds the request's
+/// lock.
+pub async fn run(
+    ctx: &Context<'_>,
+    journal: &mut RequestJournal,
+    action: &str,
+    mode: RunMode,
+    observer: &mut dyn TrackObserver,
+) -> (RunResult, anyhow::Result<()>) {
+    let mut result = RunResult {
+        outcome: Outcome::Failed,
+        verified: None,
+        after: None,
+        rollups: None,
+        audit: None,
+    };
+    let outcome = drive(ctx, journal, mode, observer, &mut result).await;
+    let issued = journal
+        .targets
+        .iter()
+        .any(|t| t.attempts.iter().any(|a| a.is_issued()));
+    result.outcome = match &outcome {
+        Ok(done) => *done,
+        Err(error) => Outcome::after_error(issued, error),
+    };
+    if let Err(error) = &outcome {
+        if journal.status == RequestStatus::Planned {
+            journal.status = RequestStatus::Failed;
+        }
+        journal.record_step("error", format!("{error:#}"));
+        if let Err(save) = ctx.journals().save(journal) {
+            eprintln!("chforget: warning: could not journal the error: {save:#}");
+        }
+    }
+    let summary = RunSummary {
+        action,
+        status: result.outcome.as_str(),
+        verified: result.verified,
+        error: outcome.as_ref().err(),
+        after: result.after.as_ref(),
+        rollups: result.rollups.as_ref(),
+    };
+    let records =
+        audit::record::request_records(journal, &summary, &audit::origin(ctx.server), ctx.key);
+    let recorded = audit::write(
+        ctx.server,
+        ctx.state,
+        ctx.key,
+        ctx.audit_table,
+        records,
+        journal.batch,
+    )
+    .await;
+    crash_point("audited");
+    let outcome = match (recorded, outcome) {
+        (Ok(audit), outcome) => {
+            result.audit = Some(audit);
+            if result.outcome == Outcome::Completed {
+                journal.record_step("audited", "audit records written");
+                journal.status = RequestStatus::Completed;
+                journal.scrub(ctx.key);
+                if let Err(error) = ctx.journals().save(journal) {
+                    return (result, Err(error));
+                }
+            }
+            outcome.map(|_| ())
+        }
+        (Err(error), Ok(_)) => {
+            // Erased and verified, but not recorded: the request stays in
+            // flight, and `resume` writes the record.
+            result.outcome = Outcome::Queued;
+            Err(error.context(format!(
+                "the erasure ran and was verified, but its audit record is incomplete; `chforget resume {}` records it",
+                journal.request_id
+            )))
+        }
+        (Err(error), Err(run_error)) => {
+            eprintln!("chforget: warning: the audit record is incomplete: {error:#}");
+            Err(run_error)
+        }
+    };
+    (result, outcome)
+}
+
+/// Issue, track, verify and re-aggregate. Ok(Completed) means verified and
+/// rolled up (the audit record is still to be written); Ok(Queued) means
+/// issued and not waited for.
+async fn drive(
+    ctx: &Context<'_>,
+    journal: &mut RequestJournal,
+    mode: RunMode,
+    observer: &mut dyn TrackObserver,
+    result: &mut RunResult,
+) -> anyhow::Result<Outcome> {
+    ctx.server
+        .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
+    let started = Instant::now();
+    let deadline = mode.track.timeout.map(|t| started + t);
+    // On a cluster: every replica of every shard, as the server lists them
+    // now.
+    let replicas = match &journal.scope.cluster {
+        Some(cluster) => Some(Replicas::of_cluster(ctx.server, cluster).await?),
+        None => None,
+    };
+    let replicas = replicas.as_ref();
+    // A target whose last mutation was killed or vanished gets a new
+    // attempt: it can no longer delete anything.
+    let lost: Vec<usize> = journal
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|(_, target)| {
+            matches!(
+                target.current().and_then(|a| a.outcome),
+                Some(AttemptOutcome::Killed | AttemptOutcome::Vanished)
+            )
+        })
+        .map(|(index, _)| index)
+        .collect();
+    reissue(
+        journal,
+        &lost,
+        "the previous mutation can no longer delete anything",
+    );
+    for round in 1..=MAX_ROUNDS {
+        issue_all(ctx, journal, replicas, deadline, observer).await?;
+        journal.status = RequestStatus::Queued;
+        ctx.journals().save(journal)?;
+        crash_point("queued");
+        if !mode.wait {
+            return Ok(Outcome::Queued);
+        }
+        let mut track = mode.track;
+        track.timeout = mode
+            .track
+            .timeout
+            .map(|t| t.saturating_sub(started.elapsed()));
+        let lost = match replicas {
+            Some(replicas) => {
+                on_cluster::track_all(ctx, journal, replicas, track, mode.reissue_killed, observer)
+                    .await?
+            }
+            None => track_all(ctx, journal, track, mode.reissue_killed, observer).await?,
+        };
+        if !lost.is_empty() {
+            if round == MAX_ROUNDS {
+                return give_up(
+                    ctx,
+                    journal,
+                    format!(
+                        "mutations of this request were killed or vanished {MAX_ROUNDS} times in a row; find out what removes them (`chforget audit list` shows kills chforget made), then `chforget resume {}`",
+                        journal.request_id
+                    ),
+                );
+            }
+            reissue(
+                journal,
+                &lost,
+                "the previous mutation can no longer delete anything",
+            );
+            ctx.journals().save(journal)?;
+            continue;
+        }
+        journal.record_step("mutations_done", "all mutations done");
+        ctx.journals().save(journal)?;
+        crash_point("mutations_done");
+        let counts = match replicas {
+            Some(replicas) => {
+                verify::count_targets_on_replicas(
+                    ctx.server,
+                    replicas,
+                    &journal.scope,
+                    &journal.targets,
+                )
+                .await?
+            }
+            None => verify::count_targets(ctx.server, &journal.scope, &journal.targets).await?,
+        };
+        let remaining = counts.total();
+        result.verified = Some(remaining == 0);
+        if remaining == 0 {
+            result.after = Some(counts);
+            journal.record_step("verified", "no targeted row remains");
+            ctx.journals().save(journal)?;
+            crash_point("verified");
+            return rollups(ctx, journal, result)
+                .await
+                .map(|()| Outcome::Completed);
+        }
+        result.after = Some(counts.clone());
+        let survivors: Vec<usize> = counts
+            .per_target
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, _)| i)
+            .collect();
+        journal.record_step(
+            "survivors",
+            format!(
+                "{remaining} targeted rows remain after round {round} (rows inserted after a mutation was created survive it){}",
+                survivors_on(&counts)
+            ),
+        );
+        if round == MAX_ROUNDS {
+            return give_up(
+                ctx,
+                journal,
+                format!(
+                    "the mutations are done but {remaining} targeted rows remain after {MAX_ROUNDS} rounds (rows keep arriving for these ids); stop the ingestion for this user, then finish with `chforget resume {}`",
+                    journal.request_id
+                ),
+            );
+        }
+        reissue(journal, &survivors, "rows remain");
+        ctx.journals().save(journal)?;
+    }
+    unreachable!("the last round returns")
+}
+
+/// Give the targets at `indices` a new attempt (a new marker), journaled
+/// with the reason.
+fn reissue(journal: &mut RequestJournal, indices: &[usize], why: &str) {
+    for &index in indices {
+        let marker = journal.targets[index].new_attempt(&journal.request_id);
+        journal.record_step("reissue", format!("{marker}: {why}"));
+    }
+}
+
+/// End a run that cannot finish by itself: the request is failed (resume
+/// continues it) and `message` says what to do.
+fn give_up(
+    ctx: &Context<'_>,
+    journal: &mut RequestJournal,
+    message: String,
+) -> anyhow::Result<Outcome> {
+    journal.status = RequestStatus::Failed;
+    ctx.journals().save(journal)?;
+    fail(ErrorCode::ForgetFailed, message)
+}
+
+/// On a cluster: which replicas hold survivors (` on host (shard 1): 3`).
+fn survivors_on(counts: &Counts) -> String {
+    if counts.per_replica.is_empty() {
+        return String::new();
+    }
+    let held: Vec<String> = counts
+        .per_replica
+        .iter()
+        .map(|(replica, n)| format!("{replica}: {n}"))
+        .collect();
+    format!("; on {}", held.join(", "))
+}
+
+/// Issue every target's current attempt that has no mutation yet (on a
+/// cluster, `ON CLUSTER`).
+async fn issue_all(
+    ctx: &Context<'_>,
+    journal: &mut RequestJournal,
+    replicas: Option<&Replicas>,
+    deadline: Option<Instant>,
+    observer: &mut dyn TrackObserver,
+) -> anyhow::Result<()> {
+    journal.status = RequestStatus::Issuing;
+    ctx.journals().save(journal)?;
+    for index in 0..journal.targets.len() {
+        let Some(attempt) = journal.targets[index].current() else {
+            continue;
+        };
+        if attempt.is_issued() {
+            continue;
+        }
+        let marker = attempt.marker.clone();
+        journal.record_step("issuing", marker.clone());
+        ctx.journals().save(journal)?;
+        crash_point(&format!("issuing:{index}"));
+        let mut waiting = |table: &QualifiedTable, pending: u64, limit: u64| {
+            observer.notice(&Notice::WaitingForRoom {
+                table,
+                pending,
+                limit,
+            });
+        };
+        let issued = match replicas {
+            Some(replicas) => {
+                on_cluster::issue(ctx, journal, replicas, index, deadline, &mut waiting).await
+            }
+            None => issue_here(ctx, journal, index, &marker, deadline, &mut waiting).await,
+        };
+        crash_point(&format!("sent:{index}"));
+        let detail = match issued {
+            Ok(detail) => detail,
+            Err(error) => {
+                // Not known to have reached the server: resume looks again.
+                journal.status = if matches!(
+                    crate::error::code_of(&error),
+                    ErrorCode::Timeout | ErrorCode::ConnectionFailed
+                ) {
+                    RequestStatus::Issuing
+                } else {
+                    RequestStatus::Failed
+                };
+                journal.record_step("issue_failed", format!("{error:#}"));
+                ctx.journals().save(journal)?;
+                return Err(error);
+            }
+        };
+        journal.record_step("issued", detail);
+        ctx.journals().save(journal)?;
+        crash_point(&format!("issued:{index}"));
+    }
+    Ok(())
+}
+
+/// Issue target `index`'s current attempt on this server; the journal
+/// detail of the step.
+async fn issue_here(
+    ctx: &Context<'_>,
+    journal: &mut RequestJournal,
+    index: usize,
+    marker: &str,
+    deadline: Option<Instant>,
+    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
+) -> anyhow::Result<String> {
+    let (row, how) = mutate::issue(
+        ctx.server,
+        &journal.scope,
+        &journal.targets[index],
+        marker,
+        deadline,
+        waiting,
+    )
+    .await?;
+    if let Some(attempt) = journal.targets[index].current_mut() {
+        attempt.mutation_id = Some(row.mutation_id.clone());
+        attempt.issued_at.get_or_insert_with(now_rfc3339);
+    }
+    Ok(match how {
+        mutate::Issued::Now => format!("{marker} -> {}", row.mutation_id),
+        mutate::Issued::Earlier => format!("{marker} -> {} (issued earlier)", row.mutation_id),
+    })
+}
+
+/// Track every issued attempt that is not known done, and journal what
+/// became of each.
+/// Returns the targets whose mutation was killed or vanished when
+/// `reissue_killed` allows re-issuing them; without it, such a mutation
+/// fails the run.
+async fn track_all(
+    ctx: &Context<'_>,
+    journal: &mut RequestJournal,
+    options: TrackOptions,
+    reissue_killed: bool,
+    observer: &mut dyn TrackObserver,
+) -> anyhow::Result<Vec<usize>> {
+    let table = journal.scope.events_table();
+    let keys: Vec<(usize, MutationKey)> = journal
+        .targets
+        .iter()
+        .enumerate()
+        .filter_map(|(index, target)| {
+            let attempt = target.current()?;
+            if attempt.outcome == Some(AttemptOutcome::Done) {
+                return None;
+            }
+            attempt.mutation_id.as_ref().map(|id| {
+                (
+                    index,
+                    MutationKey {
+                        database: table.database.as_str().to_string(),
+                        table: table.table.as_str().to_string(),
+                        mutation_id: id.clone(),
+                        replica: None,
+                    },
+                )
+            })
+        })
+        .collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let watched: Vec<MutationKey> = keys.iter().map(|(_, k)| k.clone()).collect();
+    let tracked = track::track(ctx.server, &watched, options, observer).await?;
+    let vanished: Vec<MutationKey> = tracked
+        .states
+        .iter()
+        .filter(|(_, s)| **s == MutationState::Vanished)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let killed = if vanished.is_empty() {
+        Vec::new()
+    } else {
+        killed_by_chforget(ctx, &vanished)
+    };
+    let mut problems = Vec::new();
+    let mut lost = Vec::new();
+    let mut failed = false;
+    for (index, key) in &keys {
+        let Some(state) = tracked.states.get(key) else {
+            continue;
+        };
+        // Seen unfinished in this run, then gone: killed, or its table was
+        // dropped. Never seen: it may have finished and been pruned before
+        // anyone looked; verification decides.
+        let seen = tracked.rows.contains_key(key);
+        let outcome = match state {
+            MutationState::Done => Some(AttemptOutcome::Done),
+            MutationState::Killed { .. } => Some(AttemptOutcome::Killed),
+            MutationState::Vanished if killed.contains(key) => Some(AttemptOutcome::Killed),
+            MutationState::Vanished => Some(AttemptOutcome::Vanished),
+            _ => None,
+        };
+        if let Some(attempt) = journal.targets[*index].current_mut() {
+            attempt.outcome = outcome.or(attempt.outcome);
+        }
+        match (state, outcome) {
+            (MutationState::Done, _)
+            | (MutationState::Pending | MutationState::Running { .. }, _) => {}
+            (MutationState::Failed { reason, .. }, _) => {
+                failed = true;
+                problems.push(format!("{key}: failed: {reason}"));
+            }
+            (_, Some(AttemptOutcome::Killed)) => {
+                lost.push(*index);
+                problems.push(format!("{key}: killed"));
+            }
+            (MutationState::Vanished, _) if seen => {
+                lost.push(*index);
+                problems.push(format!(
+                    "{key}: vanished from system.mutations before it finished (killed outside chforget, or its table was dropped)"
+                ));
+            }
+            _ => {}
+        }
+    }
+    let ids: Vec<String> = watched.iter().map(|k| k.mutation_id.clone()).collect();
+    let follow = format!(
+        "Watch them with `chforget mutations watch {} --table {} --database {}` or finish",
+        ids.join(" "),
+        table.table.as_str(),
+        table.database.as_str(),
+    );
+    conclude_tracking(
+        ctx,
+        journal,
+        Tracked {
+            outcome: tracked.outcome,
+            failed,
+            lost,
+            problems,
+        },
+        reissue_killed,
+        &follow,
+    )
+}
+
+/// What tracking found, for [`conclude_tracking`].
+pub(super) struct Tracked {
+    pub outcome: TrackOutcome,
+    /// A mutation failed (the server reports a failure).
+    pub failed: bool,
+    /// Targets whose mutation was killed or vanished.
+    pub lost: Vec<usize>,
+    /// What went wrong, one line each.
+    pub problems: Vec<String>,
+}
+
+/// Journal what tracking found and decide: go on verifying (Ok with no
+/// targets), re-issue `lost` targets (when `reissue_killed` allows), or
+/// fail, time out or stop with what to do next. `follow` says how to watch
+/// the mutations ("... or finish the request with resume").
+pub(super) fn conclude_tracking(
+    ctx: &Context<'_>,
+    journal: &mut RequestJournal,
+    tracked: Tracked,
+    reissue_killed: bool,
+    follow: &str,
+) -> anyhow::Result<Vec<usize>> {
+    let Tracked {
+        outcome,
+        failed,
+        lost,
+        problems,
+    } = tracked;
+    match outcome {
+        TrackOutcome::AllDone => {
+            ctx.journals().save(journal)?;
+            Ok(Vec::new())
+        }
+        TrackOutcome::Failed if !failed && !lost.is_empty() && reissue_killed => {
+            journal.record_step("lost", problems.join("; "));
+            ctx.journals().save(journal)?;
+            Ok(lost)
+        }
+        TrackOutcome::Failed if problems.is_empty() => {
+            // Only mutations that were never seen: the count decides.
+            journal.record_step(
+                "vanished",
+                "mutations not found in system.mutations (finished and pruned, or lost); verifying by counting",
+            );
+            ctx.journals().save(journal)?;
+            Ok(Vec::new())
+        }
+        TrackOutcome::Failed => {
+            journal.status = RequestStatus::Failed;
+            journal.record_step("failed", problems.join("; "));
+            ctx.journals().save(journal)?;
+            fail(
+                ErrorCode::ForgetFailed,
+                format!(
+                    "a mutation did not complete: {}. Rows may remain. Fix the cause if one is named, then finish the request with `chforget resume {}` (it re-issues killed or vanished statements, never a second live one)",
+                    problems.join("; "),
+                    journal.request_id
+                ),
+            )
+        }
+        TrackOutcome::TimedOut | TrackOutcome::Interrupted => {
+            let timed_out = outcome == TrackOutcome::TimedOut;
+            journal.record_step(
+                if timed_out { "timeout" } else { "interrupted" },
+                "mutations keep running on the server",
+            );
+            ctx.journals().save(journal)?;
+            let behind = if problems.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", problems.join("; "))
+            };
+            Err(Failure::new(
+                outcome.error_code().unwrap_or(ErrorCode::Timeout),
+                format!(
+                    "{} the mutations{behind}; they keep running on the server. {follow} the request with `chforget resume {}`",
+                    if timed_out { "timed out waiting for" } else { "stopped watching" },
+                    journal.request_id
+                ),
+            )
+            .into())
+        }
+    }
+}
+
+/// The mutations among `keys` that `chforget mutations kill` killed
+/// (recorded in the audit trail): a killed mutation leaves
+/// `system.mutations` on most servers, which alone cannot tell a kill from
+/// a pruned or dropped one.
+fn killed_by_chforget(ctx: &Context<'_>, keys: &[MutationKey]) -> Vec<MutationKey> {
+    let Ok(records) = audit::AuditLog::of(ctx.state).records() else {
+        return Vec::new();
+    };
+    keys.iter()
+        .filter(|key| {
+            records.iter().any(|r| {
+                r.action == "kill"
+                    && r.database == key.database
+                    && r.mutations.iter().any(|m| {
+                        m.table == key.table
+                            && m.mutation_id.as_deref() == Some(key.mutation_id.as_str())
+                    })
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// The rollup step of a verified request: a no-op without `--rollups`, and
+/// when an earlier run did it. On failure the request is failed, so that
+/// `resume` runs it again (recomputing is idempotent).
+async fn rollups(
+    ctx: &Context<'_>,
+    journal: &mut RequestJournal,
+    result: &mut RunResult,
+) -> anyhow::Result<()> {
+    let Some(scope) = journal.rollup.clone() else {
+        return Ok(());
+    };
+    if journal.has_step("rollups_done") {
+        return Ok(());
+    }
+    journal.record_step(
+        "rollups",
+        format!(
+            "{} days, {} sessions",
+            scope.days.len(),
+            scope.sessions.len()
+        ),
+    );
+    ctx.journals().save(journal)?;
+    let applied = match rollup::job(
+        ctx.server,
+        ctx.profile,
+        &journal.scope,
+        &journal.request_id,
+        &scope,
+    ) {
+        Ok(job) => rollup::apply(ctx.server, &job).await,
+        Err(error) => Err(error),
+    };
+    match applied {
+        Ok(done) => {
+            journal.record_step("rollups_done", done.summary());
+            ctx.journals().save(journal)?;
+            result.rollups = Some(done);
+            Ok(())
+        }
+        Err(error) => {
+            journal.status = RequestStatus::Failed;
+            journal.record_step("rollups_failed", format!("{error:#}"));
+            ctx.journals().save(journal)?;
+            Err(Failure::new(
+                crate::error::code_of(&error),
+                format!(
+                    "the events are erased and verified, but re-aggregating the rollups failed: {error:#}. Each partition is either untouched or fully recomputed; finish with `chforget resume {}`",
+                    journal.request_id
+                ),
+            )
+            .into())
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! Reading every replica of a cluster, each on its own: one query through
+//! `clusterAllReplicas` where the server has it, else (ClickHouse 18.16) one
+//! `remote('host:port', ...)` per replica. A replica that cannot be read is
+//! named with its error, never taken for one that has no rows: a mutation's
+//! state and the rows that survived it are per replica.
+
+use clickhouse::{Row, RowOwned, RowRead};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorCode, fail};
+use crate::server::Server;
+use crate::sql::{ClusterName, QualifiedTable, table_function};
+use crate::topology::{self, Cluster, Replica};
+
+/// How many replicas are read at once without `clusterAllReplicas`.
+const CONCURRENT_READS: usize = 16;
+
+/// One replica as reports name it: its shard and `host:port` as
+/// `system.clusters` has them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReplicaRef {
+    pub shard: u32,
+    pub host: String,
+}
+
+impl std::fmt::Display for ReplicaRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (shard {})", self.host, self.shard)
+    }
+}
+
+impl Replica {
+    pub fn as_ref(&self) -> ReplicaRef {
+        ReplicaRef {
+            shard: self.shard,
+            host: self.host(),
+        }
+    }
+}
+
+/// A row read from one replica: it carries the replica's number (1-based,
+/// in `system.clusters` order), which the query selects as `replica`.
+pub trait OnReplica {
+    fn replica_number(&self) -> u32;
+}
+
+/// What one replica answered.
+#[derive(Debug)]
+pub struct ReplicaAnswer<T> {
+    pub replica: ReplicaRef,
+    /// The rows, or why the replica could not be read.
+    pub rows: Result<Vec<T>, String>,
+}
+
+impl<T> ReplicaAnswer<T> {
+    pub fn is_unreachable(&self) -> bool {
+        self.rows.is_err()
+    }
+}
+
+/// How each replica is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMethod {
+    /// `clusterAllReplicas(cluster, ...)`, `_shard_num` telling replicas apart.
+    AllReplicas,
+    /// `remote('host:port', ...)` per replica (logs in as the cluster's
+    /// `default` user on servers without `clusterAllReplicas`).
+    PerHost,
+}
+
+/// Every replica of every shard of a cluster.
+#[derive(Debug, Clone)]
+pub struct Replicas {
+    pub cluster: ClusterName,
+    pub list: Vec<Replica>,
+    pub method: ReadMethod,
+}
+
+/// A query to run on every replica: given the source of the table (a table
+/// function) and the expression of the replica number, its SQL.
+pub type BuildQuery<'a> = &'a (dyn Fn(&str, &str) -> anyhow::Result<String> + Sync);
+
+impl Replicas {
+    pub fn new(name: &ClusterName, cluster: &Cluster, all_replicas_function: bool) -> Self {
+        let mut hosts: Vec<String> = cluster.replicas.iter().map(Replica::host).collect();
+        hosts.sort();
+        hosts.dedup();
+        // clusterAllReplicas skips a host listed twice, which would shift the
+        // numbering `_shard_num` gives.
+        let unique = hosts.len() == cluster.replicas.len();
+        Replicas {
+            cluster: name.clone(),
+            list: cluster.replicas.clone(),
+            method: if all_replicas_function && unique {
+                ReadMethod::AllReplicas
+            } else {
+                ReadMethod::PerHost
+            },
+        }
+    }
+
+    /// The replicas of cluster `name` as the server knows them now.
+    pub async fn of_cluster(server: &Server, name: &ClusterName) -> anyhow::Result<Self> {
+        let clusters = topology::clusters(server).await?;
+        let Some(cluster) = clusters.iter().find(|c| c.name == name.as_str()) else {
+            return fail(
+                ErrorCode::InvalidPayload,
+                format!(
+                    "this server knows no cluster {} (system.clusters has: {})",
+                    name.as_str(),
+                    clusters
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        };
+        Ok(Replicas::new(
+            name,
+            cluster,
+            server.capabilities.cluster_all_replicas,
+        ))
+    }
+
+    pub fn refs(&self) -> Vec<ReplicaRef> {
+        self.list.iter().map(Replica::as_ref).collect()
+    }
+
+    /// The SQL a read sends: one statement for every replica, or one per
+    /// replica (in `list` order).
+    pub fn queries(
+        &self,
+        table: &QualifiedTable,
+        build: BuildQuery<'_>,
+    ) -> anyhow::Result<Vec<String>> {
+        match self.method {
+            ReadMethod::AllReplicas => Ok(vec![build(
+                &table_function("clusterAllReplicas", self.cluster.as_str(), table),
+                "toUInt32(_shard_num)",
+            )?]),
+            ReadMethod::PerHost => self
+                .list
+                .iter()
+                .enumerate()
+                .map(|(index, replica)| {
+                    build(
+                        &table_function("remote", &replica.host(), table),
+                        &format!("toUInt32({})", index + 1),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Run the query `build` makes on every replica of `table` (a table of
+    /// the cluster's servers, `system.mutations` included).
+    pub async fn read<T>(
+        &self,
+        server: &Server,
+        table: &QualifiedTable,
+        build: BuildQuery<'_>,
+        during: &str,
+    ) -> anyhow::Result<Vec<ReplicaAnswer<T>>>
+    where
+        T: RowOwned + RowRead + OnReplica,
+    {
+        if self.method == ReadMethod::AllReplicas {
+            let sql = self.queries(table, build)?.remove(0);
+            if let Ok(rows) = server.fetch::<T>(&sql, during).await {
+                return Ok(self.spread(rows));
+            }
+            // Some replica failed the query: read each on its own to name it.
+        }
+        let per_host = Replicas {
+            method: ReadMethod::PerHost,
+            ..self.clone()
+        };
+        let queries = per_host.queries(table, build)?;
+        // 18.16 fails reads of system tables through remote() to the local
+        // server when the query sorts; the local shortcut is not needed.
+        let settings = [("prefer_localhost_replica", "0")];
+        let answers: Vec<Result<Vec<T>, String>> = futures_util::stream::iter(queries)
+            .map(|sql| async move {
+                server
+                    .fetch_with_settings::<T>(&sql, &settings, during)
+                    .await
+                    .map_err(|error| brief(&format!("{error:#}")))
+            })
+            .buffered(CONCURRENT_READS)
+            .collect()
+            .await;
+        Ok(self
+            .list
+            .iter()
+            .zip(answers)
+            .map(|(replica, rows)| ReplicaAnswer {
+                replica: replica.as_ref(),
+                rows,
+            })
+            .collect())
+    }
+
+    /// Rows of one query over every replica, to each replica its own.
+    fn spread<T: OnReplica>(&self, rows: Vec<T>) -> Vec<ReplicaAnswer<T>> {
+        let mut answers: Vec<ReplicaAnswer<T>> = self
+            .list
+            .iter()
+            .map(|replica| ReplicaAnswer {
+                replica: replica.as_ref(),
+                rows: Ok(Vec::new()),
+            })
+            .collect();
+        for row in rows {
+            let index = row.replica_number() as usize;
+            match answers.get_mut(index.wrapping_sub(1)) {
+                Some(ReplicaAnswer { rows: Ok(rows), .. }) => rows.push(row),
+                _ => {
+                    // A number outside the list: the mapping cannot be
+                    // trusted, so no replica's answer is.
+                    for answer in &mut answers {
+                        answer.rows = Err(format!(
+                            "clusterAllReplicas answered for replica {index} of {}; cannot tell which server it is",
+                            self.list.len()
+                        ));
+                    }
+                    return answers;
+                }
+            }
+        }
+        answers
+    }
+}
+
+/// An error of one replica in a line: ClickHouse's network errors repeat
+/// each try on its own line.
+pub fn brief(error: &str) -> String {
+    const MAX: usize = 300;
+    let mut lines: Vec<&str> = error
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    lines.dedup();
+    let joined = lines.join(" ");
+    match joined.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &joined[..cut]),
+        None => joined,
+    }
+}
+
+/// A row that only says which replica answered (liveness).
+#[derive(Debug, Row, Deserialize)]
+pub struct Alive {
+    pub replica: u32,
+}
+
+impl OnReplica for Alive {
+    fn replica_number(&self) -> u32 {
+        self.replica
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::Ident;
+
+    fn cluster() -> Cluster {
+        let replica = |shard, replica, port| Replica {
+            shard,
+            replica,
+            host_name: "10.0.0.1".to_string(),
+            port,
+            is_local: false,
+        };
+        Cluster {
+            name: "sharded".to_string(),
+            replicas: vec![
+                replica(1, 1, 9000),
+                replica(1, 2, 9001),
+                replica(2, 1, 9002),
+            ],
+        }
+    }
+
+    fn table() -> QualifiedTable {
+        QualifiedTable {
+            database: Ident::new("db").expect("valid"),
+            table: Ident::new("events").expect("valid"),
+        }
+    }
+
+    fn count(source: &str, replica: &str) -> anyhow::Result<String> {
+        Ok(format!(
+            "SELECT {replica} AS replica, count() AS n FROM {source} GROUP BY replica"
+        ))
+    }
+
+    fn name() -> ClusterName {
+        ClusterName::new("sharded").expect("valid")
+    }
+
+    #[test]
+    fn new_servers_read_every_replica_in_one_query() {
+        let replicas = Replicas::new(&name(), &cluster(), true);
+        assert_eq!(replicas.method, ReadMethod::AllReplicas);
+        assert_eq!(
+            replicas.queries(&table(), &count).expect("sql"),
+            vec![
+                "SELECT toUInt32(_shard_num) AS replica, count() AS n FROM clusterAllReplicas('sharded', 'db', 'events') GROUP BY replica"
+                    .to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn old_servers_read_each_replica_through_remote() {
+        let replicas = Replicas::new(&name(), &cluster(), false);
+        assert_eq!(replicas.method, ReadMethod::PerHost);
+        let queries = replicas.queries(&table(), &count).expect("sql");
+        assert_eq!(queries.len(), 3);
+        assert_eq!(
+            queries[2],
+            "SELECT toUInt32(3) AS replica, count() AS n FROM remote('10.0.0.1:9002', 'db', 'events') GROUP BY replica"
+        );
+    }
+
+    #[test]
+    fn replica_errors_fit_on_one_line() {
+        let error = "reading: Code: 279, All connection tries failed. Log: \n\nCode: 210, Connection refused (h:1)\nCode: 210, Connection refused (h:1)\n\n, e.what()";
+        assert_eq!(
+            brief(error),
+            "reading: Code: 279, All connection tries failed. Log: Code: 210, Connection refused (h:1) , e.what()"
+        );
+        assert!(brief(&"x".repeat(1000)).len() < 310);
+    }
+
+    #[test]
+    fn a_host_listed_twice_is_read_per_host() {
+        let mut twice = cluster();
+        twice.replicas[1].port = 9000;
+        assert_eq!(
+            Replicas::new(&name(), &twice, true).method,
+            ReadMethod::PerHost
+        );
+    }
+
+    #[test]
+    fn rows_of_one_query_go_to_their_replica_and_strays_poison_all() {
+        let replicas = Replicas::new(&name(), &cluster(), true);
+        let answers = replicas.spread(vec![Alive { replica: 3 }, Alive { replica: 1 }]);
+        let counts: Vec<usize> = answers
+            .iter()
+            .map(|a| a.rows.as_ref().map_or(99, Vec::len))
+            .collect();
+        assert_eq!(counts, vec![1, 0, 1]);
+        assert_eq!(answers[2].replica.host, "10.0.0.1:9002");
+        let answers = replicas.spread(vec![Alive { replica: 4 }]);
+        assert!(answers.iter().all(ReplicaAnswer::is_unreachable));
+        let answers = replicas.spread(vec![Alive { replica: 0 }]);
+        assert!(answers.iter().all(ReplicaAnswer::is_unreachable));
+    }
+}

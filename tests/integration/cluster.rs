@@ -1,0 +1,599 @@
+//! Tests on the local test cluster (`scripts/clickhouse-dev up --cluster`):
+//! three ClickHouse 18.16 nodes and ZooKeeper, forming `replicated` (one
+//! shard on all three) and `sharded` (shard 1 on node1 and node2, shard 2 on
+//! node3). Each test gets a database on every node, with a replicated events
+//! table of its own; rows are counted and checksummed on every node.
+//! These tests kill nodes: nextest runs them one at a time
+//! (`.config/nextest.toml`).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{
+    EventRow, bare_chforget, deleted_condition, fixture_events, insert_events, repo_path, run,
+};
+
+/// The node URLs, in node order.
+fn cluster_urls() -> Vec<String> {
+    let urls = std::env::var("CHFORGET_TEST_CLUSTER_URLS").unwrap_or_else(|_| {
+        panic!("CHFORGET_TEST_CLUSTER_URLS is not set: start the cluster with `scripts/clickhouse-dev up --cluster` and export its URLs comma-separated (or run scripts/test)")
+    });
+    let urls: Vec<String> = urls.split(',').map(str::to_string).collect();
+    assert_eq!(urls.len(), 3, "three nodes: {urls:?}");
+    urls
+}
+
+/// The test cluster's nodes, as `system.clusters` names them.
+const HOSTS: [&str; 3] = ["127.0.0.1:19201", "127.0.0.1:19202", "127.0.0.1:19203"];
+
+struct ClusterDb {
+    name: String,
+    cluster: &'static str,
+    urls: Vec<String>,
+    clients: Vec<clickhouse::Client>,
+    state_dir: tempfile::TempDir,
+}
+
+/// A fresh database on every node for the calling test, with its events
+/// table replicated over `cluster`.
+macro_rules! cluster_db {
+    ($cluster:expr) => {{
+        fn marker() {}
+        let name = crate::common::database_name(std::any::type_name_of_val(&marker));
+        ClusterDb::new(&name, $cluster).await
+    }};
+}
+
+impl ClusterDb {
+    async fn new(name: &str, cluster: &'static str) -> Self {
+        let urls = cluster_urls();
+        let clients: Vec<clickhouse::Client> = urls
+            .iter()
+            .map(|url| {
+                clickhouse::Client::default()
+                    .with_url(url)
+                    .with_validation(false)
+            })
+            .collect();
+        // A ZooKeeper path of its own: a dropped table's path may linger.
+        let run_id = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let path = match cluster {
+            "sharded" => format!("/clickhouse/tables/sharded/{{shard}}/{name}-{run_id}/events"),
+            _ => format!("/clickhouse/tables/replicated/{name}-{run_id}/events"),
+        };
+        for client in &clients {
+            for sql in [
+                format!("DROP DATABASE IF EXISTS `{name}`"),
+                format!("CREATE DATABASE `{name}`"),
+                format!(
+                    "CREATE TABLE `{name}`.events (project_id String, user_id Nullable(String), \
+                     anonymous_id String, session_id String, event String, url String, \
+                     ip_hash String, ts DateTime) \
+                     ENGINE = ReplicatedMergeTree('{path}', '{{replica}}') \
+                     PARTITION BY toYYYYMM(ts) ORDER BY (project_id, ts, anonymous_id)"
+                ),
+            ] {
+                client
+                    .query(&sql)
+                    .execute()
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+        }
+        ClusterDb {
+            name: name.to_string(),
+            cluster,
+            clients: clients.into_iter().map(|c| c.with_database(name)).collect(),
+            urls,
+            state_dir: tempfile::tempdir().expect("state dir"),
+        }
+    }
+
+    /// chforget connected to node1.
+    fn chforget(&self) -> Command {
+        let mut command = bare_chforget();
+        command
+            .env("CLICKHOUSE_URL", &self.urls[0])
+            .env("CLICKHOUSE_DATABASE", &self.name)
+            .env("CHFORGET_STATE_DIR", self.state_dir.path());
+        command
+    }
+
+    /// The standard fixture: on `replicated` all on node1; on `sharded`
+    /// every other row on shard 2 (node3), so each shard holds rows of every
+    /// kind. Waits until every replica has them.
+    async fn seed(&self) -> Vec<EventRow> {
+        let rows = fixture_events();
+        let mut first = Vec::new();
+        let mut second = Vec::new();
+        for (index, row) in rows.iter().cloned().enumerate() {
+            if self.cluster == "sharded" && index % 2 == 1 {
+                second.push(row);
+            } else {
+                first.push(row);
+            }
+        }
+        insert_events(&self.clients[0], &first).await;
+        if !second.is_empty() {
+            insert_events(&self.clients[2], &second).await;
+        }
+        self.sync().await;
+        rows
+    }
+
+    /// `SYSTEM SYNC REPLICA` on every node: each has what its shard has.
+    async fn sync(&self) {
+        for client in &self.clients {
+            client
+                .query(&format!("SYSTEM SYNC REPLICA `{}`.events", self.name))
+                .execute()
+                .await
+                .expect("sync replica");
+        }
+    }
+
+    /// (rows, checksum) of the events matching `condition` on node `node`
+    /// (0-based).
+    async fn fingerprint(&self, node: usize, condition: &str) -> (u64, u64) {
+        let sql = format!(
+            "SELECT toUInt64(count()), toUInt64(sum(cityHash64(project_id, ifNull(user_id, '<null>'), isNull(user_id), \
+             anonymous_id, session_id, event, url, ip_hash, ts))) FROM events WHERE {condition}"
+        );
+        self.clients[node]
+            .query(&sql)
+            .fetch_one::<(u64, u64)>()
+            .await
+            .unwrap_or_else(|e| panic!("node{}: {sql}: {e}", node + 1))
+    }
+
+    /// Fingerprints of `condition` on every node.
+    async fn fingerprints(&self, condition: &str) -> Vec<(u64, u64)> {
+        let mut all = Vec::new();
+        for node in 0..3 {
+            all.push(self.fingerprint(node, condition).await);
+        }
+        all
+    }
+
+    /// Mutations of this database on node `node` whose command holds `text`.
+    async fn mutations_with(&self, node: usize, text: &str) -> Vec<(String, u8)> {
+        self.clients[node]
+            .query(
+                "SELECT mutation_id, is_done FROM system.mutations WHERE database = ? AND position(command, ?) > 0 ORDER BY mutation_id",
+            )
+            .bind(&self.name)
+            .bind(text)
+            .fetch_all::<(String, u8)>()
+            .await
+            .expect("read system.mutations")
+    }
+}
+
+impl Drop for ClusterDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let urls = self.urls.clone();
+        let sql = format!("DROP DATABASE IF EXISTS `{}`", self.name);
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            for url in urls {
+                let _ = runtime.block_on(
+                    clickhouse::Client::default()
+                        .with_url(url)
+                        .query(&sql)
+                        .execute(),
+                );
+            }
+        })
+        .join();
+    }
+}
+
+/// Where `scripts/test` and `scripts/clickhouse-dev` keep the cluster.
+fn dev_root() -> std::path::PathBuf {
+    std::env::var_os("CHFORGET_DEV_HOME")
+        .map_or_else(|| repo_path(".dev"), std::path::PathBuf::from)
+}
+
+/// `kill -9` node `node` (1-based).
+fn kill_node(node: usize) {
+    let pid_file = dev_root().join(format!("cluster/node{node}/server.pid"));
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()));
+    let killed = Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(killed.success(), "kill -9 node{node}");
+}
+
+/// Start node `node` again and wait until it answers.
+fn restart_node(node: usize) {
+    let output = Command::new(repo_path("scripts/clickhouse-dev"))
+        .args(["up", "--cluster", "--node", &node.to_string()])
+        .stdout(Stdio::null())
+        .output()
+        .expect("run clickhouse-dev");
+    assert!(
+        output.status.success(),
+        "restart node{node}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Brings a killed node back whatever the test's outcome, so that one
+/// failure does not fail every later cluster test.
+struct NodeGuard(usize);
+
+impl Drop for NodeGuard {
+    fn drop(&mut self) {
+        restart_node(self.0);
+    }
+}
+
+fn forget_args(cluster: &str) -> Vec<String> {
+    [
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--anonymous",
+        "--yes",
+        "--output",
+        "json",
+        "--cluster",
+        cluster,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// What must survive any forget of u1 in p1 with --anonymous.
+fn kept() -> String {
+    format!("NOT ({})", deleted_condition(true, false))
+}
+
+/// Every entry of `mutations` is one replica's view, naming its shard and
+/// host, and every statement has one on each replica.
+fn assert_per_replica(report: &serde_json::Value, expected_shards: &[(u64, &str)]) {
+    let mutations = report["mutations"].as_array().expect("mutations");
+    let statements = report["statements"].as_array().expect("statements").len();
+    assert_eq!(
+        mutations.len(),
+        statements * expected_shards.len(),
+        "one entry per statement and replica: {report:#}"
+    );
+    for (shard, host) in expected_shards {
+        let on_host: Vec<&serde_json::Value> =
+            mutations.iter().filter(|m| m["host"] == *host).collect();
+        assert_eq!(on_host.len(), statements, "{host}: {report:#}");
+        for mutation in on_host {
+            assert_eq!(mutation["shard"], *shard, "{mutation}");
+            assert_eq!(mutation["state"], "done", "{mutation}");
+            assert!(mutation["mutation_id"].is_string(), "{mutation}");
+        }
+    }
+}
+
+const SHARDED: [(u64, &str); 3] = [(1, HOSTS[0]), (1, HOSTS[1]), (2, HOSTS[2])];
+
+#[tokio::test]
+async fn forget_with_cluster_erases_every_replica_of_every_shard() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    let before = db.fingerprints(&kept()).await;
+    for node in [0, 2] {
+        assert!(
+            db.fingerprint(node, &deleted_condition(true, false))
+                .await
+                .0
+                > 0,
+            "each shard holds targeted rows (node{})",
+            node + 1
+        );
+    }
+    let output = run(db.chforget().args(forget_args("sharded")));
+    assert_eq!(output.code, 0, "{}\n{}", output.stderr, output.stdout);
+    let report = output.json();
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert_eq!(report["cluster"], "sharded");
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["rows"]["user"]["after"], 0);
+    assert!(report["rows"]["user"]["before"].as_u64() > Some(2));
+    assert_per_replica(&report, &SHARDED);
+    for node in 0..3 {
+        assert_eq!(
+            db.fingerprint(node, &deleted_condition(true, false))
+                .await
+                .0,
+            0,
+            "no targeted row on node{}",
+            node + 1
+        );
+    }
+    assert_eq!(
+        db.fingerprints(&kept()).await,
+        before,
+        "rows that must survive are identical on every replica"
+    );
+    let request = report["request_id"].as_str().expect("request id");
+    for node in 0..3 {
+        assert_eq!(
+            db.mutations_with(node, request).await.len(),
+            report["statements"].as_array().map_or(0, Vec::len),
+            "one mutation per statement on node{}",
+            node + 1
+        );
+    }
+    // The audit record is on every server.
+    for (node, client) in db.clients.iter().enumerate() {
+        let records = client
+            .query("SELECT count() FROM forget_audit WHERE request_id = ?")
+            .bind(request)
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or_else(|e| panic!("audit table on node{}: {e}", node + 1));
+        assert_eq!(records, 1, "audit record on node{}", node + 1);
+    }
+}
+
+#[tokio::test]
+async fn without_cluster_nothing_is_issued_and_the_exit_is_2() {
+    let db = cluster_db!("replicated");
+    db.seed().await;
+    let before = db.fingerprints("1").await;
+    let mut args = forget_args("replicated");
+    args.truncate(args.len() - 2);
+    let output = run(db.chforget().args(&args));
+    assert_eq!(output.code, 2, "{}\n{}", output.stderr, output.stdout);
+    let report = output.json();
+    assert_eq!(report["error"]["code"], "invalid_payload");
+    let message = report["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("replicated") && message.contains("--cluster"),
+        "names the cluster and the fix: {message}"
+    );
+    for node in 0..3 {
+        assert!(db.mutations_with(node, "chforget:").await.is_empty());
+    }
+    assert_eq!(db.fingerprints("1").await, before);
+    // The advice, followed literally, works.
+    let output = run(db.chforget().args(forget_args("replicated")));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert_eq!(output.json()["status"], "completed");
+    // A cluster the server does not know is refused before anything is sent.
+    let output = run(db.chforget().args(forget_args("no_such_cluster")));
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(output.stderr.contains("sharded"), "{}", output.stderr);
+}
+
+#[tokio::test]
+async fn local_only_erases_here_and_says_other_servers_were_not_checked() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    let shard2_before = db.fingerprint(2, "1").await;
+    let mut args = forget_args("sharded");
+    args.truncate(args.len() - 2);
+    args.push("--local-only".to_string());
+    let output = run(db.chforget().args(&args));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = output.json();
+    assert_eq!(report["local_only"], true, "{report:#}");
+    assert_eq!(report["status"], "completed");
+    let audit = std::fs::read_to_string(db.state_dir.path().join("audit.jsonl")).expect("audit");
+    let record: serde_json::Value =
+        serde_json::from_str(audit.lines().last().expect("a record")).expect("JSON");
+    assert_eq!(record["local_only"], true, "{record:#}");
+    // Shard 2 was not touched: its rows of u1 are still there.
+    assert_eq!(db.fingerprint(2, "1").await, shard2_before);
+    assert!(db.fingerprint(2, &deleted_condition(true, false)).await.0 > 0);
+}
+
+/// Node2 (shard 1's second replica) is down when the statements are sent:
+/// the ON CLUSTER statement times out (code 159) although it is queued, the
+/// request stays queued naming node2, and once node2 is back `resume`
+/// completes with exactly one mutation per statement on every host.
+#[tokio::test]
+async fn a_replica_down_at_issue_keeps_the_request_queued_until_resume() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    let before = db.fingerprints(&kept()).await;
+    let guard = NodeGuard(2);
+    kill_node(2);
+    let mut args = forget_args("sharded");
+    args.extend(["--timeout".to_string(), "8s".to_string()]);
+    let output = run(db.chforget().args(&args));
+    assert_eq!(output.code, 5, "{}\n{}", output.stderr, output.stdout);
+    let report = output.json();
+    assert_eq!(report["status"], "queued", "{report:#}");
+    assert_ne!(report["verified"], true);
+    let message = report["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(HOSTS[1]), "names node2: {message}");
+    let behind: Vec<&serde_json::Value> = report["mutations"]
+        .as_array()
+        .expect("mutations")
+        .iter()
+        .filter(|m| m["host"] == HOSTS[1])
+        .collect();
+    assert!(!behind.is_empty());
+    assert!(behind.iter().all(|m| m["state"] != "done"), "{report:#}");
+    let request = report["request_id"]
+        .as_str()
+        .expect("request id")
+        .to_string();
+    let status = run(db.chforget().args(["status", &request, "--output", "json"]));
+    assert_eq!(status.json()["status"], "queued", "{}", status.stdout);
+    drop(guard);
+    let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stderr, resumed.stdout);
+    let resumed = resumed.json();
+    assert_eq!(resumed["status"], "completed", "{resumed:#}");
+    assert_per_replica(&resumed, &SHARDED);
+    let statements = resumed["statements"].as_array().map_or(0, Vec::len);
+    for node in 0..3 {
+        assert_eq!(
+            db.mutations_with(node, &request).await.len(),
+            statements,
+            "exactly one mutation per statement on node{}",
+            node + 1
+        );
+        assert_eq!(
+            db.fingerprint(node, &deleted_condition(true, false))
+                .await
+                .0,
+            0
+        );
+    }
+    assert_eq!(db.fingerprints(&kept()).await, before);
+}
+
+/// Node2 is killed with -9 while it still has the request's mutation to do
+/// (its merges are stopped, so the mutation waits there), and restarted:
+/// the request chforget is waiting for still ends `completed`.
+#[tokio::test]
+async fn a_replica_killed_mid_mutation_and_restarted_still_completes() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    let before = db.fingerprints(&kept()).await;
+    db.clients[1]
+        .query(&format!("SYSTEM STOP MERGES `{}`.events", db.name))
+        .execute()
+        .await
+        .expect("stop merges on node2");
+    let mut args = forget_args("sharded");
+    args.extend(["--timeout".to_string(), "120s".to_string()]);
+    let child: Child = db
+        .chforget()
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn forget");
+    // Wait until node2 holds a mutation of the request, unfinished.
+    let started = Instant::now();
+    loop {
+        let held = db.mutations_with(1, "chforget:").await;
+        if held.iter().any(|(_, done)| *done == 0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "node2 never showed the mutation: {held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    {
+        let _guard = NodeGuard(2);
+        kill_node(2);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let output = child.wait_with_output().expect("forget ends");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert_per_replica(&report, &SHARDED);
+    for node in 0..3 {
+        assert_eq!(
+            db.fingerprint(node, &deleted_condition(true, false))
+                .await
+                .0,
+            0,
+            "node{}",
+            node + 1
+        );
+    }
+    assert_eq!(db.fingerprints(&kept()).await, before);
+}
+
+/// Killed right after sending a statement ON CLUSTER (before its answer is
+/// journaled), the request is resumed: the statement is found on the
+/// replicas and in the DDL queue, not sent again.
+#[tokio::test]
+async fn a_run_killed_after_sending_on_cluster_is_resumed_without_a_duplicate() {
+    let db = cluster_db!("replicated");
+    db.seed().await;
+    let before = db.fingerprints(&kept()).await;
+    let output = run(db
+        .chforget()
+        .env("CHFORGET_CRASH_AT", "sent:0")
+        .args(forget_args("replicated")));
+    assert_ne!(output.code, 0, "the run was killed");
+    let status = run(db.chforget().args(["status", "--output", "json"]));
+    let lines = status.json();
+    let request = lines[0]["request_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an unfinished request: {lines:#}"))
+        .to_string();
+    let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stderr, resumed.stdout);
+    let resumed = resumed.json();
+    assert_eq!(resumed["status"], "completed", "{resumed:#}");
+    let statements = resumed["statements"].as_array().map_or(0, Vec::len);
+    for node in 0..3 {
+        assert_eq!(
+            db.mutations_with(node, &request).await.len(),
+            statements,
+            "no statement sent twice (node{})",
+            node + 1
+        );
+    }
+    assert_eq!(db.fingerprints(&kept()).await, before);
+}
+
+/// The per-replica reads hold for ids with quotes and backslashes (the
+/// command line refuses control characters; batch files take any bytes).
+#[tokio::test]
+async fn hostile_ids_are_erased_on_every_replica() {
+    let db = cluster_db!("replicated");
+    db.seed().await;
+    let hostile = "u'\\\"';DROP--";
+    insert_events(
+        &db.clients[0],
+        &[crate::common::event(
+            "p1",
+            Some(hostile),
+            "a-hostile",
+            "s-h",
+            "pageview",
+            "target-hostile",
+            "ip",
+            crate::common::NOV_2026,
+        )],
+    )
+    .await;
+    db.sync().await;
+    let before = db.fingerprints("url != 'target-hostile'").await;
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        hostile,
+        "--yes",
+        "--output",
+        "json",
+        "--cluster",
+        "replicated",
+    ]));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert_eq!(output.json()["status"], "completed");
+    for node in 0..3 {
+        assert_eq!(db.fingerprint(node, "url = 'target-hostile'").await.0, 0);
+    }
+    assert_eq!(db.fingerprints("url != 'target-hostile'").await, before);
+}
