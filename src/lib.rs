@@ -6,9 +6,11 @@
 //! [`pipeline`] and journaled by [`journal`] in the [`state`] directory.
 //! Below them: [`error`], [`sql`] (the only place SQL text is assembled from
 //! values), [`request`] (ids), [`profile`], [`redact`], and the server:
-//! [`connection`] → [`capabilities`] → [`server`] (with [`mutations`] and
-//! [`schema`]). Above: [`report`], [`ops`] (what each command does),
-//! [`batch`] files, [`progress`], [`output`] and the command line [`cli`].
+//! [`connection`] → [`capabilities`] → [`server`] (with [`schema`],
+//! [`topology`], [`replicas`] and [`system_mutations`]: where the tables
+//! live and every replica's view). Above: [`report`], [`ops`] (what each
+//! command does), [`batch`] files, [`progress`], [`output`] and the command
+//! line [`cli`].
 
 pub mod audit;
 pub mod batch;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use clickhouse::Row;
 use serde::Deserialize;
 
+use crate::capabilities::Capabilities;
 use crate::error::{ErrorCode, Failure, code_of, fail, server_code, server_code_of};
 use crate::plan::Target;
 use crate::replicas::{ReplicaRef, Replicas};
@@ -289,8 +290,10 @@ pub enum ClusterIssued {
 /// Settings of an `ON CLUSTER` statement: wait for the hosts at most
 /// `ddl_timeout`, never for the mutation itself, and throw on a timeout
 /// whatever the login's profile says.
-pub fn on_cluster_settings(server: &Server, ddl_timeout: Duration) -> Vec<(&'static str, String)> {
-    let caps = &server.capabilities;
+pub fn on_cluster_settings(
+    caps: &Capabilities,
+    ddl_timeout: Duration,
+) -> Vec<(&'static str, String)> {
     let mut settings = vec![(
         "distributed_ddl_task_timeout",
         ddl_timeout.as_secs().max(1).to_string(),
@@ -332,7 +335,7 @@ pub async fn issue_on_cluster(
         wait_for_room(server, Some(replicas), &table, limit, deadline, waiting).await?;
     }
     let statement = target.delete_statement(scope, marker)?;
-    let settings = on_cluster_settings(server, ddl.timeout);
+    let settings = on_cluster_settings(&server.capabilities, ddl.timeout);
     let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let during = format!(
         "issuing the {} mutation on {table} ON CLUSTER {}",
@@ -394,5 +397,36 @@ async fn sent_earlier(
                 ddl.path
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 26.x: the statement waits at most the DDL timeout for the hosts,
+    /// never for the data, and throws on a timeout whatever the profile.
+    #[test]
+    fn on_cluster_statements_never_wait_for_the_data() {
+        let new = Capabilities {
+            mutations_sync: true,
+            alter_sync: true,
+            distributed_ddl_output_mode: true,
+            ..Capabilities::default()
+        };
+        assert_eq!(
+            on_cluster_settings(&new, Duration::from_millis(30_500)),
+            vec![
+                ("distributed_ddl_task_timeout", "30".to_string()),
+                ("mutations_sync", "0".to_string()),
+                ("alter_sync", "0".to_string()),
+                ("distributed_ddl_output_mode", "throw".to_string()),
+            ]
+        );
+        // 18.16 knows none of the three; a timeout under a second is one.
+        assert_eq!(
+            on_cluster_settings(&Capabilities::default(), Duration::from_millis(200)),
+            vec![("distributed_ddl_task_timeout", "1".to_string())]
+        );
     }
 }

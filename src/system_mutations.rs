@@ -5,6 +5,7 @@
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
+use crate::capabilities::Capabilities;
 use crate::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas};
 use crate::server::Server;
 use crate::sql::{Ident, QualifiedTable, in_list, render, string_literal};
@@ -196,18 +197,22 @@ impl MutationFilter {
 /// The query for `filter`, with the columns this server has, on this
 /// server.
 pub fn mutations_sql(server: &Server, filter: &MutationFilter) -> anyhow::Result<String> {
-    mutations_sql_reading(server, filter, "system.mutations", "toUInt32(0)")
+    mutations_sql_reading(
+        &server.capabilities,
+        filter,
+        "system.mutations",
+        "toUInt32(0)",
+    )
 }
 
 /// As [`mutations_sql`], reading `source` (every replica's
 /// `system.mutations`), `replica` numbering them.
 fn mutations_sql_reading(
-    server: &Server,
+    caps: &Capabilities,
     filter: &MutationFilter,
     source: &str,
     replica: &str,
 ) -> anyhow::Result<String> {
-    let caps = &server.capabilities;
     let is_killed = if caps.mutation_is_killed {
         "toUInt8(is_killed)"
     } else {
@@ -261,8 +266,9 @@ pub async fn list_on_replicas(
         database: Ident::new("system")?,
         table: Ident::new("mutations")?,
     };
-    let build =
-        |source: &str, replica: &str| mutations_sql_reading(server, filter, source, replica);
+    let build = |source: &str, replica: &str| {
+        mutations_sql_reading(&server.capabilities, filter, source, replica)
+    };
     let answers: Vec<ReplicaAnswer<RawMutationRow>> = replicas
         .read(
             server,
@@ -294,4 +300,63 @@ pub async fn list_on_replicas(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::ClusterName;
+    use crate::topology::{Cluster, Replica};
+
+    /// What a server with clusterAllReplicas (26.x) is sent to follow a
+    /// request's statements on every replica: one query, the replica told
+    /// by `_shard_num`, the columns that server has.
+    #[test]
+    fn every_replica_in_one_query_on_new_servers() {
+        let caps = Capabilities {
+            mutation_is_killed: true,
+            mutation_fail_reason: true,
+            cluster_all_replicas: true,
+            ..Capabilities::default()
+        };
+        let replica = |shard, port| Replica {
+            shard,
+            replica: 1,
+            host_name: "ch".to_string(),
+            port,
+            is_local: false,
+        };
+        let cluster = Cluster {
+            name: "c".to_string(),
+            replicas: vec![replica(1, 9000), replica(2, 9001)],
+        };
+        let replicas = Replicas::new(
+            &ClusterName::new("c").expect("valid"),
+            &cluster,
+            caps.cluster_all_replicas,
+        );
+        let filter = MutationFilter {
+            markers: vec!["chforget:r:user:0".to_string()],
+            ..MutationFilter::default()
+        };
+        let system_mutations = QualifiedTable {
+            database: Ident::new("system").expect("valid"),
+            table: Ident::new("mutations").expect("valid"),
+        };
+        let build =
+            |source: &str, replica: &str| mutations_sql_reading(&caps, &filter, source, replica);
+        let queries = replicas.queries(&system_mutations, &build).expect("sql");
+        assert_eq!(queries.len(), 1);
+        let sql = &queries[0];
+        assert!(sql.contains("toUInt32(_shard_num) AS replica"), "{sql}");
+        assert!(
+            sql.contains("FROM clusterAllReplicas('c', 'system', 'mutations')"),
+            "{sql}"
+        );
+        assert!(sql.contains("toUInt8(is_killed) AS is_killed"), "{sql}");
+        assert!(
+            sql.contains("(position(command, '\\'chforget:r:user:0\\'') > 0)"),
+            "{sql}"
+        );
+    }
 }

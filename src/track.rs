@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ErrorCode, code_of};
+use crate::error::{ErrorCode, code_of, fail};
 use crate::replicas::{ReplicaRef, Replicas};
 use crate::server::Server;
 use crate::sql::{QualifiedTable, render, string_literal};
@@ -376,10 +376,22 @@ pub async fn diagnose(server: &Server, row: &MutationRow) -> anyhow::Result<Diag
 /// that cannot be read.
 type Behind = (Vec<(String, ReplicaRef)>, Vec<ReplicaRef>);
 
-/// One attempt's mutation to follow on every replica of a cluster.
+/// How a watched mutation is found on each replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchBy {
+    /// Its command quotes the marker (a request's statement: one marker,
+    /// whatever id each shard gave it).
+    Marker,
+    /// Its id (the same on the replicas of a shard).
+    MutationId,
+}
+
+/// One mutation to follow on every replica of a cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterWatch {
+    /// The marker or the mutation id, as `by` says.
     pub marker: String,
+    pub by: MatchBy,
     /// Replicas where it was seen before (a later absence means it vanished),
     /// with the id each showed.
     pub seen: BTreeMap<ReplicaRef, String>,
@@ -422,8 +434,23 @@ pub async fn track_on_replicas(
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<ClusterTrackReport> {
     let started = Instant::now();
+    let labels = |by: MatchBy| -> Vec<String> {
+        watches
+            .iter()
+            .filter(|w| w.by == by)
+            .map(|w| w.marker.clone())
+            .collect()
+    };
+    let (markers, mutation_ids) = (labels(MatchBy::Marker), labels(MatchBy::MutationId));
+    if !markers.is_empty() && !mutation_ids.is_empty() {
+        return fail(
+            ErrorCode::InvalidPayload,
+            "watch markers or mutation ids, not both at once",
+        );
+    }
     let filter = MutationFilter {
-        markers: watches.iter().map(|w| w.marker.clone()).collect(),
+        markers,
+        mutation_ids,
         ..MutationFilter::for_table(table)
     };
     let mut views: BTreeMap<(String, ReplicaRef), ReplicaView> = BTreeMap::new();
@@ -448,10 +475,11 @@ pub async fn track_on_replicas(
                 }
                 let view = view_of(watch, &answer.replica, &answer.rows);
                 if let ReplicaView::Seen { state, .. } = &view {
-                    let row =
-                        answer.rows.as_ref().ok().and_then(|rows| {
-                            rows.iter().find(|row| quotes_marker(row, &watch.marker))
-                        });
+                    let row = answer
+                        .rows
+                        .as_ref()
+                        .ok()
+                        .and_then(|rows| rows.iter().find(|row| watch.matches(row)));
                     let key = match row {
                         Some(row) => row.key_on(&answer.replica),
                         None => MutationKey {
@@ -538,9 +566,16 @@ pub async fn track_on_replicas(
     }
 }
 
-/// Whether `row`'s command quotes `marker` (as the statement does).
-fn quotes_marker(row: &MutationRow, marker: &str) -> bool {
-    row.command.contains(&string_literal(marker))
+impl ClusterWatch {
+    /// Whether `row` is the watched mutation.
+    fn matches(&self, row: &MutationRow) -> bool {
+        match self.by {
+            // Quoted as in the statement: attempt 0's marker is a prefix of
+            // attempt 1's.
+            MatchBy::Marker => row.command.contains(&string_literal(&self.marker)),
+            MatchBy::MutationId => row.mutation_id == self.marker,
+        }
+    }
 }
 
 /// What one replica's answer says of one watched mutation.
@@ -553,7 +588,7 @@ fn view_of(
         Ok(rows) => rows,
         Err(error) => return ReplicaView::Unreachable(error.clone()),
     };
-    let mut carrying = rows.iter().filter(|row| quotes_marker(row, &watch.marker));
+    let mut carrying = rows.iter().filter(|row| watch.matches(row));
     match (carrying.next(), carrying.next()) {
         (Some(row), None) => ReplicaView::Seen {
             mutation_id: row.mutation_id.clone(),

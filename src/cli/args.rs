@@ -163,15 +163,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Cluster")]
 pub struct ClusterArgs {
-    /// Work on every shard and replica of this cluster (system.clusters):
-    /// read every shard, issue each statement ON CLUSTER, track and verify
-    /// every replica [default: the profile's [cluster] name]
+    /// Work on every shard and replica of this cluster (a name in
+    /// system.clusters); commands that read a profile (--config) default to
+    /// its [cluster] name
     #[arg(long, env = "CLICKHOUSE_CLUSTER", value_name = "NAME")]
     pub cluster: Option<String>,
+}
+
+/// Where a command that erases works: a cluster, or this server only.
+#[derive(Debug, Clone, Args)]
+pub struct PlaceArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Work on the connected server only, although its table is part of a
     /// cluster (replicated, sharded, or read by a Distributed table): the
     /// report and the audit record then say other servers were not checked
-    #[arg(long, conflicts_with = "cluster")]
+    #[arg(long, help_heading = "Cluster", conflicts_with = "cluster")]
     pub local_only: bool,
 }
 
@@ -215,8 +222,6 @@ pub struct TrailArgs {
 pub struct ChangeArgs {
     #[command(flatten)]
     pub server: ServerArgs,
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
     #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]

@@ -17,8 +17,8 @@ use crate::sql::{ClusterName, Ident, QualifiedTable};
 use crate::state::{Key, StateDir};
 
 use super::args::{
-    AuditTableArgs, ChangeArgs, ClusterArgs, ConnectionArgs, LocalArgs, ProfileArgs, ServerArgs,
-    StateArgs, TrailArgs,
+    AuditTableArgs, ChangeArgs, ClusterArgs, ConnectionArgs, LocalArgs, PlaceArgs, ProfileArgs,
+    ServerArgs, StateArgs, TrailArgs,
 };
 
 /// What most commands need, resolved from their flags.
@@ -58,9 +58,15 @@ impl Session {
     }
 
     /// Take `--cluster` (it wins over the profile) and `--local-only`.
-    fn placed(mut self, args: &ClusterArgs) -> anyhow::Result<Self> {
+    pub fn placed(mut self, args: &PlaceArgs) -> anyhow::Result<Self> {
         self.place = place(args, &self.profile)?;
         Ok(self)
+    }
+
+    /// The cluster of `--cluster`, else the profile's (commands that work
+    /// on mutations of every replica, or of this server).
+    pub fn cluster(&self, args: &ClusterArgs) -> anyhow::Result<Option<ClusterName>> {
+        cluster_of(args, &self.profile)
     }
 
     pub fn local(args: &LocalArgs) -> anyhow::Result<Self> {
@@ -86,8 +92,7 @@ impl Session {
             &args.state,
             Some(&args.audit.table),
             server.output.output,
-        )?
-        .placed(&args.cluster)
+        )
     }
 
     /// The database this session's commands work in.
@@ -229,7 +234,7 @@ pub async fn read_server(args: &ServerArgs) -> anyhow::Result<(Profile, Server)>
 /// `--local-only`).
 pub async fn read_placed(
     args: &ServerArgs,
-    cluster: &ClusterArgs,
+    cluster: &PlaceArgs,
 ) -> anyhow::Result<(Profile, Place, Server)> {
     let profile = Profile::load(args.profile.config.as_deref())?;
     let place = place(cluster, &profile)?;
@@ -238,21 +243,25 @@ pub async fn read_placed(
 }
 
 /// `--local-only`, else `--cluster`, else the profile's cluster.
-fn place(args: &ClusterArgs, profile: &Profile) -> anyhow::Result<Place> {
+fn place(args: &PlaceArgs, profile: &Profile) -> anyhow::Result<Place> {
     if args.local_only {
         return Ok(Place {
             cluster: None,
             local_only: true,
         });
     }
-    let cluster = match &args.cluster {
-        Some(name) => Some(ClusterName::new(name)?),
-        None => profile.cluster.name.clone(),
-    };
     Ok(Place {
-        cluster,
+        cluster: cluster_of(&args.cluster, profile)?,
         local_only: false,
     })
+}
+
+/// `--cluster`, else the profile's cluster.
+fn cluster_of(args: &ClusterArgs, profile: &Profile) -> anyhow::Result<Option<ClusterName>> {
+    match &args.cluster {
+        Some(name) => Ok(Some(ClusterName::new(name)?)),
+        None => Ok(profile.cluster.name.clone()),
+    }
 }
 
 /// The one confirmation of destructive commands: the same question form,

@@ -1,6 +1,7 @@
-//! `mutations kill`: `KILL MUTATION` for exactly one mutation, recorded in
-//! the audit trail (which is also how a request later tells a mutation
-//! chforget killed from one that vanished).
+//! `mutations kill`: `KILL MUTATION` for exactly one mutation (on a cluster:
+//! one mutation id, or one statement's marker, on every replica that has it
+//! unfinished), recorded in the audit trail (which is also how a request
+//! later tells a mutation chforget killed from one that vanished).
 
 use serde::Serialize;
 
@@ -8,83 +9,203 @@ use crate::audit::{self, ActionRecord, AuditedMutation};
 use crate::error::{ErrorCode, fail};
 use crate::journal::{StepEvent, now_rfc3339};
 use crate::pipeline::Context;
+use crate::replicas::{ReplicaRef, Replicas};
 use crate::request::{AuditMeta, RequestId};
 use crate::server::Server;
-use crate::sql::{QualifiedTable, render, string_literal};
+use crate::sql::{ClusterName, QualifiedTable, render, string_literal};
 use crate::system_mutations::{self, MutationFilter, MutationRow};
 
-const KILL_SQL: &str = "KILL MUTATION WHERE database = {database} AND table = {table} AND mutation_id = {mutation_id} SYNC";
+const KILL_SQL: &str =
+    "KILL MUTATION{on_cluster} WHERE database = {database} AND table = {table} AND {which} SYNC";
+const BY_ID_SQL: &str = "mutation_id = {mutation_id}";
+const BY_MARKER_SQL: &str = "position(command, {quoted_marker}) > 0";
+
+/// What to kill: a mutation id, or (a text with `:`) a chforget marker,
+/// which names one statement of a request on every shard, whatever id each
+/// shard gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KillTarget {
+    MutationId(String),
+    Marker(String),
+}
+
+impl KillTarget {
+    pub fn parse(text: &str) -> Self {
+        if text.contains(':') {
+            KillTarget::Marker(text.to_string())
+        } else {
+            KillTarget::MutationId(text.to_string())
+        }
+    }
+
+    fn label(&self) -> &str {
+        match self {
+            KillTarget::MutationId(id) | KillTarget::Marker(id) => id,
+        }
+    }
+
+    fn filter(&self, table: &QualifiedTable) -> MutationFilter {
+        match self {
+            KillTarget::MutationId(id) => MutationFilter {
+                mutation_ids: vec![id.clone()],
+                ..MutationFilter::for_table(table)
+            },
+            KillTarget::Marker(marker) => MutationFilter {
+                markers: vec![marker.clone()],
+                ..MutationFilter::for_table(table)
+            },
+        }
+    }
+
+    /// The `KILL MUTATION` statement, on one server or `ON CLUSTER`.
+    pub fn statement(
+        &self,
+        table: &QualifiedTable,
+        cluster: Option<&ClusterName>,
+    ) -> anyhow::Result<String> {
+        let which = match self {
+            KillTarget::MutationId(id) => {
+                render(BY_ID_SQL, &[("mutation_id", &string_literal(id))])?
+            }
+            KillTarget::Marker(marker) => render(
+                BY_MARKER_SQL,
+                &[("quoted_marker", &string_literal(string_literal(marker)))],
+            )?,
+        };
+        render(
+            KILL_SQL,
+            &[
+                (
+                    "on_cluster",
+                    &cluster.map_or_else(String::new, |c| format!(" ON CLUSTER {c}")),
+                ),
+                ("database", &string_literal(table.database.as_str())),
+                ("table", &string_literal(table.table.as_str())),
+                ("which", &which),
+            ],
+        )
+    }
+}
+
+/// A mutation to kill, and on a cluster its replica.
+#[derive(Debug, Clone, Serialize)]
+pub struct Found {
+    #[serde(flatten)]
+    pub replica: Option<ReplicaRef>,
+    pub mutation: MutationRow,
+}
 
 #[derive(Serialize)]
 pub struct KillReport {
     pub killed: bool,
+    /// The mutation (on a cluster, the first replica's).
     pub mutation: MutationRow,
+    /// On a cluster: every replica's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<Found>,
 }
 
-/// The unfinished mutation `mutation_id` of `table`, or why there is none
-/// to kill.
+fn require_kill_mutation(server: &Server) -> anyhow::Result<()> {
+    if server.capabilities.kill_mutation {
+        return Ok(());
+    }
+    fail(
+        ErrorCode::InvalidPayload,
+        format!(
+            "ClickHouse {} has no KILL MUTATION (it arrived in 19.1); nothing was sent. A mutation on this server runs until it finishes",
+            server.capabilities.version
+        ),
+    )
+}
+
+/// The unfinished mutation `target` names on `table` (on a cluster: on every
+/// replica that has it), or why there is none to kill.
 pub async fn find(
     server: &Server,
+    replicas: Option<&Replicas>,
     table: &QualifiedTable,
-    mutation_id: &str,
-) -> anyhow::Result<MutationRow> {
-    if !server.capabilities.kill_mutation {
-        return fail(
-            ErrorCode::InvalidPayload,
-            format!(
-                "ClickHouse {} has no KILL MUTATION (it arrived in 19.1); nothing was sent. A mutation on this server runs until it finishes",
-                server.capabilities.version
-            ),
-        );
-    }
-    let filter = MutationFilter {
-        mutation_ids: vec![mutation_id.to_string()],
-        ..MutationFilter::for_table(table)
+    target: &KillTarget,
+) -> anyhow::Result<Vec<Found>> {
+    require_kill_mutation(server)?;
+    let filter = target.filter(table);
+    let found: Vec<Found> = match replicas {
+        None => system_mutations::list(server, &filter)
+            .await?
+            .into_iter()
+            .map(|mutation| Found {
+                replica: None,
+                mutation,
+            })
+            .collect(),
+        Some(replicas) => {
+            let mut found = Vec::new();
+            for answer in system_mutations::list_on_replicas(server, replicas, &filter).await? {
+                match answer.rows {
+                    Ok(rows) => found.extend(rows.into_iter().map(|mutation| Found {
+                        replica: Some(answer.replica.clone()),
+                        mutation,
+                    })),
+                    Err(error) => eprintln!(
+                        "chforget: warning: cannot read {} ({error}); KILL MUTATION ON CLUSTER still reaches it",
+                        answer.replica
+                    ),
+                }
+            }
+            found
+        }
     };
-    let found = system_mutations::list(server, &filter).await?;
-    let [row] = found.as_slice() else {
+    if found.is_empty() || (replicas.is_none() && found.len() > 1) {
         return fail(
             ErrorCode::InvalidPayload,
             format!(
                 "no mutation {} on {table}; list them with `chforget mutations list --all --table {}`",
-                crate::error::shown(mutation_id),
+                crate::error::shown(target.label()),
                 table.table.as_str()
             ),
         );
-    };
-    if row.is_done != 0 {
+    }
+    let unfinished: Vec<Found> = found
+        .iter()
+        .filter(|f| f.mutation.is_done == 0)
+        .cloned()
+        .collect();
+    if unfinished.is_empty() {
         return fail(
             ErrorCode::InvalidPayload,
             format!(
-                "mutation {} on {table} is already done; nothing to kill",
-                row.mutation_id
+                "mutation {} on {table} is already done{}; nothing to kill",
+                crate::error::shown(target.label()),
+                if replicas.is_some() {
+                    " on every replica that shows it"
+                } else {
+                    ""
+                }
             ),
         );
     }
-    Ok(row.clone())
+    Ok(unfinished)
 }
 
-/// Kill `row` and record it.
+/// Kill what `find` found and record it.
 pub async fn kill(
     ctx: &Context<'_>,
     table: &QualifiedTable,
-    row: MutationRow,
+    target: &KillTarget,
+    cluster: Option<&ClusterName>,
+    found: Vec<Found>,
     meta: AuditMeta,
 ) -> anyhow::Result<KillReport> {
     let server = ctx.server;
-    let sql = render(
-        KILL_SQL,
-        &[
-            ("database", &string_literal(table.database.as_str())),
-            ("table", &string_literal(table.table.as_str())),
-            ("mutation_id", &string_literal(&row.mutation_id)),
-        ],
-    )?;
-    audit::ensure_table(server, ctx.audit_table, ctx.place.cluster.as_ref()).await?;
+    let Some(first) = found.first().cloned() else {
+        return fail(ErrorCode::InvalidPayload, "nothing to kill");
+    };
+    let sql = target.statement(table, cluster)?;
+    audit::ensure_table(server, ctx.audit_table, cluster).await?;
     let killed = server
         .execute(&sql, "killing the mutation", ErrorCode::ServerError)
         .await;
     let request_id = RequestId::generate();
+    let state = if killed.is_ok() { "killed" } else { "running" };
     let recorded = super::record_action(
         ctx,
         ActionRecord {
@@ -98,25 +219,35 @@ pub async fn kill(
             },
             meta,
             statements: vec![sql],
-            mutations: vec![AuditedMutation {
-                table: table.table.as_str().to_string(),
-                mutation_id: Some(row.mutation_id.clone()),
-                kind: None,
-                is_done: false,
-                state: if killed.is_ok() { "killed" } else { "running" }.to_string(),
-                marker: None,
-                shard: None,
-                host: None,
-            }],
-            steps: vec![StepEvent {
-                step: "kill".to_string(),
-                at: now_rfc3339(),
-                // Not the command: it may quote the ids a forget erased.
-                detail: format!(
-                    "{table} {} ({} parts to do)",
-                    row.mutation_id, row.parts_to_do
-                ),
-            }],
+            mutations: found
+                .iter()
+                .map(|f| AuditedMutation {
+                    table: table.table.as_str().to_string(),
+                    mutation_id: Some(f.mutation.mutation_id.clone()),
+                    kind: None,
+                    is_done: false,
+                    state: state.to_string(),
+                    marker: None,
+                    shard: f.replica.as_ref().map(|r| r.shard),
+                    host: f.replica.as_ref().map(|r| r.host.clone()),
+                })
+                .collect(),
+            steps: found
+                .iter()
+                .map(|f| StepEvent {
+                    step: "kill".to_string(),
+                    at: now_rfc3339(),
+                    // Not the command: it may quote the ids a forget erased.
+                    detail: format!(
+                        "{table} {} ({} parts to do){}",
+                        f.mutation.mutation_id,
+                        f.mutation.parts_to_do,
+                        f.replica
+                            .as_ref()
+                            .map_or_else(String::new, |r| format!(" on {r}"))
+                    ),
+                })
+                .collect(),
             rollups: None,
             error: killed.as_ref().err(),
         },
@@ -126,6 +257,35 @@ pub async fn kill(
     recorded?;
     Ok(KillReport {
         killed: true,
-        mutation: row,
+        mutation: first.mutation,
+        replicas: if cluster.is_some() { found } else { Vec::new() },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::Ident;
+
+    fn table() -> QualifiedTable {
+        QualifiedTable {
+            database: Ident::new("db").expect("valid"),
+            table: Ident::new("events").expect("valid"),
+        }
+    }
+
+    #[test]
+    fn a_marker_kills_one_statement_on_every_shard() {
+        let cluster = ClusterName::new("sharded").expect("valid");
+        let target = KillTarget::parse("chforget:0190:user:0");
+        assert_eq!(
+            target.statement(&table(), Some(&cluster)).expect("sql"),
+            "KILL MUTATION ON CLUSTER `sharded` WHERE database = 'db' AND table = 'events' AND position(command, '\\'chforget:0190:user:0\\'') > 0 SYNC"
+        );
+        let target = KillTarget::parse("mutation_3.txt");
+        assert_eq!(
+            target.statement(&table(), None).expect("sql"),
+            "KILL MUTATION WHERE database = 'db' AND table = 'events' AND mutation_id = 'mutation_3.txt' SYNC"
+        );
+    }
 }

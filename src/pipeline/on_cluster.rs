@@ -11,7 +11,9 @@ use crate::mutate::{self, ClusterIssued, DdlQueue};
 use crate::plan::{AttemptOutcome, ReplicaMutation};
 use crate::replicas::{ReplicaRef, Replicas};
 use crate::sql::QualifiedTable;
-use crate::track::{self, ClusterWatch, MutationState, ReplicaView, TrackObserver, TrackOptions};
+use crate::track::{
+    self, ClusterWatch, MatchBy, MutationState, ReplicaView, TrackObserver, TrackOptions,
+};
 
 use super::Context;
 use super::run::{Tracked, conclude_tracking};
@@ -136,6 +138,7 @@ pub(super) async fn track_all(
             index,
             ClusterWatch {
                 marker: attempt.marker.clone(),
+                by: MatchBy::Marker,
                 seen,
             },
         ));

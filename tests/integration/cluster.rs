@@ -597,3 +597,147 @@ async fn hostile_ids_are_erased_on_every_replica() {
     }
     assert_eq!(db.fingerprints("url != 'target-hostile'").await, before);
 }
+
+/// `mutations list`, `watch` and `kill` with --cluster read every replica:
+/// a statement's marker is followed on every shard, whatever id each gave it.
+#[tokio::test]
+async fn mutations_commands_cover_every_replica() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    let mut args = forget_args("sharded");
+    args.push("--no-wait".to_string());
+    let output = run(db.chforget().args(&args));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = output.json();
+    let marker = report["mutations"][0]["marker"]
+        .as_str()
+        .expect("a marker")
+        .to_string();
+    let watch = run(db.chforget().args([
+        "mutations",
+        "watch",
+        &marker,
+        "--table",
+        "events",
+        "--cluster",
+        "sharded",
+        "--timeout",
+        "60s",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(watch.code, 0, "{}\n{}", watch.stderr, watch.stdout);
+    let summary: serde_json::Value = watch
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["event"] == "summary")
+        .unwrap_or_else(|| panic!("a summary line: {}", watch.stdout));
+    let hosts: Vec<&str> = summary["mutations"]
+        .as_array()
+        .expect("mutations")
+        .iter()
+        .map(|m| {
+            assert_eq!(m["state"], "done", "{m}");
+            m["host"].as_str().expect("host")
+        })
+        .collect();
+    assert_eq!(hosts, HOSTS.to_vec(), "{summary:#}");
+    let list = run(db.chforget().args([
+        "mutations",
+        "list",
+        "--all",
+        "--table",
+        "events",
+        "--cluster",
+        "sharded",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let listed = list.json();
+    for host in HOSTS {
+        assert_eq!(
+            listed
+                .as_array()
+                .expect("rows")
+                .iter()
+                .filter(|row| row["host"] == host)
+                .count(),
+            report["statements"].as_array().map_or(0, Vec::len),
+            "every statement on {host}: {listed:#}"
+        );
+    }
+    // 18.16 has no KILL MUTATION: refused before anything is sent.
+    let kill = run(db.chforget().args([
+        "mutations",
+        "kill",
+        &marker,
+        "--table",
+        "events",
+        "--cluster",
+        "sharded",
+        "--yes",
+    ]));
+    assert_eq!(kill.code, 2, "{}", kill.stderr);
+    assert!(kill.stderr.contains("KILL MUTATION"), "{}", kill.stderr);
+}
+
+/// A profile naming a Distributed table: chforget works on its local table
+/// on its cluster (no --cluster needed), and stitching through it does not
+/// fail with a double-distributed IN (code 288).
+#[tokio::test]
+async fn a_distributed_table_in_the_profile_erases_its_local_table_on_its_cluster() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    db.clients[0]
+        .query(&format!(
+            "CREATE TABLE `{}`.events_all AS `{}`.events ENGINE = Distributed(sharded, '{}', events)",
+            db.name, db.name, db.name
+        ))
+        .execute()
+        .await
+        .expect("create the Distributed table");
+    let profile = db.state_dir.path().join("profile.toml");
+    std::fs::write(&profile, "[tables]\nevents = \"events_all\"\n").expect("profile");
+    let before = db.fingerprints(&kept()).await;
+    let stitch = run(db
+        .chforget()
+        .args([
+            "stitch",
+            "--project",
+            "p1",
+            "--user",
+            "u1",
+            "--output",
+            "json",
+            "--config",
+        ])
+        .arg(&profile));
+    assert_eq!(stitch.code, 0, "{}", stitch.stderr);
+    assert!(stitch.json()["anonymous_ids"].as_u64() > Some(0));
+    let mut args = forget_args("sharded");
+    args.truncate(args.len() - 2);
+    let output = run(db.chforget().args(&args).arg("--config").arg(&profile));
+    assert_eq!(output.code, 0, "{}\n{}", output.stderr, output.stdout);
+    let report = output.json();
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert_eq!(report["cluster"], "sharded");
+    assert_per_replica(&report, &SHARDED);
+    for node in 0..3 {
+        assert_eq!(
+            db.fingerprint(node, &deleted_condition(true, false))
+                .await
+                .0,
+            0
+        );
+    }
+    assert_eq!(db.fingerprints(&kept()).await, before);
+    // --cluster naming another cluster than the Distributed table's is refused.
+    let output = run(db
+        .chforget()
+        .args(forget_args("replicated"))
+        .arg("--config")
+        .arg(&profile));
+    assert_eq!(output.code, 2, "{}", output.stderr);
+}

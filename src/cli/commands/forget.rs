@@ -5,7 +5,7 @@ use std::path::Path;
 use clap::Args;
 
 use crate::batch;
-use crate::cli::args::{ChangeArgs, WaitArgs};
+use crate::cli::args::{ChangeArgs, PlaceArgs, WaitArgs};
 use crate::cli::context::{Confirm, Session};
 use crate::cli::render::{render_batch, render_forget};
 use crate::error::{ErrorBody, ErrorCode, Failure, fail};
@@ -56,6 +56,8 @@ pub struct ForgetArgs {
     pub wait: WaitArgs,
     #[command(flatten)]
     pub change: ChangeArgs,
+    #[command(flatten)]
+    pub place: PlaceArgs,
 }
 
 impl ForgetArgs {
@@ -119,7 +121,7 @@ async fn run_one(
         args.project.as_deref().unwrap_or_default(),
         args.user_id.as_deref().unwrap_or_default(),
     )?;
-    let session = Session::change(&args.change)?;
+    let session = Session::change(&args.change)?.placed(&args.place)?;
     let meta = args.meta(&session)?;
     let confirm = Confirm::new(args.change.confirm.yes);
     if !args.dry_run {
@@ -176,7 +178,7 @@ async fn run_one(
 }
 
 async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> anyhow::Result<()> {
-    let session = Session::change(&args.change)?;
+    let session = Session::change(&args.change)?.placed(&args.place)?;
     let defaults = args.change.audit.meta()?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         Failure::new(

@@ -1,20 +1,25 @@
 //! `chforget mutations list | watch | kill`.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::cli::args::{ChangeArgs, ConnectionArgs, OutputArgs, parse_duration};
+use crate::cli::args::{ChangeArgs, ClusterArgs, ConnectionArgs, OutputArgs, parse_duration};
 use crate::cli::context::{Confirm, Session, connect, connection_config};
 use crate::error::{ErrorCode, Failure, fail};
 use crate::ops::kill;
 use crate::output::{self, OutputFormat};
 use crate::progress;
-use crate::sql::Ident;
+use crate::replicas::{ReplicaRef, Replicas};
+use crate::server::Server;
+use crate::sql::{ClusterName, Ident};
 use crate::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
-use crate::track::{self, MutationState, TrackOptions, TrackOutcome};
+use crate::track::{
+    self, ClusterWatch, MatchBy, MutationState, ReplicaView, TrackOptions, TrackOutcome,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum MutationsCommand {
@@ -60,12 +65,17 @@ pub struct ListArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
     #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Mutation ids to wait for (all in the same --table)
+    /// Mutation ids to wait for (all in the same --table). With --cluster,
+    /// each is followed on every replica; pass a statement's marker
+    /// (chforget:REQUEST:KIND:CHUNK) to follow it on every shard, where ids
+    /// differ
     #[arg(required = true, value_name = "ID")]
     pub ids: Vec<String>,
     /// Stop waiting after this long (exit 5); the mutations keep running
@@ -82,18 +92,24 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
     #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct KillArgs {
-    /// The mutation id to kill
+    /// The mutation id to kill, or a statement's marker
+    /// (chforget:REQUEST:KIND:CHUNK, as reports show it) to kill that
+    /// statement's mutation on every shard of --cluster
     #[arg(value_name = "ID")]
     pub id: String,
     #[command(flatten)]
     pub scope: TableArgs,
     #[command(flatten)]
     pub change: ChangeArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 pub async fn run(command: MutationsCommand) -> anyhow::Result<()> {
@@ -111,6 +127,15 @@ fn table_name(name: &str) -> anyhow::Result<Ident> {
     })
 }
 
+/// `--cluster` (list and watch read no profile).
+fn cluster_name(args: &ClusterArgs) -> anyhow::Result<Option<ClusterName>> {
+    args.cluster
+        .as_deref()
+        .map(ClusterName::new)
+        .transpose()
+        .map_err(Into::into)
+}
+
 /// The mutations' database is the connection's `--database`.
 fn scope_database(connection: &ConnectionArgs) -> String {
     connection.database.clone()
@@ -118,6 +143,8 @@ fn scope_database(connection: &ConnectionArgs) -> String {
 
 #[derive(Serialize)]
 struct ListedMutation<'a> {
+    #[serde(flatten)]
+    replica: Option<&'a ReplicaRef>,
     #[serde(flatten)]
     row: &'a MutationRow,
     created: String,
@@ -139,7 +166,34 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         unfinished_only: !args.all,
         ..MutationFilter::default()
     };
-    let rows = system_mutations::list(&server, &filter).await?;
+    let rows: Vec<(Option<ReplicaRef>, MutationRow)> = match cluster_name(&args.cluster)? {
+        None => system_mutations::list(&server, &filter)
+            .await?
+            .into_iter()
+            .map(|row| (None, row))
+            .collect(),
+        Some(cluster) => {
+            let replicas = Replicas::of_cluster(&server, &cluster).await?;
+            let mut rows = Vec::new();
+            for answer in system_mutations::list_on_replicas(&server, &replicas, &filter).await? {
+                match answer.rows {
+                    Ok(found) => {
+                        rows.extend(
+                            found
+                                .into_iter()
+                                .map(|row| (Some(answer.replica.clone()), row)),
+                        );
+                    }
+                    Err(error) => eprintln!(
+                        "chforget: warning: cannot read {}: {error}; its mutations are not listed",
+                        answer.replica
+                    ),
+                }
+            }
+            rows
+        }
+    };
+    let on_cluster = rows.iter().any(|(replica, _)| replica.is_some());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -147,7 +201,8 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         OutputFormat::Json => {
             let listed: Vec<ListedMutation> = rows
                 .iter()
-                .map(|row| ListedMutation {
+                .map(|(replica, row)| ListedMutation {
+                    replica: replica.as_ref(),
                     row,
                     created: output::unix_time(row.create_time),
                     age_seconds: now.saturating_sub(u64::from(row.create_time)),
@@ -186,9 +241,12 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
             if caps.mutation_fail_reason {
                 header.push("latest_fail_reason");
             }
+            if on_cluster {
+                header.extend(["shard", "host"]);
+            }
             let table = output::table(
                 &header,
-                rows.iter().map(|row| {
+                rows.iter().map(|(replica, row)| {
                     let mut cells = vec![
                         row.database.clone(),
                         row.table.clone(),
@@ -207,6 +265,10 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
                             &output::printable(&row.latest_fail_reason),
                             command_width,
                         ));
+                    }
+                    if let Some(replica) = replica {
+                        cells.push(replica.shard.to_string());
+                        cells.push(replica.host.clone());
                     }
                     cells
                 }),
@@ -237,6 +299,9 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     let table = table_name(&args.scope.table)?.as_str().to_string();
     let database = scope_database(&args.connection);
     let server = connect(connection_config(&args.connection)?).await?;
+    if let Some(cluster) = cluster_name(&args.cluster)? {
+        return watch_on_cluster(&args, &server, &cluster).await;
+    }
     let keys: Vec<MutationKey> = args
         .ids
         .iter()
@@ -314,27 +379,165 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     }
 }
 
+#[derive(Serialize)]
+struct ReplicaWatchState<'a> {
+    /// The id or marker watched.
+    watched: &'a str,
+    #[serde(flatten)]
+    replica: &'a ReplicaRef,
+    mutation_id: Option<&'a str>,
+    state: String,
+}
+
+/// `watch --cluster`: each id (or marker) on every replica of the cluster,
+/// until it is done on each.
+async fn watch_on_cluster(
+    args: &WatchArgs,
+    server: &Server,
+    cluster: &ClusterName,
+) -> anyhow::Result<()> {
+    let replicas = Replicas::of_cluster(server, cluster).await?;
+    let table = server.table(&table_name(&args.scope.table)?);
+    let watches: Vec<ClusterWatch> = args
+        .ids
+        .iter()
+        .map(|id| ClusterWatch {
+            marker: id.clone(),
+            by: if id.contains(':') {
+                MatchBy::Marker
+            } else {
+                MatchBy::MutationId
+            },
+            seen: BTreeMap::new(),
+        })
+        .collect();
+    let options = TrackOptions {
+        timeout: args.timeout,
+        stuck_after: args.stuck_after,
+        max_interval: args.max_poll_interval,
+        ..TrackOptions::default()
+    };
+    let mut observer: Box<dyn track::TrackObserver> = match args.output.output {
+        OutputFormat::Json => Box::new(progress::JsonLines),
+        OutputFormat::Human => progress::for_stderr(true),
+    };
+    let report = track::track_on_replicas(
+        server,
+        &replicas,
+        &table,
+        &watches,
+        options,
+        observer.as_mut(),
+    )
+    .await?;
+    let states: Vec<ReplicaWatchState> = report
+        .views
+        .iter()
+        .map(|((watched, replica), view)| {
+            let (mutation_id, state) = match view {
+                ReplicaView::NotSeen => (None, "not_seen".to_string()),
+                ReplicaView::Unreachable(error) => (None, format!("unreachable: {error}")),
+                ReplicaView::Seen { mutation_id, state } => {
+                    (Some(mutation_id.as_str()), state.to_string())
+                }
+            };
+            ReplicaWatchState {
+                watched,
+                replica,
+                mutation_id,
+                state,
+            }
+        })
+        .collect();
+    if args.output.output == OutputFormat::Json {
+        output::print_json_line(&serde_json::json!({
+            "event": "summary",
+            "outcome": report.outcome,
+            "mutations": states,
+        }))?;
+    }
+    let not_done: Vec<String> = states
+        .iter()
+        .filter(|s| s.state != "done")
+        .map(|s| format!("{} on {}: {}", s.watched, s.replica, s.state))
+        .collect();
+    let resume = format!(
+        "chforget mutations watch {} --table {} --database {} --cluster {}",
+        args.ids.join(" "),
+        table.table.as_str(),
+        table.database.as_str(),
+        cluster.as_str()
+    );
+    match report.outcome {
+        TrackOutcome::AllDone => {
+            output::status("done on every replica");
+            Ok(())
+        }
+        TrackOutcome::Failed => fail(ErrorCode::ForgetFailed, not_done.join("; ")),
+        TrackOutcome::TimedOut => fail(
+            ErrorCode::Timeout,
+            format!(
+                "timed out ({}); the mutations keep running. Resume watching with: {resume}",
+                not_done.join("; ")
+            ),
+        ),
+        TrackOutcome::Interrupted => fail(
+            ErrorCode::Interrupted,
+            format!("stopped watching; the mutations keep running. Resume with: {resume}"),
+        ),
+    }
+}
+
 async fn kill(args: KillArgs) -> anyhow::Result<()> {
     let meta = args.change.audit.meta()?;
     let session = Session::change(&args.change)?;
+    let cluster = session.cluster(&args.cluster)?;
     let confirm = Confirm::new(args.change.confirm.yes);
     confirm.ensure_possible("kill a mutation")?;
     let table_name = table_name(&args.scope.table)?;
+    let target = kill::KillTarget::parse(&args.id);
     let open = session.open(true, None).await?;
     let table = open.server.table(&table_name);
-    let row = kill::find(&open.server, &table, &args.id).await?;
-    confirm.ask(
-        "",
-        &format!(
-            "Kill mutation {} on {table} ({})? Parts it already rewrote stay rewritten.",
-            row.mutation_id,
-            output::shorten(&output::printable(&row.command), 120)
+    let replicas = match &cluster {
+        Some(cluster) => Some(Replicas::of_cluster(&open.server, cluster).await?),
+        None => None,
+    };
+    let found = kill::find(&open.server, replicas.as_ref(), &table, &target).await?;
+    let Some(first) = found.first().map(|f| &f.mutation) else {
+        return fail(ErrorCode::InvalidPayload, "nothing to kill");
+    };
+    let question = match &cluster {
+        Some(cluster) => format!(
+            "Kill {} on {table} on every replica of cluster {} ({} replicas have it unfinished)? Parts already rewritten stay rewritten.",
+            args.id,
+            cluster.as_str(),
+            found.len()
         ),
-        "nothing was killed",
-    )?;
+        None => format!(
+            "Kill mutation {} on {table} ({})? Parts it already rewrote stay rewritten.",
+            first.mutation_id,
+            output::shorten(&output::printable(&first.command), 120)
+        ),
+    };
+    confirm.ask("", &question, "nothing was killed")?;
     let ctx = open.context(&session);
-    let report = kill::kill(&ctx, &table, row, meta).await?;
+    let report = kill::kill(&ctx, &table, &target, cluster.as_ref(), found, meta).await?;
     output::emit(session.output, &report, |r| {
-        format!("killed mutation {} on {table}\n", r.mutation.mutation_id)
+        if r.replicas.is_empty() {
+            format!("killed mutation {} on {table}\n", r.mutation.mutation_id)
+        } else {
+            r.replicas
+                .iter()
+                .map(|f| {
+                    format!(
+                        "killed mutation {} on {table} on {}\n",
+                        f.mutation.mutation_id,
+                        f.replica
+                            .as_ref()
+                            .map_or_else(String::new, ToString::to_string)
+                    )
+                })
+                .collect()
+        }
     })
 }

@@ -3,7 +3,7 @@
 
 use clap::{ArgGroup, Args};
 
-use crate::cli::args::ChangeArgs;
+use crate::cli::args::{ChangeArgs, PlaceArgs};
 use crate::cli::context::{Confirm, Session};
 use crate::cli::render::render_rollup;
 use crate::error::ErrorBody;
@@ -38,6 +38,8 @@ pub struct RollupArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub change: ChangeArgs,
+    #[command(flatten)]
+    pub place: PlaceArgs,
 }
 
 pub async fn run(args: RollupArgs) -> anyhow::Result<()> {
@@ -59,7 +61,7 @@ async fn rollup(args: &RollupArgs, report: &mut RollupCommandReport) -> anyhow::
         (None, None) => DayRange::since("")?,
     };
     let meta = args.change.audit.meta()?;
-    let session = Session::change(&args.change)?;
+    let session = Session::change(&args.change)?.placed(&args.place)?;
     meta.require_approval(
         args.change.audit.require_approval || session.profile.audit.require_approval,
     )?;

@@ -3,7 +3,7 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::args::{ClusterArgs, ServerArgs};
+use crate::cli::args::{PlaceArgs, ServerArgs};
 use crate::cli::context::read_placed;
 use crate::cli::render::stitched_table;
 use crate::output::{self, OutputFormat};
@@ -23,7 +23,7 @@ pub struct StitchArgs {
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub place: PlaceArgs,
 }
 
 #[derive(Serialize)]
@@ -37,7 +37,7 @@ struct StitchReport<'a> {
 
 pub async fn run(args: StitchArgs) -> anyhow::Result<()> {
     let subject = Subject::new(&args.project, &args.user_id)?;
-    let (profile, place, server) = read_placed(&args.server, &args.cluster).await?;
+    let (profile, place, server) = read_placed(&args.server, &args.place).await?;
     let mut scope = scope_of(&server, &profile, &subject.project_id, &place);
     settle_scope(&server, &mut scope).await?;
     schema::check_events_table(&server, &scope.events, &scope.columns).await?;
