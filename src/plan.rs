@@ -5,6 +5,8 @@
 //! ids through `sql`'s quoting, each time it is sent, so an edited journal
 //! can never smuggle SQL in. Planning sends nothing.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::replicas::ReplicaRef;
@@ -34,6 +36,21 @@ pub enum TargetKind {
     /// Anonymous rows of the stitched anonymous ids (and, with
     /// `--include-shared`, all rows of shared ones).
     Anonymous,
+    /// Both in one statement: a statement rewrites every part holding one
+    /// of its rows, so two statements over the same parts would rewrite
+    /// them twice.
+    UserAndAnonymous,
+}
+
+impl TargetKind {
+    /// The kinds of rows it covers.
+    pub fn parts(self) -> &'static [TargetKind] {
+        match self {
+            TargetKind::User => &[TargetKind::User],
+            TargetKind::Anonymous => &[TargetKind::Anonymous],
+            TargetKind::UserAndAnonymous => &[TargetKind::User, TargetKind::Anonymous],
+        }
+    }
 }
 
 impl std::fmt::Display for TargetKind {
@@ -41,6 +58,7 @@ impl std::fmt::Display for TargetKind {
         f.write_str(match self {
             TargetKind::User => "user",
             TargetKind::Anonymous => "anonymous",
+            TargetKind::UserAndAnonymous => "user_and_anonymous",
         })
     }
 }
@@ -182,8 +200,9 @@ pub struct Target {
     /// (`--include-shared`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<RawId>,
-    /// Rows the target matched before anything was issued.
-    pub rows_before: u64,
+    /// Rows the target matched before anything was issued, per kind of
+    /// rows it covers.
+    pub rows_before: BTreeMap<TargetKind, u64>,
     pub attempts: Vec<Attempt>,
 }
 
@@ -223,18 +242,33 @@ impl Target {
 
     /// How many ids it covers (anonymous ids for anonymous targets).
     pub fn id_count(&self) -> usize {
-        match self.kind {
-            TargetKind::User => self.users.len(),
-            TargetKind::Anonymous => self.anonymous.len(),
-        }
+        self.users.len() + self.anonymous.len()
     }
 
     /// The rows it deletes, as a predicate on the events table; also used
     /// to count them before and after.
     pub fn predicate(&self, scope: &Scope) -> anyhow::Result<String> {
+        let parts = self
+            .kind
+            .parts()
+            .iter()
+            .map(|kind| self.predicate_of(*kind, scope))
+            .collect::<anyhow::Result<Vec<String>>>()?;
+        Ok(match parts.as_slice() {
+            [one] => one.clone(),
+            many => many
+                .iter()
+                .map(|part| format!("({part})"))
+                .collect::<Vec<_>>()
+                .join(" OR "),
+        })
+    }
+
+    /// The predicate of one kind of rows it covers.
+    fn predicate_of(&self, kind: TargetKind, scope: &Scope) -> anyhow::Result<String> {
         let mut values = scope.bindings();
-        let template = match self.kind {
-            TargetKind::User => {
+        let template = match kind {
+            TargetKind::User | TargetKind::UserAndAnonymous => {
                 values.push(("users", literal_list(&self.users)));
                 USER_PREDICATE
             }
@@ -264,29 +298,35 @@ impl Target {
         )
     }
 
-    /// The rows it matches now, grouped by id (user id, or the anonymous
-    /// id's hex), with exactly the statement's predicate.
-    pub fn count_statement(&self, scope: &Scope) -> anyhow::Result<String> {
-        self.count_statement_reading(scope, &scope.events_source(), "toUInt32(0)")
+    /// The rows it matches now, per kind of rows it covers, grouped by id
+    /// (user id, or the anonymous id's hex): with exactly the statement's
+    /// predicates, one query per kind.
+    pub fn count_statements(&self, scope: &Scope) -> anyhow::Result<Vec<(TargetKind, String)>> {
+        self.count_statements_reading(scope, &scope.events_source(), "toUInt32(0)")
     }
 
-    /// As [`Target::count_statement`], reading `source` (one replica's
+    /// As [`Target::count_statements`], reading `source` (one replica's
     /// table, or every replica's), `replica` numbering the replica.
-    pub fn count_statement_reading(
+    pub fn count_statements_reading(
         &self,
         scope: &Scope,
         source: &str,
         replica: &str,
-    ) -> anyhow::Result<String> {
-        let mut values = scope.bindings_reading(source);
-        values.push(("replica", replica.to_string()));
-        let predicate = self.predicate(scope)?;
-        values.push(("predicate", predicate));
-        let template = match self.kind {
-            TargetKind::User => COUNT_USER_SQL,
-            TargetKind::Anonymous => COUNT_ANONYMOUS_SQL,
-        };
-        render_with(template, &values)
+    ) -> anyhow::Result<Vec<(TargetKind, String)>> {
+        self.kind
+            .parts()
+            .iter()
+            .map(|kind| {
+                let mut values = scope.bindings_reading(source);
+                values.push(("replica", replica.to_string()));
+                values.push(("predicate", self.predicate_of(*kind, scope)?));
+                let template = match kind {
+                    TargetKind::Anonymous => COUNT_ANONYMOUS_SQL,
+                    _ => COUNT_USER_SQL,
+                };
+                Ok((*kind, render_with(template, &values)?))
+            })
+            .collect()
     }
 }
 
@@ -304,56 +344,62 @@ pub fn plan(
     options: ForgetOptions,
     max_query_size: u64,
 ) -> Vec<Target> {
+    /// One id of a statement.
+    enum Id<'a> {
+        User(&'a ValidId),
+        Anonymous(&'a StitchedId),
+    }
+    let listed_twice = |s: &StitchedId| options.include_shared && s.is_shared();
+    let mut ids: Vec<Id> = users.iter().map(Id::User).collect();
+    if options.anonymous {
+        ids.extend(stitched.iter().map(Id::Anonymous));
+    }
+    let cost = |id: &Id| match id {
+        Id::User(user) => literal_len(user) + 2,
+        // A shared id appears in both lists of the statement.
+        Id::Anonymous(s) => {
+            (literal_len(&s.anonymous_id) + 2) * if listed_twice(s) { 2 } else { 1 }
+        }
+    };
     let budget = literal_budget(max_query_size);
-    let mut targets = Vec::new();
-    let user_chunks = chunk_by_cost(users, budget, |u| literal_len(u) + 2);
-    for (chunk, users) in user_chunks.into_iter().enumerate() {
-        targets.push(Target {
-            kind: TargetKind::User,
-            chunk,
-            users: users.into_iter().cloned().collect(),
-            anonymous: Vec::new(),
-            shared: Vec::new(),
-            rows_before: 0,
-            attempts: vec![Attempt::new(Target::marker(
+    chunk_by_cost(&ids, budget, cost)
+        .into_iter()
+        .enumerate()
+        .map(|(chunk, ids)| {
+            let mut target = Target {
+                kind: TargetKind::User,
+                chunk,
+                users: Vec::new(),
+                anonymous: Vec::new(),
+                shared: Vec::new(),
+                rows_before: BTreeMap::new(),
+                attempts: Vec::new(),
+            };
+            for id in ids {
+                match id {
+                    Id::User(user) => target.users.push((*user).clone()),
+                    Id::Anonymous(s) => {
+                        target.anonymous.push(s.anonymous_id.clone());
+                        if listed_twice(s) {
+                            target.shared.push(s.anonymous_id.clone());
+                        }
+                    }
+                }
+            }
+            target.kind = match (target.users.is_empty(), target.anonymous.is_empty()) {
+                (false, false) => TargetKind::UserAndAnonymous,
+                (true, false) => TargetKind::Anonymous,
+                _ => TargetKind::User,
+            };
+            target.attempts = vec![Attempt::new(Target::marker(
                 request_id,
-                TargetKind::User,
+                target.kind,
                 chunk,
                 0,
-            ))],
-        });
-    }
-    if options.anonymous && !stitched.is_empty() {
-        let listed_twice = |s: &StitchedId| options.include_shared && s.is_shared();
-        // A shared id appears in both lists of the statement.
-        let cost = |s: &StitchedId| {
-            (literal_len(&s.anonymous_id) + 2) * if listed_twice(s) { 2 } else { 1 }
-        };
-        for (chunk, ids) in chunk_by_cost(stitched, budget, cost)
-            .into_iter()
-            .enumerate()
-        {
-            targets.push(Target {
-                kind: TargetKind::Anonymous,
-                chunk,
-                anonymous: ids.iter().map(|s| s.anonymous_id.clone()).collect(),
-                shared: ids
-                    .iter()
-                    .filter(|s| listed_twice(s))
-                    .map(|s| s.anonymous_id.clone())
-                    .collect(),
-                users: Vec::new(),
-                rows_before: 0,
-                attempts: vec![Attempt::new(Target::marker(
-                    request_id,
-                    TargetKind::Anonymous,
-                    chunk,
-                    0,
-                ))],
-            });
-        }
-    }
-    targets
+            ))];
+            target
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -427,7 +473,10 @@ mod tests {
             include_shared: false,
         };
         let default = plan(&id(), &users(&["u1"]), &ids, options, 262_144);
-        let anonymous = default[1].predicate(&scope()).expect("sql");
+        assert_eq!(default.len(), 1, "one statement for the user and the ids");
+        let anonymous = default[0]
+            .predicate_of(TargetKind::Anonymous, &scope())
+            .expect("sql");
         assert!(anonymous.contains("isNull(`user_id`)"), "{anonymous}");
         assert!(!anonymous.contains(" OR "), "{anonymous}");
         let included = ForgetOptions {
@@ -435,11 +484,47 @@ mod tests {
             ..options
         };
         let wider = plan(&id(), &users(&["u1"]), &ids, included, 262_144);
-        let predicate = wider[1].predicate(&scope()).expect("sql");
+        let predicate = wider[0]
+            .predicate_of(TargetKind::Anonymous, &scope())
+            .expect("sql");
         assert!(
             predicate.contains("OR `anonymous_id` IN ('shared')"),
             "{predicate}"
         );
+    }
+
+    #[test]
+    fn users_and_their_anonymous_ids_go_in_one_statement() {
+        let options = ForgetOptions {
+            anonymous: true,
+            include_shared: false,
+        };
+        let targets = plan(
+            &id(),
+            &users(&["u1", "u2"]),
+            &[stitched("a1", 0), stitched("a2", 0)],
+            options,
+            262_144,
+        );
+        assert_eq!(targets.len(), 1);
+        let target = &targets[0];
+        assert_eq!(target.kind, TargetKind::UserAndAnonymous);
+        assert_eq!(
+            target.attempts[0].marker,
+            "chforget:01a228b4-9333-779e-905f-58089d6845e3:user_and_anonymous:0"
+        );
+        let sql = target
+            .delete_statement(&scope(), &target.attempts[0].marker)
+            .expect("sql");
+        assert!(
+            sql.contains("`user_id` IN ('u1', 'u2')) OR (`project_id` IN ('p1')"),
+            "{sql}"
+        );
+        assert!(sql.contains("`anonymous_id` IN ('a1', 'a2')"), "{sql}");
+        let counts = target.count_statements(&scope()).expect("sql");
+        let kinds: Vec<TargetKind> = counts.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, [TargetKind::User, TargetKind::Anonymous]);
+        assert!(!counts[0].1.contains("anonymous_id` IN"), "{}", counts[0].1);
     }
 
     #[test]

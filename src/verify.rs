@@ -47,6 +47,8 @@ pub struct RowCounts {
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
     pub per_target: Vec<u64>,
+    /// Per target (in plan order), per kind of rows it covers.
+    pub per_target_kind: Vec<BTreeMap<TargetKind, u64>>,
     pub per_user: BTreeMap<String, u64>,
     pub per_anonymous: BTreeMap<RawId, u64>,
     /// On a cluster: the targeted rows each replica still holds, where any.
@@ -118,16 +120,23 @@ pub async fn count_targets(
 ) -> anyhow::Result<Counts> {
     let mut counts = Counts::default();
     for target in targets {
-        let rows: Vec<IdCount> = server
-            .fetch(
-                &target.count_statement(scope)?,
-                &format!("counting the {} rows", target.kind),
-            )
-            .await?;
-        let total = add_rows(&mut counts, target.kind, &rows)?;
-        counts.per_target.push(total);
+        let mut by_kind = BTreeMap::new();
+        for (kind, sql) in target.count_statements(scope)? {
+            let rows: Vec<IdCount> = server
+                .fetch(&sql, &format!("counting the {kind} rows"))
+                .await?;
+            by_kind.insert(kind, add_rows(&mut counts, kind, &rows)?);
+        }
+        counts.push_target(by_kind);
     }
     Ok(counts)
+}
+
+impl Counts {
+    fn push_target(&mut self, by_kind: BTreeMap<TargetKind, u64>) {
+        self.per_target.push(by_kind.values().sum());
+        self.per_target_kind.push(by_kind);
+    }
 }
 
 /// Add `rows` (one server's, or one shard's) to `counts`; their total.
@@ -136,7 +145,7 @@ fn add_rows(counts: &mut Counts, kind: TargetKind, rows: &[IdCount]) -> anyhow::
     for row in rows {
         total += row.n;
         match kind {
-            TargetKind::User => {
+            TargetKind::User | TargetKind::UserAndAnonymous => {
                 *counts.per_user.entry(row.id.clone()).or_default() += row.n;
             }
             TargetKind::Anonymous => {
@@ -169,52 +178,61 @@ pub async fn count_targets_on_replicas(
     let table = scope.events_table();
     let mut counts = Counts::default();
     for target in targets {
-        let build =
-            |source: &str, replica: &str| target.count_statement_reading(scope, source, replica);
-        let answers: Vec<ReplicaAnswer<IdCount>> = replicas
-            .read(
-                server,
-                &table,
-                &build,
-                &format!("counting the {} rows on every replica", target.kind),
-            )
-            .await?;
-        let unreachable: Vec<String> = answers
-            .iter()
-            .filter_map(|a| a.rows.as_ref().err().map(|e| format!("{}: {e}", a.replica)))
-            .collect();
-        if !unreachable.is_empty() {
-            return Err(Failure::new(
-                ErrorCode::ConnectionFailed,
-                format!(
-                    "cannot count the rows left on every replica, so the erasure cannot be verified (an unknown count is never taken for zero): {}",
-                    unreachable.join("; ")
-                ),
-            )
-            .into());
-        }
-        // Per shard, the replica holding the most (replicas of a shard hold
-        // the same rows once caught up).
-        let mut fullest: BTreeMap<u32, (u64, Vec<IdCount>)> = BTreeMap::new();
-        for answer in answers {
-            let rows = answer.rows.unwrap_or_default();
-            let total: u64 = rows.iter().map(|r| r.n).sum();
-            if total > 0 {
-                *counts
-                    .per_replica
-                    .entry(answer.replica.clone())
-                    .or_default() += total;
+        let mut by_kind = BTreeMap::new();
+        for (index, kind) in target.kind.parts().iter().enumerate() {
+            let build = |source: &str, replica: &str| {
+                let mut statements = target.count_statements_reading(scope, source, replica)?;
+                if index >= statements.len() {
+                    anyhow::bail!("no count statement for the {kind} rows");
+                }
+                Ok(statements.swap_remove(index).1)
+            };
+            let answers: Vec<ReplicaAnswer<IdCount>> = replicas
+                .read(
+                    server,
+                    &table,
+                    &build,
+                    &format!("counting the {kind} rows on every replica"),
+                )
+                .await?;
+            let unreachable: Vec<String> = answers
+                .iter()
+                .filter_map(|a| a.rows.as_ref().err().map(|e| format!("{}: {e}", a.replica)))
+                .collect();
+            if !unreachable.is_empty() {
+                return Err(Failure::new(
+                    ErrorCode::ConnectionFailed,
+                    format!(
+                        "cannot count the rows left on every replica, so the erasure cannot be verified (an unknown count is never taken for zero): {}",
+                        unreachable.join("; ")
+                    ),
+                )
+                .into());
             }
-            let entry = fullest.entry(answer.replica.shard).or_default();
-            if total > entry.0 || entry.1.is_empty() {
-                *entry = (total, rows);
+            // Per shard, the replica holding the most (replicas of a shard
+            // hold the same rows once caught up).
+            let mut fullest: BTreeMap<u32, (u64, Vec<IdCount>)> = BTreeMap::new();
+            for answer in answers {
+                let rows = answer.rows.unwrap_or_default();
+                let total: u64 = rows.iter().map(|r| r.n).sum();
+                if total > 0 {
+                    *counts
+                        .per_replica
+                        .entry(answer.replica.clone())
+                        .or_default() += total;
+                }
+                let entry = fullest.entry(answer.replica.shard).or_default();
+                if total > entry.0 || entry.1.is_empty() {
+                    *entry = (total, rows);
+                }
             }
+            let mut total = 0;
+            for (_, rows) in fullest.values() {
+                total += add_rows(&mut counts, *kind, rows)?;
+            }
+            by_kind.insert(*kind, total);
         }
-        let mut total = 0;
-        for (_, rows) in fullest.values() {
-            total += add_rows(&mut counts, target.kind, rows)?;
-        }
-        counts.per_target.push(total);
+        counts.push_target(by_kind);
     }
     Ok(counts)
 }

@@ -181,18 +181,25 @@ pub fn planned_rollups(journal: &RequestJournal) -> Option<RollupReport> {
     })
 }
 
-/// Per target kind: rows before (from the plan) and after (once verified).
+/// Per kind of rows: before (from the plan) and after (once verified).
 pub fn rows_by_kind(
     targets: &[Target],
     after: Option<&Counts>,
 ) -> BTreeMap<TargetKind, verify::RowCounts> {
     let mut rows: BTreeMap<TargetKind, verify::RowCounts> = BTreeMap::new();
     for (index, target) in targets.iter().enumerate() {
-        let entry = rows.entry(target.kind).or_default();
-        entry.before += target.rows_before;
-        if let Some(after) = after {
-            entry.after =
-                Some(entry.after.unwrap_or(0) + after.per_target.get(index).copied().unwrap_or(0));
+        for kind in target.kind.parts() {
+            let entry = rows.entry(*kind).or_default();
+            entry.before += target.rows_before.get(kind).copied().unwrap_or(0);
+            if let Some(after) = after {
+                let now = after
+                    .per_target_kind
+                    .get(index)
+                    .and_then(|by_kind| by_kind.get(kind))
+                    .copied()
+                    .unwrap_or(0);
+                entry.after = Some(entry.after.unwrap_or(0) + now);
+            }
         }
     }
     rows

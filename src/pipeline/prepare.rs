@@ -164,8 +164,8 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         server.capabilities.max_query_size,
     );
     let counts = verify::count_targets(server, &scope, &targets).await?;
-    for (target, count) in targets.iter_mut().zip(&counts.per_target) {
-        target.rows_before = *count;
+    for (target, count) in targets.iter_mut().zip(&counts.per_target_kind) {
+        target.rows_before = count.clone();
     }
     let mut members: Vec<Member> = request
         .members
