@@ -119,6 +119,21 @@ pub struct RequestJournal {
     pub meta: AuditMeta,
     /// Raw ids were replaced by their keyed hashes (the request finished).
     pub scrubbed: bool,
+    /// The partitions (`partition_id`) holding targeted rows before the
+    /// deletion: where `verify --physical` looks for the old parts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<String>,
+    /// The last `verify --physical` of the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical: Option<PhysicalCheck>,
+}
+
+/// When the disks were last checked for a request's rows, and what was
+/// found (`erased`, `pending`, `attention`, `unknown`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhysicalCheck {
+    pub status: String,
+    pub checked_at: String,
 }
 
 impl RequestJournal {

@@ -22,6 +22,7 @@ pub mod journal;
 pub mod mutate;
 pub mod ops;
 pub mod output;
+pub mod physical;
 pub mod pipeline;
 pub mod plan;
 pub mod profile;
@@ -67,6 +68,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("mutate", 13),
     ("track", 14),
     ("verify", 15),
+    ("physical", 15),
     ("rollup", 16),
     ("audit", 17),
     ("pipeline", 18),

@@ -166,9 +166,29 @@ impl Replicas {
     where
         T: RowOwned + RowRead + OnReplica,
     {
+        self.read_with_settings(server, table, build, &[], during)
+            .await
+    }
+
+    /// As [`Replicas::read`], with settings for every query (they travel to
+    /// the replicas with it).
+    pub async fn read_with_settings<T>(
+        &self,
+        server: &Server,
+        table: &QualifiedTable,
+        build: BuildQuery<'_>,
+        settings: &[(&str, &str)],
+        during: &str,
+    ) -> anyhow::Result<Vec<ReplicaAnswer<T>>>
+    where
+        T: RowOwned + RowRead + OnReplica,
+    {
         if self.method == ReadMethod::AllReplicas {
             let sql = self.queries(table, build)?.remove(0);
-            if let Ok(rows) = server.fetch::<T>(&sql, during).await {
+            if let Ok(rows) = server
+                .fetch_with_settings::<T>(&sql, settings, during)
+                .await
+            {
                 return Ok(self.spread(rows));
             }
             // Some replica failed the query: read each on its own to name it.
@@ -180,11 +200,13 @@ impl Replicas {
         let queries = per_host.queries(table, build)?;
         // 18.16 fails reads of system tables through remote() to the local
         // server when the query sorts; the local shortcut is not needed.
-        let settings = [("prefer_localhost_replica", "0")];
+        let mut all_settings = vec![("prefer_localhost_replica", "0")];
+        all_settings.extend_from_slice(settings);
+        let all_settings = &all_settings;
         let answers: Vec<Result<Vec<T>, String>> = futures_util::stream::iter(queries)
             .map(|sql| async move {
                 server
-                    .fetch_with_settings::<T>(&sql, &settings, during)
+                    .fetch_with_settings::<T>(&sql, all_settings, during)
                     .await
                     .map_err(|error| brief(&format!("{error:#}")))
             })

@@ -10,6 +10,7 @@ use crate::audit::AuditOutcome;
 use crate::audit::record::{AuditedMutation, mutation_entries};
 use crate::error::ErrorBody;
 use crate::journal::RequestJournal;
+use crate::physical::PhysicalReport;
 use crate::pipeline::{Outcome, RunResult, planned_rollups, rows_by_kind};
 use crate::plan::{ForgetOptions, TargetKind};
 use crate::rollup::RollupReport;
@@ -59,6 +60,9 @@ pub struct ForgetReport {
     /// What a person should know although nothing failed (no row matched,
     /// earlier requests' ids added, ...).
     pub warnings: Vec<String>,
+    /// With `--physical`: what is left on disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub physical: Option<PhysicalReport>,
     pub error: Option<ErrorBody>,
 }
 
@@ -75,6 +79,7 @@ impl ForgetReport {
             include_shared: options.include_shared,
             cluster: None,
             local_only: false,
+            physical: None,
             stitched: Vec::new(),
             statements: Vec::new(),
             mutations: Vec::new(),

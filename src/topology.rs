@@ -264,6 +264,28 @@ pub async fn clusters(server: &Server) -> anyhow::Result<Vec<Cluster>> {
     Ok(clusters)
 }
 
+/// Every Distributed table. 18.16 fails the whole read of system.tables
+/// when a table is dropped while it is read (code 60): read again.
+async fn distributed_tables(server: &Server) -> anyhow::Result<Vec<DistributedRow>> {
+    let mut tries = 0;
+    loop {
+        match server
+            .fetch::<DistributedRow>(DISTRIBUTED_SQL, "looking for Distributed tables")
+            .await
+        {
+            Err(error)
+                if tries < 3
+                    && crate::error::server_code_of(&error)
+                        == Some(crate::error::server_code::UNKNOWN_TABLE) =>
+            {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The topology of `table`.
 pub async fn detect(server: &Server, table: &QualifiedTable) -> anyhow::Result<Topology> {
     let database = string_literal(table.database.as_str());
@@ -282,8 +304,7 @@ pub async fn detect(server: &Server, table: &QualifiedTable) -> anyhow::Result<T
         .into_iter()
         .next()
         .map(|row| (row.total, row.active));
-    let distributed_by = server
-        .fetch::<DistributedRow>(DISTRIBUTED_SQL, "looking for Distributed tables")
+    let distributed_by = distributed_tables(server)
         .await?
         .into_iter()
         .filter_map(|row| {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorBody, code_of};
 use crate::journal::{Member, RequestJournal, StepEvent, now_rfc3339};
+use crate::physical::PhysicalReport;
 use crate::plan::{Attempt, AttemptOutcome, ReplicaMutation, TargetKind};
 use crate::redact::Secrets;
 use crate::request::AuditMeta;
@@ -87,6 +88,9 @@ pub struct AuditRecord {
     /// part of a cluster: other shards and replicas were not checked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub local_only: bool,
+    /// What `verify --physical` found on disk (action `verify-physical`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical: Option<PhysicalReport>,
     /// What a rollup recomputed (actions `rollup`, and forgets with --rollups).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollups: Option<RollupReport>,
@@ -146,6 +150,7 @@ fn blank(action: &str, request_id: &str, project_id: &str, origin: &Origin) -> A
         database: origin.database.clone(),
         cluster: None,
         local_only: false,
+        physical: None,
         rollups: None,
         chain: None,
         prev_hash: String::new(),
@@ -364,10 +369,11 @@ pub struct ActionRecord<'a> {
     pub mutations: Vec<AuditedMutation>,
     pub steps: Vec<StepEvent>,
     pub rollups: Option<RollupReport>,
+    pub physical: Option<PhysicalReport>,
     pub error: Option<&'a anyhow::Error>,
 }
 
-/// The record of a rollup or a kill.
+/// The record of a rollup, a kill or a physical check.
 pub fn action_record(action: ActionRecord<'_>, origin: &Origin) -> AuditRecord {
     let mut record = blank(action.action, action.request_id, action.project_id, origin);
     record.meta = action.meta;
@@ -376,6 +382,7 @@ pub fn action_record(action: ActionRecord<'_>, origin: &Origin) -> AuditRecord {
     record.mutations = action.mutations;
     record.steps = action.steps;
     record.rollups = action.rollups;
+    record.physical = action.physical;
     record.error = action.error.map(ErrorBody::of);
     record
 }

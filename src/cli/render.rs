@@ -94,6 +94,20 @@ pub fn render_forget(report: &ForgetReport) -> String {
     if let Some(rollups) = &report.rollups {
         out.push_str(&render_rollups(rollups));
     }
+    if let Some(physical) = &report.physical {
+        out.push_str(&format!(
+            "on disk: {} ({} inactive parts{})\n",
+            physical.status.as_str(),
+            physical.inactive_parts,
+            physical
+                .remove_after
+                .as_deref()
+                .map_or_else(String::new, |at| format!(", removed by {at}"))
+        ));
+        for finding in &physical.findings {
+            out.push_str(&format!("  - {finding}\n"));
+        }
+    }
     for warning in &report.warnings {
         out.push_str(&format!("warning: {warning}\n"));
     }

@@ -249,6 +249,7 @@ pub async fn kill(
                 })
                 .collect(),
             rollups: None,
+            physical: None,
             error: killed.as_ref().err(),
         },
     )

@@ -31,6 +31,9 @@ pub struct VerifyReport {
     pub late_rows: LateArrivals,
     /// Per user (one for a single request, every member for a batch).
     pub users: Vec<UserVerification>,
+    /// With `--physical`: what is left on disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub physical: Option<super::physical::PhysicalOutcome>,
 }
 
 /// The users of a request to check, raw: all of them, or `wanted` alone
@@ -79,6 +82,7 @@ pub async fn check(
         request_id: journal.request_id.as_str().to_string(),
         late_rows: LateArrivals::default(),
         users: Vec::new(),
+        physical: None,
     };
     for ((user, _), late) in users.iter().zip(found) {
         report.late_rows.add(&late);

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod forget;
 pub mod kill;
 pub mod late;
+pub mod physical;
 pub mod rollup;
 pub mod status;
 

@@ -109,6 +109,7 @@ pub async fn rollup(
                 },
             ],
             rollups: Some(report.rollup.clone()),
+            physical: None,
             error: outcome.as_ref().err(),
         },
     )

@@ -24,6 +24,9 @@ pub struct StatusLine {
     pub running: bool,
     /// Why the journal could not be read.
     pub problem: Option<String>,
+    /// The last `verify --physical`: its status and time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub physical: Option<crate::journal::PhysicalCheck>,
 }
 
 pub fn line(journal: &RequestJournal, state: &StateDir) -> StatusLine {
@@ -61,6 +64,7 @@ pub fn line(journal: &RequestJournal, state: &StateDir) -> StatusLine {
         running: holder.is_some(),
         running_pid: holder.and_then(|h| h.pid),
         problem: None,
+        physical: journal.physical.clone(),
     }
 }
 
@@ -92,6 +96,7 @@ pub fn unfinished(state: &StateDir, key: Option<&Key>) -> anyhow::Result<Vec<Sta
         last_step: None,
         running: false,
         running_pid: None,
+        physical: None,
         problem: Some(bad.problem),
     }));
     lines.sort_by(|a, b| a.request_id.cmp(&b.request_id));

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 use crate::error::{ErrorCode, fail, shown};
 use crate::journal::{Member, RequestJournal, RequestStatus, now_rfc3339};
+use crate::physical;
 use crate::plan;
 use crate::profile::Profile;
+use crate::replicas::Replicas;
 use crate::request::{RawId, RequestId, Scope, ValidId};
 use crate::rollup;
 use crate::schema;
@@ -116,7 +118,12 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     let server = ctx.server;
     server.name_queries_after(request.request_id.as_str());
     let mut scope = scope_of(server, ctx.profile, &request.project_id, &request.place);
-    settle_scope(server, &mut scope).await?;
+    let topology = settle_scope(server, &mut scope).await?;
+    let replicas = scope.cluster.as_ref().and_then(|name| {
+        topology
+            .cluster(name)
+            .map(|cluster| Replicas::new(name, cluster, server.capabilities.cluster_all_replicas))
+    });
     schema::check_events_table(server, &scope.events, &scope.columns).await?;
     if request.rollups {
         refuse_rollups_on_cluster(&scope)?;
@@ -187,6 +194,11 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     } else {
         None
     };
+    let reach = match &replicas {
+        Some(replicas) => physical::Reach::Replicas(server, replicas),
+        None => physical::Reach::Here(server),
+    };
+    let partitions = physical::touched_partitions(&reach, &scope, &targets).await?;
     let mut journal = RequestJournal {
         request_id: request.request_id,
         created_at: now_rfc3339(),
@@ -204,6 +216,8 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         steps: Vec::new(),
         meta: request.meta,
         scrubbed: false,
+        partitions,
+        physical: None,
     };
     for warning in &warnings {
         journal.record_step("warning", warning.clone());

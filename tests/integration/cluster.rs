@@ -76,7 +76,8 @@ impl ClusterDb {
                      anonymous_id String, session_id String, event String, url String, \
                      ip_hash String, ts DateTime) \
                      ENGINE = ReplicatedMergeTree('{path}', '{{replica}}') \
-                     PARTITION BY toYYYYMM(ts) ORDER BY (project_id, ts, anonymous_id)"
+                     PARTITION BY toYYYYMM(ts) ORDER BY (project_id, ts, anonymous_id) \
+                     SETTINGS old_parts_lifetime = 10"
                 ),
             ] {
                 client
@@ -740,4 +741,40 @@ async fn a_distributed_table_in_the_profile_erases_its_local_table_on_its_cluste
         .arg("--config")
         .arg(&profile));
     assert_eq!(output.code, 2, "{}", output.stderr);
+}
+
+/// `--physical` on a cluster looks at every replica's disks: the parts the
+/// mutations replaced on each replica are pending until each server removes
+/// them.
+#[tokio::test]
+async fn physical_checks_look_at_every_replica() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    let mut args = forget_args("sharded");
+    args.push("--physical".to_string());
+    let output = run(db.chforget().args(&args));
+    assert_eq!(output.code, 0, "{}\n{}", output.stderr, output.stdout);
+    let report = output.json();
+    let physical = &report["physical"];
+    assert_eq!(physical["status"], "pending", "{physical:#}");
+    assert!(
+        physical["inactive_parts"].as_u64() >= Some(3),
+        "old parts on each of the three replicas: {physical:#}"
+    );
+    let request = report["request_id"].as_str().expect("id").to_string();
+    let waited = run(db.chforget().args([
+        "verify",
+        &request,
+        "--physical",
+        "--wait",
+        "--timeout",
+        "90s",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(waited.code, 0, "{}\n{}", waited.stderr, waited.stdout);
+    let physical = waited.json()["physical"].clone();
+    assert_eq!(physical["inactive_parts"], 0, "{physical:#}");
+    // 18.16 cannot list detached parts: never `erased` there.
+    assert_eq!(physical["status"], "unknown", "{physical:#}");
 }

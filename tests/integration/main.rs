@@ -12,6 +12,7 @@ mod help;
 mod ids;
 mod late;
 mod mutations;
+mod physical;
 mod resume;
 mod rollup;
 mod servers;

@@ -11,6 +11,7 @@ use crate::cli::render::{render_batch, render_forget};
 use crate::error::{ErrorBody, ErrorCode, Failure, fail};
 use crate::journal::Journals;
 use crate::ops::forget::{self, BatchRequest, ForgetRequest};
+use crate::ops::physical::{self, PhysicalRequest};
 use crate::output;
 use crate::pipeline::RunMode;
 use crate::plan::ForgetOptions;
@@ -33,7 +34,7 @@ pub struct ForgetArgs {
     pub user_id: Option<String>,
     /// Erase every user of a CSV (header row) or JSON-lines file with the fields
     /// project_id, user_id and optionally requested_by, approved_by, ticket, note:
-    /// one mutation per kind and project for all of them
+    /// one mutation per project for all of them
     #[arg(long, value_name = "FILE", conflicts_with_all = ["project", "user_id"])]
     pub batch: Option<std::path::PathBuf>,
     /// Also delete the anonymous rows (NULL user_id) of the anonymous ids stitched to the user
@@ -52,6 +53,11 @@ pub struct ForgetArgs {
     /// Return once the mutations are issued (status "queued")
     #[arg(long, conflicts_with = "dry_run")]
     pub no_wait: bool,
+    /// Once completed, look at the disks as `verify ID --physical` does (old
+    /// parts, detached parts, masks, the request's traces): the report's
+    /// `physical`, recorded in the audit trail
+    #[arg(long, conflicts_with_all = ["batch", "dry_run", "no_wait"])]
+    pub physical: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
     #[command(flatten)]
@@ -104,19 +110,27 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
         args.user_id.as_deref().unwrap_or_default(),
         args.options(),
     );
-    let result = run_one(&args, request_id, &mut report).await;
-    if let Err(error) = &result {
-        report.fail_with(error);
-    }
+    let result = match run_one(&args, request_id, &mut report).await {
+        // The erasure's outcome stands; a finding on disk that needs an
+        // operator is the command's error.
+        Ok(Some(verdict)) => Err(verdict),
+        Ok(None) => Ok(()),
+        Err(error) => {
+            report.fail_with(&error);
+            Err(error)
+        }
+    };
     output::emit(format, &report, render_forget)?;
     result
 }
 
+/// One forget; with `--physical`, the error its finding on disk means for
+/// the exit status (the erasure itself succeeded).
 async fn run_one(
     args: &ForgetArgs,
     request_id: RequestId,
     report: &mut ForgetReport,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<anyhow::Error>> {
     let subject = Subject::new(
         args.project.as_deref().unwrap_or_default(),
         args.user_id.as_deref().unwrap_or_default(),
@@ -139,7 +153,7 @@ async fn run_one(
                 state: &session.state,
                 key,
             };
-            return forget::report_in_flight(&found, &journals, report);
+            return forget::report_in_flight(&found, &journals, report).map(|()| None);
         }
         confirm.ensure_possible("delete")?;
     }
@@ -166,6 +180,7 @@ async fn run_one(
     };
     let mut observer = progress::for_stderr(false);
     let ctx = open.context(&session);
+    let request_id = request.request_id.clone();
     forget::forget(
         &ctx,
         request,
@@ -174,7 +189,26 @@ async fn run_one(
         &mut ask,
         observer.as_mut(),
     )
-    .await
+    .await?;
+    if !args.physical || report.status != crate::pipeline::Outcome::Completed {
+        return Ok(None);
+    }
+    let mut journal = ctx.journals().load(&request_id)?;
+    let _lock = ctx.journals().lock(&request_id)?;
+    let meta = journal.meta.clone();
+    let (outcome, verdict) = physical::physical(
+        &ctx,
+        &mut journal,
+        PhysicalRequest {
+            wait: None,
+            purge_traces: false,
+            meta,
+        },
+        &mut |_| {},
+    )
+    .await?;
+    report.physical = Some(outcome.report);
+    Ok(verdict)
 }
 
 async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> anyhow::Result<()> {

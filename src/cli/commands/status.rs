@@ -57,6 +57,7 @@ fn table(lines: &[StatusLine]) -> String {
             "status",
             "mutations",
             "last step",
+            "on disk",
         ],
         lines.iter().map(|l| {
             vec![
@@ -78,6 +79,10 @@ fn table(lines: &[StatusLine]) -> String {
                     .collect::<Vec<_>>()
                     .join(" "),
                 l.last_step.clone().unwrap_or_else(|| "-".to_string()),
+                l.physical.as_ref().map_or_else(
+                    || "-".to_string(),
+                    |p| format!("{} ({})", p.status, p.checked_at),
+                ),
             ]
         }),
     );

@@ -1,4 +1,5 @@
-//! `chforget verify ID [--fix]`: late arrivals of a finished request.
+//! `chforget verify ID [--fix] [--physical [--wait] [--purge-traces]]`:
+//! late arrivals of a finished request, and what of it is left on disk.
 
 use std::time::Duration;
 
@@ -8,9 +9,12 @@ use crate::cli::args::{ConfirmArgs, TrailArgs};
 use crate::cli::context::{Confirm, Session};
 use crate::cli::render::render_forget;
 use crate::error::{ErrorCode, fail};
+use crate::journal::RequestStatus;
 use crate::ops::forget::check_database;
 use crate::ops::late::{self, VerifyReport};
+use crate::ops::physical::{self, PhysicalOutcome, PhysicalRequest};
 use crate::output::{self, OutputFormat};
+use crate::physical::PhysicalReport;
 use crate::pipeline::RunMode;
 use crate::progress;
 use crate::track::TrackOptions;
@@ -32,7 +36,22 @@ pub struct VerifyArgs {
     /// as hashes, with --redact-user)
     #[arg(long = "user", value_name = "USER_ID")]
     pub user_id: Option<String>,
-    /// With --fix: stop waiting after this long (exit 5); the mutations keep running
+    /// Also look at the disks: old parts the mutations replaced, detached
+    /// parts, lightweight-delete masks, and the request's own traces in the
+    /// system tables; the finding goes to the audit trail
+    #[arg(long)]
+    pub physical: bool,
+    /// With --physical: wait until the server has removed the old parts
+    /// (or nothing more changes by itself), at most --timeout
+    #[arg(long, requires = "physical")]
+    pub wait: bool,
+    /// With --physical: delete the request's rows from the server's query
+    /// logs (query_log, query_thread_log, text_log) where the server allows
+    /// it; asks first, recorded in the audit trail
+    #[arg(long, requires = "physical")]
+    pub purge_traces: bool,
+    /// With --fix or --wait: stop waiting after this long (exit 5); the
+    /// mutations keep running
     #[arg(long, env = "CHFORGET_TIMEOUT", default_value = "1h", value_parser = crate::cli::args::parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
     #[command(flatten)]
@@ -55,8 +74,13 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     if args.fix {
         confirm.ensure_possible("delete")?;
     }
+    if args.purge_traces {
+        confirm.ensure_possible("delete the request's rows from the query logs")?;
+    }
     check_database(&journal, session.database(), "verify")?;
-    let open = session.open(false, Some(&journal.request_id)).await?;
+    let open = session
+        .open(args.fix || args.physical, Some(&journal.request_id))
+        .await?;
     let mut report = late::check(&open.server, &journal, &users, &key, since).await?;
     let total = report.late_rows.total();
     let result = if total > 0 && args.fix {
@@ -97,11 +121,75 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     } else {
         Ok(())
     };
+    let result = if args.physical {
+        let physical = physical_check(&args, &session, &open, &confirm).await;
+        match physical {
+            Ok((outcome, verdict)) => {
+                report.physical = Some(outcome);
+                result.and(verdict.map_or(Ok(()), Err))
+            }
+            Err(error) => result.and(Err(error)),
+        }
+    } else {
+        result
+    };
     match session.output {
         OutputFormat::Json => output::print_json(&report)?,
         OutputFormat::Human => print!("{}", render(&report)),
     }
     result
+}
+
+/// `--physical`: the check (after a fix, of the request as it is now).
+async fn physical_check(
+    args: &VerifyArgs,
+    session: &Session,
+    open: &crate::cli::context::Open,
+    confirm: &Confirm,
+) -> anyhow::Result<(PhysicalOutcome, Option<anyhow::Error>)> {
+    let (_, mut journal) = session.journal(&args.request_id)?;
+    if journal.status != RequestStatus::Completed {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "request {} is {}: its mutations may still be rewriting parts. Finish it first (`chforget resume {}`), then look at the disks",
+                journal.request_id, journal.status, journal.request_id
+            ),
+        );
+    }
+    if args.purge_traces {
+        confirm.ask(
+            "",
+            &format!(
+                "Delete the rows of request {} from the server's query logs?",
+                journal.request_id
+            ),
+            "nothing was deleted",
+        )?;
+    }
+    let ctx = open.context(session);
+    let _lock = ctx.journals().lock(&journal.request_id)?;
+    let request = PhysicalRequest {
+        wait: args.wait.then_some(args.timeout),
+        purge_traces: args.purge_traces,
+        // The check is recorded under who asked and approved the request.
+        meta: journal.meta.clone(),
+    };
+    let terminal = output::stderr_is_terminal();
+    let mut progress = |report: &PhysicalReport| {
+        if terminal || args.wait {
+            output::status(format!(
+                "physical: {} ({} inactive parts{})",
+                report.status.as_str(),
+                report.inactive_parts,
+                report
+                    .remove_after
+                    .as_deref()
+                    .map_or_else(String::new, |at| format!(", removed by {at}"))
+            ));
+        }
+    };
+    physical::physical(&ctx, &mut journal, request, &mut progress).await
 }
 
 fn render(report: &VerifyReport) -> String {
@@ -118,6 +206,67 @@ fn render(report: &VerifyReport) -> String {
     }
     if let Some(fix) = report.users.iter().find_map(|u| u.fixed_by.as_ref()) {
         out.push_str(&render_forget(fix));
+    }
+    if let Some(physical) = &report.physical {
+        out.push_str(&render_physical(physical));
+    }
+    out
+}
+
+fn render_physical(outcome: &PhysicalOutcome) -> String {
+    let report = &outcome.report;
+    let unknown = || "unknown".to_string();
+    let mut out = output::fields(&[
+        ("physical", report.status.as_str().to_string()),
+        ("checked at", report.checked_at.clone()),
+        (
+            "inactive parts",
+            format!(
+                "{} ({} bytes)",
+                report.inactive_parts, report.inactive_bytes
+            ),
+        ),
+        (
+            "removed by",
+            report
+                .remove_after
+                .clone()
+                .unwrap_or_else(|| "-".to_string()),
+        ),
+        (
+            "detached parts",
+            report
+                .detached_parts
+                .map_or_else(unknown, |n| n.to_string()),
+        ),
+        (
+            "masked parts",
+            report.masked_parts.map_or_else(unknown, |n| n.to_string()),
+        ),
+        (
+            "traces",
+            report.traces.as_ref().map_or_else(unknown, |traces| {
+                traces
+                    .iter()
+                    .map(|(table, n)| format!("{table}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
+        ),
+    ]);
+    for finding in &report.findings {
+        out.push_str(&format!("- {finding}\n"));
+    }
+    if let Some(purge) = &outcome.purge {
+        out.push_str(&format!(
+            "purged: {}\nkept: {}\n",
+            if purge.purged.is_empty() {
+                "nothing".to_string()
+            } else {
+                purge.purged.join(", ")
+            },
+            purge.kept.join("; ")
+        ));
     }
     out
 }

@@ -1,0 +1,736 @@
+//! Step 5b, evidence on disk (`verify --physical`): whether the rows a
+//! request erased are gone from the disks, not only from queries. A mutation
+//! leaves the parts it replaced on disk as inactive parts until the server
+//! removes them (`old_parts_lifetime` after they went out of use); detached
+//! parts are never touched by a mutation; lightweight-delete masks hide rows
+//! that stay on disk. And the request leaves its own traces: its statements
+//! quote the ids in `system.mutations` and the query logs. Every query of a
+//! check is sent with query logging off, so that looking does not add
+//! traces. On a cluster every replica is checked.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+use crate::journal::now_rfc3339;
+use crate::plan::Target;
+use crate::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas, brief};
+use crate::request::{RequestId, Scope};
+use crate::server::Server;
+use crate::sql::{Ident, QualifiedTable, literal_list, render, string_literal};
+
+const PARTITIONS_SQL: &str = include_str!("../sql/physical/partitions.sql");
+const INACTIVE_PARTS_SQL: &str = include_str!("../sql/physical/inactive_parts.sql");
+const DETACHED_PARTS_SQL: &str = include_str!("../sql/physical/detached_parts.sql");
+const MASKED_PARTS_SQL: &str = include_str!("../sql/physical/masked_parts.sql");
+const SYSTEM_TABLES_SQL: &str = "SELECT name FROM system.tables WHERE database = 'system' AND name IN ('detached_parts', 'query_log', 'query_thread_log', 'text_log')";
+const LIGHTWEIGHT_MASK_SQL: &str = "SELECT name FROM system.columns WHERE database = 'system' AND table = 'parts' AND name = 'has_lightweight_delete'";
+const LIFETIME_SQL: &str =
+    "SELECT value AS name FROM system.merge_tree_settings WHERE name = 'old_parts_lifetime'";
+const ENGINE_SQL: &str =
+    "SELECT engine_full AS name FROM system.tables WHERE database = {database} AND name = {table}";
+const MUTATION_TRACES_SQL: &str = "SELECT {replica} AS replica, toUInt64(count()) AS n FROM {source} WHERE database = {database} AND table = {table} AND position(command, {request}) > 0";
+const LOG_TRACES_SQL: &str = "SELECT {replica} AS replica, toUInt64(count()) AS n FROM {source} WHERE {query_id} LIKE {pattern}";
+const PURGE_SQL: &str = "ALTER TABLE system.{log} DELETE WHERE {query_id} LIKE {pattern}";
+
+/// The logs that keep the text of chforget's queries, by `query_id`.
+const QUERY_LOGS: [&str; 3] = ["query_log", "query_thread_log", "text_log"];
+
+/// Settings of every query of a check: do not log it (a read-only login
+/// may not change settings: its checks are logged, without ids).
+const QUIET: [(&str, &str); 2] = [("log_queries", "0"), ("log_query_threads", "0")];
+
+fn quiet(server: &Server) -> &'static [(&'static str, &'static str)] {
+    if server.capabilities.readonly {
+        &[]
+    } else {
+        &QUIET
+    }
+}
+
+/// What the disks say of a request's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhysicalStatus {
+    /// Nothing the request targeted is left on disk (that the server shows).
+    Erased,
+    /// Only inactive parts remain, which the server removes by itself.
+    Pending,
+    /// Detached parts or lightweight-delete masks need an operator.
+    Attention,
+    /// The server cannot tell (detached parts unlisted, a replica unread).
+    Unknown,
+}
+
+impl PhysicalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhysicalStatus::Erased => "erased",
+            PhysicalStatus::Pending => "pending",
+            PhysicalStatus::Attention => "attention",
+            PhysicalStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// The findings of one check (`physical` in JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhysicalReport {
+    pub status: PhysicalStatus,
+    pub checked_at: String,
+    /// Inactive parts of the touched partitions that predate the request's
+    /// last statement, and their bytes (summed over replicas).
+    pub inactive_parts: u64,
+    pub inactive_bytes: u64,
+    /// When the server will have removed them (RFC 3339), if any remain.
+    pub remove_after: Option<String>,
+    /// Detached parts of the table; null where the server cannot list them.
+    pub detached_parts: Option<u64>,
+    /// Active parts with a lightweight-delete mask; null where the server
+    /// has no lightweight DELETE.
+    pub masked_parts: Option<u64>,
+    /// The request's own traces: rows per system table (`mutations`,
+    /// `query_log`, ...); a table is absent where the server has none, and
+    /// the whole is null when they could not be read.
+    pub traces: Option<BTreeMap<String, u64>>,
+    /// What was found and what to do, one line each.
+    pub findings: Vec<String>,
+}
+
+/// What a check needs to know of the request.
+pub struct Subject<'a> {
+    pub scope: &'a Scope,
+    pub request_id: &'a RequestId,
+    /// The partitions its rows were in.
+    pub partitions: &'a [String],
+    /// When its last statement went out (unix seconds).
+    pub issued: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct Id {
+    replica: u32,
+    id: String,
+}
+
+#[derive(Row, Deserialize)]
+struct Inactive {
+    replica: u32,
+    parts: u64,
+    bytes: u64,
+    outdated_at: u32,
+}
+
+#[derive(Row, Deserialize)]
+struct Detached {
+    replica: u32,
+    name: String,
+    partition_id: String,
+}
+
+#[derive(Row, Deserialize)]
+struct Number {
+    replica: u32,
+    n: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct Masked {
+    replica: u32,
+    parts: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct Name {
+    name: String,
+}
+
+macro_rules! on_replica {
+    ($($row:ty),*) => {$(
+        impl OnReplica for $row {
+            fn replica_number(&self) -> u32 {
+                self.replica
+            }
+        }
+    )*};
+}
+on_replica!(Id, Inactive, Detached, Number, Masked);
+
+/// Where the check reads: this server, or every replica of a cluster.
+pub enum Reach<'a> {
+    Here(&'a Server),
+    Replicas(&'a Server, &'a Replicas),
+}
+
+impl Reach<'_> {
+    fn server(&self) -> &Server {
+        match self {
+            Reach::Here(server) | Reach::Replicas(server, _) => server,
+        }
+    }
+
+    /// Run `build(source, replica)` against `table` on this server or on
+    /// every replica, quietly.
+    async fn read<T>(
+        &self,
+        table: &QualifiedTable,
+        build: &(dyn Fn(&str, &str) -> anyhow::Result<String> + Sync),
+        during: &str,
+    ) -> anyhow::Result<Vec<ReplicaAnswer<T>>>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead + OnReplica,
+    {
+        match self {
+            Reach::Here(server) => {
+                let sql = build(&table.to_string(), "toUInt32(0)")?;
+                let rows = server
+                    .fetch_with_settings::<T>(&sql, quiet(server), during)
+                    .await?;
+                Ok(vec![ReplicaAnswer {
+                    replica: ReplicaRef {
+                        shard: 0,
+                        host: crate::connection::host_of(&server.config.url),
+                    },
+                    rows: Ok(rows),
+                }])
+            }
+            Reach::Replicas(server, replicas) => {
+                replicas
+                    .read_with_settings(server, table, build, quiet(server), during)
+                    .await
+            }
+        }
+    }
+}
+
+fn system_table(name: &str) -> anyhow::Result<QualifiedTable> {
+    Ok(QualifiedTable {
+        database: Ident::new("system")?,
+        table: Ident::new(name)?,
+    })
+}
+
+/// The partitions holding the rows of `targets` now (before they are
+/// deleted), on this server or every replica; empty (meaning: look at all)
+/// where the table has no `_partition_id` (not a MergeTree table).
+pub async fn touched_partitions(
+    reach: &Reach<'_>,
+    scope: &Scope,
+    targets: &[Target],
+) -> anyhow::Result<Vec<String>> {
+    match partitions_of(reach, scope, targets).await {
+        Ok(partitions) => Ok(partitions),
+        Err(error)
+            if crate::error::server_code_of(&error)
+                == Some(crate::error::server_code::UNKNOWN_IDENTIFIER) =>
+        {
+            Ok(Vec::new())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn partitions_of(
+    reach: &Reach<'_>,
+    scope: &Scope,
+    targets: &[Target],
+) -> anyhow::Result<Vec<String>> {
+    let mut partitions: Vec<String> = Vec::new();
+    for target in targets {
+        let predicate = target.predicate(scope)?;
+        let build = |source: &str, replica: &str| {
+            let mut values = scope.bindings_reading(source);
+            values.push(("replica", replica.to_string()));
+            values.push(("predicate", predicate.clone()));
+            let borrowed: Vec<(&str, &str)> =
+                values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            render(PARTITIONS_SQL, &borrowed)
+        };
+        let answers: Vec<ReplicaAnswer<Id>> = reach
+            .read(
+                &scope.events_table(),
+                &build,
+                "finding the partitions of the targeted rows",
+            )
+            .await?;
+        for answer in answers {
+            // A replica that cannot be read here was caught by the counts
+            // already; its shard's other replicas hold the same partitions.
+            for row in answer.rows.unwrap_or_default() {
+                if !partitions.contains(&row.id) {
+                    partitions.push(row.id);
+                }
+            }
+        }
+    }
+    partitions.sort();
+    Ok(partitions)
+}
+
+/// Look at the disks for `subject`'s rows and traces.
+pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<PhysicalReport> {
+    let server = reach.server();
+    let table = subject.scope.events_table();
+    let database = string_literal(table.database.as_str());
+    let table_name = string_literal(table.table.as_str());
+    // Unknown partitions (a table without `_partition_id`): all of them.
+    let partitions = if subject.partitions.is_empty() {
+        "1".to_string()
+    } else {
+        format!("partition_id IN {}", literal_list(subject.partitions))
+    };
+    let mut findings = Vec::new();
+    let mut unreadable: Vec<String> = Vec::new();
+    let system: Vec<String> = server
+        .fetch_with_settings::<Name>(SYSTEM_TABLES_SQL, quiet(server), "listing system tables")
+        .await?
+        .into_iter()
+        .map(|row| row.name)
+        .collect();
+    let has = |name: &str| system.iter().any(|n| n == name);
+    // Inactive parts.
+    let issued = subject.issued.to_string();
+    let build = |source: &str, replica: &str| {
+        render(
+            INACTIVE_PARTS_SQL,
+            &[
+                ("replica", replica),
+                ("source", source),
+                ("database", &database),
+                ("table", &table_name),
+                ("in_partitions", &partitions),
+                ("issued", &issued),
+            ],
+        )
+    };
+    let answers: Vec<ReplicaAnswer<Inactive>> = reach
+        .read(&system_table("parts")?, &build, "reading inactive parts")
+        .await?;
+    let (mut inactive_parts, mut inactive_bytes, mut outdated_at) = (0, 0, 0);
+    for answer in answers {
+        match answer.rows {
+            Ok(rows) => {
+                for row in rows {
+                    inactive_parts += row.parts;
+                    inactive_bytes += row.bytes;
+                    outdated_at = outdated_at.max(row.outdated_at);
+                }
+            }
+            Err(error) => unreadable.push(format!("{}: {error}", answer.replica)),
+        }
+    }
+    let lifetime = old_parts_lifetime(server, &table).await?;
+    let remove_after = (inactive_parts > 0).then(|| {
+        let at = UNIX_EPOCH + Duration::from_secs(u64::from(outdated_at)) + lifetime;
+        humantime::format_rfc3339_seconds(at).to_string()
+    });
+    if let Some(at) = &remove_after {
+        findings.push(format!(
+            "{inactive_parts} inactive parts ({inactive_bytes} bytes) of {table} in the partitions the request touched still hold the rows as they were before the deletion; the server removes them by itself, old_parts_lifetime ({}) after they went out of use: by {at} (later while a query still reads them)",
+            humantime::format_duration(lifetime)
+        ));
+    }
+    // Detached parts.
+    let detached_parts = if has("detached_parts") {
+        let build = |source: &str, replica: &str| {
+            render(
+                DETACHED_PARTS_SQL,
+                &[
+                    ("replica", replica),
+                    ("source", source),
+                    ("database", &database),
+                    ("table", &table_name),
+                ],
+            )
+        };
+        let answers: Vec<ReplicaAnswer<Detached>> = reach
+            .read(
+                &system_table("detached_parts")?,
+                &build,
+                "reading detached parts",
+            )
+            .await?;
+        let mut found: Vec<String> = Vec::new();
+        for answer in answers {
+            match answer.rows {
+                Ok(rows) => found.extend(rows.into_iter().map(|row| {
+                    format!(
+                        "{} (partition {}{})",
+                        row.name,
+                        row.partition_id,
+                        if answer.replica.shard == 0 {
+                            String::new()
+                        } else {
+                            format!(", on {}", answer.replica)
+                        }
+                    )
+                })),
+                Err(error) => unreadable.push(format!("{}: {error}", answer.replica)),
+            }
+        }
+        if !found.is_empty() {
+            findings.push(format!(
+                "detached parts of {table}: {}. A mutation never touches a detached part, so rows of the user may be there. Attach them (`ALTER TABLE {table} ATTACH PARTITION ID`) and run `chforget verify {} --fix`, or drop them if nobody needs them (`ALTER TABLE {table} DROP DETACHED PART 'name'`)",
+                found.join(", "),
+                subject.request_id
+            ));
+        }
+        Some(found.len() as u64)
+    } else {
+        findings.push(format!(
+            "ClickHouse {} cannot list detached parts (no system.detached_parts): look in the `detached/` directory of {table}'s data path on every server; a mutation never touches a part there",
+            server.capabilities.version
+        ));
+        None
+    };
+    // Lightweight-delete masks.
+    let masks_known = !server
+        .fetch_with_settings::<Name>(
+            LIGHTWEIGHT_MASK_SQL,
+            quiet(server),
+            "reading system.parts columns",
+        )
+        .await?
+        .is_empty();
+    let masked_parts = if masks_known {
+        let build = |source: &str, replica: &str| {
+            render(
+                MASKED_PARTS_SQL,
+                &[
+                    ("replica", replica),
+                    ("source", source),
+                    ("database", &database),
+                    ("table", &table_name),
+                    ("in_partitions", &partitions),
+                ],
+            )
+        };
+        let answers: Vec<ReplicaAnswer<Masked>> = reach
+            .read(&system_table("parts")?, &build, "reading masked parts")
+            .await?;
+        let mut masked = 0;
+        for answer in answers {
+            match answer.rows {
+                Ok(rows) => masked += rows.iter().map(|r| r.parts).sum::<u64>(),
+                Err(error) => unreadable.push(format!("{}: {error}", answer.replica)),
+            }
+        }
+        if masked > 0 {
+            findings.push(format!(
+                "{masked} active parts of {table} in the touched partitions carry a lightweight-delete mask: rows hidden from queries are still on disk. Rewrite them with `OPTIMIZE TABLE {table} PARTITION ID FINAL`"
+            ));
+        }
+        Some(masked)
+    } else {
+        masks_known.then_some(0)
+    };
+    let traces = traces(reach, subject, &has).await;
+    match &traces {
+        Ok(found) if found.values().any(|n| *n > 0) => findings.push(format!(
+            "the request's own traces quote its ids: {}. `chforget verify {} --physical --purge-traces` removes what the server allows (system.mutations keeps a mutation until finished_mutations_to_keep newer ones replace it)",
+            found
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(table, n)| format!("{n} rows of system.{table}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            subject.request_id
+        )),
+        Ok(_) => {}
+        Err(error) => findings.push(format!("the request's traces could not be read: {error:#}")),
+    }
+    for replica in &unreadable {
+        findings.push(format!(
+            "cannot read {replica}: what is on its disks is unknown"
+        ));
+    }
+    let status = if detached_parts.is_some_and(|n| n > 0) || masked_parts.is_some_and(|n| n > 0) {
+        PhysicalStatus::Attention
+    } else if inactive_parts > 0 {
+        PhysicalStatus::Pending
+    } else if detached_parts.is_none() || !unreadable.is_empty() {
+        PhysicalStatus::Unknown
+    } else {
+        PhysicalStatus::Erased
+    };
+    Ok(PhysicalReport {
+        status,
+        checked_at: now_rfc3339(),
+        inactive_parts,
+        inactive_bytes,
+        remove_after,
+        detached_parts,
+        masked_parts,
+        traces: traces.ok(),
+        findings,
+    })
+}
+
+/// `old_parts_lifetime` of the table (its own setting, else the server's).
+async fn old_parts_lifetime(server: &Server, table: &QualifiedTable) -> anyhow::Result<Duration> {
+    let engine = server
+        .fetch_with_settings::<Name>(
+            &render(
+                ENGINE_SQL,
+                &[
+                    ("database", &string_literal(table.database.as_str())),
+                    ("table", &string_literal(table.table.as_str())),
+                ],
+            )?,
+            quiet(server),
+            "reading the table's settings",
+        )
+        .await?
+        .into_iter()
+        .next()
+        .map(|row| row.name)
+        .unwrap_or_default();
+    if let Some(seconds) = table_setting(&engine, "old_parts_lifetime") {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let server_wide = server
+        .fetch_with_settings::<Name>(LIFETIME_SQL, quiet(server), "reading old_parts_lifetime")
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|row| row.name.parse().ok())
+        .unwrap_or(480);
+    Ok(Duration::from_secs(server_wide))
+}
+
+/// A numeric `SETTINGS name = N` of a table's engine definition.
+fn table_setting(engine_full: &str, name: &str) -> Option<u64> {
+    let (_, settings) = engine_full.split_once("SETTINGS ")?;
+    settings.split(',').find_map(|setting| {
+        let (key, value) = setting.split_once('=')?;
+        (key.trim() == name)
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    })
+}
+
+/// The `LIKE` pattern of the query ids of a request's queries.
+fn query_ids_of(request_id: &RequestId) -> String {
+    format!("chforget-{}-%", request_id.as_str())
+}
+
+/// Rows of the request in `system.mutations` and in the query logs the
+/// server keeps, summed over replicas.
+async fn traces(
+    reach: &Reach<'_>,
+    subject: &Subject<'_>,
+    has: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<BTreeMap<String, u64>> {
+    let server = reach.server();
+    // The logs are written in batches: flush them so that the count is
+    // complete (a login that may not flush gets the count as it is).
+    let _ = server
+        .execute_with_settings(
+            "SYSTEM FLUSH LOGS",
+            quiet(server),
+            "flushing the logs",
+            ErrorCode::ServerError,
+        )
+        .await;
+    let table = subject.scope.events_table();
+    let mut found = BTreeMap::new();
+    let database = string_literal(table.database.as_str());
+    let table_name = string_literal(table.table.as_str());
+    let request = string_literal(format!("chforget:{}:", subject.request_id));
+    let build = |source: &str, replica: &str| {
+        render(
+            MUTATION_TRACES_SQL,
+            &[
+                ("replica", replica),
+                ("source", source),
+                ("database", &database),
+                ("table", &table_name),
+                ("request", &request),
+            ],
+        )
+    };
+    found.insert(
+        "mutations".to_string(),
+        sum_of(
+            reach
+                .read(
+                    &system_table("mutations")?,
+                    &build,
+                    "looking for the request's mutations",
+                )
+                .await?,
+        )?,
+    );
+    let pattern = string_literal(query_ids_of(subject.request_id));
+    for log in QUERY_LOGS.iter().filter(|log| has(log)) {
+        let build = |source: &str, replica: &str| {
+            render(
+                LOG_TRACES_SQL,
+                &[
+                    ("replica", replica),
+                    ("source", source),
+                    ("query_id", "query_id"),
+                    ("pattern", &pattern),
+                ],
+            )
+        };
+        found.insert(
+            (*log).to_string(),
+            sum_of(
+                reach
+                    .read(
+                        &system_table(log)?,
+                        &build,
+                        &format!("looking for the request's queries in system.{log}"),
+                    )
+                    .await?,
+            )?,
+        );
+    }
+    Ok(found)
+}
+
+fn sum_of(answers: Vec<ReplicaAnswer<Number>>) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for answer in answers {
+        match answer.rows {
+            Ok(rows) => total += rows.iter().map(|r| r.n).sum::<u64>(),
+            Err(error) => anyhow::bail!("{}: {error}", answer.replica),
+        }
+    }
+    Ok(total)
+}
+
+/// What `--purge-traces` did, per log table.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PurgeReport {
+    /// Log tables whose rows of the request were deleted (mutations issued).
+    pub purged: Vec<String>,
+    /// What could not be removed, and why.
+    pub kept: Vec<String>,
+    /// The statements sent.
+    pub statements: Vec<String>,
+}
+
+/// Delete the request's rows from the query logs this server keeps (a
+/// mutation of each log table; the server may refuse), and say what stays.
+pub async fn purge_traces(server: &Server, request_id: &RequestId) -> anyhow::Result<PurgeReport> {
+    let system: Vec<String> = server
+        .fetch_with_settings::<Name>(SYSTEM_TABLES_SQL, quiet(server), "listing system tables")
+        .await?
+        .into_iter()
+        .map(|row| row.name)
+        .collect();
+    let _ = server
+        .execute_with_settings(
+            "SYSTEM FLUSH LOGS",
+            quiet(server),
+            "flushing the logs",
+            ErrorCode::ServerError,
+        )
+        .await;
+    let pattern = string_literal(query_ids_of(request_id));
+    let mut report = PurgeReport::default();
+    for log in QUERY_LOGS {
+        if !system.iter().any(|name| name == log) {
+            continue;
+        }
+        let sql = render(
+            PURGE_SQL,
+            &[
+                ("log", log),
+                ("query_id", "query_id"),
+                ("pattern", &pattern),
+            ],
+        )?;
+        let sent = server
+            .execute_with_settings(
+                &sql,
+                &[
+                    ("log_queries", "0"),
+                    ("log_query_threads", "0"),
+                    ("mutations_sync", "2"),
+                ][..if server.capabilities.mutations_sync {
+                    3
+                } else {
+                    2
+                }],
+                &format!("deleting the request's rows of system.{log}"),
+                ErrorCode::ServerError,
+            )
+            .await;
+        report.statements.push(sql);
+        match sent {
+            Ok(()) => report.purged.push(format!("system.{log}")),
+            Err(error) => report
+                .kept
+                .push(format!("system.{log}: {}", brief(&format!("{error:#}")))),
+        }
+    }
+    wait_for_log_mutations(server, &report.purged).await;
+    report.kept.push(
+        "system.mutations: the request's statements stay until finished_mutations_to_keep newer mutations of the table replace them (no statement removes them), and in the server's own log files".to_string(),
+    );
+    Ok(report)
+}
+
+/// Wait (briefly) until the purge's mutations of the log tables are done,
+/// on servers that cannot wait for them (`mutations_sync`), so that the
+/// check that follows sees their effect.
+async fn wait_for_log_mutations(server: &Server, purged: &[String]) {
+    const PENDING_SQL: &str = "SELECT toUInt64(count()) AS n FROM system.mutations WHERE database = 'system' AND is_done = 0 AND table IN {tables}";
+    if server.capabilities.mutations_sync || purged.is_empty() {
+        return;
+    }
+    let tables: Vec<&str> = purged
+        .iter()
+        .map(|t| t.trim_start_matches("system."))
+        .collect();
+    let Ok(sql) = render(PENDING_SQL, &[("tables", &literal_list(&tables))]) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        match server
+            .fetch_with_settings::<Count>(&sql, quiet(server), "waiting for the purge")
+            .await
+        {
+            Ok(rows) if rows.first().is_none_or(|row| row.n == 0) => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(_) => return,
+        }
+    }
+}
+
+#[derive(Row, Deserialize)]
+struct Count {
+    n: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_settings_are_read_from_the_engine() {
+        let engine = "MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (project_id, ts) SETTINGS index_granularity = 8192, old_parts_lifetime = 5";
+        assert_eq!(table_setting(engine, "old_parts_lifetime"), Some(5));
+        assert_eq!(table_setting(engine, "index_granularity"), Some(8192));
+        assert_eq!(
+            table_setting("MergeTree ORDER BY x", "old_parts_lifetime"),
+            None
+        );
+    }
+
+    #[test]
+    fn traces_are_found_by_the_request_query_ids() {
+        let id = RequestId::parse("01a228b4-9333-779e-905f-58089d6845e3").expect("id");
+        assert_eq!(
+            query_ids_of(&id),
+            "chforget-01a228b4-9333-779e-905f-58089d6845e3-%"
+        );
+    }
+}
