@@ -226,7 +226,6 @@ pub async fn track(
     options: TrackOptions,
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<TrackReport> {
-    let started = Instant::now();
     let filter = MutationFilter {
         keys: keys.to_vec(),
         ..MutationFilter::default()
@@ -237,9 +236,7 @@ pub async fn track(
         .collect();
     let mut rows: BTreeMap<MutationKey, MutationRow> = BTreeMap::new();
     let mut progress: BTreeMap<MutationKey, Progress> = BTreeMap::new();
-    let mut interval = options.first_interval;
-    let interrupt = tokio::signal::ctrl_c();
-    tokio::pin!(interrupt);
+    let mut pace = Pace::new(options);
 
     loop {
         match system_mutations::list(server, &filter).await {
@@ -310,33 +307,66 @@ pub async fn track(
             Err(error) if code_of(&error) == ErrorCode::ConnectionFailed => {
                 observer.notice(&Notice::Retrying {
                     error: &error,
-                    wait: interval,
+                    wait: pace.interval(),
                 });
             }
             Err(error) => return Err(error),
         }
 
-        if options
-            .timeout
-            .is_some_and(|timeout| started.elapsed() >= timeout)
-        {
+        if let Some(outcome) = pace.next().await {
             return Ok(TrackReport {
-                outcome: TrackOutcome::TimedOut,
+                outcome,
                 states,
                 rows,
             });
         }
-        let mut wait = interval;
-        if let Some(timeout) = options.timeout {
-            wait = wait.min(timeout.saturating_sub(started.elapsed()));
+    }
+}
+
+/// The rhythm of polling: fast at first, backing off to
+/// `max_interval`; it ends tracking at the timeout or on Ctrl-C.
+struct Pace {
+    options: TrackOptions,
+    started: Instant,
+    interval: Duration,
+    interrupt: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>,
+}
+
+impl Pace {
+    fn new(options: TrackOptions) -> Self {
+        Pace {
+            options,
+            started: Instant::now(),
+            interval: options.first_interval,
+            interrupt: Box::pin(tokio::signal::ctrl_c()),
+        }
+    }
+
+    /// The pause before the next poll, as a notice would announce it.
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Wait until the next poll; the outcome when tracking must end.
+    async fn next(&mut self) -> Option<TrackOutcome> {
+        let elapsed = self.started.elapsed();
+        if self
+            .options
+            .timeout
+            .is_some_and(|timeout| elapsed >= timeout)
+        {
+            return Some(TrackOutcome::TimedOut);
+        }
+        let mut wait = self.interval;
+        if let Some(timeout) = self.options.timeout {
+            wait = wait.min(timeout.saturating_sub(elapsed));
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = &mut interrupt => {
-                return Ok(TrackReport { outcome: TrackOutcome::Interrupted, states, rows });
-            }
+            _ = &mut self.interrupt => return Some(TrackOutcome::Interrupted),
         }
-        interval = (interval.mul_f64(1.5)).min(options.max_interval);
+        self.interval = self.interval.mul_f64(1.5).min(self.options.max_interval);
+        None
     }
 }
 
@@ -433,7 +463,6 @@ pub async fn track_on_replicas(
     options: TrackOptions,
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<ClusterTrackReport> {
-    let started = Instant::now();
     let labels = |by: MatchBy| -> Vec<String> {
         watches
             .iter()
@@ -458,9 +487,7 @@ pub async fn track_on_replicas(
     // What the last notice said (not seen, unreachable), to say it again
     // only when it changes.
     let mut told: Option<Behind> = None;
-    let mut interval = options.first_interval;
-    let interrupt = tokio::signal::ctrl_c();
-    tokio::pin!(interrupt);
+    let mut pace = Pace::new(options);
     loop {
         let answers = system_mutations::list_on_replicas(server, replicas, &filter).await?;
         let mut unreachable = Vec::new();
@@ -504,7 +531,7 @@ pub async fn track_on_replicas(
         observer.polled(&states);
         // A replica gets a mutation a moment after the shard's first one
         // (replication): only a lasting absence is worth telling.
-        let not_seen: Vec<(String, ReplicaRef)> = if started.elapsed() < REPLICATION_GRACE {
+        let not_seen: Vec<(String, ReplicaRef)> = if pace.started.elapsed() < REPLICATION_GRACE {
             Vec::new()
         } else {
             views
@@ -543,26 +570,9 @@ pub async fn track_on_replicas(
                 views,
             });
         }
-        if options
-            .timeout
-            .is_some_and(|timeout| started.elapsed() >= timeout)
-        {
-            return Ok(ClusterTrackReport {
-                outcome: TrackOutcome::TimedOut,
-                views,
-            });
+        if let Some(outcome) = pace.next().await {
+            return Ok(ClusterTrackReport { outcome, views });
         }
-        let mut wait = interval;
-        if let Some(timeout) = options.timeout {
-            wait = wait.min(timeout.saturating_sub(started.elapsed()));
-        }
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = &mut interrupt => {
-                return Ok(ClusterTrackReport { outcome: TrackOutcome::Interrupted, views });
-            }
-        }
-        interval = (interval.mul_f64(1.5)).min(options.max_interval);
     }
 }
 

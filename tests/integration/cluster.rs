@@ -162,6 +162,30 @@ impl ClusterDb {
         all
     }
 
+    /// No row matching `condition` on any node.
+    async fn assert_gone_everywhere(&self, condition: &str) {
+        for node in 0..3 {
+            assert_eq!(
+                self.fingerprint(node, condition).await.0,
+                0,
+                "rows matching {condition} remain on node{}",
+                node + 1
+            );
+        }
+    }
+
+    /// Every node shows exactly one mutation per statement of `request`.
+    async fn assert_one_mutation_per_statement(&self, request: &str, statements: usize) {
+        for node in 0..3 {
+            assert_eq!(
+                self.mutations_with(node, request).await.len(),
+                statements,
+                "one mutation per statement of {request} on node{}",
+                node + 1
+            );
+        }
+    }
+
     /// Mutations of this database on node `node` whose command holds `text`.
     async fn mutations_with(&self, node: usize, text: &str) -> Vec<(String, u8)> {
         self.clients[node]
@@ -315,30 +339,19 @@ async fn forget_with_cluster_erases_every_replica_of_every_shard() {
     assert_eq!(report["rows"]["user"]["after"], 0);
     assert!(report["rows"]["user"]["before"].as_u64() > Some(2));
     assert_per_replica(&report, &SHARDED);
-    for node in 0..3 {
-        assert_eq!(
-            db.fingerprint(node, &deleted_condition(true, false))
-                .await
-                .0,
-            0,
-            "no targeted row on node{}",
-            node + 1
-        );
-    }
+    db.assert_gone_everywhere(&deleted_condition(true, false))
+        .await;
     assert_eq!(
         db.fingerprints(&kept()).await,
         before,
         "rows that must survive are identical on every replica"
     );
     let request = report["request_id"].as_str().expect("request id");
-    for node in 0..3 {
-        assert_eq!(
-            db.mutations_with(node, request).await.len(),
-            report["statements"].as_array().map_or(0, Vec::len),
-            "one mutation per statement on node{}",
-            node + 1
-        );
-    }
+    db.assert_one_mutation_per_statement(
+        request,
+        report["statements"].as_array().map_or(0, Vec::len),
+    )
+    .await;
     // The audit record is on every server.
     for (node, client) in db.clients.iter().enumerate() {
         let records = client
@@ -444,20 +457,10 @@ async fn a_replica_down_at_issue_keeps_the_request_queued_until_resume() {
     assert_eq!(resumed["status"], "completed", "{resumed:#}");
     assert_per_replica(&resumed, &SHARDED);
     let statements = resumed["statements"].as_array().map_or(0, Vec::len);
-    for node in 0..3 {
-        assert_eq!(
-            db.mutations_with(node, &request).await.len(),
-            statements,
-            "exactly one mutation per statement on node{}",
-            node + 1
-        );
-        assert_eq!(
-            db.fingerprint(node, &deleted_condition(true, false))
-                .await
-                .0,
-            0
-        );
-    }
+    db.assert_one_mutation_per_statement(&request, statements)
+        .await;
+    db.assert_gone_everywhere(&deleted_condition(true, false))
+        .await;
     assert_eq!(db.fingerprints(&kept()).await, before);
 }
 
@@ -508,16 +511,8 @@ async fn a_replica_killed_mid_mutation_and_restarted_still_completes() {
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
     assert_eq!(report["status"], "completed", "{report:#}");
     assert_per_replica(&report, &SHARDED);
-    for node in 0..3 {
-        assert_eq!(
-            db.fingerprint(node, &deleted_condition(true, false))
-                .await
-                .0,
-            0,
-            "node{}",
-            node + 1
-        );
-    }
+    db.assert_gone_everywhere(&deleted_condition(true, false))
+        .await;
     assert_eq!(db.fingerprints(&kept()).await, before);
 }
 
@@ -545,14 +540,8 @@ async fn a_run_killed_after_sending_on_cluster_is_resumed_without_a_duplicate() 
     let resumed = resumed.json();
     assert_eq!(resumed["status"], "completed", "{resumed:#}");
     let statements = resumed["statements"].as_array().map_or(0, Vec::len);
-    for node in 0..3 {
-        assert_eq!(
-            db.mutations_with(node, &request).await.len(),
-            statements,
-            "no statement sent twice (node{})",
-            node + 1
-        );
-    }
+    db.assert_one_mutation_per_statement(&request, statements)
+        .await;
     assert_eq!(db.fingerprints(&kept()).await, before);
 }
 
@@ -593,9 +582,7 @@ async fn hostile_ids_are_erased_on_every_replica() {
     ]));
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert_eq!(output.json()["status"], "completed");
-    for node in 0..3 {
-        assert_eq!(db.fingerprint(node, "url = 'target-hostile'").await.0, 0);
-    }
+    db.assert_gone_everywhere("url = 'target-hostile'").await;
     assert_eq!(db.fingerprints("url != 'target-hostile'").await, before);
 }
 
@@ -725,14 +712,8 @@ async fn a_distributed_table_in_the_profile_erases_its_local_table_on_its_cluste
     assert_eq!(report["status"], "completed", "{report:#}");
     assert_eq!(report["cluster"], "sharded");
     assert_per_replica(&report, &SHARDED);
-    for node in 0..3 {
-        assert_eq!(
-            db.fingerprint(node, &deleted_condition(true, false))
-                .await
-                .0,
-            0
-        );
-    }
+    db.assert_gone_everywhere(&deleted_condition(true, false))
+        .await;
     assert_eq!(db.fingerprints(&kept()).await, before);
     // --cluster naming another cluster than the Distributed table's is refused.
     let output = run(db

@@ -112,6 +112,23 @@ pub struct KillArgs {
     pub cluster: ClusterArgs,
 }
 
+impl WatchArgs {
+    /// How long and how often to poll, and who sees it.
+    fn tracking(&self) -> (TrackOptions, Box<dyn track::TrackObserver>) {
+        let options = TrackOptions {
+            timeout: self.timeout,
+            stuck_after: self.stuck_after,
+            max_interval: self.max_poll_interval,
+            ..TrackOptions::default()
+        };
+        let observer: Box<dyn track::TrackObserver> = match self.output.output {
+            OutputFormat::Json => Box::new(progress::JsonLines),
+            OutputFormat::Human => progress::for_stderr(true),
+        };
+        (options, observer)
+    }
+}
+
 pub async fn run(command: MutationsCommand) -> anyhow::Result<()> {
     match command {
         MutationsCommand::List(args) => list(args).await,
@@ -312,16 +329,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             replica: None,
         })
         .collect();
-    let options = TrackOptions {
-        timeout: args.timeout,
-        stuck_after: args.stuck_after,
-        max_interval: args.max_poll_interval,
-        ..TrackOptions::default()
-    };
-    let mut observer: Box<dyn track::TrackObserver> = match args.output.output {
-        OutputFormat::Json => Box::new(progress::JsonLines),
-        OutputFormat::Human => progress::for_stderr(true),
-    };
+    let (options, mut observer) = args.tracking();
     let report = track::track(&server, &keys, options, observer.as_mut()).await?;
     if args.output.output == OutputFormat::Json {
         let summary = WatchSummary {
@@ -411,16 +419,7 @@ async fn watch_on_cluster(
             seen: BTreeMap::new(),
         })
         .collect();
-    let options = TrackOptions {
-        timeout: args.timeout,
-        stuck_after: args.stuck_after,
-        max_interval: args.max_poll_interval,
-        ..TrackOptions::default()
-    };
-    let mut observer: Box<dyn track::TrackObserver> = match args.output.output {
-        OutputFormat::Json => Box::new(progress::JsonLines),
-        OutputFormat::Human => progress::for_stderr(true),
-    };
+    let (options, mut observer) = args.tracking();
     let report = track::track_on_replicas(
         server,
         &replicas,
