@@ -208,6 +208,8 @@ pub struct Connection {
     /// sent with the setting raised for them.
     max_query_size: u64,
     query_ids: std::sync::Arc<QueryIds>,
+    /// Send every query with query logging off (see [`Connection::quietly`]).
+    quiet: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Connection {
@@ -229,6 +231,7 @@ impl Connection {
                 prefix: std::sync::Mutex::new(format!("chforget-{}", uuid::Uuid::now_v7())),
                 next: std::sync::atomic::AtomicU64::new(0),
             }),
+            quiet: std::sync::Arc::default(),
         }
     }
 
@@ -237,6 +240,22 @@ impl Connection {
     pub fn name_queries_after(&self, request_id: &str) {
         if let Ok(mut prefix) = self.query_ids.prefix.lock() {
             *prefix = format!("chforget-{request_id}");
+        }
+    }
+
+    /// From now on, send every query with `log_queries` and
+    /// `log_query_threads` off (they travel to the servers a distributed
+    /// query reaches): a check of a request's traces must not add new ones
+    /// quoting its ids. Only for logins that may change settings.
+    pub fn quietly(&self) {
+        self.quiet.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn quiet_settings(&self) -> &'static [(&'static str, &'static str)] {
+        if self.quiet.load(std::sync::atomic::Ordering::SeqCst) {
+            &[("log_queries", "0"), ("log_query_threads", "0")]
+        } else {
+            &[]
         }
     }
 
@@ -260,6 +279,7 @@ impl Connection {
             config: self.config.clone(),
             max_query_size,
             query_ids: self.query_ids.clone(),
+            quiet: self.quiet.clone(),
         }
     }
 
@@ -334,7 +354,7 @@ impl Connection {
             .client
             .query_raw(sql)
             .with_setting("query_id", self.next_query_id());
-        for (name, value) in settings {
+        for (name, value) in self.quiet_settings().iter().chain(settings) {
             query = query.with_setting(*name, *value);
         }
         if let Some(size) = self.size_setting(sql) {
@@ -373,7 +393,7 @@ impl Connection {
             .client
             .query_raw(sql)
             .with_setting("query_id", self.next_query_id());
-        for (name, value) in settings {
+        for (name, value) in self.quiet_settings().iter().chain(settings) {
             query = query.with_setting(*name, *value);
         }
         if let Some(size) = self.size_setting(sql) {

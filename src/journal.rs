@@ -120,9 +120,10 @@ pub struct RequestJournal {
     /// Raw ids were replaced by their keyed hashes (the request finished).
     pub scrubbed: bool,
     /// The partitions (`partition_id`) holding targeted rows before the
-    /// deletion: where `verify --physical` looks for the old parts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub partitions: Vec<String>,
+    /// deletion: where `verify --physical` looks for the old parts (null:
+    /// not known, look at all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<Vec<String>>,
     /// The last `verify --physical` of the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physical: Option<PhysicalCheck>,

@@ -6,7 +6,8 @@
 //! that stay on disk. And the request leaves its own traces: its statements
 //! quote the ids in `system.mutations` and the query logs. Every query of a
 //! check is sent with query logging off, so that looking does not add
-//! traces. On a cluster every replica is checked.
+//! traces: the caller sends every query of a check with query logging off
+//! (`Connection::quietly`). On a cluster every replica is checked.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -28,28 +29,22 @@ const DETACHED_PARTS_SQL: &str = include_str!("../sql/physical/detached_parts.sq
 const MASKED_PARTS_SQL: &str = include_str!("../sql/physical/masked_parts.sql");
 const SYSTEM_TABLES_SQL: &str = "SELECT name FROM system.tables WHERE database = 'system' AND name IN ('detached_parts', 'query_log', 'query_thread_log', 'text_log')";
 const LIGHTWEIGHT_MASK_SQL: &str = "SELECT name FROM system.columns WHERE database = 'system' AND table = 'parts' AND name = 'has_lightweight_delete'";
+// No alias named like a column: in WHERE it would stand for the alias.
 const LIFETIME_SQL: &str =
-    "SELECT value AS name FROM system.merge_tree_settings WHERE name = 'old_parts_lifetime'";
+    "SELECT value AS text FROM system.merge_tree_settings WHERE name = 'old_parts_lifetime'";
 const ENGINE_SQL: &str =
-    "SELECT engine_full AS name FROM system.tables WHERE database = {database} AND name = {table}";
+    "SELECT engine_full AS text FROM system.tables WHERE database = {database} AND name = {table}";
 const MUTATION_TRACES_SQL: &str = "SELECT {replica} AS replica, toUInt64(count()) AS n FROM {source} WHERE database = {database} AND table = {table} AND position(command, {request}) > 0";
-const LOG_TRACES_SQL: &str = "SELECT {replica} AS replica, toUInt64(count()) AS n FROM {source} WHERE {query_id} LIKE {pattern}";
-const PURGE_SQL: &str = "ALTER TABLE system.{log} DELETE WHERE {query_id} LIKE {pattern}";
+/// When the request's last mutation was created, by the server's clock
+/// (the parts it replaced are older).
+const MUTATION_TIME_SQL: &str = "SELECT {replica} AS replica, toUInt64(max(toUInt32(create_time))) AS n FROM {source} WHERE database = {database} AND table = {table} AND position(command, {request}) > 0";
+const LOG_TRACES_SQL: &str =
+    "SELECT {replica} AS replica, toUInt64(count()) AS n FROM {source} WHERE {condition}";
+const PURGE_SQL: &str = "ALTER TABLE system.{log} DELETE WHERE {condition}";
+const LOG_COLUMNS_SQL: &str = "SELECT table AS text, name FROM system.columns WHERE database = 'system' AND table IN ('query_log', 'query_thread_log', 'text_log') AND name IN ('query_id', 'initial_query_id', 'query')";
 
 /// The logs that keep the text of chforget's queries, by `query_id`.
 const QUERY_LOGS: [&str; 3] = ["query_log", "query_thread_log", "text_log"];
-
-/// Settings of every query of a check: do not log it (a read-only login
-/// may not change settings: its checks are logged, without ids).
-const QUIET: [(&str, &str); 2] = [("log_queries", "0"), ("log_query_threads", "0")];
-
-fn quiet(server: &Server) -> &'static [(&'static str, &'static str)] {
-    if server.capabilities.readonly {
-        &[]
-    } else {
-        &QUIET
-    }
-}
 
 /// What the disks say of a request's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,9 +99,10 @@ pub struct PhysicalReport {
 pub struct Subject<'a> {
     pub scope: &'a Scope,
     pub request_id: &'a RequestId,
-    /// The partitions its rows were in.
-    pub partitions: &'a [String],
-    /// When its last statement went out (unix seconds).
+    /// The partitions its rows were in (none: look at all).
+    pub partitions: Option<&'a [String]>,
+    /// When its last statement went out (unix seconds, chforget's clock;
+    /// the server's own time of its mutations wins where they are kept).
     pub issued: u64,
 }
 
@@ -148,6 +144,11 @@ struct Name {
     name: String,
 }
 
+#[derive(Row, Deserialize)]
+struct Text {
+    text: String,
+}
+
 macro_rules! on_replica {
     ($($row:ty),*) => {$(
         impl OnReplica for $row {
@@ -173,7 +174,7 @@ impl Reach<'_> {
     }
 
     /// Run `build(source, replica)` against `table` on this server or on
-    /// every replica, quietly.
+    /// every replica.
     async fn read<T>(
         &self,
         table: &QualifiedTable,
@@ -186,9 +187,7 @@ impl Reach<'_> {
         match self {
             Reach::Here(server) => {
                 let sql = build(&table.to_string(), "toUInt32(0)")?;
-                let rows = server
-                    .fetch_with_settings::<T>(&sql, quiet(server), during)
-                    .await?;
+                let rows = server.fetch_with_settings::<T>(&sql, &[], during).await?;
                 Ok(vec![ReplicaAnswer {
                     replica: ReplicaRef {
                         shard: 0,
@@ -199,7 +198,7 @@ impl Reach<'_> {
             }
             Reach::Replicas(server, replicas) => {
                 replicas
-                    .read_with_settings(server, table, build, quiet(server), during)
+                    .read_with_settings(server, table, build, &[], during)
                     .await
             }
         }
@@ -214,20 +213,20 @@ fn system_table(name: &str) -> anyhow::Result<QualifiedTable> {
 }
 
 /// The partitions holding the rows of `targets` now (before they are
-/// deleted), on this server or every replica; empty (meaning: look at all)
-/// where the table has no `_partition_id` (not a MergeTree table).
+/// deleted), on this server or every replica; none (look at all) where the
+/// table has no `_partition_id` (not a MergeTree table).
 pub async fn touched_partitions(
     reach: &Reach<'_>,
     scope: &Scope,
     targets: &[Target],
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Option<Vec<String>>> {
     match partitions_of(reach, scope, targets).await {
-        Ok(partitions) => Ok(partitions),
+        Ok(partitions) => Ok(Some(partitions)),
         Err(error)
             if crate::error::server_code_of(&error)
                 == Some(crate::error::server_code::UNKNOWN_IDENTIFIER) =>
         {
-            Ok(Vec::new())
+            Ok(None)
         }
         Err(error) => Err(error),
     }
@@ -276,23 +275,24 @@ pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<P
     let table = subject.scope.events_table();
     let database = string_literal(table.database.as_str());
     let table_name = string_literal(table.table.as_str());
-    // Unknown partitions (a table without `_partition_id`): all of them.
-    let partitions = if subject.partitions.is_empty() {
-        "1".to_string()
-    } else {
-        format!("partition_id IN {}", literal_list(subject.partitions))
+    // Unknown partitions (a table without `_partition_id`): all of them;
+    // none (the request matched no row): nothing of it can be in a part.
+    let partitions = match subject.partitions {
+        None => "1".to_string(),
+        Some([]) => "0".to_string(),
+        Some(partitions) => format!("partition_id IN {}", literal_list(partitions)),
     };
     let mut findings = Vec::new();
     let mut unreadable: Vec<String> = Vec::new();
     let system: Vec<String> = server
-        .fetch_with_settings::<Name>(SYSTEM_TABLES_SQL, quiet(server), "listing system tables")
+        .fetch_with_settings::<Name>(SYSTEM_TABLES_SQL, &[], "listing system tables")
         .await?
         .into_iter()
         .map(|row| row.name)
         .collect();
     let has = |name: &str| system.iter().any(|n| n == name);
-    // Inactive parts.
-    let issued = subject.issued.to_string();
+    // Inactive parts older than the request's last mutation.
+    let issued = last_mutation_time(reach, subject).await?.to_string();
     let build = |source: &str, replica: &str| {
         render(
             INACTIVE_PARTS_SQL,
@@ -388,11 +388,7 @@ pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<P
     };
     // Lightweight-delete masks.
     let masks_known = !server
-        .fetch_with_settings::<Name>(
-            LIGHTWEIGHT_MASK_SQL,
-            quiet(server),
-            "reading system.parts columns",
-        )
+        .fetch_with_settings::<Name>(LIGHTWEIGHT_MASK_SQL, &[], "reading system.parts columns")
         .await?
         .is_empty();
     let masked_parts = if masks_known {
@@ -469,10 +465,53 @@ pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<P
     })
 }
 
+/// When the request's last mutation was created on any replica, by the
+/// servers' clocks; where the mutations are pruned, chforget's time of the
+/// last statement, with room for clocks that disagree by minutes (counting
+/// a part too many only delays `erased`).
+async fn last_mutation_time(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<u64> {
+    const CLOCK_SLACK_SECONDS: u64 = 300;
+    let table = subject.scope.events_table();
+    let database = string_literal(table.database.as_str());
+    let table_name = string_literal(table.table.as_str());
+    let request = string_literal(format!("chforget:{}:", subject.request_id));
+    let build = |source: &str, replica: &str| {
+        render(
+            MUTATION_TIME_SQL,
+            &[
+                ("replica", replica),
+                ("source", source),
+                ("database", &database),
+                ("table", &table_name),
+                ("request", &request),
+            ],
+        )
+    };
+    let answers: Vec<ReplicaAnswer<Number>> = reach
+        .read(
+            &system_table("mutations")?,
+            &build,
+            "reading when the request's mutations were created",
+        )
+        .await?;
+    let on_servers = answers
+        .iter()
+        .filter_map(|a| a.rows.as_ref().ok())
+        .flatten()
+        .map(|row| row.n)
+        .max()
+        .unwrap_or(0);
+    Ok(if on_servers > 0 {
+        on_servers
+    } else {
+        subject.issued + CLOCK_SLACK_SECONDS
+    })
+}
+
 /// `old_parts_lifetime` of the table (its own setting, else the server's).
 async fn old_parts_lifetime(server: &Server, table: &QualifiedTable) -> anyhow::Result<Duration> {
     let engine = server
-        .fetch_with_settings::<Name>(
+        .fetch_with_settings::<Text>(
             &render(
                 ENGINE_SQL,
                 &[
@@ -480,23 +519,23 @@ async fn old_parts_lifetime(server: &Server, table: &QualifiedTable) -> anyhow::
                     ("table", &string_literal(table.table.as_str())),
                 ],
             )?,
-            quiet(server),
+            &[],
             "reading the table's settings",
         )
         .await?
         .into_iter()
         .next()
-        .map(|row| row.name)
+        .map(|row| row.text)
         .unwrap_or_default();
     if let Some(seconds) = table_setting(&engine, "old_parts_lifetime") {
         return Ok(Duration::from_secs(seconds));
     }
     let server_wide = server
-        .fetch_with_settings::<Name>(LIFETIME_SQL, quiet(server), "reading old_parts_lifetime")
+        .fetch_with_settings::<Text>(LIFETIME_SQL, &[], "reading old_parts_lifetime")
         .await?
         .into_iter()
         .next()
-        .and_then(|row| row.name.parse().ok())
+        .and_then(|row| row.text.parse().ok())
         .unwrap_or(480);
     Ok(Duration::from_secs(server_wide))
 }
@@ -517,6 +556,49 @@ fn query_ids_of(request_id: &RequestId) -> String {
     format!("chforget-{}-%", request_id.as_str())
 }
 
+#[derive(Row, Deserialize)]
+struct LogColumn {
+    text: String,
+    name: String,
+}
+
+/// The columns each query log has among those that tell a request's rows.
+async fn log_columns(server: &Server) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let mut columns: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in server
+        .fetch::<LogColumn>(LOG_COLUMNS_SQL, "reading the query logs' columns")
+        .await?
+    {
+        columns.entry(row.text).or_default().push(row.name);
+    }
+    Ok(columns)
+}
+
+/// The rows of a query log that belong to a request: its own queries
+/// (`query_id`), what they ran on other servers (`initial_query_id`), and
+/// what the distributed DDL worker ran for its statements (their text
+/// carries its marker; such rows have ids of their own). Searching for the
+/// marker quotes the request id only, never the ids it erased.
+fn trace_condition(columns: &[String], request_id: &RequestId) -> String {
+    let pattern = string_literal(query_ids_of(request_id));
+    let marker = string_literal(format!("chforget:{request_id}:"));
+    let has = |name: &str| columns.iter().any(|c| c == name);
+    let mut parts = Vec::new();
+    if has("query_id") {
+        parts.push(format!("query_id LIKE {pattern}"));
+    }
+    if has("initial_query_id") {
+        parts.push(format!("initial_query_id LIKE {pattern}"));
+    }
+    if has("query") {
+        parts.push(format!("position(query, {marker}) > 0"));
+    }
+    if parts.is_empty() {
+        return "0".to_string();
+    }
+    format!("({})", parts.join(" OR "))
+}
+
 /// Rows of the request in `system.mutations` and in the query logs the
 /// server keeps, summed over replicas.
 async fn traces(
@@ -530,7 +612,7 @@ async fn traces(
     let _ = server
         .execute_with_settings(
             "SYSTEM FLUSH LOGS",
-            quiet(server),
+            &[],
             "flushing the logs",
             ErrorCode::ServerError,
         )
@@ -564,16 +646,19 @@ async fn traces(
                 .await?,
         )?,
     );
-    let pattern = string_literal(query_ids_of(subject.request_id));
+    let columns = log_columns(server).await?;
     for log in QUERY_LOGS.iter().filter(|log| has(log)) {
+        let condition = trace_condition(
+            columns.get(*log).map_or(&[][..], Vec::as_slice),
+            subject.request_id,
+        );
         let build = |source: &str, replica: &str| {
             render(
                 LOG_TRACES_SQL,
                 &[
                     ("replica", replica),
                     ("source", source),
-                    ("query_id", "query_id"),
-                    ("pattern", &pattern),
+                    ("condition", &condition),
                 ],
             )
         };
@@ -619,7 +704,7 @@ pub struct PurgeReport {
 /// mutation of each log table; the server may refuse), and say what stays.
 pub async fn purge_traces(server: &Server, request_id: &RequestId) -> anyhow::Result<PurgeReport> {
     let system: Vec<String> = server
-        .fetch_with_settings::<Name>(SYSTEM_TABLES_SQL, quiet(server), "listing system tables")
+        .fetch_with_settings::<Name>(SYSTEM_TABLES_SQL, &[], "listing system tables")
         .await?
         .into_iter()
         .map(|row| row.name)
@@ -627,37 +712,29 @@ pub async fn purge_traces(server: &Server, request_id: &RequestId) -> anyhow::Re
     let _ = server
         .execute_with_settings(
             "SYSTEM FLUSH LOGS",
-            quiet(server),
+            &[],
             "flushing the logs",
             ErrorCode::ServerError,
         )
         .await;
-    let pattern = string_literal(query_ids_of(request_id));
+    let columns = log_columns(server).await?;
     let mut report = PurgeReport::default();
     for log in QUERY_LOGS {
         if !system.iter().any(|name| name == log) {
             continue;
         }
-        let sql = render(
-            PURGE_SQL,
-            &[
-                ("log", log),
-                ("query_id", "query_id"),
-                ("pattern", &pattern),
-            ],
-        )?;
+        let condition =
+            trace_condition(columns.get(log).map_or(&[][..], Vec::as_slice), request_id);
+        let sql = render(PURGE_SQL, &[("log", log), ("condition", &condition)])?;
+        let settings: &[(&str, &str)] = if server.capabilities.mutations_sync {
+            &[("mutations_sync", "2")]
+        } else {
+            &[]
+        };
         let sent = server
             .execute_with_settings(
                 &sql,
-                &[
-                    ("log_queries", "0"),
-                    ("log_query_threads", "0"),
-                    ("mutations_sync", "2"),
-                ][..if server.capabilities.mutations_sync {
-                    3
-                } else {
-                    2
-                }],
+                settings,
                 &format!("deleting the request's rows of system.{log}"),
                 ErrorCode::ServerError,
             )
@@ -695,7 +772,7 @@ async fn wait_for_log_mutations(server: &Server, purged: &[String]) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::time::Instant::now() < deadline {
         match server
-            .fetch_with_settings::<Count>(&sql, quiet(server), "waiting for the purge")
+            .fetch_with_settings::<Count>(&sql, &[], "waiting for the purge")
             .await
         {
             Ok(rows) if rows.first().is_none_or(|row| row.n == 0) => return,
@@ -726,11 +803,18 @@ mod tests {
     }
 
     #[test]
-    fn traces_are_found_by_the_request_query_ids() {
+    fn traces_are_found_by_query_id_initial_query_id_and_marker() {
         let id = RequestId::parse("01a228b4-9333-779e-905f-58089d6845e3").expect("id");
+        let all = ["query_id", "initial_query_id", "query"].map(String::from);
         assert_eq!(
-            query_ids_of(&id),
-            "chforget-01a228b4-9333-779e-905f-58089d6845e3-%"
+            trace_condition(&all, &id),
+            "(query_id LIKE 'chforget-01a228b4-9333-779e-905f-58089d6845e3-%' OR initial_query_id LIKE 'chforget-01a228b4-9333-779e-905f-58089d6845e3-%' OR position(query, 'chforget:01a228b4-9333-779e-905f-58089d6845e3:') > 0)"
         );
+        // text_log: the query id only.
+        assert_eq!(
+            trace_condition(&["query_id".to_string()], &id),
+            "(query_id LIKE 'chforget-01a228b4-9333-779e-905f-58089d6845e3-%')"
+        );
+        assert_eq!(trace_condition(&[], &id), "0");
     }
 }

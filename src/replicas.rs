@@ -8,10 +8,15 @@ use clickhouse::{Row, RowOwned, RowRead};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::error::{ErrorCode, fail};
 use crate::server::Server;
 use crate::sql::{ClusterName, QualifiedTable, table_function};
 use crate::topology::{self, Cluster, Replica};
+
+const ENGINE_SQL: &str = "SELECT {replica} AS replica, engine AS text FROM {source} WHERE database = {database} AND name = {table}";
+const ZOOKEEPER_PATH_SQL: &str = "SELECT {replica} AS replica, zookeeper_path AS text FROM {source} WHERE database = {database} AND table = {table}";
 
 /// How many replicas are read at once without `clusterAllReplicas`.
 const CONCURRENT_READS: usize = 16;
@@ -272,6 +277,149 @@ pub fn brief(error: &str) -> String {
     }
 }
 
+/// A text a replica answered.
+#[derive(Debug, Row, Deserialize)]
+struct ReplicaText {
+    replica: u32,
+    text: String,
+}
+
+impl OnReplica for ReplicaText {
+    fn replica_number(&self) -> u32 {
+        self.replica
+    }
+}
+
+/// How `table` is kept on one replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kept {
+    Missing,
+    /// Not replicated (its engine).
+    Alone(String),
+    /// Replicated: its ZooKeeper path.
+    Replicated(String),
+}
+
+impl Replicas {
+    /// Check that the cluster's shards are the table's replica sets: every
+    /// replica of a shard holds the table replicated under one ZooKeeper
+    /// path, and no two shards share one. Otherwise an `ON CLUSTER`
+    /// statement reaches only part of the data (one replica per shard of
+    /// another table layout) or runs twice on the same data, and the
+    /// request could never be completed. Replicas that cannot be read are
+    /// left to tracking, which waits for them.
+    pub async fn check_layout(
+        &self,
+        server: &Server,
+        table: &QualifiedTable,
+    ) -> anyhow::Result<()> {
+        let database = crate::sql::string_literal(table.database.as_str());
+        let name = crate::sql::string_literal(table.table.as_str());
+        let read = |sql: &'static str, system: &'static str| {
+            let database = database.clone();
+            let name = name.clone();
+            async move {
+                let build = move |source: &str, replica: &str| {
+                    crate::sql::render(
+                        sql,
+                        &[
+                            ("replica", replica),
+                            ("source", source),
+                            ("database", &database),
+                            ("table", &name),
+                        ],
+                    )
+                };
+                let system_table = QualifiedTable {
+                    database: crate::sql::Ident::new("system")?,
+                    table: crate::sql::Ident::new(system)?,
+                };
+                self.read::<ReplicaText>(
+                    server,
+                    &system_table,
+                    &build,
+                    "reading the table's layout",
+                )
+                .await
+            }
+        };
+        let engines = read(ENGINE_SQL, "tables").await?;
+        let paths = read(ZOOKEEPER_PATH_SQL, "replicas").await?;
+        let mut kept: Vec<(ReplicaRef, Kept)> = Vec::new();
+        for (engine, path) in engines.into_iter().zip(paths) {
+            let replica = engine.replica;
+            let (Ok(engine), Ok(path)) = (engine.rows, path.rows) else {
+                continue;
+            };
+            let state = match (engine.first(), path.first()) {
+                (None, _) => Kept::Missing,
+                (Some(_), Some(path)) => Kept::Replicated(path.text.clone()),
+                (Some(engine), None) => Kept::Alone(engine.text.clone()),
+            };
+            kept.push((replica, state));
+        }
+        match layout_problem(table, &kept) {
+            Some(problem) => fail(
+                ErrorCode::InvalidPayload,
+                format!(
+                    "{problem}: cluster {} does not describe how {table} is kept, and an ON CLUSTER statement would miss rows or run twice. Pass the cluster whose shards are the table's replica sets (`chforget doctor` lists the clusters); nothing was sent",
+                    self.cluster.as_str()
+                ),
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What is wrong with how the replicas keep the table, if anything.
+fn layout_problem(table: &QualifiedTable, kept: &[(ReplicaRef, Kept)]) -> Option<String> {
+    if let Some((replica, _)) = kept.iter().find(|(_, k)| *k == Kept::Missing) {
+        return Some(format!("{replica} has no table {table}"));
+    }
+    let mut shards: BTreeMap<u32, Vec<(&ReplicaRef, &Kept)>> = BTreeMap::new();
+    for (replica, state) in kept {
+        shards
+            .entry(replica.shard)
+            .or_default()
+            .push((replica, state));
+    }
+    let mut path_of_shard: BTreeMap<&str, u32> = BTreeMap::new();
+    for (shard, replicas) in &shards {
+        let mut paths: Vec<&str> = Vec::new();
+        for (replica, state) in replicas {
+            match state {
+                Kept::Replicated(path) => paths.push(path),
+                Kept::Alone(engine) if replicas.len() > 1 => {
+                    return Some(format!(
+                        "{table} on {replica} is not replicated ({engine}) but shard {shard} has {} replicas",
+                        replicas.len()
+                    ));
+                }
+                _ => {}
+            }
+        }
+        paths.sort_unstable();
+        paths.dedup();
+        match paths.as_slice() {
+            [] => {}
+            [path] => {
+                if let Some(other) = path_of_shard.insert(path, *shard) {
+                    return Some(format!(
+                        "shards {other} and {shard} hold the same replicated table (ZooKeeper path {path})"
+                    ));
+                }
+            }
+            many => {
+                return Some(format!(
+                    "the replicas of shard {shard} keep {table} under different ZooKeeper paths ({}): they are not replicas of one another",
+                    many.join(", ")
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// A row that only says which replica answered (liveness).
 #[derive(Debug, Row, Deserialize)]
 pub struct Alive {
@@ -347,6 +495,53 @@ mod tests {
             queries[2],
             "SELECT toUInt32(3) AS replica, count() AS n FROM remote('10.0.0.1:9002', 'db', 'events') GROUP BY replica"
         );
+    }
+
+    fn at(shard: u32, port: u16) -> ReplicaRef {
+        ReplicaRef {
+            shard,
+            host: format!("h:{port}"),
+        }
+    }
+
+    #[test]
+    fn a_cluster_must_match_the_table_layout() {
+        let replicated = |path: &str| Kept::Replicated(path.to_string());
+        // Shard 1 on two replicas of one path, shard 2 on its own: fine.
+        let good = [
+            (at(1, 1), replicated("/t/1")),
+            (at(1, 2), replicated("/t/1")),
+            (at(2, 3), replicated("/t/2")),
+        ];
+        assert_eq!(layout_problem(&table(), &good), None);
+        // A sharded table named with a one-shard cluster: one shard, two paths.
+        let one_shard = [
+            (at(1, 1), replicated("/t/1")),
+            (at(1, 2), replicated("/t/1")),
+            (at(1, 3), replicated("/t/2")),
+        ];
+        let problem = layout_problem(&table(), &one_shard).expect("refused");
+        assert!(problem.contains("different ZooKeeper paths"), "{problem}");
+        // A table replicated everywhere named with a two-shard cluster.
+        let everywhere = [
+            (at(1, 1), replicated("/t")),
+            (at(1, 2), replicated("/t")),
+            (at(2, 3), replicated("/t")),
+        ];
+        let problem = layout_problem(&table(), &everywhere).expect("refused");
+        assert!(problem.contains("shards 1 and 2"), "{problem}");
+        let missing = [(at(1, 1), replicated("/t")), (at(2, 3), Kept::Missing)];
+        assert!(layout_problem(&table(), &missing).is_some());
+        let alone = [
+            (at(1, 1), Kept::Alone("MergeTree".into())),
+            (at(1, 2), Kept::Alone("MergeTree".into())),
+        ];
+        assert!(layout_problem(&table(), &alone).is_some());
+        let one_each = [
+            (at(1, 1), Kept::Alone("MergeTree".into())),
+            (at(2, 2), Kept::Alone("MergeTree".into())),
+        ];
+        assert_eq!(layout_problem(&table(), &one_each), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, Failure};
+use crate::replicas::{OnReplica, ReplicaAnswer, Replicas};
 use crate::request::{RawId, Scope, ValidId};
 use crate::server::Server;
 use crate::sql::{chunk_by_cost, literal_budget, literal_len, literal_list, render};
@@ -18,6 +19,8 @@ use crate::state::Key;
 
 const STITCH_SQL: &str = include_str!("../sql/stitch.sql");
 const PROJECT_ANONYMOUS_IDS_SQL: &str = include_str!("../sql/project_anonymous_ids.sql");
+const STITCH_REPLICAS_SQL: &str = include_str!("../sql/stitch_replicas.sql");
+const STITCH_REPLICAS_IDS_SQL: &str = include_str!("../sql/stitch_replicas_ids.sql");
 
 /// One anonymous id tied to a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +80,157 @@ pub async fn stitch(
         }
     }
     Ok(found)
+}
+
+#[derive(Row, Deserialize)]
+struct PairOnReplica {
+    replica: u32,
+    uid: String,
+    aid: String,
+    n: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct IdOnReplica {
+    replica: u32,
+    aid: String,
+    anonymous_events: u64,
+    users: u64,
+}
+
+impl OnReplica for PairOnReplica {
+    fn replica_number(&self) -> u32 {
+        self.replica
+    }
+}
+
+impl OnReplica for IdOnReplica {
+    fn replica_number(&self) -> u32 {
+        self.replica
+    }
+}
+
+/// On a cluster: add to `found` the anonymous ids some replica holds for
+/// the users that the one replica per shard [`stitch`] read did not show
+/// (replication lag), with their figures read on every replica (a shard
+/// counts as its fullest replica). Returns how many were added, and the
+/// replicas that could not be read (an id only one of them holds is not
+/// found: the caller warns).
+pub async fn add_lagging(
+    server: &Server,
+    replicas: &Replicas,
+    scope: &Scope,
+    users: &[ValidId],
+    found: &mut BTreeMap<ValidId, Vec<StitchedId>>,
+) -> anyhow::Result<(usize, Vec<String>)> {
+    let mut unreadable: Vec<String> = Vec::new();
+    let table = scope.events_table();
+    let budget = literal_budget(server.capabilities.max_query_size);
+    // Per (user, id): the most events any replica of a shard shows, per shard.
+    let mut pairs: BTreeMap<(ValidId, RawId), BTreeMap<u32, u64>> = BTreeMap::new();
+    for chunk in chunk_by_cost(users, budget, |u| literal_len(u) + 2) {
+        let users_list = literal_list(&chunk);
+        let build = |source: &str, replica: &str| {
+            let mut values = scope.bindings_reading(source);
+            values.push(("replica", replica.to_string()));
+            values.push(("users", users_list.clone()));
+            let borrowed: Vec<(&str, &str)> =
+                values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            render(STITCH_REPLICAS_SQL, &borrowed)
+        };
+        let answers: Vec<ReplicaAnswer<PairOnReplica>> = replicas
+            .read(server, &table, &build, "stitching on every replica")
+            .await?;
+        for answer in answers {
+            let rows = match answer.rows {
+                Ok(rows) => rows,
+                Err(error) => {
+                    let replica = answer.replica.to_string();
+                    if !unreadable.iter().any(|r| r.starts_with(&replica)) {
+                        unreadable.push(format!("{replica}: {error}"));
+                    }
+                    continue;
+                }
+            };
+            for row in rows {
+                let Some(user) = chunk.iter().find(|u| u.as_str() == row.uid) else {
+                    continue;
+                };
+                let shard = pairs
+                    .entry(((*user).clone(), decode(&row.aid)?))
+                    .or_default()
+                    .entry(answer.replica.shard)
+                    .or_default();
+                *shard = (*shard).max(row.n);
+            }
+        }
+    }
+    if !replicas.list.is_empty() && unreadable.len() == replicas.list.len() {
+        // Not one replica answered: a failing query, not replicas down.
+        return Err(Failure::new(
+            ErrorCode::ServerError,
+            format!(
+                "no replica could be read while stitching: {}",
+                unreadable.join("; ")
+            ),
+        )
+        .into());
+    }
+    let missing: Vec<(ValidId, RawId, u64)> = pairs
+        .into_iter()
+        .filter(|((user, id), _)| {
+            !found
+                .get(user)
+                .is_some_and(|ids| ids.iter().any(|s| s.anonymous_id == *id))
+        })
+        .map(|((user, id), shards)| (user, id, shards.values().sum()))
+        .collect();
+    if missing.is_empty() {
+        return Ok((0, unreadable));
+    }
+    let ids: Vec<&RawId> = missing.iter().map(|(_, id, _)| id).collect();
+    let mut figures: BTreeMap<RawId, (BTreeMap<u32, u64>, u64)> = BTreeMap::new();
+    for chunk in chunk_by_cost(&ids, budget, |id| literal_len(*id) + 2) {
+        let ids_list = literal_list(&chunk);
+        let build = |source: &str, replica: &str| {
+            let mut values = scope.bindings_reading(source);
+            values.push(("replica", replica.to_string()));
+            values.push(("anonymous_ids", ids_list.clone()));
+            let borrowed: Vec<(&str, &str)> =
+                values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            render(STITCH_REPLICAS_IDS_SQL, &borrowed)
+        };
+        let answers: Vec<ReplicaAnswer<IdOnReplica>> = replicas
+            .read(
+                server,
+                &table,
+                &build,
+                "reading stitched ids on every replica",
+            )
+            .await?;
+        for answer in answers {
+            for row in answer.rows.unwrap_or_default() {
+                let entry = figures.entry(decode(&row.aid)?).or_default();
+                let shard = entry.0.entry(answer.replica.shard).or_default();
+                *shard = (*shard).max(row.anonymous_events);
+                entry.1 = entry.1.max(row.users);
+            }
+        }
+    }
+    let added = missing.len();
+    for (user, id, user_events) in missing {
+        let (anonymous, users) = figures.get(&id).cloned().unwrap_or_default();
+        found.entry(user).or_default().push(StitchedId {
+            anonymous_id: id,
+            user_events,
+            anonymous_events: anonymous.values().sum(),
+            other_users: users.saturating_sub(1),
+        });
+    }
+    for ids in found.values_mut() {
+        ids.sort_by(|a, b| a.anonymous_id.cmp(&b.anonymous_id));
+    }
+    Ok((added, unreadable))
 }
 
 fn decode(hex: &str) -> anyhow::Result<RawId> {

@@ -53,6 +53,19 @@ pub struct Counts {
     pub per_anonymous: BTreeMap<RawId, u64>,
     /// On a cluster: the targeted rows each replica still holds, where any.
     pub per_replica: BTreeMap<ReplicaRef, u64>,
+    /// On a cluster: replicas that could not be counted (only with
+    /// [`Unreadable::Skipped`]).
+    pub unread: Vec<ReplicaRef>,
+}
+
+/// What a replica that cannot be counted means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// The count fails: verification, where an unknown count is never zero.
+    Fails,
+    /// It is left out: figures before anything is sent (a replica that is
+    /// down must not stop a request its shard's others can serve).
+    Skipped,
 }
 
 impl Counts {
@@ -167,13 +180,14 @@ fn add_rows(counts: &mut Counts, kind: TargetKind, rows: &[IdCount]) -> anyhow::
 
 /// Rows each target matches now on every replica of a cluster. A shard's
 /// figure is its fullest replica's; the cluster's, the sum over shards. A
-/// replica that cannot be counted fails the count: an unknown number of
-/// survivors is never zero.
+/// replica that cannot be counted fails the count (an unknown number of
+/// survivors is never zero), or is left out, as `unreadable` says.
 pub async fn count_targets_on_replicas(
     server: &Server,
     replicas: &Replicas,
     scope: &Scope,
     targets: &[Target],
+    unreadable: Unreadable,
 ) -> anyhow::Result<Counts> {
     let table = scope.events_table();
     let mut counts = Counts::default();
@@ -199,7 +213,7 @@ pub async fn count_targets_on_replicas(
                 .iter()
                 .filter_map(|a| a.rows.as_ref().err().map(|e| format!("{}: {e}", a.replica)))
                 .collect();
-            if !unreachable.is_empty() {
+            if !unreachable.is_empty() && unreadable == Unreadable::Fails {
                 return Err(Failure::new(
                     ErrorCode::ConnectionFailed,
                     format!(
@@ -213,7 +227,10 @@ pub async fn count_targets_on_replicas(
             // hold the same rows once caught up).
             let mut fullest: BTreeMap<u32, (u64, Vec<IdCount>)> = BTreeMap::new();
             for answer in answers {
-                let rows = answer.rows.unwrap_or_default();
+                let Ok(rows) = answer.rows else {
+                    counts.unread.push(answer.replica);
+                    continue;
+                };
                 let total: u64 = rows.iter().map(|r| r.n).sum();
                 if total > 0 {
                     *counts

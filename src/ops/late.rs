@@ -34,6 +34,9 @@ pub struct VerifyReport {
     /// With `--physical`: what is left on disk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub physical: Option<super::physical::PhysicalOutcome>,
+    /// Why the command exits with an error (late rows left, a finding on
+    /// disk, a failure), as every JSON document says it.
+    pub error: Option<crate::error::ErrorBody>,
 }
 
 /// The users of a request to check, raw: all of them, or `wanted` alone
@@ -83,6 +86,7 @@ pub async fn check(
         late_rows: LateArrivals::default(),
         users: Vec::new(),
         physical: None,
+        error: None,
     };
     for ((user, _), late) in users.iter().zip(found) {
         report.late_rows.add(&late);

@@ -67,6 +67,13 @@ pub async fn physical(
     progress: &mut dyn FnMut(&PhysicalReport),
 ) -> anyhow::Result<(PhysicalOutcome, Option<anyhow::Error>)> {
     let server = ctx.server;
+    // The finding must reach the audit trail, and a purge deletes: a
+    // read-only login can do neither.
+    server.ensure_writable(
+        "record the physical check in the audit trail (and purge traces); nothing was checked",
+    )?;
+    // Looking for the request's traces must not leave new ones.
+    server.quietly();
     let replicas = match &journal.scope.cluster {
         Some(cluster) => Some(Replicas::of_cluster(server, cluster).await?),
         None => None,
@@ -78,23 +85,33 @@ pub async fn physical(
     let issued = last_issued(journal)?;
     let started = Instant::now();
     let mut purge = None;
+    // On a cluster the statements went through the distributed DDL queue,
+    // which keeps their text, ids included, and no SQL removes it.
+    let ddl_queue = replicas.as_ref().map(|_| {
+        format!(
+            "the distributed DDL queue in ZooKeeper ({}) keeps the text of each ON CLUSTER statement of the request, ids included, until the servers' task_max_lifetime (a week by default) or the queue's size limit drops it",
+            ctx.profile.cluster.ddl_path
+        )
+    });
     if request.purge_traces {
         let mut done = physical::purge_traces(server, &journal.request_id).await?;
         if replicas.is_some() {
             done.kept.push(
-                "the query logs of the cluster's other servers (each keeps its own): run --purge-traces against each of them".to_string(),
+                "the query logs of the cluster's other servers (each keeps its own; ON CLUSTER cannot alter them): run --purge-traces with CLICKHOUSE_URL set to each server".to_string(),
             );
         }
+        done.kept.extend(ddl_queue.clone());
         purge = Some(done);
     }
     let report = loop {
         let subject = Subject {
             scope: &journal.scope,
             request_id: &journal.request_id,
-            partitions: &journal.partitions,
+            partitions: journal.partitions.as_deref(),
             issued,
         };
-        let report = physical::check(&reach, &subject).await?;
+        let mut report = physical::check(&reach, &subject).await?;
+        report.findings.extend(ddl_queue.clone());
         progress(&report);
         let Some(wait) = request.wait else {
             break report;

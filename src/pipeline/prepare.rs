@@ -61,6 +61,16 @@ pub async fn settle_scope(server: &Server, scope: &mut Scope) -> anyhow::Result<
     server.require_database()?;
     let topology = topology::detect(server, &scope.events_table()).await?;
     if let Some((cluster, local)) = topology.distributed_target(&scope.database)? {
+        if scope.local_only {
+            return fail(
+                ErrorCode::InvalidPayload,
+                format!(
+                    "{} is a Distributed table over {local} on cluster {cluster}: erasing through it reaches every shard, which --local-only excludes. To erase this server only, name the local table in the profile ([tables] events = \"{}\"); nothing was sent",
+                    scope.events_table(),
+                    local.table.as_str()
+                ),
+            );
+        }
         if local.database != scope.database {
             return fail(
                 ErrorCode::InvalidPayload,
@@ -88,6 +98,13 @@ pub async fn settle_scope(server: &Server, scope: &mut Scope) -> anyhow::Result<
         }
         scope.events = local.table;
         return Box::pin(settle_scope(server, scope)).await;
+    }
+    if let Some(name) = &scope.cluster
+        && let Some(cluster) = topology.cluster(name)
+    {
+        Replicas::new(name, cluster, server.capabilities.cluster_all_replicas)
+            .check_layout(server, &scope.events_table())
+            .await?;
     }
     match &scope.cluster {
         Some(cluster) if topology.cluster(cluster).is_none() => fail(
@@ -132,6 +149,21 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     let users: Vec<ValidId> = request.members.iter().map(|m| m.user_id.clone()).collect();
     let mut stitched = stitch::stitch(server, &scope, &users).await?;
     let mut warnings = Vec::new();
+    if let Some(replicas) = &replicas {
+        let (added, unreadable) =
+            stitch::add_lagging(server, replicas, &scope, &users, &mut stitched).await?;
+        if added > 0 {
+            warnings.push(format!(
+                "{added} anonymous ids of the users are on some replicas only (replication lag): added, with their figures read on every replica"
+            ));
+        }
+        if !unreadable.is_empty() {
+            warnings.push(format!(
+                "could not read {} while stitching: an anonymous id that only such a replica holds (rows it has not replicated yet) is not included; once it is back, check with `chforget verify REQUEST_ID`",
+                unreadable.join("; ")
+            ));
+        }
+    }
     let mut earlier_requests = Vec::new();
     for (user, ids) in &request.known {
         add_ids(stitched.entry(user.clone()).or_default(), ids);
@@ -170,7 +202,30 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         request.options,
         server.capabilities.max_query_size,
     );
-    let counts = verify::count_targets(server, &scope, &targets).await?;
+    // On a cluster each shard counts as its fullest replica: a replica
+    // behind on replication would show fewer rows.
+    let counts = match &replicas {
+        Some(replicas) => {
+            verify::count_targets_on_replicas(
+                server,
+                replicas,
+                &scope,
+                &targets,
+                verify::Unreadable::Skipped,
+            )
+            .await?
+        }
+        None => verify::count_targets(server, &scope, &targets).await?,
+    };
+    if !counts.unread.is_empty() {
+        let mut unread: Vec<String> = counts.unread.iter().map(ToString::to_string).collect();
+        unread.sort();
+        unread.dedup();
+        warnings.push(format!(
+            "could not count on {}: the figures before are those of the other replicas",
+            unread.join(", ")
+        ));
+    }
     for (target, count) in targets.iter_mut().zip(&counts.per_target_kind) {
         target.rows_before = count.clone();
     }

@@ -196,6 +196,7 @@ async fn drive(
                     replicas,
                     &journal.scope,
                     &journal.targets,
+                    verify::Unreadable::Fails,
                 )
                 .await?
             }

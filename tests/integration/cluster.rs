@@ -759,3 +759,222 @@ async fn physical_checks_look_at_every_replica() {
     // 18.16 cannot list detached parts: never `erased` there.
     assert_eq!(physical["status"], "unknown", "{physical:#}");
 }
+
+/// A cluster that does not describe how the table is kept is refused before
+/// anything is sent: a sharded table named with the one-shard cluster (the
+/// statement would reach one replica of the three, never shard 2), and a
+/// table replicated on every server named with the two-shard cluster (the
+/// statement would run twice on the same data).
+#[tokio::test]
+async fn a_cluster_that_does_not_match_the_table_is_refused() {
+    let sharded = cluster_db!("sharded");
+    sharded.seed().await;
+    let output = run(sharded.chforget().args(forget_args("replicated")));
+    assert_eq!(output.code, 2, "{}\n{}", output.stderr, output.stdout);
+    assert!(
+        output.stderr.contains("different ZooKeeper paths"),
+        "{}",
+        output.stderr
+    );
+    for node in 0..3 {
+        assert!(sharded.mutations_with(node, "chforget:").await.is_empty());
+    }
+    drop(sharded);
+    let replicated = cluster_db!("replicated");
+    replicated.seed().await;
+    let output = run(replicated.chforget().args(forget_args("sharded")));
+    assert_eq!(output.code, 2, "{}\n{}", output.stderr, output.stdout);
+    assert!(
+        output.stderr.contains("shards 1 and 2"),
+        "{}",
+        output.stderr
+    );
+    for node in 0..3 {
+        assert!(
+            replicated
+                .mutations_with(node, "chforget:")
+                .await
+                .is_empty()
+        );
+    }
+}
+
+/// An anonymous id of the user that one replica has not fetched yet is
+/// still stitched (read on every replica, not one per shard): once the
+/// replica catches up, the request ends `completed` with the id's anonymous
+/// rows gone everywhere.
+#[tokio::test]
+async fn an_id_on_a_lagging_replica_is_stitched() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    let stop = format!("SYSTEM STOP FETCHES `{}`.events", db.name);
+    let start = format!("SYSTEM START FETCHES `{}`.events", db.name);
+    db.clients[0]
+        .query(&stop)
+        .execute()
+        .await
+        .expect("stop fetches");
+    let lagging = [
+        crate::common::event(
+            "p1",
+            Some("u1"),
+            "a-lagging",
+            "s-lag",
+            "pageview",
+            "target-user",
+            "ip",
+            crate::common::NOV_2026 + 50,
+        ),
+        crate::common::event(
+            "p1",
+            None,
+            "a-lagging",
+            "s-lag",
+            "pageview",
+            "target-anon",
+            "ip",
+            crate::common::NOV_2026 + 51,
+        ),
+    ];
+    insert_events(&db.clients[1], &lagging).await;
+    let mut args = forget_args("sharded");
+    args.extend(["--timeout".to_string(), "5s".to_string()]);
+    let output = run(db.chforget().args(&args));
+    db.clients[0]
+        .query(&start)
+        .execute()
+        .await
+        .expect("start fetches");
+    let report = output.json();
+    let stitched: Vec<&str> = report["stitched"]
+        .as_array()
+        .expect("stitched")
+        .iter()
+        .filter_map(|s| s["anonymous_id"].as_str())
+        .collect();
+    assert!(stitched.contains(&"a-lagging"), "{report:#}");
+    let request = report["request_id"].as_str().expect("id").to_string();
+    if report["status"] != "completed" {
+        let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
+        assert_eq!(resumed.code, 0, "{}\n{}", resumed.stderr, resumed.stdout);
+        assert_eq!(resumed.json()["status"], "completed");
+    }
+    db.sync().await;
+    db.assert_gone_everywhere("anonymous_id = 'a-lagging'")
+        .await;
+    db.assert_gone_everywhere(&deleted_condition(true, false))
+        .await;
+}
+
+/// `--local-only` with a Distributed table in the profile is refused: going
+/// through it would reach every shard.
+#[tokio::test]
+async fn local_only_through_a_distributed_table_is_refused() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    db.clients[0]
+        .query(&format!(
+            "CREATE TABLE `{}`.events_all AS `{}`.events ENGINE = Distributed(sharded, '{}', events)",
+            db.name, db.name, db.name
+        ))
+        .execute()
+        .await
+        .expect("create the Distributed table");
+    let profile = db.state_dir.path().join("profile.toml");
+    std::fs::write(&profile, "[tables]\nevents = \"events_all\"\n").expect("profile");
+    let mut args = forget_args("sharded");
+    args.truncate(args.len() - 2);
+    args.push("--local-only".to_string());
+    let output = run(db.chforget().args(&args).arg("--config").arg(&profile));
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(output.stderr.contains("local table"), "{}", output.stderr);
+    for node in 0..3 {
+        assert!(db.mutations_with(node, "chforget:").await.is_empty());
+    }
+}
+
+/// `--purge-traces` run against each server leaves no row of any server's
+/// query_log quoting the user id: the request's own queries, what they ran
+/// on the other servers (initial_query_id) and what the DDL worker ran for
+/// its ON CLUSTER statements (their marker).
+#[tokio::test]
+async fn purging_traces_on_every_server_leaves_none() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    let user = format!("u-trace-{}", std::process::id());
+    insert_events(
+        &db.clients[2],
+        &[crate::common::event(
+            "p1",
+            Some(&user),
+            "a-trace-cluster",
+            "s-trace",
+            "pageview",
+            "target-trace",
+            "ip",
+            crate::common::NOV_2026,
+        )],
+    )
+    .await;
+    db.sync().await;
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        &user,
+        "--anonymous",
+        "--yes",
+        "--output",
+        "json",
+        "--cluster",
+        "sharded",
+    ]));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let request = output.json()["request_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let hex: String = user.bytes().map(|b| format!("{b:02X}")).collect();
+    let quoting = format!(
+        "SELECT count() FROM system.query_log WHERE position(query, unhex('{hex}')) > 0 SETTINGS log_queries = 0"
+    );
+    let mut before = 0;
+    for client in &db.clients {
+        client
+            .query("SYSTEM FLUSH LOGS")
+            .execute()
+            .await
+            .expect("flush");
+        before += client
+            .query(&quoting)
+            .fetch_one::<u64>()
+            .await
+            .expect("count");
+    }
+    assert!(before > 0, "the forget's queries quote the id");
+    for url in &db.urls {
+        let purged = run(db.chforget().env("CLICKHOUSE_URL", url).args([
+            "verify",
+            &request,
+            "--physical",
+            "--purge-traces",
+            "--yes",
+        ]));
+        assert_eq!(purged.code, 0, "{url}: {}", purged.stderr);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (node, client) in db.clients.iter().enumerate() {
+        client
+            .query("SYSTEM FLUSH LOGS")
+            .execute()
+            .await
+            .expect("flush");
+        let left = client
+            .query(&quoting)
+            .fetch_one::<u64>()
+            .await
+            .expect("count");
+        assert_eq!(left, 0, "node{} still logs the user id", node + 1);
+    }
+}

@@ -48,7 +48,20 @@ async fn old_parts_are_pending_after_a_forget_and_gone_after_the_wait() {
         "{physical:#}"
     );
     assert!(physical["inactive_bytes"].as_u64() > Some(0));
-    assert!(physical["remove_after"].is_string(), "{physical:#}");
+    // The table's own old_parts_lifetime (10 s), not the server's 480 s.
+    let remove_after = physical["remove_after"].as_str().expect("remove_after");
+    let checked_at = physical["checked_at"].as_str().expect("checked_at");
+    let seconds = |at: &str| {
+        humantime::parse_rfc3339_weak(at.trim_end_matches('Z'))
+            .expect("RFC 3339")
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+    };
+    assert!(
+        seconds(remove_after) <= seconds(checked_at) + 60,
+        "removed by {remove_after}, checked at {checked_at}"
+    );
     let request = report["request_id"].as_str().expect("id").to_string();
     let status = run(db.chforget().args(["status", &request, "--output", "json"]));
     assert_eq!(
@@ -120,6 +133,7 @@ async fn a_detached_partition_needs_attention() {
     match engine() {
         Engine::Current => {
             assert_eq!(output.code, 4, "{}", output.stderr);
+            assert_eq!(report["error"]["code"], "forget_failed", "{report:#}");
             assert_eq!(physical["status"], "attention", "{physical:#}");
             assert!(physical["detached_parts"].as_u64() >= Some(1));
             let findings = physical["findings"].to_string();
@@ -216,4 +230,41 @@ async fn purge_traces_leaves_no_query_log_row_with_the_user_id() {
             assert!(traces["mutations"].as_u64() >= Some(1), "{traces}");
         }
     }
+}
+
+/// A read-only login cannot record a physical check in the audit trail:
+/// refused before anything is checked, and nothing is recorded.
+#[tokio::test]
+async fn a_read_only_login_cannot_check_the_disks() {
+    let db = crate::test_db!();
+    seed_short_lived(&db).await;
+    let output = run(db.chforget().args(FORGET_U1_JSON));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let request = output.json()["request_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let audit = db.state_path().join("audit.jsonl");
+    let records = std::fs::read_to_string(&audit)
+        .expect("audit")
+        .lines()
+        .count();
+    let (user, password) = crate::common::READONLY_USER;
+    let checked = run(db
+        .chforget()
+        .env("CLICKHOUSE_USER", user)
+        .env("CLICKHOUSE_PASSWORD", password)
+        .args(["verify", &request, "--physical", "--output", "json"]));
+    assert_eq!(checked.code, 3, "{}", checked.stderr);
+    assert_eq!(checked.json()["error"]["code"], "permission_denied");
+    assert_eq!(
+        std::fs::read_to_string(&audit)
+            .expect("audit")
+            .lines()
+            .count(),
+        records,
+        "nothing recorded"
+    );
+    let verified = run(db.chforget().args(["audit", "verify"]));
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
 }

@@ -113,7 +113,10 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
     let result = match run_one(&args, request_id, &mut report).await {
         // The erasure's outcome stands; a finding on disk that needs an
         // operator is the command's error.
-        Ok(Some(verdict)) => Err(verdict),
+        Ok(Some(verdict)) => {
+            report.error = Some(ErrorBody::of(&verdict));
+            Err(verdict)
+        }
         Ok(None) => Ok(()),
         Err(error) => {
             report.fail_with(&error);

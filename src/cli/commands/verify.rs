@@ -81,6 +81,11 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let open = session
         .open(args.fix || args.physical, Some(&journal.request_id))
         .await?;
+    if args.physical && !open.server.capabilities.readonly {
+        // The late-arrival counts quote the ids: with --physical, nothing of
+        // this run may add to the request's traces in the query logs.
+        open.server.quietly();
+    }
     let mut report = late::check(&open.server, &journal, &users, &key, since).await?;
     let total = report.late_rows.total();
     let result = if total > 0 && args.fix {
@@ -133,6 +138,9 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     } else {
         result
     };
+    if let Err(error) = &result {
+        report.error = Some(crate::error::ErrorBody::of(error));
+    }
     match session.output {
         OutputFormat::Json => output::print_json(&report)?,
         OutputFormat::Human => print!("{}", render(&report)),

@@ -1,0 +1,14 @@
+-- On a cluster: the anonymous ids of the users as every replica holds them
+-- (a replica behind on replication can hide an id from the one replica per
+-- shard that sql/stitch.sql reads). {replica} numbers the replica. Aliases
+-- differ from the columns: 18.16 would take them for the columns.
+SELECT
+    {replica} AS replica,
+    toString(assumeNotNull({user_id})) AS uid,
+    hex({anonymous_id}) AS aid,
+    toUInt64(count()) AS n
+FROM {events}
+WHERE {project_id} IN {projects}
+  AND {user_id} IN {users}
+  AND {anonymous_id} != ''
+GROUP BY replica, uid, aid
