@@ -546,7 +546,7 @@ async fn a_run_killed_after_sending_on_cluster_is_resumed_without_a_duplicate() 
 }
 
 /// The per-replica reads hold for ids with quotes and backslashes (the
-/// command line refuses control characters; batch files take any bytes).
+/// command line refuses control characters in ids, batch files too).
 #[tokio::test]
 async fn hostile_ids_are_erased_on_every_replica() {
     let db = cluster_db!("replicated");
