@@ -115,18 +115,22 @@ pub async fn pending_on(server: &Server, table: &QualifiedTable) -> anyhow::Resu
 }
 
 /// Issue `target`'s statement with `marker` unless a mutation with that
-/// marker exists already; return its mutation. `deadline` bounds the wait
-/// for room on servers with a limit of pending deletes.
+/// marker exists already; return its mutation. `sent_before` (the journal
+/// says an earlier run was sending it) makes it look the marker up first; a
+/// marker never sent cannot be on the server. `deadline` bounds the wait for
+/// room on servers with a limit of pending deletes.
+#[allow(clippy::too_many_arguments)]
 pub async fn issue(
     server: &Server,
     scope: &Scope,
     target: &Target,
     marker: &str,
+    sent_before: bool,
     deadline: Option<Instant>,
     waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
 ) -> anyhow::Result<(MutationRow, Issued)> {
     let table = scope.events_table();
-    if let Some(existing) = find_issued(server, &table, marker).await? {
+    if sent_before && let Some(existing) = find_issued(server, &table, marker).await? {
         return Ok((existing, Issued::Earlier));
     }
     if let Some(limit) = server.capabilities.max_pending_deletes {

@@ -148,6 +148,7 @@ impl Session {
             server,
             key,
             audit_table,
+            settled: crate::pipeline::Settled::default(),
         })
     }
 }
@@ -157,6 +158,8 @@ pub struct Open {
     pub server: Server,
     pub key: Key,
     pub audit_table: QualifiedTable,
+    /// Scopes settled by this run's requests.
+    pub settled: crate::pipeline::Settled,
 }
 
 impl Open {
@@ -169,6 +172,7 @@ impl Open {
             key: &self.key,
             audit_table: &self.audit_table,
             place: &session.place,
+            settled: &self.settled,
         }
     }
 }

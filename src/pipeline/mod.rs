@@ -28,12 +28,13 @@ use crate::error::ErrorCode;
 use crate::journal::{Journals, RequestJournal};
 use crate::plan::{ForgetOptions, RollupScope, Target, TargetKind};
 use crate::profile::Profile;
-use crate::request::{AuditMeta, RequestId, ValidId};
+use crate::request::{AuditMeta, RequestId, Scope, ValidId};
 use crate::rollup::RollupReport;
 use crate::server::Server;
 use crate::sql::{ClusterName, QualifiedTable};
 use crate::state::{Key, StateDir};
 use crate::stitch::StitchedId;
+use crate::topology::Topology;
 use crate::track::TrackOptions;
 use crate::verify::{self, Counts};
 
@@ -51,6 +52,37 @@ pub struct Context<'a> {
     pub audit_table: &'a QualifiedTable,
     /// Where new requests erase (`--cluster`, `--local-only`).
     pub place: &'a Place,
+    /// Where the events table was found to live, by the first request of
+    /// this run: the requests of a batch (one per project) check it once.
+    pub settled: &'a Settled,
+}
+
+/// Scopes already settled in this run, with their topology.
+#[derive(Default)]
+pub struct Settled(std::sync::Mutex<Vec<(Scope, Scope, Topology)>>);
+
+impl Settled {
+    /// The settled form of `scope` (with `topology`), if it was settled.
+    fn get(&self, scope: &Scope) -> Option<(Scope, Topology)> {
+        let known = self.0.lock().ok()?;
+        known.iter().find_map(|(given, settled, topology)| {
+            (given.database == scope.database
+                && given.events == scope.events
+                && given.cluster == scope.cluster
+                && given.local_only == scope.local_only)
+                .then(|| {
+                    let mut settled = settled.clone();
+                    settled.project_id = scope.project_id.clone();
+                    (settled, topology.clone())
+                })
+        })
+    }
+
+    fn put(&self, given: Scope, settled: Scope, topology: Topology) {
+        if let Ok(mut known) = self.0.lock() {
+            known.push((given, settled, topology));
+        }
+    }
 }
 
 impl Context<'_> {

@@ -36,12 +36,7 @@ pub(super) async fn issue(
     };
     // Journaled as being sent by an earlier run (cut short before its
     // answer): it may be queued or done already.
-    let sent_before = journal
-        .steps
-        .iter()
-        .filter(|step| step.step == "issuing" && step.detail == marker)
-        .count()
-        > 1;
+    let sent_before = super::run::sent_before(journal, &marker);
     let settings = &ctx.profile.cluster;
     let mut timeout = settings
         .ddl_timeout

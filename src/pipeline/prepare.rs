@@ -134,14 +134,22 @@ pub async fn settle_scope(server: &Server, scope: &mut Scope) -> anyhow::Result<
 pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<Prepared> {
     let server = ctx.server;
     server.name_queries_after(request.request_id.as_str());
-    let mut scope = scope_of(server, ctx.profile, &request.project_id, &request.place);
-    let topology = settle_scope(server, &mut scope).await?;
+    let given = scope_of(server, ctx.profile, &request.project_id, &request.place);
+    let (scope, topology) = match ctx.settled.get(&given) {
+        Some(known) => known,
+        None => {
+            let mut scope = given.clone();
+            let topology = settle_scope(server, &mut scope).await?;
+            schema::check_events_table(server, &scope.events, &scope.columns).await?;
+            ctx.settled.put(given, scope.clone(), topology.clone());
+            (scope, topology)
+        }
+    };
     let replicas = scope.cluster.as_ref().and_then(|name| {
         topology
             .cluster(name)
             .map(|cluster| Replicas::new(name, cluster, server.capabilities.cluster_all_replicas))
     });
-    schema::check_events_table(server, &scope.events, &scope.columns).await?;
     if request.rollups {
         refuse_rollups_on_cluster(&scope)?;
         rollup::check_tables(server, ctx.profile, &plan::RollupKind::ALL).await?;

@@ -338,6 +338,17 @@ async fn issue_all(
     Ok(())
 }
 
+/// Whether an earlier run journaled sending `marker` (this run journaled it
+/// once already): it may be on the server although its answer was lost.
+pub(super) fn sent_before(journal: &RequestJournal, marker: &str) -> bool {
+    journal
+        .steps
+        .iter()
+        .filter(|step| step.step == "issuing" && step.detail == marker)
+        .count()
+        > 1
+}
+
 /// Issue target `index`'s current attempt on this server; the journal
 /// detail of the step.
 async fn issue_here(
@@ -353,6 +364,7 @@ async fn issue_here(
         &journal.scope,
         &journal.targets[index],
         marker,
+        sent_before(journal, marker),
         deadline,
         waiting,
     )
