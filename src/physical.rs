@@ -17,13 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
 use crate::journal::now_rfc3339;
-use crate::plan::Target;
 use crate::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas, brief};
 use crate::request::{RequestId, Scope};
 use crate::server::Server;
 use crate::sql::{Ident, QualifiedTable, literal_list, render, string_literal};
 
-const PARTITIONS_SQL: &str = include_str!("../sql/physical/partitions.sql");
 const INACTIVE_PARTS_SQL: &str = include_str!("../sql/physical/inactive_parts.sql");
 const DETACHED_PARTS_SQL: &str = include_str!("../sql/physical/detached_parts.sql");
 const MASKED_PARTS_SQL: &str = include_str!("../sql/physical/masked_parts.sql");
@@ -107,12 +105,6 @@ pub struct Subject<'a> {
 }
 
 #[derive(Row, Deserialize)]
-struct Id {
-    replica: u32,
-    id: String,
-}
-
-#[derive(Row, Deserialize)]
 struct Inactive {
     replica: u32,
     parts: u64,
@@ -158,7 +150,7 @@ macro_rules! on_replica {
         }
     )*};
 }
-on_replica!(Id, Inactive, Detached, Number, Masked);
+on_replica!(Inactive, Detached, Number, Masked);
 
 /// Where the check reads: this server, or every replica of a cluster.
 pub enum Reach<'a> {
@@ -210,63 +202,6 @@ fn system_table(name: &str) -> anyhow::Result<QualifiedTable> {
         database: Ident::new("system")?,
         table: Ident::new(name)?,
     })
-}
-
-/// The partitions holding the rows of `targets` now (before they are
-/// deleted), on this server or every replica; none (look at all) where the
-/// table has no `_partition_id` (not a MergeTree table).
-pub async fn touched_partitions(
-    reach: &Reach<'_>,
-    scope: &Scope,
-    targets: &[Target],
-) -> anyhow::Result<Option<Vec<String>>> {
-    match partitions_of(reach, scope, targets).await {
-        Ok(partitions) => Ok(Some(partitions)),
-        Err(error)
-            if crate::error::server_code_of(&error)
-                == Some(crate::error::server_code::UNKNOWN_IDENTIFIER) =>
-        {
-            Ok(None)
-        }
-        Err(error) => Err(error),
-    }
-}
-
-async fn partitions_of(
-    reach: &Reach<'_>,
-    scope: &Scope,
-    targets: &[Target],
-) -> anyhow::Result<Vec<String>> {
-    let mut partitions: Vec<String> = Vec::new();
-    for target in targets {
-        let predicate = target.predicate(scope)?;
-        let build = |source: &str, replica: &str| {
-            let mut values = scope.bindings_reading(source);
-            values.push(("replica", replica.to_string()));
-            values.push(("predicate", predicate.clone()));
-            let borrowed: Vec<(&str, &str)> =
-                values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            render(PARTITIONS_SQL, &borrowed)
-        };
-        let answers: Vec<ReplicaAnswer<Id>> = reach
-            .read(
-                &scope.events_table(),
-                &build,
-                "finding the partitions of the targeted rows",
-            )
-            .await?;
-        for answer in answers {
-            // A replica that cannot be read here was caught by the counts
-            // already; its shard's other replicas hold the same partitions.
-            for row in answer.rows.unwrap_or_default() {
-                if !partitions.contains(&row.id) {
-                    partitions.push(row.id);
-                }
-            }
-        }
-    }
-    partitions.sort();
-    Ok(partitions)
 }
 
 /// Look at the disks for `subject`'s rows and traces.

@@ -24,8 +24,7 @@ const ANONYMOUS_INCLUDING_SHARED_PREDICATE: &str =
 /// that names the request's attempt.
 const DELETE_SQL: &str =
     "ALTER TABLE {table}{on_cluster} DELETE WHERE ({predicate}) AND {marker} != ''";
-const COUNT_USER_SQL: &str = include_str!("../sql/count_user.sql");
-const COUNT_ANONYMOUS_SQL: &str = include_str!("../sql/count_anonymous.sql");
+const COUNT_SQL: &str = include_str!("../sql/count_targeted.sql");
 
 /// Which rows a target deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -298,11 +297,13 @@ impl Target {
         )
     }
 
-    /// The rows it matches now, per kind of rows it covers, grouped by id
-    /// (user id, or the anonymous id's hex): with exactly the statement's
-    /// predicates, one query per kind.
-    pub fn count_statements(&self, scope: &Scope) -> anyhow::Result<Vec<(TargetKind, String)>> {
-        self.count_statements_reading(scope, &scope.events_source(), "toUInt32(0)")
+    /// The rows it matches now, grouped by kind of rows and id (user id, or
+    /// the anonymous id's hex), and with `partitions` by partition: with
+    /// exactly the statement's predicate, one scan for both kinds of rows
+    /// (two where shared devices' rows of other users are included, which
+    /// only the predicates tell apart).
+    pub fn count_statements(&self, scope: &Scope, partitions: bool) -> anyhow::Result<Vec<String>> {
+        self.count_statements_reading(scope, &scope.events_source(), "toUInt32(0)", partitions)
     }
 
     /// As [`Target::count_statements`], reading `source` (one replica's
@@ -312,19 +313,47 @@ impl Target {
         scope: &Scope,
         source: &str,
         replica: &str,
-    ) -> anyhow::Result<Vec<(TargetKind, String)>> {
-        self.kind
-            .parts()
-            .iter()
-            .map(|kind| {
+        partitions: bool,
+    ) -> anyhow::Result<Vec<String>> {
+        let groups = match self.kind {
+            TargetKind::User => {
+                vec![("0".to_string(), self.predicate_of(TargetKind::User, scope)?)]
+            }
+            TargetKind::Anonymous => vec![(
+                "1".to_string(),
+                self.predicate_of(TargetKind::Anonymous, scope)?,
+            )],
+            // The anonymous predicate takes NULL user_ids only, the user
+            // predicate listed users only: NULL tells the two apart.
+            TargetKind::UserAndAnonymous if self.shared.is_empty() => vec![(
+                format!("isNull({})", scope.columns.user_id),
+                self.predicate(scope)?,
+            )],
+            TargetKind::UserAndAnonymous => vec![
+                ("0".to_string(), self.predicate_of(TargetKind::User, scope)?),
+                (
+                    "1".to_string(),
+                    self.predicate_of(TargetKind::Anonymous, scope)?,
+                ),
+            ],
+        };
+        groups
+            .into_iter()
+            .map(|(anonymous, predicate)| {
                 let mut values = scope.bindings_reading(source);
                 values.push(("replica", replica.to_string()));
-                values.push(("predicate", self.predicate_of(*kind, scope)?));
-                let template = match kind {
-                    TargetKind::Anonymous => COUNT_ANONYMOUS_SQL,
-                    _ => COUNT_USER_SQL,
-                };
-                Ok((*kind, render_with(template, &values)?))
+                values.push(("anonymous", anonymous));
+                values.push((
+                    "partition",
+                    if partitions {
+                        "toString(_partition_id)"
+                    } else {
+                        "''"
+                    }
+                    .to_string(),
+                ));
+                values.push(("predicate", predicate));
+                render_with(COUNT_SQL, &values)
             })
             .collect()
     }
@@ -521,10 +550,51 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains("`anonymous_id` IN ('a1', 'a2')"), "{sql}");
-        let counts = target.count_statements(&scope()).expect("sql");
-        let kinds: Vec<TargetKind> = counts.iter().map(|(k, _)| *k).collect();
-        assert_eq!(kinds, [TargetKind::User, TargetKind::Anonymous]);
-        assert!(!counts[0].1.contains("anonymous_id` IN"), "{}", counts[0].1);
+        // Both kinds of rows are counted in one scan, told apart by NULL,
+        // with the statement's own predicate.
+        let counts = target.count_statements(&scope(), true).expect("sql");
+        assert_eq!(counts.len(), 1, "{counts:?}");
+        assert!(
+            counts[0].contains("toUInt8(isNull(`user_id`))"),
+            "{}",
+            counts[0]
+        );
+        assert!(counts[0].contains(&target.predicate(&scope()).expect("sql")));
+        assert!(
+            counts[0].contains("toString(_partition_id)"),
+            "{}",
+            counts[0]
+        );
+        let after = target.count_statements(&scope(), false).expect("sql");
+        assert!(!after[0].contains("_partition_id"), "{}", after[0]);
+    }
+
+    #[test]
+    fn shared_ids_included_are_counted_by_predicate_not_by_null() {
+        // With --include-shared the anonymous predicate also takes other
+        // users' rows on the shared devices: NULL cannot tell the kinds
+        // apart, so each kind gets its own scan with its own predicate.
+        let options = ForgetOptions {
+            anonymous: true,
+            include_shared: true,
+        };
+        let targets = plan(
+            &id(),
+            &users(&["u1"]),
+            &[stitched("shared", 2)],
+            options,
+            262_144,
+        );
+        let counts = targets[0].count_statements(&scope(), false).expect("sql");
+        assert_eq!(counts.len(), 2, "{counts:?}");
+        assert!(counts[0].contains("toUInt8(0)"), "{}", counts[0]);
+        assert!(!counts[0].contains("anonymous_id` IN"), "{}", counts[0]);
+        assert!(counts[1].contains("toUInt8(1)"), "{}", counts[1]);
+        assert!(
+            counts[1].contains("OR `anonymous_id` IN ('shared')"),
+            "{}",
+            counts[1]
+        );
     }
 
     #[test]

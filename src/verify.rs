@@ -4,7 +4,7 @@
 //! anything but zero means the erasure is not complete. Also finds rows a
 //! finished request targets that arrived after it (late arrivals).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,11 @@ const LATE_ANONYMOUS_SQL: &str = include_str!("../sql/late_anonymous.sql");
 #[derive(Row, Deserialize)]
 struct IdCount {
     replica: u32,
+    /// 1 for anonymous rows (the id is hex), 0 for a user's rows.
+    anonymous: u8,
     id: String,
+    /// Empty unless partitions were asked for.
+    partition: String,
     n: u64,
 }
 
@@ -56,6 +60,17 @@ pub struct Counts {
     /// On a cluster: replicas that could not be counted (only with
     /// [`Unreadable::Skipped`]).
     pub unread: Vec<ReplicaRef>,
+    /// The partitions holding the rows counted, when asked for
+    /// ([`Partitions::Capture`]): where the mutations will leave old parts.
+    pub partitions: BTreeSet<String>,
+}
+
+/// Whether a count also finds the partitions of the rows it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitions {
+    /// Before anything is sent: `verify --physical` looks there later.
+    Capture,
+    Ignore,
 }
 
 /// What a replica that cannot be counted means.
@@ -125,20 +140,21 @@ impl Counts {
 }
 
 /// Rows each target matches now, with exactly its statement's predicate:
-/// one grouped query per target.
+/// one grouped query per target (two where shared devices are included).
 pub async fn count_targets(
     server: &Server,
     scope: &Scope,
     targets: &[Target],
+    partitions: Partitions,
 ) -> anyhow::Result<Counts> {
     let mut counts = Counts::default();
     for target in targets {
-        let mut by_kind = BTreeMap::new();
-        for (kind, sql) in target.count_statements(scope)? {
+        let mut by_kind = zero_by_kind(target);
+        for sql in target.count_statements(scope, partitions == Partitions::Capture)? {
             let rows: Vec<IdCount> = server
-                .fetch(&sql, &format!("counting the {kind} rows"))
+                .fetch(&sql, &format!("counting the {} rows", target.kind))
                 .await?;
-            by_kind.insert(kind, add_rows(&mut counts, kind, &rows)?);
+            add_rows(&mut counts, &mut by_kind, &rows)?;
         }
         counts.push_target(by_kind);
     }
@@ -152,30 +168,40 @@ impl Counts {
     }
 }
 
-/// Add `rows` (one server's, or one shard's) to `counts`; their total.
-fn add_rows(counts: &mut Counts, kind: TargetKind, rows: &[IdCount]) -> anyhow::Result<u64> {
-    let mut total = 0;
+/// Every kind of rows `target` covers, at zero.
+fn zero_by_kind(target: &Target) -> BTreeMap<TargetKind, u64> {
+    target.kind.parts().iter().map(|kind| (*kind, 0)).collect()
+}
+
+/// Add `rows` (one server's, or one shard's) to `counts` and to the
+/// target's figures per kind.
+fn add_rows(
+    counts: &mut Counts,
+    by_kind: &mut BTreeMap<TargetKind, u64>,
+    rows: &[IdCount],
+) -> anyhow::Result<()> {
     for row in rows {
-        total += row.n;
-        match kind {
-            TargetKind::User | TargetKind::UserAndAnonymous => {
-                *counts.per_user.entry(row.id.clone()).or_default() += row.n;
-            }
-            TargetKind::Anonymous => {
-                let id = RawId::from_hex(&row.id).ok_or_else(|| {
-                    Failure::new(
-                        ErrorCode::ServerError,
-                        format!(
-                            "ClickHouse answered hex() with {:?}, which is not hex",
-                            row.id
-                        ),
-                    )
-                })?;
-                *counts.per_anonymous.entry(id).or_default() += row.n;
-            }
+        if !row.partition.is_empty() {
+            counts.partitions.insert(row.partition.clone());
+        }
+        if row.anonymous == 0 {
+            *counts.per_user.entry(row.id.clone()).or_default() += row.n;
+            *by_kind.entry(TargetKind::User).or_default() += row.n;
+        } else {
+            let id = RawId::from_hex(&row.id).ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::ServerError,
+                    format!(
+                        "ClickHouse answered hex() with {:?}, which is not hex",
+                        row.id
+                    ),
+                )
+            })?;
+            *counts.per_anonymous.entry(id).or_default() += row.n;
+            *by_kind.entry(TargetKind::Anonymous).or_default() += row.n;
         }
     }
-    Ok(total)
+    Ok(())
 }
 
 /// Rows each target matches now on every replica of a cluster. A shard's
@@ -188,25 +214,34 @@ pub async fn count_targets_on_replicas(
     scope: &Scope,
     targets: &[Target],
     unreadable: Unreadable,
+    partitions: Partitions,
 ) -> anyhow::Result<Counts> {
     let table = scope.events_table();
     let mut counts = Counts::default();
     for target in targets {
-        let mut by_kind = BTreeMap::new();
-        for (index, kind) in target.kind.parts().iter().enumerate() {
+        let mut by_kind = zero_by_kind(target);
+        let statements = target
+            .count_statements(scope, partitions == Partitions::Capture)?
+            .len();
+        for index in 0..statements {
             let build = |source: &str, replica: &str| {
-                let mut statements = target.count_statements_reading(scope, source, replica)?;
+                let mut statements = target.count_statements_reading(
+                    scope,
+                    source,
+                    replica,
+                    partitions == Partitions::Capture,
+                )?;
                 if index >= statements.len() {
-                    anyhow::bail!("no count statement for the {kind} rows");
+                    anyhow::bail!("no count statement {index} for the {} rows", target.kind);
                 }
-                Ok(statements.swap_remove(index).1)
+                Ok(statements.swap_remove(index))
             };
             let answers: Vec<ReplicaAnswer<IdCount>> = replicas
                 .read(
                     server,
                     &table,
                     &build,
-                    &format!("counting the {kind} rows on every replica"),
+                    &format!("counting the {} rows on every replica", target.kind),
                 )
                 .await?;
             let unreachable: Vec<String> = answers
@@ -238,16 +273,21 @@ pub async fn count_targets_on_replicas(
                         .entry(answer.replica.clone())
                         .or_default() += total;
                 }
+                // Old parts stay behind wherever a replica holds the rows,
+                // the fullest or not.
+                counts.partitions.extend(
+                    rows.iter()
+                        .filter(|r| !r.partition.is_empty())
+                        .map(|r| r.partition.clone()),
+                );
                 let entry = fullest.entry(answer.replica.shard).or_default();
                 if total > entry.0 || entry.1.is_empty() {
                     *entry = (total, rows);
                 }
             }
-            let mut total = 0;
             for (_, rows) in fullest.values() {
-                total += add_rows(&mut counts, *kind, rows)?;
+                add_rows(&mut counts, &mut by_kind, rows)?;
             }
-            by_kind.insert(*kind, total);
         }
         counts.push_target(by_kind);
     }
@@ -307,7 +347,7 @@ pub async fn late_arrivals(
         crate::plan::ForgetOptions::default(),
         server.capabilities.max_query_size,
     );
-    let user_counts = count_targets(server, scope, &user_targets).await?;
+    let user_counts = count_targets(server, scope, &user_targets, Partitions::Ignore).await?;
     let mut found: Vec<LateArrivals> = users
         .iter()
         .map(|(user, _)| LateArrivals {

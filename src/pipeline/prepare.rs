@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use crate::error::{ErrorCode, fail, shown};
 use crate::journal::{Member, RequestJournal, RequestStatus, now_rfc3339};
-use crate::physical;
 use crate::plan;
 use crate::profile::Profile;
 use crate::replicas::Replicas;
@@ -211,19 +210,38 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         server.capabilities.max_query_size,
     );
     // On a cluster each shard counts as its fullest replica: a replica
-    // behind on replication would show fewer rows.
-    let counts = match &replicas {
-        Some(replicas) => {
-            verify::count_targets_on_replicas(
+    // behind on replication would show fewer rows. The same scan finds the
+    // partitions the mutations will leave old parts in (`verify --physical`).
+    let (counts, partitions) = match count_before(
+        server,
+        replicas.as_ref(),
+        &scope,
+        &targets,
+        verify::Partitions::Capture,
+    )
+    .await
+    {
+        Ok(counts) => {
+            let partitions = counts.partitions.iter().cloned().collect();
+            (counts, Some(partitions))
+        }
+        // No `_partition_id`: not a MergeTree table; every partition is
+        // looked at later.
+        Err(error)
+            if crate::error::server_code_of(&error)
+                == Some(crate::error::server_code::UNKNOWN_IDENTIFIER) =>
+        {
+            let counts = count_before(
                 server,
-                replicas,
+                replicas.as_ref(),
                 &scope,
                 &targets,
-                verify::Unreadable::Skipped,
+                verify::Partitions::Ignore,
             )
-            .await?
+            .await?;
+            (counts, None)
         }
-        None => verify::count_targets(server, &scope, &targets).await?,
+        Err(error) => return Err(error),
     };
     if !counts.unread.is_empty() {
         let mut unread: Vec<String> = counts.unread.iter().map(ToString::to_string).collect();
@@ -257,11 +275,6 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     } else {
         None
     };
-    let reach = match &replicas {
-        Some(replicas) => physical::Reach::Replicas(server, replicas),
-        None => physical::Reach::Here(server),
-    };
-    let partitions = physical::touched_partitions(&reach, &scope, &targets).await?;
     let mut journal = RequestJournal {
         request_id: request.request_id,
         created_at: now_rfc3339(),
@@ -286,6 +299,31 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         journal.record_step("warning", warning.clone());
     }
     Ok(Prepared { journal, warnings })
+}
+
+/// Rows each target matches before anything is sent: on a cluster, on
+/// every replica that can be read.
+async fn count_before(
+    server: &Server,
+    replicas: Option<&Replicas>,
+    scope: &Scope,
+    targets: &[plan::Target],
+    partitions: verify::Partitions,
+) -> anyhow::Result<Counts> {
+    match replicas {
+        Some(replicas) => {
+            verify::count_targets_on_replicas(
+                server,
+                replicas,
+                scope,
+                targets,
+                verify::Unreadable::Skipped,
+                partitions,
+            )
+            .await
+        }
+        None => verify::count_targets(server, scope, targets, partitions).await,
+    }
 }
 
 fn add_ids(into: &mut Vec<StitchedId>, ids: &[StitchedId]) {

@@ -197,10 +197,19 @@ async fn drive(
                     &journal.scope,
                     &journal.targets,
                     verify::Unreadable::Fails,
+                    verify::Partitions::Ignore,
                 )
                 .await?
             }
-            None => verify::count_targets(ctx.server, &journal.scope, &journal.targets).await?,
+            None => {
+                verify::count_targets(
+                    ctx.server,
+                    &journal.scope,
+                    &journal.targets,
+                    verify::Partitions::Ignore,
+                )
+                .await?
+            }
         };
         let remaining = counts.total();
         result.verified = Some(remaining == 0);
