@@ -189,6 +189,14 @@ async fn drive(
         journal.record_step("mutations_done", "all mutations done");
         ctx.journals().save(journal)?;
         crash_point("mutations_done");
+        // Survivors (rows that arrived meanwhile) may sit in partitions the
+        // first count did not see: their re-issued mutation leaves old
+        // parts there too, which `verify --physical` must look at.
+        let partitions = if journal.partitions.is_some() {
+            verify::Partitions::Capture
+        } else {
+            verify::Partitions::Ignore
+        };
         let counts = match replicas {
             Some(replicas) => {
                 verify::count_targets_on_replicas(
@@ -197,18 +205,13 @@ async fn drive(
                     &journal.scope,
                     &journal.targets,
                     verify::Unreadable::Fails,
-                    verify::Partitions::Ignore,
+                    partitions,
                 )
                 .await?
             }
             None => {
-                verify::count_targets(
-                    ctx.server,
-                    &journal.scope,
-                    &journal.targets,
-                    verify::Partitions::Ignore,
-                )
-                .await?
+                verify::count_targets(ctx.server, &journal.scope, &journal.targets, partitions)
+                    .await?
             }
         };
         let remaining = counts.total();
@@ -246,6 +249,14 @@ async fn drive(
                     journal.request_id
                 ),
             );
+        }
+        if let Some(known) = &mut journal.partitions {
+            for partition in &counts.partitions {
+                if !known.contains(partition) {
+                    known.push(partition.clone());
+                }
+            }
+            known.sort();
         }
         reissue(journal, &survivors, "rows remain");
         ctx.journals().save(journal)?;

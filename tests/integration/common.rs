@@ -275,6 +275,7 @@ pub async fn insert_events(client: &clickhouse::Client, rows: &[EventRow]) {
 
 /// 2026-11-01 00:00:00 UTC.
 pub const NOV_2026: u32 = 1_793_491_200;
+pub const DEC_2026: u32 = 1_796_083_200;
 /// 2026-10-01 00:00:00 UTC.
 pub const OCT_2026: u32 = 1_790_812_800;
 

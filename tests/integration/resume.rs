@@ -1,7 +1,9 @@
 //! `resume`: a request cut short at any step, or whose mutation was killed,
 //! is finished from its journal, issuing nothing twice.
 
-use crate::common::{Engine, FORGET_U1_JSON, NOV_2026, engine, event, insert_events, run};
+use crate::common::{
+    DEC_2026, Engine, FORGET_U1_JSON, NOV_2026, engine, event, insert_events, run,
+};
 
 #[tokio::test]
 async fn resume_after_a_crash_at_every_step_issues_nothing_twice() {
@@ -164,7 +166,8 @@ async fn resume_finishes_a_request_after_a_killed_mutation_and_late_rows() {
 
 /// Rows that arrive while a forget waits for its mutations survive them;
 /// the forget re-issues its statements for them (new markers) and ends
-/// `completed`.
+/// `completed`. The late row sits in a month none of the user's rows were
+/// in: its partition joins those `verify --physical` looks at.
 #[tokio::test]
 async fn survivors_of_finished_mutations_are_reissued() {
     let db = crate::test_db!();
@@ -199,7 +202,7 @@ async fn survivors_of_finished_mutations_are_reissued() {
             "pageview",
             "late-user",
             "ip",
-            NOV_2026 + 41_000,
+            DEC_2026 + 41_000,
         )],
     )
     .await;
@@ -233,5 +236,18 @@ async fn survivors_of_finished_mutations_are_reissued() {
         db.mutation_count().await,
         2,
         "the statement with survivors once more, nothing else"
+    );
+    let journal = crate::common::read_journal(std::path::Path::new(
+        report["journal"].as_str().expect("journal path"),
+    ));
+    let partitions: Vec<&str> = journal["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert!(
+        partitions.contains(&"202611") && partitions.contains(&"202612"),
+        "the survivors' partition is looked at too: {partitions:?}"
     );
 }
