@@ -82,7 +82,56 @@ pub async fn check_events_table(
 ) -> anyhow::Result<()> {
     server.require_database()?;
     let found = columns(server, &[events]).await?;
-    check_columns(server, events, &columns_of.all(), &found)
+    check_columns(server, events, &columns_of.all(), &found)?;
+    check_id_types(server, events, columns_of, &found)
+}
+
+/// The types the statements and counts rely on: an anonymous row is one
+/// whose `user_id` is NULL, so `user_id` must be Nullable (a `String` user
+/// id would make every `--anonymous` erasure delete and count nothing, and
+/// call that complete); ids are read back as strings, so they must be
+/// strings and never NULL where not expected.
+pub fn check_id_types(
+    server: &Server,
+    table: &Ident,
+    columns_of: &EventColumns,
+    found: &[ColumnRow],
+) -> anyhow::Result<()> {
+    let wanted: [(&Ident, &[&str]); 3] = [
+        (
+            &columns_of.project_id,
+            &["String", "LowCardinality(String)"],
+        ),
+        (
+            &columns_of.user_id,
+            &["Nullable(String)", "LowCardinality(Nullable(String))"],
+        ),
+        (
+            &columns_of.anonymous_id,
+            &["String", "LowCardinality(String)"],
+        ),
+    ];
+    for (column, types) in wanted {
+        let Some(found) = found
+            .iter()
+            .find(|c| c.table == table.as_str() && c.name == column.as_str())
+        else {
+            continue;
+        };
+        if !types.contains(&found.r#type.as_str()) {
+            return Err(Failure::new(
+                ErrorCode::SchemaMismatch,
+                format!(
+                    "column {column} of {} is {}, but chforget needs {} (the reference schema: `chforget init`); nothing was sent",
+                    server.table(table),
+                    found.r#type,
+                    types.join(" or ")
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 pub fn check_columns(

@@ -215,6 +215,54 @@ async fn missing_table_or_column_is_schema_mismatch() {
     assert!(doctor.stderr.contains("session_id"), "{}", doctor.stderr);
 }
 
+/// The erasure relies on the id columns' types: a NULL `user_id` marks an
+/// anonymous row, and ids are read back as strings. A table whose
+/// `anonymous_id` is Nullable, or whose `user_id` is not, is refused before
+/// anything is read or sent, naming the column and the type needed (it used
+/// to fail with "row type mismatches" while stitching, or, for a `String`
+/// user id, to erase no anonymous row and call it complete).
+#[tokio::test]
+async fn id_columns_of_another_type_are_schema_mismatch() {
+    let db = crate::test_db!();
+    for (user_id, anonymous_id, wrong) in [
+        ("Nullable(String)", "Nullable(String)", "anonymous_id"),
+        ("String", "String", "user_id"),
+    ] {
+        db.exec("DROP TABLE IF EXISTS events").await;
+        db.exec(&format!(
+            "CREATE TABLE events (project_id String, user_id {user_id}, anonymous_id {anonymous_id}, \
+             session_id String, event String, url String, ip_hash String, ts DateTime) \
+             ENGINE = MergeTree ORDER BY (project_id, ts)"
+        ))
+        .await;
+        db.exec(
+            "INSERT INTO events VALUES ('p1', 'u1', 'a1', 's', 'pageview', 'target-user', 'ip', 1793491200), \
+             ('p1', 'u2', 'a2', 's', 'pageview', 'keep', 'ip', 1793491201)",
+        )
+        .await;
+        let output = run(db.chforget().args(FORGET_U1_JSON).arg("--anonymous"));
+        assert_eq!(output.code, 7, "{wrong}: {}", output.stderr);
+        let message = output.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            message.contains(&format!("column `{wrong}`")) && message.contains("chforget needs"),
+            "{message}"
+        );
+        assert_eq!(
+            db.count("SELECT count() FROM events WHERE url IN ('target-user', 'keep')")
+                .await,
+            2,
+            "nothing was deleted"
+        );
+        assert_eq!(db.mutation_count().await, 0);
+        let doctor = run(db.chforget().args(["doctor"]));
+        assert_eq!(doctor.code, 7, "{}", doctor.stderr);
+        assert!(doctor.stderr.contains(wrong), "{}", doctor.stderr);
+    }
+}
+
 #[tokio::test]
 async fn doctor_reports_capabilities_of_the_engine() {
     let db = crate::test_db!();

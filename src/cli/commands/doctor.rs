@@ -59,7 +59,13 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         } else {
             Vec::new()
         };
-        let result = schema::check_columns(&server, table, &wanted, &found);
+        let result = schema::check_columns(&server, table, &wanted, &found).and_then(|()| {
+            if *table == tables.events {
+                schema::check_id_types(&server, table, &profile.columns, &found)
+            } else {
+                Ok(())
+            }
+        });
         let problem = result.as_ref().err().map(|e| format!("{e:#}"));
         // Only the events table is required to forget; the rollup tables
         // matter for re-aggregation and are reported without failing.
