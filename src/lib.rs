@@ -18,6 +18,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod connection;
 pub mod error;
+pub mod ids_table;
 pub mod journal;
 pub mod mutate;
 pub mod ops;
@@ -65,6 +66,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("stitch", 10),
     ("plan", 11),
     ("journal", 12),
+    ("ids_table", 12),
     ("mutate", 13),
     ("track", 14),
     ("verify", 15),

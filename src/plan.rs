@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::replicas::ReplicaRef;
 use crate::request::{RawId, RequestId, Scope, ValidId};
 use crate::sql::{
-    chunk_by_cost, literal_budget, literal_len, literal_list, render, string_literal,
+    Ident, QualifiedTable, chunk_by_cost, literal_budget, literal_len, literal_list, render,
+    string_literal,
 };
 use crate::stitch::StitchedId;
 
@@ -42,6 +43,15 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    /// The kind of a statement listing `users` and `anonymous` ids.
+    fn covering(users: &[ValidId], anonymous: &[RawId]) -> Self {
+        match (users.is_empty(), anonymous.is_empty()) {
+            (false, false) => TargetKind::UserAndAnonymous,
+            (true, false) => TargetKind::Anonymous,
+            _ => TargetKind::User,
+        }
+    }
+
     /// The kinds of rows it covers.
     pub fn parts(self) -> &'static [TargetKind] {
         match self {
@@ -203,6 +213,19 @@ pub struct Target {
     /// rows it covers.
     pub rows_before: BTreeMap<TargetKind, u64>,
     pub attempts: Vec<Attempt>,
+    /// Where the statement reads its ids from, when they are too many for
+    /// one statement's literal lists (see [`read_ids_from_table`]): a table
+    /// of the events table's database that `ids_table` fills before every
+    /// issue and drops once the request is verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids_table: Option<Ident>,
+}
+
+/// What the ids table's `kind` column says of an id.
+pub mod id_kind {
+    pub const USER: u8 = 0;
+    pub const ANONYMOUS: u8 = 1;
+    pub const SHARED: u8 = 2;
 }
 
 impl Target {
@@ -266,18 +289,38 @@ impl Target {
     /// The predicate of one kind of rows it covers.
     fn predicate_of(&self, kind: TargetKind, scope: &Scope) -> anyhow::Result<String> {
         let mut values = scope.bindings();
+        // The ids: literal lists, or the rows of the ids table.
+        let ids = |kind: u8, literals: String| match &self.ids_table {
+            Some(table) => format!(
+                "(SELECT id FROM {} WHERE kind = {kind})",
+                QualifiedTable {
+                    database: scope.database.clone(),
+                    table: table.clone(),
+                }
+            ),
+            None => literals,
+        };
         let template = match kind {
             TargetKind::User | TargetKind::UserAndAnonymous => {
-                values.push(("users", literal_list(&self.users)));
+                values.push(("users", ids(id_kind::USER, literal_list(&self.users))));
                 USER_PREDICATE
             }
             TargetKind::Anonymous if self.shared.is_empty() => {
-                values.push(("anonymous_ids", literal_list(&self.anonymous)));
+                values.push((
+                    "anonymous_ids",
+                    ids(id_kind::ANONYMOUS, literal_list(&self.anonymous)),
+                ));
                 ANONYMOUS_PREDICATE
             }
             TargetKind::Anonymous => {
-                values.push(("anonymous_ids", literal_list(&self.anonymous)));
-                values.push(("shared_anonymous_ids", literal_list(&self.shared)));
+                values.push((
+                    "anonymous_ids",
+                    ids(id_kind::ANONYMOUS, literal_list(&self.anonymous)),
+                ));
+                values.push((
+                    "shared_anonymous_ids",
+                    ids(id_kind::SHARED, literal_list(&self.shared)),
+                ));
                 ANONYMOUS_INCLUDING_SHARED_PREDICATE
             }
         };
@@ -403,6 +446,7 @@ pub fn plan(
                 shared: Vec::new(),
                 rows_before: BTreeMap::new(),
                 attempts: Vec::new(),
+                ids_table: None,
             };
             for id in ids {
                 match id {
@@ -415,11 +459,7 @@ pub fn plan(
                     }
                 }
             }
-            target.kind = match (target.users.is_empty(), target.anonymous.is_empty()) {
-                (false, false) => TargetKind::UserAndAnonymous,
-                (true, false) => TargetKind::Anonymous,
-                _ => TargetKind::User,
-            };
+            target.kind = TargetKind::covering(&target.users, &target.anonymous);
             target.attempts = vec![Attempt::new(Target::marker(
                 request_id,
                 target.kind,
@@ -429,6 +469,46 @@ pub fn plan(
             target
         })
         .collect()
+}
+
+/// The targets of a plan in one statement reading its ids from `table`
+/// (same database as the events table): for ids too many for one statement,
+/// one mutation rewrites each part once instead of once per statement. The
+/// figures before are the chunks' (counted with their literal lists, before
+/// the table exists). Only before anything is issued.
+pub fn read_ids_from_table(
+    request_id: &RequestId,
+    targets: Vec<Target>,
+    table: Ident,
+) -> Vec<Target> {
+    if targets.len() < 2 {
+        return targets;
+    }
+    let mut merged = Target {
+        kind: TargetKind::User,
+        chunk: 0,
+        users: Vec::new(),
+        anonymous: Vec::new(),
+        shared: Vec::new(),
+        rows_before: BTreeMap::new(),
+        attempts: Vec::new(),
+        ids_table: Some(table),
+    };
+    for target in targets {
+        merged.users.extend(target.users);
+        merged.anonymous.extend(target.anonymous);
+        merged.shared.extend(target.shared);
+        for (kind, rows) in target.rows_before {
+            *merged.rows_before.entry(kind).or_default() += rows;
+        }
+    }
+    merged.kind = TargetKind::covering(&merged.users, &merged.anonymous);
+    if merged.kind != TargetKind::UserAndAnonymous {
+        let kinds = merged.kind.parts();
+        merged.rows_before.retain(|kind, _| kinds.contains(kind));
+    }
+    merged.attempts = vec![Attempt::new(Target::marker(request_id, merged.kind, 0, 0))];
+    vec![merged]
 }
 
 #[cfg(test)]
@@ -595,6 +675,60 @@ mod tests {
             "{}",
             counts[1]
         );
+    }
+
+    #[test]
+    fn ids_beyond_one_statement_are_read_from_a_table_in_one() {
+        let ids: Vec<StitchedId> = (0..60)
+            .map(|i| stitched(&format!("{i:0>40}"), u64::from(i % 2 == 0)))
+            .collect();
+        let options = ForgetOptions {
+            anonymous: true,
+            include_shared: true,
+        };
+        let mut chunks = plan(&id(), &users(&["u1", "u2"]), &ids, options, 1024);
+        assert!(chunks.len() > 1, "{}", chunks.len());
+        for (index, chunk) in chunks.iter_mut().enumerate() {
+            chunk.rows_before = BTreeMap::from([(TargetKind::Anonymous, index as u64 + 1)]);
+        }
+        let expected_rows: u64 = (1..=chunks.len() as u64).sum();
+        let table = Ident::new("chforget_ids_x").expect("ident");
+        let merged = read_ids_from_table(&id(), chunks, table);
+        assert_eq!(merged.len(), 1);
+        let target = &merged[0];
+        assert_eq!(target.kind, TargetKind::UserAndAnonymous);
+        assert_eq!(target.users.len(), 2);
+        assert_eq!(target.anonymous.len(), 60);
+        assert_eq!(target.shared.len(), 30);
+        assert_eq!(target.rows_before[&TargetKind::Anonymous], expected_rows);
+        assert_eq!(
+            target.attempts[0].marker,
+            "chforget:01a228b4-9333-779e-905f-58089d6845e3:user_and_anonymous:0"
+        );
+        let sql = target
+            .delete_statement(&scope(), &target.attempts[0].marker)
+            .expect("sql");
+        // No id in the statement: each kind is read from its rows of the
+        // table, with the same predicates as literal lists.
+        assert!(!sql.contains("0000000000"), "{sql}");
+        assert!(
+            sql.contains("`user_id` IN (SELECT id FROM `db`.`chforget_ids_x` WHERE kind = 0)"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("`anonymous_id` IN (SELECT id FROM `db`.`chforget_ids_x` WHERE kind = 1)"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "(isNull(`user_id`) OR `anonymous_id` IN (SELECT id FROM `db`.`chforget_ids_x` WHERE kind = 2))"
+            ),
+            "{sql}"
+        );
+        // Fewer than two statements: nothing to merge.
+        let one = plan(&id(), &users(&["u1"]), &[], options, 262_144);
+        let kept = read_ids_from_table(&id(), one, Ident::new("t").expect("ident"));
+        assert!(kept[0].ids_table.is_none());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{ErrorCode, fail, shown};
+use crate::ids_table;
 use crate::journal::{Member, RequestJournal, RequestStatus, now_rfc3339};
 use crate::plan;
 use crate::profile::Profile;
@@ -275,6 +276,12 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     } else {
         None
     };
+    // Ids too many for one statement: one statement reading them from a
+    // table rewrites each part once, not once per statement.
+    if targets.len() > 1 && ids_table::eligible(&scope, &topology) {
+        let table = ids_table::name_for(&request.request_id)?;
+        targets = plan::read_ids_from_table(&request.request_id, targets, table);
+    }
     let mut journal = RequestJournal {
         request_id: request.request_id,
         created_at: now_rfc3339(),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::audit::{self, RunSummary};
 use crate::error::{ErrorCode, Failure, fail};
+use crate::ids_table;
 use crate::journal::{RequestJournal, RequestStatus, crash_point, now_rfc3339};
 use crate::mutate;
 use crate::plan::AttemptOutcome;
@@ -197,6 +198,11 @@ async fn drive(
         } else {
             verify::Partitions::Ignore
         };
+        // The statements' predicates read their ids tables (if any): an
+        // earlier run may have dropped them after counting and crashed.
+        for target in &journal.targets {
+            ids_table::ensure(ctx.server, &journal.scope, target).await?;
+        }
         let counts = match replicas {
             Some(replicas) => {
                 verify::count_targets_on_replicas(
@@ -218,6 +224,21 @@ async fn drive(
         result.verified = Some(remaining == 0);
         if remaining == 0 {
             result.after = Some(counts);
+            // Its ids leave the server with it; a crash before the step is
+            // journaled fills it again to count, and drops it again.
+            let mut dropped = Vec::new();
+            for target in &journal.targets {
+                if let Some(table) = &target.ids_table {
+                    ids_table::drop(ctx.server, &journal.scope, target).await?;
+                    dropped.push(table.as_str().to_string());
+                }
+            }
+            if !dropped.is_empty() {
+                crash_point("ids_table_dropped");
+            }
+            for table in dropped {
+                journal.record_step("ids_table_dropped", table);
+            }
             journal.record_step("verified", "no targeted row remains");
             ctx.journals().save(journal)?;
             crash_point("verified");

@@ -173,3 +173,151 @@ async fn a_request_that_matches_nothing_says_so_and_names_near_misses() {
         "{warnings}"
     );
 }
+
+/// 1,500 devices of user `u1` with ids of 200 bytes: 300 KB of ids, more
+/// than one statement may carry (`max_query_size`, 256 KiB). Their rows and
+/// the same devices' rows in another project (which stay).
+async fn seed_many_devices(db: &TestDb) {
+    use crate::common::{NOV_2026, event, insert_events};
+    db.seed().await;
+    let mut rows = Vec::new();
+    for i in 0..1_500u32 {
+        let device = format!("{i:0>200}");
+        rows.push(event(
+            "p1",
+            Some("u1"),
+            &device,
+            "s-many",
+            "pageview",
+            "target-user",
+            "ip",
+            NOV_2026 + i,
+        ));
+        rows.push(event(
+            "p1",
+            None,
+            &device,
+            "s-many",
+            "pageview",
+            "target-anon",
+            "ip",
+            NOV_2026 + i,
+        ));
+        if i % 100 == 0 {
+            rows.push(event(
+                "p2",
+                None,
+                &device,
+                "s-many",
+                "pageview",
+                "keep-other-project",
+                "ip",
+                NOV_2026 + i,
+            ));
+        }
+    }
+    insert_events(&db.client, &rows).await;
+}
+
+async fn ids_tables(db: &TestDb) -> u64 {
+    db.count(&format!(
+        "SELECT count() FROM system.tables WHERE database = '{}' AND startsWith(name, 'chforget_ids_')",
+        db.name
+    ))
+    .await
+}
+
+/// Ids beyond one statement's `max_query_size` go in one statement reading
+/// them from a table (one mutation rewrites each part once; split IN lists
+/// rewrote it once per statement), and the table, which holds the ids, is
+/// gone once the request is verified. Nothing else is deleted.
+#[tokio::test]
+async fn ids_beyond_one_statement_are_read_from_a_table_then_dropped() {
+    let db = crate::test_db!();
+    seed_many_devices(&db).await;
+    let kept = db
+        .fingerprint("url NOT IN ('target-user', 'target-anon')")
+        .await;
+    let output = run(db
+        .chforget()
+        .args(crate::common::FORGET_U1_JSON)
+        .arg("--anonymous"));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = output.json();
+    assert_eq!(report["status"], "completed");
+    assert_eq!(
+        report["statements"].as_array().map(Vec::len),
+        Some(1),
+        "one statement for 300 KB of ids: {:#}",
+        report["statements"]
+    );
+    assert_eq!(db.mutation_count().await, 1);
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE url IN ('target-user', 'target-anon')")
+            .await,
+        0
+    );
+    assert_eq!(
+        db.fingerprint("url NOT IN ('target-user', 'target-anon')")
+            .await,
+        kept,
+        "every other row is untouched, the same devices in p2 included"
+    );
+    assert_eq!(ids_tables(&db).await, 0, "the ids table is dropped");
+    let journal = crate::common::read_journal(std::path::Path::new(
+        report["journal"].as_str().expect("journal path"),
+    ));
+    let steps: Vec<&str> = journal["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert!(steps.contains(&"ids_table_dropped"), "{steps:?}");
+}
+
+/// Killed right after dropping the ids table, before journaling it: resume
+/// fills it again to count the rows, finds none, and drops it again. Killed
+/// right after issuing: resume tracks the mutation (the table must stay
+/// while it runs) and drops the table once verified.
+#[tokio::test]
+async fn ids_table_survives_kill_9_until_verified() {
+    for (index, point) in ["ids_table_dropped", "queued"].iter().enumerate() {
+        let db = crate::test_db!(format!("_{index}"));
+        seed_many_devices(&db).await;
+        let kept = db
+            .fingerprint("url NOT IN ('target-user', 'target-anon')")
+            .await;
+        let crashed = run(db
+            .chforget()
+            .args(crate::common::FORGET_U1_JSON)
+            .arg("--anonymous")
+            .env("CHFORGET_CRASH_AT", *point));
+        assert_ne!(crashed.code, 0, "{point}: {}", crashed.stderr);
+        let pending = run(db.chforget().args(["status", "--output", "json"])).json();
+        let request = pending[0]["request_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
+        assert_eq!(resumed.code, 0, "{point}: {}", resumed.stderr);
+        assert_eq!(
+            db.count("SELECT count() FROM events WHERE url IN ('target-user', 'target-anon')")
+                .await,
+            0,
+            "{point}"
+        );
+        assert_eq!(
+            db.fingerprint("url NOT IN ('target-user', 'target-anon')")
+                .await,
+            kept,
+            "{point}"
+        );
+        assert_eq!(db.mutation_count().await, 1, "{point}: issued once");
+        assert_eq!(
+            ids_tables(&db).await,
+            0,
+            "{point}: the ids table is dropped"
+        );
+    }
+}
