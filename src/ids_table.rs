@@ -104,16 +104,29 @@ pub async fn fill(server: &Server, scope: &Scope, target: &Target) -> anyhow::Re
 /// Before counting `target`'s rows: its ids table must hold its ids (an
 /// earlier run may have dropped it after counting, then crashed before
 /// journaling that). Refilled unless it holds as many rows as the target
-/// has ids.
-pub async fn ensure(server: &Server, scope: &Scope, target: &Target) -> anyhow::Result<()> {
+/// has ids. A table found with another number of rows was changed while
+/// the mutation could read it: the warning returned says so, since the
+/// mutation may have deleted the rows of ids that were not the request's.
+pub async fn ensure(
+    server: &Server,
+    scope: &Scope,
+    target: &Target,
+) -> anyhow::Result<Option<String>> {
     let Some(name) = &target.ids_table else {
-        return Ok(());
+        return Ok(None);
     };
     let table = qualified(scope, name);
-    if count(server, &table).await? == Some(rows(target).len() as u64) {
-        return Ok(());
+    let expected = rows(target).len() as u64;
+    let found = count(server, &table).await?;
+    if found == Some(expected) {
+        return Ok(None);
     }
-    fill(server, scope, target).await
+    fill(server, scope, target).await?;
+    Ok(found.map(|n| {
+        format!(
+            "{table} held {n} rows instead of the request's {expected} ids after its mutation: something else wrote to it or deleted from it, and the mutation may have deleted rows of ids other than the request's (or kept some of its own: the count that follows tells). Find out who changed it (system.query_log); it was filled again for the verification"
+        )
+    }))
 }
 
 /// Drop `target`'s ids table (if any), so its ids leave the server.

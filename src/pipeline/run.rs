@@ -200,8 +200,15 @@ async fn drive(
         };
         // The statements' predicates read their ids tables (if any): an
         // earlier run may have dropped them after counting and crashed.
+        let mut changed = Vec::new();
         for target in &journal.targets {
-            ids_table::ensure(ctx.server, &journal.scope, target).await?;
+            if let Some(warning) = ids_table::ensure(ctx.server, &journal.scope, target).await? {
+                changed.push(warning);
+            }
+        }
+        for warning in changed {
+            eprintln!("chforget: warning: {warning}");
+            journal.record_step("warning", warning);
         }
         let counts = match replicas {
             Some(replicas) => {

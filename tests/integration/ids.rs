@@ -313,3 +313,55 @@ async fn ids_table_survives_kill_9_until_verified() {
         );
     }
 }
+
+/// Someone writes into a request's ids table while its mutation may read
+/// it: the mutation may have deleted rows of ids that are not the
+/// request's. The verification finds the table changed, says so (stderr
+/// and the journal), fills it again and counts with the request's ids.
+#[tokio::test]
+async fn a_changed_ids_table_is_reported() {
+    let db = crate::test_db!();
+    seed_many_devices(&db).await;
+    let crashed = run(db
+        .chforget()
+        .args(crate::common::FORGET_U1_JSON)
+        .arg("--anonymous")
+        .env("CHFORGET_CRASH_AT", "queued"));
+    assert_ne!(crashed.code, 0, "{}", crashed.stderr);
+    let table = db
+        .client
+        .query(&format!(
+            "SELECT name FROM system.tables WHERE database = '{}' AND startsWith(name, 'chforget_ids_')",
+            db.name
+        ))
+        .fetch_one::<String>()
+        .await
+        .expect("the ids table exists while the request is in flight");
+    db.exec(&format!(
+        "INSERT INTO `{table}` (kind, id) VALUES (0, 'u2')"
+    ))
+    .await;
+    let pending = run(db.chforget().args(["status", "--output", "json"])).json();
+    let request = pending[0]["request_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("instead of the request's")
+            && resumed
+                .stderr
+                .contains("may have deleted rows of ids other than the request's"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE url IN ('target-user', 'target-anon')")
+            .await,
+        0
+    );
+    assert_eq!(ids_tables(&db).await, 0);
+    let steps = crate::common::journal_steps(&resumed.json());
+    assert!(steps.iter().any(|s| s == "warning"), "{steps:?}");
+}
