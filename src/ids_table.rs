@@ -70,6 +70,7 @@ pub async fn fill(server: &Server, scope: &Scope, target: &Target) -> anyhow::Re
         return Ok(());
     };
     let table = qualified(scope, name);
+    refuse_foreign(server, &table).await?;
     drop_table(server, &table).await?;
     let create = render(CREATE_SQL, &[("table", &table.to_string())])?;
     run(server, &create, &format!("creating {table}")).await?;
@@ -101,13 +102,14 @@ pub async fn fill(server: &Server, scope: &Scope, target: &Target) -> anyhow::Re
     Ok(())
 }
 
-/// Before counting `target`'s rows: its ids table must hold its ids (an
-/// earlier run may have dropped it after counting, then crashed before
-/// journaling that). Refilled unless it holds as many rows as the target
-/// has ids. A table found with another number of rows was changed while
-/// the mutation could read it: the warning returned says so, since the
-/// mutation may have deleted the rows of ids that were not the request's.
-pub async fn ensure(
+/// Before counting `target`'s rows (its mutations are done): its ids
+/// table must hold exactly its ids, since the count reads them. The table
+/// is read back and compared with the journaled ids, never trusted; it is
+/// filled again unless it matches (an earlier run may have dropped it after
+/// counting and crashed). A table found with other content was changed
+/// while the mutation could read it: the warning returned says so, since
+/// the mutation may have deleted the rows of ids that are not the request's.
+pub async fn check_before_count(
     server: &Server,
     scope: &Scope,
     target: &Target,
@@ -116,17 +118,43 @@ pub async fn ensure(
         return Ok(None);
     };
     let table = qualified(scope, name);
-    let expected = rows(target).len() as u64;
-    let found = count(server, &table).await?;
-    if found == Some(expected) {
+    let found = contents(server, &table).await?;
+    let mut expected: Vec<(u8, Vec<u8>)> = rows(target)
+        .into_iter()
+        .map(|(kind, id)| (kind, id.to_vec()))
+        .collect();
+    expected.sort();
+    if found.as_ref() == Some(&expected) {
         return Ok(None);
     }
     fill(server, scope, target).await?;
-    Ok(found.map(|n| {
+    Ok(found.map(|rows| {
         format!(
-            "{table} held {n} rows instead of the request's {expected} ids after its mutation: something else wrote to it or deleted from it, and the mutation may have deleted rows of ids other than the request's (or kept some of its own: the count that follows tells). Find out who changed it (system.query_log); it was filled again for the verification"
+            "{table} held {} rows that are not exactly the request's {} ids after its mutation: something else wrote to it, and the mutation may have deleted rows of other ids (or kept some of the request's: the count that follows tells). Find out who changed it (system.query_log) and what the mutation deleted; it was filled again for the verification",
+            rows.len(),
+            expected.len()
         )
     }))
+}
+
+/// While a statement reading `target`'s ids table may still run: a table
+/// someone dropped is filled again (with exactly its ids), since the
+/// mutation reads it for every part and cannot finish without it (18.16
+/// retries it forever, holding back the table's later mutations). True when
+/// it had to be restored.
+pub async fn restore_if_missing(
+    server: &Server,
+    scope: &Scope,
+    target: &Target,
+) -> anyhow::Result<bool> {
+    let Some(name) = &target.ids_table else {
+        return Ok(false);
+    };
+    if count(server, &qualified(scope, name)).await?.is_some() {
+        return Ok(false);
+    }
+    fill(server, scope, target).await?;
+    Ok(true)
 }
 
 /// Drop `target`'s ids table (if any), so its ids leave the server.
@@ -151,6 +179,79 @@ async fn drop_table(server: &Server, table: &QualifiedTable) -> anyhow::Result<(
         }
         other => other,
     }
+}
+
+const COLUMNS_SQL: &str = "SELECT name, type FROM system.columns WHERE database = {database} AND table = {table} ORDER BY name";
+const CONTENTS_SQL: &str = "SELECT kind, hex(id) AS id FROM {table} ORDER BY kind, id";
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct Column {
+    name: String,
+    r#type: String,
+}
+
+/// A table of that name that is not an ids table (other columns) is not
+/// chforget's to drop.
+async fn refuse_foreign(server: &Server, table: &QualifiedTable) -> anyhow::Result<()> {
+    let sql = render(
+        COLUMNS_SQL,
+        &[
+            ("database", &string_literal(table.database.as_str())),
+            ("table", &string_literal(table.table.as_str())),
+        ],
+    )?;
+    let columns: Vec<Column> = server
+        .fetch(&sql, &format!("reading the columns of {table}"))
+        .await?;
+    let ours = columns.is_empty()
+        || columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.r#type.as_str()))
+            .eq([("id", "String"), ("kind", "UInt8")]);
+    if ours {
+        return Ok(());
+    }
+    Err(Failure::new(
+        ErrorCode::ForgetFailed,
+        format!(
+            "{table} exists and is not a chforget ids table (its columns are not kind UInt8, id String); chforget does not drop it. Rename it, then `chforget resume`; this statement was not issued"
+        ),
+    )
+    .into())
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct IdRow {
+    kind: u8,
+    id: String,
+}
+
+/// The table's (kind, id) rows, sorted; none when it does not exist.
+async fn contents(
+    server: &Server,
+    table: &QualifiedTable,
+) -> anyhow::Result<Option<Vec<(u8, Vec<u8>)>>> {
+    let sql = render(CONTENTS_SQL, &[("table", &table.to_string())])?;
+    let rows: Vec<IdRow> = match server
+        .fetch(&sql, &format!("reading the ids in {table}"))
+        .await
+    {
+        Ok(rows) => rows,
+        Err(error) if server_code_of(&error) == Some(server_code::UNKNOWN_TABLE) => {
+            return Ok(None);
+        }
+        Err(error) => return Err(error),
+    };
+    let mut found: Vec<(u8, Vec<u8>)> = rows
+        .into_iter()
+        // Not hex (cannot happen): compared as text, so it differs.
+        .map(|row| {
+            let bytes = crate::request::decode_hex(&row.id).unwrap_or_else(|| row.id.into_bytes());
+            (row.kind, bytes)
+        })
+        .collect();
+    found.sort();
+    Ok(Some(found))
 }
 
 #[derive(clickhouse::Row, serde::Deserialize)]
