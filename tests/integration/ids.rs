@@ -219,6 +219,27 @@ async fn seed_many_devices(db: &TestDb) {
     insert_events(&db.client, &rows).await;
 }
 
+/// The name of the one ids table of the test's database.
+async fn ids_table_name(db: &TestDb) -> String {
+    db.client
+        .query(&format!(
+            "SELECT name FROM system.tables WHERE database = '{}' AND startsWith(name, 'chforget_ids_')",
+            db.name
+        ))
+        .fetch_one::<String>()
+        .await
+        .expect("the ids table exists while the request is in flight")
+}
+
+/// The id of the one request in flight.
+fn pending_request(db: &TestDb) -> String {
+    let pending = run(db.chforget().args(["status", "--output", "json"])).json();
+    pending[0]["request_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 async fn ids_tables(db: &TestDb) -> u64 {
     db.count(&format!(
         "SELECT count() FROM system.tables WHERE database = '{}' AND startsWith(name, 'chforget_ids_')",
@@ -286,11 +307,7 @@ async fn ids_table_survives_kill_9_until_verified() {
             .arg("--anonymous")
             .env("CHFORGET_CRASH_AT", *point));
         assert_ne!(crashed.code, 0, "{point}: {}", crashed.stderr);
-        let pending = run(db.chforget().args(["status", "--output", "json"])).json();
-        let request = pending[0]["request_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let request = pending_request(&db);
         let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
         assert_eq!(resumed.code, 0, "{point}: {}", resumed.stderr);
         assert_eq!(
@@ -341,23 +358,11 @@ async fn a_changed_ids_table_is_never_trusted() {
             .arg("--anonymous")
             .env("CHFORGET_CRASH_AT", "queued"));
         assert_ne!(crashed.code, 0, "{}", crashed.stderr);
-        let table = db
-            .client
-            .query(&format!(
-                "SELECT name FROM system.tables WHERE database = '{}' AND startsWith(name, 'chforget_ids_')",
-                db.name
-            ))
-            .fetch_one::<String>()
-            .await
-            .expect("the ids table exists while the request is in flight");
+        let table = ids_table_name(&db).await;
         for statement in *tamper {
             db.exec(&statement.replace("{t}", &table)).await;
         }
-        let pending = run(db.chforget().args(["status", "--output", "json"])).json();
-        let request = pending[0]["request_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let request = pending_request(&db);
         let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
         assert_ne!(resumed.code, 0, "{tamper:?}: {}", resumed.stderr);
         assert_ne!(resumed.json()["status"], "completed", "{tamper:?}");
@@ -394,11 +399,7 @@ async fn a_foreign_table_in_the_ids_tables_place_is_kept() {
         .arg("--anonymous")
         .env("CHFORGET_CRASH_AT", "planned"));
     assert_ne!(planned.code, 0, "{}", planned.stderr);
-    let pending = run(db.chforget().args(["status", "--output", "json"])).json();
-    let request = pending[0]["request_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let request = pending_request(&db);
     let name = format!(
         "chforget_ids_{}",
         request
@@ -447,15 +448,7 @@ async fn a_dropped_ids_table_is_restored_for_the_running_mutation() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let table = db
-        .client
-        .query(&format!(
-            "SELECT name FROM system.tables WHERE database = '{}' AND startsWith(name, 'chforget_ids_')",
-            db.name
-        ))
-        .fetch_one::<String>()
-        .await
-        .expect("the ids table exists while the request is in flight");
+    let table = ids_table_name(&db).await;
     db.exec(&format!("DROP TABLE `{table}`")).await;
     db.exec("SYSTEM START MERGES events").await;
     let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
