@@ -451,14 +451,30 @@ async fn a_dropped_ids_table_is_restored_for_the_running_mutation() {
     let table = ids_table_name(&db).await;
     db.exec(&format!("DROP TABLE `{table}`")).await;
     db.exec("SYSTEM START MERGES events").await;
-    let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
-    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    // 18.16 holds the mutation until merges start again, so the first
+    // resume restores the table before the mutation looks. The current
+    // engine may try a part in between and report the missing table as the
+    // mutation's failure; it retries by itself once the table is back, and
+    // a later resume finds it done.
+    let mut stderr = String::new();
+    let mut resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
+    for _ in 0..10 {
+        stderr.push_str(&resumed.stderr);
+        if resumed.code == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
+    }
+    assert_eq!(resumed.code, 0, "{stderr}");
     assert_eq!(resumed.json()["status"], "completed");
-    assert!(
-        resumed.stderr.contains("filled again"),
-        "{}",
-        resumed.stderr
-    );
+    assert!(stderr.contains("filled again"), "{stderr}");
+    if crate::common::engine() == crate::common::Engine::Legacy {
+        assert!(
+            !stderr.contains("forget_failed"),
+            "18.16 never saw the table missing: {stderr}"
+        );
+    }
     assert_eq!(
         db.count("SELECT count() FROM events WHERE url IN ('target-user', 'target-anon')")
             .await,
