@@ -7,11 +7,14 @@
 //!   users): stitched ids, earlier requests' ids, row counts, rollup scope.
 //! - [`start`] journals a prepared request, unless one of its users has a
 //!   request in flight, under a lock shared by all chforget processes.
+//! - [`decide`] holds what the run on one server and on a cluster both
+//!   decide from the journal (sent before? what tracking found).
 //! - [`run`] issues, tracks, verifies (re-issuing for survivors), re-
 //!   aggregates and records the audit trail, journaling every step; run
 //!   again (`resume`), it finishes whatever an earlier run left, issuing no
 //!   statement twice and re-issuing killed or vanished ones.
 
+mod decide;
 mod on_cluster;
 mod prepare;
 mod run;

@@ -16,7 +16,7 @@ use crate::track::{
 };
 
 use super::Context;
-use super::run::{Tracked, conclude_tracking};
+use super::decide::{Tracked, conclude_tracking, sent_before};
 
 /// Room left for the HTTP answer after `distributed_ddl_task_timeout`.
 const ANSWER_SLACK: Duration = Duration::from_secs(5);
@@ -36,7 +36,7 @@ pub(super) async fn issue(
     };
     // Journaled as being sent by an earlier run (cut short before its
     // answer): it may be queued or done already.
-    let sent_before = super::run::sent_before(journal, &marker);
+    let sent_before = sent_before(journal, &marker);
     let settings = &ctx.profile.cluster;
     let mut timeout = settings
         .ddl_timeout
