@@ -167,6 +167,29 @@ impl Reach<'_> {
 
     /// Run `build(source, replica)` against `table` on this server or on
     /// every replica.
+    /// As [`Reach::read`], keeping the answers of the replicas that could
+    /// be read; each other one is named in `unreadable` (what is on its
+    /// disks is then unknown).
+    async fn read_readable<T>(
+        &self,
+        table: &QualifiedTable,
+        build: &(dyn Fn(&str, &str) -> anyhow::Result<String> + Sync),
+        during: &str,
+        unreadable: &mut Vec<String>,
+    ) -> anyhow::Result<Vec<(ReplicaRef, Vec<T>)>>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead + OnReplica,
+    {
+        let mut readable = Vec::new();
+        for answer in self.read::<T>(table, build, during).await? {
+            match answer.rows {
+                Ok(rows) => readable.push((answer.replica, rows)),
+                Err(error) => unreadable.push(format!("{}: {error}", answer.replica)),
+            }
+        }
+        Ok(readable)
+    }
+
     async fn read<T>(
         &self,
         table: &QualifiedTable,
@@ -241,21 +264,19 @@ pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<P
             ],
         )
     };
-    let answers: Vec<ReplicaAnswer<Inactive>> = reach
-        .read(&system_table("parts")?, &build, "reading inactive parts")
+    let answers: Vec<(ReplicaRef, Vec<Inactive>)> = reach
+        .read_readable(
+            &system_table("parts")?,
+            &build,
+            "reading inactive parts",
+            &mut unreadable,
+        )
         .await?;
     let (mut inactive_parts, mut inactive_bytes, mut outdated_at) = (0, 0, 0);
-    for answer in answers {
-        match answer.rows {
-            Ok(rows) => {
-                for row in rows {
-                    inactive_parts += row.parts;
-                    inactive_bytes += row.bytes;
-                    outdated_at = outdated_at.max(row.outdated_at);
-                }
-            }
-            Err(error) => unreadable.push(format!("{}: {error}", answer.replica)),
-        }
+    for row in answers.iter().flat_map(|(_, rows)| rows) {
+        inactive_parts += row.parts;
+        inactive_bytes += row.bytes;
+        outdated_at = outdated_at.max(row.outdated_at);
     }
     let lifetime = old_parts_lifetime(server, &table).await?;
     let remove_after = (inactive_parts > 0).then(|| {
@@ -281,30 +302,28 @@ pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<P
                 ],
             )
         };
-        let answers: Vec<ReplicaAnswer<Detached>> = reach
-            .read(
+        let answers: Vec<(ReplicaRef, Vec<Detached>)> = reach
+            .read_readable(
                 &system_table("detached_parts")?,
                 &build,
                 "reading detached parts",
+                &mut unreadable,
             )
             .await?;
         let mut found: Vec<String> = Vec::new();
-        for answer in answers {
-            match answer.rows {
-                Ok(rows) => found.extend(rows.into_iter().map(|row| {
-                    format!(
-                        "{} (partition {}{})",
-                        row.name,
-                        row.partition_id,
-                        if answer.replica.shard == 0 {
-                            String::new()
-                        } else {
-                            format!(", on {}", answer.replica)
-                        }
-                    )
-                })),
-                Err(error) => unreadable.push(format!("{}: {error}", answer.replica)),
-            }
+        for (replica, rows) in answers {
+            found.extend(rows.into_iter().map(|row| {
+                format!(
+                    "{} (partition {}{})",
+                    row.name,
+                    row.partition_id,
+                    if replica.shard == 0 {
+                        String::new()
+                    } else {
+                        format!(", on {replica}")
+                    }
+                )
+            }));
         }
         if !found.is_empty() {
             findings.push(format!(
@@ -339,16 +358,19 @@ pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<P
                 ],
             )
         };
-        let answers: Vec<ReplicaAnswer<Masked>> = reach
-            .read(&system_table("parts")?, &build, "reading masked parts")
+        let answers: Vec<(ReplicaRef, Vec<Masked>)> = reach
+            .read_readable(
+                &system_table("parts")?,
+                &build,
+                "reading masked parts",
+                &mut unreadable,
+            )
             .await?;
-        let mut masked = 0;
-        for answer in answers {
-            match answer.rows {
-                Ok(rows) => masked += rows.iter().map(|r| r.parts).sum::<u64>(),
-                Err(error) => unreadable.push(format!("{}: {error}", answer.replica)),
-            }
-        }
+        let masked: u64 = answers
+            .iter()
+            .flat_map(|(_, rows)| rows)
+            .map(|r| r.parts)
+            .sum();
         if masked > 0 {
             findings.push(format!(
                 "{masked} active parts of {table} in the touched partitions carry a lightweight-delete mask: rows hidden from queries are still on disk. Rewrite them with `OPTIMIZE TABLE {table} PARTITION ID FINAL`"
