@@ -31,6 +31,9 @@ pub enum ErrorCode {
     StateError,
     /// Ctrl-C stopped chforget; mutations already issued keep running.
     Interrupted,
+    /// Another chforget process is working on a request for the same users
+    /// (or on this request): nothing was started.
+    Busy,
     /// Anything else ClickHouse answered that fits no class above.
     ServerError,
     /// The audit trail was edited, reordered or truncated, or its two copies
@@ -50,6 +53,7 @@ impl ErrorCode {
             ErrorCode::SchemaMismatch => "schema_mismatch",
             ErrorCode::StateError => "state_error",
             ErrorCode::Interrupted => "interrupted",
+            ErrorCode::Busy => "busy",
             ErrorCode::ServerError => "server_error",
             ErrorCode::AuditBroken => "audit_broken",
         }
@@ -67,6 +71,7 @@ impl ErrorCode {
             ErrorCode::StateError | ErrorCode::ServerError => 1,
             ErrorCode::AuditBroken => 8,
             ErrorCode::Interrupted => 130,
+            ErrorCode::Busy => 10,
         }
     }
 }
@@ -312,6 +317,7 @@ mod tests {
             (SchemaMismatch, "schema_mismatch", 7),
             (StateError, "state_error", 1),
             (Interrupted, "interrupted", 130),
+            (Busy, "busy", 10),
             (ServerError, "server_error", 1),
             (AuditBroken, "audit_broken", 8),
         ];

@@ -399,7 +399,7 @@ impl Journals<'_> {
 
 fn busy<T>(request_id: &RequestId, holder: &LockHolder) -> anyhow::Result<T> {
     fail(
-        ErrorCode::InvalidPayload,
+        ErrorCode::Busy,
         format!(
             "request {request_id} is being worked on by {holder}; nothing was started. Wait for it, or follow it with `chforget status {request_id}`"
         ),

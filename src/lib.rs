@@ -4,8 +4,8 @@
 //! The flow, one module per step: [`stitch`] → [`plan`] → [`mutate`] →
 //! [`track`] → [`verify`] → [`rollup`] → [`audit`], run by the one
 //! [`pipeline`] and journaled by [`journal`] in the [`state`] directory.
-//! Below them: [`error`], [`sql`] (the only place SQL text is assembled from
-//! values), [`request`] (ids), [`profile`], [`redact`], and the server:
+//! Below them: [`error`], [`interrupt`] (Ctrl-C in every wait), [`sql`]
+//! (the only place SQL text is assembled from values), [`request`] (ids), [`profile`], [`redact`], and the server:
 //! [`connection`] → [`capabilities`] → [`server`] (with [`schema`],
 //! [`topology`], [`replicas`] and [`system_mutations`]: where the tables
 //! live and every replica's view). Above: [`report`], [`ops`] (what each
@@ -19,6 +19,7 @@ pub mod cli;
 pub mod connection;
 pub mod error;
 pub mod ids_table;
+pub mod interrupt;
 pub mod journal;
 pub mod mutate;
 pub mod ops;
@@ -50,6 +51,7 @@ pub mod verify;
 #[cfg(test)]
 const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
+    ("interrupt", 0),
     ("output", 1),
     ("sql", 1),
     ("profile", 2),

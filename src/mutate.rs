@@ -208,7 +208,14 @@ async fn wait_for_room(
                 ),
             );
         }
-        tokio::time::sleep(interval).await;
+        if !crate::interrupt::pause(interval).await {
+            return fail(
+                ErrorCode::Interrupted,
+                format!(
+                    "stopped waiting for fewer than {limit} pending mutations on {table} ({pending} pending); the statement was not issued"
+                ),
+            );
+        }
         interval = interval.mul_f64(1.5).min(Duration::from_secs(5));
     }
 }
@@ -356,10 +363,25 @@ pub async fn issue_on_cluster(
         target.kind,
         replicas.cluster.as_str()
     );
-    let Err(error) = server
-        .execute_with_settings(&statement, &borrowed, &during, ErrorCode::ForgetFailed)
-        .await
+    // The answer waits for every host (up to the DDL timeout): Ctrl-C ends
+    // that wait, and the statement may be queued already.
+    let Some(sent) = crate::interrupt::unless_requested(server.execute_with_settings(
+        &statement,
+        &borrowed,
+        &during,
+        ErrorCode::ForgetFailed,
+    ))
+    .await
     else {
+        return fail(
+            ErrorCode::Interrupted,
+            format!(
+                "stopped waiting for the hosts of cluster {} to take the statement with marker {marker}; it may be queued already (a later run looks it up before sending anything)",
+                replicas.cluster.as_str()
+            ),
+        );
+    };
+    let Err(error) = sent else {
         return Ok(ClusterIssued::Sent);
     };
     if server_code_of(&error) == Some(server_code::TIMEOUT_EXCEEDED) {

@@ -329,7 +329,7 @@ struct Pace {
     options: TrackOptions,
     started: Instant,
     interval: Duration,
-    interrupt: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>,
+    interrupt: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 }
 
 impl Pace {
@@ -338,7 +338,7 @@ impl Pace {
             options,
             started: Instant::now(),
             interval: options.first_interval,
-            interrupt: Box::pin(tokio::signal::ctrl_c()),
+            interrupt: Box::pin(crate::interrupt::requested()),
         }
     }
 
@@ -363,7 +363,7 @@ impl Pace {
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = &mut self.interrupt => return Some(TrackOutcome::Interrupted),
+            () = &mut self.interrupt => return Some(TrackOutcome::Interrupted),
         }
         self.interval = self.interval.mul_f64(1.5).min(self.options.max_interval);
         None

@@ -22,7 +22,7 @@ use commands::{audit, doctor, forget, init, mutations, resume, rollup, status, s
         system.mutations until they finish, verifies that no targeted row remains, and \
         journals every step so an interrupted request can be finished.",
     after_help = "Exit status: 0 ok, 2 invalid_payload, 3 invalid_credentials / permission_denied, \
-        4 forget_failed, 5 timeout, 6 connection_failed, 7 schema_mismatch, 8 audit_broken, 130 interrupted, 1 other."
+        4 forget_failed, 5 timeout, 6 connection_failed, 7 schema_mismatch, 8 audit_broken, 10 busy, 130 interrupted, 1 other."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -141,6 +141,7 @@ mod tests {
             SchemaMismatch,
             StateError,
             Interrupted,
+            Busy,
             ServerError,
             AuditBroken,
         ] {

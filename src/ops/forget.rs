@@ -7,7 +7,7 @@ use crate::batch::BatchLine;
 use crate::error::{ErrorCode, fail, shown};
 use crate::journal::{Journals, RequestJournal, RequestStatus};
 use crate::pipeline::{
-    self, Context, InFlight, MemberInput, NewRequest, Outcome, RunMode, Started,
+    self, Context, InFlight, MemberInput, NewRequest, Outcome, Reserved, RunMode, Started,
 };
 use crate::plan::ForgetOptions;
 use crate::report::{BatchReport, ForgetReport, RejectedLine};
@@ -53,25 +53,32 @@ fn warn_unreadable(unreadable: &[crate::journal::Unreadable]) {
 
 /// Report a request in flight instead of starting another: a stalled one is
 /// shown (status as journaled) with the advice to resume it; one a process
-/// is working on is refused.
+/// is working on (or preparing) refuses this run, which reports itself:
+/// its own id, no journal, nothing started (`busy`).
 pub fn report_in_flight(
     found: &InFlight,
     journals: &Journals<'_>,
     report: &mut ForgetReport,
 ) -> anyhow::Result<()> {
-    let journal = found.journal();
-    *report = ForgetReport::of_journal(journal);
-    report.status = Outcome::Queued;
-    report.journal = Some(journals.path(&journal.request_id).display().to_string());
     match found {
-        InFlight::Running(_, holder) => fail(
-            ErrorCode::InvalidPayload,
+        InFlight::Running(journal, holder) => fail(
+            ErrorCode::Busy,
             format!(
-                "request {} for this user and project is running in {holder}; nothing new was started. Follow it with `chforget status {}`",
-                journal.request_id, journal.request_id
+                "request {} for this user and project is running in {holder}; this request ({}) was not started. Follow that one with `chforget status {}`",
+                journal.request_id, report.request_id, journal.request_id
             ),
         ),
-        InFlight::Stalled(_) => {
+        InFlight::Reserved(id, holder) => fail(
+            ErrorCode::Busy,
+            format!(
+                "request {id} for this user and project is being prepared by {holder}; this request ({}) was not started. Follow that one with `chforget status {id}`",
+                report.request_id
+            ),
+        ),
+        InFlight::Stalled(journal) => {
+            *report = ForgetReport::of_journal(journal);
+            report.status = Outcome::Queued;
+            report.journal = Some(journals.path(&journal.request_id).display().to_string());
             eprintln!(
                 "chforget: request {} for this user and project is already in flight (status {}); nothing new was started. Finish it with `chforget resume {}`",
                 journal.request_id, journal.status, journal.request_id
@@ -92,6 +99,25 @@ pub async fn forget(
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<()> {
     report.may_delete = Some(!ctx.server.capabilities.readonly);
+    // Claimed before the first query that quotes the user: a run refused as
+    // busy must leave no query of its own in the server's logs.
+    let reservation = if request.dry_run {
+        None
+    } else {
+        match pipeline::reserve(
+            ctx,
+            &request.request_id,
+            ctx.server.database().as_str(),
+            &request.project_id,
+            &[&request.user_id],
+        )? {
+            Reserved::Ours(reservation) => Some(reservation),
+            Reserved::Busy(mut busy) => {
+                let (_, found) = busy.remove(0);
+                return report_in_flight(&found, &ctx.journals(), report);
+            }
+        }
+    };
     let prepared = pipeline::prepare(
         ctx,
         NewRequest {
@@ -132,7 +158,7 @@ pub async fn forget(
     )
     .await?;
     confirm(report)?;
-    let (mut journal, _lock) = match pipeline::start(ctx, prepared.journal)? {
+    let (mut journal, _lock) = match pipeline::start_reserved(ctx, prepared.journal, reservation)? {
         Started::New(journal, lock) => (*journal, lock),
         Started::Busy(mut busy) => {
             let (_, found) = busy.remove(0);
@@ -267,12 +293,15 @@ pub fn reject_in_flight(
 }
 
 fn in_flight_line(line: usize, found: &InFlight) -> RejectedLine {
-    let id = &found.journal().request_id;
+    let id = found.request_id();
     RejectedLine {
         line,
         error: match found {
             InFlight::Running(_, holder) => {
                 format!("a request for this user is running in {holder}: request {id}")
+            }
+            InFlight::Reserved(_, holder) => {
+                format!("a request for this user is being prepared by {holder}: request {id}")
             }
             InFlight::Stalled(_) => {
                 format!(

@@ -103,6 +103,7 @@ pub async fn physical(
         done.kept.extend(ddl_queue.clone());
         purge = Some(done);
     }
+    let mut interrupted = false;
     let report = loop {
         let subject = Subject {
             scope: &journal.scope,
@@ -119,9 +120,23 @@ pub async fn physical(
         if report.status != PhysicalStatus::Pending || started.elapsed() >= wait {
             break report;
         }
-        tokio::time::sleep(POLL.min(wait.saturating_sub(started.elapsed()))).await;
+        if !crate::interrupt::pause(POLL.min(wait.saturating_sub(started.elapsed()))).await {
+            interrupted = true;
+            break report;
+        }
     };
     let error = match report.status {
+        // The last check stands (recorded below); only the wait stopped.
+        PhysicalStatus::Pending if interrupted => Some(
+            crate::error::Failure::new(
+                ErrorCode::Interrupted,
+                format!(
+                    "stopped waiting while inactive parts still hold the rows; run `chforget verify {} --physical --wait` again later",
+                    journal.request_id
+                ),
+            )
+            .into(),
+        ),
         PhysicalStatus::Pending if request.wait.is_some() => Some(
             crate::error::Failure::new(
                 ErrorCode::Timeout,

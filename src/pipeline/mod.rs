@@ -5,7 +5,8 @@
 //! - [`prepare`] reads everything a request needs before anything is
 //!   deleted, in grouped queries (one per step, whatever the number of
 //!   users): stitched ids, earlier requests' ids, row counts, rollup scope.
-//! - [`start`] journals a prepared request, unless one of its users has a
+//! - [`start`] reserves a request's users before anything quotes their ids,
+//!   and journals the prepared request, unless one of its users has a
 //!   request in flight, under a lock shared by all chforget processes.
 //! - [`decide`] holds what the run on one server and on a cluster both
 //!   decide from the journal (sent before? what tracking found).
@@ -22,7 +23,9 @@ mod start;
 
 pub use prepare::{prepare, refuse_rollups_on_cluster, scope_of, settle_scope};
 pub use run::run;
-pub use start::{InFlight, Started, in_flight, start};
+pub use start::{
+    InFlight, Reservation, Reserved, Started, in_flight, reserve, start, start_reserved,
+};
 
 use std::collections::BTreeMap;
 

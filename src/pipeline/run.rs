@@ -41,6 +41,9 @@ pub async fn run(
         rollups: None,
         audit: None,
     };
+    // From here on Ctrl-C ends the current wait instead of the process, so
+    // that the run still journals, reports and audits where it stopped.
+    crate::interrupt::listen();
     let outcome = drive(ctx, journal, mode, observer, &mut result).await;
     let issued = journal
         .targets
@@ -401,9 +404,10 @@ async fn issue_all(
             Ok(detail) => detail,
             Err(error) => {
                 // Not known to have reached the server: resume looks again.
+                let code = crate::error::code_of(&error);
                 journal.status = if matches!(
-                    crate::error::code_of(&error),
-                    ErrorCode::Timeout | ErrorCode::ConnectionFailed
+                    code,
+                    ErrorCode::Timeout | ErrorCode::ConnectionFailed | ErrorCode::Interrupted
                 ) {
                     RequestStatus::Issuing
                 } else {
@@ -411,6 +415,12 @@ async fn issue_all(
                 };
                 journal.record_step("issue_failed", format!("{error:#}"));
                 ctx.journals().save(journal)?;
+                if code == ErrorCode::Interrupted {
+                    return Err(error.context(format!(
+                        "finish the request with `chforget resume {}`",
+                        journal.request_id
+                    )));
+                }
                 return Err(error);
             }
         };

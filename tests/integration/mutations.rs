@@ -465,3 +465,161 @@ async fn deletes_wait_for_room_where_the_server_loses_rows_with_more_pending() {
     );
     assert_eq!(db.fingerprint("1").await, kept);
 }
+
+/// Ctrl-C ends every wait the same way: 16 forgets of one table, most of
+/// them waiting for room on 18.16 (where at most two deletes may be
+/// pending) and the others tracking, all interrupted at once → 16 JSON
+/// documents with `interrupted` (exit 130), 16 audit records in both
+/// copies, and 16 journals that `resume` finishes.
+#[tokio::test]
+async fn ctrl_c_in_the_pending_limit_wait_reports_audits_and_stays_resumable() {
+    const USERS: usize = 16;
+    let db = crate::test_db!();
+    db.seed().await;
+    let users: Vec<String> = (0..USERS).map(|i| format!("sig-user-{i}")).collect();
+    let rows: Vec<crate::common::EventRow> = users
+        .iter()
+        .flat_map(|user| {
+            (0..3).map(move |n| {
+                crate::common::event(
+                    "p1",
+                    Some(user),
+                    &format!("sig-anon-{user}"),
+                    &format!("sig-session-{user}"),
+                    "view",
+                    "sig-target",
+                    "ip",
+                    crate::common::OCT_2026 + n,
+                )
+            })
+        })
+        .collect();
+    crate::common::insert_events(&db.client, &rows).await;
+    let kept = db.fingerprint("url != 'sig-target'").await;
+    db.exec("SYSTEM STOP MERGES events").await;
+    let children: Vec<std::process::Child> = users
+        .iter()
+        .map(|user| {
+            db.chforget()
+                .args([
+                    "forget",
+                    "--project",
+                    "p1",
+                    "--user",
+                    user,
+                    "--yes",
+                    "--timeout",
+                    "10m",
+                    "--output",
+                    "json",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn forget")
+        })
+        .collect();
+    // Every request journaled and in its wait: tracking (queued), or on
+    // 18.16 waiting for room (issuing, with no more than the limit issued).
+    let requests = db.state_path().join("requests");
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let statuses = loop {
+        let statuses: Vec<String> = std::fs::read_dir(&requests)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .filter_map(|p| {
+                        let file: serde_json::Value =
+                            serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?;
+                        file["journal"]["status"].as_str().map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let issued = db
+            .count(&format!(
+                "SELECT count() FROM system.mutations WHERE database = '{}' AND position(command, 'chforget:') > 0",
+                db.name
+            ))
+            .await;
+        let queued = statuses.iter().filter(|s| *s == "queued").count() as u64;
+        let settled = statuses.len() == USERS
+            && statuses.iter().all(|s| s == "issuing" || s == "queued")
+            && match engine() {
+                // The waiting ones show `issuing` with nothing sent.
+                Engine::Legacy => queued == issued && queued < USERS as u64,
+                Engine::Current => queued == USERS as u64,
+            };
+        if settled {
+            break statuses;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the forgets did not all reach their wait: {statuses:?}, {issued} issued"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let waiting = statuses.iter().filter(|s| *s == "issuing").count();
+    if engine() == Engine::Legacy {
+        assert!(waiting >= USERS - 3, "most wait for room: {statuses:?}");
+    }
+    for child in &children {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill -INT");
+        assert!(status.success());
+    }
+    let mut ids = Vec::new();
+    for child in children {
+        let output = child.wait_with_output().expect("forget");
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert_eq!(output.status.code(), Some(130), "{stderr}\n{stdout}");
+        let report: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("one JSON document ({e}): {stdout}\n{stderr}"));
+        assert_eq!(report["error"]["code"], "interrupted", "{report:#}");
+        let id = report["request_id"]
+            .as_str()
+            .expect("request id")
+            .to_string();
+        assert!(
+            stderr.contains(&format!("chforget resume {id}")),
+            "the error line says how to finish it: {stderr}"
+        );
+        ids.push(id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), USERS, "each reports its own request");
+    let local = std::fs::read_to_string(db.state_path().join("audit.jsonl")).expect("audit.jsonl");
+    for id in &ids {
+        assert_eq!(
+            local.lines().filter(|l| l.contains(id.as_str())).count(),
+            1,
+            "one local audit record of {id}"
+        );
+        assert_eq!(
+            db.count(&format!(
+                "SELECT count() FROM forget_audit WHERE request_id = '{id}'"
+            ))
+            .await,
+            1,
+            "one audit row of {id}"
+        );
+    }
+    db.exec("SYSTEM START MERGES events").await;
+    for id in &ids {
+        let resumed = run(db.chforget().args(["resume", id, "--output", "json"]));
+        assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+        assert_eq!(resumed.json()["status"], "completed");
+    }
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE url = 'sig-target'")
+            .await,
+        0
+    );
+    assert_eq!(db.fingerprint("url != 'sig-target'").await, kept);
+}

@@ -268,3 +268,152 @@ async fn a_read_only_login_cannot_check_the_disks() {
     let verified = run(db.chforget().args(["audit", "verify"]));
     assert_eq!(verified.code, 0, "{}", verified.stderr);
 }
+
+/// Three forgets of one user started together: the two refused as busy
+/// send no query quoting the user (they reserve the user before stitching),
+/// report their own never-started request (exit 10, `busy`), and after the
+/// winner's `--purge-traces` no query log row quotes the user id.
+#[tokio::test]
+async fn forgets_refused_as_busy_leave_no_trace_the_winner_cannot_purge() {
+    let db = crate::test_db!();
+    seed_short_lived(&db).await;
+    let user = format!("u-busy-{}", std::process::id());
+    insert_events(
+        &db.client,
+        &[crate::common::event(
+            "p1",
+            Some(&user),
+            "a-busy",
+            "s-busy",
+            "pageview",
+            "target-busy",
+            "ip",
+            crate::common::NOV_2026,
+        )],
+    )
+    .await;
+    let kept = db.fingerprint("url != 'target-busy'").await;
+    // The winner stays in flight until the losers are done.
+    db.exec("SYSTEM STOP MERGES events").await;
+    let mut children: Vec<std::process::Child> = (0..3)
+        .map(|_| {
+            db.chforget()
+                .args([
+                    "forget",
+                    "--project",
+                    "p1",
+                    "--user",
+                    &user,
+                    "--yes",
+                    "--timeout",
+                    "5m",
+                    "--output",
+                    "json",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn forget")
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut losers = Vec::new();
+    while losers.len() < 2 {
+        let exited = children
+            .iter_mut()
+            .position(|child| child.try_wait().expect("try_wait").is_some());
+        match exited {
+            Some(index) => losers.push(
+                children
+                    .remove(index)
+                    .wait_with_output()
+                    .expect("forget output"),
+            ),
+            None => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "two of the forgets were not refused"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    db.exec("SYSTEM START MERGES events").await;
+    let winner = children.remove(0).wait_with_output().expect("winner");
+    let winner_stderr = String::from_utf8_lossy(&winner.stderr).to_string();
+    assert_eq!(winner.status.code(), Some(0), "{winner_stderr}");
+    let winner: serde_json::Value = serde_json::from_slice(&winner.stdout).expect("winner's JSON");
+    assert_eq!(winner["status"], "completed", "{winner:#}");
+    let request = winner["request_id"].as_str().expect("id").to_string();
+    let mut loser_ids = Vec::new();
+    for loser in &losers {
+        let stderr = String::from_utf8_lossy(&loser.stderr).to_string();
+        assert_eq!(loser.status.code(), Some(10), "{stderr}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&loser.stdout).expect("one JSON document");
+        assert_eq!(report["error"]["code"], "busy", "{report:#}");
+        let id = report["request_id"].as_str().expect("id").to_string();
+        assert_ne!(id, request, "a refused run reports its own request");
+        assert!(report["journal"].is_null(), "{report:#}");
+        assert_eq!(report["mutations"], serde_json::json!([]), "{report:#}");
+        assert!(
+            report["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&request)),
+            "it names the request it waited for: {report:#}"
+        );
+        loser_ids.push(id);
+    }
+    assert_ne!(loser_ids[0], loser_ids[1]);
+    let journals = std::fs::read_dir(db.state_path().join("requests"))
+        .expect("requests")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|name| !name.ends_with(".lock"))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        journals,
+        vec![format!("{request}.json")],
+        "one journal, no reservation left"
+    );
+
+    let hex: String = user.bytes().map(|b| format!("{b:02X}")).collect();
+    let quoting = |log: &str| {
+        format!(
+            "SELECT count() FROM system.{log} WHERE position(query, unhex('{hex}')) > 0 SETTINGS log_queries = 0"
+        )
+    };
+    let purged = run(db.chforget().args([
+        "verify",
+        &request,
+        "--physical",
+        "--purge-traces",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(purged.code, 0, "{}\n{}", purged.stderr, purged.stdout);
+    if engine() == Engine::Legacy {
+        // The purge's mutations of the logs finish on their own time.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            db.exec("SYSTEM FLUSH LOGS").await;
+            let left = db.count(&quoting("query_log")).await
+                + db.count(&quoting("query_thread_log")).await;
+            if left == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{left} query_log / query_thread_log rows still quote the user id"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE url = 'target-busy'")
+            .await,
+        0
+    );
+    assert_eq!(db.fingerprint("url != 'target-busy'").await, kept);
+}
