@@ -173,6 +173,10 @@ pub fn host_of(url: &str) -> String {
         .to_string()
 }
 
+/// List elements a statement may have without raising `max_ast_elements`
+/// (50,000 by default), with room for the rest of the statement.
+const AST_ELEMENTS_UNRAISED: usize = 40_000;
+
 /// Statements this close to `max_query_size` get the setting raised.
 const QUERY_SIZE_MARGIN: usize = 1024;
 
@@ -294,11 +298,24 @@ impl Connection {
         }
     }
 
-    /// `max_query_size` raised for a statement that needs it.
-    fn size_setting(&self, sql: &str) -> Option<String> {
+    /// `max_query_size` raised for a statement longer than the server's,
+    /// and the limits on its syntax tree (`max_ast_elements`, 50,000 by
+    /// default, and `max_expanded_ast_elements`) for a statement with more
+    /// list elements than they allow (counted by its commas, an upper
+    /// bound). Nothing is raised otherwise: a read-only login may not.
+    fn size_settings(&self, sql: &str) -> Vec<(&'static str, String)> {
+        let mut settings = Vec::new();
         let limit = usize::try_from(self.max_query_size).unwrap_or(usize::MAX);
-        (self.max_query_size > 0 && sql.len() + QUERY_SIZE_MARGIN > limit)
-            .then(|| (sql.len() + 64 * 1024).to_string())
+        if self.max_query_size > 0 && sql.len() + QUERY_SIZE_MARGIN > limit {
+            settings.push(("max_query_size", (sql.len() + 64 * 1024).to_string()));
+        }
+        let elements = sql.bytes().filter(|b| *b == b',').count();
+        if elements > AST_ELEMENTS_UNRAISED {
+            let allowed = (elements * 2 + 500_000).to_string();
+            settings.push(("max_ast_elements", allowed.clone()));
+            settings.push(("max_expanded_ast_elements", allowed));
+        }
+        settings
     }
 
     fn timed_out(&self, during: &str) -> anyhow::Error {
@@ -314,7 +331,8 @@ impl Connection {
 
     /// Explain a refusal to raise `max_query_size` (read-only sessions).
     fn explain(&self, failure: Failure, sql: &str) -> anyhow::Error {
-        let refused_setting = failure.message.contains("max_query_size")
+        let refused_setting = (failure.message.contains("max_query_size")
+            || failure.message.contains("ast_elements"))
             && failure
                 .message
                 .contains(&format!("Code: {}", server_code::READONLY));
@@ -357,8 +375,8 @@ impl Connection {
         for (name, value) in self.quiet_settings().iter().chain(settings) {
             query = query.with_setting(*name, *value);
         }
-        if let Some(size) = self.size_setting(sql) {
-            query = query.with_setting("max_query_size", size);
+        for (name, value) in self.size_settings(sql) {
+            query = query.with_setting(name, value);
         }
         match tokio::time::timeout(self.config.query_timeout, query.fetch_all::<T>()).await {
             Ok(Ok(rows)) => Ok(rows),
@@ -396,8 +414,8 @@ impl Connection {
         for (name, value) in self.quiet_settings().iter().chain(settings) {
             query = query.with_setting(*name, *value);
         }
-        if let Some(size) = self.size_setting(sql) {
-            query = query.with_setting("max_query_size", size);
+        for (name, value) in self.size_settings(sql) {
+            query = query.with_setting(name, value);
         }
         match tokio::time::timeout(self.config.query_timeout, query.execute()).await {
             Ok(Ok(())) => Ok(()),

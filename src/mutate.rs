@@ -18,7 +18,6 @@ use serde::Deserialize;
 
 use crate::capabilities::Capabilities;
 use crate::error::{ErrorCode, Failure, code_of, fail, server_code, server_code_of};
-use crate::ids_table;
 use crate::plan::Target;
 use crate::replicas::{ReplicaRef, Replicas};
 use crate::request::Scope;
@@ -137,9 +136,6 @@ pub async fn issue(
     if let Some(limit) = server.capabilities.max_pending_deletes {
         wait_for_room(server, None, &table, limit, deadline, waiting).await?;
     }
-    // Its ids table (if any) is filled now, just before the statement that
-    // reads it: nothing of an earlier run's table is trusted.
-    ids_table::fill(server, scope, target).await?;
     let during = format!("issuing the {} mutation on {table}", target.kind);
     // A server profile with mutations_sync > 0 would hold the ALTER until the
     // data is rewritten; chforget tracks the mutation itself instead.
@@ -341,12 +337,6 @@ pub async fn issue_on_cluster(
     waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
 ) -> anyhow::Result<ClusterIssued> {
     let table = scope.events_table();
-    if target.ids_table.is_some() {
-        return fail(
-            ErrorCode::ForgetFailed,
-            "a statement reading its ids from a table cannot run on a cluster (each replica would read its own); nothing was issued",
-        );
-    }
     if sent_before
         && let Some(earlier) = sent_earlier(server, replicas, &table, marker, ddl).await?
     {

@@ -1,6 +1,8 @@
 //! Step 2, plan: turn the users of a request and their stitched anonymous
 //! ids into targets, each one `ALTER TABLE ... DELETE` statement's worth of
-//! ids, chunked under the server's `max_query_size`. A target holds ids, not
+//! ids, chunked by [`StatementLimits`]: the ids are part of the statement
+//! itself, never read from a table someone else could change while the
+//! mutation reads it. A target holds ids, not
 //! SQL: every statement and count is rendered from the journaled scope and
 //! ids through `sql`'s quoting, each time it is sent, so an edited journal
 //! can never smuggle SQL in. Planning sends nothing.
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::replicas::ReplicaRef;
 use crate::request::{RawId, RequestId, Scope, ValidId};
 use crate::sql::{
-    Ident, QualifiedTable, chunk_by_cost, literal_budget, literal_len, literal_list, render,
+    Ident, chunk_by_cost_and_count, literal_budget, literal_len, literal_list, render,
     string_literal,
 };
 use crate::stitch::StitchedId;
@@ -213,19 +215,66 @@ pub struct Target {
     /// rows it covers.
     pub rows_before: BTreeMap<TargetKind, u64>,
     pub attempts: Vec<Attempt>,
-    /// Where the statement reads its ids from, when they are too many for
-    /// one statement's literal lists (see [`read_ids_from_table`]): a table
-    /// of the events table's database that `ids_table` fills before every
-    /// issue and drops once the request is verified.
+    /// Only in journals of chforget 0.1 before ids were always part of the
+    /// statement: the table its first statements read the ids from
+    /// (`chforget_ids_<request id>`). Statements and counts now always
+    /// carry the ids themselves; the table is dropped once the request is
+    /// verified, so that no copy of the ids is left behind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ids_table: Option<Ident>,
 }
 
-/// What the ids table's `kind` column says of an id.
-pub mod id_kind {
-    pub const USER: u8 = 0;
-    pub const ANONYMOUS: u8 = 1;
-    pub const SHARED: u8 = 2;
+/// How many ids one statement may carry.
+///
+/// A mutation's ids are part of its statement, so that what it deletes is
+/// fixed when it is sent (an ids table could be changed by anybody who may
+/// write to the database while the mutation reads it). One statement per
+/// table also rewrites each part once: every further statement rewrites the
+/// parts holding its rows again (BENCHMARKS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatementLimits {
+    /// Bytes of literals a statement carries (it is sent with
+    /// `max_query_size` raised for it when longer than the server's).
+    pub bytes: usize,
+    /// Literals a statement carries: servers evaluate a mutation in the
+    /// background with their default `max_expanded_ast_elements`
+    /// (500,000), whatever the session that sent it allowed; 18.16 retries
+    /// a mutation over it forever, holding back every later one.
+    pub literals: usize,
+}
+
+impl StatementLimits {
+    /// Literals of one statement: far below the background's 500,000 AST
+    /// elements, and fast to evaluate per part (measured on both engines:
+    /// 100,000 ids delete in seconds, 1,000,000 stall for minutes).
+    pub const MAX_LITERALS: usize = 100_000;
+    /// Bytes of literals of one statement on a table whose mutation text is
+    /// kept on the server's disk only.
+    pub const MAX_BYTES: usize = 16 * 1024 * 1024;
+
+    /// Within the server's `max_query_size`: replicated tables and
+    /// `ON CLUSTER` statements keep the mutation's text in ZooKeeper, whose
+    /// nodes hold about 1 MB.
+    pub fn within_query_size(max_query_size: u64) -> Self {
+        StatementLimits {
+            bytes: literal_budget(max_query_size),
+            literals: Self::MAX_LITERALS,
+        }
+    }
+
+    /// The limits of a statement on a table: beyond `max_query_size` on one
+    /// server's non-replicated table (sent with the setting raised).
+    pub fn for_table(max_query_size: u64, replicated_or_cluster: bool) -> Self {
+        let within = Self::within_query_size(max_query_size);
+        if replicated_or_cluster {
+            within
+        } else {
+            StatementLimits {
+                bytes: within.bytes.max(Self::MAX_BYTES),
+                ..within
+            }
+        }
+    }
 }
 
 impl Target {
@@ -289,38 +338,18 @@ impl Target {
     /// The predicate of one kind of rows it covers.
     fn predicate_of(&self, kind: TargetKind, scope: &Scope) -> anyhow::Result<String> {
         let mut values = scope.bindings();
-        // The ids: literal lists, or the rows of the ids table.
-        let ids = |kind: u8, literals: String| match &self.ids_table {
-            Some(table) => format!(
-                "(SELECT id FROM {} WHERE kind = {kind})",
-                QualifiedTable {
-                    database: scope.database.clone(),
-                    table: table.clone(),
-                }
-            ),
-            None => literals,
-        };
         let template = match kind {
             TargetKind::User | TargetKind::UserAndAnonymous => {
-                values.push(("users", ids(id_kind::USER, literal_list(&self.users))));
+                values.push(("users", literal_list(&self.users)));
                 USER_PREDICATE
             }
             TargetKind::Anonymous if self.shared.is_empty() => {
-                values.push((
-                    "anonymous_ids",
-                    ids(id_kind::ANONYMOUS, literal_list(&self.anonymous)),
-                ));
+                values.push(("anonymous_ids", literal_list(&self.anonymous)));
                 ANONYMOUS_PREDICATE
             }
             TargetKind::Anonymous => {
-                values.push((
-                    "anonymous_ids",
-                    ids(id_kind::ANONYMOUS, literal_list(&self.anonymous)),
-                ));
-                values.push((
-                    "shared_anonymous_ids",
-                    ids(id_kind::SHARED, literal_list(&self.shared)),
-                ));
+                values.push(("anonymous_ids", literal_list(&self.anonymous)));
+                values.push(("shared_anonymous_ids", literal_list(&self.shared)));
                 ANONYMOUS_INCLUDING_SHARED_PREDICATE
             }
         };
@@ -414,7 +443,7 @@ pub fn plan(
     users: &[ValidId],
     stitched: &[StitchedId],
     options: ForgetOptions,
-    max_query_size: u64,
+    limits: StatementLimits,
 ) -> Vec<Target> {
     /// One id of a statement.
     enum Id<'a> {
@@ -433,8 +462,13 @@ pub fn plan(
             (literal_len(&s.anonymous_id) + 2) * if listed_twice(s) { 2 } else { 1 }
         }
     };
-    let budget = literal_budget(max_query_size);
-    chunk_by_cost(&ids, budget, cost)
+    // A shared id is listed twice with `--include-shared`.
+    let max_ids = if options.include_shared {
+        limits.literals / 2
+    } else {
+        limits.literals
+    };
+    chunk_by_cost_and_count(&ids, limits.bytes, max_ids.max(1), cost)
         .into_iter()
         .enumerate()
         .map(|(chunk, ids)| {
@@ -469,46 +503,6 @@ pub fn plan(
             target
         })
         .collect()
-}
-
-/// The targets of a plan in one statement reading its ids from `table`
-/// (same database as the events table): for ids too many for one statement,
-/// one mutation rewrites each part once instead of once per statement. The
-/// figures before are the chunks' (counted with their literal lists, before
-/// the table exists). Only before anything is issued.
-pub fn read_ids_from_table(
-    request_id: &RequestId,
-    targets: Vec<Target>,
-    table: Ident,
-) -> Vec<Target> {
-    if targets.len() < 2 {
-        return targets;
-    }
-    let mut merged = Target {
-        kind: TargetKind::User,
-        chunk: 0,
-        users: Vec::new(),
-        anonymous: Vec::new(),
-        shared: Vec::new(),
-        rows_before: BTreeMap::new(),
-        attempts: Vec::new(),
-        ids_table: Some(table),
-    };
-    for target in targets {
-        merged.users.extend(target.users);
-        merged.anonymous.extend(target.anonymous);
-        merged.shared.extend(target.shared);
-        for (kind, rows) in target.rows_before {
-            *merged.rows_before.entry(kind).or_default() += rows;
-        }
-    }
-    merged.kind = TargetKind::covering(&merged.users, &merged.anonymous);
-    if merged.kind != TargetKind::UserAndAnonymous {
-        let kinds = merged.kind.parts();
-        merged.rows_before.retain(|kind, _| kinds.contains(kind));
-    }
-    merged.attempts = vec![Attempt::new(Target::marker(request_id, merged.kind, 0, 0))];
-    vec![merged]
 }
 
 #[cfg(test)]
@@ -555,7 +549,7 @@ mod tests {
             &users(&["u'1"]),
             &[stitched("a1", 0)],
             ForgetOptions::default(),
-            262_144,
+            StatementLimits::within_query_size(262_144),
         );
         assert_eq!(targets.len(), 1);
         let marker = &targets[0].attempts[0].marker;
@@ -581,7 +575,13 @@ mod tests {
             anonymous: true,
             include_shared: false,
         };
-        let default = plan(&id(), &users(&["u1"]), &ids, options, 262_144);
+        let default = plan(
+            &id(),
+            &users(&["u1"]),
+            &ids,
+            options,
+            StatementLimits::within_query_size(262_144),
+        );
         assert_eq!(default.len(), 1, "one statement for the user and the ids");
         let anonymous = default[0]
             .predicate_of(TargetKind::Anonymous, &scope())
@@ -592,7 +592,13 @@ mod tests {
             include_shared: true,
             ..options
         };
-        let wider = plan(&id(), &users(&["u1"]), &ids, included, 262_144);
+        let wider = plan(
+            &id(),
+            &users(&["u1"]),
+            &ids,
+            included,
+            StatementLimits::within_query_size(262_144),
+        );
         let predicate = wider[0]
             .predicate_of(TargetKind::Anonymous, &scope())
             .expect("sql");
@@ -613,7 +619,7 @@ mod tests {
             &users(&["u1", "u2"]),
             &[stitched("a1", 0), stitched("a2", 0)],
             options,
-            262_144,
+            StatementLimits::within_query_size(262_144),
         );
         assert_eq!(targets.len(), 1);
         let target = &targets[0];
@@ -663,7 +669,7 @@ mod tests {
             &users(&["u1"]),
             &[stitched("shared", 2)],
             options,
-            262_144,
+            StatementLimits::within_query_size(262_144),
         );
         let counts = targets[0].count_statements(&scope(), false).expect("sql");
         assert_eq!(counts.len(), 2, "{counts:?}");
@@ -678,57 +684,72 @@ mod tests {
     }
 
     #[test]
-    fn ids_beyond_one_statement_are_read_from_a_table_in_one() {
-        let ids: Vec<StitchedId> = (0..60)
+    fn ids_beyond_max_query_size_stay_in_one_statement_on_one_server() {
+        let ids: Vec<StitchedId> = (0..3000)
             .map(|i| stitched(&format!("{i:0>40}"), u64::from(i % 2 == 0)))
             .collect();
         let options = ForgetOptions {
             anonymous: true,
             include_shared: true,
         };
-        let mut chunks = plan(&id(), &users(&["u1", "u2"]), &ids, options, 1024);
-        assert!(chunks.len() > 1, "{}", chunks.len());
-        for (index, chunk) in chunks.iter_mut().enumerate() {
-            chunk.rows_before = BTreeMap::from([(TargetKind::Anonymous, index as u64 + 1)]);
-        }
-        let expected_rows: u64 = (1..=chunks.len() as u64).sum();
-        let table = Ident::new("chforget_ids_x").expect("ident");
-        let merged = read_ids_from_table(&id(), chunks, table);
-        assert_eq!(merged.len(), 1);
-        let target = &merged[0];
+        let users = users(&["u1", "u2"]);
+        // Replicated or on a cluster: within max_query_size.
+        let split = plan(
+            &id(),
+            &users,
+            &ids,
+            options,
+            StatementLimits::for_table(16_384, true),
+        );
+        assert!(split.len() > 1, "{}", split.len());
+        // One server's plain table: one statement carrying every id.
+        let one = plan(
+            &id(),
+            &users,
+            &ids,
+            options,
+            StatementLimits::for_table(16_384, false),
+        );
+        assert_eq!(one.len(), 1);
+        let target = &one[0];
         assert_eq!(target.kind, TargetKind::UserAndAnonymous);
         assert_eq!(target.users.len(), 2);
-        assert_eq!(target.anonymous.len(), 60);
-        assert_eq!(target.shared.len(), 30);
-        assert_eq!(target.rows_before[&TargetKind::Anonymous], expected_rows);
-        assert_eq!(
-            target.attempts[0].marker,
-            "chforget:01a228b4-9333-779e-905f-58089d6845e3:user_and_anonymous:0"
-        );
+        assert_eq!(target.anonymous.len(), 3000);
+        assert_eq!(target.shared.len(), 1500);
         let sql = target
             .delete_statement(&scope(), &target.attempts[0].marker)
             .expect("sql");
-        // No id in the statement: each kind is read from its rows of the
-        // table, with the same predicates as literal lists.
-        assert!(!sql.contains("0000000000"), "{sql}");
+        assert!(sql.len() > 16_384, "{}", sql.len());
         assert!(
-            sql.contains("`user_id` IN (SELECT id FROM `db`.`chforget_ids_x` WHERE kind = 0)"),
-            "{sql}"
+            !sql.contains("SELECT"),
+            "no id is read from a table: {sql:.200}"
         );
-        assert!(
-            sql.contains("`anonymous_id` IN (SELECT id FROM `db`.`chforget_ids_x` WHERE kind = 1)"),
-            "{sql}"
-        );
-        assert!(
-            sql.contains(
-                "(isNull(`user_id`) OR `anonymous_id` IN (SELECT id FROM `db`.`chforget_ids_x` WHERE kind = 2))"
-            ),
-            "{sql}"
-        );
-        // Fewer than two statements: nothing to merge.
-        let one = plan(&id(), &users(&["u1"]), &[], options, 262_144);
-        let kept = read_ids_from_table(&id(), one, Ident::new("t").expect("ident"));
-        assert!(kept[0].ids_table.is_none());
+        assert!(sql.contains(&format!("'{:0>40}'", 2999)));
+    }
+
+    #[test]
+    fn a_statement_carries_at_most_max_literals() {
+        let ids: Vec<StitchedId> = (0..250)
+            .map(|i| stitched(&format!("a{i}"), i % 2))
+            .collect();
+        let limits = StatementLimits {
+            bytes: usize::MAX,
+            literals: 100,
+        };
+        for include_shared in [false, true] {
+            let options = ForgetOptions {
+                anonymous: true,
+                include_shared,
+            };
+            let targets = plan(&id(), &users(&["u1"]), &ids, options, limits);
+            assert!(targets.len() >= 3, "{}", targets.len());
+            let covered: usize = targets.iter().map(Target::id_count).sum();
+            assert_eq!(covered, 251);
+            for target in &targets {
+                let literals = target.users.len() + target.anonymous.len() + target.shared.len();
+                assert!(literals <= 100, "{literals}");
+            }
+        }
     }
 
     #[test]
@@ -741,7 +762,13 @@ mod tests {
             anonymous: true,
             include_shared: true,
         };
-        let targets = plan(&id(), &users(&["u1"]), &ids, options, 16_384);
+        let targets = plan(
+            &id(),
+            &users(&["u1"]),
+            &ids,
+            options,
+            StatementLimits::within_query_size(16_384),
+        );
         assert!(targets.len() > 3);
         let covered: usize = targets.iter().map(Target::id_count).sum();
         assert_eq!(covered, 3001);
@@ -763,7 +790,7 @@ mod tests {
             &users(&["u1"]),
             &[],
             ForgetOptions::default(),
-            262_144,
+            StatementLimits::within_query_size(262_144),
         )
         .remove(0);
         let second = target.new_attempt(&id());

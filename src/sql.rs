@@ -303,12 +303,22 @@ pub fn chunk_by_literal_size<T>(
 /// `budget` (plus the two parentheses of a list); the one chunker of every
 /// literal list chforget sends.
 pub fn chunk_by_cost<T>(items: &[T], budget: usize, cost: impl Fn(&T) -> usize) -> Vec<Vec<&T>> {
+    chunk_by_cost_and_count(items, budget, usize::MAX, cost)
+}
+
+/// As [`chunk_by_cost`], with at most `max_items` items a chunk.
+pub fn chunk_by_cost_and_count<T>(
+    items: &[T],
+    budget: usize,
+    max_items: usize,
+    cost: impl Fn(&T) -> usize,
+) -> Vec<Vec<&T>> {
     let mut chunks: Vec<Vec<&T>> = Vec::new();
     let mut current: Vec<&T> = Vec::new();
     let mut size = 2;
     for item in items {
         let cost = cost(item);
-        if !current.is_empty() && size + cost > budget {
+        if !current.is_empty() && (size + cost > budget || current.len() >= max_items) {
             chunks.push(std::mem::take(&mut current));
             size = 2;
         }

@@ -345,7 +345,7 @@ pub async fn late_arrivals(
         &plain,
         &[],
         crate::plan::ForgetOptions::default(),
-        server.capabilities.max_query_size,
+        crate::plan::StatementLimits::within_query_size(server.capabilities.max_query_size),
     );
     let user_counts = count_targets(server, scope, &user_targets, Partitions::Ignore).await?;
     let mut found: Vec<LateArrivals> = users

@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::{ErrorCode, fail, shown};
-use crate::ids_table;
 use crate::journal::{Member, RequestJournal, RequestStatus, now_rfc3339};
-use crate::plan;
+use crate::plan::{self, StatementLimits};
 use crate::profile::Profile;
 use crate::replicas::Replicas;
 use crate::request::{RawId, RequestId, Scope, ValidId};
@@ -208,7 +207,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         &users,
         &union,
         request.options,
-        server.capabilities.max_query_size,
+        statement_limits(server, &scope, &topology),
     );
     // On a cluster each shard counts as its fullest replica: a replica
     // behind on replication would show fewer rows. The same scan finds the
@@ -276,12 +275,6 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     } else {
         None
     };
-    // Ids too many for one statement: one statement reading them from a
-    // table rewrites each part once, not once per statement.
-    if targets.len() > 1 && ids_table::eligible(&scope, &topology) {
-        let table = ids_table::name_for(&request.request_id)?;
-        targets = plan::read_ids_from_table(&request.request_id, targets, table);
-    }
     let mut journal = RequestJournal {
         request_id: request.request_id,
         created_at: now_rfc3339(),
@@ -306,6 +299,18 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         journal.record_step("warning", warning.clone());
     }
     Ok(Prepared { journal, warnings })
+}
+
+/// How many ids a statement on the scope's table carries: beyond
+/// `max_query_size` only on one server's non-replicated table, whose
+/// mutation text the server keeps on its own disk (a replicated table's
+/// goes through ZooKeeper, whose nodes hold about 1 MB).
+fn statement_limits(server: &Server, scope: &Scope, topology: &Topology) -> StatementLimits {
+    let replicated_or_cluster = scope.cluster.is_some()
+        || topology.replicas.is_some()
+        || !topology.engine.ends_with("MergeTree")
+        || topology.engine.starts_with("Replicated");
+    StatementLimits::for_table(server.capabilities.max_query_size, replicated_or_cluster)
 }
 
 /// Rows each target matches before anything is sent: on a cluster, on

@@ -152,26 +152,8 @@ async fn drive(
         &lost,
         "the previous mutation can no longer delete anything",
     );
-    // Ids tables found changed after a mutation that read them.
-    let mut ids_changed: Vec<String> = Vec::new();
     for round in 1..=MAX_ROUNDS {
         issue_all(ctx, journal, replicas, deadline, observer).await?;
-        // A statement still running reads its ids table for every part.
-        let mut restored = 0;
-        for target in &journal.targets {
-            let running = target
-                .current()
-                .is_some_and(|a| a.is_issued() && a.outcome.is_none());
-            if running && ids_table::restore_if_missing(ctx.server, &journal.scope, target).await? {
-                restored += 1;
-            }
-        }
-        if restored > 0 {
-            let warning = "the ids table of a running statement was gone; it was filled again with the request's ids so that the mutation can finish".to_string();
-            eprintln!("chforget: warning: {warning}");
-            journal.record_step("warning", warning);
-            ctx.journals().save(journal)?;
-        }
         journal.status = RequestStatus::Queued;
         ctx.journals().save(journal)?;
         crash_point("queued");
@@ -220,21 +202,6 @@ async fn drive(
         } else {
             verify::Partitions::Ignore
         };
-        // The statements' predicates read their ids tables (if any): an
-        // earlier run may have dropped them after counting and crashed.
-        let mut changed = Vec::new();
-        for target in &journal.targets {
-            if let Some(warning) =
-                ids_table::check_before_count(ctx.server, &journal.scope, target).await?
-            {
-                changed.push(warning);
-            }
-        }
-        for warning in changed {
-            eprintln!("chforget: warning: {warning}");
-            journal.record_step("warning", warning.clone());
-            ids_changed.push(warning);
-        }
         let counts = match replicas {
             Some(replicas) => {
                 verify::count_targets_on_replicas(
@@ -254,23 +221,10 @@ async fn drive(
         };
         let remaining = counts.total();
         result.verified = Some(remaining == 0);
-        if remaining == 0 && !ids_changed.is_empty() {
-            // The request's own rows are gone, but the mutation may have
-            // deleted others': not `completed` until a person has looked.
-            result.after = Some(counts);
-            return fail(
-                ErrorCode::ForgetFailed,
-                format!(
-                    "no targeted row remains, but {} Once that is understood, `chforget resume {}` verifies again and completes the request",
-                    ids_changed.join("; "),
-                    journal.request_id
-                ),
-            );
-        }
         if remaining == 0 {
             result.after = Some(counts);
-            // Its ids leave the server with it; a crash before the step is
-            // journaled fills it again to count, and drops it again.
+            // An ids table of a request planned by an earlier chforget
+            // leaves the server with it.
             let mut dropped = Vec::new();
             for target in &journal.targets {
                 if let Some(table) = &target.ids_table {

@@ -558,17 +558,6 @@ pub fn read_journal(path: &Path) -> serde_json::Value {
     file["journal"].clone()
 }
 
-/// The step names of the journal a `forget` report points at.
-pub fn journal_steps(report: &serde_json::Value) -> Vec<String> {
-    let journal = read_journal(Path::new(report["journal"].as_str().expect("journal path")));
-    journal["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .filter_map(|s| s["step"].as_str().map(str::to_string))
-        .collect()
-}
-
 /// Path of a file in the repository.
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)

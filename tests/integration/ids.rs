@@ -219,18 +219,6 @@ async fn seed_many_devices(db: &TestDb) {
     insert_events(&db.client, &rows).await;
 }
 
-/// The name of the one ids table of the test's database.
-async fn ids_table_name(db: &TestDb) -> String {
-    db.client
-        .query(&format!(
-            "SELECT name FROM system.tables WHERE database = '{}' AND startsWith(name, 'chforget_ids_')",
-            db.name
-        ))
-        .fetch_one::<String>()
-        .await
-        .expect("the ids table exists while the request is in flight")
-}
-
 /// The id of the one request in flight.
 fn pending_request(db: &TestDb) -> String {
     let pending = run(db.chforget().args(["status", "--output", "json"])).json();
@@ -240,245 +228,80 @@ fn pending_request(db: &TestDb) -> String {
         .to_string()
 }
 
-async fn ids_tables(db: &TestDb) -> u64 {
+/// Tables of the test's database other than the seeded ones.
+async fn tables_besides_events(db: &TestDb) -> u64 {
     db.count(&format!(
-        "SELECT count() FROM system.tables WHERE database = '{}' AND startsWith(name, 'chforget_ids_')",
+        "SELECT count() FROM system.tables WHERE database = '{}' AND name NOT IN ('events', 'daily_rollup', 'sessions', 'forget_audit')",
         db.name
     ))
     .await
 }
 
-/// Ids beyond one statement's `max_query_size` go in one statement reading
-/// them from a table (one mutation rewrites each part once; split IN lists
-/// rewrote it once per statement), and the table, which holds the ids, is
-/// gone once the request is verified. Nothing else is deleted.
+/// Ids beyond one statement's `max_query_size` stay in one statement, sent
+/// with the setting raised: one mutation rewrites each part once (split IN
+/// lists rewrote it once per statement), and what it deletes is fixed when
+/// it is sent: no table of ids exists that anybody could change while the
+/// mutation reads it. Nothing else is deleted. Killed right after issuing,
+/// `resume` tracks that one mutation and completes without a second one.
 #[tokio::test]
-async fn ids_beyond_one_statement_are_read_from_a_table_then_dropped() {
-    let db = crate::test_db!();
-    seed_many_devices(&db).await;
-    let kept = db
-        .fingerprint("url NOT IN ('target-user', 'target-anon')")
-        .await;
-    let output = run(db
-        .chforget()
-        .args(crate::common::FORGET_U1_JSON)
-        .arg("--anonymous"));
-    assert_eq!(output.code, 0, "{}", output.stderr);
-    let report = output.json();
-    assert_eq!(report["status"], "completed");
-    assert_eq!(
-        report["statements"].as_array().map(Vec::len),
-        Some(1),
-        "one statement for 300 KB of ids: {:#}",
-        report["statements"]
-    );
-    assert_eq!(db.mutation_count().await, 1);
-    assert_eq!(
-        db.count("SELECT count() FROM events WHERE url IN ('target-user', 'target-anon')")
-            .await,
-        0
-    );
-    assert_eq!(
-        db.fingerprint("url NOT IN ('target-user', 'target-anon')")
-            .await,
-        kept,
-        "every other row is untouched, the same devices in p2 included"
-    );
-    assert_eq!(ids_tables(&db).await, 0, "the ids table is dropped");
-    let steps = crate::common::journal_steps(&report);
-    assert!(steps.iter().any(|s| s == "ids_table_dropped"), "{steps:?}");
-}
-
-/// Killed right after dropping the ids table, before journaling it: resume
-/// fills it again to count the rows, finds none, and drops it again. Killed
-/// right after issuing: resume tracks the mutation (the table must stay
-/// while it runs) and drops the table once verified.
-#[tokio::test]
-async fn ids_table_survives_kill_9_until_verified() {
-    for (index, point) in ["ids_table_dropped", "queued"].iter().enumerate() {
+async fn ids_beyond_max_query_size_stay_in_the_one_statement() {
+    for (index, crash) in [None, Some("queued")].into_iter().enumerate() {
         let db = crate::test_db!(format!("_{index}"));
         seed_many_devices(&db).await;
         let kept = db
             .fingerprint("url NOT IN ('target-user', 'target-anon')")
             .await;
-        let crashed = run(db
-            .chforget()
+        let mut command = db.chforget();
+        command
             .args(crate::common::FORGET_U1_JSON)
-            .arg("--anonymous")
-            .env("CHFORGET_CRASH_AT", *point));
-        assert_ne!(crashed.code, 0, "{point}: {}", crashed.stderr);
-        let request = pending_request(&db);
-        let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
-        assert_eq!(resumed.code, 0, "{point}: {}", resumed.stderr);
+            .arg("--anonymous");
+        if let Some(point) = crash {
+            command.env("CHFORGET_CRASH_AT", point);
+        }
+        let output = run(&mut command);
+        let report = match crash {
+            None => {
+                assert_eq!(output.code, 0, "{}", output.stderr);
+                output.json()
+            }
+            Some(point) => {
+                assert_ne!(output.code, 0, "crashed at {point}: {}", output.stderr);
+                assert_eq!(db.mutation_count().await, 1);
+                let resumed = run(db
+                    .chforget()
+                    .args(["resume", "--output", "json"])
+                    .arg(pending_request(&db)));
+                assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+                resumed.json()
+            }
+        };
+        assert_eq!(report["status"], "completed", "{report:#}");
+        assert_eq!(
+            report["statements"].as_array().map(Vec::len),
+            Some(1),
+            "one statement for 300 KB of ids: {:#}",
+            report["statements"]
+        );
+        assert_eq!(db.mutation_count().await, 1);
+        // The mutation's own text carries the ids, never a subquery.
+        let carried = db
+            .count(&format!(
+                "SELECT count() FROM system.mutations WHERE database = '{}' AND length(command) > 262144 AND position(command, 'SELECT') = 0",
+                db.name
+            ))
+            .await;
+        assert_eq!(carried, 1, "the statement carries its 300 KB of ids");
+        assert_eq!(tables_besides_events(&db).await, 0, "no table of ids");
         assert_eq!(
             db.count("SELECT count() FROM events WHERE url IN ('target-user', 'target-anon')")
                 .await,
-            0,
-            "{point}"
+            0
         );
         assert_eq!(
             db.fingerprint("url NOT IN ('target-user', 'target-anon')")
                 .await,
             kept,
-            "{point}"
-        );
-        assert_eq!(db.mutation_count().await, 1, "{point}: issued once");
-        assert_eq!(
-            ids_tables(&db).await,
-            0,
-            "{point}: the ids table is dropped"
+            "every other row is untouched, the same devices in p2 included"
         );
     }
-}
-
-/// Someone changes a request's ids table while its mutation may read it
-/// (adds another user's id, or swaps the table for one with other ids):
-/// the mutation may have deleted rows that are not the request's. The
-/// verification reads the table back, finds it changed, fills it again with
-/// the request's ids, counts with them, and does not call the request
-/// completed (error, stderr, journal and audit) until a person resumes it.
-#[tokio::test]
-async fn a_changed_ids_table_is_never_trusted() {
-    let tampers: [&[&str]; 2] = [
-        &["INSERT INTO `{t}` (kind, id) VALUES (0, 'u2')"],
-        // As many rows, another user's id instead of the request's.
-        &[
-            "CREATE TABLE `{t}_x` AS `{t}`",
-            "INSERT INTO `{t}_x` SELECT kind, if(kind = 0, 'u2', id) FROM `{t}`",
-            "DROP TABLE `{t}`",
-            "RENAME TABLE `{t}_x` TO `{t}`",
-        ],
-    ];
-    for (index, tamper) in tampers.iter().enumerate() {
-        let db = crate::test_db!(format!("_{index}"));
-        seed_many_devices(&db).await;
-        let crashed = run(db
-            .chforget()
-            .args(crate::common::FORGET_U1_JSON)
-            .arg("--anonymous")
-            .env("CHFORGET_CRASH_AT", "queued"));
-        assert_ne!(crashed.code, 0, "{}", crashed.stderr);
-        let table = ids_table_name(&db).await;
-        for statement in *tamper {
-            db.exec(&statement.replace("{t}", &table)).await;
-        }
-        let request = pending_request(&db);
-        let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
-        assert_ne!(resumed.code, 0, "{tamper:?}: {}", resumed.stderr);
-        assert_ne!(resumed.json()["status"], "completed", "{tamper:?}");
-        assert!(
-            resumed
-                .stderr
-                .contains("may have deleted rows of other ids"),
-            "{tamper:?}: {}",
-            resumed.stderr
-        );
-        // Looked at: resuming again verifies with the request's own ids.
-        let again = run(db.chforget().args(["resume", &request, "--output", "json"]));
-        assert_eq!(again.code, 0, "{tamper:?}: {}", again.stderr);
-        assert_eq!(again.json()["status"], "completed", "{tamper:?}");
-        assert_eq!(
-            db.count("SELECT count() FROM events WHERE url IN ('target-user', 'target-anon')")
-                .await,
-            0,
-            "{tamper:?}: every targeted row is gone"
-        );
-        assert_eq!(ids_tables(&db).await, 0, "{tamper:?}");
-    }
-}
-
-/// A table named like the request's ids table that is not one (other
-/// columns) is not dropped: the statement is not issued, and says why.
-#[tokio::test]
-async fn a_foreign_table_in_the_ids_tables_place_is_kept() {
-    let db = crate::test_db!();
-    seed_many_devices(&db).await;
-    let planned = run(db
-        .chforget()
-        .args(crate::common::FORGET_U1_JSON)
-        .arg("--anonymous")
-        .env("CHFORGET_CRASH_AT", "planned"));
-    assert_ne!(planned.code, 0, "{}", planned.stderr);
-    let request = pending_request(&db);
-    let name = format!(
-        "chforget_ids_{}",
-        request
-            .chars()
-            .filter(char::is_ascii_hexdigit)
-            .collect::<String>()
-    );
-    db.exec(&format!(
-        "CREATE TABLE `{name}` (x String) ENGINE = MergeTree ORDER BY x"
-    ))
-    .await;
-    db.exec(&format!("INSERT INTO `{name}` VALUES ('precious')"))
-        .await;
-    let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
-    assert_ne!(resumed.code, 0, "{}", resumed.stderr);
-    assert!(
-        resumed.stderr.contains("is not a chforget ids table"),
-        "{}",
-        resumed.stderr
-    );
-    assert_eq!(
-        db.count(&format!(
-            "SELECT count() FROM `{name}` WHERE x = 'precious'"
-        ))
-        .await,
-        1
-    );
-    assert_eq!(db.mutation_count().await, 0, "nothing was issued");
-}
-
-/// The ids table dropped while its statement is still pending (18.16
-/// would retry the mutation forever): the next run fills it again and the
-/// request completes.
-#[tokio::test]
-async fn a_dropped_ids_table_is_restored_for_the_running_mutation() {
-    let db = crate::test_db!();
-    seed_many_devices(&db).await;
-    db.exec("SYSTEM STOP MERGES events").await;
-    let queued = run(db.chforget().args(crate::common::FORGET_U1_JSON).args([
-        "--anonymous",
-        "--timeout",
-        "2s",
-    ]));
-    assert_eq!(queued.code, 5, "{}", queued.stderr);
-    let request = queued.json()["request_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let table = ids_table_name(&db).await;
-    db.exec(&format!("DROP TABLE `{table}`")).await;
-    db.exec("SYSTEM START MERGES events").await;
-    // 18.16 holds the mutation until merges start again, so the first
-    // resume restores the table before the mutation looks. The current
-    // engine may try a part in between and report the missing table as the
-    // mutation's failure; it retries by itself once the table is back, and
-    // a later resume finds it done.
-    let mut stderr = String::new();
-    let mut resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
-    for _ in 0..10 {
-        stderr.push_str(&resumed.stderr);
-        if resumed.code == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
-    }
-    assert_eq!(resumed.code, 0, "{stderr}");
-    assert_eq!(resumed.json()["status"], "completed");
-    assert!(stderr.contains("filled again"), "{stderr}");
-    if crate::common::engine() == crate::common::Engine::Legacy {
-        assert!(
-            !stderr.contains("forget_failed"),
-            "18.16 never saw the table missing: {stderr}"
-        );
-    }
-    assert_eq!(
-        db.count("SELECT count() FROM events WHERE url IN ('target-user', 'target-anon')")
-            .await,
-        0
-    );
-    assert_eq!(ids_tables(&db).await, 0);
 }
