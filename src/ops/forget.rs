@@ -67,14 +67,17 @@ pub fn report_in_flight(
         InFlight::Running(_, holder) => fail(
             ErrorCode::InvalidPayload,
             format!(
-                "request {} for this user and project is running in {holder}; nothing new was started. Follow it with `chforget status {}`",
-                journal.request_id, journal.request_id
+                "request {} for this user and project is running in {holder}; nothing new was started. Follow it with `{}`",
+                journal.request_id,
+                crate::hint::local(&format!("status {}", journal.request_id))
             ),
         ),
         InFlight::Stalled(_) => {
             eprintln!(
-                "chforget: request {} for this user and project is already in flight (status {}); nothing new was started. Finish it with `chforget resume {}`",
-                journal.request_id, journal.status, journal.request_id
+                "chforget: request {} for this user and project is already in flight (status {}); nothing new was started. Finish it with `{}`",
+                journal.request_id,
+                journal.status,
+                crate::hint::command(&format!("resume {}", journal.request_id))
             );
             Ok(())
         }

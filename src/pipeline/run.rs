@@ -97,8 +97,8 @@ pub async fn run(
             // flight, and `resume` writes the record.
             result.outcome = Outcome::Queued;
             Err(error.context(format!(
-                "the erasure ran and was verified, but its audit record is incomplete; `chforget resume {}` records it",
-                journal.request_id
+                "the erasure ran and was verified, but its audit record is incomplete; `{}` records it",
+                crate::hint::command(&format!("resume {}", journal.request_id))
             )))
         }
         (Err(error), Err(run_error)) => {
@@ -193,8 +193,8 @@ async fn drive(
                     ctx,
                     journal,
                     format!(
-                        "mutations of this request were killed or vanished {MAX_ROUNDS} times in a row; find out what removes them (`chforget audit list` shows kills chforget made), then `chforget resume {}`",
-                        journal.request_id
+                        "mutations of this request were killed or vanished {MAX_ROUNDS} times in a row; find out what removes them (`chforget audit list` shows kills chforget made), then `{}`",
+                        crate::hint::command(&format!("resume {}", journal.request_id))
                     ),
                 );
             }
@@ -258,9 +258,9 @@ async fn drive(
             return fail(
                 ErrorCode::ForgetFailed,
                 format!(
-                    "no targeted row remains, but {} Once that is understood, `chforget resume {}` verifies again and completes the request",
+                    "no targeted row remains, but {} Once that is understood, `{}` verifies again and completes the request",
                     ids_changed.join("; "),
-                    journal.request_id
+                    crate::hint::command(&format!("resume {}", journal.request_id))
                 ),
             );
         }
@@ -308,8 +308,8 @@ async fn drive(
                 ctx,
                 journal,
                 format!(
-                    "the mutations are done but {remaining} targeted rows remain after {MAX_ROUNDS} rounds (rows keep arriving for these ids); stop the ingestion for this user, then finish with `chforget resume {}`",
-                    journal.request_id
+                    "the mutations are done but {remaining} targeted rows remain after {MAX_ROUNDS} rounds (rows keep arriving for these ids); stop the ingestion for this user, then finish with `{}`",
+                    crate::hint::command(&format!("resume {}", journal.request_id))
                 ),
             );
         }
@@ -634,8 +634,8 @@ async fn rollups(
             Err(Failure::new(
                 crate::error::code_of(&error),
                 format!(
-                    "the events are erased and verified, but re-aggregating the rollups failed: {error:#}. Each partition is either untouched or fully recomputed; finish with `chforget resume {}`",
-                    journal.request_id
+                    "the events are erased and verified, but re-aggregating the rollups failed: {error:#}. Each partition is either untouched or fully recomputed; finish with `{}`",
+                    crate::hint::command(&format!("resume {}", journal.request_id))
                 ),
             )
             .into())
