@@ -59,6 +59,8 @@ struct Name {
 
 #[derive(Row, Deserialize)]
 struct TableRow {
+    host_name: String,
+    server_uuid: String,
     uuid: String,
     paths: String,
     metadata_path: String,
@@ -79,36 +81,25 @@ pub async fn detect(
     table: &Ident,
 ) -> anyhow::Result<ServerIdentity> {
     let during = "reading the server's identity";
-    let has_server_uuid = !server
+    // One query for what the server has (serverUUID(), the columns of
+    // system.tables), one for the identity: a request's first mutation
+    // waits for few queries.
+    let names: Vec<String> = server
         .fetch::<Name>(
-            "SELECT name FROM system.functions WHERE name = 'serverUUID'",
-            during,
-        )
-        .await?
-        .is_empty();
-    let host_sql = format!(
-        "SELECT hostName() AS host_name, {} AS server_uuid",
-        if has_server_uuid {
-            "toString(serverUUID())"
-        } else {
-            "''"
-        }
-    );
-    let host = server
-        .fetch::<Host>(&host_sql, during)
-        .await?
-        .into_iter()
-        .next();
-    let columns: Vec<String> = server
-        .fetch::<Name>(
-            "SELECT name FROM system.columns WHERE database = 'system' AND table = 'tables'",
+            "SELECT name FROM system.functions WHERE name = 'serverUUID' \
+             UNION ALL SELECT name FROM system.columns WHERE database = 'system' AND table = 'tables'",
             during,
         )
         .await?
         .into_iter()
         .map(|row| row.name)
         .collect();
-    let has = |name: &str| columns.iter().any(|c| c == name);
+    let has = |name: &str| names.iter().any(|c| c == name);
+    let server_uuid = if has("serverUUID") {
+        "toString(serverUUID())"
+    } else {
+        "''"
+    };
     let uuid = if has("uuid") { "toString(uuid)" } else { "''" };
     let paths = if has("data_paths") {
         "arrayStringConcat(data_paths, '\\n')"
@@ -122,8 +113,9 @@ pub async fn detect(
     } else {
         "''"
     };
+    let host = format!("hostName() AS host_name, {server_uuid} AS server_uuid");
     let table_sql = format!(
-        "SELECT {uuid} AS uuid, {paths} AS paths, {metadata} AS metadata_path FROM system.tables WHERE database = {} AND name = {}",
+        "SELECT {host}, {uuid} AS uuid, {paths} AS paths, {metadata} AS metadata_path FROM system.tables WHERE database = {} AND name = {}",
         string_literal(database.as_str()),
         string_literal(table.as_str())
     );
@@ -132,9 +124,18 @@ pub async fn detect(
         .await?
         .into_iter()
         .next();
-    let (host_name, server_uuid) = host.map_or((String::new(), None), |h| {
-        (h.host_name, known_uuid(h.server_uuid))
-    });
+    let (host_name, server_uuid) = match &table_row {
+        Some(row) => (row.host_name.clone(), known_uuid(row.server_uuid.clone())),
+        // No such table: the server alone.
+        None => server
+            .fetch::<Host>(&format!("SELECT {host}"), during)
+            .await?
+            .into_iter()
+            .next()
+            .map_or((String::new(), None), |h| {
+                (h.host_name, known_uuid(h.server_uuid))
+            }),
+    };
     Ok(ServerIdentity {
         url: server.shown_url(),
         address: crate::connection::host_of(&server.config.url),
