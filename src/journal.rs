@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{ErrorCode, Failure, fail};
+use crate::identity::ServerIdentity;
 use crate::plan::{ForgetOptions, RollupScope, Target, TargetKind};
 use crate::redact::Secrets;
 use crate::request::{AuditMeta, RawId, RequestId, Scope, ValidId};
@@ -99,6 +100,10 @@ pub struct RequestJournal {
     pub action: String,
     pub scope: Scope,
     pub server_version: String,
+    /// The server and table the request ran on (none: written before
+    /// chforget recorded it; `resume` then needs an explicit `--url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerIdentity>,
     pub options: ForgetOptions,
     pub status: RequestStatus,
     /// Requested with `--batch` (reported per user).
@@ -401,7 +406,8 @@ fn busy<T>(request_id: &RequestId, holder: &LockHolder) -> anyhow::Result<T> {
     fail(
         ErrorCode::Busy,
         format!(
-            "request {request_id} is being worked on by {holder}; nothing was started. Wait for it, or follow it with `chforget status {request_id}`"
+            "request {request_id} is being worked on by {holder}; nothing was started. Wait for it, or follow it with `{}`",
+            crate::hint::local(&format!("status {request_id}"))
         ),
     )
 }

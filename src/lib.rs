@@ -18,6 +18,8 @@ pub mod capabilities;
 pub mod cli;
 pub mod connection;
 pub mod error;
+pub mod hint;
+pub mod identity;
 pub mod ids_table;
 pub mod interrupt;
 pub mod journal;
@@ -53,6 +55,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
     ("interrupt", 0),
     ("output", 1),
+    ("hint", 1),
     ("sql", 1),
     ("profile", 2),
     ("request", 3),
@@ -62,6 +65,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("capabilities", 6),
     ("server", 7),
     ("schema", 8),
+    ("identity", 8),
     ("topology", 8),
     ("replicas", 9),
     ("system_mutations", 10),

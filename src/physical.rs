@@ -327,9 +327,9 @@ pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<P
         }
         if !found.is_empty() {
             findings.push(format!(
-                "detached parts of {table}: {}. A mutation never touches a detached part, so rows of the user may be there. Attach them (`ALTER TABLE {table} ATTACH PARTITION ID`) and run `chforget verify {} --fix`, or drop them if nobody needs them (`ALTER TABLE {table} DROP DETACHED PART 'name'`)",
+                "detached parts of {table}: {}. A mutation never touches a detached part, so rows of the user may be there. Attach them (`ALTER TABLE {table} ATTACH PARTITION ID`) and run `{}`, or drop them if nobody needs them (`ALTER TABLE {table} DROP DETACHED PART 'name'`)",
                 found.join(", "),
-                subject.request_id
+                crate::hint::command(&format!("verify {} --fix", subject.request_id))
             ));
         }
         Some(found.len() as u64)
@@ -383,14 +383,14 @@ pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<P
     let traces = traces(reach, subject, &has).await;
     match &traces {
         Ok(found) if found.values().any(|n| *n > 0) => findings.push(format!(
-            "the request's own traces quote its ids: {}. `chforget verify {} --physical --purge-traces` removes what the server allows (system.mutations keeps a mutation until finished_mutations_to_keep newer ones replace it)",
+            "the request's own traces quote its ids: {}. `{}` removes what the server allows (system.mutations keeps a mutation until finished_mutations_to_keep newer ones replace it)",
             found
                 .iter()
                 .filter(|(_, n)| **n > 0)
                 .map(|(table, n)| format!("{n} rows of system.{table}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            subject.request_id
+            crate::hint::command(&format!("verify {} --physical --purge-traces", subject.request_id))
         )),
         Ok(_) => {}
         Err(error) => findings.push(format!("the request's traces could not be read: {error:#}")),

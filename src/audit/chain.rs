@@ -103,6 +103,34 @@ impl AuditLog {
             .collect())
     }
 
+    /// The records of `requests`, each with its line as written (the line
+    /// is what the table's row is derived from). Lines that do not name one
+    /// of them are not parsed, so that this stays cheap on a long trail.
+    pub fn records_of(&self, requests: &[&str]) -> anyhow::Result<Vec<(String, AuditRecord)>> {
+        let text = match std::fs::read(&self.path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(state_error(
+                    anyhow::Error::new(e).context(format!("reading {}", self.path.display())),
+                ));
+            }
+        };
+        Ok(text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| requests.iter().any(|r| line.contains(r)))
+            .filter_map(|(index, line)| match Line::parse(index + 1, line) {
+                Line::Record { text, record, .. }
+                    if requests.contains(&record.request_id.as_str()) =>
+                {
+                    Some((text, *record))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     /// The records, skipping torn lines (each reported on stderr); a line
     /// that is not a record is `audit_broken`.
     pub fn records(&self) -> anyhow::Result<Vec<AuditRecord>> {

@@ -57,6 +57,13 @@ pub async fn write(
     }
     state.prepare_for_writing()?;
     let log = AuditLog::of(state);
+    // Earlier records of the same requests that never reached the table
+    // (the server or ZooKeeper was down at the time): written back first,
+    // in their order, so that the table holds the request's whole trail.
+    let mut requests: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
+    requests.sort();
+    requests.dedup();
+    let earlier = earlier_missing(server, table, &log, &requests).await;
     let first = records.remove(0);
     let appended = log.append(key, first, records, batch)?;
     let lines: Vec<(AuditRecord, &chain::Appended)> = appended
@@ -67,9 +74,14 @@ pub async fn write(
                 .map(|record| (record, a))
         })
         .collect();
-    let rows: Vec<AuditRow> = lines
-        .iter()
-        .map(|(record, appended)| AuditRow::of(appended, record))
+    let written_back = earlier.len();
+    let rows: Vec<AuditRow> = earlier
+        .into_iter()
+        .chain(
+            lines
+                .iter()
+                .map(|(record, appended)| AuditRow::of(appended, record)),
+        )
         .collect();
     let record_hash = appended
         .first()
@@ -81,9 +93,44 @@ pub async fn write(
             log.path.display()
         ))
     })?;
+    if written_back > 0 {
+        crate::output::status(format!(
+            "wrote {written_back} earlier audit records of the request that were missing from {table}"
+        ));
+    }
     Ok(AuditOutcome {
         local: log.path.display().to_string(),
         clickhouse: Some(table.to_string()),
         record_hash,
     })
+}
+
+/// The local records of `requests` that the table does not hold. When the
+/// table cannot be read, none: the insert that follows reports the problem,
+/// and a later command tries again.
+async fn earlier_missing(
+    server: &Server,
+    table: &QualifiedTable,
+    log: &AuditLog,
+    requests: &[String],
+) -> Vec<AuditRow> {
+    let names: Vec<&str> = requests.iter().map(String::as_str).collect();
+    let Ok(local) = log.records_of(&names) else {
+        return Vec::new();
+    };
+    let rows: Vec<AuditRow> = local
+        .iter()
+        .map(|(text, record)| {
+            AuditRow::of(
+                &chain::Appended {
+                    line: text.clone(),
+                    record_hash: chain::sha256_hex(text.as_bytes()),
+                },
+                record,
+            )
+        })
+        .collect();
+    table::missing(server, table, rows)
+        .await
+        .unwrap_or_default()
 }

@@ -273,6 +273,23 @@ pub async fn insert_rows(
     insert(server, table, &missing).await
 }
 
+/// Of `rows`, those the table does not hold (by record hash).
+pub async fn missing(
+    server: &Server,
+    table: &QualifiedTable,
+    rows: Vec<AuditRow>,
+) -> anyhow::Result<Vec<AuditRow>> {
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let hashes: Vec<&str> = rows.iter().map(|r| r.record_hash.as_str()).collect();
+    let written = present(server, table, &hashes).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| !written.contains(&r.record_hash))
+        .collect())
+}
+
 pub async fn fetch_rows(server: &Server, table: &QualifiedTable) -> anyhow::Result<Vec<AuditRow>> {
     server
         .fetch(

@@ -14,9 +14,10 @@ use crate::output::OutputFormat;
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectionArgs {
-    /// ClickHouse HTTP(S) endpoint, without credentials
-    #[arg(long, env = "CLICKHOUSE_URL", default_value = "http://localhost:8123")]
-    pub url: String,
+    /// ClickHouse HTTP(S) endpoint, without credentials [default:
+    /// http://localhost:8123; `resume` and `verify`: the request's own server]
+    #[arg(long, env = "CLICKHOUSE_URL", value_name = "URL")]
+    pub url: Option<String>,
 
     /// ClickHouse user to log in as (`--user` names the data subject)
     #[arg(
@@ -34,13 +35,29 @@ pub struct ConnectionArgs {
     #[arg(long, env = "CLICKHOUSE_PASSWORD_FILE", value_name = "PATH")]
     pub password_file: Option<PathBuf>,
 
-    /// Database holding the tables
-    #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "default")]
-    pub database: String,
+    /// Database holding the tables [default: default; `resume` and
+    /// `verify`: the request's own database]
+    #[arg(long, env = "CLICKHOUSE_DATABASE", value_name = "DATABASE")]
+    pub database: Option<String>,
 
     /// Give up on a single query after this long (e.g. 30s, 2m)
     #[arg(long, env = "CLICKHOUSE_QUERY_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub query_timeout: Duration,
+}
+
+/// The server of a command that names none.
+pub const DEFAULT_URL: &str = "http://localhost:8123";
+
+impl ConnectionArgs {
+    /// `--url` (or CLICKHOUSE_URL), else the default.
+    pub fn url(&self) -> &str {
+        self.url.as_deref().unwrap_or(DEFAULT_URL)
+    }
+
+    /// `--database` (or CLICKHOUSE_DATABASE), else `default`.
+    pub fn database(&self) -> &str {
+        self.database.as_deref().unwrap_or("default")
+    }
 }
 
 /// Which tables and columns hold the data.

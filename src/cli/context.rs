@@ -7,6 +7,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::connection::ConnectionConfig;
 use crate::error::{ErrorCode, Failure, fail};
+use crate::identity::ServerIdentity;
 use crate::journal::{Journals, RequestJournal};
 use crate::output::{self, OutputFormat};
 use crate::pipeline::{Context, Place};
@@ -33,6 +34,13 @@ pub struct Session {
     /// Where data commands work: `--cluster` (else the profile's), or
     /// `--local-only`. Requests already journaled keep their own.
     pub place: Place,
+    /// `--url` (or CLICKHOUSE_URL) was given: a journaled request's own
+    /// server is not taken in its place.
+    pub url_given: bool,
+    /// `--database` (or CLICKHOUSE_DATABASE) was given.
+    pub database_given: bool,
+    /// `--password-file`, for the advised commands.
+    password_file: Option<String>,
 }
 
 impl Session {
@@ -43,8 +51,20 @@ impl Session {
         audit: Option<&AuditTableArgs>,
         output: OutputFormat,
     ) -> anyhow::Result<Self> {
+        let config = profile.config.clone();
         let profile = Profile::load(profile.config.as_deref())?;
-        Ok(Session {
+        let shown = |path: &std::path::Path| {
+            std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .display()
+                .to_string()
+        };
+        crate::hint::set_local(
+            state.state_dir.as_deref().map(shown),
+            config.as_deref().map(shown),
+            audit.and_then(|a| a.audit_database.clone()),
+        );
+        let session = Session {
             audit_database: audit_database(audit, &profile)?,
             connection: connection.map(connection_config).transpose()?,
             state: StateDir::resolve(state.state_dir.clone())?,
@@ -54,7 +74,120 @@ impl Session {
             },
             profile,
             output,
-        })
+            url_given: connection.is_some_and(|c| c.url.is_some()),
+            database_given: connection.is_some_and(|c| c.database.is_some()),
+            password_file: connection
+                .and_then(|c| c.password_file.as_deref())
+                .map(shown),
+        };
+        session.advise();
+        Ok(session)
+    }
+
+    /// Spell the advised commands with this session's server.
+    fn advise(&self) {
+        if let Some(config) = &self.connection {
+            crate::hint::set_server(
+                &crate::connection::display_url(&config.url),
+                config.database.as_str(),
+                &config.user,
+                self.password_file.clone(),
+            );
+        }
+    }
+
+    /// Work on a journaled request where it was made: its database and
+    /// its server, unless `--database` or `--url` name them (a different
+    /// database is refused by the command; a different server by
+    /// [`Session::check_server`] once connected).
+    pub fn for_journal(&mut self, journal: &RequestJournal) {
+        if let Some(config) = &mut self.connection {
+            if !self.database_given {
+                config.database = journal.scope.database.clone();
+            }
+            if !self.url_given
+                && let Some(server) = &journal.server
+            {
+                config.url = server.url.clone();
+            }
+        }
+        self.advise();
+    }
+
+    /// Refuse to work on a request on a server other than its own: the
+    /// identity recorded in the journal must match the connected server's
+    /// (the same server under another address is fine). A journal written
+    /// before chforget recorded its server is taken only with an explicit
+    /// `--url`, and gets that server's identity recorded. Nothing is
+    /// changed on the server before this passes.
+    pub async fn check_server(
+        &self,
+        journal: &RequestJournal,
+        server: &Server,
+        verb: &str,
+    ) -> anyhow::Result<ServerIdentity> {
+        let here = server.shown_url();
+        let advice = |url: &str| {
+            format!(
+                "`{}`",
+                crate::hint::command_on(
+                    &format!("{verb} {}", journal.request_id),
+                    url,
+                    Some(journal.scope.database.as_str()),
+                )
+            )
+        };
+        let Some(recorded) = &journal.server else {
+            if !self.url_given {
+                return fail(
+                    ErrorCode::InvalidPayload,
+                    format!(
+                        "the journal of request {} does not name the server it ran on (written by an older chforget); nothing was sent. Name that server, and only that one, with --url (or CLICKHOUSE_URL): {}",
+                        journal.request_id,
+                        advice("URL")
+                    ),
+                );
+            }
+            server.require_database()?;
+            let identity =
+                crate::identity::detect(server, &journal.scope.database, &journal.scope.events)
+                    .await?;
+            eprintln!(
+                "chforget: warning: the journal of request {} does not name the server it ran on (written by an older chforget); taking --url {here} as that server, as given, and recording it",
+                journal.request_id
+            );
+            return Ok(identity);
+        };
+        let differences = if server.database_exists {
+            let identity =
+                crate::identity::detect(server, &journal.scope.database, &journal.scope.events)
+                    .await?;
+            let differences = recorded.differences(&identity);
+            if differences.is_empty() {
+                if identity.address != recorded.address {
+                    output::status(format!(
+                        "{here} is the server request {} ran on ({}), under another address",
+                        journal.request_id, recorded.url
+                    ));
+                }
+                return Ok(recorded.clone());
+            }
+            differences
+        } else {
+            vec![format!("database {} is not here", journal.scope.database)]
+        };
+        fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "request {} ran on {} ({}, host {}); {here} is another server ({}); nothing was changed. Run it against its own server: {}",
+                journal.request_id,
+                recorded.url,
+                recorded.address,
+                recorded.host_name,
+                differences.join("; "),
+                advice(&recorded.url)
+            ),
+        )
     }
 
     /// Take `--cluster` (it wins over the profile) and `--local-only`.
@@ -196,14 +329,14 @@ pub fn audit_database(
 
 /// The connection settings of the flags, checked (no network yet).
 pub fn connection_config(args: &ConnectionArgs) -> anyhow::Result<ConnectionConfig> {
-    let database = Ident::new(&args.database).map_err(|e| {
+    let database = Ident::new(args.database()).map_err(|e| {
         Failure::new(
             ErrorCode::InvalidPayload,
             format!("--database: {}", e.message),
         )
     })?;
     ConnectionConfig::new(
-        &args.url,
+        args.url(),
         &args.clickhouse_user,
         ConnectionConfig::read_password(args.password_file.as_ref())?,
         database,

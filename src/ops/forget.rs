@@ -64,15 +64,18 @@ pub fn report_in_flight(
         InFlight::Running(journal, holder) => fail(
             ErrorCode::Busy,
             format!(
-                "request {} for this user and project is running in {holder}; this request ({}) was not started. Follow that one with `chforget status {}`",
-                journal.request_id, report.request_id, journal.request_id
+                "request {} for this user and project is running in {holder}; this request ({}) was not started. Follow that one with `{}`",
+                journal.request_id,
+                report.request_id,
+                crate::hint::local(&format!("status {}", journal.request_id))
             ),
         ),
         InFlight::Reserved(id, holder) => fail(
             ErrorCode::Busy,
             format!(
-                "request {id} for this user and project is being prepared by {holder}; this request ({}) was not started. Follow that one with `chforget status {id}`",
-                report.request_id
+                "request {id} for this user and project is being prepared by {holder}; this request ({}) was not started. Follow that one with `{}`",
+                report.request_id,
+                crate::hint::local(&format!("status {id}"))
             ),
         ),
         InFlight::Stalled(journal) => {
@@ -80,8 +83,10 @@ pub fn report_in_flight(
             report.status = Outcome::Queued;
             report.journal = Some(journals.path(&journal.request_id).display().to_string());
             eprintln!(
-                "chforget: request {} for this user and project is already in flight (status {}); nothing new was started. Finish it with `chforget resume {}`",
-                journal.request_id, journal.status, journal.request_id
+                "chforget: request {} for this user and project is already in flight (status {}); nothing new was started. Finish it with `{}`",
+                journal.request_id,
+                journal.status,
+                crate::hint::command(&format!("resume {}", journal.request_id))
             );
             Ok(())
         }
@@ -305,7 +310,8 @@ fn in_flight_line(line: usize, found: &InFlight) -> RejectedLine {
             }
             InFlight::Stalled(_) => {
                 format!(
-                    "a request for this user is in flight: finish it with `chforget resume {id}`"
+                    "a request for this user is in flight: finish it with `{}`",
+                    crate::hint::command(&format!("resume {id}"))
                 )
             }
         },

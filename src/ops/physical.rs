@@ -131,8 +131,8 @@ pub async fn physical(
             crate::error::Failure::new(
                 ErrorCode::Interrupted,
                 format!(
-                    "stopped waiting while inactive parts still hold the rows; run `chforget verify {} --physical --wait` again later",
-                    journal.request_id
+                    "stopped waiting while inactive parts still hold the rows; run `{}` again later",
+                    crate::hint::command(&format!("verify {} --physical --wait", journal.request_id))
                 ),
             )
             .into(),
@@ -141,9 +141,9 @@ pub async fn physical(
             crate::error::Failure::new(
                 ErrorCode::Timeout,
                 format!(
-                    "inactive parts still hold the rows after the wait; the server removes them by {}: run `chforget verify {} --physical --wait` again later",
+                    "inactive parts still hold the rows after the wait; the server removes them by {}: run `{}` again later",
                     report.remove_after.as_deref().unwrap_or("its old_parts_lifetime"),
-                    journal.request_id
+                    crate::hint::command(&format!("verify {} --physical --wait", journal.request_id))
                 ),
             )
             .into(),

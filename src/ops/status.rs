@@ -24,6 +24,16 @@ pub struct StatusLine {
     pub running: bool,
     /// Why the journal could not be read.
     pub problem: Option<String>,
+    /// The server the request ran on (URL without credentials; none:
+    /// written before chforget recorded it) and its database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// For a request no process works on and that is not completed: the
+    /// command that finishes it, as it can be run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
     /// The last `verify --physical`: its status and time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub physical: Option<crate::journal::PhysicalCheck>,
@@ -62,9 +72,28 @@ pub fn line(journal: &RequestJournal, state: &StateDir) -> StatusLine {
             .collect(),
         last_step: journal.steps.last().map(|s| s.step.clone()),
         running: holder.is_some(),
-        running_pid: holder.and_then(|h| h.pid),
+        running_pid: holder.as_ref().and_then(|h| h.pid),
         problem: None,
         physical: journal.physical.clone(),
+        server: journal.server.as_ref().map(|s| s.url.clone()),
+        database: Some(journal.scope.database.as_str().to_string()),
+        resume: (holder.is_none() && journal.status != crate::journal::RequestStatus::Completed)
+            .then(|| {
+                let words = format!("resume {}", journal.request_id);
+                match &journal.server {
+                    Some(server) => crate::hint::command_on(
+                        &words,
+                        &server.url,
+                        Some(journal.scope.database.as_str()),
+                    ),
+                    // An older journal: the server must be named by hand.
+                    None => crate::hint::command_on(
+                        &words,
+                        "URL",
+                        Some(journal.scope.database.as_str()),
+                    ),
+                }
+            }),
     }
 }
 
@@ -97,6 +126,9 @@ pub fn unfinished(state: &StateDir, key: Option<&Key>) -> anyhow::Result<Vec<Sta
         running: false,
         running_pid: None,
         physical: None,
+        server: None,
+        database: None,
+        resume: None,
         problem: Some(bad.problem),
     }));
     lines.sort_by(|a, b| a.request_id.cmp(&b.request_id));

@@ -74,9 +74,9 @@ pub(super) fn conclude_tracking(
             fail(
                 ErrorCode::ForgetFailed,
                 format!(
-                    "a mutation did not complete: {}. Rows may remain. Fix the cause if one is named, then finish the request with `chforget resume {}` (it re-issues killed or vanished statements, never a second live one)",
+                    "a mutation did not complete: {}. Rows may remain. Fix the cause if one is named, then finish the request with `{}` (it re-issues killed or vanished statements, never a second live one)",
                     problems.join("; "),
-                    journal.request_id
+                    crate::hint::command(&format!("resume {}", journal.request_id))
                 ),
             )
         }
@@ -95,9 +95,9 @@ pub(super) fn conclude_tracking(
             Err(Failure::new(
                 outcome.error_code().unwrap_or(ErrorCode::Timeout),
                 format!(
-                    "{} the mutations{behind}; they keep running on the server. {follow} the request with `chforget resume {}`",
+                    "{} the mutations{behind}; they keep running on the server. {follow} the request with `{}`",
                     if timed_out { "timed out waiting for" } else { "stopped watching" },
-                    journal.request_id
+                    crate::hint::command(&format!("resume {}", journal.request_id))
                 ),
             )
             .into())

@@ -225,8 +225,8 @@ pub(super) async fn track_all(
         }
     }
     let follow = format!(
-        "Follow them with `chforget status {}` (every replica's state) or finish",
-        journal.request_id
+        "Follow them with `{}` (every replica's state) or finish",
+        crate::hint::local(&format!("status {}", journal.request_id))
     );
     conclude_tracking(ctx, journal, tracked, reissue_killed, &follow)
 }

@@ -166,8 +166,9 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         }
         if !unreadable.is_empty() {
             warnings.push(format!(
-                "could not read {} while stitching: an anonymous id that only such a replica holds (rows it has not replicated yet) is not included; once it is back, check with `chforget verify REQUEST_ID`",
-                unreadable.join("; ")
+                "could not read {} while stitching: an anonymous id that only such a replica holds (rows it has not replicated yet) is not included; once it is back, check with `{}`",
+                unreadable.join("; "),
+                crate::hint::command(&format!("verify {}", request.request_id))
             ));
         }
     }
@@ -275,12 +276,14 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     } else {
         None
     };
+    let identity = crate::identity::detect(server, &scope.database, &scope.events).await?;
     let mut journal = RequestJournal {
         request_id: request.request_id,
         created_at: now_rfc3339(),
         action: request.action,
         scope,
         server_version: server.capabilities.version.clone(),
+        server: Some(identity),
         options: request.options,
         status: RequestStatus::Planned,
         batch: request.batch,

@@ -100,8 +100,8 @@ pub async fn run(
             // flight, and `resume` writes the record.
             result.outcome = Outcome::Queued;
             Err(error.context(format!(
-                "the erasure ran and was verified, but its audit record is incomplete; `chforget resume {}` records it",
-                journal.request_id
+                "the erasure ran and was verified, but its audit record is incomplete; `{}` records it",
+                crate::hint::command(&format!("resume {}", journal.request_id))
             )))
         }
         (Err(error), Err(run_error)) => {
@@ -178,8 +178,8 @@ async fn drive(
                     ctx,
                     journal,
                     format!(
-                        "mutations of this request were killed or vanished {MAX_ROUNDS} times in a row; find out what removes them (`chforget audit list` shows kills chforget made), then `chforget resume {}`",
-                        journal.request_id
+                        "mutations of this request were killed or vanished {MAX_ROUNDS} times in a row; find out what removes them (`chforget audit list` shows kills chforget made), then `{}`",
+                        crate::hint::command(&format!("resume {}", journal.request_id))
                     ),
                 );
             }
@@ -265,8 +265,8 @@ async fn drive(
                 ctx,
                 journal,
                 format!(
-                    "the mutations are done but {remaining} targeted rows remain after {MAX_ROUNDS} rounds (rows keep arriving for these ids); stop the ingestion for this user, then finish with `chforget resume {}`",
-                    journal.request_id
+                    "the mutations are done but {remaining} targeted rows remain after {MAX_ROUNDS} rounds (rows keep arriving for these ids); stop the ingestion for this user, then finish with `{}`",
+                    crate::hint::command(&format!("resume {}", journal.request_id))
                 ),
             );
         }
@@ -371,8 +371,8 @@ async fn issue_all(
                 ctx.journals().save(journal)?;
                 if code == ErrorCode::Interrupted {
                     return Err(error.context(format!(
-                        "finish the request with `chforget resume {}`",
-                        journal.request_id
+                        "finish the request with `{}`",
+                        crate::hint::command(&format!("resume {}", journal.request_id))
                     )));
                 }
                 return Err(error);
@@ -598,8 +598,8 @@ async fn rollups(
             Err(Failure::new(
                 crate::error::code_of(&error),
                 format!(
-                    "the events are erased and verified, but re-aggregating the rollups failed: {error:#}. Each partition is either untouched or fully recomputed; finish with `chforget resume {}`",
-                    journal.request_id
+                    "the events are erased and verified, but re-aggregating the rollups failed: {error:#}. Each partition is either untouched or fully recomputed; finish with `{}`",
+                    crate::hint::command(&format!("resume {}", journal.request_id))
                 ),
             )
             .into())

@@ -330,3 +330,57 @@ async fn a_lost_answer_to_the_audit_insert_is_checked_not_reported_failed() {
     let verify = run(db.chforget().args(["audit", "verify"]));
     assert_eq!(verify.code, 0, "{}", verify.stderr);
 }
+
+/// The `queued` record of a `forget --no-wait` goes missing from
+/// `forget_audit` (as when ZooKeeper was down at the insert: it exists only
+/// in audit.jsonl). `audit verify` reports the gap; `resume` writes the
+/// missing record back before its own, once, and `audit verify` passes.
+#[tokio::test]
+async fn resume_writes_back_a_record_missing_from_the_table() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let kept = db
+        .fingerprint("url NOT IN ('target-user', 'target-anon')")
+        .await;
+    let queued = run(db
+        .chforget()
+        .args(crate::common::FORGET_U1_JSON)
+        .args(["--anonymous", "--no-wait"]));
+    assert_eq!(queued.code, 0, "{}", queued.stderr);
+    let request = queued.json()["request_id"]
+        .as_str()
+        .expect("request id")
+        .to_string();
+    let line = std::fs::read_to_string(db.state_path().join("audit.jsonl")).expect("audit.jsonl");
+    let line = line.lines().next().expect("the queued record").to_string();
+    assert!(line.contains("\"status\":\"queued\""), "{line}");
+    let missing = format!("request_id = '{request}' AND status = 'queued'");
+    let in_table = format!("SELECT count() FROM forget_audit WHERE {missing}");
+    assert_eq!(db.count(&in_table).await, 1);
+    db.exec(&format!("ALTER TABLE forget_audit DELETE WHERE {missing}"))
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while db.count(&in_table).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the row was not deleted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let gap = run(db.chforget().args(["audit", "verify", "--output", "json"]));
+    assert_eq!(gap.code, 8, "{}", gap.stderr);
+    assert!(
+        gap.stdout.contains("never reached ClickHouse"),
+        "{}",
+        gap.stdout
+    );
+
+    let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.json()["status"], "completed");
+    assert_eq!(db.count(&in_table).await, 1, "written back exactly once");
+    let verify = run(db.chforget().args(["audit", "verify"]));
+    assert_eq!(verify.code, 0, "{}\n{}", verify.stderr, verify.stdout);
+    assert_eq!(db.fingerprint("1").await, kept);
+}

@@ -251,3 +251,139 @@ async fn survivors_of_finished_mutations_are_reissued() {
         "the survivors' partition is looked at too: {partitions:?}"
     );
 }
+
+/// Another server than the suite's: the first node of the local test
+/// cluster (a server of its own, with its own data directory).
+fn another_server_url() -> String {
+    let urls = std::env::var("CHFORGET_TEST_CLUSTER_URLS").unwrap_or_else(|_| {
+        panic!("CHFORGET_TEST_CLUSTER_URLS is not set: start the cluster with `scripts/clickhouse-dev up --cluster` (or run scripts/test)")
+    });
+    urls.split(',').next().unwrap_or_default().to_string()
+}
+
+/// (rows, checksum) of every event of `database` on the server at `url`.
+async fn fingerprint_on(url: &str, database: &str) -> (u64, u64) {
+    let client = clickhouse::Client::default()
+        .with_url(url)
+        .with_database(database)
+        .with_validation(false);
+    let sql = "SELECT toUInt64(count()), toUInt64(sum(cityHash64(project_id, ifNull(user_id, '<null>'), \
+               anonymous_id, session_id, event, url, ip_hash, ts))) FROM events";
+    client
+        .query(sql)
+        .fetch_one::<(u64, u64)>()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A request interrupted on one server is never finished on another that
+/// has a database of the same name: `resume` pointed there is refused
+/// (exit 2, naming both servers) and changes nothing on either; the
+/// command chforget advises, run literally in a shell without any
+/// CLICKHOUSE_* variable, finishes it on its own server.
+#[tokio::test]
+async fn resume_on_another_server_is_refused_and_the_printed_hint_works() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let other_url = another_server_url();
+    let other = clickhouse::Client::default()
+        .with_url(&other_url)
+        .with_validation(false);
+    for sql in [
+        format!("DROP DATABASE IF EXISTS `{}`", db.name),
+        format!("CREATE DATABASE `{}`", db.name),
+    ] {
+        other.query(&sql).execute().await.expect(&sql);
+    }
+    let init = run(db.chforget().env("CLICKHOUSE_URL", &other_url).arg("init"));
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    insert_events(
+        &other.clone().with_database(&db.name),
+        &crate::common::fixture_events(),
+    )
+    .await;
+
+    let crashed = run(db
+        .chforget()
+        .env("CHFORGET_CRASH_AT", "planned")
+        .args(FORGET_U1_JSON)
+        .arg("--anonymous"));
+    assert_ne!(crashed.code, 0, "the crash point was not reached");
+    let pending = run(db.chforget().args(["status", "--output", "json"])).json();
+    let request = pending[0]["request_id"].as_str().expect("id").to_string();
+    assert_eq!(pending[0]["server"], db.url.as_str(), "{pending:#}");
+    let here_before = db.fingerprint("1").await;
+    let kept = db
+        .fingerprint("url NOT IN ('target-user', 'target-anon')")
+        .await;
+    let there_before = fingerprint_on(&other_url, &db.name).await;
+
+    let refused = run(db
+        .chforget()
+        .env("CLICKHOUSE_URL", &other_url)
+        .args(["resume", &request, "--output", "json"]));
+    assert_eq!(refused.code, 2, "{}\n{}", refused.stderr, refused.stdout);
+    let address = |url: &str| url.trim_start_matches("http://").to_string();
+    for named in [address(&db.url), address(&other_url)] {
+        assert!(
+            refused.stderr.contains(&named),
+            "{named} not named: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(fingerprint_on(&other_url, &db.name).await, there_before);
+    assert_eq!(db.fingerprint("1").await, here_before);
+    assert_eq!(db.mutation_count().await, 0);
+
+    // The advice printed for the request in flight, run as printed.
+    let again = run(db.chforget().args(FORGET_U1_JSON).arg("--anonymous"));
+    let hint = again
+        .stderr
+        .split("Finish it with `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no resume hint in {}", again.stderr))
+        .to_string();
+    assert!(hint.contains(&db.url), "{hint}");
+    let literal = hint.replacen(
+        "chforget",
+        &crate::common::chforget_bin().display().to_string(),
+        1,
+    );
+    let mut shell = std::process::Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(format!("{literal} --output json"))
+        .stdin(std::process::Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().to_string();
+        if name.starts_with("CLICKHOUSE_") || name.starts_with("CHFORGET_") {
+            shell.env_remove(&name);
+        }
+    }
+    let resumed = run(&mut shell);
+    assert_eq!(
+        resumed.code, 0,
+        "{hint}: {}\n{}",
+        resumed.stderr, resumed.stdout
+    );
+    assert_eq!(resumed.json()["status"], "completed");
+    assert_eq!(db.fingerprint("1").await, kept);
+    assert_eq!(fingerprint_on(&other_url, &db.name).await, there_before);
+
+    // `verify` without --url or --database works on the request's own.
+    let verified = run(crate::common::bare_chforget().args([
+        "verify",
+        &request,
+        "--state-dir",
+        &db.state_path().display().to_string(),
+        "--output",
+        "json",
+    ]));
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    other
+        .query(&format!("DROP DATABASE IF EXISTS `{}`", db.name))
+        .execute()
+        .await
+        .expect("drop");
+}

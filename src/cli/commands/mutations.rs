@@ -155,7 +155,7 @@ fn cluster_name(args: &ClusterArgs) -> anyhow::Result<Option<ClusterName>> {
 
 /// The mutations' database is the connection's `--database`.
 fn scope_database(connection: &ConnectionArgs) -> String {
-    connection.database.clone()
+    connection.database().to_string()
 }
 
 #[derive(Serialize)]

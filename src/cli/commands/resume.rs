@@ -34,16 +34,22 @@ pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
 }
 
 async fn resume(args: &ResumeArgs, report: &mut ForgetReport) -> anyhow::Result<()> {
-    let session = Session::trail(&args.trail)?;
-    let (_, journal) = session.journal(&args.request_id)?;
+    let mut session = Session::trail(&args.trail)?;
+    let (_, mut journal) = session.journal(&args.request_id)?;
     *report = ForgetReport::of_journal(&journal);
     if journal.status == RequestStatus::Completed {
         // Nothing to do, nothing is sent.
         report.status = Outcome::Completed;
         return Ok(());
     }
+    session.for_journal(&journal);
     forget::check_database(&journal, session.database(), "resume")?;
     let open = session.open(true, Some(&journal.request_id)).await?;
+    journal.server = Some(
+        session
+            .check_server(&journal, &open.server, "resume")
+            .await?,
+    );
     let mode = RunMode {
         wait: true,
         track: args.wait.track(),

@@ -35,6 +35,11 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         }
         OutputFormat::Human => {
             print!("{}", table(&lines));
+            for line in &lines {
+                if let Some(resume) = &line.resume {
+                    eprintln!("chforget: finish {} with `{resume}`", line.request_id);
+                }
+            }
             for line in lines.iter().filter(|l| l.problem.is_some()) {
                 eprintln!(
                     "chforget: journal of request {} cannot be used: {}",
@@ -52,6 +57,7 @@ fn table(lines: &[StatusLine]) -> String {
         &[
             "request",
             "created",
+            "server",
             "project",
             "user",
             "status",
@@ -63,6 +69,11 @@ fn table(lines: &[StatusLine]) -> String {
             vec![
                 l.request_id.clone(),
                 l.created_at.clone().unwrap_or_else(|| "-".to_string()),
+                match (&l.server, &l.database) {
+                    (Some(server), Some(database)) => format!("{server} {database}"),
+                    (None, Some(database)) => format!("(not recorded) {database}"),
+                    _ => "-".to_string(),
+                },
                 l.project_id.clone().unwrap_or_else(|| "-".to_string()),
                 match l.user_ids.as_slice() {
                     [] => "-".to_string(),

@@ -61,8 +61,9 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
-    let session = Session::trail(&args.trail)?;
+    let mut session = Session::trail(&args.trail)?;
     let (key, journal) = session.journal(&args.request_id)?;
+    session.for_journal(&journal);
     let users = late::subjects(&journal, args.user_id.as_deref(), &key)?;
     let since = args
         .since
@@ -80,6 +81,9 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     check_database(&journal, session.database(), "verify")?;
     let open = session
         .open(args.fix || args.physical, Some(&journal.request_id))
+        .await?;
+    session
+        .check_server(&journal, &open.server, "verify")
         .await?;
     if args.physical && !open.server.capabilities.readonly {
         // The late-arrival counts quote the ids: with --physical, nothing of
@@ -116,11 +120,11 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         fail(
             ErrorCode::ForgetFailed,
             format!(
-                "{total} targeted rows arrived after request {} ({} of the user, {} anonymous); delete them with `chforget verify {} --fix --yes`",
+                "{total} targeted rows arrived after request {} ({} of the user, {} anonymous); delete them with `{}`",
                 journal.request_id,
                 report.late_rows.user_rows,
                 report.late_rows.anonymous_rows,
-                journal.request_id
+                crate::hint::command(&format!("verify {} --fix --yes", journal.request_id))
             ),
         )
     } else {
@@ -160,8 +164,10 @@ async fn physical_check(
         return fail(
             ErrorCode::InvalidPayload,
             format!(
-                "request {} is {}: its mutations may still be rewriting parts. Finish it first (`chforget resume {}`), then look at the disks",
-                journal.request_id, journal.status, journal.request_id
+                "request {} is {}: its mutations may still be rewriting parts. Finish it first (`{}`), then look at the disks",
+                journal.request_id,
+                journal.status,
+                crate::hint::command(&format!("resume {}", journal.request_id))
             ),
         );
     }
