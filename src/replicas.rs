@@ -277,6 +277,55 @@ pub fn brief(error: &str) -> String {
     }
 }
 
+impl Replicas {
+    /// Whether the server `recorded` (a journal's) is one of these
+    /// replicas: a request on a cluster may be continued from any server of
+    /// it, as long as the server it ran on is a member (same host name and
+    /// path of the events table's metadata). Replicas that cannot be read
+    /// do not count.
+    pub async fn include(
+        &self,
+        server: &Server,
+        recorded: &crate::identity::ServerIdentity,
+    ) -> anyhow::Result<bool> {
+        let Some(table) = &recorded.table else {
+            return Ok(false);
+        };
+        let tables = QualifiedTable {
+            database: crate::sql::Ident::new("system")?,
+            table: crate::sql::Ident::new("tables")?,
+        };
+        let build = |source: &str, replica: &str| {
+            Ok(format!(
+                "SELECT {replica} AS replica, concat(hostName(), '\\n', metadata_path) AS text FROM {source} WHERE database = {} AND name = {}",
+                crate::sql::string_literal(&table.database),
+                crate::sql::string_literal(&table.name)
+            ))
+        };
+        let answers = self
+            .read::<ReplicaText>(
+                server,
+                &tables,
+                &build,
+                "finding the request's server in its cluster",
+            )
+            .await?;
+        let wanted = format!(
+            "{}\n{}",
+            recorded.host_name,
+            table.metadata_path.clone().unwrap_or_default()
+        );
+        Ok(answers.iter().any(|answer| {
+            answer.rows.as_ref().is_ok_and(|rows| {
+                rows.iter().any(|row| match &table.metadata_path {
+                    Some(_) => row.text == wanted,
+                    None => row.text.split('\n').next() == Some(recorded.host_name.as_str()),
+                })
+            })
+        }))
+    }
+}
+
 /// A text a replica answered.
 #[derive(Debug, Row, Deserialize)]
 struct ReplicaText {

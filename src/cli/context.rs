@@ -172,6 +172,22 @@ impl Session {
                 }
                 return Ok(recorded.clone());
             }
+            // A request on a cluster may be continued from any server of
+            // that cluster that counts the server it ran on as a member.
+            if let Some(cluster) = &journal.scope.cluster
+                && crate::replicas::Replicas::of_cluster(server, cluster)
+                    .await?
+                    .include(server, recorded)
+                    .await?
+            {
+                output::status(format!(
+                    "{here} is a server of cluster {}, which request {} ran on (through {})",
+                    cluster.as_str(),
+                    journal.request_id,
+                    recorded.url
+                ));
+                return Ok(recorded.clone());
+            }
             differences
         } else {
             vec![format!("database {} is not here", journal.scope.database)]

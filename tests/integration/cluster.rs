@@ -352,14 +352,22 @@ async fn forget_with_cluster_erases_every_replica_of_every_shard() {
         report["statements"].as_array().map_or(0, Vec::len),
     )
     .await;
-    // The audit record is on every server.
+    // The audit record reaches every server (by replication: the other
+    // servers get it within moments, so wait for it, up to 60 s).
     for (node, client) in db.clients.iter().enumerate() {
-        let records = client
-            .query("SELECT count() FROM forget_audit WHERE request_id = ?")
-            .bind(request)
-            .fetch_one::<u64>()
-            .await
-            .unwrap_or_else(|e| panic!("audit table on node{}: {e}", node + 1));
+        let started = std::time::Instant::now();
+        let records = loop {
+            let records = client
+                .query("SELECT count() FROM forget_audit WHERE request_id = ?")
+                .bind(request)
+                .fetch_one::<u64>()
+                .await
+                .unwrap_or_else(|e| panic!("audit table on node{}: {e}", node + 1));
+            if records > 0 || started.elapsed() > std::time::Duration::from_secs(60) {
+                break records;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
         assert_eq!(records, 1, "audit record on node{}", node + 1);
     }
 }
