@@ -567,17 +567,21 @@ impl Connection {
     /// A query given up on after `budget`: killed on the server first.
     async fn timed_out(&self, during: &str, id: &str, budget: Duration) -> anyhow::Error {
         self.kill(&[id.to_string()]).await;
-        let code = if self.deadline_reached() {
-            ErrorCode::Timeout
-        } else {
-            ErrorCode::ConnectionFailed
-        };
+        let waited = humantime::format_duration(Duration::from_secs(
+            budget.as_secs() + u64::from(budget.subsec_nanos() > 0),
+        ));
+        if self.deadline_reached() {
+            return Failure::new(
+                ErrorCode::Timeout,
+                format!(
+                    "{during}: the command's --timeout ran out (no answer from ClickHouse within {waited}; the query was killed)"
+                ),
+            )
+            .into();
+        }
         Failure::new(
-            code,
-            format!(
-                "{during}: no answer from ClickHouse within {}",
-                humantime::format_duration(Duration::from_secs(budget.as_secs().max(1)))
-            ),
+            ErrorCode::ConnectionFailed,
+            format!("{during}: no answer from ClickHouse within {waited}"),
         )
         .into()
     }
