@@ -205,7 +205,7 @@ impl QueryIds {
 }
 
 /// Room given, once the deadline has passed, to what must still be written
-/// (the journal's audit records, the kill of queries given up on).
+/// (the audit records of a run cut short), so that it stays recorded.
 pub const FINISH_MARGIN: Duration = Duration::from_secs(5);
 
 /// How long the kill of a query given up on may take.
