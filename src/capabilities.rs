@@ -6,7 +6,7 @@
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, TimeoutSettings};
 use crate::error::{ErrorCode, Failure, server_code};
 
 /// The capabilities of one server, as `doctor` prints them.
@@ -54,6 +54,11 @@ pub struct Capabilities {
     pub distributed_ddl_output_mode: bool,
     /// `alter_sync` exists (sent as 0: chforget tracks the mutations).
     pub alter_sync: bool,
+    /// The settings that bound a query's time here (18.16 and 26.x know
+    /// different ones, with different defaults), with this login's values;
+    /// none when the login may not change settings (`readonly` = 1).
+    #[serde(skip)]
+    pub timeouts: TimeoutSettings,
 }
 
 #[derive(Row, Deserialize)]
@@ -103,7 +108,9 @@ impl Capabilities {
                 "SELECT name, value FROM system.settings WHERE name IN \
                  ('readonly', 'max_query_size', 'mutations_sync', \
                  'allow_experimental_lightweight_delete', 'lightweight_deletes_sync', \
-                 'distributed_ddl_output_mode', 'alter_sync')",
+                 'distributed_ddl_output_mode', 'alter_sync', \
+                 'max_execution_time', 'connect_timeout', 'connect_timeout_with_failover_ms', \
+                 'receive_timeout', 'send_timeout', 'distributed_ddl_task_timeout')",
                 during,
             )
             .await?;
@@ -144,6 +151,7 @@ impl Capabilities {
             cluster_all_replicas: has_name("clusterAllReplicas"),
             distributed_ddl_output_mode: setting("distributed_ddl_output_mode").is_some(),
             alter_sync: setting("alter_sync").is_some(),
+            timeouts: timeout_settings(&settings),
             readonly: setting("readonly").is_some_and(|v| v != "0"),
             max_query_size: setting("max_query_size")
                 .and_then(|v| v.parse().ok())
@@ -161,6 +169,26 @@ impl Capabilities {
             version,
         })
     }
+}
+
+/// The timeout settings this server knows, with their values, unless the
+/// login may change no setting.
+fn timeout_settings(settings: &[Setting]) -> TimeoutSettings {
+    if settings
+        .iter()
+        .any(|s| s.name == "readonly" && s.value == "1")
+    {
+        return TimeoutSettings::default();
+    }
+    TimeoutSettings(
+        TimeoutSettings::NAMES
+            .iter()
+            .filter_map(|name| {
+                let setting = settings.iter().find(|s| s.name == *name)?;
+                Some(((*name).to_string(), setting.value.parse().ok()?))
+            })
+            .collect(),
+    )
 }
 
 /// `KILL MUTATION ... TEST` only lists; a parser that does not know the

@@ -1,11 +1,13 @@
 //! The connection to one ClickHouse server over HTTP(S): credentials (never
-//! shown anywhere), the client, a bounded wait on every query, statements
-//! larger than `max_query_size` sent with the setting raised for them, and
-//! the translation of what the client or the server says into chforget's
-//! error vocabulary.
+//! shown anywhere), the client, a bounded wait on every query (the query
+//! timeout, and the command's deadline: the server is told the same bound,
+//! and a query given up on is killed there), statements larger than
+//! `max_query_size` sent with the setting raised for them, and the
+//! translation of what the client or the server says into chforget's error
+//! vocabulary.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clickhouse::{RowOwned, RowRead};
 
@@ -21,6 +23,9 @@ pub struct ConnectionConfig {
     pub password: Option<String>,
     pub database: Ident,
     pub query_timeout: Duration,
+    /// When the whole command must be done (`--timeout`, counted from the
+    /// command's start): no query waits past it.
+    pub deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for ConnectionConfig {
@@ -53,6 +58,7 @@ impl ConnectionConfig {
             password,
             database,
             query_timeout,
+            deadline: None,
         })
     }
 
@@ -202,6 +208,85 @@ impl QueryIds {
     }
 }
 
+/// Room given, once the deadline has passed, to what must still be written
+/// (the audit records of a run cut short), so that it stays recorded.
+pub const FINISH_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long the kill of a query given up on may take.
+const KILL_TIMEOUT: Duration = Duration::from_secs(3);
+
+const KILL_SQL: &str = "KILL QUERY WHERE query_id IN {ids} OR initial_query_id IN {ids} ASYNC";
+
+/// The settings that bound a query's time on the server, as this server
+/// knows them (name and its value for this login); none on a login that may
+/// not change settings.
+#[derive(Debug, Clone, Default)]
+pub struct TimeoutSettings(pub Vec<(String, u64)>);
+
+impl TimeoutSettings {
+    /// The names chforget bounds per query: the query's own time, and the
+    /// connections a distributed read (`remote()`, `clusterAllReplicas`)
+    /// opens to other servers, which otherwise wait minutes on a hung host.
+    pub const NAMES: [&'static str; 6] = [
+        "max_execution_time",
+        "connect_timeout",
+        "connect_timeout_with_failover_ms",
+        "receive_timeout",
+        "send_timeout",
+        "distributed_ddl_task_timeout",
+    ];
+
+    /// The settings for a query that may take `budget`: each lowered to it,
+    /// never raised (`max_execution_time` 0 means unbounded).
+    /// `distributed_ddl_task_timeout` only lowers what the caller asked for.
+    fn for_budget(&self, budget: Duration, asked: &[(&str, &str)]) -> Vec<(String, String)> {
+        let seconds = budget.as_secs() + u64::from(budget.subsec_nanos() > 0);
+        let seconds = seconds.max(1);
+        let millis = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut bounded = Vec::new();
+        for (name, value) in &self.0 {
+            let asked_value = asked
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| v.parse::<u64>().ok());
+            let value = asked_value.unwrap_or(*value);
+            let limit = match name.as_str() {
+                "connect_timeout_with_failover_ms" => millis,
+                "distributed_ddl_task_timeout" if asked_value.is_none() => continue,
+                // The server's answer (which hosts did not take it) must
+                // come back before the client gives up.
+                "distributed_ddl_task_timeout" => budget.as_secs().saturating_sub(1).max(1),
+                _ => seconds,
+            };
+            let bound = if value == 0 && name == "max_execution_time" {
+                limit
+            } else {
+                value.min(limit)
+            };
+            bounded.push((name.clone(), bound.to_string()));
+        }
+        bounded
+    }
+}
+
+/// A query in flight: if it is dropped unfinished (its caller gave up), its
+/// id is kept for [`Connection::kill_abandoned`].
+struct InFlight<'a> {
+    id: String,
+    abandoned: &'a std::sync::Mutex<Vec<String>>,
+    done: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done
+            && let Ok(mut abandoned) = self.abandoned.lock()
+        {
+            abandoned.push(std::mem::take(&mut self.id));
+        }
+    }
+}
+
 /// An HTTP connection to one server: no query is sent until asked.
 #[derive(Clone)]
 pub struct Connection {
@@ -214,6 +299,17 @@ pub struct Connection {
     query_ids: std::sync::Arc<QueryIds>,
     /// Send every query with query logging off (see [`Connection::quietly`]).
     quiet: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The server-side bounds sent with every query (none until known).
+    timeouts: TimeoutSettings,
+    /// At most this long per query, whatever time is left (a share of it
+    /// for reads of one replica among others, see [`Connection::capped`]).
+    cap: Option<Duration>,
+    /// Queries given up on while they ran: killed on the server by
+    /// [`Connection::kill_abandoned`].
+    abandoned: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Servers (`host:port`) read through this one that did not answer in
+    /// time during this command.
+    unanswering: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl Connection {
@@ -236,6 +332,10 @@ impl Connection {
                 next: std::sync::atomic::AtomicU64::new(0),
             }),
             quiet: std::sync::Arc::default(),
+            timeouts: TimeoutSettings::default(),
+            cap: None,
+            abandoned: std::sync::Arc::default(),
+            unanswering: std::sync::Arc::default(),
         }
     }
 
@@ -269,8 +369,14 @@ impl Connection {
     }
 
     /// The same connection, bound to the configured database, with typed
-    /// row checks where the server offers them and its `max_query_size`.
-    pub fn configured(&self, typed_row_validation: bool, max_query_size: u64) -> Self {
+    /// row checks where the server offers them, its `max_query_size` and
+    /// the timeout settings it knows.
+    pub fn configured(
+        &self,
+        typed_row_validation: bool,
+        max_query_size: u64,
+        timeouts: TimeoutSettings,
+    ) -> Self {
         let system_client = self
             .system_client
             .clone()
@@ -284,6 +390,163 @@ impl Connection {
             max_query_size,
             query_ids: self.query_ids.clone(),
             quiet: self.quiet.clone(),
+            timeouts,
+            cap: self.cap,
+            abandoned: self.abandoned.clone(),
+            unanswering: self.unanswering.clone(),
+        }
+    }
+
+    /// Remember that `host` (read through this server) did not answer in
+    /// time: later reads of it in this command wait less for it.
+    pub fn mark_unanswering(&self, host: &str) {
+        if let Ok(mut hosts) = self.unanswering.lock() {
+            hosts.insert(host.to_string());
+        }
+    }
+
+    /// Whether `host` did not answer in time earlier in this command.
+    pub fn is_unanswering(&self, host: &str) -> bool {
+        self.unanswering
+            .lock()
+            .is_ok_and(|hosts| hosts.contains(host))
+    }
+
+    /// The same connection, each query limited to `cap` (and still to the
+    /// query timeout and the deadline).
+    pub fn capped(&self, cap: Duration) -> Self {
+        Connection {
+            cap: Some(self.cap.map_or(cap, |c| c.min(cap))),
+            ..self.clone()
+        }
+    }
+
+    /// The same connection for what must be written after the deadline
+    /// passed (a request's journal and audit records): it gets
+    /// [`FINISH_MARGIN`] more.
+    pub fn finishing(&self) -> Self {
+        let mut config = self.config.clone();
+        config.deadline = config
+            .deadline
+            .map(|at| at.max(Instant::now() + FINISH_MARGIN));
+        Connection {
+            config,
+            ..self.clone()
+        }
+    }
+
+    /// The time left before the deadline, if there is one.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.config
+            .deadline
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// How long the next query may take: the query timeout, the cap, the
+    /// time left; none left is a timeout.
+    fn budget(&self, during: &str) -> anyhow::Result<Duration> {
+        let mut budget = self.config.query_timeout;
+        if let Some(cap) = self.cap {
+            budget = budget.min(cap);
+        }
+        if let Some(left) = self.time_left() {
+            if left.is_zero() {
+                return Err(self.deadline_passed(during));
+            }
+            budget = budget.min(left);
+        }
+        Ok(budget)
+    }
+
+    /// Whether the deadline is what ended a query (within a second of it).
+    fn deadline_reached(&self) -> bool {
+        self.time_left()
+            .is_some_and(|left| left <= Duration::from_secs(1))
+    }
+
+    fn deadline_passed(&self, during: &str) -> anyhow::Error {
+        Failure::new(
+            ErrorCode::Timeout,
+            format!("{during}: the command's --timeout ran out"),
+        )
+        .into()
+    }
+
+    /// A failed query's error: a timeout when the deadline ended it (the
+    /// server's own message, and its code, kept).
+    fn failed(&self, failure: Failure) -> Failure {
+        if self.deadline_reached() && failure.code != ErrorCode::Timeout {
+            return Failure::new(
+                ErrorCode::Timeout,
+                format!("{} (the command's --timeout ran out)", failure.message),
+            );
+        }
+        failure
+    }
+
+    /// The settings of a query that may take `budget`: the caller's, with
+    /// the timeout settings bounded by it.
+    fn bounded_settings(
+        &self,
+        budget: Duration,
+        settings: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let bounded = self.timeouts.for_budget(budget, settings);
+        let mut all: Vec<(String, String)> = self
+            .quiet_settings()
+            .iter()
+            .chain(settings)
+            .filter(|(name, _)| !bounded.iter().any(|(b, _)| b == name))
+            .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
+            .collect();
+        all.extend(bounded);
+        all
+    }
+
+    fn start<'a>(&'a self, id: &str) -> InFlight<'a> {
+        InFlight {
+            id: id.to_string(),
+            abandoned: &self.abandoned,
+            done: false,
+        }
+    }
+
+    /// Kill on the server the queries this process gave up on (and what
+    /// they started on other servers), so that none keeps running after
+    /// chforget stopped waiting. Best effort, bounded: a failure is a
+    /// warning.
+    pub async fn kill_abandoned(&self) {
+        let ids: Vec<String> = match self.abandoned.lock() {
+            Ok(mut abandoned) => std::mem::take(&mut *abandoned),
+            Err(_) => return,
+        };
+        self.kill(&ids).await;
+    }
+
+    async fn kill(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        let sql = match crate::sql::render(KILL_SQL, &[("ids", &crate::sql::literal_list(ids))]) {
+            Ok(sql) => sql,
+            Err(_) => return,
+        };
+        let query = self
+            .system_client
+            .query_raw(&sql)
+            .with_setting("query_id", self.next_query_id());
+        match tokio::time::timeout(KILL_TIMEOUT, query.execute()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!(
+                "chforget: warning: could not kill the queries it gave up on ({}): {}",
+                ids.join(", "),
+                classify_clickhouse(&error, "killing them", ErrorCode::ServerError).message
+            ),
+            Err(_) => eprintln!(
+                "chforget: warning: could not kill the queries it gave up on ({}): no answer within {}",
+                ids.join(", "),
+                humantime::format_duration(KILL_TIMEOUT)
+            ),
         }
     }
 
@@ -318,13 +581,24 @@ impl Connection {
         settings
     }
 
-    fn timed_out(&self, during: &str) -> anyhow::Error {
+    /// A query given up on after `budget`: killed on the server first.
+    async fn timed_out(&self, during: &str, id: &str, budget: Duration) -> anyhow::Error {
+        self.kill(&[id.to_string()]).await;
+        let waited = humantime::format_duration(Duration::from_secs(
+            budget.as_secs() + u64::from(budget.subsec_nanos() > 0),
+        ));
+        if self.deadline_reached() {
+            return Failure::new(
+                ErrorCode::Timeout,
+                format!(
+                    "{during}: the command's --timeout ran out (no answer from ClickHouse within {waited}; the query was killed)"
+                ),
+            )
+            .into();
+        }
         Failure::new(
             ErrorCode::ConnectionFailed,
-            format!(
-                "{during}: no answer from ClickHouse within {}",
-                humantime::format_duration(self.config.query_timeout)
-            ),
+            format!("{during}: no answer from ClickHouse within {waited}"),
         )
         .into()
     }
@@ -368,23 +642,28 @@ impl Connection {
     where
         T: RowOwned + RowRead,
     {
+        let budget = self.budget(during)?;
+        let id = self.next_query_id();
         let mut query = self
             .client
             .query_raw(sql)
-            .with_setting("query_id", self.next_query_id());
-        for (name, value) in self.quiet_settings().iter().chain(settings) {
-            query = query.with_setting(*name, *value);
+            .with_setting("query_id", id.clone());
+        for (name, value) in self.bounded_settings(budget, settings) {
+            query = query.with_setting(name, value);
         }
         for (name, value) in self.size_settings(sql) {
             query = query.with_setting(name, value);
         }
-        match tokio::time::timeout(self.config.query_timeout, query.fetch_all::<T>()).await {
+        let mut in_flight = self.start(&id);
+        let answer = tokio::time::timeout(budget, query.fetch_all::<T>()).await;
+        in_flight.done = true;
+        match answer {
             Ok(Ok(rows)) => Ok(rows),
             Ok(Err(error)) => Err(self.explain(
-                classify_clickhouse(&error, during, ErrorCode::ServerError),
+                self.failed(classify_clickhouse(&error, during, ErrorCode::ServerError)),
                 sql,
             )),
-            Err(_) => Err(self.timed_out(during)),
+            Err(_) => Err(self.timed_out(during, &id, budget).await),
         }
     }
 
@@ -407,47 +686,66 @@ impl Connection {
         during: &str,
         rejected: ErrorCode,
     ) -> anyhow::Result<()> {
+        let budget = self.budget(during)?;
+        let id = self.next_query_id();
         let mut query = self
             .client
             .query_raw(sql)
-            .with_setting("query_id", self.next_query_id());
-        for (name, value) in self.quiet_settings().iter().chain(settings) {
-            query = query.with_setting(*name, *value);
+            .with_setting("query_id", id.clone());
+        for (name, value) in self.bounded_settings(budget, settings) {
+            query = query.with_setting(name, value);
         }
         for (name, value) in self.size_settings(sql) {
             query = query.with_setting(name, value);
         }
-        match tokio::time::timeout(self.config.query_timeout, query.execute()).await {
+        let mut in_flight = self.start(&id);
+        let answer = tokio::time::timeout(budget, query.execute()).await;
+        in_flight.done = true;
+        match answer {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(self.explain(classify_clickhouse(&error, during, rejected), sql)),
-            Err(_) => Err(self.timed_out(during)),
+            Ok(Err(error)) => Err(self.explain(
+                self.failed(classify_clickhouse(&error, during, rejected)),
+                sql,
+            )),
+            Err(_) => Err(self.timed_out(during, &id, budget).await),
         }
     }
 
     /// Run a statement outside any database (for `CREATE DATABASE`).
     pub async fn execute_without_database(&self, sql: &str, during: &str) -> anyhow::Result<()> {
-        match tokio::time::timeout(
-            self.config.query_timeout,
-            self.system_client
-                .query_raw(sql)
-                .with_setting("query_id", self.next_query_id())
-                .execute(),
-        )
-        .await
-        {
+        let budget = self.budget(during)?;
+        let id = self.next_query_id();
+        let mut query = self
+            .system_client
+            .query_raw(sql)
+            .with_setting("query_id", id.clone());
+        for (name, value) in self.bounded_settings(budget, &[]) {
+            query = query.with_setting(name, value);
+        }
+        let mut in_flight = self.start(&id);
+        let answer = tokio::time::timeout(budget, query.execute()).await;
+        in_flight.done = true;
+        match answer {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => {
-                Err(classify_clickhouse(&error, during, ErrorCode::ServerError).into())
-            }
-            Err(_) => Err(self.timed_out(during)),
+            Ok(Err(error)) => Err(self
+                .failed(classify_clickhouse(&error, during, ErrorCode::ServerError))
+                .into()),
+            Err(_) => Err(self.timed_out(during, &id, budget).await),
         }
     }
 
-    /// The client for an insert, with the insert's `query_id`.
-    pub fn insert_client(&self) -> clickhouse::Client {
-        self.client
+    /// The client for an insert, with the insert's `query_id` and bounds,
+    /// and how long the caller may wait for it.
+    pub fn insert_client(&self, during: &str) -> anyhow::Result<(clickhouse::Client, Duration)> {
+        let budget = self.budget(during)?;
+        let mut client = self
+            .client
             .clone()
-            .with_setting("query_id", self.next_query_id())
+            .with_setting("query_id", self.next_query_id());
+        for (name, value) in self.bounded_settings(budget, &[]) {
+            client = client.with_setting(name, value);
+        }
+        Ok((client, budget))
     }
 }
 
@@ -484,6 +782,48 @@ mod tests {
             assert!(config(bad).is_err(), "{bad}");
         }
         assert!(config("https://ch.example:8443/proxy/").is_ok());
+    }
+
+    #[test]
+    fn timeout_settings_are_lowered_to_the_budget_never_raised() {
+        let known = TimeoutSettings(
+            [
+                ("max_execution_time", 0),
+                ("connect_timeout_with_failover_ms", 50),
+                ("receive_timeout", 300),
+                ("send_timeout", 5),
+                ("distributed_ddl_task_timeout", 180),
+            ]
+            .iter()
+            .map(|(n, v)| ((*n).to_string(), *v))
+            .collect(),
+        );
+        let bounded = known.for_budget(Duration::from_millis(7_300), &[]);
+        let value = |name: &str| {
+            bounded
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(value("max_execution_time").as_deref(), Some("8"));
+        assert_eq!(
+            value("connect_timeout_with_failover_ms").as_deref(),
+            Some("50")
+        );
+        assert_eq!(value("receive_timeout").as_deref(), Some("8"));
+        assert_eq!(value("send_timeout").as_deref(), Some("5"));
+        // Only an ON CLUSTER statement asks for it; its answer comes first.
+        assert_eq!(value("distributed_ddl_task_timeout"), None);
+        let ddl = known.for_budget(
+            Duration::from_millis(7_300),
+            &[("distributed_ddl_task_timeout", "60")],
+        );
+        assert!(ddl.contains(&("distributed_ddl_task_timeout".to_string(), "6".to_string())));
+        assert!(
+            TimeoutSettings::default()
+                .for_budget(Duration::from_secs(1), &[])
+                .is_empty()
+        );
     }
 
     #[test]

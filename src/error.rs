@@ -195,6 +195,10 @@ pub mod server_code {
     /// An `ON CLUSTER` statement outlived `distributed_ddl_task_timeout`;
     /// the hosts that did not answer run it later.
     pub const TIMEOUT_EXCEEDED: u32 = 159;
+    /// A server read through another (`remote()`) did not answer within
+    /// `receive_timeout`, or could not be reached.
+    pub const SOCKET_TIMEOUT: u32 = 209;
+    pub const NETWORK_ERROR: u32 = 210;
 }
 
 /// Classify an error of the ClickHouse client. `during` names what was being

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::error::{ErrorCode, fail};
 use crate::server::Server;
@@ -20,6 +21,40 @@ const ZOOKEEPER_PATH_SQL: &str = "SELECT {replica} AS replica, zookeeper_path AS
 
 /// How many replicas are read at once without `clusterAllReplicas`.
 const CONCURRENT_READS: usize = 16;
+
+/// Under a deadline, one read of the replicas takes at most this part of
+/// the time left: a hung replica is named unreachable while the command
+/// still has time for its other steps (the journal, the issue, the record).
+const SHARE_OF_TIME_LEFT: u32 = 3;
+
+/// Under a deadline, how long a replica that did not answer in time earlier
+/// in the command is waited for again: each step would otherwise spend its
+/// share on it.
+const UNANSWERING_WAIT: Duration = Duration::from_secs(1);
+
+/// `server`, each query limited to its share of the time left.
+fn within_share(server: &Server) -> Server {
+    match server.time_left() {
+        Some(left) => server.capped((left / SHARE_OF_TIME_LEFT).max(UNANSWERING_WAIT)),
+        None => server.clone(),
+    }
+}
+
+/// Whether a replica's error means it did not answer in time (as opposed to
+/// a query it refused).
+fn did_not_answer(error: &anyhow::Error) -> bool {
+    matches!(
+        crate::error::code_of(error),
+        ErrorCode::Timeout | ErrorCode::ConnectionFailed
+    ) || matches!(
+        crate::error::server_code_of(error),
+        Some(
+            crate::error::server_code::TIMEOUT_EXCEEDED
+                | crate::error::server_code::SOCKET_TIMEOUT
+                | crate::error::server_code::NETWORK_ERROR
+        )
+    )
+}
 
 /// One replica as reports name it: its shard and `host:port` as
 /// `system.clusters` has them.
@@ -188,7 +223,10 @@ impl Replicas {
     where
         T: RowOwned + RowRead + OnReplica,
     {
-        if self.method == ReadMethod::AllReplicas {
+        let server = &within_share(server);
+        // A replica known not to answer would hold the one query for all.
+        let one_hangs = self.list.iter().any(|r| server.is_unanswering(&r.host()));
+        if self.method == ReadMethod::AllReplicas && !one_hangs {
             let sql = self.queries(table, build)?.remove(0);
             if let Ok(rows) = server
                 .fetch_with_settings::<T>(&sql, settings, during)
@@ -208,16 +246,30 @@ impl Replicas {
         let mut all_settings = vec![("prefer_localhost_replica", "0")];
         all_settings.extend_from_slice(settings);
         let all_settings = &all_settings;
-        let answers: Vec<Result<Vec<T>, String>> = futures_util::stream::iter(queries)
-            .map(|sql| async move {
+        let answers: Vec<Result<Vec<T>, String>> = futures_util::stream::iter(
+            queries.into_iter().zip(self.list.iter().map(Replica::host)),
+        )
+        .map(|(sql, host)| async move {
+            let capped;
+            let server = if server.time_left().is_some() && server.is_unanswering(&host) {
+                capped = server.capped(UNANSWERING_WAIT);
+                &capped
+            } else {
                 server
-                    .fetch_with_settings::<T>(&sql, all_settings, during)
-                    .await
-                    .map_err(|error| brief(&format!("{error:#}")))
-            })
-            .buffered(CONCURRENT_READS)
-            .collect()
-            .await;
+            };
+            server
+                .fetch_with_settings::<T>(&sql, all_settings, during)
+                .await
+                .map_err(|error| {
+                    if did_not_answer(&error) {
+                        server.mark_unanswering(&host);
+                    }
+                    brief(&format!("{error:#}"))
+                })
+        })
+        .buffered(CONCURRENT_READS)
+        .collect()
+        .await;
         Ok(self
             .list
             .iter()

@@ -61,6 +61,7 @@ impl Server {
             connection: probe.configured(
                 capabilities.typed_row_validation,
                 capabilities.max_query_size,
+                capabilities.timeouts.clone(),
             ),
             database_exists,
             capabilities,
@@ -94,6 +95,24 @@ impl Server {
                 self.config.database
             ),
         )
+    }
+
+    /// The same server, each query limited to `cap` (see
+    /// [`Connection::capped`]).
+    pub fn capped(&self, cap: std::time::Duration) -> Server {
+        Server {
+            connection: self.connection.capped(cap),
+            ..self.clone()
+        }
+    }
+
+    /// The same server for what must be written once the deadline passed
+    /// (see [`Connection::finishing`]).
+    pub fn finishing(&self) -> Server {
+        Server {
+            connection: self.connection.finishing(),
+            ..self.clone()
+        }
     }
 
     /// The URL as it may be shown (no credentials).

@@ -127,7 +127,13 @@ async fn create_on_cluster(
     cluster: &ClusterName,
 ) -> anyhow::Result<()> {
     let sql = create_table_sql(table, Some(cluster))?;
-    let created = server
+    // A host that does not answer must not take the time of the request
+    // the table is created for.
+    let waiting = match server.time_left() {
+        Some(left) => server.capped(left / 3),
+        None => server.clone(),
+    };
+    let created = waiting
         .execute_with_settings(
             &sql,
             &[(
@@ -190,9 +196,9 @@ pub async fn ensure_table(
 }
 
 async fn insert(server: &Server, table: &QualifiedTable, rows: &[AuditRow]) -> anyhow::Result<()> {
+    let (client, budget) = server.insert_client("writing the audit rows")?;
     let write = async {
-        let mut insert = server
-            .insert_client()
+        let mut insert = client
             .insert_unescaped::<AuditRow>(&table.to_string())
             .await?;
         for row in rows {
@@ -200,7 +206,7 @@ async fn insert(server: &Server, table: &QualifiedTable, rows: &[AuditRow]) -> a
         }
         insert.end().await
     };
-    match tokio::time::timeout(server.config.query_timeout, write).await {
+    match tokio::time::timeout(budget, write).await {
         Ok(result) => result.map_err(|e| {
             classify_clickhouse(&e, "writing the audit rows", ErrorCode::ServerError).into()
         }),

@@ -154,7 +154,9 @@ pub struct ConfirmArgs {
 /// How long to wait for mutations, and when to diagnose a stalled one.
 #[derive(Debug, Clone, Args)]
 pub struct WaitArgs {
-    /// Stop waiting after this long (exit 5); the mutations keep running
+    /// Bound the whole command (stitching, counting, issuing, tracking,
+    /// verifying) to this long, counted from its start; then stop with exit
+    /// 5: the mutations keep running and `resume` finishes the request
     #[arg(long, env = "CHFORGET_TIMEOUT", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
     /// Report a diagnosis when a mutation makes no progress for this long
@@ -163,6 +165,13 @@ pub struct WaitArgs {
 }
 
 impl WaitArgs {
+    /// When the command must be done: now plus `--timeout`.
+    pub fn deadline(&self) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        now.checked_add(self.timeout)
+            .unwrap_or(now + std::time::Duration::from_secs(365 * 24 * 3600))
+    }
+
     pub fn track(&self) -> crate::track::TrackOptions {
         crate::track::TrackOptions {
             timeout: Some(self.timeout),

@@ -212,6 +212,16 @@ impl Session {
         Ok(self)
     }
 
+    /// Bound every query of the command by `deadline` (its `--timeout`,
+    /// counted from its start): stitching, counting, issuing, tracking,
+    /// verifying and the audit DDL all share it.
+    pub fn until(mut self, deadline: std::time::Instant) -> Self {
+        if let Some(connection) = &mut self.connection {
+            connection.deadline = Some(deadline);
+        }
+        self
+    }
+
     /// The cluster of `--cluster`, else the profile's (commands that work
     /// on mutations of every replica, or of this server).
     pub fn cluster(&self, args: &ClusterArgs) -> anyhow::Result<Option<ClusterName>> {

@@ -21,6 +21,9 @@ use super::decide::{Tracked, conclude_tracking, sent_before};
 /// Room left for the HTTP answer after `distributed_ddl_task_timeout`.
 const ANSWER_SLACK: Duration = Duration::from_secs(5);
 
+/// The same, before the command's deadline.
+const DEADLINE_SLACK: Duration = Duration::from_secs(2);
+
 /// Send target `index`'s current attempt `ON CLUSTER` and list the replicas
 /// it is on its way to; the journal detail of the step.
 pub(super) async fn issue(
@@ -42,7 +45,12 @@ pub(super) async fn issue(
         .ddl_timeout
         .min(ctx.server.config.query_timeout.saturating_sub(ANSWER_SLACK));
     if let Some(deadline) = deadline {
-        timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
+        // The answer must come back before the deadline.
+        timeout = timeout.min(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(DEADLINE_SLACK),
+        );
     }
     let ddl = DdlQueue {
         path: &settings.ddl_path,

@@ -45,6 +45,8 @@ pub async fn run(
     // that the run still journals, reports and audits where it stopped.
     crate::interrupt::listen();
     let outcome = drive(ctx, journal, mode, observer, &mut result).await;
+    // Nothing this run gave up on keeps running on the server.
+    ctx.server.kill_abandoned().await;
     let issued = journal
         .targets
         .iter()
@@ -72,8 +74,10 @@ pub async fn run(
     };
     let records =
         audit::record::request_records(journal, &summary, &audit::origin(ctx.server), ctx.key);
+    // A run cut short by the deadline is still recorded, in bounded time.
+    let recorder = ctx.server.finishing();
     let recorded = audit::write(
-        ctx.server,
+        &recorder,
         ctx.state,
         ctx.key,
         ctx.audit_table,
@@ -125,7 +129,13 @@ async fn drive(
     ctx.server
         .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
     let started = Instant::now();
-    let deadline = mode.track.timeout.map(|t| started + t);
+    // The command's deadline when it has one (counted from its start, so
+    // that stitching and counting leave less for tracking).
+    let deadline = ctx
+        .server
+        .config
+        .deadline
+        .or_else(|| mode.track.timeout.map(|t| started + t));
     // On a cluster: every replica of every shard, as the server lists them
     // now.
     let replicas = match &journal.scope.cluster {
@@ -161,10 +171,7 @@ async fn drive(
             return Ok(Outcome::Queued);
         }
         let mut track = mode.track;
-        track.timeout = mode
-            .track
-            .timeout
-            .map(|t| t.saturating_sub(started.elapsed()));
+        track.timeout = deadline.map(|at| at.saturating_duration_since(Instant::now()));
         let lost = match replicas {
             Some(replicas) => {
                 on_cluster::track_all(ctx, journal, replicas, track, mode.reissue_killed, observer)

@@ -986,3 +986,122 @@ async fn purging_traces_on_every_server_leaves_none() {
         assert_eq!(left, 0, "node{} still logs the user id", node + 1);
     }
 }
+
+/// Send `signal` to node `node` (1-based).
+fn signal_node(node: usize, signal: &str) {
+    let pid_file = dev_root().join(format!("cluster/node{node}/server.pid"));
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()));
+    let sent = Command::new("kill")
+        .args([signal, pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "kill {signal} node{node}");
+}
+
+/// Node `node` stopped with SIGSTOP (it takes connections and never
+/// answers, as a hung host does) until dropped, whatever the test's outcome.
+struct StoppedNode(usize);
+
+impl StoppedNode {
+    fn stop(node: usize) -> Self {
+        signal_node(node, "-STOP");
+        StoppedNode(node)
+    }
+}
+
+impl Drop for StoppedNode {
+    fn drop(&mut self) {
+        signal_node(self.0, "-CONT");
+    }
+}
+
+/// Queries of `request` (its own, or started by one of its own) still
+/// running on node `node` (0-based), waiting up to a few seconds for the
+/// ones just killed to go.
+async fn queries_left(db: &ClusterDb, node: usize, request: &str) -> Vec<String> {
+    let sql = "SELECT query_id FROM system.processes WHERE startsWith(query_id, ?) OR startsWith(initial_query_id, ?)";
+    let prefix = format!("chforget-{request}");
+    let give_up = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = db.clients[node]
+            .query(sql)
+            .bind(&prefix)
+            .bind(&prefix)
+            .fetch_all::<String>()
+            .await
+            .expect("read system.processes");
+        if left.is_empty() || Instant::now() > give_up {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// With node2 stopped (SIGSTOP), `--timeout 20s` bounds the whole command:
+/// `forget` and then `resume` each exit 5 (queued) within 30 s, never
+/// `completed`, and leave none of their queries running on the servers that
+/// answer (the `remote()` reads of node2 included); once node2 runs again,
+/// `resume` completes.
+#[tokio::test]
+async fn a_stopped_replica_holds_no_command_past_its_timeout() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    let before = db.fingerprints(&kept()).await;
+    let stopped = StoppedNode::stop(2);
+    let mut args = forget_args("sharded");
+    args.extend(["--timeout".to_string(), "20s".to_string()]);
+    let started = Instant::now();
+    let output = run(db.chforget().args(&args));
+    let took = started.elapsed();
+    assert_eq!(output.code, 5, "{}\n{}", output.stderr, output.stdout);
+    assert!(
+        took < Duration::from_secs(30),
+        "forget took {took:?}: {}",
+        output.stderr
+    );
+    let report = output.json();
+    assert_eq!(report["status"], "queued", "{report:#}");
+    assert_ne!(report["verified"], true, "{report:#}");
+    let request = report["request_id"]
+        .as_str()
+        .expect("request id")
+        .to_string();
+    for node in [0, 2] {
+        let left = queries_left(&db, node, &request).await;
+        assert!(left.is_empty(), "node{} still runs {left:?}", node + 1);
+    }
+    let status = run(db.chforget().args(["status", &request, "--output", "json"]));
+    assert_eq!(status.json()["status"], "queued", "{}", status.stdout);
+
+    let started = Instant::now();
+    let resumed =
+        run(db
+            .chforget()
+            .args(["resume", &request, "--timeout", "20s", "--output", "json"]));
+    let took = started.elapsed();
+    assert_eq!(resumed.code, 5, "{}\n{}", resumed.stderr, resumed.stdout);
+    assert!(
+        took < Duration::from_secs(30),
+        "resume took {took:?}: {}",
+        resumed.stderr
+    );
+    assert_eq!(resumed.json()["status"], "queued", "{}", resumed.stdout);
+    for node in [0, 2] {
+        let left = queries_left(&db, node, &request).await;
+        assert!(left.is_empty(), "node{} still runs {left:?}", node + 1);
+    }
+
+    drop(stopped);
+    let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stderr, resumed.stdout);
+    let resumed = resumed.json();
+    assert_eq!(resumed["status"], "completed", "{resumed:#}");
+    assert_eq!(resumed["verified"], true, "{resumed:#}");
+    let statements = resumed["statements"].as_array().map_or(0, Vec::len);
+    db.assert_one_mutation_per_statement(&request, statements)
+        .await;
+    db.assert_gone_everywhere(&deleted_condition(true, false))
+        .await;
+    assert_eq!(db.fingerprints(&kept()).await, before);
+}

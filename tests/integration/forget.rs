@@ -396,3 +396,92 @@ async fn forget_refuses_without_confirmation_when_not_interactive() {
     assert!(output.stderr.contains("--yes"), "{}", output.stderr);
     assert_eq!(db.mutation_count().await, mutations_before);
 }
+
+/// `--timeout` bounds a query that cannot finish in time: here reading
+/// `user_id` sleeps per row (an ALIAS column), so stitching alone takes
+/// longer than the timeout. The forget exits 5 within the timeout plus a
+/// margin, deletes nothing, and its query does not keep running on the
+/// server (killed by its query id where the server takes it, and bounded by
+/// `max_execution_time` everywhere).
+#[tokio::test]
+async fn timeout_bounds_a_query_that_cannot_finish() {
+    let db = crate::test_db!();
+    db.exec(
+        "CREATE TABLE events (project_id String, uid Nullable(String), anonymous_id String, \
+         session_id String, event String, url String, ip_hash String, ts DateTime, \
+         user_id Nullable(String) ALIAS if(sleepEachRow(1) = 0, uid, NULL)) \
+         ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (project_id, ts, anonymous_id)",
+    )
+    .await;
+    // One part per insert, two rows each: every block sleeps, none past
+    // the server's limit per block.
+    db.exec("SYSTEM STOP MERGES events").await;
+    for day in 10..30 {
+        db.exec(&format!(
+            "INSERT INTO events (project_id, uid, anonymous_id, session_id, event, url, ip_hash, ts) VALUES \
+             ('p1', 'u1', 'a{day}', 's', 'e', 'u', 'i', '2026-01-{day} 00:00:00'), \
+             ('p1', NULL, 'a{day}', 's', 'e', 'u', 'i', '2026-01-{day} 00:00:00')"
+        ))
+        .await;
+    }
+    let everything = "SELECT toUInt64(count()) FROM events WHERE uid IS NULL OR uid IS NOT NULL";
+    let rows_before = db.count(everything).await;
+    let started = std::time::Instant::now();
+    let output = run(db.chforget().args(FORGET_U1_JSON).args(["--timeout", "5s"]));
+    let took = started.elapsed();
+    assert_eq!(output.code, 5, "{}\n{}", output.stderr, output.stdout);
+    assert!(
+        took < std::time::Duration::from_secs(11),
+        "forget took {took:?}: {}",
+        output.stderr
+    );
+    let report = output.json();
+    assert_eq!(report["error"]["code"], "timeout", "{report:#}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--timeout")),
+        "{report:#}"
+    );
+    assert_ne!(report["status"], "completed", "{report:#}");
+    let request = report["request_id"]
+        .as_str()
+        .expect("request id")
+        .to_string();
+    // Its query stops soon after: killed (legacy), or at its
+    // max_execution_time (chdb runs it under a query id of its own).
+    let running = format!(
+        "SELECT toUInt64(count()) FROM system.processes WHERE position(query, '{}') > 0 \
+         AND position(query, 'system.processes') = 0",
+        db.name
+    );
+    let stop_by = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while db.count(&running).await > 0 {
+        assert!(
+            std::time::Instant::now() < stop_by,
+            "a query of the request still runs 15 s after chforget gave up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    if crate::common::engine() == crate::common::Engine::Legacy {
+        // 18.16's query_log types are numbers: 2 finished, 3 and 4 failed.
+        db.exec("SYSTEM FLUSH LOGS").await;
+        let finished = db
+            .count(&format!(
+                "SELECT toUInt64(count()) FROM system.query_log WHERE type = 2 \
+                 AND startsWith(query_id, 'chforget-{request}') AND position(query, 'user_events') > 0"
+            ))
+            .await;
+        let stopped = db
+            .count(&format!(
+                "SELECT toUInt64(count()) FROM system.query_log WHERE type IN (3, 4) \
+                 AND startsWith(query_id, 'chforget-{request}') \
+                 AND (position(exception, 'Code: 394') > 0 OR position(exception, 'Code: 159') > 0)"
+            ))
+            .await;
+        assert_eq!(finished, 0, "the stitch query ran to its end");
+        assert!(stopped > 0, "the stitch query was not stopped");
+    }
+    assert_eq!(db.count(everything).await, rows_before);
+    assert_eq!(db.mutation_count().await, 0);
+}

@@ -138,7 +138,9 @@ async fn run_one(
         args.project.as_deref().unwrap_or_default(),
         args.user_id.as_deref().unwrap_or_default(),
     )?;
-    let session = Session::change(&args.change)?.placed(&args.place)?;
+    let session = Session::change(&args.change)?
+        .placed(&args.place)?
+        .until(args.wait.deadline());
     let meta = args.meta(&session)?;
     let confirm = Confirm::new(args.change.confirm.yes);
     if !args.dry_run {
@@ -215,7 +217,9 @@ async fn run_one(
 }
 
 async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> anyhow::Result<()> {
-    let session = Session::change(&args.change)?.placed(&args.place)?;
+    let session = Session::change(&args.change)?
+        .placed(&args.place)?
+        .until(args.wait.deadline());
     let defaults = args.change.audit.meta()?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         Failure::new(

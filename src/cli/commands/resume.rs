@@ -34,7 +34,7 @@ pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
 }
 
 async fn resume(args: &ResumeArgs, report: &mut ForgetReport) -> anyhow::Result<()> {
-    let mut session = Session::trail(&args.trail)?;
+    let mut session = Session::trail(&args.trail)?.until(args.wait.deadline());
     let (_, mut journal) = session.journal(&args.request_id)?;
     *report = ForgetReport::of_journal(&journal);
     if journal.status == RequestStatus::Completed {
