@@ -132,6 +132,13 @@ pub struct RequestJournal {
     /// The last `verify --physical` of the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physical: Option<PhysicalCheck>,
+    /// Rows of the events table (its active parts) right after the rows
+    /// the request targets were counted: with them, the least the table
+    /// must still hold once the request is verified (see
+    /// `verify::rows_lost_outside`). None on clusters and on tables whose
+    /// merges or TTL remove rows of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_rows_before: Option<TableRows>,
 }
 
 /// When the disks were last checked for a request's rows, and what was
@@ -236,6 +243,14 @@ impl RequestJournal {
 }
 
 /// The current time, RFC 3339 with milliseconds, UTC.
+/// A count of a table's rows and when it was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRows {
+    pub rows: u64,
+    /// Seconds since the epoch, as the server's clock said.
+    pub at_unix: u64,
+}
+
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }

@@ -153,6 +153,11 @@ impl ForgetReport {
             self.rollups = result.rollups.clone();
         }
         self.audit = result.audit.clone();
+        for warning in &result.warnings {
+            if !self.warnings.contains(warning) {
+                self.warnings.push(warning.clone());
+            }
+        }
     }
 
     /// Record `error` in the report (the status follows what was issued).

@@ -10,7 +10,7 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorCode, Failure};
-use crate::journal::{Member, RequestJournal};
+use crate::journal::{Member, RequestJournal, TableRows};
 use crate::plan::{Target, TargetKind};
 use crate::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas};
 use crate::request::{RawId, Scope, ValidId};
@@ -20,6 +20,126 @@ use crate::state::Key;
 use crate::stitch::StitchedId;
 
 const LATE_ANONYMOUS_SQL: &str = include_str!("../sql/late_anonymous.sql");
+const TABLE_ROWS_SQL: &str = include_str!("../sql/table_rows.sql");
+const OTHER_MUTATIONS_SQL: &str = include_str!("../sql/other_mutations.sql");
+
+#[derive(Row, Deserialize)]
+struct RowsNow {
+    rows: u64,
+    at_unix: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct MutationName {
+    mutation_id: String,
+}
+
+/// Whether rows of the scope's table can be counted from its parts and
+/// compared before and after a request: one server (a cluster's count
+/// would need every shard), and a plain `MergeTree` whose merges never
+/// drop rows (Replacing, Collapsing, Summing... do) and without TTL.
+pub fn table_rows_comparable(scope: &Scope, engine: &str, engine_full: &str) -> bool {
+    scope.cluster.is_none()
+        && matches!(engine, "MergeTree" | "ReplicatedMergeTree")
+        && !engine_full.contains(" TTL ")
+}
+
+/// The rows of the scope's events table now: the sum of its active
+/// parts' rows (metadata, no scan), with the server's time.
+pub async fn table_rows(server: &Server, scope: &Scope) -> anyhow::Result<TableRows> {
+    let sql = render(
+        TABLE_ROWS_SQL,
+        &[
+            (
+                "database",
+                &crate::sql::string_literal(scope.database.as_str()),
+            ),
+            ("table", &crate::sql::string_literal(scope.events.as_str())),
+        ],
+    )?;
+    let row = server
+        .fetch::<RowsNow>(&sql, "counting the table's rows")
+        .await?
+        .into_iter()
+        .next();
+    Ok(row.map_or(
+        TableRows {
+            rows: 0,
+            at_unix: 0,
+        },
+        |row| TableRows {
+            rows: row.rows,
+            at_unix: row.at_unix,
+        },
+    ))
+}
+
+/// Rows of the table that the request did not target and that are gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutsideLoss {
+    /// At least this many rows the request did not target are gone.
+    pub missing: u64,
+    pub before: TableRows,
+    pub now: TableRows,
+    /// Other mutations of the table created since the count before: the
+    /// rows may be theirs.
+    pub other_mutations: Vec<String>,
+}
+
+/// Once no targeted row remains: the table held `before` rows when the
+/// request counted its targets, the targets were `targeted` of them, so
+/// every other row is still there unless the table now holds fewer than
+/// `before - targeted` (rows inserted since can only hide a loss, never
+/// make one up). An independent count of what the mutations did, whatever
+/// they read: None when nothing is missing or the journal has no count.
+pub async fn rows_lost_outside(
+    server: &Server,
+    journal: &RequestJournal,
+) -> anyhow::Result<Option<OutsideLoss>> {
+    let Some(before) = journal.table_rows_before else {
+        return Ok(None);
+    };
+    let targeted: u64 = journal
+        .targets
+        .iter()
+        .flat_map(|target| target.rows_before.values())
+        .sum();
+    let now = table_rows(server, &journal.scope).await?;
+    let least = before.rows.saturating_sub(targeted);
+    if now.rows >= least {
+        return Ok(None);
+    }
+    let sql = render(
+        OTHER_MUTATIONS_SQL,
+        &[
+            (
+                "database",
+                &crate::sql::string_literal(journal.scope.database.as_str()),
+            ),
+            (
+                "table",
+                &crate::sql::string_literal(journal.scope.events.as_str()),
+            ),
+            ("since", &before.at_unix.to_string()),
+            (
+                "request_id",
+                &crate::sql::string_literal(journal.request_id.as_str()),
+            ),
+        ],
+    )?;
+    let other_mutations = server
+        .fetch::<MutationName>(&sql, "looking for other mutations of the table")
+        .await?
+        .into_iter()
+        .map(|row| row.mutation_id)
+        .collect();
+    Ok(Some(OutsideLoss {
+        missing: least - now.rows,
+        before,
+        now,
+        other_mutations,
+    }))
+}
 
 #[derive(Row, Deserialize)]
 struct IdCount {

@@ -205,6 +205,9 @@ pub struct RunResult {
     pub after: Option<Counts>,
     pub rollups: Option<RollupReport>,
     pub audit: Option<AuditOutcome>,
+    /// Warnings of the run itself (those of planning are the prepared
+    /// request's).
+    pub warnings: Vec<String>,
 }
 
 /// The rollup scope a journal shows before it runs (for reports).

@@ -244,6 +244,14 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         }
         Err(error) => return Err(error),
     };
+    // Right after the targets were counted: the least the table must
+    // still hold once they are gone (`verify::rows_lost_outside`).
+    let table_rows_before =
+        if verify::table_rows_comparable(&scope, &topology.engine, &topology.engine_full) {
+            Some(verify::table_rows(server, &scope).await?)
+        } else {
+            None
+        };
     if !counts.unread.is_empty() {
         let mut unread: Vec<String> = counts.unread.iter().map(ToString::to_string).collect();
         unread.sort();
@@ -297,6 +305,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         scrubbed: false,
         partitions,
         physical: None,
+        table_rows_before,
     };
     for warning in &warnings {
         journal.record_step("warning", warning.clone());

@@ -40,6 +40,7 @@ pub async fn run(
         after: None,
         rollups: None,
         audit: None,
+        warnings: Vec::new(),
     };
     // From here on Ctrl-C ends the current wait instead of the process, so
     // that the run still journals, reports and audits where it stopped.
@@ -228,6 +229,14 @@ async fn drive(
         };
         let remaining = counts.total();
         result.verified = Some(remaining == 0);
+        if remaining == 0
+            && let Some(loss) = verify::rows_lost_outside(ctx.server, journal).await?
+        {
+            result.after = Some(counts.clone());
+            if let Some(error) = outside_loss(ctx, journal, &loss, result)? {
+                return Err(error);
+            }
+        }
         if remaining == 0 {
             result.after = Some(counts);
             // An ids table of a request planned by an earlier chforget
@@ -293,6 +302,54 @@ async fn drive(
 
 /// Give the targets at `indices` a new attempt (a new marker), journaled
 /// with the reason.
+/// Rows the request did not target are gone. With no other mutation of
+/// the table since the count before, the request's own mutations deleted
+/// them (or something outside any mutation did): the run stops with
+/// `forget_failed` and what to restore them from, and the count is taken
+/// again so that `resume`, once a person has looked, completes. With other
+/// mutations, the rows may be theirs: a warning, kept in the journal and
+/// the audit record.
+fn outside_loss(
+    ctx: &Context<'_>,
+    journal: &mut RequestJournal,
+    loss: &verify::OutsideLoss,
+    result: &mut RunResult,
+) -> anyhow::Result<Option<anyhow::Error>> {
+    let before = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(loss.before.at_unix),
+    );
+    let what = format!(
+        "{} rows of {} that this request did not target are gone: it held {} rows at {before} when the targets were counted, the targets were {} of them, and it holds {} now",
+        loss.missing,
+        journal.scope.events_table(),
+        loss.before.rows,
+        loss.before
+            .rows
+            .saturating_sub(loss.missing + loss.now.rows),
+        loss.now.rows
+    );
+    if !loss.other_mutations.is_empty() {
+        let warning = format!(
+            "{what}; other mutations of the table ran since ({}), so they may have removed them",
+            loss.other_mutations.join(", ")
+        );
+        journal.record_step("warning", warning.clone());
+        ctx.journals().save(journal)?;
+        result.warnings.push(warning);
+        return Ok(None);
+    }
+    let message = format!(
+        "{what}, and no other mutation of the table ran since. Restore them from a backup taken before {before}; the parts they were in stay on disk as inactive parts for the server's old_parts_lifetime (480 s by default): copy them from the table's data directory now (`{}` lists them). Once that is understood, `{}` verifies again and completes the request",
+        crate::hint::command(&format!("verify {} --physical", journal.request_id)),
+        crate::hint::command(&format!("resume {}", journal.request_id))
+    );
+    journal.record_step("rows_lost_outside", message.clone());
+    // Counted again: the loss is reported once, not at every resume.
+    journal.table_rows_before = Some(loss.now);
+    ctx.journals().save(journal)?;
+    Ok(Some(Failure::new(ErrorCode::ForgetFailed, message).into()))
+}
+
 fn reissue(journal: &mut RequestJournal, indices: &[usize], why: &str) {
     for &index in indices {
         let marker = journal.targets[index].new_attempt(&journal.request_id);

@@ -387,3 +387,88 @@ async fn resume_on_another_server_is_refused_and_the_printed_hint_works() {
         .await
         .expect("drop");
 }
+
+/// Rows the request did not target disappear while its mutation runs (a
+/// partition of another project dropped here; in the attack this guards
+/// against, a mutation that read more than the request's ids): the count
+/// of the table's rows before and after tells, whatever the mutation
+/// read. With no other mutation of the table since, the run is never
+/// `completed`: `forget_failed`, naming how many rows and what to restore
+/// them from; a later `resume`, once a person has looked, completes. When
+/// another mutation of the table ran meanwhile, the rows may be its own:
+/// the request completes with a warning that says so.
+#[tokio::test]
+async fn rows_gone_outside_the_targets_are_reported() {
+    for (index, other_mutation) in [false, true].into_iter().enumerate() {
+        let db = crate::test_db!(format!("_{index}"));
+        db.seed().await;
+        // Bystanders alone in a partition (January 2025).
+        let bystanders: Vec<_> = (0..5)
+            .map(|i| {
+                crate::common::event(
+                    "p9",
+                    Some("b1"),
+                    &format!("ab{i}"),
+                    "s9",
+                    "view",
+                    "keep-bystander",
+                    "ip9",
+                    1_735_689_600 + i,
+                )
+            })
+            .collect();
+        crate::common::insert_events(&db.client, &bystanders).await;
+        let kept = db
+            .fingerprint("url NOT IN ('target-user', 'target-anon', 'keep-bystander')")
+            .await;
+        let crashed = run(db
+            .chforget()
+            .env("CHFORGET_CRASH_AT", "queued")
+            .args(FORGET_U1_JSON)
+            .arg("--anonymous"));
+        assert_ne!(crashed.code, 0, "the crash point was not reached");
+        let pending = run(db.chforget().args(["status", "--output", "json"])).json();
+        let request = pending[0]["request_id"].as_str().expect("id").to_string();
+        if other_mutation {
+            db.exec("ALTER TABLE events DELETE WHERE url = 'keep-bystander'")
+                .await;
+        } else {
+            db.exec("ALTER TABLE events DROP PARTITION 202501").await;
+        }
+        let resumed = run(db.chforget().args(["resume", "--output", "json", &request]));
+        let report = resumed.json();
+        if other_mutation {
+            assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+            assert_eq!(report["status"], "completed", "{report:#}");
+            let warnings = report["warnings"].to_string();
+            assert!(
+                warnings.contains("5 rows") && warnings.contains("other mutations"),
+                "{report:#}"
+            );
+        } else {
+            assert_eq!(resumed.code, 4, "{}", resumed.stderr);
+            assert_ne!(report["status"], "completed", "{report:#}");
+            assert_eq!(report["error"]["code"], "forget_failed", "{report:#}");
+            let message = report["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("5 rows") && message.contains("did not target are gone"),
+                "{message}"
+            );
+            assert!(message.contains("Restore them from a backup"), "{message}");
+            // Looked at: the next resume completes.
+            let again = run(db.chforget().args(["resume", "--output", "json", &request]));
+            assert_eq!(again.code, 0, "{}", again.stderr);
+            assert_eq!(again.json()["status"], "completed");
+        }
+        assert_eq!(
+            db.count("SELECT count() FROM events WHERE url IN ('target-user', 'target-anon')")
+                .await,
+            0
+        );
+        assert_eq!(
+            db.fingerprint("url NOT IN ('target-user', 'target-anon', 'keep-bystander')")
+                .await,
+            kept
+        );
+    }
+}
