@@ -18,8 +18,17 @@ pub struct StitchArgs {
     #[arg(long, env = "CHFORGET_PROJECT")]
     pub project: String,
     /// The user_id whose anonymous ids to find
-    #[arg(long = "user", visible_alias = "user-id", value_name = "USER_ID")]
-    pub user_id: String,
+    #[arg(
+        long = "user",
+        visible_alias = "user-id",
+        value_name = "USER_ID",
+        required_unless_present = "user_hex"
+    )]
+    pub user_id: Option<String>,
+    /// The user_id as its bytes in hex (`610962` for a<TAB>b): names a stored
+    /// user_id with control characters, which --user refuses
+    #[arg(long = "user-hex", value_name = "HEX", conflicts_with = "user_id")]
+    pub user_hex: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
@@ -36,7 +45,11 @@ struct StitchReport<'a> {
 }
 
 pub async fn run(args: StitchArgs) -> anyhow::Result<()> {
-    let subject = Subject::new(&args.project, &args.user_id)?;
+    let subject = Subject::new(
+        &args.project,
+        args.user_id.as_deref(),
+        args.user_hex.as_deref(),
+    )?;
     let (profile, place, server) = read_placed(&args.server, &args.place).await?;
     let mut scope = scope_of(&server, &profile, &subject.project_id, &place);
     settle_scope(&server, &mut scope).await?;
