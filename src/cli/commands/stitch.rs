@@ -13,17 +13,13 @@ use crate::schema;
 use crate::stitch::{self, StitchedId};
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["user_id", "user_hex"])))]
 pub struct StitchArgs {
     /// Project the user belongs to
     #[arg(long, env = "CHFORGET_PROJECT")]
     pub project: String,
     /// The user_id whose anonymous ids to find
-    #[arg(
-        long = "user",
-        visible_alias = "user-id",
-        value_name = "USER_ID",
-        required_unless_present = "user_hex"
-    )]
+    #[arg(long = "user", visible_alias = "user-id", value_name = "USER_ID")]
     pub user_id: Option<String>,
     /// The user_id as its bytes in hex (`610962` for a<TAB>b): names a stored
     /// user_id with control characters, which --user refuses
