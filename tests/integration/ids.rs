@@ -541,6 +541,11 @@ async fn a_user_id_with_a_tab_is_erased_by_user_hex_and_by_a_json_lines_escape()
             > 0,
         "the audit record names the id with its tab"
     );
+    let shown = run(db
+        .chforget()
+        .args(["audit", "show", "--user-hex", &hex, "--output", "json"]));
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(shown.stdout.contains("tab\\ttabsecret"), "{}", shown.stdout);
     let trail = run(db.chforget().args(["audit", "verify"]));
     assert_eq!(trail.code, 0, "{}", trail.stderr);
 }
