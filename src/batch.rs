@@ -57,7 +57,7 @@ pub fn parse(text: &str, require_approval: bool) -> (Vec<BatchLine>, Vec<Rejecte
     let mut bad = Vec::new();
     let mut seen = BTreeSet::new();
     for (line, parsed) in raw {
-        match parsed.and_then(|raw| validate(line, raw, require_approval)) {
+        match parsed.and_then(|raw| validate(line, raw, json, require_approval)) {
             Ok(valid) => {
                 if seen.insert((valid.project_id.clone(), valid.user_id.clone())) {
                     good.push(valid);
@@ -217,7 +217,15 @@ fn header_problem(names: &[String]) -> Option<String> {
     None
 }
 
-fn validate(line: usize, raw: RawLine, require_approval: bool) -> Result<BatchLine, String> {
+/// `json`: the line is JSON, where a control character in a user_id can only
+/// have been written on purpose, as an escape (`"a\tb"`, `"\u0001"`); in CSV
+/// a raw tab is more likely a paste error and stays refused.
+fn validate(
+    line: usize,
+    raw: RawLine,
+    json: bool,
+    require_approval: bool,
+) -> Result<BatchLine, String> {
     let fields = [
         ("project_id", &raw.project_id),
         ("user_id", &raw.user_id),
@@ -232,15 +240,20 @@ fn validate(line: usize, raw: RawLine, require_approval: bool) -> Result<BatchLi
             && !value.trim().is_empty()
         {
             return Err(format!(
-                "{name} {} has surrounding whitespace; ids are matched exactly, so remove it (or, if the stored id really has it, use `chforget forget --user` for that id)",
+                "{name} {} has surrounding whitespace; ids are matched exactly, so remove it (or, if the stored id really has it, name that id with `chforget forget --user-hex HEX`, its bytes in hex)",
                 crate::error::shown(value)
             ));
         }
     }
     let project_id = ValidId::new("project_id", raw.project_id.as_deref().unwrap_or_default())
         .map_err(|e| e.message)?;
-    let user_id = ValidId::new("user_id", raw.user_id.as_deref().unwrap_or_default())
-        .map_err(|e| e.message)?;
+    let user_id = raw.user_id.as_deref().unwrap_or_default();
+    let user_id = if json {
+        ValidId::with_controls("user_id", user_id)
+    } else {
+        ValidId::new("user_id", user_id)
+    }
+    .map_err(|e| e.message)?;
     let empty_as_none = |v: Option<String>| v.filter(|s| !s.is_empty());
     let meta = AuditMeta {
         requested_by: empty_as_none(raw.requested_by),
@@ -287,6 +300,25 @@ mod tests {
         assert!(bad[0].error.contains("whitespace"), "{}", bad[0].error);
         let (_, bad) = parse("{\"project_id\":\"p1\",\"user_id\":\"u1 \"}\n", false);
         assert_eq!(bad.len(), 1);
+    }
+
+    #[test]
+    fn json_escapes_name_control_characters_csv_refuses_them_saying_how() {
+        let text = "{\"project_id\":\"p1\",\"user_id\":\"a\\tb\"}\n{\"project_id\":\"p1\",\"user_id\":\"x\\u0001\"}\n{\"project_id\":\"p1\",\"user_id\":\"\\t\"}\n{\"project_id\":\"p1\",\"user_id\":\"\\tc\"}\n";
+        let (good, bad) = parse(text, false);
+        let users: Vec<&str> = good.iter().map(|l| l.user_id.as_str()).collect();
+        assert_eq!(users, ["a\tb", "x\u{1}"]);
+        // Blank, and surrounding whitespace (a leading tab) stay refused; the
+        // latter names --user-hex.
+        assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), [3, 4]);
+        assert!(bad[1].error.contains("--user-hex"), "{}", bad[1].error);
+        let (good, bad) = parse("project_id,user_id\np1,\"a\tb\"\n", false);
+        assert!(good.is_empty());
+        assert!(
+            bad[0].error.contains("--user-hex 610962") && bad[0].error.contains("JSON"),
+            "{}",
+            bad[0].error
+        );
     }
 
     #[test]

@@ -14,14 +14,89 @@ pub const MAX_ID_BYTES: usize = 1024;
 /// An id a person typed: not empty or blank, no control characters, at most
 /// [`MAX_ID_BYTES`]. Surrounding whitespace is kept (it is part of the id);
 /// a request that matches nothing names stored ids that differ from it only
-/// by whitespace or case.
+/// by whitespace or case. Control characters are accepted only where they
+/// were written explicitly: `--user-hex` and JSON escapes in a JSON-lines
+/// batch file (a raw tab in argv or a CSV field is more often a paste error).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ValidId(String);
 
 impl ValidId {
     pub fn new(field: &str, value: &str) -> Result<Self, Failure> {
-        let reason = if value.trim().is_empty() {
+        let reason = Self::size_reason(value).or_else(|| {
+            value.chars().find(|c| c.is_control()).map(|c| {
+                // A stored id can hold control characters: say how to name one
+                // rather than leave the subject without a way through.
+                let how = if field.contains("user") {
+                    format!(
+                        "; to name a stored user_id that really holds it, give its bytes in hex with --user-hex {} or write it with a JSON escape in a JSON-lines batch file (\"user_id\": \"a\\tb\")",
+                        encode_hex(value.as_bytes())
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "contains the control character U+{:04X}{how}",
+                    c as u32
+                )
+            })
+        });
+        Self::accept(field, value, reason)
+    }
+
+    /// An id whose control characters were written explicitly (a JSON
+    /// escape in a JSON-lines batch file): as [`ValidId::new`] but control
+    /// characters are part of the id. Blank ids stay refused.
+    pub fn with_controls(field: &str, value: &str) -> Result<Self, Failure> {
+        Self::accept(field, value, Self::size_reason(value))
+    }
+
+    /// `--user-hex`: the id's bytes in hex, so that any stored user_id can be
+    /// named, control characters and surrounding whitespace included. Only
+    /// empty ids are refused (they name no subject), and ids that are not
+    /// UTF-8: a subject's id is kept as text through the journal, the audit
+    /// trail and every report.
+    pub fn from_hex(field: &str, hex: &str) -> Result<Self, Failure> {
+        let refuse = |reason: String| {
+            Err(Failure::new(
+                ErrorCode::InvalidPayload,
+                format!("{field} {reason}; nothing was sent to ClickHouse"),
+            ))
+        };
+        let hex = hex.trim();
+        if hex.is_empty() {
+            return refuse("is empty; give the id's bytes in hex (e.g. 610962 for a<TAB>b)".into());
+        }
+        if let Some((at, c)) = hex.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+            return refuse(format!(
+                "has {} at position {}, which is not a hex digit (0-9, a-f)",
+                crate::error::shown(&c.to_string()),
+                at + 1
+            ));
+        }
+        if !hex.len().is_multiple_of(2) {
+            return refuse(format!(
+                "has {} hex digits; every byte takes two",
+                hex.len()
+            ));
+        }
+        let Some(bytes) = decode_hex(hex) else {
+            return refuse("is not valid hex".into());
+        };
+        match String::from_utf8(bytes) {
+            // Explicit bytes: a blank id (" ", a lone tab) is named on purpose.
+            Ok(text) if text.len() > MAX_ID_BYTES => {
+                Self::accept(field, &text, Self::size_reason(&text))
+            }
+            Ok(text) => Ok(ValidId(text)),
+            Err(_) => refuse(
+                "is not UTF-8 text; chforget names user_ids that are UTF-8 (with any control characters), not other bytes".into(),
+            ),
+        }
+    }
+
+    fn size_reason(value: &str) -> Option<String> {
+        if value.trim().is_empty() {
             Some("is empty or only whitespace".to_string())
         } else if value.len() > MAX_ID_BYTES {
             Some(format!(
@@ -29,11 +104,11 @@ impl ValidId {
                 value.len()
             ))
         } else {
-            value
-                .chars()
-                .find(|c| c.is_control())
-                .map(|c| format!("contains the control character U+{:04X}", c as u32))
-        };
+            None
+        }
+    }
+
+    fn accept(field: &str, value: &str, reason: Option<String>) -> Result<Self, Failure> {
         match reason {
             Some(reason) => Err(Failure::new(
                 ErrorCode::InvalidPayload,
@@ -43,9 +118,40 @@ impl ValidId {
         }
     }
 
+    /// Whether the id holds a control character: people see it escaped
+    /// (see [`id_for_people`]).
+    pub fn has_controls(&self) -> bool {
+        self.0.chars().any(char::is_control)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// An id as people read it in human output: as it is when it has no control
+/// character; else with each control character written `\xNN` (backslashes
+/// doubled, so that escapes cannot be confused with the id's own text) and
+/// the exact bytes in hex, as `--user-hex` takes them:
+/// `a\x09b (hex 610962)`. JSON output keeps the id itself.
+pub fn id_for_people(id: &str) -> String {
+    if !id.chars().any(char::is_control) {
+        return id.to_string();
+    }
+    let mut out = String::with_capacity(id.len() + 16);
+    for c in id.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if c.is_control() {
+            let mut buf = [0u8; 4];
+            for byte in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{byte:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    format!("{out} (hex {})", encode_hex(id.as_bytes()))
 }
 
 impl std::fmt::Display for ValidId {
@@ -229,11 +335,25 @@ pub struct Subject {
 }
 
 impl Subject {
-    pub fn new(project_id: &str, user_id: &str) -> Result<Self, Failure> {
+    /// From `--project` and `--user` or `--user-hex` (clap makes sure one
+    /// of them is given).
+    pub fn new(
+        project_id: &str,
+        user: Option<&str>,
+        user_hex: Option<&str>,
+    ) -> Result<Self, Failure> {
         Ok(Subject {
             project_id: ValidId::new("--project", project_id)?,
-            user_id: ValidId::new("--user", user_id)?,
+            user_id: user_arg(user, user_hex)?,
         })
+    }
+}
+
+/// The user_id `--user TEXT` or `--user-hex HEX` names.
+pub fn user_arg(user: Option<&str>, user_hex: Option<&str>) -> Result<ValidId, Failure> {
+    match (user, user_hex) {
+        (_, Some(hex)) => ValidId::from_hex("--user-hex", hex),
+        (user, None) => ValidId::new("--user", user.unwrap_or_default()),
     }
 }
 
@@ -409,6 +529,82 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn user_hex_names_any_utf8_id_and_refuses_bad_hex() {
+        let tab = ValidId::from_hex("--user-hex", "610962").expect("tab");
+        assert_eq!(tab.as_str(), "a\tb");
+        assert!(tab.has_controls());
+        // Upper case digits, a lone control character, surrounding blanks:
+        // explicit bytes are named as given.
+        assert_eq!(
+            ValidId::from_hex("--user-hex", "C3A90A").map(|i| i.0).ok(),
+            Some("é\n".to_string())
+        );
+        assert_eq!(
+            ValidId::from_hex("--user-hex", "2061").map(|i| i.0).ok(),
+            Some(" a".to_string())
+        );
+        let message = |hex: &str| {
+            ValidId::from_hex("--user-hex", hex)
+                .err()
+                .map(|e| (e.code, e.message))
+        };
+        for (hex, says) in [
+            ("", "is empty"),
+            ("   ", "is empty"),
+            ("610", "3 hex digits"),
+            ("6", "1 hex digits"),
+            ("61g2", "position 3"),
+            ("0x61", "position 2"),
+            ("61 62", "position 3"),
+            ("ff", "not UTF-8"),
+            ("c3", "not UTF-8"),
+        ] {
+            let found = message(hex);
+            assert!(
+                found
+                    .as_ref()
+                    .is_some_and(|(code, m)| *code == ErrorCode::InvalidPayload && m.contains(says)),
+                "{hex:?}: {found:?}"
+            );
+        }
+        let long = "61".repeat(MAX_ID_BYTES + 1);
+        assert!(message(&long).is_some_and(|(_, m)| m.contains("bytes long")));
+        assert!(ValidId::from_hex("--user-hex", &"61".repeat(MAX_ID_BYTES)).is_ok());
+    }
+
+    #[test]
+    fn a_refused_control_character_says_how_to_name_the_id() {
+        let refused = ValidId::new("--user", "a\tb").err().map(|e| e.message);
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|m| m.contains("--user-hex 610962") && m.contains("JSON")),
+            "{refused:?}"
+        );
+        // Explicit escapes (JSON lines) are accepted; blank stays refused.
+        assert!(ValidId::with_controls("user_id", "a\tb").is_ok());
+        assert!(ValidId::with_controls("user_id", "\u{1}").is_ok());
+        assert!(ValidId::with_controls("user_id", "\t").is_err());
+        assert_eq!(
+            user_arg(None, Some("610962")).map(|i| i.0).ok(),
+            Some("a\tb".to_string())
+        );
+        assert!(user_arg(Some("a\tb"), None).is_err());
+    }
+
+    #[test]
+    fn ids_with_control_characters_read_unambiguously() {
+        assert_eq!(id_for_people("plain \\ id"), "plain \\ id");
+        assert_eq!(id_for_people("a\tb"), "a\\x09b (hex 610962)");
+        // The id's own backslash cannot pass for an escape.
+        assert_eq!(
+            id_for_people("a\\x09\u{1}"),
+            "a\\\\x09\\x01 (hex 615c78303901)"
+        );
+        assert_eq!(id_for_people("\u{85}"), "\\xC2\\x85 (hex c285)");
     }
 
     #[test]

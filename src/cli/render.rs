@@ -6,6 +6,7 @@ use crate::output;
 use crate::pipeline::Outcome;
 use crate::plan::TargetKind;
 use crate::report::{BatchReport, ForgetReport};
+use crate::request::id_for_people;
 use crate::rollup::RollupReport;
 use crate::stitch::StitchedId;
 use crate::verify::RowCounts;
@@ -14,7 +15,7 @@ pub fn render_forget(report: &ForgetReport) -> String {
     let mut fields = vec![
         ("request", report.request_id.clone()),
         ("project", report.project_id.clone()),
-        ("user", report.user_id.clone()),
+        ("user", id_for_people(&report.user_id)),
         ("status", report.status.to_string()),
     ];
     if let Some(cluster) = &report.cluster {
@@ -215,7 +216,7 @@ pub fn render_batch(report: &BatchReport) -> String {
                 vec![
                     u.line.to_string(),
                     u.project_id.clone(),
-                    u.user_id.clone(),
+                    id_for_people(&u.user_id),
                     u.status.to_string(),
                     counts(&u.rows, TargetKind::User),
                     counts(&u.rows, TargetKind::Anonymous),

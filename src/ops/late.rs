@@ -43,24 +43,23 @@ pub struct VerifyReport {
 /// (required when the journal holds the user ids only as hashes).
 pub fn subjects<'a>(
     journal: &'a RequestJournal,
-    wanted: Option<&str>,
+    wanted: Option<&ValidId>,
     key: &Key,
 ) -> anyhow::Result<Vec<(ValidId, &'a Member)>> {
     match wanted {
-        Some(user) => {
-            let valid = ValidId::new("--user", user)?;
-            let member = journal.member(user, key).ok_or_else(|| {
+        Some(valid) => {
+            let member = journal.member(valid.as_str(), key).ok_or_else(|| {
                 Failure::new(
                     ErrorCode::InvalidPayload,
                     format!("--user is not a user of request {}", journal.request_id),
                 )
             })?;
-            Ok(vec![(valid, member)])
+            Ok(vec![(valid.clone(), member)])
         }
         None if journal.scrubbed && journal.meta.redact_user => fail(
             ErrorCode::InvalidPayload,
             format!(
-                "request {} recorded its user ids only as hashes: pass --user USER_ID",
+                "request {} recorded its user ids only as hashes: pass --user USER_ID (or --user-hex HEX)",
                 journal.request_id
             ),
         ),

@@ -305,3 +305,286 @@ async fn ids_beyond_max_query_size_stay_in_the_one_statement() {
         );
     }
 }
+
+/// The stored user_id of the tab tests: a tab inside, and a marker that must
+/// not be kept in clear with --redact-user.
+const TAB_USER: &str = "tab\ttabsecret";
+
+fn tab_user_hex() -> String {
+    TAB_USER.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// User `TAB_USER` in p1 (its rows and a NULL user_id row of its device),
+/// and bystanders that differ from it by the tab alone: the same text
+/// without it, with a space, with a backslash-t written out; NULL user_id
+/// rows; the same user and device in another project.
+async fn seed_tab_user(db: &TestDb) {
+    use crate::common::{NOV_2026, event, insert_events};
+    db.seed().await;
+    let mut rows = Vec::new();
+    for i in 0..3 {
+        rows.push(event(
+            "p1",
+            Some(TAB_USER),
+            "dev-tab",
+            "s-tab",
+            "pageview",
+            "target-tab",
+            "ip",
+            NOV_2026 + i,
+        ));
+    }
+    rows.push(event(
+        "p1",
+        None,
+        "dev-tab",
+        "s-tab",
+        "pageview",
+        "target-tab-anon",
+        "ip",
+        NOV_2026 + 10,
+    ));
+    for (i, near) in ["tabtabsecret", "tab tabsecret", "tab\\ttabsecret", "tab\t"]
+        .into_iter()
+        .enumerate()
+    {
+        rows.push(event(
+            "p1",
+            Some(near),
+            &format!("dev-near-{i}"),
+            "s-near",
+            "pageview",
+            "keep-tab-near",
+            "ip",
+            NOV_2026 + 20,
+        ));
+    }
+    rows.push(event(
+        "p1",
+        None,
+        "dev-null",
+        "s-null",
+        "pageview",
+        "keep-tab-null",
+        "ip",
+        NOV_2026 + 30,
+    ));
+    for user in [Some(TAB_USER), None] {
+        rows.push(event(
+            "p2",
+            user,
+            "dev-tab",
+            "s-tab",
+            "pageview",
+            "keep-tab-other-project",
+            "ip",
+            NOV_2026 + 40,
+        ));
+    }
+    insert_events(&db.client, &rows).await;
+}
+
+/// What an erasure of `TAB_USER` with --anonymous deletes, and what it must
+/// keep: every other row, bystanders above all, by count and checksum.
+async fn assert_only_the_tab_user_went(db: &TestDb, kept: (u64, u64), near: (u64, u64)) {
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE url IN ('target-tab', 'target-tab-anon')")
+            .await,
+        0,
+        "the tab user's rows and its device's anonymous row are gone"
+    );
+    assert_eq!(near.0, 4 + 1 + 2, "bystanders seeded");
+    assert_eq!(
+        db.fingerprint("url IN ('keep-tab-near', 'keep-tab-null', 'keep-tab-other-project')")
+            .await,
+        near,
+        "ids that differ by the tab, NULL user rows and p2 untouched"
+    );
+    assert_eq!(
+        db.fingerprint("url NOT IN ('target-tab', 'target-tab-anon')")
+            .await,
+        kept,
+        "nothing else was touched"
+    );
+}
+
+#[tokio::test]
+async fn a_user_id_with_a_tab_is_erased_by_user_hex_and_by_a_json_lines_escape() {
+    let db = crate::test_db!();
+    seed_tab_user(&db).await;
+    let kept = db
+        .fingerprint("url NOT IN ('target-tab', 'target-tab-anon')")
+        .await;
+    let near = db
+        .fingerprint("url IN ('keep-tab-near', 'keep-tab-null', 'keep-tab-other-project')")
+        .await;
+    let hex = tab_user_hex();
+    let stitched = run(db.chforget().args([
+        "stitch",
+        "--project",
+        "p1",
+        "--user-hex",
+        &hex,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(stitched.code, 0, "{}", stitched.stderr);
+    assert_eq!(stitched.json()["user_id"], TAB_USER);
+    assert_eq!(stitched.json()["anonymous_ids"], 1, "{}", stitched.stdout);
+
+    // People see the tab escaped, with the bytes to name the id by.
+    let planned = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user-hex",
+        &hex,
+        "--anonymous",
+        "--dry-run",
+    ]));
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    assert!(
+        planned
+            .stdout
+            .contains(&format!("tab\\x09tabsecret (hex {hex})")),
+        "{}",
+        planned.stdout
+    );
+
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user-hex",
+        &hex,
+        "--anonymous",
+        "--redact-user",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = output.json();
+    assert_eq!(report["status"], "completed", "{}", output.stdout);
+    assert_eq!(report["user_id"], TAB_USER);
+    assert_eq!(report["rows"]["user"]["before"], 3, "{}", output.stdout);
+    assert_only_the_tab_user_went(&db, kept, near).await;
+    // --redact-user: neither the state directory nor the audit table keeps
+    // the id in clear, in any of its forms.
+    for file in files_under(db.state_path()) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).expect("read")).to_string();
+        assert!(
+            !text.contains("tabsecret"),
+            "{} holds the user id in clear",
+            file.display()
+        );
+    }
+    assert_eq!(
+        db.count(
+            "SELECT count() FROM forget_audit WHERE position(record, 'tabsecret') > 0 OR position(user_id, 'tabsecret') > 0"
+        )
+        .await,
+        0,
+        "forget_audit holds the user id in clear"
+    );
+    let request = report["request_id"].as_str().expect("id").to_string();
+    let verify =
+        run(db
+            .chforget()
+            .args(["verify", &request, "--user-hex", &hex, "--output", "json"]));
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    assert_eq!(verify.json()["users"][0]["user_id"], TAB_USER);
+    let trail = run(db.chforget().args(["audit", "verify"]));
+    assert_eq!(trail.code, 0, "{}", trail.stderr);
+
+    // The same subject named in a JSON-lines batch, in a second database;
+    // the audit record keeps the id itself (no --redact-user).
+    let db = crate::test_db!("_batch");
+    seed_tab_user(&db).await;
+    let kept = db
+        .fingerprint("url NOT IN ('target-tab', 'target-tab-anon')")
+        .await;
+    let near = db
+        .fingerprint("url IN ('keep-tab-near', 'keep-tab-null', 'keep-tab-other-project')")
+        .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("batch.jsonl");
+    std::fs::write(
+        &file,
+        "{\"project_id\": \"p1\", \"user_id\": \"tab\\ttabsecret\", \"ticket\": \"T-1\"}\n",
+    )
+    .expect("batch file");
+    let output = run(db.chforget().args(["forget", "--batch"]).arg(&file).args([
+        "--anonymous",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
+    let report = output.json();
+    assert_eq!(
+        report["rejected"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        output.stdout
+    );
+    assert_eq!(report["users"][0]["user_id"], TAB_USER, "{}", output.stdout);
+    assert_eq!(
+        report["users"][0]["status"], "completed",
+        "{}",
+        output.stdout
+    );
+    assert_only_the_tab_user_went(&db, kept, near).await;
+    assert!(
+        db.count("SELECT count() FROM forget_audit WHERE user_id = 'tab\\ttabsecret'")
+            .await
+            > 0,
+        "the audit record names the id with its tab"
+    );
+    let shown = run(db
+        .chforget()
+        .args(["audit", "show", "--user-hex", &hex, "--output", "json"]));
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(shown.stdout.contains("tab\\ttabsecret"), "{}", shown.stdout);
+    let trail = run(db.chforget().args(["audit", "verify"]));
+    assert_eq!(trail.code, 0, "{}", trail.stderr);
+}
+
+#[tokio::test]
+async fn a_tab_in_user_is_refused_naming_user_hex_and_nothing_is_sent() {
+    let db = crate::test_db!();
+    seed_tab_user(&db).await;
+    let before = db.fingerprint("1").await;
+    let output = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        TAB_USER,
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 2, "{}", output.stdout);
+    let message = output.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains(&format!("--user-hex {}", tab_user_hex())) && message.contains("JSON"),
+        "{message}"
+    );
+    // A CSV batch line with a raw tab is refused the same way.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("batch.csv");
+    std::fs::write(&file, "project_id,user_id\np1,\"tab\ttabsecret\"\n").expect("batch file");
+    let batch = run(db
+        .chforget()
+        .args(["forget", "--batch"])
+        .arg(&file)
+        .args(["--yes", "--output", "json"]));
+    let rejected = batch.json()["rejected"].to_string();
+    assert!(rejected.contains("--user-hex"), "{}", batch.stdout);
+    assert_eq!(db.fingerprint("1").await, before, "nothing was deleted");
+    assert_eq!(db.mutation_count().await, 0, "nothing was issued");
+}

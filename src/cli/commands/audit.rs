@@ -9,7 +9,7 @@ use crate::error::{ErrorCode, fail};
 use crate::ops::audit::{self, TrailCheck, describe};
 use crate::output::{self, OutputFormat};
 use crate::plan::TargetKind;
-use crate::request::RequestId;
+use crate::request::{RequestId, ValidId, id_for_people};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -32,11 +32,14 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The request id
-    #[arg(value_name = "REQUEST_ID", required_unless_present = "user")]
+    #[arg(value_name = "REQUEST_ID", required_unless_present_any = ["user", "user_hex"])]
     pub request_id: Option<String>,
     /// Find the requests of this user_id (also when it was recorded redacted)
     #[arg(long, value_name = "USER_ID", conflicts_with = "request_id")]
     pub user: Option<String>,
+    /// As --user, the user_id's bytes in hex (`610962` for a<TAB>b)
+    #[arg(long = "user-hex", value_name = "HEX", conflicts_with_all = ["request_id", "user"])]
+    pub user_hex: Option<String>,
     #[command(flatten)]
     pub local: LocalArgs,
 }
@@ -98,12 +101,11 @@ fn show(args: ShowArgs) -> anyhow::Result<()> {
         .map(RequestId::parse)
         .transpose()?;
     let key = session.existing_key()?;
-    let found = audit::show(
-        &session.state,
-        key.as_ref(),
-        id.as_ref(),
-        args.user.as_deref(),
-    )?;
+    let user = match &args.user_hex {
+        Some(hex) => Some(ValidId::from_hex("--user-hex", hex)?.as_str().to_string()),
+        None => args.user.clone(),
+    };
+    let found = audit::show(&session.state, key.as_ref(), id.as_ref(), user.as_deref())?;
     output::emit(session.output, &found, |records| {
         records
             .iter()
@@ -187,7 +189,7 @@ fn summary_table(records: &[AuditRecord]) -> String {
                 r.project_id.clone(),
                 match r.users {
                     Some(n) => format!("{n} users"),
-                    None => output::shorten(&r.user_id, 40),
+                    None => output::shorten(&id_for_people(&r.user_id), 40),
                 },
                 r.status.clone(),
                 rows_of(r, TargetKind::User),

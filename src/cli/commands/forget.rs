@@ -17,7 +17,7 @@ use crate::pipeline::RunMode;
 use crate::plan::ForgetOptions;
 use crate::progress;
 use crate::report::{BatchReport, ForgetReport};
-use crate::request::{AuditMeta, RequestId, Subject};
+use crate::request::{AuditMeta, RequestId, Subject, ValidId};
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
@@ -29,13 +29,17 @@ pub struct ForgetArgs {
         long = "user",
         visible_alias = "user-id",
         value_name = "USER_ID",
-        required_unless_present = "batch"
+        required_unless_present_any = ["batch", "user_hex"]
     )]
     pub user_id: Option<String>,
+    /// The user_id to erase, as its bytes in hex (`610962` for a<TAB>b): names
+    /// a stored user_id with control characters, which --user refuses
+    #[arg(long = "user-hex", value_name = "HEX", conflicts_with = "user_id")]
+    pub user_hex: Option<String>,
     /// Erase every user of a CSV (header row) or JSON-lines file with the fields
     /// project_id, user_id and optionally requested_by, approved_by, ticket, note:
     /// one mutation per project for all of them
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["project", "user_id"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["project", "user_id", "user_hex"])]
     pub batch: Option<std::path::PathBuf>,
     /// Also delete the anonymous rows (NULL user_id) of the anonymous ids stitched to the user
     #[arg(long)]
@@ -104,10 +108,18 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
         return result;
     }
     let request_id = RequestId::generate();
+    // The report names the user as given; a --user-hex that is not a valid
+    // id is named by the error alone.
+    let user = match (&args.user_hex, &args.user_id) {
+        (Some(hex), _) => ValidId::from_hex("--user-hex", hex)
+            .map(|id| id.as_str().to_string())
+            .unwrap_or_default(),
+        (None, user) => user.clone().unwrap_or_default(),
+    };
     let mut report = ForgetReport::new(
         request_id.as_str(),
         args.project.as_deref().unwrap_or_default(),
-        args.user_id.as_deref().unwrap_or_default(),
+        &user,
         args.options(),
     );
     let result = match run_one(&args, request_id, &mut report).await {
@@ -136,7 +148,8 @@ async fn run_one(
 ) -> anyhow::Result<Option<anyhow::Error>> {
     let subject = Subject::new(
         args.project.as_deref().unwrap_or_default(),
-        args.user_id.as_deref().unwrap_or_default(),
+        args.user_id.as_deref(),
+        args.user_hex.as_deref(),
     )?;
     let session = Session::change(&args.change)?
         .placed(&args.place)?

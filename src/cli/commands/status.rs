@@ -6,7 +6,7 @@ use crate::cli::args::LocalArgs;
 use crate::cli::context::Session;
 use crate::ops::status::{self, StatusLine};
 use crate::output::{self, OutputFormat};
-use crate::request::RequestId;
+use crate::request::{RequestId, id_for_people};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -77,7 +77,7 @@ fn table(lines: &[StatusLine]) -> String {
                 l.project_id.clone().unwrap_or_else(|| "-".to_string()),
                 match l.user_ids.as_slice() {
                     [] => "-".to_string(),
-                    [one] => one.clone(),
+                    [one] => id_for_people(one),
                     many => format!("{} users", many.len()),
                 },
                 match l.running_pid {

@@ -13,13 +13,18 @@ use crate::schema;
 use crate::stitch::{self, StitchedId};
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["user_id", "user_hex"])))]
 pub struct StitchArgs {
     /// Project the user belongs to
     #[arg(long, env = "CHFORGET_PROJECT")]
     pub project: String,
     /// The user_id whose anonymous ids to find
     #[arg(long = "user", visible_alias = "user-id", value_name = "USER_ID")]
-    pub user_id: String,
+    pub user_id: Option<String>,
+    /// The user_id as its bytes in hex (`610962` for a<TAB>b): names a stored
+    /// user_id with control characters, which --user refuses
+    #[arg(long = "user-hex", value_name = "HEX", conflicts_with = "user_id")]
+    pub user_hex: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
@@ -36,7 +41,11 @@ struct StitchReport<'a> {
 }
 
 pub async fn run(args: StitchArgs) -> anyhow::Result<()> {
-    let subject = Subject::new(&args.project, &args.user_id)?;
+    let subject = Subject::new(
+        &args.project,
+        args.user_id.as_deref(),
+        args.user_hex.as_deref(),
+    )?;
     let (profile, place, server) = read_placed(&args.server, &args.place).await?;
     let mut scope = scope_of(&server, &profile, &subject.project_id, &place);
     settle_scope(&server, &mut scope).await?;

@@ -17,6 +17,7 @@ use crate::output::{self, OutputFormat};
 use crate::physical::PhysicalReport;
 use crate::pipeline::RunMode;
 use crate::progress;
+use crate::request::{id_for_people, user_arg};
 use crate::track::TrackOptions;
 
 #[derive(Debug, Args)]
@@ -36,6 +37,9 @@ pub struct VerifyArgs {
     /// as hashes, with --redact-user)
     #[arg(long = "user", value_name = "USER_ID")]
     pub user_id: Option<String>,
+    /// As --user, the user_id's bytes in hex (`610962` for a<TAB>b)
+    #[arg(long = "user-hex", value_name = "HEX", conflicts_with = "user_id")]
+    pub user_hex: Option<String>,
     /// Also look at the disks: old parts the mutations replaced, detached
     /// parts, lightweight-delete masks, and the request's own traces in the
     /// system tables; the finding goes to the audit trail
@@ -64,7 +68,11 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let mut session = Session::trail(&args.trail)?;
     let (key, journal) = session.journal(&args.request_id)?;
     session.for_journal(&journal);
-    let users = late::subjects(&journal, args.user_id.as_deref(), &key)?;
+    let wanted = match (&args.user_id, &args.user_hex) {
+        (None, None) => None,
+        (user, hex) => Some(user_arg(user.as_deref(), hex.as_deref())?),
+    };
+    let users = late::subjects(&journal, wanted.as_ref(), &key)?;
     let since = args
         .since
         .as_deref()
@@ -212,7 +220,7 @@ fn render(report: &VerifyReport) -> String {
         out.push_str(&format!(
             "request {}, user {}: {} late rows of the user, {} late anonymous rows ({} anonymous ids)\n",
             report.request_id,
-            user.user_id,
+            id_for_people(&user.user_id),
             user.late_rows.user_rows,
             user.late_rows.anonymous_rows,
             user.late_rows.anonymous_ids_with_rows
