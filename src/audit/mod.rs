@@ -59,22 +59,20 @@ pub async fn write(
     let log = AuditLog::of(state);
     let first = records.remove(0);
     let appended = log.append(key, first, records, batch)?;
-    let lines: Vec<(AuditRecord, &chain::Appended)> = appended
-        .iter()
-        .filter_map(|a| {
-            serde_json::from_str::<AuditRecord>(&a.line)
-                .ok()
-                .map(|record| (record, a))
-        })
-        .collect();
-    let rows: Vec<AuditRow> = lines
-        .iter()
-        .map(|(record, appended)| AuditRow::of(appended, record))
-        .collect();
     let record_hash = appended
         .first()
         .map(|a| a.record_hash.clone())
         .unwrap_or_default();
+    // Each line is read back for its row's columns one at a time and moved
+    // into the row: a batch's records are not held twice.
+    let rows: Vec<AuditRow> = appended
+        .into_iter()
+        .filter_map(|a| {
+            serde_json::from_str::<AuditRecord>(&a.line)
+                .ok()
+                .map(|record| AuditRow::of(a, &record))
+        })
+        .collect();
     table::insert_rows(server, table, &rows).await.map_err(|error| {
         error.context(format!(
             "the audit record {record_hash} is in {} but not in {table}; `chforget audit verify` will report it",
