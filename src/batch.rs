@@ -3,7 +3,7 @@
 //! is validated before anything is sent; a bad line is refused with its line
 //! number and the good ones go on.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
 use serde::Deserialize;
 
@@ -55,11 +55,12 @@ pub fn parse(text: &str, require_approval: bool) -> (Vec<BatchLine>, Vec<Rejecte
     };
     let mut good = Vec::new();
     let mut bad = Vec::new();
-    let mut seen = BTreeSet::new();
+    // 16 bytes of a digest per line, not a copy of its ids.
+    let mut seen = HashSet::new();
     for (line, parsed) in raw {
         match parsed.and_then(|raw| validate(line, raw, json, require_approval)) {
             Ok(valid) => {
-                if seen.insert((valid.project_id.clone(), valid.user_id.clone())) {
+                if seen.insert(pair_digest(&valid.project_id, &valid.user_id)) {
                     good.push(valid);
                 } else {
                     bad.push(RejectedLine {
@@ -73,6 +74,20 @@ pub fn parse(text: &str, require_approval: bool) -> (Vec<BatchLine>, Vec<Rejecte
         }
     }
     (good, bad)
+}
+
+/// Identifies a (project, user) pair: SHA-256 of both, length-prefixed so
+/// that no two pairs give the same input, cut to 128 bits.
+fn pair_digest(project: &ValidId, user: &ValidId) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update((project.as_str().len() as u64).to_le_bytes());
+    hasher.update(project.as_str().as_bytes());
+    hasher.update(user.as_str().as_bytes());
+    let digest = hasher.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
 }
 
 fn parse_json(text: &str) -> Vec<(usize, Result<RawLine, String>)> {

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -17,7 +17,7 @@ use crate::identity::ServerIdentity;
 use crate::plan::{ForgetOptions, RollupScope, Target, TargetKind};
 use crate::redact::Secrets;
 use crate::request::{AuditMeta, RawId, RequestId, Scope, ValidId};
-use crate::state::{FileLock, Key, LockHolder, StateDir, state_error, write_durably};
+use crate::state::{FileLock, Key, LockHolder, StateDir, state_error, write_durably_with};
 use crate::stitch::StitchedId;
 
 /// The journal format this chforget writes.
@@ -255,7 +255,29 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
-/// A journal file as written: the journal's exact bytes and their HMAC.
+/// Write `value` as an envelope (its pretty JSON and the HMAC of exactly
+/// those bytes). The value is serialised twice, straight into the HMAC and
+/// then into `out` (serde_json writes the same bytes both times), so that a
+/// batch's journal is never held as text in memory.
+fn write_signed<T: Serialize>(out: &mut dyn Write, key: &Key, value: &T) -> std::io::Result<()> {
+    let mac = match key.mac_writer() {
+        Some(mut signer) => {
+            serde_json::to_writer_pretty(&mut signer, value)?;
+            signer.finish_hex()
+        }
+        None => String::from("unavailable"),
+    };
+    write!(
+        out,
+        "{{\n  \"format\": {FORMAT},\n  \"mac\": \"{mac}\",\n  \"journal\": "
+    )?;
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    out.write_all(b"\n}")
+}
+
+/// A journal file as written: the journal's exact bytes and their HMAC
+/// (what [`write_signed`] streams).
+#[cfg(test)]
 #[derive(Serialize)]
 struct Envelope<'a> {
     format: u32,
@@ -291,18 +313,13 @@ impl Journals<'_> {
     }
 
     /// Write the journal durably and signed: temp file, fsync, rename,
-    /// fsync directory.
+    /// fsync directory, streamed ([`write_signed`]).
     pub fn save(&self, journal: &RequestJournal) -> anyhow::Result<()> {
         self.state.prepare_for_writing()?;
-        let text = serde_json::to_string_pretty(journal).context("serialising the journal")?;
-        let raw = RawValue::from_string(text).context("serialising the journal")?;
-        let envelope = Envelope {
-            format: FORMAT,
-            mac: self.key.mac_hex(raw.get().as_bytes()),
-            journal: &raw,
-        };
-        let bytes = serde_json::to_vec_pretty(&envelope).context("serialising the journal")?;
-        write_durably(&self.path(&journal.request_id), &bytes).map_err(state_error)
+        write_durably_with(&self.path(&journal.request_id), |file| {
+            write_signed(file, self.key, journal)
+        })
+        .map_err(state_error)
     }
 
     /// Read and check a journal: missing, damaged, unsigned or edited
@@ -439,5 +456,33 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn crash_point(point: &str) {
     if std::env::var("CHFORGET_CRASH_AT").is_ok_and(|wanted| wanted == point) {
         std::process::abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_envelope_is_the_envelope_and_reads_back() {
+        let key = Key::from_bytes(b"test key".to_vec());
+        let value =
+            serde_json::json!({"request_id": "r", "members": [{"user_id": "u\"1"}], "n": [1, 2]});
+        let mut streamed = Vec::new();
+        write_signed(&mut streamed, &key, &value).expect("write");
+        let text = serde_json::to_string_pretty(&value).expect("json");
+        let raw = RawValue::from_string(text).expect("raw");
+        let expected = serde_json::to_vec_pretty(&Envelope {
+            format: FORMAT,
+            mac: key.mac_hex(raw.get().as_bytes()),
+            journal: &raw,
+        })
+        .expect("envelope");
+        assert_eq!(
+            String::from_utf8_lossy(&streamed),
+            String::from_utf8_lossy(&expected)
+        );
+        let stored: StoredEnvelope = serde_json::from_slice(&streamed).expect("stored");
+        assert_eq!(stored.mac, key.mac_hex(stored.journal.get().as_bytes()));
     }
 }

@@ -28,11 +28,13 @@ pub fn document_printed() -> bool {
 }
 
 /// Print one JSON document on stdout.
+/// Streamed through a buffer, not rendered to one string first: a batch's
+/// document grows with its users.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
     DOCUMENT_PRINTED.store(true, Ordering::SeqCst);
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}")?;
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut stdout, value)?;
+    writeln!(stdout)?;
     stdout.flush()?;
     Ok(())
 }

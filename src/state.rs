@@ -166,12 +166,23 @@ fn temporary_path(path: &Path) -> PathBuf {
 /// Replace `path` with `bytes` so that a crash leaves either the old or the
 /// new content, never a torn file.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_durably_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_durably`] of what `write` writes, streamed through a buffer: a
+/// large file (a batch's journal) is never held whole in memory.
+pub fn write_durably_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     let tmp = temporary_path(path);
     let written = (|| -> anyhow::Result<()> {
-        let mut file =
+        let file =
             open_private(&tmp, false).with_context(|| format!("writing {}", tmp.display()))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
+        let mut buffered = std::io::BufWriter::with_capacity(1 << 16, file);
+        write(&mut buffered)
+            .and_then(|()| buffered.into_inner().map_err(|e| e.into_error()))
+            .and_then(|file| file.sync_all())
             .with_context(|| format!("writing {}", tmp.display()))?;
         fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
         sync_parent(path)
@@ -313,6 +324,26 @@ pub enum KeySource {
     File,
 }
 
+/// See [`Key::mac_writer`].
+pub struct MacWriter(Hmac<Sha256>);
+
+impl MacWriter {
+    pub fn finish_hex(self) -> String {
+        encode_hex(&self.0.finalize().into_bytes())
+    }
+}
+
+impl Write for MacWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Key {
     pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Self {
         Key {
@@ -334,6 +365,15 @@ impl Key {
         };
         mac.update(value);
         encode_hex(&mac.finalize().into_bytes())
+    }
+
+    /// A sink that signs what is written to it, for values too large to
+    /// sign as one buffer ([`MacWriter::finish_hex`] equals `mac_hex` of
+    /// all the bytes written).
+    pub fn mac_writer(&self) -> Option<MacWriter> {
+        Hmac::<Sha256>::new_from_slice(&self.bytes)
+            .ok()
+            .map(MacWriter)
     }
 
     /// `hmac-sha256:<hex>`: how an id appears where it must not be in clear.

@@ -175,16 +175,25 @@ impl AuditLog {
         file.lock()
             .with_context(|| format!("locking {}", self.path.display()))
             .map_err(state_error)?;
-        let (mut previous, torn_end) = last_record_line(&mut file)
+        let (previous, torn_end) = last_record_line(&mut file)
             .with_context(|| format!("reading the end of {}", self.path.display()))
             .map_err(state_error)?;
-        let mut buffer = Vec::new();
+        // Written through a buffer as the lines are made, one fsync at the
+        // end: a batch's records are never held twice.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut file);
+        let io = |e: std::io::Error| {
+            state_error(
+                anyhow::Error::new(e).context(format!("appending to {}", self.path.display())),
+            )
+        };
         if torn_end {
             // End the torn fragment so it stays a line of its own.
-            buffer.push(b'\n');
+            out.write_all(b"\n").map_err(io)?;
         }
         let mut appended = Vec::with_capacity(rest.len() + 1);
         let mut first_hash = None;
+        // The link to the previous line: its MAC, not the line itself.
+        let mut prev_hash = previous.map(|line| key.mac_hex(line.as_bytes()));
         for mut record in std::iter::once(first).chain(rest) {
             if let Some(hash) = &first_hash
                 && rest_refer_to_first
@@ -192,23 +201,22 @@ impl AuditLog {
                 record.batch_record = Some(String::clone(hash));
             }
             record.chain = Some(KEYED_CHAIN.to_string());
-            record.prev_hash = match &previous {
-                Some(line) => key.mac_hex(line.as_bytes()),
-                None => GENESIS.to_string(),
-            };
+            record.prev_hash = prev_hash.take().unwrap_or_else(|| GENESIS.to_string());
             let line = serde_json::to_string(&record).context("serialising an audit record")?;
             let hash = sha256_hex(line.as_bytes());
             first_hash.get_or_insert_with(|| hash.clone());
-            buffer.extend_from_slice(line.as_bytes());
-            buffer.push(b'\n');
+            out.write_all(line.as_bytes())
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(io)?;
+            prev_hash = Some(key.mac_hex(line.as_bytes()));
             appended.push(Appended {
-                line: line.clone(),
+                line,
                 record_hash: hash,
             });
-            previous = Some(line);
         }
-        file.write_all(&buffer)
-            .and_then(|()| file.sync_all())
+        out.flush().map_err(io)?;
+        drop(out);
+        file.sync_all()
             .with_context(|| format!("appending to {}", self.path.display()))
             .map_err(state_error)?;
         Ok(appended)

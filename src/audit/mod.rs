@@ -66,27 +66,21 @@ pub async fn write(
     let earlier = earlier_missing(server, table, &log, &requests).await;
     let first = records.remove(0);
     let appended = log.append(key, first, records, batch)?;
-    let lines: Vec<(AuditRecord, &chain::Appended)> = appended
-        .iter()
-        .filter_map(|a| {
-            serde_json::from_str::<AuditRecord>(&a.line)
-                .ok()
-                .map(|record| (record, a))
-        })
-        .collect();
     let written_back = earlier.len();
-    let rows: Vec<AuditRow> = earlier
-        .into_iter()
-        .chain(
-            lines
-                .iter()
-                .map(|(record, appended)| AuditRow::of(appended, record)),
-        )
-        .collect();
     let record_hash = appended
         .first()
         .map(|a| a.record_hash.clone())
         .unwrap_or_default();
+    // Each line is read back for its row's columns one at a time and moved
+    // into the row: a batch's records are not held twice.
+    let rows: Vec<AuditRow> = earlier
+        .into_iter()
+        .chain(appended.into_iter().filter_map(|a| {
+            serde_json::from_str::<AuditRecord>(&a.line)
+                .ok()
+                .map(|record| AuditRow::of(a, &record))
+        }))
+        .collect();
     table::insert_rows(server, table, &rows).await.map_err(|error| {
         error.context(format!(
             "the audit record {record_hash} is in {} but not in {table}; `chforget audit verify` will report it",
@@ -119,14 +113,15 @@ async fn earlier_missing(
         return Vec::new();
     };
     let rows: Vec<AuditRow> = local
-        .iter()
+        .into_iter()
         .map(|(text, record)| {
+            let record_hash = chain::sha256_hex(text.as_bytes());
             AuditRow::of(
-                &chain::Appended {
-                    line: text.clone(),
-                    record_hash: chain::sha256_hex(text.as_bytes()),
+                chain::Appended {
+                    line: text,
+                    record_hash,
                 },
-                record,
+                &record,
             )
         })
         .collect();

@@ -41,7 +41,7 @@ pub struct AuditRow {
 
 impl AuditRow {
     /// The row of an appended record: every column derived from the line.
-    pub fn of(appended: &Appended, record: &AuditRecord) -> Self {
+    pub fn of(appended: Appended, record: &AuditRecord) -> Self {
         AuditRow {
             recorded_at: unix_seconds(&record.recorded_at),
             request_id: record.request_id.clone(),
@@ -49,9 +49,9 @@ impl AuditRow {
             project_id: record.project_id.clone(),
             user_id: record.user_id.clone(),
             status: record.status.clone(),
-            record_hash: appended.record_hash.clone(),
+            record_hash: appended.record_hash,
             prev_hash: record.prev_hash.clone(),
-            record: appended.line.clone(),
+            record: appended.line,
         }
     }
 }
@@ -348,7 +348,7 @@ pub fn compare(lines: &[Line], rows: &[AuditRow]) -> Vec<ChainProblem> {
             )));
         }
         let expected = AuditRow::of(
-            &Appended {
+            Appended {
                 line: text.clone(),
                 record_hash: hash.clone(),
             },

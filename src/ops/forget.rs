@@ -239,10 +239,29 @@ pub struct ProjectLines {
     pub lines: Vec<BatchLine>,
 }
 
-/// The lines of a batch grouped by project, each group with the id of its
-/// request (known before connecting, so that every query a request sends
-/// is named after it).
+/// The most users one request of a batch holds. A request's journal,
+/// statements, audit records and reports hold every one of its users, so a
+/// project with more users in the file is erased by several requests of at
+/// most this many users, one after the other: what a batch holds in memory
+/// no longer grows with its file. As many users as one statement's ids
+/// usually hold anyway (a user and an anonymous id or two each), so a
+/// large batch makes about as many mutations as one request would.
+pub const MAX_REQUEST_USERS: usize = 50_000;
+
+/// The lines of a batch grouped by project (in requests of at most
+/// [`MAX_REQUEST_USERS`] users), each group with the id of its request
+/// (known before connecting, so that every query a request sends is named
+/// after it).
 pub fn by_project(lines: Vec<BatchLine>) -> Vec<ProjectLines> {
+    // The tests make several requests of a small file with a lower limit.
+    let max_users = std::env::var("CHFORGET_TEST_MAX_REQUEST_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MAX_REQUEST_USERS);
+    by_project_in(lines, max_users)
+}
+
+fn by_project_in(lines: Vec<BatchLine>, max_users: usize) -> Vec<ProjectLines> {
     let mut grouped: BTreeMap<ValidId, Vec<BatchLine>> = BTreeMap::new();
     for line in lines {
         grouped
@@ -250,17 +269,21 @@ pub fn by_project(lines: Vec<BatchLine>) -> Vec<ProjectLines> {
             .or_default()
             .push(line);
     }
-    grouped
-        .into_iter()
-        .map(|(project_id, lines)| ProjectLines {
-            request_id: RequestId::generate(),
-            project_id,
-            lines,
-        })
-        .collect()
+    let mut requests = Vec::new();
+    for (project_id, lines) in grouped {
+        let mut lines = lines.into_iter().peekable();
+        while lines.peek().is_some() {
+            requests.push(ProjectLines {
+                request_id: RequestId::generate(),
+                project_id: project_id.clone(),
+                lines: lines.by_ref().take(max_users.max(1)).collect(),
+            });
+        }
+    }
+    requests
 }
 
-/// A batch: one request per project.
+/// A batch: one request per project (per [`MAX_REQUEST_USERS`] users of it).
 pub struct BatchRequest {
     pub projects: Vec<ProjectLines>,
     pub options: ForgetOptions,
@@ -318,8 +341,9 @@ fn in_flight_line(line: usize, found: &InFlight) -> RejectedLine {
     }
 }
 
-/// One request per project for the lines, each prepared, started and run
-/// in turn (a project is prepared only once the one before it ran).
+/// One request per project (per [`MAX_REQUEST_USERS`] users of it) for the
+/// lines, each prepared, started and run in turn (a request is prepared
+/// only once the one before it ran, and dropped once reported).
 pub async fn forget_batch(
     ctx: &Context<'_>,
     request: BatchRequest,
@@ -346,7 +370,7 @@ pub async fn forget_batch(
             &request,
             request_id,
             project.clone(),
-            lines.clone(),
+            &lines,
             mode,
             &mut request_report,
             report,
@@ -409,7 +433,7 @@ async fn batch_project(
     request: &BatchRequest,
     request_id: RequestId,
     project: ValidId,
-    lines: Vec<BatchLine>,
+    lines: &[BatchLine],
     mode: RunMode,
     request_report: &mut ForgetReport,
     report: &mut BatchReport,
@@ -448,7 +472,8 @@ async fn batch_project(
         report.add_request(&prepared.journal, request_report, None);
         return Ok(());
     }
-    let (mut journal, _lock) = match pipeline::start(ctx, prepared.journal.clone())? {
+    let project = prepared.journal.scope.project_id.clone();
+    let (mut journal, _lock) = match pipeline::start(ctx, prepared.journal)? {
         Started::New(journal, lock) => (*journal, lock),
         Started::Busy(busy) => {
             // Another process started a request for some of these users
@@ -460,8 +485,9 @@ async fn batch_project(
                 }
             }
             let rest: Vec<BatchLine> = lines
-                .into_iter()
+                .iter()
                 .filter(|l| !busy_users.contains(&l.user_id))
+                .cloned()
                 .collect();
             if rest.is_empty() {
                 return Ok(());
@@ -469,7 +495,7 @@ async fn batch_project(
             let retry = RequestId::generate();
             *request_report = ForgetReport::new(
                 retry.as_str(),
-                prepared.journal.scope.project_id.as_str(),
+                project.as_str(),
                 &format!("{} users", rest.len()),
                 request.options,
             );
@@ -477,8 +503,8 @@ async fn batch_project(
                 ctx,
                 request,
                 retry,
-                prepared.journal.scope.project_id.clone(),
-                rest,
+                project,
+                &rest,
                 mode,
                 request_report,
                 report,
@@ -501,4 +527,40 @@ async fn batch_project(
     }
     report.add_request(&planned, request_report, result.after.as_ref());
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(line: usize, project: &str, user: &str) -> BatchLine {
+        BatchLine {
+            line,
+            project_id: ValidId::new("project_id", project).expect("project"),
+            user_id: ValidId::new("user_id", user).expect("user"),
+            meta: AuditMeta::default(),
+        }
+    }
+
+    #[test]
+    fn a_project_beyond_the_limit_is_split_into_requests_in_file_order() {
+        let lines = vec![
+            line(2, "b", "u1"),
+            line(3, "a", "u1"),
+            line(4, "b", "u2"),
+            line(5, "b", "u3"),
+        ];
+        let requests = by_project_in(lines, 2);
+        let shape: Vec<(&str, Vec<usize>)> = requests
+            .iter()
+            .map(|r| {
+                (
+                    r.project_id.as_str(),
+                    r.lines.iter().map(|l| l.line).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(shape, [("a", vec![3]), ("b", vec![2, 4]), ("b", vec![5])]);
+        assert_ne!(requests[1].request_id, requests[2].request_id);
+    }
 }

@@ -488,3 +488,117 @@ async fn a_batch_of_200_users_sends_few_queries_before_its_first_mutation() {
         &real[..first_mutation]
     );
 }
+
+/// The peak resident memory (VmHWM, kB) of a child, read from /proc while it
+/// runs (the figure only grows; read until the process is gone).
+fn run_measuring_peak(command: &mut std::process::Command) -> (crate::common::Run, u64) {
+    use std::io::Read;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn chforget");
+    let status_path = format!("/proc/{}/status", child.id());
+    // Drain the pipes meanwhile, so that a large document cannot block it.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).expect("read stdout");
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).expect("read stderr");
+        text
+    });
+    let mut peak = 0;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path)
+            && let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kb);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let run = crate::common::Run {
+        code: status.code().unwrap_or(-1),
+        stdout: out.join().expect("stdout thread"),
+        stderr: err.join().expect("stderr thread"),
+    };
+    (run, peak)
+}
+
+#[tokio::test]
+async fn a_large_batch_runs_in_requests_of_bounded_size_and_memory() {
+    let db = crate::test_db!();
+    db.seed().await;
+    const USERS: u64 = 20_000;
+    // Each user: one row of its own and one anonymous row of its device.
+    db.exec(&format!(
+        "INSERT INTO events SELECT 'mem', concat('mem-user-', toString(number), '-padding-to-a-realistic-id-length'), concat('mem-anon-', toString(number)), 's', 'pageview', 'target', 'ip', toDateTime('2026-11-01 00:00:00') + number FROM numbers({USERS})"
+    ))
+    .await;
+    db.exec(&format!(
+        "INSERT INTO events SELECT 'mem', NULL, concat('mem-anon-', toString(number)), 's', 'pageview', 'target', 'ip', toDateTime('2026-11-01 00:00:00') + number FROM numbers({USERS})"
+    ))
+    .await;
+    let kept = db.fingerprint("url != 'target'").await;
+    let mut csv = String::from("project_id,user_id,ticket\n");
+    for i in 0..USERS {
+        csv.push_str(&format!(
+            "mem,mem-user-{i}-padding-to-a-realistic-id-length,T-{i}\n"
+        ));
+    }
+    let file = db.state_path().join("large.csv");
+    std::fs::write(&file, &csv).expect("batch file");
+
+    let (output, peak_kb) = run_measuring_peak(
+        db.chforget()
+            .env("CHFORGET_TEST_MAX_REQUEST_USERS", "4000")
+            .args(["forget", "--batch"])
+            .arg(&file)
+            .args([
+                "--anonymous",
+                "--yes",
+                "--approved-by",
+                "dpo",
+                "--output",
+                "json",
+            ]),
+    );
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = output.json();
+    assert_eq!(report["status"], "completed", "{:#}", report["error"]);
+    let requests = report["requests"].as_array().expect("requests");
+    assert_eq!(requests.len(), 5, "20,000 users in requests of 4,000");
+    let users = report["users"].as_array().expect("users");
+    assert_eq!(users.len(), USERS as usize);
+    assert!(
+        users.iter().all(|u| u["status"] == "completed"
+            && u["rows"]["user"]["before"] == 1
+            && u["rows"]["anonymous"]["before"] == 1),
+        "every user completed with its rows"
+    );
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE url = 'target'")
+            .await,
+        0
+    );
+    assert_eq!(db.fingerprint("1").await, kept, "every other row is kept");
+    assert_eq!(run(db.chforget().args(["audit", "verify"])).code, 0);
+    // One request of all 20,000 users peaked at 220 MB; in requests of
+    // 4,000 a peak well under that shows the requests are let go.
+    eprintln!("peak RSS of the batch: {} MB", peak_kb / 1024);
+    assert!(
+        peak_kb < 150 * 1024,
+        "peak RSS {} MB for 20,000 users",
+        peak_kb / 1024
+    );
+}
