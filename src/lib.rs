@@ -1,50 +1,22 @@
 //! chforget: GDPR right-to-be-forgotten requests carried out directly on
 //! ClickHouse.
 //!
-//! The flow, one module per step: [`stitch`] → [`plan`] → [`mutate`] →
-//! [`track`] → [`verify`] → [`rollup`] → [`audit`], run by the one
-//! [`pipeline`] and journaled by [`journal`] in the [`state`] directory.
-//! Below them: [`error`], [`interrupt`] (Ctrl-C in every wait), [`sql`]
-//! (the only place SQL text is assembled from values), [`request`] (ids), [`profile`], [`redact`], and the server:
-//! [`connection`] → [`capabilities`] → [`server`] (with [`schema`],
-//! [`topology`], [`replicas`] and [`system_mutations`]: where the tables
-//! live and every replica's view). Above: [`report`], [`ops`] (what each
-//! command does), [`batch`] files, [`progress`], [`output`] and the command
-//! line [`cli`].
+//! `ls src` reads as the architecture, lowest layer first:
+//! [`vocabulary`] (errors, SQL quoting, ids, profile, redaction, output) →
+//! [`server`] (the connection, capabilities, topology and replicas,
+//! `system.mutations`) → [`erasure`] (the steps: stitch → plan → mutate →
+//! track → verify → rollup, and the physical check) and [`records`] (state
+//! directory, journal, audit trail) → [`pipeline`] (the one engine that runs
+//! a request through the steps) → [`ops`] (what each command does, batch
+//! files, reports) → [`cli`] (arguments, rendering, progress).
 
-pub mod audit;
-pub mod batch;
-pub mod capabilities;
 pub mod cli;
-pub mod connection;
-pub mod error;
-pub mod hint;
-pub mod identity;
-pub mod ids_table;
-pub mod interrupt;
-pub mod journal;
-pub mod mutate;
+pub mod erasure;
 pub mod ops;
-pub mod output;
-pub mod physical;
 pub mod pipeline;
-pub mod plan;
-pub mod profile;
-pub mod progress;
-pub mod redact;
-pub mod replicas;
-pub mod report;
-pub mod request;
-pub mod rollup;
-pub mod schema;
+pub mod records;
 pub mod server;
-pub mod sql;
-pub mod state;
-pub mod stitch;
-pub mod system_mutations;
-pub mod topology;
-pub mod track;
-pub mod verify;
+pub mod vocabulary;
 
 /// The layers of the crate, lowest first: a module may use modules of its
 /// own layer's rank or lower, never higher (so there can be no cycle between
@@ -52,37 +24,37 @@ pub mod verify;
 /// over every `crate::` path in `src/`.
 #[cfg(test)]
 const LAYERS: &[(&str, u8)] = &[
-    ("error", 0),
-    ("interrupt", 0),
-    ("output", 1),
-    ("hint", 1),
-    ("sql", 1),
-    ("profile", 2),
-    ("request", 3),
-    ("state", 4),
-    ("redact", 5),
-    ("connection", 5),
-    ("capabilities", 6),
-    ("server", 7),
-    ("schema", 8),
-    ("identity", 8),
-    ("topology", 8),
-    ("replicas", 9),
-    ("system_mutations", 10),
-    ("stitch", 10),
-    ("plan", 11),
-    ("journal", 12),
-    ("ids_table", 12),
-    ("mutate", 13),
-    ("track", 14),
-    ("verify", 15),
-    ("physical", 15),
-    ("rollup", 16),
-    ("audit", 17),
+    ("vocabulary::error", 0),
+    ("vocabulary::interrupt", 0),
+    ("vocabulary::output", 1),
+    ("vocabulary::hint", 1),
+    ("vocabulary::sql", 1),
+    ("vocabulary::profile", 2),
+    ("vocabulary::request", 3),
+    ("records::state", 4),
+    ("vocabulary::redact", 5),
+    ("server::connection", 5),
+    ("server::capabilities", 6),
+    ("server::connected", 7),
+    ("server::schema", 8),
+    ("server::identity", 8),
+    ("server::topology", 8),
+    ("server::replicas", 9),
+    ("server::system_mutations", 10),
+    ("erasure::stitch", 10),
+    ("erasure::plan", 11),
+    ("records::journal", 12),
+    ("erasure::ids_table", 12),
+    ("erasure::mutate", 13),
+    ("erasure::track", 14),
+    ("erasure::verify", 15),
+    ("erasure::physical", 15),
+    ("erasure::rollup", 16),
+    ("records::audit", 17),
     ("pipeline", 18),
-    ("report", 19),
-    ("batch", 20),
-    ("progress", 20),
+    ("ops::report", 19),
+    ("ops::batch", 20),
+    ("cli::progress", 20),
     ("ops", 21),
     ("cli", 22),
 ];
@@ -95,7 +67,19 @@ mod layers {
         LAYERS.iter().find(|(m, _)| *m == module).map(|(_, r)| *r)
     }
 
-    /// The top-level modules a source file names through `crate::`.
+    /// The ranked module a path starts with: `folder::module` where
+    /// LAYERS ranks it, else its first segment.
+    fn module_of<'a>(mut segments: impl Iterator<Item = &'a str>) -> String {
+        let first = segments.next().unwrap_or_default().trim_end_matches(".rs");
+        match segments.next().map(|s| s.trim_end_matches(".rs")) {
+            Some(second) if rank(&format!("{first}::{second}")).is_some() => {
+                format!("{first}::{second}")
+            }
+            _ => first.to_string(),
+        }
+    }
+
+    /// The modules a source file names through `crate::`.
     fn used_modules(text: &str) -> Vec<String> {
         let code: String = text
             .lines()
@@ -129,10 +113,12 @@ mod layers {
         }
         used.iter()
             .map(|path| {
-                path.trim()
+                let chain: String = path
+                    .trim()
                     .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect::<String>()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                    .collect();
+                module_of(chain.split("::").filter(|s| !s.is_empty()))
             })
             .filter(|name| !name.is_empty() && name != "self")
             .collect()
@@ -154,14 +140,12 @@ mod layers {
                 continue;
             }
             let relative = path.strip_prefix(&src).expect("under src");
-            let module = relative
-                .iter()
-                .next()
-                .and_then(|m| m.to_str())
-                .unwrap_or_default()
-                .trim_end_matches(".rs")
-                .to_string();
+            let module = module_of(relative.iter().filter_map(|m| m.to_str()));
             if module == "lib" || module == "main" {
+                continue;
+            }
+            // A folder's mod.rs that only declares its modules.
+            if rank(&module).is_none() && relative.ends_with("mod.rs") {
                 continue;
             }
             let own = rank(&module)
@@ -186,7 +170,15 @@ mod layers {
 
     #[test]
     fn group_imports_are_read() {
-        let text = "use crate::{audit::x, plan::{A, B}};\nlet y = crate::report::Z; // crate::cli";
-        assert_eq!(used_modules(text), ["audit", "plan", "report"]);
+        let text = "use crate::{records::audit::x, erasure::plan::{A, B}};\nlet y = crate::ops::report::Z; // crate::cli\nuse crate::server::connected::Server;";
+        assert_eq!(
+            used_modules(text),
+            [
+                "records::audit",
+                "erasure::plan",
+                "ops::report",
+                "server::connected"
+            ]
+        );
     }
 }

@@ -4,8 +4,8 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 use chforget::cli::Cli;
-use chforget::error::{ErrorBody, ErrorCode, code_of};
-use chforget::output;
+use chforget::vocabulary::error::{ErrorBody, ErrorCode, code_of};
+use chforget::vocabulary::output;
 
 /// Longest error message printed on stderr; longer ones (a server echoing a
 /// huge statement) are cut there, and kept whole in JSON and the journal.

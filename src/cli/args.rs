@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use clap::builder::BoolishValueParser;
 
-use crate::output::OutputFormat;
+use crate::vocabulary::output::OutputFormat;
 
 /// Where ClickHouse is and who we are there.
 #[derive(Debug, Clone, Args)]
@@ -109,8 +109,8 @@ pub struct AuditArgs {
 
 impl AuditArgs {
     /// The audit metadata the flags give, checked.
-    pub fn meta(&self) -> anyhow::Result<crate::request::AuditMeta> {
-        let meta = crate::request::AuditMeta {
+    pub fn meta(&self) -> anyhow::Result<crate::vocabulary::request::AuditMeta> {
+        let meta = crate::vocabulary::request::AuditMeta {
             requested_by: self.requested_by.clone(),
             approved_by: self.approved_by.clone(),
             ticket: self.ticket.clone(),
@@ -172,11 +172,11 @@ impl WaitArgs {
             .unwrap_or(now + std::time::Duration::from_secs(365 * 24 * 3600))
     }
 
-    pub fn track(&self) -> crate::track::TrackOptions {
-        crate::track::TrackOptions {
+    pub fn track(&self) -> crate::erasure::track::TrackOptions {
+        crate::erasure::track::TrackOptions {
             timeout: Some(self.timeout),
             stuck_after: self.stuck_after,
-            ..crate::track::TrackOptions::default()
+            ..crate::erasure::track::TrackOptions::default()
         }
     }
 }

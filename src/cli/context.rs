@@ -5,17 +5,17 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::connection::ConnectionConfig;
-use crate::error::{ErrorCode, Failure, fail};
-use crate::identity::ServerIdentity;
-use crate::journal::{Journals, RequestJournal};
-use crate::output::{self, OutputFormat};
 use crate::pipeline::{Context, Place};
-use crate::profile::Profile;
-use crate::request::RequestId;
-use crate::server::Server;
-use crate::sql::{ClusterName, Ident, QualifiedTable};
-use crate::state::{Key, StateDir};
+use crate::records::journal::{Journals, RequestJournal};
+use crate::records::state::{Key, StateDir};
+use crate::server::connected::Server;
+use crate::server::connection::ConnectionConfig;
+use crate::server::identity::ServerIdentity;
+use crate::vocabulary::error::{ErrorCode, Failure, fail};
+use crate::vocabulary::output::{self, OutputFormat};
+use crate::vocabulary::profile::Profile;
+use crate::vocabulary::request::RequestId;
+use crate::vocabulary::sql::{ClusterName, Ident, QualifiedTable};
 
 use super::args::{
     AuditTableArgs, ChangeArgs, ClusterArgs, ConnectionArgs, LocalArgs, PlaceArgs, ProfileArgs,
@@ -59,7 +59,7 @@ impl Session {
                 .display()
                 .to_string()
         };
-        crate::hint::set_local(
+        crate::vocabulary::hint::set_local(
             state.state_dir.as_deref().map(shown),
             config.as_deref().map(shown),
             audit.and_then(|a| a.audit_database.clone()),
@@ -87,8 +87,8 @@ impl Session {
     /// Spell the advised commands with this session's server.
     fn advise(&self) {
         if let Some(config) = &self.connection {
-            crate::hint::set_server(
-                &crate::connection::display_url(&config.url),
+            crate::vocabulary::hint::set_server(
+                &crate::server::connection::display_url(&config.url),
                 config.database.as_str(),
                 &config.user,
                 self.password_file.clone(),
@@ -130,7 +130,7 @@ impl Session {
         let advice = |url: &str| {
             format!(
                 "`{}`",
-                crate::hint::command_on(
+                crate::vocabulary::hint::command_on(
                     &format!("{verb} {}", journal.request_id),
                     url,
                     Some(journal.scope.database.as_str()),
@@ -149,9 +149,12 @@ impl Session {
                 );
             }
             server.require_database()?;
-            let identity =
-                crate::identity::detect(server, &journal.scope.database, &journal.scope.events)
-                    .await?;
+            let identity = crate::server::identity::detect(
+                server,
+                &journal.scope.database,
+                &journal.scope.events,
+            )
+            .await?;
             eprintln!(
                 "chforget: warning: the journal of request {} does not name the server it ran on (written by an older chforget); taking --url {here} as that server, as given, and recording it",
                 journal.request_id
@@ -159,9 +162,12 @@ impl Session {
             return Ok(identity);
         };
         let differences = if server.database_exists {
-            let identity =
-                crate::identity::detect(server, &journal.scope.database, &journal.scope.events)
-                    .await?;
+            let identity = crate::server::identity::detect(
+                server,
+                &journal.scope.database,
+                &journal.scope.events,
+            )
+            .await?;
             let differences = recorded.differences(&identity);
             if differences.is_empty() {
                 if identity.address != recorded.address {
@@ -175,7 +181,7 @@ impl Session {
             // A request on a cluster may be continued from any server of
             // that cluster that counts the server it ran on as a member.
             if let Some(cluster) = &journal.scope.cluster
-                && crate::replicas::Replicas::of_cluster(server, cluster)
+                && crate::server::replicas::Replicas::of_cluster(server, cluster)
                     .await?
                     .include(server, recorded)
                     .await?
@@ -302,7 +308,7 @@ impl Session {
         let server = Server::connect_for(config, request.map(RequestId::as_str)).await?;
         say_connected(&server);
         let key = self.key_for(writes)?;
-        let audit_table = crate::audit::audit_table(&server, self.audit_database.as_ref());
+        let audit_table = crate::records::audit::audit_table(&server, self.audit_database.as_ref());
         Ok(Open {
             server,
             key,

@@ -2,6 +2,8 @@
 //! ([`args`]), the resolution of those groups into what the library needs
 //! ([`context`]), and the human renderings of reports ([`render`]).
 
+pub mod progress;
+
 pub mod args;
 pub mod commands;
 pub mod context;
@@ -129,7 +131,7 @@ mod tests {
     /// The README's table of errors gives every code its exit status.
     #[test]
     fn readme_documents_every_error_code_and_exit_status() {
-        use crate::error::ErrorCode::*;
+        use crate::vocabulary::error::ErrorCode::*;
         let readme = include_str!("../../README.md");
         for code in [
             InvalidPayload,

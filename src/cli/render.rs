@@ -1,15 +1,15 @@
 //! Human renderings of the reports several commands print (JSON is
 //! `output::print_json` of the same structures).
 
+use crate::erasure::plan::TargetKind;
+use crate::erasure::rollup::RollupReport;
+use crate::erasure::stitch::StitchedId;
+use crate::erasure::verify::RowCounts;
+use crate::ops::report::{BatchReport, ForgetReport};
 use crate::ops::rollup::RollupCommandReport;
-use crate::output;
 use crate::pipeline::Outcome;
-use crate::plan::TargetKind;
-use crate::report::{BatchReport, ForgetReport};
-use crate::request::id_for_people;
-use crate::rollup::RollupReport;
-use crate::stitch::StitchedId;
-use crate::verify::RowCounts;
+use crate::vocabulary::output;
+use crate::vocabulary::request::id_for_people;
 
 pub fn render_forget(report: &ForgetReport) -> String {
     let mut fields = vec![

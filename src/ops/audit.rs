@@ -3,12 +3,12 @@
 
 use serde::Serialize;
 
-use crate::audit::{self, AuditLog, AuditRecord, ChainProblem, Line};
-use crate::error::{ErrorCode, fail};
-use crate::request::RequestId;
-use crate::server::Server;
-use crate::sql::QualifiedTable;
-use crate::state::{Key, StateDir};
+use crate::records::audit::{self, AuditLog, AuditRecord, ChainProblem, Line};
+use crate::records::state::{Key, StateDir};
+use crate::server::connected::Server;
+use crate::vocabulary::error::{ErrorCode, fail};
+use crate::vocabulary::request::RequestId;
+use crate::vocabulary::sql::QualifiedTable;
 
 /// Every local record (torn lines skipped with a warning).
 pub fn list(state: &StateDir) -> anyhow::Result<Vec<AuditRecord>> {

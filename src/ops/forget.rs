@@ -3,17 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use crate::batch::BatchLine;
-use crate::error::{ErrorCode, fail, shown};
-use crate::journal::{Journals, RequestJournal, RequestStatus};
+use crate::erasure::plan::ForgetOptions;
+use crate::erasure::track::TrackObserver;
+use crate::ops::batch::BatchLine;
+use crate::ops::report::{BatchReport, ForgetReport, RejectedLine};
 use crate::pipeline::{
     self, Context, InFlight, MemberInput, NewRequest, Outcome, Reserved, RunMode, Started,
 };
-use crate::plan::ForgetOptions;
-use crate::report::{BatchReport, ForgetReport, RejectedLine};
-use crate::request::{AuditMeta, RequestId, ValidId};
-use crate::state::{Key, StateDir};
-use crate::track::TrackObserver;
+use crate::records::journal::{Journals, RequestJournal, RequestStatus};
+use crate::records::state::{Key, StateDir};
+use crate::vocabulary::error::{ErrorCode, fail, shown};
+use crate::vocabulary::request::{AuditMeta, RequestId, ValidId};
 
 /// What a forget of one user asks for.
 pub struct ForgetRequest {
@@ -41,7 +41,7 @@ pub fn early_in_flight(
     ))
 }
 
-fn warn_unreadable(unreadable: &[crate::journal::Unreadable]) {
+fn warn_unreadable(unreadable: &[crate::records::journal::Unreadable]) {
     for bad in unreadable {
         eprintln!(
             "chforget: warning: ignoring {} when looking for requests in flight: {}",
@@ -67,7 +67,7 @@ pub fn report_in_flight(
                 "request {} for this user and project is running in {holder}; this request ({}) was not started. Follow that one with `{}`",
                 journal.request_id,
                 report.request_id,
-                crate::hint::local(&format!("status {}", journal.request_id))
+                crate::vocabulary::hint::local(&format!("status {}", journal.request_id))
             ),
         ),
         InFlight::Reserved(id, holder) => fail(
@@ -75,7 +75,7 @@ pub fn report_in_flight(
             format!(
                 "request {id} for this user and project is being prepared by {holder}; this request ({}) was not started. Follow that one with `{}`",
                 report.request_id,
-                crate::hint::local(&format!("status {id}"))
+                crate::vocabulary::hint::local(&format!("status {id}"))
             ),
         ),
         InFlight::Stalled(journal) => {
@@ -86,7 +86,7 @@ pub fn report_in_flight(
                 "chforget: request {} for this user and project is already in flight (status {}); nothing new was started. Finish it with `{}`",
                 journal.request_id,
                 journal.status,
-                crate::hint::command(&format!("resume {}", journal.request_id))
+                crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
             );
             Ok(())
         }
@@ -156,7 +156,7 @@ pub async fn forget(
         .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
     // The audit table must exist before anything is deleted, so that the
     // record of the deletion can be written.
-    crate::audit::ensure_table(
+    crate::records::audit::ensure_table(
         ctx.server,
         ctx.audit_table,
         prepared.journal.scope.cluster.as_ref(),
@@ -334,7 +334,7 @@ fn in_flight_line(line: usize, found: &InFlight) -> RejectedLine {
             InFlight::Stalled(_) => {
                 format!(
                     "a request for this user is in flight: finish it with `{}`",
-                    crate::hint::command(&format!("resume {id}"))
+                    crate::vocabulary::hint::command(&format!("resume {id}"))
                 )
             }
         },
@@ -386,7 +386,7 @@ pub async fn forget_batch(
                 .any(|r| r.request_id == request_report.request_id)
             {
                 for line in &lines {
-                    report.users.push(crate::report::UserResult {
+                    report.users.push(crate::ops::report::UserResult {
                         line: line.line,
                         project_id: project.as_str().to_string(),
                         user_id: line.user_id.as_str().to_string(),

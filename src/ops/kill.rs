@@ -5,15 +5,15 @@
 
 use serde::Serialize;
 
-use crate::audit::{self, ActionRecord, AuditedMutation};
-use crate::error::{ErrorCode, fail};
-use crate::journal::{StepEvent, now_rfc3339};
 use crate::pipeline::Context;
-use crate::replicas::{ReplicaRef, Replicas};
-use crate::request::{AuditMeta, RequestId};
-use crate::server::Server;
-use crate::sql::{ClusterName, QualifiedTable, render, string_literal};
-use crate::system_mutations::{self, MutationFilter, MutationRow};
+use crate::records::audit::{self, ActionRecord, AuditedMutation};
+use crate::records::journal::{StepEvent, now_rfc3339};
+use crate::server::connected::Server;
+use crate::server::replicas::{ReplicaRef, Replicas};
+use crate::server::system_mutations::{self, MutationFilter, MutationRow};
+use crate::vocabulary::error::{ErrorCode, fail};
+use crate::vocabulary::request::{AuditMeta, RequestId};
+use crate::vocabulary::sql::{ClusterName, QualifiedTable, render, string_literal};
 
 const KILL_SQL: &str =
     "KILL MUTATION{on_cluster} WHERE database = {database} AND table = {table} AND {which} SYNC";
@@ -159,7 +159,7 @@ pub async fn find(
             ErrorCode::InvalidPayload,
             format!(
                 "no mutation {} on {table}; list them with `chforget mutations list --all --table {}`",
-                crate::error::shown(target.label()),
+                crate::vocabulary::error::shown(target.label()),
                 table.table.as_str()
             ),
         );
@@ -174,7 +174,7 @@ pub async fn find(
             ErrorCode::InvalidPayload,
             format!(
                 "mutation {} on {table} is already done{}; nothing to kill",
-                crate::error::shown(target.label()),
+                crate::vocabulary::error::shown(target.label()),
                 if replicas.is_some() {
                     " on every replica that shows it"
                 } else {
@@ -266,7 +266,7 @@ pub async fn kill(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::Ident;
+    use crate::vocabulary::sql::Ident;
 
     fn table() -> QualifiedTable {
         QualifiedTable {

@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::error::{ErrorCode, Failure, fail};
-use crate::journal::{Member, RequestJournal};
+use crate::erasure::track::TrackObserver;
+use crate::erasure::verify::{self, LateArrivals};
+use crate::ops::report::ForgetReport;
 use crate::pipeline::{self, Context, MemberInput, NewRequest, Place, RunMode, Started};
-use crate::report::ForgetReport;
-use crate::request::{RequestId, ValidId};
-use crate::server::Server;
-use crate::state::Key;
-use crate::track::TrackObserver;
-use crate::verify::{self, LateArrivals};
+use crate::records::journal::{Member, RequestJournal};
+use crate::records::state::Key;
+use crate::server::connected::Server;
+use crate::vocabulary::error::{ErrorCode, Failure, fail};
+use crate::vocabulary::request::{RequestId, ValidId};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct UserVerification {
@@ -36,7 +36,7 @@ pub struct VerifyReport {
     pub physical: Option<super::physical::PhysicalOutcome>,
     /// Why the command exits with an error (late rows left, a finding on
     /// disk, a failure), as every JSON document says it.
-    pub error: Option<crate::error::ErrorBody>,
+    pub error: Option<crate::vocabulary::error::ErrorBody>,
 }
 
 /// The users of a request to check, raw: all of them, or `wanted` alone
@@ -148,7 +148,12 @@ async fn fix_request(
 ) -> anyhow::Result<()> {
     ctx.server
         .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
-    crate::audit::ensure_table(ctx.server, ctx.audit_table, journal.scope.cluster.as_ref()).await?;
+    crate::records::audit::ensure_table(
+        ctx.server,
+        ctx.audit_table,
+        journal.scope.cluster.as_ref(),
+    )
+    .await?;
     let mut members = Vec::new();
     let mut known = BTreeMap::new();
     for ((user, member), verification) in users.iter().zip(&report.users) {
@@ -228,7 +233,7 @@ pub fn parse_since(text: &str) -> anyhow::Result<u64> {
                 ErrorCode::InvalidPayload,
                 format!(
                     "--since {} is not a date (YYYY-MM-DD) or RFC 3339 time",
-                    crate::error::shown(text)
+                    crate::vocabulary::error::shown(text)
                 ),
             )
             .into()

@@ -1,6 +1,9 @@
 //! What each command does, as library calls: commands parse their flags,
 //! call one of these and render what comes back.
 
+pub mod batch;
+pub mod report;
+
 pub mod audit;
 pub mod forget;
 pub mod kill;
@@ -9,8 +12,8 @@ pub mod physical;
 pub mod rollup;
 pub mod status;
 
-use crate::audit::{ActionRecord, AuditOutcome};
 use crate::pipeline::Context;
+use crate::records::audit::{ActionRecord, AuditOutcome};
 
 /// Record an action other than an erasure request (a kill, a rollup): the
 /// one place such records are written.
@@ -18,8 +21,11 @@ pub async fn record_action(
     ctx: &Context<'_>,
     action: ActionRecord<'_>,
 ) -> anyhow::Result<AuditOutcome> {
-    let record = crate::audit::record::action_record(action, &crate::audit::origin(ctx.server));
-    crate::audit::write(
+    let record = crate::records::audit::record::action_record(
+        action,
+        &crate::records::audit::origin(ctx.server),
+    );
+    crate::records::audit::write(
         ctx.server,
         ctx.state,
         ctx.key,

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::audit::ActionRecord;
-use crate::error::ErrorCode;
-use crate::journal::{PhysicalCheck, RequestJournal, StepEvent, now_rfc3339};
-use crate::physical::{self, PhysicalReport, PhysicalStatus, PurgeReport, Reach, Subject};
+use crate::erasure::physical::{self, PhysicalReport, PhysicalStatus, PurgeReport, Reach, Subject};
 use crate::pipeline::Context;
-use crate::replicas::Replicas;
-use crate::request::AuditMeta;
+use crate::records::audit::ActionRecord;
+use crate::records::journal::{PhysicalCheck, RequestJournal, StepEvent, now_rfc3339};
+use crate::server::replicas::Replicas;
+use crate::vocabulary::error::ErrorCode;
+use crate::vocabulary::request::AuditMeta;
 
 /// How long `--wait` pauses between two checks at most.
 const POLL: Duration = Duration::from_secs(5);
@@ -46,7 +46,7 @@ fn last_issued(journal: &RequestJournal) -> anyhow::Result<u64> {
         .map(|d| d.as_secs())
         .max()
         .ok_or_else(|| {
-            crate::error::Failure::new(
+            crate::vocabulary::error::Failure::new(
                 ErrorCode::InvalidPayload,
                 format!(
                     "request {} never issued a statement: nothing of it can be on disk",
@@ -120,7 +120,9 @@ pub async fn physical(
         if report.status != PhysicalStatus::Pending || started.elapsed() >= wait {
             break report;
         }
-        if !crate::interrupt::pause(POLL.min(wait.saturating_sub(started.elapsed()))).await {
+        if !crate::vocabulary::interrupt::pause(POLL.min(wait.saturating_sub(started.elapsed())))
+            .await
+        {
             interrupted = true;
             break report;
         }
@@ -128,28 +130,28 @@ pub async fn physical(
     let error = match report.status {
         // The last check stands (recorded below); only the wait stopped.
         PhysicalStatus::Pending if interrupted => Some(
-            crate::error::Failure::new(
+            crate::vocabulary::error::Failure::new(
                 ErrorCode::Interrupted,
                 format!(
                     "stopped waiting while inactive parts still hold the rows; run `{}` again later",
-                    crate::hint::command(&format!("verify {} --physical --wait", journal.request_id))
+                    crate::vocabulary::hint::command(&format!("verify {} --physical --wait", journal.request_id))
                 ),
             )
             .into(),
         ),
         PhysicalStatus::Pending if request.wait.is_some() => Some(
-            crate::error::Failure::new(
+            crate::vocabulary::error::Failure::new(
                 ErrorCode::Timeout,
                 format!(
                     "inactive parts still hold the rows after the wait; the server removes them by {}: run `{}` again later",
                     report.remove_after.as_deref().unwrap_or("its old_parts_lifetime"),
-                    crate::hint::command(&format!("verify {} --physical --wait", journal.request_id))
+                    crate::vocabulary::hint::command(&format!("verify {} --physical --wait", journal.request_id))
                 ),
             )
             .into(),
         ),
         PhysicalStatus::Attention => Some(
-            crate::error::Failure::new(
+            crate::vocabulary::error::Failure::new(
                 ErrorCode::ForgetFailed,
                 format!(
                     "rows of the request may remain on disk where only an operator can remove them: {}",

@@ -3,13 +3,13 @@
 
 use serde::Serialize;
 
-use crate::audit::{self, ActionRecord};
-use crate::error::ErrorBody;
-use crate::journal::{StepEvent, now_rfc3339};
+use crate::erasure::plan::RollupKind;
+use crate::erasure::rollup::{self, DayRange, RollupReport};
 use crate::pipeline::{Context, Outcome, refuse_rollups_on_cluster, scope_of, settle_scope};
-use crate::plan::RollupKind;
-use crate::request::{AuditMeta, RequestId, ValidId};
-use crate::rollup::{self, DayRange, RollupReport};
+use crate::records::audit::{self, ActionRecord};
+use crate::records::journal::{StepEvent, now_rfc3339};
+use crate::vocabulary::error::ErrorBody;
+use crate::vocabulary::request::{AuditMeta, RequestId, ValidId};
 
 /// What `rollup` prints: one object, also on failure.
 #[derive(Debug, Clone, Serialize)]

@@ -4,9 +4,9 @@
 
 use serde::Serialize;
 
-use crate::journal::{Journals, RequestJournal};
-use crate::request::RequestId;
-use crate::state::{Key, StateDir};
+use crate::records::journal::{Journals, RequestJournal};
+use crate::records::state::{Key, StateDir};
+use crate::vocabulary::request::RequestId;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusLine {
@@ -36,7 +36,7 @@ pub struct StatusLine {
     pub resume: Option<String>,
     /// The last `verify --physical`: its status and time.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub physical: Option<crate::journal::PhysicalCheck>,
+    pub physical: Option<crate::records::journal::PhysicalCheck>,
 }
 
 pub fn line(journal: &RequestJournal, state: &StateDir) -> StatusLine {
@@ -77,17 +77,18 @@ pub fn line(journal: &RequestJournal, state: &StateDir) -> StatusLine {
         physical: journal.physical.clone(),
         server: journal.server.as_ref().map(|s| s.url.clone()),
         database: Some(journal.scope.database.as_str().to_string()),
-        resume: (holder.is_none() && journal.status != crate::journal::RequestStatus::Completed)
+        resume: (holder.is_none()
+            && journal.status != crate::records::journal::RequestStatus::Completed)
             .then(|| {
                 let words = format!("resume {}", journal.request_id);
                 match &journal.server {
-                    Some(server) => crate::hint::command_on(
+                    Some(server) => crate::vocabulary::hint::command_on(
                         &words,
                         &server.url,
                         Some(journal.scope.database.as_str()),
                     ),
                     // An older journal: the server must be named by hand.
-                    None => crate::hint::command_on(
+                    None => crate::vocabulary::hint::command_on(
                         &words,
                         "URL",
                         Some(journal.scope.database.as_str()),
@@ -112,7 +113,7 @@ pub fn unfinished(state: &StateDir, key: Option<&Key>) -> anyhow::Result<Vec<Sta
     let (journals, unreadable) = Journals { state, key }.list()?;
     let mut lines: Vec<StatusLine> = journals
         .iter()
-        .filter(|j| j.status != crate::journal::RequestStatus::Completed)
+        .filter(|j| j.status != crate::records::journal::RequestStatus::Completed)
         .map(|j| line(j, state))
         .collect();
     lines.extend(unreadable.into_iter().map(|bad| StatusLine {

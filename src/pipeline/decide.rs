@@ -3,9 +3,9 @@
 //! follows from what tracking found. Both runs use it; neither uses the
 //! other.
 
-use crate::error::{ErrorCode, Failure, fail};
-use crate::journal::{RequestJournal, RequestStatus};
-use crate::track::TrackOutcome;
+use crate::erasure::track::TrackOutcome;
+use crate::records::journal::{RequestJournal, RequestStatus};
+use crate::vocabulary::error::{ErrorCode, Failure, fail};
 
 use super::Context;
 
@@ -76,7 +76,7 @@ pub(super) fn conclude_tracking(
                 format!(
                     "a mutation did not complete: {}. Rows may remain. Fix the cause if one is named, then finish the request with `{}` (it re-issues killed or vanished statements, never a second live one)",
                     problems.join("; "),
-                    crate::hint::command(&format!("resume {}", journal.request_id))
+                    crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
                 ),
             )
         }
@@ -97,7 +97,7 @@ pub(super) fn conclude_tracking(
                 format!(
                     "{} the mutations{behind}; they keep running on the server. {follow} the request with `{}`",
                     if timed_out { "timed out waiting for" } else { "stopped watching" },
-                    crate::hint::command(&format!("resume {}", journal.request_id))
+                    crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
                 ),
             )
             .into())

@@ -29,20 +29,20 @@ pub use start::{
 
 use std::collections::BTreeMap;
 
-use crate::audit::AuditOutcome;
-use crate::error::ErrorCode;
-use crate::journal::{Journals, RequestJournal};
-use crate::plan::{ForgetOptions, RollupScope, Target, TargetKind};
-use crate::profile::Profile;
-use crate::request::{AuditMeta, RequestId, Scope, ValidId};
-use crate::rollup::RollupReport;
-use crate::server::Server;
-use crate::sql::{ClusterName, QualifiedTable};
-use crate::state::{Key, StateDir};
-use crate::stitch::StitchedId;
-use crate::topology::Topology;
-use crate::track::TrackOptions;
-use crate::verify::{self, Counts};
+use crate::erasure::plan::{ForgetOptions, RollupScope, Target, TargetKind};
+use crate::erasure::rollup::RollupReport;
+use crate::erasure::stitch::StitchedId;
+use crate::erasure::track::TrackOptions;
+use crate::erasure::verify::{self, Counts};
+use crate::records::audit::AuditOutcome;
+use crate::records::journal::{Journals, RequestJournal};
+use crate::records::state::{Key, StateDir};
+use crate::server::connected::Server;
+use crate::server::topology::Topology;
+use crate::vocabulary::error::ErrorCode;
+use crate::vocabulary::profile::Profile;
+use crate::vocabulary::request::{AuditMeta, RequestId, Scope, ValidId};
+use crate::vocabulary::sql::{ClusterName, QualifiedTable};
 
 /// Rounds of a run: a target whose rows survive its finished mutation (rows
 /// inserted meanwhile, or an old server's lost deletes) is re-issued, at
@@ -177,7 +177,7 @@ impl Outcome {
     /// and only watching them stopped (a timeout, Ctrl-C, a server or
     /// replica out of reach), failed otherwise.
     pub fn after_error(issued: bool, error: &anyhow::Error) -> Self {
-        let code = crate::error::code_of(error);
+        let code = crate::vocabulary::error::code_of(error);
         if issued
             && matches!(
                 code,

@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::journal::{RequestJournal, now_rfc3339};
-use crate::mutate::{self, ClusterIssued, DdlQueue};
-use crate::plan::{AttemptOutcome, ReplicaMutation};
-use crate::replicas::{ReplicaRef, Replicas};
-use crate::sql::QualifiedTable;
-use crate::track::{
+use crate::erasure::mutate::{self, ClusterIssued, DdlQueue};
+use crate::erasure::plan::{AttemptOutcome, ReplicaMutation};
+use crate::erasure::track::{
     self, ClusterWatch, MatchBy, MutationState, ReplicaView, TrackObserver, TrackOptions,
 };
+use crate::records::journal::{RequestJournal, now_rfc3339};
+use crate::server::replicas::{ReplicaRef, Replicas};
+use crate::vocabulary::sql::QualifiedTable;
 
 use super::Context;
 use super::decide::{Tracked, conclude_tracking, sent_before};
@@ -234,7 +234,7 @@ pub(super) async fn track_all(
     }
     let follow = format!(
         "Follow them with `{}` (every replica's state) or finish",
-        crate::hint::local(&format!("status {}", journal.request_id))
+        crate::vocabulary::hint::local(&format!("status {}", journal.request_id))
     );
     conclude_tracking(ctx, journal, tracked, reissue_killed, &follow)
 }

@@ -4,21 +4,21 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{ErrorCode, fail, shown};
-use crate::journal::{Member, RequestJournal, RequestStatus, now_rfc3339};
-use crate::plan::{self, StatementLimits};
-use crate::profile::Profile;
-use crate::replicas::Replicas;
-use crate::request::{RawId, RequestId, Scope, ValidId};
-use crate::rollup;
-use crate::schema;
-use crate::server::Server;
-use crate::sql::{
+use crate::erasure::plan::{self, StatementLimits};
+use crate::erasure::rollup;
+use crate::erasure::stitch::{self, StitchedId};
+use crate::erasure::verify::{self, Counts};
+use crate::records::journal::{Member, RequestJournal, RequestStatus, now_rfc3339};
+use crate::server::connected::Server;
+use crate::server::replicas::Replicas;
+use crate::server::schema;
+use crate::server::topology::{self, Topology};
+use crate::vocabulary::error::{ErrorCode, fail, shown};
+use crate::vocabulary::profile::Profile;
+use crate::vocabulary::request::{RawId, RequestId, Scope, ValidId};
+use crate::vocabulary::sql::{
     ClusterName, chunk_by_cost, literal_budget, literal_len, literal_list, render, string_literal,
 };
-use crate::stitch::{self, StitchedId};
-use crate::topology::{self, Topology};
-use crate::verify::{self, Counts};
 
 use super::{Context, NewRequest, Place, Prepared};
 
@@ -168,7 +168,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
             warnings.push(format!(
                 "could not read {} while stitching: an anonymous id that only such a replica holds (rows it has not replicated yet) is not included; once it is back, check with `{}`",
                 unreadable.join("; "),
-                crate::hint::command(&format!("verify {}", request.request_id))
+                crate::vocabulary::hint::command(&format!("verify {}", request.request_id))
             ));
         }
     }
@@ -229,8 +229,8 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         // No `_partition_id`: not a MergeTree table; every partition is
         // looked at later.
         Err(error)
-            if crate::error::server_code_of(&error)
-                == Some(crate::error::server_code::UNKNOWN_IDENTIFIER) =>
+            if crate::vocabulary::error::server_code_of(&error)
+                == Some(crate::vocabulary::error::server_code::UNKNOWN_IDENTIFIER) =>
         {
             let counts = count_before(
                 server,
@@ -284,7 +284,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     } else {
         None
     };
-    let identity = crate::identity::detect(server, &scope.database, &scope.events).await?;
+    let identity = crate::server::identity::detect(server, &scope.database, &scope.events).await?;
     let mut journal = RequestJournal {
         request_id: request.request_id,
         created_at: now_rfc3339(),

@@ -4,20 +4,20 @@
 
 use std::time::Instant;
 
-use crate::audit::{self, RunSummary};
-use crate::error::{ErrorCode, Failure, fail};
-use crate::ids_table;
-use crate::journal::{RequestJournal, RequestStatus, crash_point, now_rfc3339};
-use crate::mutate;
-use crate::plan::AttemptOutcome;
-use crate::rollup;
-use crate::sql::QualifiedTable;
-use crate::system_mutations::MutationKey;
-use crate::track::{self, MutationState, Notice, TrackObserver, TrackOptions};
-use crate::verify;
+use crate::erasure::ids_table;
+use crate::erasure::mutate;
+use crate::erasure::plan::AttemptOutcome;
+use crate::erasure::rollup;
+use crate::erasure::track::{self, MutationState, Notice, TrackObserver, TrackOptions};
+use crate::erasure::verify;
+use crate::records::audit::{self, RunSummary};
+use crate::records::journal::{RequestJournal, RequestStatus, crash_point, now_rfc3339};
+use crate::server::system_mutations::MutationKey;
+use crate::vocabulary::error::{ErrorCode, Failure, fail};
+use crate::vocabulary::sql::QualifiedTable;
 
-use crate::replicas::Replicas;
-use crate::verify::Counts;
+use crate::erasure::verify::Counts;
+use crate::server::replicas::Replicas;
 
 use super::decide::{Tracked, conclude_tracking, sent_before};
 use super::on_cluster;
@@ -44,7 +44,7 @@ pub async fn run(
     };
     // From here on Ctrl-C ends the current wait instead of the process, so
     // that the run still journals, reports and audits where it stopped.
-    crate::interrupt::listen();
+    crate::vocabulary::interrupt::listen();
     let outcome = drive(ctx, journal, mode, observer, &mut result).await;
     // Nothing this run gave up on keeps running on the server.
     ctx.server.kill_abandoned().await;
@@ -106,7 +106,7 @@ pub async fn run(
             result.outcome = Outcome::Queued;
             Err(error.context(format!(
                 "the erasure ran and was verified, but its audit record is incomplete; `{}` records it",
-                crate::hint::command(&format!("resume {}", journal.request_id))
+                crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
             )))
         }
         (Err(error), Err(run_error)) => {
@@ -187,7 +187,7 @@ async fn drive(
                     journal,
                     format!(
                         "mutations of this request were killed or vanished {MAX_ROUNDS} times in a row; find out what removes them (`chforget audit list` shows kills chforget made), then `{}`",
-                        crate::hint::command(&format!("resume {}", journal.request_id))
+                        crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
                     ),
                 );
             }
@@ -282,7 +282,7 @@ async fn drive(
                 journal,
                 format!(
                     "the mutations are done but {remaining} targeted rows remain after {MAX_ROUNDS} rounds (rows keep arriving for these ids); stop the ingestion for this user, then finish with `{}`",
-                    crate::hint::command(&format!("resume {}", journal.request_id))
+                    crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
                 ),
             );
         }
@@ -340,8 +340,8 @@ fn outside_loss(
     }
     let message = format!(
         "{what}, and no other mutation of the table ran since. Restore them from a backup taken before {before}; the parts they were in stay on disk as inactive parts for the server's old_parts_lifetime (480 s by default): copy them from the table's data directory now (`{}` lists them). Once that is understood, `{}` verifies again and completes the request",
-        crate::hint::command(&format!("verify {} --physical", journal.request_id)),
-        crate::hint::command(&format!("resume {}", journal.request_id))
+        crate::vocabulary::hint::command(&format!("verify {} --physical", journal.request_id)),
+        crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
     );
     journal.record_step("rows_lost_outside", message.clone());
     // Counted again: the loss is reported once, not at every resume.
@@ -422,7 +422,7 @@ async fn issue_all(
             Ok(detail) => detail,
             Err(error) => {
                 // Not known to have reached the server: resume looks again.
-                let code = crate::error::code_of(&error);
+                let code = crate::vocabulary::error::code_of(&error);
                 journal.status = if matches!(
                     code,
                     ErrorCode::Timeout | ErrorCode::ConnectionFailed | ErrorCode::Interrupted
@@ -436,7 +436,7 @@ async fn issue_all(
                 if code == ErrorCode::Interrupted {
                     return Err(error.context(format!(
                         "finish the request with `{}`",
-                        crate::hint::command(&format!("resume {}", journal.request_id))
+                        crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
                     )));
                 }
                 return Err(error);
@@ -660,10 +660,10 @@ async fn rollups(
             journal.record_step("rollups_failed", format!("{error:#}"));
             ctx.journals().save(journal)?;
             Err(Failure::new(
-                crate::error::code_of(&error),
+                crate::vocabulary::error::code_of(&error),
                 format!(
                     "the events are erased and verified, but re-aggregating the rollups failed: {error:#}. Each partition is either untouched or fully recomputed; finish with `{}`",
-                    crate::hint::command(&format!("resume {}", journal.request_id))
+                    crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
                 ),
             )
             .into())

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{RequestJournal, crash_point};
-use crate::request::{RequestId, ValidId};
-use crate::state::{FileLock, Key, LockHolder, StateDir, state_error, write_durably};
+use crate::records::journal::{RequestJournal, crash_point};
+use crate::records::state::{FileLock, Key, LockHolder, StateDir, state_error, write_durably};
+use crate::vocabulary::request::{RequestId, ValidId};
 
 use super::Context;
 

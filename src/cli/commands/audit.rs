@@ -2,14 +2,14 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::audit::AuditRecord;
 use crate::cli::args::{LocalArgs, StateArgs, TrailArgs};
 use crate::cli::context::Session;
-use crate::error::{ErrorCode, fail};
+use crate::erasure::plan::TargetKind;
 use crate::ops::audit::{self, TrailCheck, describe};
-use crate::output::{self, OutputFormat};
-use crate::plan::TargetKind;
-use crate::request::{RequestId, ValidId, id_for_people};
+use crate::records::audit::AuditRecord;
+use crate::vocabulary::error::{ErrorCode, fail};
+use crate::vocabulary::output::{self, OutputFormat};
+use crate::vocabulary::request::{RequestId, ValidId, id_for_people};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -201,7 +201,7 @@ fn summary_table(records: &[AuditRecord]) -> String {
 }
 
 fn export(args: ExportArgs) -> anyhow::Result<()> {
-    let state = crate::state::StateDir::resolve(args.state.state_dir.clone())?;
+    let state = crate::records::state::StateDir::resolve(args.state.state_dir.clone())?;
     let records = audit::list(&state)?;
     match args.format {
         ExportFormat::Json => output::print_json(&records),

@@ -5,15 +5,15 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::capabilities::Capabilities;
 use crate::cli::args::ServerArgs;
 use crate::cli::context::connection_config;
-use crate::output;
-use crate::profile::Profile;
-use crate::schema;
-use crate::server::Server;
-use crate::sql::QualifiedTable;
-use crate::topology::{self, Topology};
+use crate::server::capabilities::Capabilities;
+use crate::server::connected::Server;
+use crate::server::schema;
+use crate::server::topology::{self, Topology};
+use crate::vocabulary::output;
+use crate::vocabulary::profile::Profile;
+use crate::vocabulary::sql::QualifiedTable;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -54,7 +54,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let mut checks = Vec::new();
     let mut first_problem = None;
     for table in names {
-        let wanted: Vec<&crate::sql::Ident> = if *table == tables.events {
+        let wanted: Vec<&crate::vocabulary::sql::Ident> = if *table == tables.events {
             profile.event_columns().to_vec()
         } else {
             Vec::new()

@@ -4,20 +4,20 @@ use std::path::Path;
 
 use clap::Args;
 
-use crate::batch;
 use crate::cli::args::{ChangeArgs, PlaceArgs, WaitArgs};
 use crate::cli::context::{Confirm, Session};
+use crate::cli::progress;
 use crate::cli::render::{render_batch, render_forget};
-use crate::error::{ErrorBody, ErrorCode, Failure, fail};
-use crate::journal::Journals;
+use crate::erasure::plan::ForgetOptions;
+use crate::ops::batch;
 use crate::ops::forget::{self, BatchRequest, ForgetRequest};
 use crate::ops::physical::{self, PhysicalRequest};
-use crate::output;
+use crate::ops::report::{BatchReport, ForgetReport};
 use crate::pipeline::RunMode;
-use crate::plan::ForgetOptions;
-use crate::progress;
-use crate::report::{BatchReport, ForgetReport};
-use crate::request::{AuditMeta, RequestId, Subject, ValidId};
+use crate::records::journal::Journals;
+use crate::vocabulary::error::{ErrorBody, ErrorCode, Failure, fail};
+use crate::vocabulary::output;
+use crate::vocabulary::request::{AuditMeta, RequestId, Subject, ValidId};
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
@@ -274,7 +274,7 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
     if !args.dry_run {
         open.server
             .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
-        crate::audit::ensure_table(
+        crate::records::audit::ensure_table(
             &open.server,
             &open.audit_table,
             session.place.cluster.as_ref(),

@@ -3,11 +3,11 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::audit;
 use crate::cli::args::{AuditTableArgs, ServerArgs};
 use crate::cli::context::{audit_database, read_server};
-use crate::output::{self, OutputFormat};
-use crate::schema;
+use crate::records::audit;
+use crate::server::schema;
+use crate::vocabulary::output::{self, OutputFormat};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {

@@ -9,17 +9,17 @@ use serde::Serialize;
 
 use crate::cli::args::{ChangeArgs, ClusterArgs, ConnectionArgs, OutputArgs, parse_duration};
 use crate::cli::context::{Confirm, Session, connect, connection_config};
-use crate::error::{ErrorCode, Failure, fail};
-use crate::ops::kill;
-use crate::output::{self, OutputFormat};
-use crate::progress;
-use crate::replicas::{ReplicaRef, Replicas};
-use crate::server::Server;
-use crate::sql::{ClusterName, Ident};
-use crate::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
-use crate::track::{
+use crate::cli::progress;
+use crate::erasure::track::{
     self, ClusterWatch, MatchBy, MutationState, ReplicaView, TrackOptions, TrackOutcome,
 };
+use crate::ops::kill;
+use crate::server::connected::Server;
+use crate::server::replicas::{ReplicaRef, Replicas};
+use crate::server::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
+use crate::vocabulary::error::{ErrorCode, Failure, fail};
+use crate::vocabulary::output::{self, OutputFormat};
+use crate::vocabulary::sql::{ClusterName, Ident};
 
 #[derive(Debug, Subcommand)]
 pub enum MutationsCommand {

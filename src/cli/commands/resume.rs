@@ -4,13 +4,13 @@ use clap::Args;
 
 use crate::cli::args::{TrailArgs, WaitArgs};
 use crate::cli::context::Session;
+use crate::cli::progress;
 use crate::cli::render::render_forget;
-use crate::journal::RequestStatus;
 use crate::ops::forget;
-use crate::output;
+use crate::ops::report::ForgetReport;
 use crate::pipeline::{Outcome, RunMode};
-use crate::progress;
-use crate::report::ForgetReport;
+use crate::records::journal::RequestStatus;
+use crate::vocabulary::output;
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {

@@ -6,12 +6,12 @@ use clap::{ArgGroup, Args};
 use crate::cli::args::{ChangeArgs, PlaceArgs};
 use crate::cli::context::{Confirm, Session};
 use crate::cli::render::render_rollup;
-use crate::error::ErrorBody;
+use crate::erasure::plan::RollupKind;
+use crate::erasure::rollup::DayRange;
 use crate::ops::rollup::{self, RollupCommandReport, RollupRequest};
-use crate::output;
-use crate::plan::RollupKind;
-use crate::request::{RequestId, ValidId};
-use crate::rollup::DayRange;
+use crate::vocabulary::error::ErrorBody;
+use crate::vocabulary::output;
+use crate::vocabulary::request::{RequestId, ValidId};
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("range").required(true).args(["days", "since"])))]

@@ -5,8 +5,8 @@ use clap::Args;
 use crate::cli::args::LocalArgs;
 use crate::cli::context::Session;
 use crate::ops::status::{self, StatusLine};
-use crate::output::{self, OutputFormat};
-use crate::request::{RequestId, id_for_people};
+use crate::vocabulary::output::{self, OutputFormat};
+use crate::vocabulary::request::{RequestId, id_for_people};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {

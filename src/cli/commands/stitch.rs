@@ -6,11 +6,11 @@ use serde::Serialize;
 use crate::cli::args::{PlaceArgs, ServerArgs};
 use crate::cli::context::read_placed;
 use crate::cli::render::stitched_table;
-use crate::output::{self, OutputFormat};
+use crate::erasure::stitch::{self, StitchedId};
 use crate::pipeline::{scope_of, settle_scope};
-use crate::request::Subject;
-use crate::schema;
-use crate::stitch::{self, StitchedId};
+use crate::server::schema;
+use crate::vocabulary::output::{self, OutputFormat};
+use crate::vocabulary::request::Subject;
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("subject").required(true).args(["user_id", "user_hex"])))]

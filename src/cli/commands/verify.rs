@@ -7,18 +7,18 @@ use clap::Args;
 
 use crate::cli::args::{ConfirmArgs, TrailArgs};
 use crate::cli::context::{Confirm, Session};
+use crate::cli::progress;
 use crate::cli::render::render_forget;
-use crate::error::{ErrorCode, fail};
-use crate::journal::RequestStatus;
+use crate::erasure::physical::PhysicalReport;
+use crate::erasure::track::TrackOptions;
 use crate::ops::forget::check_database;
 use crate::ops::late::{self, VerifyReport};
 use crate::ops::physical::{self, PhysicalOutcome, PhysicalRequest};
-use crate::output::{self, OutputFormat};
-use crate::physical::PhysicalReport;
 use crate::pipeline::RunMode;
-use crate::progress;
-use crate::request::{id_for_people, user_arg};
-use crate::track::TrackOptions;
+use crate::records::journal::RequestStatus;
+use crate::vocabulary::error::{ErrorCode, fail};
+use crate::vocabulary::output::{self, OutputFormat};
+use crate::vocabulary::request::{id_for_people, user_arg};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -132,7 +132,10 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
                 journal.request_id,
                 report.late_rows.user_rows,
                 report.late_rows.anonymous_rows,
-                crate::hint::command(&format!("verify {} --fix --yes", journal.request_id))
+                crate::vocabulary::hint::command(&format!(
+                    "verify {} --fix --yes",
+                    journal.request_id
+                ))
             ),
         )
     } else {
@@ -151,7 +154,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         result
     };
     if let Err(error) = &result {
-        report.error = Some(crate::error::ErrorBody::of(error));
+        report.error = Some(crate::vocabulary::error::ErrorBody::of(error));
     }
     match session.output {
         OutputFormat::Json => output::print_json(&report)?,
@@ -175,7 +178,7 @@ async fn physical_check(
                 "request {} is {}: its mutations may still be rewriting parts. Finish it first (`{}`), then look at the disks",
                 journal.request_id,
                 journal.status,
-                crate::hint::command(&format!("resume {}", journal.request_id))
+                crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
             ),
         );
     }

@@ -1,0 +1,288 @@
+//! Tracker observers: a redrawn progress display for terminals, one line per
+//! change for logs, JSON lines for scripts. All but the JSON one write to
+//! stderr.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::server::replicas::ReplicaRef;
+use crate::server::system_mutations::{MutationKey, MutationRow};
+use crate::vocabulary::output;
+
+use crate::erasure::track::{Diagnosis, MutationState, Notice, TrackObserver};
+
+/// Progress bars of parts_to_do, redrawn in place on a terminal.
+pub struct TerminalBars {
+    started: Instant,
+    most_parts: BTreeMap<MutationKey, i64>,
+    drawn_lines: usize,
+}
+
+impl TerminalBars {
+    pub fn new() -> Self {
+        TerminalBars {
+            started: Instant::now(),
+            most_parts: BTreeMap::new(),
+            drawn_lines: 0,
+        }
+    }
+
+    fn bar(done_fraction: f64) -> String {
+        let width = 24;
+        let filled = ((done_fraction.clamp(0.0, 1.0)) * width as f64).round() as usize;
+        format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+    }
+}
+
+impl Default for TerminalBars {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TrackObserver for TerminalBars {
+    fn changed(&mut self, _: &MutationKey, _: &MutationState, _: Option<&MutationRow>) {}
+
+    fn polled(&mut self, states: &BTreeMap<MutationKey, MutationState>) {
+        let mut stderr = std::io::stderr().lock();
+        if self.drawn_lines > 0 {
+            let _ = write!(stderr, "\x1b[{}A", self.drawn_lines);
+        }
+        let elapsed =
+            humantime::format_duration(Duration::from_secs(self.started.elapsed().as_secs()));
+        for (key, state) in states {
+            let (fraction, detail) = match state {
+                MutationState::Running { parts_to_do } => {
+                    let most = self.most_parts.entry(key.clone()).or_insert(*parts_to_do);
+                    *most = (*most).max(*parts_to_do);
+                    let fraction = if *most > 0 {
+                        1.0 - (*parts_to_do as f64 / *most as f64)
+                    } else {
+                        0.0
+                    };
+                    (fraction, format!("{parts_to_do} parts to do"))
+                }
+                MutationState::Done => (1.0, "done".to_string()),
+                other => (0.0, other.label().to_string()),
+            };
+            let _ = writeln!(
+                stderr,
+                "\x1b[2K{} {} {} {detail} ({elapsed})",
+                key.table,
+                key.mutation_id,
+                Self::bar(fraction)
+            );
+        }
+        self.drawn_lines = states.len();
+        let _ = stderr.flush();
+    }
+
+    fn notice(&mut self, notice: &Notice<'_>) {
+        eprintln!("{}", message(notice));
+        // The bars are drawn anew below the message.
+        self.drawn_lines = 0;
+    }
+}
+
+/// Lines on stderr for logs and non-terminals: stuck and connection warnings
+/// always, and one line per state change when `changes` is set (a forget
+/// shows no progress off a terminal, but its warnings belong in the log).
+pub struct LogLines {
+    pub changes: bool,
+}
+
+impl TrackObserver for LogLines {
+    fn changed(&mut self, key: &MutationKey, state: &MutationState, _: Option<&MutationRow>) {
+        if self.changes {
+            eprintln!("{} {}", key, describe(state));
+        }
+    }
+    fn notice(&mut self, notice: &Notice<'_>) {
+        eprintln!("{}", message(notice));
+    }
+}
+
+#[derive(Serialize)]
+struct ChangeEvent<'a> {
+    event: &'static str,
+    at: String,
+    database: &'a str,
+    table: &'a str,
+    mutation_id: &'a str,
+    #[serde(flatten)]
+    state: &'a MutationState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis: Option<&'a Diagnosis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stalled_seconds: Option<u64>,
+}
+
+/// JSON lines on stdout: one per state change (and stuck report).
+pub struct JsonLines;
+
+impl TrackObserver for JsonLines {
+    fn changed(&mut self, key: &MutationKey, state: &MutationState, _: Option<&MutationRow>) {
+        let event = ChangeEvent {
+            event: "state",
+            at: crate::records::journal::now_rfc3339(),
+            database: &key.database,
+            table: &key.table,
+            mutation_id: &key.mutation_id,
+            state,
+            diagnosis: None,
+            stalled_seconds: None,
+        };
+        let _ = output::print_json_line(&event);
+    }
+    fn notice(&mut self, notice: &Notice<'_>) {
+        let Notice::Stuck {
+            key,
+            stalled,
+            row,
+            diagnosis,
+        } = notice
+        else {
+            eprintln!("{}", message(notice));
+            return;
+        };
+        let state = MutationState::Running {
+            parts_to_do: row.parts_to_do,
+        };
+        let event = ChangeEvent {
+            event: "stuck",
+            at: crate::records::journal::now_rfc3339(),
+            database: &key.database,
+            table: &key.table,
+            mutation_id: &key.mutation_id,
+            state: &state,
+            diagnosis: diagnosis.as_ref().ok(),
+            stalled_seconds: Some(stalled.as_secs()),
+        };
+        let _ = output::print_json_line(&event);
+    }
+}
+
+fn describe(state: &MutationState) -> String {
+    match state {
+        MutationState::Killed { .. } => "killed".to_string(),
+        MutationState::Vanished => {
+            "vanished from system.mutations (pruned or table dropped): its outcome is unknown, check the rows".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A notice as one line of text.
+fn message(notice: &Notice<'_>) -> String {
+    match notice {
+        Notice::Stuck {
+            key,
+            stalled,
+            row,
+            diagnosis,
+        } => stuck_message(key, *stalled, row, diagnosis),
+        Notice::Retrying { error, wait } => format!(
+            "lost contact with ClickHouse ({error:#}); retrying in {} — the mutations keep running on the server",
+            humantime::format_duration(Duration::from_millis(
+                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+            ))
+        ),
+        Notice::WaitingForRoom {
+            table,
+            pending,
+            limit,
+        } => format!(
+            "{pending} mutations are pending on {table}; waiting until fewer than {limit} are before issuing the next delete (on this server version, more pending deletes at once have left rows behind)"
+        ),
+        Notice::ReplicasBehind {
+            not_seen,
+            unreachable,
+        } => replicas_message(not_seen, unreachable),
+    }
+}
+
+fn replicas_message(
+    not_seen: &[(String, ReplicaRef)],
+    unreachable: &[(ReplicaRef, String)],
+) -> String {
+    let mut parts = Vec::new();
+    if !unreachable.is_empty() {
+        parts.push(format!(
+            "cannot read {} ({})",
+            unreachable
+                .iter()
+                .map(|(replica, _)| replica.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            unreachable
+                .first()
+                .map(|(_, error)| error.as_str())
+                .unwrap_or_default()
+        ));
+    }
+    let mut behind: Vec<String> = not_seen.iter().map(|(_, r)| r.to_string()).collect();
+    behind.sort();
+    behind.dedup();
+    if !behind.is_empty() {
+        parts.push(format!(
+            "the mutation is not yet on {} (replication lag, or the host was down when it was sent: it runs there when the host catches up)",
+            behind.join(", ")
+        ));
+    }
+    format!(
+        "{}; still waiting, and not done until every replica is",
+        parts.join("; ")
+    )
+}
+
+fn stuck_message(
+    key: &MutationKey,
+    stalled: Duration,
+    row: &MutationRow,
+    diagnosis: &Result<Diagnosis, String>,
+) -> String {
+    let mut message = format!(
+        "{key} is stuck: {} parts to do, unchanged for {}",
+        row.parts_to_do,
+        humantime::format_duration(Duration::from_millis(
+            u64::try_from(stalled.as_millis() / 100 * 100).unwrap_or(u64::MAX)
+        ))
+    );
+    if !row.latest_fail_reason.is_empty() {
+        message.push_str(&format!(
+            "; latest failure on part {:?}: {}",
+            row.latest_failed_part, row.latest_fail_reason
+        ));
+    }
+    match diagnosis {
+        Ok(d) => {
+            message.push_str(&format!(
+                "; {} merges running on the table; {} unfinished mutations queued before it",
+                d.merges_running, d.queued_before
+            ));
+            if let Some(free) = d.free_disk_bytes {
+                message.push_str(&format!(
+                    "; {} MiB free on the fullest disk",
+                    free / (1024 * 1024)
+                ));
+            }
+        }
+        Err(error) => message.push_str(&format!("; no diagnosis: {error}")),
+    }
+    message.push_str(" (still waiting; the mutation is not stopped)");
+    message
+}
+
+/// The observer for a terminal or a log, as stderr allows.
+pub fn for_stderr(lines_when_not_terminal: bool) -> Box<dyn TrackObserver> {
+    if output::stderr_is_terminal() {
+        Box::new(TerminalBars::new())
+    } else {
+        Box::new(LogLines {
+            changes: lines_when_not_terminal,
+        })
+    }
+}

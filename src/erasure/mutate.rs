@@ -1,0 +1,458 @@
+//! Step 3, mutate: issue one attempt of a planned `ALTER TABLE ... DELETE`
+//! and find the mutation it created. A statement is never issued twice: its
+//! marker is looked up in `system.mutations` first, and again after an answer
+//! that got lost, since an ALTER the client saw fail may still have been
+//! committed. On servers that lose rows when three or more deletes of a
+//! table are pending at once, it waits until fewer than two are.
+//!
+//! On a cluster the statement goes out once, `ON CLUSTER`, and each shard
+//! runs it (replication carries it to the shard's other replicas). An answer
+//! that times out (a host down) or gets lost does not mean it was not
+//! queued: the marker is looked up on every replica and in the distributed
+//! DDL queue before anything is decided.
+
+use std::time::{Duration, Instant};
+
+use clickhouse::Row;
+use serde::Deserialize;
+
+use crate::erasure::plan::Target;
+use crate::server::capabilities::Capabilities;
+use crate::server::connected::Server;
+use crate::server::replicas::{ReplicaRef, Replicas};
+use crate::server::system_mutations::{self, MutationFilter, MutationRow};
+use crate::vocabulary::error::{ErrorCode, Failure, code_of, fail, server_code, server_code_of};
+use crate::vocabulary::request::Scope;
+use crate::vocabulary::sql::{QualifiedTable, render, string_literal};
+
+const PENDING_SQL: &str = "SELECT toUInt64(count()) AS n FROM system.mutations WHERE database = {database} AND table = {table} AND is_done = 0";
+/// Tasks of the distributed DDL queue that carry a marker: newer servers
+/// have a system table, 18.16 only ZooKeeper's view of the queue's path.
+const DDL_QUEUE_SQL: &str = "SELECT toUInt64(count()) AS n FROM system.distributed_ddl_queue WHERE position(query, {marker}) > 0";
+const DDL_QUEUE_ZOOKEEPER_SQL: &str = "SELECT toUInt64(count()) AS n FROM system.zookeeper WHERE path = {path} AND position(value, {marker}) > 0";
+
+/// The mutation carrying `marker` on `table`, if it exists.
+pub async fn find_issued(
+    server: &Server,
+    table: &QualifiedTable,
+    marker: &str,
+) -> anyhow::Result<Option<MutationRow>> {
+    let filter = MutationFilter {
+        database: Some(table.database.as_str().to_string()),
+        table: Some(table.table.as_str().to_string()),
+        // Quoted, so that chunk 1 does not also match chunk 10, nor attempt
+        // 0 attempt 1.
+        command_contains: Some(string_literal(marker)),
+        ..MutationFilter::default()
+    };
+    let mut rows = system_mutations::list(server, &filter).await?;
+    if rows.len() > 1 {
+        return fail(
+            ErrorCode::ForgetFailed,
+            format!(
+                "{} mutations carry the marker {marker}; expected one. Inspect them with `chforget mutations list --all --command {marker}`",
+                rows.len(),
+            ),
+        );
+    }
+    Ok(rows.pop())
+}
+
+/// How the mutation came to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued {
+    /// This call issued it.
+    Now,
+    /// It existed already (an earlier, interrupted run issued it).
+    Earlier,
+}
+
+#[derive(Row, Deserialize)]
+struct Pending {
+    n: u64,
+}
+
+/// Unfinished mutations of `table`, whoever issued them: on a cluster, the
+/// most any reachable replica has.
+pub async fn pending(
+    server: &Server,
+    replicas: Option<&Replicas>,
+    table: &QualifiedTable,
+) -> anyhow::Result<u64> {
+    let Some(replicas) = replicas else {
+        return pending_on(server, table).await;
+    };
+    let filter = MutationFilter {
+        unfinished_only: true,
+        ..MutationFilter::for_table(table)
+    };
+    Ok(
+        system_mutations::list_on_replicas(server, replicas, &filter)
+            .await?
+            .iter()
+            .filter_map(|answer| answer.rows.as_ref().ok())
+            .map(|rows| rows.len() as u64)
+            .max()
+            .unwrap_or(0),
+    )
+}
+
+/// Unfinished mutations of `table` on this server.
+pub async fn pending_on(server: &Server, table: &QualifiedTable) -> anyhow::Result<u64> {
+    let rows: Vec<Pending> = server
+        .fetch(
+            &render(
+                PENDING_SQL,
+                &[
+                    ("database", &string_literal(table.database.as_str())),
+                    ("table", &string_literal(table.table.as_str())),
+                ],
+            )?,
+            "counting the unfinished mutations of the table",
+        )
+        .await?;
+    Ok(rows.first().map_or(0, |r| r.n))
+}
+
+/// Issue `target`'s statement with `marker` unless a mutation with that
+/// marker exists already; return its mutation. `sent_before` (the journal
+/// says an earlier run was sending it) makes it look the marker up first; a
+/// marker never sent cannot be on the server. `deadline` bounds the wait for
+/// room on servers with a limit of pending deletes.
+#[allow(clippy::too_many_arguments)]
+pub async fn issue(
+    server: &Server,
+    scope: &Scope,
+    target: &Target,
+    marker: &str,
+    sent_before: bool,
+    deadline: Option<Instant>,
+    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
+) -> anyhow::Result<(MutationRow, Issued)> {
+    let table = scope.events_table();
+    if sent_before && let Some(existing) = find_issued(server, &table, marker).await? {
+        return Ok((existing, Issued::Earlier));
+    }
+    if let Some(limit) = server.capabilities.max_pending_deletes {
+        wait_for_room(server, None, &table, limit, deadline, waiting).await?;
+    }
+    let during = format!("issuing the {} mutation on {table}", target.kind);
+    // A server profile with mutations_sync > 0 would hold the ALTER until the
+    // data is rewritten; chforget tracks the mutation itself instead.
+    let settings: &[(&str, &str)] = if server.capabilities.mutations_sync {
+        &[("mutations_sync", "0")]
+    } else {
+        &[]
+    };
+    let statement = target.delete_statement(scope, marker)?;
+    if let Err(error) = server
+        .execute_with_settings(&statement, settings, &during, ErrorCode::ForgetFailed)
+        .await
+    {
+        // The answer may be lost although the server committed the mutation.
+        if code_of(&error) == ErrorCode::ConnectionFailed
+            && let Ok(Some(committed)) = find_issued(server, &table, marker).await
+        {
+            return Ok((committed, Issued::Now));
+        }
+        return Err(error);
+    }
+    // The mutation is recorded before the ALTER returns; a short retry covers
+    // servers that publish it to system.mutations a moment later.
+    for attempt in 0..20u64 {
+        if let Some(row) = find_issued(server, &table, marker).await? {
+            return Ok((row, Issued::Now));
+        }
+        tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
+    }
+    Err(Failure::new(
+        ErrorCode::ForgetFailed,
+        format!(
+            "ClickHouse accepted the {} mutation on {table} but it does not appear in system.mutations (marker {marker}); do not re-issue it blindly: check `chforget mutations list --all --command {marker}`",
+            target.kind,
+        ),
+    )
+    .into())
+}
+
+/// Wait until fewer than `limit` mutations of `table` are pending, so that
+/// issuing one more keeps them at `limit` at most.
+async fn wait_for_room(
+    server: &Server,
+    replicas: Option<&Replicas>,
+    table: &QualifiedTable,
+    limit: u64,
+    deadline: Option<Instant>,
+    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
+) -> anyhow::Result<()> {
+    let mut interval = Duration::from_millis(100);
+    let mut reported = false;
+    loop {
+        let pending = pending(server, replicas, table).await?;
+        if pending < limit {
+            return Ok(());
+        }
+        if !reported {
+            waiting(table, pending, limit);
+            reported = true;
+        }
+        if deadline.is_some_and(|d| Instant::now() + interval > d) {
+            return fail(
+                ErrorCode::Timeout,
+                format!(
+                    "{pending} mutations are still pending on {table}; on this server version chforget keeps at most {limit} deletes pending per table (with more, ClickHouse 18.16 has been seen to leave rows behind), so the rest was not issued yet"
+                ),
+            );
+        }
+        if !crate::vocabulary::interrupt::pause(interval).await {
+            return fail(
+                ErrorCode::Interrupted,
+                format!(
+                    "stopped waiting for fewer than {limit} pending mutations on {table} ({pending} pending); the statement was not issued"
+                ),
+            );
+        }
+        interval = interval.mul_f64(1.5).min(Duration::from_secs(5));
+    }
+}
+
+/// Where a marker was seen on a cluster.
+#[derive(Debug, Default)]
+pub struct Sighting {
+    /// Replicas that show a mutation with the marker.
+    pub found: Vec<(ReplicaRef, MutationRow)>,
+    /// Replicas that could not be read, with why.
+    pub unreachable: Vec<(ReplicaRef, String)>,
+}
+
+/// The mutation carrying `marker` on every replica of `table`.
+pub async fn find_on_replicas(
+    server: &Server,
+    replicas: &Replicas,
+    table: &QualifiedTable,
+    marker: &str,
+) -> anyhow::Result<Sighting> {
+    let filter = MutationFilter {
+        command_contains: Some(string_literal(marker)),
+        ..MutationFilter::for_table(table)
+    };
+    let mut sighting = Sighting::default();
+    for answer in system_mutations::list_on_replicas(server, replicas, &filter).await? {
+        match answer.rows {
+            Ok(rows) if rows.len() > 1 => {
+                return fail(
+                    ErrorCode::ForgetFailed,
+                    format!(
+                        "{} mutations carry the marker {marker} on {}; expected one. Inspect them with `chforget mutations list --all --cluster {} --command {marker}`",
+                        rows.len(),
+                        answer.replica,
+                        replicas.cluster.as_str()
+                    ),
+                );
+            }
+            Ok(rows) => sighting
+                .found
+                .extend(rows.into_iter().map(|row| (answer.replica.clone(), row))),
+            Err(error) => sighting.unreachable.push((answer.replica, error)),
+        }
+    }
+    Ok(sighting)
+}
+
+/// Whether the distributed DDL queue holds a task with `marker` (it was
+/// sent and hosts will run it); `None` when the queue cannot be read here.
+pub async fn in_ddl_queue(server: &Server, ddl_path: &str, marker: &str) -> Option<bool> {
+    // Quoted as in the statement, so that attempt 0's marker does not also
+    // match attempt 1's (`...:0` is a prefix of `...:0:1`).
+    let marker = string_literal(string_literal(marker));
+    let queries = [
+        render(DDL_QUEUE_SQL, &[("marker", &marker)]),
+        render(
+            DDL_QUEUE_ZOOKEEPER_SQL,
+            &[("marker", &marker), ("path", &string_literal(ddl_path))],
+        ),
+    ];
+    for sql in queries.into_iter().flatten() {
+        if let Ok(rows) = server
+            .fetch::<Pending>(
+                &sql,
+                "looking for the statement in the distributed DDL queue",
+            )
+            .await
+        {
+            return Some(rows.first().is_some_and(|row| row.n > 0));
+        }
+    }
+    None
+}
+
+/// How a statement sent `ON CLUSTER` came to be on its way.
+#[derive(Debug)]
+pub enum ClusterIssued {
+    /// Every host took it.
+    Sent,
+    /// Sent, but hosts did not answer within `distributed_ddl_task_timeout`
+    /// (a host down): they run it when they come back.
+    HostsBehind(String),
+    /// An earlier, interrupted run sent it: seen on replicas or queued.
+    Earlier(Sighting),
+}
+
+/// Settings of an `ON CLUSTER` statement: wait for the hosts at most
+/// `ddl_timeout`, never for the mutation itself, and throw on a timeout
+/// whatever the login's profile says.
+pub fn on_cluster_settings(
+    caps: &Capabilities,
+    ddl_timeout: Duration,
+) -> Vec<(&'static str, String)> {
+    let mut settings = vec![(
+        "distributed_ddl_task_timeout",
+        ddl_timeout.as_secs().max(1).to_string(),
+    )];
+    if caps.mutations_sync {
+        settings.push(("mutations_sync", "0".to_string()));
+    }
+    if caps.alter_sync {
+        settings.push(("alter_sync", "0".to_string()));
+    }
+    if caps.distributed_ddl_output_mode {
+        settings.push(("distributed_ddl_output_mode", "throw".to_string()));
+    }
+    settings
+}
+
+/// Send `target`'s statement with `marker` `ON CLUSTER`, unless it went out
+/// before: `sent_before` (the journal says an earlier run was sending it)
+/// makes it look the marker up on every replica and in the DDL queue first.
+#[allow(clippy::too_many_arguments)]
+pub async fn issue_on_cluster(
+    server: &Server,
+    replicas: &Replicas,
+    scope: &Scope,
+    target: &Target,
+    marker: &str,
+    sent_before: bool,
+    ddl: &DdlQueue<'_>,
+    deadline: Option<Instant>,
+    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
+) -> anyhow::Result<ClusterIssued> {
+    let table = scope.events_table();
+    if sent_before
+        && let Some(earlier) = sent_earlier(server, replicas, &table, marker, ddl).await?
+    {
+        return Ok(ClusterIssued::Earlier(earlier));
+    }
+    if let Some(limit) = server.capabilities.max_pending_deletes {
+        wait_for_room(server, Some(replicas), &table, limit, deadline, waiting).await?;
+    }
+    let statement = target.delete_statement(scope, marker)?;
+    let settings = on_cluster_settings(&server.capabilities, ddl.timeout);
+    let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let during = format!(
+        "issuing the {} mutation on {table} ON CLUSTER {}",
+        target.kind,
+        replicas.cluster.as_str()
+    );
+    // The answer waits for every host (up to the DDL timeout): Ctrl-C ends
+    // that wait, and the statement may be queued already.
+    let Some(sent) = crate::vocabulary::interrupt::unless_requested(server.execute_with_settings(
+        &statement,
+        &borrowed,
+        &during,
+        ErrorCode::ForgetFailed,
+    ))
+    .await
+    else {
+        return fail(
+            ErrorCode::Interrupted,
+            format!(
+                "stopped waiting for the hosts of cluster {} to take the statement with marker {marker}; it may be queued already (a later run looks it up before sending anything)",
+                replicas.cluster.as_str()
+            ),
+        );
+    };
+    let Err(error) = sent else {
+        return Ok(ClusterIssued::Sent);
+    };
+    if server_code_of(&error) == Some(server_code::TIMEOUT_EXCEEDED) {
+        return Ok(ClusterIssued::HostsBehind(format!("{error:#}")));
+    }
+    // Refused, or the answer was lost: some hosts may have taken it anyway.
+    if let Ok(Some(earlier)) = sent_earlier(server, replicas, &table, marker, ddl).await {
+        return Ok(ClusterIssued::Earlier(earlier));
+    }
+    Err(error)
+}
+
+/// The distributed DDL queue: where 18.16 keeps it in ZooKeeper, and how
+/// long an `ON CLUSTER` statement waits for hosts.
+#[derive(Debug, Clone, Copy)]
+pub struct DdlQueue<'a> {
+    pub path: &'a str,
+    pub timeout: Duration,
+}
+
+/// Whether a statement with `marker` went out before: seen on a replica, or
+/// in the DDL queue. Fails when neither can rule it out (replicas down and
+/// the queue unreadable), since sending it again could run it twice.
+async fn sent_earlier(
+    server: &Server,
+    replicas: &Replicas,
+    table: &QualifiedTable,
+    marker: &str,
+    ddl: &DdlQueue<'_>,
+) -> anyhow::Result<Option<Sighting>> {
+    let sighting = find_on_replicas(server, replicas, table, marker).await?;
+    if !sighting.found.is_empty() {
+        return Ok(Some(sighting));
+    }
+    match in_ddl_queue(server, ddl.path, marker).await {
+        Some(true) => Ok(Some(sighting)),
+        Some(false) => Ok(None),
+        None if sighting.unreachable.is_empty() => Ok(None),
+        None => fail(
+            ErrorCode::ConnectionFailed,
+            format!(
+                "cannot tell whether the statement {marker} was sent before: {} cannot be read and the distributed DDL queue is not readable here (system.distributed_ddl_queue, or system.zookeeper at {}); sending it again could run it twice, so nothing was sent. Bring the replicas back (or set [cluster] ddl_path in the profile), then resume",
+                sighting
+                    .unreachable
+                    .iter()
+                    .map(|(replica, _)| replica.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                ddl.path
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 26.x: the statement waits at most the DDL timeout for the hosts,
+    /// never for the data, and throws on a timeout whatever the profile.
+    #[test]
+    fn on_cluster_statements_never_wait_for_the_data() {
+        let new = Capabilities {
+            mutations_sync: true,
+            alter_sync: true,
+            distributed_ddl_output_mode: true,
+            ..Capabilities::default()
+        };
+        assert_eq!(
+            on_cluster_settings(&new, Duration::from_millis(30_500)),
+            vec![
+                ("distributed_ddl_task_timeout", "30".to_string()),
+                ("mutations_sync", "0".to_string()),
+                ("alter_sync", "0".to_string()),
+                ("distributed_ddl_output_mode", "throw".to_string()),
+            ]
+        );
+        // 18.16 knows none of the three; a timeout under a second is one.
+        assert_eq!(
+            on_cluster_settings(&Capabilities::default(), Duration::from_millis(200)),
+            vec![("distributed_ddl_task_timeout", "1".to_string())]
+        );
+    }
+}

@@ -1,0 +1,777 @@
+//! Step 5b, evidence on disk (`verify --physical`): whether the rows a
+//! request erased are gone from the disks, not only from queries. A mutation
+//! leaves the parts it replaced on disk as inactive parts until the server
+//! removes them (`old_parts_lifetime` after they went out of use); detached
+//! parts are never touched by a mutation; lightweight-delete masks hide rows
+//! that stay on disk. And the request leaves its own traces: its statements
+//! quote the ids in `system.mutations` and the query logs. Every query of a
+//! check is sent with query logging off, so that looking does not add
+//! traces: the caller sends every query of a check with query logging off
+//! (`Connection::quietly`). On a cluster every replica is checked.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::records::journal::now_rfc3339;
+use crate::server::connected::Server;
+use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas, brief};
+use crate::vocabulary::error::ErrorCode;
+use crate::vocabulary::request::{RequestId, Scope};
+use crate::vocabulary::sql::{Ident, QualifiedTable, literal_list, render, string_literal};
+
+const INACTIVE_PARTS_SQL: &str = include_str!("../../sql/physical/inactive_parts.sql");
+const DETACHED_PARTS_SQL: &str = include_str!("../../sql/physical/detached_parts.sql");
+const MASKED_PARTS_SQL: &str = include_str!("../../sql/physical/masked_parts.sql");
+const SYSTEM_TABLES_SQL: &str = "SELECT name FROM system.tables WHERE database = 'system' AND name IN ('detached_parts', 'query_log', 'query_thread_log', 'text_log')";
+const LIGHTWEIGHT_MASK_SQL: &str = "SELECT name FROM system.columns WHERE database = 'system' AND table = 'parts' AND name = 'has_lightweight_delete'";
+// No alias named like a column: in WHERE it would stand for the alias.
+const LIFETIME_SQL: &str =
+    "SELECT value AS text FROM system.merge_tree_settings WHERE name = 'old_parts_lifetime'";
+const ENGINE_SQL: &str =
+    "SELECT engine_full AS text FROM system.tables WHERE database = {database} AND name = {table}";
+const MUTATION_TRACES_SQL: &str = "SELECT {replica} AS replica, toUInt64(count()) AS n FROM {source} WHERE database = {database} AND table = {table} AND position(command, {request}) > 0";
+/// When the request's last mutation was created, by the server's clock
+/// (the parts it replaced are older).
+const MUTATION_TIME_SQL: &str = "SELECT {replica} AS replica, toUInt64(max(toUInt32(create_time))) AS n FROM {source} WHERE database = {database} AND table = {table} AND position(command, {request}) > 0";
+const LOG_TRACES_SQL: &str =
+    "SELECT {replica} AS replica, toUInt64(count()) AS n FROM {source} WHERE {condition}";
+const PURGE_SQL: &str = "ALTER TABLE system.{log} DELETE WHERE {condition}";
+const LOG_COLUMNS_SQL: &str = "SELECT table AS text, name FROM system.columns WHERE database = 'system' AND table IN ('query_log', 'query_thread_log', 'text_log') AND name IN ('query_id', 'initial_query_id', 'query')";
+
+/// The logs that keep the text of chforget's queries, by `query_id`.
+const QUERY_LOGS: [&str; 3] = ["query_log", "query_thread_log", "text_log"];
+
+/// What the disks say of a request's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhysicalStatus {
+    /// Nothing the request targeted is left on disk (that the server shows).
+    Erased,
+    /// Only inactive parts remain, which the server removes by itself.
+    Pending,
+    /// Detached parts or lightweight-delete masks need an operator.
+    Attention,
+    /// The server cannot tell (detached parts unlisted, a replica unread).
+    Unknown,
+}
+
+impl PhysicalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhysicalStatus::Erased => "erased",
+            PhysicalStatus::Pending => "pending",
+            PhysicalStatus::Attention => "attention",
+            PhysicalStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// The findings of one check (`physical` in JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhysicalReport {
+    pub status: PhysicalStatus,
+    pub checked_at: String,
+    /// Inactive parts of the touched partitions that predate the request's
+    /// last statement, and their bytes (summed over replicas).
+    pub inactive_parts: u64,
+    pub inactive_bytes: u64,
+    /// When the server will have removed them (RFC 3339), if any remain.
+    pub remove_after: Option<String>,
+    /// Detached parts of the table; null where the server cannot list them.
+    pub detached_parts: Option<u64>,
+    /// Active parts with a lightweight-delete mask; null where the server
+    /// has no lightweight DELETE.
+    pub masked_parts: Option<u64>,
+    /// The request's own traces: rows per system table (`mutations`,
+    /// `query_log`, ...); a table is absent where the server has none, and
+    /// the whole is null when they could not be read.
+    pub traces: Option<BTreeMap<String, u64>>,
+    /// What was found and what to do, one line each.
+    pub findings: Vec<String>,
+}
+
+/// What a check needs to know of the request.
+pub struct Subject<'a> {
+    pub scope: &'a Scope,
+    pub request_id: &'a RequestId,
+    /// The partitions its rows were in (none: look at all).
+    pub partitions: Option<&'a [String]>,
+    /// When its last statement went out (unix seconds, chforget's clock;
+    /// the server's own time of its mutations wins where they are kept).
+    pub issued: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct Inactive {
+    replica: u32,
+    parts: u64,
+    bytes: u64,
+    outdated_at: u32,
+}
+
+#[derive(Row, Deserialize)]
+struct Detached {
+    replica: u32,
+    name: String,
+    partition_id: String,
+}
+
+#[derive(Row, Deserialize)]
+struct Number {
+    replica: u32,
+    n: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct Masked {
+    replica: u32,
+    parts: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct Name {
+    name: String,
+}
+
+#[derive(Row, Deserialize)]
+struct Text {
+    text: String,
+}
+
+macro_rules! on_replica {
+    ($($row:ty),*) => {$(
+        impl OnReplica for $row {
+            fn replica_number(&self) -> u32 {
+                self.replica
+            }
+        }
+    )*};
+}
+on_replica!(Inactive, Detached, Number, Masked);
+
+/// Where the check reads: this server, or every replica of a cluster.
+pub enum Reach<'a> {
+    Here(&'a Server),
+    Replicas(&'a Server, &'a Replicas),
+}
+
+impl Reach<'_> {
+    fn server(&self) -> &Server {
+        match self {
+            Reach::Here(server) | Reach::Replicas(server, _) => server,
+        }
+    }
+
+    /// Run `build(source, replica)` against `table` on this server or on
+    /// every replica.
+    /// As [`Reach::read`], keeping the answers of the replicas that could
+    /// be read; each other one is named in `unreadable` (what is on its
+    /// disks is then unknown).
+    async fn read_readable<T>(
+        &self,
+        table: &QualifiedTable,
+        build: &(dyn Fn(&str, &str) -> anyhow::Result<String> + Sync),
+        during: &str,
+        unreadable: &mut Vec<String>,
+    ) -> anyhow::Result<Vec<(ReplicaRef, Vec<T>)>>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead + OnReplica,
+    {
+        let mut readable = Vec::new();
+        for answer in self.read::<T>(table, build, during).await? {
+            match answer.rows {
+                Ok(rows) => readable.push((answer.replica, rows)),
+                Err(error) => unreadable.push(format!("{}: {error}", answer.replica)),
+            }
+        }
+        Ok(readable)
+    }
+
+    async fn read<T>(
+        &self,
+        table: &QualifiedTable,
+        build: &(dyn Fn(&str, &str) -> anyhow::Result<String> + Sync),
+        during: &str,
+    ) -> anyhow::Result<Vec<ReplicaAnswer<T>>>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead + OnReplica,
+    {
+        match self {
+            Reach::Here(server) => {
+                let sql = build(&table.to_string(), "toUInt32(0)")?;
+                let rows = server.fetch_with_settings::<T>(&sql, &[], during).await?;
+                Ok(vec![ReplicaAnswer {
+                    replica: ReplicaRef {
+                        shard: 0,
+                        host: crate::server::connection::host_of(&server.config.url),
+                    },
+                    rows: Ok(rows),
+                }])
+            }
+            Reach::Replicas(server, replicas) => {
+                replicas
+                    .read_with_settings(server, table, build, &[], during)
+                    .await
+            }
+        }
+    }
+}
+
+fn system_table(name: &str) -> anyhow::Result<QualifiedTable> {
+    Ok(QualifiedTable {
+        database: Ident::new("system")?,
+        table: Ident::new(name)?,
+    })
+}
+
+/// Look at the disks for `subject`'s rows and traces.
+pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<PhysicalReport> {
+    let server = reach.server();
+    let table = subject.scope.events_table();
+    let database = string_literal(table.database.as_str());
+    let table_name = string_literal(table.table.as_str());
+    // Unknown partitions (a table without `_partition_id`): all of them;
+    // none (the request matched no row): nothing of it can be in a part.
+    let partitions = match subject.partitions {
+        None => "1".to_string(),
+        Some([]) => "0".to_string(),
+        Some(partitions) => format!("partition_id IN {}", literal_list(partitions)),
+    };
+    let mut findings = Vec::new();
+    let mut unreadable: Vec<String> = Vec::new();
+    let system: Vec<String> = server
+        .fetch_with_settings::<Name>(SYSTEM_TABLES_SQL, &[], "listing system tables")
+        .await?
+        .into_iter()
+        .map(|row| row.name)
+        .collect();
+    let has = |name: &str| system.iter().any(|n| n == name);
+    // Inactive parts older than the request's last mutation.
+    let issued = last_mutation_time(reach, subject).await?.to_string();
+    let build = |source: &str, replica: &str| {
+        render(
+            INACTIVE_PARTS_SQL,
+            &[
+                ("replica", replica),
+                ("source", source),
+                ("database", &database),
+                ("table", &table_name),
+                ("in_partitions", &partitions),
+                ("issued", &issued),
+            ],
+        )
+    };
+    let answers: Vec<(ReplicaRef, Vec<Inactive>)> = reach
+        .read_readable(
+            &system_table("parts")?,
+            &build,
+            "reading inactive parts",
+            &mut unreadable,
+        )
+        .await?;
+    let (mut inactive_parts, mut inactive_bytes, mut outdated_at) = (0, 0, 0);
+    for row in answers.iter().flat_map(|(_, rows)| rows) {
+        inactive_parts += row.parts;
+        inactive_bytes += row.bytes;
+        outdated_at = outdated_at.max(row.outdated_at);
+    }
+    let lifetime = old_parts_lifetime(server, &table).await?;
+    let remove_after = (inactive_parts > 0).then(|| {
+        let at = UNIX_EPOCH + Duration::from_secs(u64::from(outdated_at)) + lifetime;
+        humantime::format_rfc3339_seconds(at).to_string()
+    });
+    if let Some(at) = &remove_after {
+        findings.push(format!(
+            "{inactive_parts} inactive parts ({inactive_bytes} bytes) of {table} in the partitions the request touched still hold the rows as they were before the deletion; the server removes them by itself, old_parts_lifetime ({}) after they went out of use: by {at} (later while a query still reads them)",
+            humantime::format_duration(lifetime)
+        ));
+    }
+    // Detached parts.
+    let detached_parts = if has("detached_parts") {
+        let build = |source: &str, replica: &str| {
+            render(
+                DETACHED_PARTS_SQL,
+                &[
+                    ("replica", replica),
+                    ("source", source),
+                    ("database", &database),
+                    ("table", &table_name),
+                ],
+            )
+        };
+        let answers: Vec<(ReplicaRef, Vec<Detached>)> = reach
+            .read_readable(
+                &system_table("detached_parts")?,
+                &build,
+                "reading detached parts",
+                &mut unreadable,
+            )
+            .await?;
+        let mut found: Vec<String> = Vec::new();
+        for (replica, rows) in answers {
+            found.extend(rows.into_iter().map(|row| {
+                format!(
+                    "{} (partition {}{})",
+                    row.name,
+                    row.partition_id,
+                    if replica.shard == 0 {
+                        String::new()
+                    } else {
+                        format!(", on {replica}")
+                    }
+                )
+            }));
+        }
+        if !found.is_empty() {
+            findings.push(format!(
+                "detached parts of {table}: {}. A mutation never touches a detached part, so rows of the user may be there. Attach them (`ALTER TABLE {table} ATTACH PARTITION ID`) and run `{}`, or drop them if nobody needs them (`ALTER TABLE {table} DROP DETACHED PART 'name'`)",
+                found.join(", "),
+                crate::vocabulary::hint::command(&format!("verify {} --fix", subject.request_id))
+            ));
+        }
+        Some(found.len() as u64)
+    } else {
+        findings.push(format!(
+            "ClickHouse {} cannot list detached parts (no system.detached_parts): look in the `detached/` directory of {table}'s data path on every server; a mutation never touches a part there",
+            server.capabilities.version
+        ));
+        None
+    };
+    // Lightweight-delete masks.
+    let masks_known = !server
+        .fetch_with_settings::<Name>(LIGHTWEIGHT_MASK_SQL, &[], "reading system.parts columns")
+        .await?
+        .is_empty();
+    let masked_parts = if masks_known {
+        let build = |source: &str, replica: &str| {
+            render(
+                MASKED_PARTS_SQL,
+                &[
+                    ("replica", replica),
+                    ("source", source),
+                    ("database", &database),
+                    ("table", &table_name),
+                    ("in_partitions", &partitions),
+                ],
+            )
+        };
+        let answers: Vec<(ReplicaRef, Vec<Masked>)> = reach
+            .read_readable(
+                &system_table("parts")?,
+                &build,
+                "reading masked parts",
+                &mut unreadable,
+            )
+            .await?;
+        let masked: u64 = answers
+            .iter()
+            .flat_map(|(_, rows)| rows)
+            .map(|r| r.parts)
+            .sum();
+        if masked > 0 {
+            findings.push(format!(
+                "{masked} active parts of {table} in the touched partitions carry a lightweight-delete mask: rows hidden from queries are still on disk. Rewrite them with `OPTIMIZE TABLE {table} PARTITION ID FINAL`"
+            ));
+        }
+        Some(masked)
+    } else {
+        masks_known.then_some(0)
+    };
+    let traces = traces(reach, subject, &has).await;
+    match &traces {
+        Ok(found) if found.values().any(|n| *n > 0) => findings.push(format!(
+            "the request's own traces quote its ids: {}. `{}` removes what the server allows (system.mutations keeps a mutation until finished_mutations_to_keep newer ones replace it)",
+            found
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(table, n)| format!("{n} rows of system.{table}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            crate::vocabulary::hint::command(&format!("verify {} --physical --purge-traces", subject.request_id))
+        )),
+        Ok(_) => {}
+        Err(error) => findings.push(format!("the request's traces could not be read: {error:#}")),
+    }
+    for replica in &unreadable {
+        findings.push(format!(
+            "cannot read {replica}: what is on its disks is unknown"
+        ));
+    }
+    let status = if detached_parts.is_some_and(|n| n > 0) || masked_parts.is_some_and(|n| n > 0) {
+        PhysicalStatus::Attention
+    } else if inactive_parts > 0 {
+        PhysicalStatus::Pending
+    } else if detached_parts.is_none() || !unreadable.is_empty() {
+        PhysicalStatus::Unknown
+    } else {
+        PhysicalStatus::Erased
+    };
+    Ok(PhysicalReport {
+        status,
+        checked_at: now_rfc3339(),
+        inactive_parts,
+        inactive_bytes,
+        remove_after,
+        detached_parts,
+        masked_parts,
+        traces: traces.ok(),
+        findings,
+    })
+}
+
+/// When the request's last mutation was created on any replica, by the
+/// servers' clocks; where the mutations are pruned, chforget's time of the
+/// last statement, with room for clocks that disagree by minutes (counting
+/// a part too many only delays `erased`).
+async fn last_mutation_time(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<u64> {
+    const CLOCK_SLACK_SECONDS: u64 = 300;
+    let table = subject.scope.events_table();
+    let database = string_literal(table.database.as_str());
+    let table_name = string_literal(table.table.as_str());
+    let request = string_literal(format!("chforget:{}:", subject.request_id));
+    let build = |source: &str, replica: &str| {
+        render(
+            MUTATION_TIME_SQL,
+            &[
+                ("replica", replica),
+                ("source", source),
+                ("database", &database),
+                ("table", &table_name),
+                ("request", &request),
+            ],
+        )
+    };
+    let answers: Vec<ReplicaAnswer<Number>> = reach
+        .read(
+            &system_table("mutations")?,
+            &build,
+            "reading when the request's mutations were created",
+        )
+        .await?;
+    let on_servers = answers
+        .iter()
+        .filter_map(|a| a.rows.as_ref().ok())
+        .flatten()
+        .map(|row| row.n)
+        .max()
+        .unwrap_or(0);
+    Ok(if on_servers > 0 {
+        on_servers
+    } else {
+        subject.issued + CLOCK_SLACK_SECONDS
+    })
+}
+
+/// `old_parts_lifetime` of the table (its own setting, else the server's).
+async fn old_parts_lifetime(server: &Server, table: &QualifiedTable) -> anyhow::Result<Duration> {
+    let engine = server
+        .fetch_with_settings::<Text>(
+            &render(
+                ENGINE_SQL,
+                &[
+                    ("database", &string_literal(table.database.as_str())),
+                    ("table", &string_literal(table.table.as_str())),
+                ],
+            )?,
+            &[],
+            "reading the table's settings",
+        )
+        .await?
+        .into_iter()
+        .next()
+        .map(|row| row.text)
+        .unwrap_or_default();
+    if let Some(seconds) = table_setting(&engine, "old_parts_lifetime") {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let server_wide = server
+        .fetch_with_settings::<Text>(LIFETIME_SQL, &[], "reading old_parts_lifetime")
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|row| row.text.parse().ok())
+        .unwrap_or(480);
+    Ok(Duration::from_secs(server_wide))
+}
+
+/// A numeric `SETTINGS name = N` of a table's engine definition.
+fn table_setting(engine_full: &str, name: &str) -> Option<u64> {
+    let (_, settings) = engine_full.split_once("SETTINGS ")?;
+    settings.split(',').find_map(|setting| {
+        let (key, value) = setting.split_once('=')?;
+        (key.trim() == name)
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    })
+}
+
+/// The `LIKE` pattern of the query ids of a request's queries.
+fn query_ids_of(request_id: &RequestId) -> String {
+    format!("chforget-{}-%", request_id.as_str())
+}
+
+#[derive(Row, Deserialize)]
+struct LogColumn {
+    text: String,
+    name: String,
+}
+
+/// The columns each query log has among those that tell a request's rows.
+async fn log_columns(server: &Server) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let mut columns: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in server
+        .fetch::<LogColumn>(LOG_COLUMNS_SQL, "reading the query logs' columns")
+        .await?
+    {
+        columns.entry(row.text).or_default().push(row.name);
+    }
+    Ok(columns)
+}
+
+/// The rows of a query log that belong to a request: its own queries
+/// (`query_id`), what they ran on other servers (`initial_query_id`), and
+/// what the distributed DDL worker ran for its statements (their text
+/// carries its marker; such rows have ids of their own). Searching for the
+/// marker quotes the request id only, never the ids it erased.
+fn trace_condition(columns: &[String], request_id: &RequestId) -> String {
+    let pattern = string_literal(query_ids_of(request_id));
+    let marker = string_literal(format!("chforget:{request_id}:"));
+    let has = |name: &str| columns.iter().any(|c| c == name);
+    let mut parts = Vec::new();
+    if has("query_id") {
+        parts.push(format!("query_id LIKE {pattern}"));
+    }
+    if has("initial_query_id") {
+        parts.push(format!("initial_query_id LIKE {pattern}"));
+    }
+    if has("query") {
+        parts.push(format!("position(query, {marker}) > 0"));
+    }
+    if parts.is_empty() {
+        return "0".to_string();
+    }
+    format!("({})", parts.join(" OR "))
+}
+
+/// Rows of the request in `system.mutations` and in the query logs the
+/// server keeps, summed over replicas.
+async fn traces(
+    reach: &Reach<'_>,
+    subject: &Subject<'_>,
+    has: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<BTreeMap<String, u64>> {
+    let server = reach.server();
+    // The logs are written in batches: flush them so that the count is
+    // complete (a login that may not flush gets the count as it is).
+    let _ = server
+        .execute_with_settings(
+            "SYSTEM FLUSH LOGS",
+            &[],
+            "flushing the logs",
+            ErrorCode::ServerError,
+        )
+        .await;
+    let table = subject.scope.events_table();
+    let mut found = BTreeMap::new();
+    let database = string_literal(table.database.as_str());
+    let table_name = string_literal(table.table.as_str());
+    let request = string_literal(format!("chforget:{}:", subject.request_id));
+    let build = |source: &str, replica: &str| {
+        render(
+            MUTATION_TRACES_SQL,
+            &[
+                ("replica", replica),
+                ("source", source),
+                ("database", &database),
+                ("table", &table_name),
+                ("request", &request),
+            ],
+        )
+    };
+    found.insert(
+        "mutations".to_string(),
+        sum_of(
+            reach
+                .read(
+                    &system_table("mutations")?,
+                    &build,
+                    "looking for the request's mutations",
+                )
+                .await?,
+        )?,
+    );
+    let columns = log_columns(server).await?;
+    for log in QUERY_LOGS.iter().filter(|log| has(log)) {
+        let condition = trace_condition(
+            columns.get(*log).map_or(&[][..], Vec::as_slice),
+            subject.request_id,
+        );
+        let build = |source: &str, replica: &str| {
+            render(
+                LOG_TRACES_SQL,
+                &[
+                    ("replica", replica),
+                    ("source", source),
+                    ("condition", &condition),
+                ],
+            )
+        };
+        found.insert(
+            (*log).to_string(),
+            sum_of(
+                reach
+                    .read(
+                        &system_table(log)?,
+                        &build,
+                        &format!("looking for the request's queries in system.{log}"),
+                    )
+                    .await?,
+            )?,
+        );
+    }
+    Ok(found)
+}
+
+fn sum_of(answers: Vec<ReplicaAnswer<Number>>) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for answer in answers {
+        match answer.rows {
+            Ok(rows) => total += rows.iter().map(|r| r.n).sum::<u64>(),
+            Err(error) => anyhow::bail!("{}: {error}", answer.replica),
+        }
+    }
+    Ok(total)
+}
+
+/// What `--purge-traces` did, per log table.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PurgeReport {
+    /// Log tables whose rows of the request were deleted (mutations issued).
+    pub purged: Vec<String>,
+    /// What could not be removed, and why.
+    pub kept: Vec<String>,
+    /// The statements sent.
+    pub statements: Vec<String>,
+}
+
+/// Delete the request's rows from the query logs this server keeps (a
+/// mutation of each log table; the server may refuse), and say what stays.
+pub async fn purge_traces(server: &Server, request_id: &RequestId) -> anyhow::Result<PurgeReport> {
+    let system: Vec<String> = server
+        .fetch_with_settings::<Name>(SYSTEM_TABLES_SQL, &[], "listing system tables")
+        .await?
+        .into_iter()
+        .map(|row| row.name)
+        .collect();
+    let _ = server
+        .execute_with_settings(
+            "SYSTEM FLUSH LOGS",
+            &[],
+            "flushing the logs",
+            ErrorCode::ServerError,
+        )
+        .await;
+    let columns = log_columns(server).await?;
+    let mut report = PurgeReport::default();
+    for log in QUERY_LOGS {
+        if !system.iter().any(|name| name == log) {
+            continue;
+        }
+        let condition =
+            trace_condition(columns.get(log).map_or(&[][..], Vec::as_slice), request_id);
+        let sql = render(PURGE_SQL, &[("log", log), ("condition", &condition)])?;
+        let settings: &[(&str, &str)] = if server.capabilities.mutations_sync {
+            &[("mutations_sync", "2")]
+        } else {
+            &[]
+        };
+        let sent = server
+            .execute_with_settings(
+                &sql,
+                settings,
+                &format!("deleting the request's rows of system.{log}"),
+                ErrorCode::ServerError,
+            )
+            .await;
+        report.statements.push(sql);
+        match sent {
+            Ok(()) => report.purged.push(format!("system.{log}")),
+            Err(error) => report
+                .kept
+                .push(format!("system.{log}: {}", brief(&format!("{error:#}")))),
+        }
+    }
+    wait_for_log_mutations(server, &report.purged).await;
+    report.kept.push(
+        "system.mutations: the request's statements stay until finished_mutations_to_keep newer mutations of the table replace them (no statement removes them), and in the server's own log files".to_string(),
+    );
+    Ok(report)
+}
+
+/// Wait (briefly) until the purge's mutations of the log tables are done,
+/// on servers that cannot wait for them (`mutations_sync`), so that the
+/// check that follows sees their effect.
+async fn wait_for_log_mutations(server: &Server, purged: &[String]) {
+    const PENDING_SQL: &str = "SELECT toUInt64(count()) AS n FROM system.mutations WHERE database = 'system' AND is_done = 0 AND table IN {tables}";
+    if server.capabilities.mutations_sync || purged.is_empty() {
+        return;
+    }
+    let tables: Vec<&str> = purged
+        .iter()
+        .map(|t| t.trim_start_matches("system."))
+        .collect();
+    let Ok(sql) = render(PENDING_SQL, &[("tables", &literal_list(&tables))]) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        match server
+            .fetch_with_settings::<Count>(&sql, &[], "waiting for the purge")
+            .await
+        {
+            Ok(rows) if rows.first().is_none_or(|row| row.n == 0) => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(_) => return,
+        }
+    }
+}
+
+#[derive(Row, Deserialize)]
+struct Count {
+    n: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_settings_are_read_from_the_engine() {
+        let engine = "MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (project_id, ts) SETTINGS index_granularity = 8192, old_parts_lifetime = 5";
+        assert_eq!(table_setting(engine, "old_parts_lifetime"), Some(5));
+        assert_eq!(table_setting(engine, "index_granularity"), Some(8192));
+        assert_eq!(
+            table_setting("MergeTree ORDER BY x", "old_parts_lifetime"),
+            None
+        );
+    }
+
+    #[test]
+    fn traces_are_found_by_query_id_initial_query_id_and_marker() {
+        let id = RequestId::parse("01a228b4-9333-779e-905f-58089d6845e3").expect("id");
+        let all = ["query_id", "initial_query_id", "query"].map(String::from);
+        assert_eq!(
+            trace_condition(&all, &id),
+            "(query_id LIKE 'chforget-01a228b4-9333-779e-905f-58089d6845e3-%' OR initial_query_id LIKE 'chforget-01a228b4-9333-779e-905f-58089d6845e3-%' OR position(query, 'chforget:01a228b4-9333-779e-905f-58089d6845e3:') > 0)"
+        );
+        // text_log: the query id only.
+        assert_eq!(
+            trace_condition(&["query_id".to_string()], &id),
+            "(query_id LIKE 'chforget-01a228b4-9333-779e-905f-58089d6845e3-%')"
+        );
+        assert_eq!(trace_condition(&[], &id), "0");
+    }
+}

@@ -1,0 +1,303 @@
+//! Step 1, stitch: find the anonymous ids the users of a request were seen
+//! with in its project, and which of them another user_id also used. Runs
+//! before any deletion, because the link between a user and an anonymous id
+//! goes with the user's rows: one grouped query for all users of a request.
+//! Also finds again, by their keyed hashes, the anonymous ids an earlier
+//! request of the same user stitched.
+
+use std::collections::BTreeMap;
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::records::state::Key;
+use crate::server::connected::Server;
+use crate::server::replicas::{OnReplica, ReplicaAnswer, Replicas};
+use crate::vocabulary::error::{ErrorCode, Failure};
+use crate::vocabulary::request::{RawId, Scope, ValidId};
+use crate::vocabulary::sql::{chunk_by_cost, literal_budget, literal_len, literal_list, render};
+
+const STITCH_SQL: &str = include_str!("../../sql/stitch.sql");
+const PROJECT_ANONYMOUS_IDS_SQL: &str = include_str!("../../sql/project_anonymous_ids.sql");
+const STITCH_REPLICAS_SQL: &str = include_str!("../../sql/stitch_replicas.sql");
+const STITCH_REPLICAS_IDS_SQL: &str = include_str!("../../sql/stitch_replicas_ids.sql");
+
+/// One anonymous id tied to a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StitchedId {
+    pub anonymous_id: RawId,
+    /// Events of the user with this anonymous id.
+    pub user_events: u64,
+    /// Events with this anonymous id and no user_id.
+    pub anonymous_events: u64,
+    /// Distinct other user_ids seen with this anonymous id.
+    pub other_users: u64,
+}
+
+impl StitchedId {
+    /// Another user_id used this anonymous id too (a shared device).
+    pub fn is_shared(&self) -> bool {
+        self.other_users > 0
+    }
+}
+
+#[derive(Row, Deserialize)]
+struct StitchRow {
+    user_id: String,
+    anonymous_id: String,
+    user_events: u64,
+    anonymous_events: u64,
+    users: u64,
+}
+
+/// The anonymous ids of each of `users` in the scope's project, sorted by
+/// id; users without any are absent. One query per chunk of users (the user
+/// list appears twice in it).
+pub async fn stitch(
+    server: &Server,
+    scope: &Scope,
+    users: &[ValidId],
+) -> anyhow::Result<BTreeMap<ValidId, Vec<StitchedId>>> {
+    let budget = literal_budget(server.capabilities.max_query_size) / 2;
+    let mut found: BTreeMap<ValidId, Vec<StitchedId>> = BTreeMap::new();
+    for chunk in chunk_by_cost(users, budget, |u| literal_len(u) + 2) {
+        let mut values = scope.bindings();
+        values.push(("users", literal_list(&chunk)));
+        let borrowed: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let sql = render(STITCH_SQL, &borrowed)?;
+        let rows: Vec<StitchRow> = server.fetch(&sql, "stitching anonymous ids").await?;
+        for row in rows {
+            let Some(user) = chunk.iter().find(|u| u.as_str() == row.user_id) else {
+                continue;
+            };
+            found.entry((*user).clone()).or_default().push(StitchedId {
+                anonymous_id: decode(&row.anonymous_id)?,
+                user_events: row.user_events,
+                anonymous_events: row.anonymous_events,
+                // The user is one of the user_ids that used it.
+                other_users: row.users.saturating_sub(1),
+            });
+        }
+    }
+    Ok(found)
+}
+
+#[derive(Row, Deserialize)]
+struct PairOnReplica {
+    replica: u32,
+    uid: String,
+    aid: String,
+    n: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct IdOnReplica {
+    replica: u32,
+    aid: String,
+    anonymous_events: u64,
+    users: u64,
+}
+
+impl OnReplica for PairOnReplica {
+    fn replica_number(&self) -> u32 {
+        self.replica
+    }
+}
+
+impl OnReplica for IdOnReplica {
+    fn replica_number(&self) -> u32 {
+        self.replica
+    }
+}
+
+/// On a cluster: add to `found` the anonymous ids some replica holds for
+/// the users that the one replica per shard [`stitch`] read did not show
+/// (replication lag), with their figures read on every replica (a shard
+/// counts as its fullest replica). Returns how many were added, and the
+/// replicas that could not be read (an id only one of them holds is not
+/// found: the caller warns).
+pub async fn add_lagging(
+    server: &Server,
+    replicas: &Replicas,
+    scope: &Scope,
+    users: &[ValidId],
+    found: &mut BTreeMap<ValidId, Vec<StitchedId>>,
+) -> anyhow::Result<(usize, Vec<String>)> {
+    let mut unreadable: Vec<String> = Vec::new();
+    let table = scope.events_table();
+    let budget = literal_budget(server.capabilities.max_query_size);
+    // Per (user, id): the most events any replica of a shard shows, per shard.
+    let mut pairs: BTreeMap<(ValidId, RawId), BTreeMap<u32, u64>> = BTreeMap::new();
+    for chunk in chunk_by_cost(users, budget, |u| literal_len(u) + 2) {
+        let users_list = literal_list(&chunk);
+        let build = |source: &str, replica: &str| {
+            let mut values = scope.bindings_reading(source);
+            values.push(("replica", replica.to_string()));
+            values.push(("users", users_list.clone()));
+            let borrowed: Vec<(&str, &str)> =
+                values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            render(STITCH_REPLICAS_SQL, &borrowed)
+        };
+        let answers: Vec<ReplicaAnswer<PairOnReplica>> = replicas
+            .read(server, &table, &build, "stitching on every replica")
+            .await?;
+        for answer in answers {
+            let rows = match answer.rows {
+                Ok(rows) => rows,
+                Err(error) => {
+                    let replica = answer.replica.to_string();
+                    if !unreadable.iter().any(|r| r.starts_with(&replica)) {
+                        unreadable.push(format!("{replica}: {error}"));
+                    }
+                    continue;
+                }
+            };
+            for row in rows {
+                let Some(user) = chunk.iter().find(|u| u.as_str() == row.uid) else {
+                    continue;
+                };
+                let shard = pairs
+                    .entry(((*user).clone(), decode(&row.aid)?))
+                    .or_default()
+                    .entry(answer.replica.shard)
+                    .or_default();
+                *shard = (*shard).max(row.n);
+            }
+        }
+    }
+    if !replicas.list.is_empty() && unreadable.len() == replicas.list.len() {
+        // Not one replica answered: a failing query, not replicas down.
+        return Err(Failure::new(
+            ErrorCode::ServerError,
+            format!(
+                "no replica could be read while stitching: {}",
+                unreadable.join("; ")
+            ),
+        )
+        .into());
+    }
+    let missing: Vec<(ValidId, RawId, u64)> = pairs
+        .into_iter()
+        .filter(|((user, id), _)| {
+            !found
+                .get(user)
+                .is_some_and(|ids| ids.iter().any(|s| s.anonymous_id == *id))
+        })
+        .map(|((user, id), shards)| (user, id, shards.values().sum()))
+        .collect();
+    if missing.is_empty() {
+        return Ok((0, unreadable));
+    }
+    let ids: Vec<&RawId> = missing.iter().map(|(_, id, _)| id).collect();
+    let mut figures: BTreeMap<RawId, (BTreeMap<u32, u64>, u64)> = BTreeMap::new();
+    for chunk in chunk_by_cost(&ids, budget, |id| literal_len(*id) + 2) {
+        let ids_list = literal_list(&chunk);
+        let build = |source: &str, replica: &str| {
+            let mut values = scope.bindings_reading(source);
+            values.push(("replica", replica.to_string()));
+            values.push(("anonymous_ids", ids_list.clone()));
+            let borrowed: Vec<(&str, &str)> =
+                values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            render(STITCH_REPLICAS_IDS_SQL, &borrowed)
+        };
+        let answers: Vec<ReplicaAnswer<IdOnReplica>> = replicas
+            .read(
+                server,
+                &table,
+                &build,
+                "reading stitched ids on every replica",
+            )
+            .await?;
+        for answer in answers {
+            for row in answer.rows.unwrap_or_default() {
+                let entry = figures.entry(decode(&row.aid)?).or_default();
+                let shard = entry.0.entry(answer.replica.shard).or_default();
+                *shard = (*shard).max(row.anonymous_events);
+                entry.1 = entry.1.max(row.users);
+            }
+        }
+    }
+    let added = missing.len();
+    for (user, id, user_events) in missing {
+        let (anonymous, users) = figures.get(&id).cloned().unwrap_or_default();
+        found.entry(user).or_default().push(StitchedId {
+            anonymous_id: id,
+            user_events,
+            anonymous_events: anonymous.values().sum(),
+            other_users: users.saturating_sub(1),
+        });
+    }
+    for ids in found.values_mut() {
+        ids.sort_by(|a, b| a.anonymous_id.cmp(&b.anonymous_id));
+    }
+    Ok((added, unreadable))
+}
+
+fn decode(hex: &str) -> anyhow::Result<RawId> {
+    RawId::from_hex(hex).ok_or_else(|| {
+        Failure::new(
+            ErrorCode::ServerError,
+            format!("ClickHouse answered hex() with {hex:?}, which is not hex"),
+        )
+        .into()
+    })
+}
+
+/// The anonymous ids of all users of a request, each once: shared if any
+/// user shares it with another user_id.
+pub fn union<'a>(per_user: impl IntoIterator<Item = &'a [StitchedId]>) -> Vec<StitchedId> {
+    let mut union: BTreeMap<RawId, StitchedId> = BTreeMap::new();
+    for ids in per_user {
+        for id in ids {
+            union
+                .entry(id.anonymous_id.clone())
+                .and_modify(|known| {
+                    known.other_users = known.other_users.max(id.other_users);
+                    known.user_events += id.user_events;
+                })
+                .or_insert_with(|| id.clone());
+        }
+    }
+    union.into_values().collect()
+}
+
+#[derive(Row, Deserialize)]
+struct ProjectAnonymousRow {
+    anonymous_id: String,
+    anonymous_events: u64,
+    users: u64,
+}
+
+/// Find again the anonymous ids an earlier request stitched and kept only
+/// as keyed hashes: every anonymous id of the project that still has rows
+/// is hashed and matched. `hashed` maps each hash to what the earlier request
+/// knew of the id (whether it was shared).
+pub async fn find_hashed(
+    server: &Server,
+    scope: &Scope,
+    key: &Key,
+    hashed: &BTreeMap<String, StitchedId>,
+) -> anyhow::Result<Vec<StitchedId>> {
+    if hashed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values = scope.bindings();
+    let borrowed: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sql = render(PROJECT_ANONYMOUS_IDS_SQL, &borrowed)?;
+    let rows: Vec<ProjectAnonymousRow> = server
+        .fetch(&sql, "matching the anonymous ids of earlier requests")
+        .await?;
+    let mut found = Vec::new();
+    for row in rows {
+        let id = decode(&row.anonymous_id)?;
+        if let Some(earlier) = hashed.get(&key.hash(&id)) {
+            found.push(StitchedId {
+                anonymous_id: id,
+                user_events: 0,
+                anonymous_events: row.anonymous_events,
+                other_users: earlier.other_users.max(row.users),
+            });
+        }
+    }
+    Ok(found)
+}

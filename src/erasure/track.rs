@@ -1,0 +1,625 @@
+//! Step 4, track: poll `system.mutations` until the watched mutations are
+//! done, failed, killed or vanished, or until a timeout or Ctrl-C. One cheap
+//! query per poll for all of them, at an interval that starts fast and backs
+//! off; lost connections are retried (mutations survive server restarts);
+//! stalled progress gets a diagnosis. Tracking never stops a mutation.
+//!
+//! On a cluster every replica of every shard is polled for the request's
+//! markers: a replica that does not show the mutation yet (replication lag,
+//! a host that was down when it was sent) or cannot be read is named and
+//! waited for, never counted as done.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::server::connected::Server;
+use crate::server::replicas::{ReplicaRef, Replicas};
+use crate::server::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
+use crate::vocabulary::error::{ErrorCode, code_of, fail};
+use crate::vocabulary::sql::{QualifiedTable, render, string_literal};
+
+const STUCK_DIAGNOSIS_SQL: &str = include_str!("../../sql/stuck_diagnosis.sql");
+/// How long a replica may not show a mutation before it is named as behind.
+const REPLICATION_GRACE: Duration = Duration::from_secs(3);
+
+/// The state of one mutation as last seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum MutationState {
+    /// Not yet seen (before the first poll answered).
+    Pending,
+    Running {
+        parts_to_do: i64,
+    },
+    Done,
+    /// The server reports a failure (`latest_fail_reason`). It may retry the
+    /// part, but chforget reports it rather than wait forever.
+    Failed {
+        reason: String,
+        failed_part: String,
+    },
+    Killed {
+        reason: String,
+    },
+    /// No longer in `system.mutations` (pruned after finishing, or the table
+    /// was dropped): its outcome cannot be read there.
+    Vanished,
+}
+
+impl MutationState {
+    pub fn is_final(&self) -> bool {
+        !matches!(self, MutationState::Pending | MutationState::Running { .. })
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            MutationState::Pending => "pending",
+            MutationState::Running { .. } => "running",
+            MutationState::Done => "done",
+            MutationState::Failed { .. } => "failed",
+            MutationState::Killed { .. } => "killed",
+            MutationState::Vanished => "vanished",
+        }
+    }
+
+    pub(crate) fn from_row(row: &MutationRow) -> Self {
+        if row.is_done != 0 {
+            MutationState::Done
+        } else if row.is_killed != 0 {
+            MutationState::Killed {
+                reason: row.latest_fail_reason.clone(),
+            }
+        } else if !row.latest_fail_reason.is_empty() {
+            MutationState::Failed {
+                reason: row.latest_fail_reason.clone(),
+                failed_part: row.latest_failed_part.clone(),
+            }
+        } else {
+            MutationState::Running {
+                parts_to_do: row.parts_to_do,
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for MutationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MutationState::Running { parts_to_do } => {
+                write!(f, "running, {parts_to_do} parts to do")
+            }
+            MutationState::Failed {
+                reason,
+                failed_part,
+            } => write!(f, "failed on part {failed_part:?}: {reason}"),
+            other => f.write_str(other.label()),
+        }
+    }
+}
+
+/// How long and how often to poll.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackOptions {
+    /// Give up waiting (the mutations keep running) after this long.
+    pub timeout: Option<Duration>,
+    /// Report a diagnosis when parts_to_do has not moved for this long.
+    pub stuck_after: Duration,
+    pub first_interval: Duration,
+    pub max_interval: Duration,
+}
+
+impl Default for TrackOptions {
+    fn default() -> Self {
+        TrackOptions {
+            timeout: None,
+            stuck_after: Duration::from_secs(600),
+            first_interval: Duration::from_millis(100),
+            max_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why tracking stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackOutcome {
+    AllDone,
+    /// At least one mutation failed, was killed or vanished.
+    Failed,
+    TimedOut,
+    Interrupted,
+}
+
+impl TrackOutcome {
+    pub fn error_code(self) -> Option<ErrorCode> {
+        match self {
+            TrackOutcome::AllDone => None,
+            TrackOutcome::Failed => Some(ErrorCode::ForgetFailed),
+            TrackOutcome::TimedOut => Some(ErrorCode::Timeout),
+            TrackOutcome::Interrupted => Some(ErrorCode::Interrupted),
+        }
+    }
+}
+
+/// What may hold a stalled mutation back.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Diagnosis {
+    pub merges_running: u64,
+    pub queued_before: u64,
+    /// Least free space of the server's disks, where `system.disks` exists.
+    pub free_disk_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, Row)]
+struct QueueRow {
+    merges_running: u64,
+    queued_before: u64,
+}
+
+#[derive(Deserialize, Row)]
+struct FreeSpace {
+    free: u64,
+}
+
+/// Something a person watching should be told while the work goes on.
+#[derive(Debug)]
+pub enum Notice<'a> {
+    /// `parts_to_do` of a mutation has not moved for `stalled`.
+    Stuck {
+        key: &'a MutationKey,
+        stalled: Duration,
+        row: &'a MutationRow,
+        diagnosis: &'a Result<Diagnosis, String>,
+    },
+    /// A poll failed to reach the server; the next one comes after `wait`.
+    Retrying {
+        error: &'a anyhow::Error,
+        wait: Duration,
+    },
+    /// Too many mutations are pending on `table` to issue another one yet
+    /// (see `mutate`).
+    WaitingForRoom {
+        table: &'a QualifiedTable,
+        pending: u64,
+        limit: u64,
+    },
+    /// On a cluster: replicas that do not show a watched mutation yet, and
+    /// replicas that cannot be read (said when the lists change).
+    ReplicasBehind {
+        not_seen: &'a [(String, ReplicaRef)],
+        unreachable: &'a [(ReplicaRef, String)],
+    },
+}
+
+/// Receives what the tracker sees. Rendering (progress bars, lines, JSON) is
+/// the caller's business.
+pub trait TrackObserver {
+    /// A mutation's state changed (also called once for each at the start).
+    fn changed(&mut self, key: &MutationKey, state: &MutationState, row: Option<&MutationRow>);
+    /// Every poll, with all states (for progress bars).
+    fn polled(&mut self, _states: &BTreeMap<MutationKey, MutationState>) {}
+    /// Something to tell whoever watches.
+    fn notice(&mut self, _notice: &Notice<'_>) {}
+}
+
+/// The final result of a tracking run.
+#[derive(Debug, Clone)]
+pub struct TrackReport {
+    pub outcome: TrackOutcome,
+    pub states: BTreeMap<MutationKey, MutationState>,
+    pub rows: BTreeMap<MutationKey, MutationRow>,
+}
+
+struct Progress {
+    parts_to_do: i64,
+    since: Instant,
+    reported_stuck: bool,
+}
+
+/// Poll until every mutation in `keys` is final, or timeout / Ctrl-C.
+pub async fn track(
+    server: &Server,
+    keys: &[MutationKey],
+    options: TrackOptions,
+    observer: &mut dyn TrackObserver,
+) -> anyhow::Result<TrackReport> {
+    let filter = MutationFilter {
+        keys: keys.to_vec(),
+        ..MutationFilter::default()
+    };
+    let mut states: BTreeMap<MutationKey, MutationState> = keys
+        .iter()
+        .map(|k| (k.clone(), MutationState::Pending))
+        .collect();
+    let mut rows: BTreeMap<MutationKey, MutationRow> = BTreeMap::new();
+    let mut progress: BTreeMap<MutationKey, Progress> = BTreeMap::new();
+    let mut pace = Pace::new(options);
+
+    loop {
+        match system_mutations::list(server, &filter).await {
+            Ok(found) => {
+                let seen: BTreeMap<MutationKey, MutationRow> =
+                    found.into_iter().map(|row| (row.key(), row)).collect();
+                for key in keys {
+                    let state = match seen.get(key) {
+                        Some(row) => MutationState::from_row(row),
+                        None => MutationState::Vanished,
+                    };
+                    if let Some(row) = seen.get(key) {
+                        rows.insert(key.clone(), row.clone());
+                    }
+                    let previous = states.get(key);
+                    // A final state sticks: a vanished mutation that was seen
+                    // done stays done.
+                    if previous.is_some_and(MutationState::is_final) {
+                        continue;
+                    }
+                    if previous != Some(&state) {
+                        observer.changed(key, &state, seen.get(key));
+                        states.insert(key.clone(), state.clone());
+                    }
+                    if let (MutationState::Running { parts_to_do }, Some(row)) =
+                        (&state, seen.get(key))
+                    {
+                        let entry = progress.entry(key.clone()).or_insert(Progress {
+                            parts_to_do: *parts_to_do,
+                            since: Instant::now(),
+                            reported_stuck: false,
+                        });
+                        if entry.parts_to_do != *parts_to_do {
+                            *entry = Progress {
+                                parts_to_do: *parts_to_do,
+                                since: Instant::now(),
+                                reported_stuck: false,
+                            };
+                        } else if !entry.reported_stuck
+                            && entry.since.elapsed() >= options.stuck_after
+                        {
+                            entry.reported_stuck = true;
+                            let diagnosis =
+                                diagnose(server, row).await.map_err(|e| format!("{e:#}"));
+                            observer.notice(&Notice::Stuck {
+                                key,
+                                stalled: entry.since.elapsed(),
+                                row,
+                                diagnosis: &diagnosis,
+                            });
+                        }
+                    }
+                }
+                observer.polled(&states);
+                if states.values().all(MutationState::is_final) {
+                    let outcome = if states.values().all(|s| *s == MutationState::Done) {
+                        TrackOutcome::AllDone
+                    } else {
+                        TrackOutcome::Failed
+                    };
+                    return Ok(TrackReport {
+                        outcome,
+                        states,
+                        rows,
+                    });
+                }
+            }
+            Err(error) if code_of(&error) == ErrorCode::ConnectionFailed => {
+                observer.notice(&Notice::Retrying {
+                    error: &error,
+                    wait: pace.interval(),
+                });
+            }
+            Err(error) => return Err(error),
+        }
+
+        if let Some(outcome) = pace.next().await {
+            return Ok(TrackReport {
+                outcome,
+                states,
+                rows,
+            });
+        }
+    }
+}
+
+/// The rhythm of polling: fast at first, backing off to
+/// `max_interval`; it ends tracking at the timeout or on Ctrl-C.
+struct Pace {
+    options: TrackOptions,
+    started: Instant,
+    interval: Duration,
+    interrupt: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl Pace {
+    fn new(options: TrackOptions) -> Self {
+        Pace {
+            options,
+            started: Instant::now(),
+            interval: options.first_interval,
+            interrupt: Box::pin(crate::vocabulary::interrupt::requested()),
+        }
+    }
+
+    /// The pause before the next poll, as a notice would announce it.
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Wait until the next poll; the outcome when tracking must end.
+    async fn next(&mut self) -> Option<TrackOutcome> {
+        let elapsed = self.started.elapsed();
+        if self
+            .options
+            .timeout
+            .is_some_and(|timeout| elapsed >= timeout)
+        {
+            return Some(TrackOutcome::TimedOut);
+        }
+        let mut wait = self.interval;
+        if let Some(timeout) = self.options.timeout {
+            wait = wait.min(timeout.saturating_sub(elapsed));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = &mut self.interrupt => return Some(TrackOutcome::Interrupted),
+        }
+        self.interval = self.interval.mul_f64(1.5).min(self.options.max_interval);
+        None
+    }
+}
+
+/// Merges on the table and unfinished mutations queued before this one.
+pub async fn diagnose(server: &Server, row: &MutationRow) -> anyhow::Result<Diagnosis> {
+    let sql = render(
+        STUCK_DIAGNOSIS_SQL,
+        &[
+            ("database", &string_literal(&row.database)),
+            ("table", &string_literal(&row.table)),
+            ("mutation_id", &string_literal(&row.mutation_id)),
+            ("create_time", &row.create_time.to_string()),
+        ],
+    )?;
+    let found: Vec<QueueRow> = server.fetch(&sql, "diagnosing a stalled mutation").await?;
+    let queue = found.into_iter().next().unwrap_or_default();
+    let free_disk_bytes = if server.capabilities.system_disks {
+        server
+            .fetch::<FreeSpace>(
+                "SELECT toUInt64(min(free_space)) AS free FROM system.disks",
+                "reading free disk space",
+            )
+            .await?
+            .first()
+            .map(|row| row.free)
+    } else {
+        None
+    };
+    Ok(Diagnosis {
+        merges_running: queue.merges_running,
+        queued_before: queue.queued_before,
+        free_disk_bytes,
+    })
+}
+
+/// Replicas not showing a watched mutation (with its marker), and replicas
+/// that cannot be read.
+type Behind = (Vec<(String, ReplicaRef)>, Vec<ReplicaRef>);
+
+/// How a watched mutation is found on each replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchBy {
+    /// Its command quotes the marker (a request's statement: one marker,
+    /// whatever id each shard gave it).
+    Marker,
+    /// Its id (the same on the replicas of a shard).
+    MutationId,
+}
+
+/// One mutation to follow on every replica of a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterWatch {
+    /// The marker or the mutation id, as `by` says.
+    pub marker: String,
+    pub by: MatchBy,
+    /// Replicas where it was seen before (a later absence means it vanished),
+    /// with the id each showed.
+    pub seen: BTreeMap<ReplicaRef, String>,
+}
+
+/// What one replica shows of one watched mutation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaView {
+    /// Not (yet) in the replica's `system.mutations`.
+    NotSeen,
+    /// The replica could not be read.
+    Unreachable(String),
+    Seen {
+        mutation_id: String,
+        state: MutationState,
+    },
+}
+
+impl ReplicaView {
+    fn is_final(&self) -> bool {
+        matches!(self, ReplicaView::Seen { state, .. } if state.is_final())
+    }
+}
+
+/// The final result of tracking on a cluster: per marker and replica.
+#[derive(Debug, Clone)]
+pub struct ClusterTrackReport {
+    pub outcome: TrackOutcome,
+    pub views: BTreeMap<(String, ReplicaRef), ReplicaView>,
+}
+
+/// Poll every replica until each watched mutation is final on each, or
+/// timeout / Ctrl-C.
+pub async fn track_on_replicas(
+    server: &Server,
+    replicas: &Replicas,
+    table: &QualifiedTable,
+    watches: &[ClusterWatch],
+    options: TrackOptions,
+    observer: &mut dyn TrackObserver,
+) -> anyhow::Result<ClusterTrackReport> {
+    let labels = |by: MatchBy| -> Vec<String> {
+        watches
+            .iter()
+            .filter(|w| w.by == by)
+            .map(|w| w.marker.clone())
+            .collect()
+    };
+    let (markers, mutation_ids) = (labels(MatchBy::Marker), labels(MatchBy::MutationId));
+    if !markers.is_empty() && !mutation_ids.is_empty() {
+        return fail(
+            ErrorCode::InvalidPayload,
+            "watch markers or mutation ids, not both at once",
+        );
+    }
+    let filter = MutationFilter {
+        markers,
+        mutation_ids,
+        ..MutationFilter::for_table(table)
+    };
+    let mut views: BTreeMap<(String, ReplicaRef), ReplicaView> = BTreeMap::new();
+    let mut states: BTreeMap<MutationKey, MutationState> = BTreeMap::new();
+    // What the last notice said (not seen, unreachable), to say it again
+    // only when it changes.
+    let mut told: Option<Behind> = None;
+    let mut pace = Pace::new(options);
+    loop {
+        let answers = system_mutations::list_on_replicas(server, replicas, &filter).await?;
+        let mut unreachable = Vec::new();
+        for answer in &answers {
+            if let Err(error) = &answer.rows {
+                unreachable.push((answer.replica.clone(), error.clone()));
+            }
+            for watch in watches {
+                let slot = (watch.marker.clone(), answer.replica.clone());
+                if views.get(&slot).is_some_and(ReplicaView::is_final) {
+                    continue;
+                }
+                let view = view_of(watch, &answer.replica, &answer.rows);
+                if let ReplicaView::Seen { state, .. } = &view {
+                    let row = answer
+                        .rows
+                        .as_ref()
+                        .ok()
+                        .and_then(|rows| rows.iter().find(|row| watch.matches(row)));
+                    let key = match row {
+                        Some(row) => row.key_on(&answer.replica),
+                        None => MutationKey {
+                            database: table.database.as_str().to_string(),
+                            table: table.table.as_str().to_string(),
+                            mutation_id: watch
+                                .seen
+                                .get(&answer.replica)
+                                .cloned()
+                                .unwrap_or_default(),
+                            replica: Some(answer.replica.clone()),
+                        },
+                    };
+                    if states.get(&key) != Some(state) {
+                        observer.changed(&key, state, row);
+                        states.insert(key, state.clone());
+                    }
+                }
+                views.insert(slot, view);
+            }
+        }
+        observer.polled(&states);
+        // A replica gets a mutation a moment after the shard's first one
+        // (replication): only a lasting absence is worth telling.
+        let not_seen: Vec<(String, ReplicaRef)> = if pace.started.elapsed() < REPLICATION_GRACE {
+            Vec::new()
+        } else {
+            views
+                .iter()
+                .filter(|(_, view)| **view == ReplicaView::NotSeen)
+                .map(|(slot, _)| slot.clone())
+                .collect()
+        };
+        let now: Behind = (
+            not_seen.clone(),
+            unreachable.iter().map(|(r, _)| r.clone()).collect(),
+        );
+        if (!now.0.is_empty() || !now.1.is_empty()) && told.as_ref() != Some(&now) {
+            observer.notice(&Notice::ReplicasBehind {
+                not_seen: &not_seen,
+                unreachable: &unreachable,
+            });
+        }
+        told = Some(now);
+        if views.values().all(ReplicaView::is_final) {
+            let all_done = views.values().all(|view| {
+                matches!(
+                    view,
+                    ReplicaView::Seen {
+                        state: MutationState::Done,
+                        ..
+                    }
+                )
+            });
+            return Ok(ClusterTrackReport {
+                outcome: if all_done {
+                    TrackOutcome::AllDone
+                } else {
+                    TrackOutcome::Failed
+                },
+                views,
+            });
+        }
+        if let Some(outcome) = pace.next().await {
+            return Ok(ClusterTrackReport { outcome, views });
+        }
+    }
+}
+
+impl ClusterWatch {
+    /// Whether `row` is the watched mutation.
+    fn matches(&self, row: &MutationRow) -> bool {
+        match self.by {
+            // Quoted as in the statement: attempt 0's marker is a prefix of
+            // attempt 1's.
+            MatchBy::Marker => row.command.contains(&string_literal(&self.marker)),
+            MatchBy::MutationId => row.mutation_id == self.marker,
+        }
+    }
+}
+
+/// What one replica's answer says of one watched mutation.
+fn view_of(
+    watch: &ClusterWatch,
+    replica: &ReplicaRef,
+    rows: &Result<Vec<MutationRow>, String>,
+) -> ReplicaView {
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(error) => return ReplicaView::Unreachable(error.clone()),
+    };
+    let mut carrying = rows.iter().filter(|row| watch.matches(row));
+    match (carrying.next(), carrying.next()) {
+        (Some(row), None) => ReplicaView::Seen {
+            mutation_id: row.mutation_id.clone(),
+            state: MutationState::from_row(row),
+        },
+        (Some(row), Some(_)) => ReplicaView::Seen {
+            mutation_id: row.mutation_id.clone(),
+            state: MutationState::Failed {
+                reason: format!(
+                    "more than one mutation carries the marker {}; expected one",
+                    watch.marker
+                ),
+                failed_part: String::new(),
+            },
+        },
+        (None, _) => match watch.seen.get(replica) {
+            Some(id) => ReplicaView::Seen {
+                mutation_id: id.clone(),
+                state: MutationState::Vanished,
+            },
+            None => ReplicaView::NotSeen,
+        },
+    }
+}

@@ -1,0 +1,522 @@
+//! Step 5, verify: count the rows each target matches, grouped by id so
+//! that every user of a request is counted in the same query: before
+//! issuing (the "before" figures) and after the mutations are done, where
+//! anything but zero means the erasure is not complete. Also finds rows a
+//! finished request targets that arrived after it (late arrivals).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::erasure::plan::{Target, TargetKind};
+use crate::erasure::stitch::StitchedId;
+use crate::records::journal::{Member, RequestJournal, TableRows};
+use crate::records::state::Key;
+use crate::server::connected::Server;
+use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas};
+use crate::vocabulary::error::{ErrorCode, Failure};
+use crate::vocabulary::request::{RawId, Scope, ValidId};
+use crate::vocabulary::sql::render;
+
+const LATE_ANONYMOUS_SQL: &str = include_str!("../../sql/late_anonymous.sql");
+const TABLE_ROWS_SQL: &str = include_str!("../../sql/table_rows.sql");
+const OTHER_MUTATIONS_SQL: &str = include_str!("../../sql/other_mutations.sql");
+
+#[derive(Row, Deserialize)]
+struct RowsNow {
+    rows: u64,
+    at_unix: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct MutationName {
+    mutation_id: String,
+}
+
+/// Whether rows of the scope's table can be counted from its parts and
+/// compared before and after a request: one server (a cluster's count
+/// would need every shard), and a plain `MergeTree` whose merges never
+/// drop rows (Replacing, Collapsing, Summing... do) and without TTL.
+pub fn table_rows_comparable(scope: &Scope, engine: &str, engine_full: &str) -> bool {
+    scope.cluster.is_none()
+        && matches!(engine, "MergeTree" | "ReplicatedMergeTree")
+        && !engine_full.contains(" TTL ")
+}
+
+/// The rows of the scope's events table now: the sum of its active
+/// parts' rows (metadata, no scan), with the server's time.
+pub async fn table_rows(server: &Server, scope: &Scope) -> anyhow::Result<TableRows> {
+    let sql = render(
+        TABLE_ROWS_SQL,
+        &[
+            (
+                "database",
+                &crate::vocabulary::sql::string_literal(scope.database.as_str()),
+            ),
+            (
+                "table",
+                &crate::vocabulary::sql::string_literal(scope.events.as_str()),
+            ),
+        ],
+    )?;
+    let row = server
+        .fetch::<RowsNow>(&sql, "counting the table's rows")
+        .await?
+        .into_iter()
+        .next();
+    Ok(row.map_or(
+        TableRows {
+            rows: 0,
+            at_unix: 0,
+        },
+        |row| TableRows {
+            rows: row.rows,
+            at_unix: row.at_unix,
+        },
+    ))
+}
+
+/// Rows of the table that the request did not target and that are gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutsideLoss {
+    /// At least this many rows the request did not target are gone.
+    pub missing: u64,
+    pub before: TableRows,
+    pub now: TableRows,
+    /// Other mutations of the table created since the count before: the
+    /// rows may be theirs.
+    pub other_mutations: Vec<String>,
+}
+
+/// Once no targeted row remains: the table held `before` rows when the
+/// request counted its targets, the targets were `targeted` of them, so
+/// every other row is still there unless the table now holds fewer than
+/// `before - targeted` (rows inserted since can only hide a loss, never
+/// make one up). An independent count of what the mutations did, whatever
+/// they read: None when nothing is missing or the journal has no count.
+pub async fn rows_lost_outside(
+    server: &Server,
+    journal: &RequestJournal,
+) -> anyhow::Result<Option<OutsideLoss>> {
+    let Some(before) = journal.table_rows_before else {
+        return Ok(None);
+    };
+    let targeted: u64 = journal
+        .targets
+        .iter()
+        .flat_map(|target| target.rows_before.values())
+        .sum();
+    let now = table_rows(server, &journal.scope).await?;
+    let least = before.rows.saturating_sub(targeted);
+    if now.rows >= least {
+        return Ok(None);
+    }
+    let sql = render(
+        OTHER_MUTATIONS_SQL,
+        &[
+            (
+                "database",
+                &crate::vocabulary::sql::string_literal(journal.scope.database.as_str()),
+            ),
+            (
+                "table",
+                &crate::vocabulary::sql::string_literal(journal.scope.events.as_str()),
+            ),
+            ("since", &before.at_unix.to_string()),
+            (
+                "request_id",
+                &crate::vocabulary::sql::string_literal(journal.request_id.as_str()),
+            ),
+        ],
+    )?;
+    let other_mutations = server
+        .fetch::<MutationName>(&sql, "looking for other mutations of the table")
+        .await?
+        .into_iter()
+        .map(|row| row.mutation_id)
+        .collect();
+    Ok(Some(OutsideLoss {
+        missing: least - now.rows,
+        before,
+        now,
+        other_mutations,
+    }))
+}
+
+#[derive(Row, Deserialize)]
+struct IdCount {
+    replica: u32,
+    /// 1 for anonymous rows (the id is hex), 0 for a user's rows.
+    anonymous: u8,
+    id: String,
+    /// Empty unless partitions were asked for.
+    partition: String,
+    n: u64,
+}
+
+impl OnReplica for IdCount {
+    fn replica_number(&self) -> u32 {
+        self.replica
+    }
+}
+
+/// Rows of a target kind before anything was issued, and after the
+/// mutations (null until verified).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowCounts {
+    pub before: u64,
+    pub after: Option<u64>,
+}
+
+/// Rows matched now: per target (in plan order), per user and per
+/// anonymous id.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub per_target: Vec<u64>,
+    /// Per target (in plan order), per kind of rows it covers.
+    pub per_target_kind: Vec<BTreeMap<TargetKind, u64>>,
+    pub per_user: BTreeMap<String, u64>,
+    pub per_anonymous: BTreeMap<RawId, u64>,
+    /// On a cluster: the targeted rows each replica still holds, where any.
+    pub per_replica: BTreeMap<ReplicaRef, u64>,
+    /// On a cluster: replicas that could not be counted (only with
+    /// [`Unreadable::Skipped`]).
+    pub unread: Vec<ReplicaRef>,
+    /// The partitions holding the rows counted, when asked for
+    /// ([`Partitions::Capture`]): where the mutations will leave old parts.
+    pub partitions: BTreeSet<String>,
+}
+
+/// Whether a count also finds the partitions of the rows it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitions {
+    /// Before anything is sent: `verify --physical` looks there later.
+    Capture,
+    Ignore,
+}
+
+/// What a replica that cannot be counted means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// The count fails: verification, where an unknown count is never zero.
+    Fails,
+    /// It is left out: figures before anything is sent (a replica that is
+    /// down must not stop a request its shard's others can serve).
+    Skipped,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.per_target.iter().sum()
+    }
+
+    /// One member's rows per target kind, before (journaled) and after
+    /// (from `after`, once verified).
+    pub fn member_rows(
+        member: &Member,
+        anonymous: bool,
+        after: Option<&Counts>,
+    ) -> BTreeMap<TargetKind, RowCounts> {
+        let mut rows: BTreeMap<TargetKind, RowCounts> = member
+            .rows_before
+            .iter()
+            .map(|(kind, before)| {
+                let counts = RowCounts {
+                    before: *before,
+                    after: None,
+                };
+                (*kind, counts)
+            })
+            .collect();
+        if let Some(after) = after {
+            for (kind, count) in after.of_member(member, anonymous) {
+                rows.entry(kind).or_default().after = Some(count);
+            }
+        }
+        rows
+    }
+
+    /// One member's rows per target kind: its user rows, and the rows of
+    /// its own anonymous ids (with `--anonymous`).
+    pub fn of_member(&self, member: &Member, anonymous: bool) -> BTreeMap<TargetKind, u64> {
+        let mut rows = BTreeMap::new();
+        rows.insert(
+            TargetKind::User,
+            self.per_user
+                .get(member.user_id.as_str())
+                .copied()
+                .unwrap_or(0),
+        );
+        if anonymous && !member.stitched.is_empty() {
+            rows.insert(
+                TargetKind::Anonymous,
+                member
+                    .stitched
+                    .iter()
+                    .filter_map(|s| self.per_anonymous.get(&s.anonymous_id))
+                    .sum(),
+            );
+        }
+        rows
+    }
+}
+
+/// Rows each target matches now, with exactly its statement's predicate:
+/// one grouped query per target (two where shared devices are included).
+pub async fn count_targets(
+    server: &Server,
+    scope: &Scope,
+    targets: &[Target],
+    partitions: Partitions,
+) -> anyhow::Result<Counts> {
+    let mut counts = Counts::default();
+    for target in targets {
+        let mut by_kind = zero_by_kind(target);
+        for sql in target.count_statements(scope, partitions == Partitions::Capture)? {
+            let rows: Vec<IdCount> = server
+                .fetch(&sql, &format!("counting the {} rows", target.kind))
+                .await?;
+            add_rows(&mut counts, &mut by_kind, &rows)?;
+        }
+        counts.push_target(by_kind);
+    }
+    Ok(counts)
+}
+
+impl Counts {
+    fn push_target(&mut self, by_kind: BTreeMap<TargetKind, u64>) {
+        self.per_target.push(by_kind.values().sum());
+        self.per_target_kind.push(by_kind);
+    }
+}
+
+/// Every kind of rows `target` covers, at zero.
+fn zero_by_kind(target: &Target) -> BTreeMap<TargetKind, u64> {
+    target.kind.parts().iter().map(|kind| (*kind, 0)).collect()
+}
+
+/// Add `rows` (one server's, or one shard's) to `counts` and to the
+/// target's figures per kind.
+fn add_rows(
+    counts: &mut Counts,
+    by_kind: &mut BTreeMap<TargetKind, u64>,
+    rows: &[IdCount],
+) -> anyhow::Result<()> {
+    for row in rows {
+        if !row.partition.is_empty() {
+            counts.partitions.insert(row.partition.clone());
+        }
+        if row.anonymous == 0 {
+            *counts.per_user.entry(row.id.clone()).or_default() += row.n;
+            *by_kind.entry(TargetKind::User).or_default() += row.n;
+        } else {
+            let id = RawId::from_hex(&row.id).ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::ServerError,
+                    format!(
+                        "ClickHouse answered hex() with {:?}, which is not hex",
+                        row.id
+                    ),
+                )
+            })?;
+            *counts.per_anonymous.entry(id).or_default() += row.n;
+            *by_kind.entry(TargetKind::Anonymous).or_default() += row.n;
+        }
+    }
+    Ok(())
+}
+
+/// Rows each target matches now on every replica of a cluster. A shard's
+/// figure is its fullest replica's; the cluster's, the sum over shards. A
+/// replica that cannot be counted fails the count (an unknown number of
+/// survivors is never zero), or is left out, as `unreadable` says.
+pub async fn count_targets_on_replicas(
+    server: &Server,
+    replicas: &Replicas,
+    scope: &Scope,
+    targets: &[Target],
+    unreadable: Unreadable,
+    partitions: Partitions,
+) -> anyhow::Result<Counts> {
+    let table = scope.events_table();
+    let mut counts = Counts::default();
+    for target in targets {
+        let mut by_kind = zero_by_kind(target);
+        let statements = target
+            .count_statements(scope, partitions == Partitions::Capture)?
+            .len();
+        for index in 0..statements {
+            let build = |source: &str, replica: &str| {
+                let mut statements = target.count_statements_reading(
+                    scope,
+                    source,
+                    replica,
+                    partitions == Partitions::Capture,
+                )?;
+                if index >= statements.len() {
+                    anyhow::bail!("no count statement {index} for the {} rows", target.kind);
+                }
+                Ok(statements.swap_remove(index))
+            };
+            let answers: Vec<ReplicaAnswer<IdCount>> = replicas
+                .read(
+                    server,
+                    &table,
+                    &build,
+                    &format!("counting the {} rows on every replica", target.kind),
+                )
+                .await?;
+            let unreachable: Vec<String> = answers
+                .iter()
+                .filter_map(|a| a.rows.as_ref().err().map(|e| format!("{}: {e}", a.replica)))
+                .collect();
+            if !unreachable.is_empty() && unreadable == Unreadable::Fails {
+                return Err(Failure::new(
+                    ErrorCode::ConnectionFailed,
+                    format!(
+                        "cannot count the rows left on every replica, so the erasure cannot be verified (an unknown count is never taken for zero): {}",
+                        unreachable.join("; ")
+                    ),
+                )
+                .into());
+            }
+            // Per shard, the replica holding the most (replicas of a shard
+            // hold the same rows once caught up).
+            let mut fullest: BTreeMap<u32, (u64, Vec<IdCount>)> = BTreeMap::new();
+            for answer in answers {
+                let Ok(rows) = answer.rows else {
+                    counts.unread.push(answer.replica);
+                    continue;
+                };
+                let total: u64 = rows.iter().map(|r| r.n).sum();
+                if total > 0 {
+                    *counts
+                        .per_replica
+                        .entry(answer.replica.clone())
+                        .or_default() += total;
+                }
+                // Old parts stay behind wherever a replica holds the rows,
+                // the fullest or not.
+                counts.partitions.extend(
+                    rows.iter()
+                        .filter(|r| !r.partition.is_empty())
+                        .map(|r| r.partition.clone()),
+                );
+                let entry = fullest.entry(answer.replica.shard).or_default();
+                if total > entry.0 || entry.1.is_empty() {
+                    *entry = (total, rows);
+                }
+            }
+            for (_, rows) in fullest.values() {
+                add_rows(&mut counts, &mut by_kind, rows)?;
+            }
+        }
+        counts.push_target(by_kind);
+    }
+    Ok(counts)
+}
+
+#[derive(Row, Deserialize)]
+struct AnonymousRows {
+    anonymous_id: String,
+    rows: u64,
+}
+
+/// Rows that a finished request targets but that are there (again): rows
+/// inserted after its mutations were created survive them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LateArrivals {
+    /// Rows of the user in the project.
+    pub user_rows: u64,
+    /// Anonymous rows of the request's stitched ids (with `--anonymous`).
+    pub anonymous_rows: u64,
+    pub anonymous_ids_with_rows: usize,
+    /// Those anonymous ids, raw (found again by hashing candidates).
+    #[serde(skip)]
+    pub anonymous_ids: Vec<StitchedId>,
+}
+
+impl LateArrivals {
+    pub fn total(&self) -> u64 {
+        self.user_rows + self.anonymous_rows
+    }
+
+    pub fn add(&mut self, other: &LateArrivals) {
+        self.user_rows += other.user_rows;
+        self.anonymous_rows += other.anonymous_rows;
+        self.anonymous_ids_with_rows += other.anonymous_ids_with_rows;
+    }
+}
+
+/// Look for rows a finished request should have deleted, for each of
+/// `users` (raw user ids of its members). The journal holds the stitched
+/// anonymous ids as keyed hashes once a request completed, so candidate ids
+/// (anonymous rows of the project with `ts >= since`) are hashed and
+/// matched here; an unscrubbed journal is matched directly.
+pub async fn late_arrivals(
+    server: &Server,
+    journal: &RequestJournal,
+    users: &[(ValidId, &Member)],
+    key: &Key,
+    since_unix: u64,
+) -> anyhow::Result<Vec<LateArrivals>> {
+    let scope = &journal.scope;
+    let plain: Vec<ValidId> = users.iter().map(|(user, _)| user.clone()).collect();
+    let user_targets = crate::erasure::plan::plan(
+        &journal.request_id,
+        &plain,
+        &[],
+        crate::erasure::plan::ForgetOptions::default(),
+        crate::erasure::plan::StatementLimits::within_query_size(
+            server.capabilities.max_query_size,
+        ),
+    );
+    let user_counts = count_targets(server, scope, &user_targets, Partitions::Ignore).await?;
+    let mut found: Vec<LateArrivals> = users
+        .iter()
+        .map(|(user, _)| LateArrivals {
+            user_rows: user_counts
+                .per_user
+                .get(user.as_str())
+                .copied()
+                .unwrap_or(0),
+            ..LateArrivals::default()
+        })
+        .collect();
+    let any_anonymous = users.iter().any(|(_, m)| !m.stitched.is_empty());
+    if !journal.options.anonymous || !any_anonymous {
+        return Ok(found);
+    }
+    let mut values = scope.bindings();
+    values.push(("since", since_unix.to_string()));
+    let borrowed: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sql = render(LATE_ANONYMOUS_SQL, &borrowed)?;
+    let candidates: Vec<AnonymousRows> = server
+        .fetch(&sql, "looking for late anonymous rows")
+        .await?;
+    for candidate in candidates {
+        let Some(id) = RawId::from_hex(&candidate.anonymous_id) else {
+            continue;
+        };
+        let hashed = key.hash(&id);
+        for ((_, member), late) in users.iter().zip(found.iter_mut()) {
+            let known = member.stitched.iter().find(|s| {
+                if journal.scrubbed {
+                    s.anonymous_id.as_bytes() == hashed.as_bytes()
+                } else {
+                    s.anonymous_id == id
+                }
+            });
+            if let Some(known) = known {
+                late.anonymous_rows += candidate.rows;
+                late.anonymous_ids_with_rows += 1;
+                late.anonymous_ids.push(StitchedId {
+                    anonymous_id: id.clone(),
+                    ..known.clone()
+                });
+            }
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,270 @@
+//! What `forget`, `forget --batch`, `resume` and `verify --fix` report: one
+//! object per request (and per user of a batch), built from the journal and
+//! the pipeline's result. Rendering is `output`'s business.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::erasure::physical::PhysicalReport;
+use crate::erasure::plan::{ForgetOptions, TargetKind};
+use crate::erasure::rollup::RollupReport;
+use crate::erasure::stitch::StitchedId;
+use crate::erasure::verify::{Counts, RowCounts};
+use crate::pipeline::{Outcome, RunResult, planned_rollups, rows_by_kind};
+use crate::records::audit::AuditOutcome;
+use crate::records::audit::record::{AuditedMutation, mutation_entries};
+use crate::records::journal::RequestJournal;
+use crate::vocabulary::error::ErrorBody;
+
+/// One mutation as reports show it: an attempt's, or on a cluster an
+/// attempt's on one replica (with `shard` and `host`). The same entries go to
+/// the audit trail.
+pub type MutationReport = AuditedMutation;
+
+/// What `forget` prints: one object, also on failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForgetReport {
+    pub request_id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub status: Outcome,
+    /// Stitched anonymous ids, shared ones included.
+    pub anonymous_ids: usize,
+    /// Stitched anonymous ids another user_id also used.
+    pub shared_anonymous_ids: usize,
+    /// Whether the anonymous ids' rows were targeted (`--anonymous`).
+    pub anonymous_targeted: bool,
+    pub include_shared: bool,
+    /// The cluster whose every shard and replica the request covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Erased on the connected server only (`--local-only`): other shards
+    /// and replicas of its table were not checked.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub local_only: bool,
+    pub stitched: Vec<StitchedId>,
+    pub statements: Vec<String>,
+    pub mutations: Vec<MutationReport>,
+    /// Rows matching each target kind, before and after.
+    pub rows: BTreeMap<TargetKind, RowCounts>,
+    pub verified: Option<bool>,
+    /// Set when the credentials are read-only (a dry run still plans).
+    pub may_delete: Option<bool>,
+    pub journal: Option<String>,
+    /// Where the audit record went.
+    pub audit: Option<AuditOutcome>,
+    /// With `--rollups`: the captured scope (planned) or what the rollup
+    /// rewrote per table; null without.
+    pub rollups: Option<RollupReport>,
+    /// What a person should know although nothing failed (no row matched,
+    /// earlier requests' ids added, ...).
+    pub warnings: Vec<String>,
+    /// With `--physical`: what is left on disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub physical: Option<PhysicalReport>,
+    pub error: Option<ErrorBody>,
+}
+
+impl ForgetReport {
+    pub fn new(request_id: &str, project_id: &str, user_id: &str, options: ForgetOptions) -> Self {
+        ForgetReport {
+            request_id: request_id.to_string(),
+            project_id: project_id.to_string(),
+            user_id: user_id.to_string(),
+            status: Outcome::Failed,
+            anonymous_ids: 0,
+            shared_anonymous_ids: 0,
+            anonymous_targeted: options.anonymous,
+            include_shared: options.include_shared,
+            cluster: None,
+            local_only: false,
+            physical: None,
+            stitched: Vec::new(),
+            statements: Vec::new(),
+            mutations: Vec::new(),
+            rows: BTreeMap::new(),
+            verified: None,
+            may_delete: None,
+            journal: None,
+            audit: None,
+            rollups: None,
+            warnings: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The report of a journaled request as it stands.
+    pub fn of_journal(journal: &RequestJournal) -> Self {
+        let user = match journal.members.as_slice() {
+            [one] if !journal.batch => one.user_id.as_str().to_string(),
+            many => format!("{} users", many.len()),
+        };
+        let mut report = ForgetReport::new(
+            journal.request_id.as_str(),
+            journal.scope.project_id.as_str(),
+            &user,
+            journal.options,
+        );
+        report.describe(journal);
+        report.update(journal);
+        report
+    }
+
+    /// Stitched ids, statements and rows as the journal has them (the
+    /// mutations are filled in once something runs).
+    pub fn describe(&mut self, journal: &RequestJournal) {
+        self.cluster = journal
+            .scope
+            .cluster
+            .as_ref()
+            .map(|c| c.as_str().to_string());
+        self.local_only = journal.scope.local_only;
+        self.anonymous_ids = journal.stitched.len();
+        self.shared_anonymous_ids = journal.stitched.iter().filter(|s| s.is_shared()).count();
+        self.stitched = journal.stitched.clone();
+        self.statements = journal
+            .targets
+            .iter()
+            .flat_map(|t| {
+                t.attempts
+                    .iter()
+                    .filter_map(move |a| t.delete_statement(&journal.scope, &a.marker).ok())
+            })
+            .collect();
+        self.rows = rows_by_kind(&journal.targets, None);
+        if self.rollups.is_none() {
+            self.rollups = planned_rollups(journal);
+        }
+    }
+
+    /// What changed while it ran: mutations and their states.
+    pub fn update(&mut self, journal: &RequestJournal) {
+        self.mutations = mutation_entries(journal);
+    }
+
+    /// The result of a run.
+    pub fn apply(&mut self, journal: &RequestJournal, result: &RunResult) {
+        self.update(journal);
+        self.status = result.outcome;
+        self.verified = result.verified;
+        self.rows = rows_by_kind(&journal.targets, result.after.as_ref());
+        if result.rollups.is_some() {
+            self.rollups = result.rollups.clone();
+        }
+        self.audit = result.audit.clone();
+        for warning in &result.warnings {
+            if !self.warnings.contains(warning) {
+                self.warnings.push(warning.clone());
+            }
+        }
+    }
+
+    /// Record `error` in the report (the status follows what was issued).
+    pub fn fail_with(&mut self, error: &anyhow::Error) {
+        let issued = self
+            .mutations
+            .iter()
+            .any(|m| m.mutation_id.is_some() || m.host.is_some());
+        self.status = Outcome::after_error(issued, error);
+        self.error = Some(ErrorBody::of(error));
+    }
+}
+
+/// The result for one user of a batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserResult {
+    pub line: usize,
+    pub project_id: String,
+    pub user_id: String,
+    pub request_id: Option<String>,
+    pub status: Outcome,
+    pub anonymous_ids: usize,
+    pub shared_anonymous_ids: usize,
+    pub rows: BTreeMap<TargetKind, RowCounts>,
+    pub error: Option<ErrorBody>,
+}
+
+/// A line of a batch file that was refused, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedLine {
+    pub line: usize,
+    pub error: String,
+}
+
+/// What `forget --batch` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchReport {
+    pub status: Outcome,
+    /// One request per project.
+    pub requests: Vec<ForgetReport>,
+    pub users: Vec<UserResult>,
+    pub rejected: Vec<RejectedLine>,
+    pub warnings: Vec<String>,
+    pub error: Option<ErrorBody>,
+}
+
+impl BatchReport {
+    pub fn new() -> Self {
+        BatchReport {
+            status: Outcome::Failed,
+            requests: Vec::new(),
+            users: Vec::new(),
+            rejected: Vec::new(),
+            warnings: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The per-user results of a request's journal and its run's counts.
+    pub fn add_request(
+        &mut self,
+        journal: &RequestJournal,
+        report: &ForgetReport,
+        after: Option<&Counts>,
+    ) {
+        for member in &journal.members {
+            let rows = Counts::member_rows(member, journal.options.anonymous, after);
+            let remaining: u64 = rows.values().filter_map(|c| c.after).sum();
+            let status = if report.status == Outcome::Completed && remaining > 0 {
+                Outcome::Failed
+            } else {
+                report.status
+            };
+            self.users.push(UserResult {
+                line: member.line.unwrap_or(0),
+                project_id: journal.scope.project_id.as_str().to_string(),
+                user_id: member.user_id.as_str().to_string(),
+                request_id: Some(journal.request_id.as_str().to_string()),
+                status,
+                anonymous_ids: member.stitched.len(),
+                shared_anonymous_ids: member.stitched.iter().filter(|s| s.is_shared()).count(),
+                rows,
+                error: report.error.clone(),
+            });
+        }
+        self.warnings.extend(report.warnings.iter().cloned());
+        self.requests.push(report.clone());
+    }
+
+    /// The overall status: the worst of the requests'.
+    pub fn settle(&mut self) {
+        let statuses: Vec<Outcome> = self.requests.iter().map(|r| r.status).collect();
+        self.status = if statuses.contains(&Outcome::Failed) || statuses.is_empty() {
+            Outcome::Failed
+        } else if statuses.contains(&Outcome::Queued) {
+            Outcome::Queued
+        } else if statuses.contains(&Outcome::Planned) {
+            Outcome::Planned
+        } else {
+            Outcome::Completed
+        };
+        self.users.sort_by_key(|u| u.line);
+    }
+}
+
+impl Default for BatchReport {
+    fn default() -> Self {
+        Self::new()
+    }
+}

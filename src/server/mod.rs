@@ -1,0 +1,12 @@
+//! The server and what it can do: the HTTP connection, capabilities, the schema check,
+//! where the tables live (topology, replicas of a cluster), `system.mutations`, and the
+//! identity a journal keeps of the server and table a request ran on.
+
+pub mod capabilities;
+pub mod connected;
+pub mod connection;
+pub mod identity;
+pub mod replicas;
+pub mod schema;
+pub mod system_mutations;
+pub mod topology;

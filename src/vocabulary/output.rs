@@ -1,0 +1,154 @@
+//! Rendering: JSON is its own renderer (one document on stdout, parsed by
+//! scripts and tests), human output is plain tables on stdout. Status lines go
+//! to stderr, and only when stderr is a terminal. With JSON, every command
+//! prints exactly one document, also when it fails: `main` prints the error
+//! document when the command printed none.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Tables for people
+    Human,
+    /// One JSON document on stdout (JSON lines for `mutations watch`)
+    Json,
+}
+
+static DOCUMENT_PRINTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process printed its JSON document (or lines) already.
+pub fn document_printed() -> bool {
+    DOCUMENT_PRINTED.load(Ordering::SeqCst)
+}
+
+/// Print one JSON document on stdout.
+/// Streamed through a buffer, not rendered to one string first: a batch's
+/// document grows with its users.
+pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    DOCUMENT_PRINTED.store(true, Ordering::SeqCst);
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut stdout, value)?;
+    writeln!(stdout)?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// The document of a command that failed before printing its own.
+#[derive(Serialize)]
+struct ErrorDocument<'a> {
+    error: &'a crate::vocabulary::error::ErrorBody,
+}
+
+pub fn print_error_json(error: &crate::vocabulary::error::ErrorBody) -> anyhow::Result<()> {
+    print_json(&ErrorDocument { error })
+}
+
+/// Print `value` as one JSON document, or rendered for people by `human`.
+pub fn emit<T: Serialize>(
+    format: OutputFormat,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Json => print_json(value),
+        OutputFormat::Human => {
+            let text = human(value);
+            let mut stdout = std::io::stdout().lock();
+            write!(stdout, "{text}")?;
+            stdout.flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// Print one compact JSON line on stdout (for streams of events).
+pub fn print_json_line<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string(value)?;
+    DOCUMENT_PRINTED.store(true, Ordering::SeqCst);
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// A table with a header row, rendered for stdout.
+pub fn table<I, R>(header: &[&str], rows: I) -> String
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator<Item = String>,
+{
+    let mut builder = Builder::default();
+    builder.push_record(header.iter().map(|h| (*h).to_string()));
+    for row in rows {
+        builder.push_record(row);
+    }
+    builder.build().with(Style::sharp()).to_string()
+}
+
+/// `key  value` lines, aligned.
+pub fn fields(pairs: &[(&str, String)]) -> String {
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .collect()
+}
+
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// A status line on stderr, only for a person watching a terminal.
+pub fn status(message: impl AsRef<str>) {
+    if stderr_is_terminal() {
+        eprintln!("{}", message.as_ref());
+    }
+}
+
+/// `text` with control characters written as `\xNN`, so that text from the
+/// server (a command quoting a hostile id) cannot drive the terminal.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02X}", u32::from(c) & 0xff));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Shorten `text` to `max` characters for a terminal column.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+/// Seconds since the Unix epoch, as `YYYY-MM-DD HH:MM:SS` UTC.
+pub fn unix_time(seconds: u32) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(seconds));
+    humantime::format_rfc3339_seconds(time)
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
+}
+
+/// Age of a Unix timestamp, rounded for people (`3m 12s`).
+pub fn age(seconds: u32) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let age = now.saturating_sub(u64::from(seconds));
+    humantime::format_duration(std::time::Duration::from_secs(age)).to_string()
+}
