@@ -535,6 +535,17 @@ mod tests {
         RequestId::parse("01a228b4-9333-779e-905f-58089d6845e3").expect("id")
     }
 
+    /// The plan of `names` and `ids` within the default `max_query_size`.
+    fn plan_for(names: &[&str], ids: &[StitchedId], options: ForgetOptions) -> Vec<Target> {
+        plan(
+            &id(),
+            &users(names),
+            ids,
+            options,
+            StatementLimits::within_query_size(262_144),
+        )
+    }
+
     fn users(names: &[&str]) -> Vec<ValidId> {
         names
             .iter()
@@ -575,13 +586,7 @@ mod tests {
             anonymous: true,
             include_shared: false,
         };
-        let default = plan(
-            &id(),
-            &users(&["u1"]),
-            &ids,
-            options,
-            StatementLimits::within_query_size(262_144),
-        );
+        let default = plan_for(&["u1"], &ids, options);
         assert_eq!(default.len(), 1, "one statement for the user and the ids");
         let anonymous = default[0]
             .predicate_of(TargetKind::Anonymous, &scope())
@@ -592,13 +597,7 @@ mod tests {
             include_shared: true,
             ..options
         };
-        let wider = plan(
-            &id(),
-            &users(&["u1"]),
-            &ids,
-            included,
-            StatementLimits::within_query_size(262_144),
-        );
+        let wider = plan_for(&["u1"], &ids, included);
         let predicate = wider[0]
             .predicate_of(TargetKind::Anonymous, &scope())
             .expect("sql");
@@ -614,12 +613,10 @@ mod tests {
             anonymous: true,
             include_shared: false,
         };
-        let targets = plan(
-            &id(),
-            &users(&["u1", "u2"]),
+        let targets = plan_for(
+            &["u1", "u2"],
             &[stitched("a1", 0), stitched("a2", 0)],
             options,
-            StatementLimits::within_query_size(262_144),
         );
         assert_eq!(targets.len(), 1);
         let target = &targets[0];
@@ -664,13 +661,7 @@ mod tests {
             anonymous: true,
             include_shared: true,
         };
-        let targets = plan(
-            &id(),
-            &users(&["u1"]),
-            &[stitched("shared", 2)],
-            options,
-            StatementLimits::within_query_size(262_144),
-        );
+        let targets = plan_for(&["u1"], &[stitched("shared", 2)], options);
         let counts = targets[0].count_statements(&scope(), false).expect("sql");
         assert_eq!(counts.len(), 2, "{counts:?}");
         assert!(counts[0].contains("toUInt8(0)"), "{}", counts[0]);
