@@ -61,7 +61,7 @@ pub async fn run(
         }
         journal.record_step("error", format!("{error:#}"));
         if let Err(save) = ctx.journals().save(journal) {
-            eprintln!("chforget: warning: could not journal the error: {save:#}");
+            crate::output::warn(format!("could not journal the error: {save:#}"));
         }
     }
     let summary = RunSummary {
@@ -109,7 +109,7 @@ pub async fn run(
             )))
         }
         (Err(error), Err(run_error)) => {
-            eprintln!("chforget: warning: the audit record is incomplete: {error:#}");
+            crate::output::warn(format!("the audit record is incomplete: {error:#}"));
             Err(run_error)
         }
     };
