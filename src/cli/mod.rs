@@ -9,7 +9,11 @@ pub mod commands;
 pub mod context;
 pub mod render;
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
+
+use crate::vocabulary::output::Told;
 
 use commands::{audit, doctor, forget, init, mutations, resume, rollup, status, stitch, verify};
 
@@ -58,6 +62,7 @@ pub enum Command {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::vocabulary::output::install_sink(to_stderr);
     match cli.command {
         Command::Init(args) => init::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
@@ -70,6 +75,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Resume(args) => resume::run(args).await,
         Command::Rollup(args) => rollup::run(args).await,
     }
+}
+
+/// Where the library's running commentary goes: stderr, warnings marked
+/// as such (the one place that prints them).
+fn to_stderr(kind: Told, text: &str) {
+    match kind {
+        Told::Line => eprintln!("{text}"),
+        Told::Warning => warn(text),
+        Told::Draw => {
+            let mut stderr = std::io::stderr().lock();
+            let _ = stderr.write_all(text.as_bytes());
+            let _ = stderr.flush();
+        }
+    }
+}
+
+/// A warning on stderr, as every command prints them.
+pub fn warn(message: &str) {
+    eprintln!("chforget: warning: {message}");
+}
+
+/// The warnings of a report, each printed once however often its report is
+/// shown: `shown` counts those already printed.
+pub fn warn_new(warnings: &[String], shown: &mut usize) {
+    for warning in warnings.iter().skip(*shown) {
+        warn(warning);
+    }
+    *shown = (*shown).max(warnings.len());
 }
 
 #[cfg(test)]

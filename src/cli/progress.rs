@@ -1,9 +1,9 @@
 //! Tracker observers: a redrawn progress display for terminals, one line per
-//! change for logs, JSON lines for scripts. All but the JSON one write to
-//! stderr.
+//! change for logs, JSON lines for scripts. All but the JSON one go to stderr
+//! through the sink the CLI installs (`output::tell`, `output::draw`).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -47,9 +47,9 @@ impl TrackObserver for TerminalBars {
     fn changed(&mut self, _: &MutationKey, _: &MutationState, _: Option<&MutationRow>) {}
 
     fn polled(&mut self, states: &BTreeMap<MutationKey, MutationState>) {
-        let mut stderr = std::io::stderr().lock();
+        let mut drawing = String::new();
         if self.drawn_lines > 0 {
-            let _ = write!(stderr, "\x1b[{}A", self.drawn_lines);
+            let _ = write!(drawing, "\x1b[{}A", self.drawn_lines);
         }
         let elapsed =
             humantime::format_duration(Duration::from_secs(self.started.elapsed().as_secs()));
@@ -69,7 +69,7 @@ impl TrackObserver for TerminalBars {
                 other => (0.0, other.label().to_string()),
             };
             let _ = writeln!(
-                stderr,
+                drawing,
                 "\x1b[2K{} {} {} {detail} ({elapsed})",
                 key.table,
                 key.mutation_id,
@@ -77,11 +77,11 @@ impl TrackObserver for TerminalBars {
             );
         }
         self.drawn_lines = states.len();
-        let _ = stderr.flush();
+        output::draw(drawing);
     }
 
     fn notice(&mut self, notice: &Notice<'_>) {
-        eprintln!("{}", message(notice));
+        output::tell(message(notice));
         // The bars are drawn anew below the message.
         self.drawn_lines = 0;
     }
@@ -97,11 +97,11 @@ pub struct LogLines {
 impl TrackObserver for LogLines {
     fn changed(&mut self, key: &MutationKey, state: &MutationState, _: Option<&MutationRow>) {
         if self.changes {
-            eprintln!("{} {}", key, describe(state));
+            output::tell(format!("{} {}", key, describe(state)));
         }
     }
     fn notice(&mut self, notice: &Notice<'_>) {
-        eprintln!("{}", message(notice));
+        output::tell(message(notice));
     }
 }
 
@@ -145,7 +145,7 @@ impl TrackObserver for JsonLines {
             diagnosis,
         } = notice
         else {
-            eprintln!("{}", message(notice));
+            output::tell(message(notice));
             return;
         };
         let state = MutationState::Running {

@@ -43,11 +43,11 @@ pub fn early_in_flight(
 
 fn warn_unreadable(unreadable: &[crate::records::journal::Unreadable]) {
     for bad in unreadable {
-        eprintln!(
-            "chforget: warning: ignoring {} when looking for requests in flight: {}",
+        crate::vocabulary::output::warn(format!(
+            "ignoring {} when looking for requests in flight: {}",
             bad.path.display(),
             bad.problem
-        );
+        ));
     }
 }
 
@@ -82,12 +82,12 @@ pub fn report_in_flight(
             *report = ForgetReport::of_journal(journal);
             report.status = Outcome::Queued;
             report.journal = Some(journals.path(&journal.request_id).display().to_string());
-            eprintln!(
+            crate::vocabulary::output::tell(format!(
                 "chforget: request {} for this user and project is already in flight (status {}); nothing new was started. Finish it with `{}`",
                 journal.request_id,
                 journal.status,
                 crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
-            );
+            ));
             Ok(())
         }
     }
@@ -145,9 +145,6 @@ pub async fn forget(
     .await?;
     report.describe(&prepared.journal);
     report.warnings = prepared.warnings;
-    for warning in &report.warnings {
-        eprintln!("chforget: warning: {warning}");
-    }
     report.status = Outcome::Planned;
     if request.dry_run {
         return Ok(());
@@ -464,9 +461,6 @@ async fn batch_project(
     .await?;
     request_report.describe(&prepared.journal);
     request_report.warnings = prepared.warnings;
-    for warning in &request_report.warnings {
-        eprintln!("chforget: warning: {warning}");
-    }
     request_report.status = Outcome::Planned;
     if request.dry_run {
         report.add_request(&prepared.journal, request_report, None);

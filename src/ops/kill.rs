@@ -145,10 +145,10 @@ pub async fn find(
                         replica: Some(answer.replica.clone()),
                         mutation,
                     })),
-                    Err(error) => eprintln!(
-                        "chforget: warning: cannot read {} ({error}); KILL MUTATION ON CLUSTER still reaches it",
+                    Err(error) => crate::vocabulary::output::warn(format!(
+                        "cannot read {} ({error}); KILL MUTATION ON CLUSTER still reaches it",
                         answer.replica
-                    ),
+                    )),
                 }
             }
             found

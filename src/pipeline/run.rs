@@ -62,7 +62,7 @@ pub async fn run(
         }
         journal.record_step("error", format!("{error:#}"));
         if let Err(save) = ctx.journals().save(journal) {
-            eprintln!("chforget: warning: could not journal the error: {save:#}");
+            crate::vocabulary::output::warn(format!("could not journal the error: {save:#}"));
         }
     }
     let summary = RunSummary {
@@ -110,7 +110,7 @@ pub async fn run(
             )))
         }
         (Err(error), Err(run_error)) => {
-            eprintln!("chforget: warning: the audit record is incomplete: {error:#}");
+            crate::vocabulary::output::warn(format!("the audit record is incomplete: {error:#}"));
             Err(run_error)
         }
     };

@@ -436,10 +436,10 @@ impl Key {
         );
         let (content, created) = create_once(&path, fresh.as_bytes()).map_err(state_error)?;
         if created {
-            eprintln!(
+            crate::vocabulary::output::tell(format!(
                 "chforget: created the audit key {} (HMAC key that signs journals and hashes ids in the audit trail). Back it up: without it journals cannot be resumed and hashes cannot be matched to ids. Set CHFORGET_AUDIT_KEY to use your own.",
                 path.display()
-            );
+            ));
         }
         let text = String::from_utf8_lossy(&content).trim().to_string();
         Ok(Key::from_bytes(text.into_bytes()))

@@ -90,12 +90,12 @@ fn warn_if_readable_by_others(path: &Path) {
         if let Ok(metadata) = std::fs::metadata(path)
             && metadata.permissions().mode() & 0o077 != 0
         {
-            eprintln!(
-                "chforget: warning: the password file {} can be read by other users (mode {:o}); make it private with `chmod 600 {}`",
+            crate::vocabulary::output::warn(format!(
+                "the password file {} can be read by other users (mode {:o}); make it private with `chmod 600 {}`",
                 path.display(),
                 metadata.permissions().mode() & 0o777,
                 path.display()
-            );
+            ));
         }
     }
 }
@@ -543,16 +543,16 @@ impl Connection {
             .with_setting("query_id", self.next_query_id());
         match tokio::time::timeout(KILL_TIMEOUT, query.execute()).await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => eprintln!(
-                "chforget: warning: could not kill the queries it gave up on ({}): {}",
+            Ok(Err(error)) => crate::vocabulary::output::warn(format!(
+                "could not kill the queries it gave up on ({}): {}",
                 ids.join(", "),
                 classify_clickhouse(&error, "killing them", ErrorCode::ServerError).message
-            ),
-            Err(_) => eprintln!(
-                "chforget: warning: could not kill the queries it gave up on ({}): no answer within {}",
+            )),
+            Err(_) => crate::vocabulary::output::warn(format!(
+                "could not kill the queries it gave up on ({}): no answer within {}",
                 ids.join(", "),
                 humantime::format_duration(KILL_TIMEOUT)
-            ),
+            )),
         }
     }
 

@@ -5,6 +5,7 @@
 //! document when the command printed none.
 
 use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
@@ -104,10 +105,52 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// What a command tells a person while it runs, before its result: the
+/// library says it through [`tell`], [`warn`], [`draw`] and [`status`], and
+/// the CLI installs where it goes ([`install_sink`]), so that no library
+/// module prints. Without a sink (unit tests) it goes nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Told {
+    /// A line as it is.
+    Line,
+    /// A warning (the sink says it is one).
+    Warning,
+    /// Text as it is, no line end added: a terminal display redrawn in place.
+    Draw,
+}
+
+static SINK: OnceLock<fn(Told, &str)> = OnceLock::new();
+
+/// Where told text goes from now on (the first call wins).
+pub fn install_sink(sink: fn(Told, &str)) {
+    let _ = SINK.set(sink);
+}
+
+fn say(kind: Told, text: &str) {
+    if let Some(sink) = SINK.get() {
+        sink(kind, text);
+    }
+}
+
+/// A line for the person running the command (stderr).
+pub fn tell(line: impl AsRef<str>) {
+    say(Told::Line, line.as_ref());
+}
+
+/// A warning that cannot wait for (or has no place in) the command's report.
+pub fn warn(message: impl AsRef<str>) {
+    say(Told::Warning, message.as_ref());
+}
+
+/// Text redrawn in place on a terminal (progress bars).
+pub fn draw(text: impl AsRef<str>) {
+    say(Told::Draw, text.as_ref());
+}
+
 /// A status line on stderr, only for a person watching a terminal.
 pub fn status(message: impl AsRef<str>) {
     if stderr_is_terminal() {
-        eprintln!("{}", message.as_ref());
+        tell(message);
     }
 }
 

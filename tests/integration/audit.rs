@@ -1,7 +1,12 @@
 //! The audit trail: records in both copies with no raw anonymous id,
 //! tamper detection, approval and redaction.
 
-use crate::common::{SECRET_ANON, files_under, forget_json, run, seed_with_secret};
+use std::time::Duration;
+
+use crate::common::{SECRET_ANON, files_under, forget_json, run, seed_with_secret, wait_until};
+
+/// How long a test waits for a mutation of the audit table.
+const LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn audit_records_land_in_both_copies_without_raw_anonymous_ids() {
@@ -289,16 +294,12 @@ async fn audit_verify_checks_every_column_and_duplicates() {
 
     db.exec("ALTER TABLE forget_audit UPDATE user_id = 'someone-else' WHERE user_id = 'u1'")
         .await;
-    for _ in 0..100 {
-        if db
-            .count("SELECT count() FROM forget_audit WHERE user_id = 'someone-else'")
+    wait_until("the audit row is edited", LIMIT, async || {
+        db.count("SELECT count() FROM forget_audit WHERE user_id = 'someone-else'")
             .await
             > 0
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     let edited = run(db.chforget().args(["audit", "verify", "--output", "json"]));
     assert_eq!(edited.code, 8, "{}", edited.stderr);
     assert!(
@@ -359,14 +360,10 @@ async fn resume_writes_back_a_record_missing_from_the_table() {
     assert_eq!(db.count(&in_table).await, 1);
     db.exec(&format!("ALTER TABLE forget_audit DELETE WHERE {missing}"))
         .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while db.count(&in_table).await > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the row was not deleted"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_until("the audit row is deleted", LIMIT, async || {
+        db.count(&in_table).await == 0
+    })
+    .await;
 
     let gap = run(db.chforget().args(["audit", "verify", "--output", "json"]));
     assert_eq!(gap.code, 8, "{}", gap.stderr);

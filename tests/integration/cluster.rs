@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    EventRow, bare_chforget, deleted_condition, fixture_events, insert_events, repo_path, run,
+    Captured, EventRow, bare_chforget, deleted_condition, fixture_events, insert_events, repo_path,
+    run, wait_until,
 };
 
 /// The node URLs, in node order.
@@ -355,20 +356,17 @@ async fn forget_with_cluster_erases_every_replica_of_every_shard() {
     // The audit record reaches every server (by replication: the other
     // servers get it within moments, so wait for it, up to 60 s).
     for (node, client) in db.clients.iter().enumerate() {
-        let started = std::time::Instant::now();
-        let records = loop {
-            let records = client
+        let records = async || {
+            client
                 .query("SELECT count() FROM forget_audit WHERE request_id = ?")
                 .bind(request)
                 .fetch_one::<u64>()
                 .await
-                .unwrap_or_else(|e| panic!("audit table on node{}: {e}", node + 1));
-            if records > 0 || started.elapsed() > std::time::Duration::from_secs(60) {
-                break records;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                .unwrap_or_else(|e| panic!("audit table on node{}: {e}", node + 1))
         };
-        assert_eq!(records, 1, "audit record on node{}", node + 1);
+        let what = format!("the audit record reaches node{}", node + 1);
+        wait_until(&what, Duration::from_secs(60), async || records().await > 0).await;
+        assert_eq!(records().await, 1, "audit record on node{}", node + 1);
     }
 }
 
@@ -487,35 +485,42 @@ async fn a_replica_killed_mid_mutation_and_restarted_still_completes() {
         .expect("stop merges on node2");
     let mut args = forget_args("sharded");
     args.extend(["--timeout".to_string(), "120s".to_string()]);
-    let child: Child = db
+    let mut child: Child = db
         .chforget()
         .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn forget");
-    // Wait until node2 holds a mutation of the request, unfinished.
-    let started = Instant::now();
-    loop {
-        let held = db.mutations_with(1, "chforget:").await;
-        if held.iter().any(|(_, done)| *done == 0) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "node2 never showed the mutation: {held:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let stdout = Captured::new(child.stdout.take().expect("stdout"));
+    let stderr = Captured::new(child.stderr.take().expect("stderr"));
+    wait_until(
+        "node2 holds a mutation of the request, unfinished",
+        Duration::from_secs(30),
+        async || {
+            let held = db.mutations_with(1, "chforget:").await;
+            held.iter().any(|(_, done)| *done == 0)
+        },
+    )
+    .await;
     {
         let _guard = NodeGuard(2);
         kill_node(2);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The restart comes only once chforget has seen node2 gone.
+        wait_until(
+            "the forget reports node2 unreachable",
+            Duration::from_secs(60),
+            async || {
+                stderr
+                    .so_far()
+                    .contains(&format!("cannot read {}", HOSTS[1]))
+            },
+        )
+        .await;
     }
-    let output = child.wait_with_output().expect("forget ends");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}\n{stdout}");
+    let status = child.wait().expect("forget ends");
+    let (stdout, stderr) = (stdout.all(), stderr.all());
+    assert_eq!(status.code(), Some(0), "{stderr}\n{stdout}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
     assert_eq!(report["status"], "completed", "{report:#}");
     assert_per_replica(&report, &SHARDED);
@@ -971,19 +976,23 @@ async fn purging_traces_on_every_server_leaves_none() {
         ]));
         assert_eq!(purged.code, 0, "{url}: {}", purged.stderr);
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The purge's mutations of the logs finish on their own time.
     for (node, client) in db.clients.iter().enumerate() {
-        client
-            .query("SYSTEM FLUSH LOGS")
-            .execute()
-            .await
-            .expect("flush");
-        let left = client
-            .query(&quoting)
-            .fetch_one::<u64>()
-            .await
-            .expect("count");
-        assert_eq!(left, 0, "node{} still logs the user id", node + 1);
+        let what = format!("node{} no longer logs the user id", node + 1);
+        wait_until(&what, Duration::from_secs(60), async || {
+            client
+                .query("SYSTEM FLUSH LOGS")
+                .execute()
+                .await
+                .expect("flush");
+            let left = client
+                .query(&quoting)
+                .fetch_one::<u64>()
+                .await
+                .expect("count");
+            left == 0
+        })
+        .await;
     }
 }
 

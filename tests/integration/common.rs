@@ -2,8 +2,11 @@
 //! the chforget binary run as a user would, and the fixtures that prove the
 //! cardinal rule (counts and checksums of every row that must survive).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -220,6 +223,60 @@ pub fn watch_until_done(db: &TestDb, table: &str, mutation_id: &str) {
         "watch {table} {mutation_id}: {}",
         watch.stderr
     );
+}
+
+/// Wait until `condition` holds, asking again every 100 ms, for at most
+/// `limit`; panics naming `what` when it never does. Tests synchronise with
+/// other processes and with the server only through this (never a fixed
+/// sleep that hopes the other side got there).
+pub async fn wait_until(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What a child process writes to one of its pipes, read as it comes by a
+/// thread: a test can wait for a line before it acts, and still get all of
+/// it once the process ended.
+pub struct Captured {
+    text: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Captured {
+    pub fn new(mut pipe: impl Read + Send + 'static) -> Self {
+        let text = Arc::new(Mutex::new(String::new()));
+        let sink = text.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("captured text")
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        });
+        Captured { text, reader }
+    }
+
+    /// Everything written so far.
+    pub fn so_far(&self) -> String {
+        self.text.lock().expect("captured text").clone()
+    }
+
+    /// Everything, once the pipe closed (the process ended).
+    pub fn all(self) -> String {
+        let Captured { text, reader } = self;
+        reader.join().expect("pipe reader");
+        text.lock().expect("captured text").clone()
+    }
 }
 
 pub struct Run {

@@ -154,7 +154,12 @@ async fn a_request_that_matches_nothing_says_so_and_names_near_misses() {
             .any(|w| w.contains("matches no row") && w.contains("\"u1\"") && w.contains("\"U1\"")),
         "it names the stored ids that differ by whitespace or case: {warnings:?}"
     );
-    assert!(output.stderr.contains("warning"), "{}", output.stderr);
+    assert_eq!(
+        output.stderr.matches("chforget: warning: ").count(),
+        warnings.len(),
+        "each warning printed once on stderr: {}",
+        output.stderr
+    );
     assert_eq!(db.fingerprint("1").await, before, "nothing was deleted");
     let project = run(db.chforget().args([
         "forget",

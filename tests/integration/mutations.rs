@@ -5,7 +5,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::common::{Engine, TestDb, engine, run, watch_until_done};
+use crate::common::{Captured, Engine, TestDb, engine, run, wait_until, watch_until_done};
+
+/// How long a test waits for a process or the server to get somewhere.
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// A table whose mutations cannot progress until `START MERGES`.
 async fn blocked_table(db: &TestDb) {
@@ -42,7 +45,7 @@ async fn watch_reports_progress_until_done_as_json_lines() {
     db.exec("ALTER TABLE t DELETE WHERE x < 10").await;
     let ids = mutation_ids(&db, "t").await;
     assert_eq!(ids.len(), 1);
-    let child = db
+    let mut child = db
         .chforget()
         .args([
             "mutations",
@@ -61,16 +64,19 @@ async fn watch_reports_progress_until_done_as_json_lines() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn watch");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stdout = Captured::new(child.stdout.take().expect("stdout"));
+    let stderr = Captured::new(child.stderr.take().expect("stderr"));
+    // The mutation may only run once the watch has seen it running.
+    wait_until(
+        "the watch reports the mutation running",
+        LIMIT,
+        async || stdout.so_far().contains(r#""state":"running""#),
+    )
+    .await;
     db.exec("SYSTEM START MERGES t").await;
-    let output = child.wait_with_output().expect("watch output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let status = child.wait().expect("watch");
+    let stdout = stdout.all();
+    assert_eq!(status.code(), Some(0), "{stdout}\n{}", stderr.all());
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
@@ -371,7 +377,7 @@ async fn ctrl_c_stops_watching_but_not_the_mutation() {
     blocked_table(&db).await;
     db.exec("ALTER TABLE t DELETE WHERE x < 10").await;
     let ids = mutation_ids(&db, "t").await;
-    let child = db
+    let mut child = db
         .chforget()
         .args([
             "mutations",
@@ -385,15 +391,20 @@ async fn ctrl_c_stops_watching_but_not_the_mutation() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn watch");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let stderr = Captured::new(child.stderr.take().expect("stderr"));
+    // Its first state line comes after the watch took over Ctrl-C.
+    wait_until("the watch reports the mutation", LIMIT, async || {
+        stderr.so_far().contains(&ids[0])
+    })
+    .await;
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .expect("kill -INT");
     assert!(status.success());
-    let output = child.wait_with_output().expect("watch");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let status = child.wait().expect("watch");
+    let stderr = stderr.all();
+    assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "Resume with: chforget mutations watch {} --table t",

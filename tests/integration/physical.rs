@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use crate::common::{Engine, FORGET_U1_JSON, engine, fixture_events, insert_events, run};
+use crate::common::{
+    Engine, FORGET_U1_JSON, engine, fixture_events, insert_events, run, wait_until,
+};
 
 /// The events table of the reference schema, with old parts removed 10 s
 /// after they go out of use (480 s by default), and the fixture in it.
@@ -219,10 +221,16 @@ async fn purge_traces_leaves_no_query_log_row_with_the_user_id() {
         Engine::Legacy => {
             let purged_logs = report["physical"]["purge"]["purged"].to_string();
             assert!(purged_logs.contains("system.query_log"), "{purged_logs}");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            db.exec("SYSTEM FLUSH LOGS").await;
-            let left = db.count(&quoting_the_id).await;
-            assert_eq!(left, 0, "no row of system.query_log quotes the user id");
+            // The purge's mutation of the log finishes on its own time.
+            wait_until(
+                "no row of system.query_log quotes the user id",
+                Duration::from_secs(60),
+                async || {
+                    db.exec("SYSTEM FLUSH LOGS").await;
+                    db.count(&quoting_the_id).await == 0
+                },
+            )
+            .await;
         }
         Engine::Current => {
             let traces = &report["physical"]["traces"];
@@ -395,20 +403,16 @@ async fn forgets_refused_as_busy_leave_no_trace_the_winner_cannot_purge() {
     assert_eq!(purged.code, 0, "{}\n{}", purged.stderr, purged.stdout);
     if engine() == Engine::Legacy {
         // The purge's mutations of the logs finish on their own time.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            db.exec("SYSTEM FLUSH LOGS").await;
-            let left = db.count(&quoting("query_log")).await
-                + db.count(&quoting("query_thread_log")).await;
-            if left == 0 {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{left} query_log / query_thread_log rows still quote the user id"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_until(
+            "no query_log / query_thread_log row quotes the user id",
+            Duration::from_secs(60),
+            async || {
+                db.exec("SYSTEM FLUSH LOGS").await;
+                db.count(&quoting("query_log")).await + db.count(&quoting("query_thread_log")).await
+                    == 0
+            },
+        )
+        .await;
     }
     assert_eq!(
         db.count("SELECT count() FROM events WHERE url = 'target-busy'")

@@ -2,7 +2,7 @@
 //! is finished from its journal, issuing nothing twice.
 
 use crate::common::{
-    DEC_2026, Engine, FORGET_U1_JSON, NOV_2026, engine, event, insert_events, run,
+    DEC_2026, Engine, FORGET_U1_JSON, NOV_2026, engine, event, insert_events, run, wait_until,
 };
 
 #[tokio::test]
@@ -185,12 +185,12 @@ async fn survivors_of_finished_mutations_are_reissued() {
         .spawn()
         .expect("spawn forget");
     // Wait until the statement is issued, then add a row of the user.
-    for _ in 0..100 {
-        if db.mutation_count().await >= 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the forget issued its statement",
+        std::time::Duration::from_secs(60),
+        async || db.mutation_count().await >= 1,
+    )
+    .await;
     assert_eq!(db.mutation_count().await, 1);
     insert_events(
         &db.client,

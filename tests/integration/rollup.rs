@@ -2,7 +2,7 @@
 //! equal to a from-scratch aggregation of the remaining events, and every
 //! rollup row outside the affected days and sessions stays byte-identical.
 
-use crate::common::{NOV_2026, TestDb, event, insert_events, run};
+use crate::common::{NOV_2026, TestDb, event, insert_events, run, wait_until};
 
 /// Reference semantics of daily_rollup (sql/schema.sql).
 const DAILY_ROLLUP: &str = "SELECT project_id, toDate(ts) AS day, event, toUInt64(count()) AS events, \
@@ -430,16 +430,16 @@ async fn rollup_dry_run_changes_nothing_and_the_run_recomputes_the_range() {
     );
     db.exec("ALTER TABLE daily_rollup DELETE WHERE event = 'ghost' AND day = '2026-10-20'")
         .await;
-    for _ in 0..100 {
-        if db
-            .count("SELECT count() FROM daily_rollup WHERE event = 'ghost'")
-            .await
-            == 0
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the ghost row is deleted",
+        std::time::Duration::from_secs(60),
+        async || {
+            db.count("SELECT count() FROM daily_rollup WHERE event = 'ghost'")
+                .await
+                == 0
+        },
+    )
+    .await;
     assert_rollups_match_events(&db).await;
     assert_eq!(scratch_tables(&db).await, 0);
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{Engine, bare_chforget, engine, repo_path};
+use crate::common::{Captured, Engine, bare_chforget, engine, repo_path, wait_until};
 
 struct PrivateServer {
     root: tempfile::TempDir,
@@ -161,18 +161,19 @@ async fn dev_servers_restart_idempotently_and_survive_kill_9() {
         "the unfinished mutation survived the crash"
     );
     // Merges run again after the restart, so the mutation finishes.
-    for _ in 0..300 {
-        if count(
-            &url,
-            "SELECT toUInt64(sum(is_done)) FROM system.mutations WHERE database = 'd'",
-        )
-        .await
-            == 1
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the mutation is done",
+        Duration::from_secs(30),
+        async || {
+            count(
+                &url,
+                "SELECT toUInt64(sum(is_done)) FROM system.mutations WHERE database = 'd'",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
     assert_eq!(
         count(&url, "SELECT count() FROM d.t").await,
         990,
@@ -191,7 +192,7 @@ async fn watch_survives_a_server_restart() {
         .await
         .expect("mutation id");
 
-    let watch = bare_chforget()
+    let mut watch = bare_chforget()
         .env("CLICKHOUSE_URL", &url)
         .env("CLICKHOUSE_DATABASE", "d")
         .args([
@@ -209,13 +210,21 @@ async fn watch_survives_a_server_restart() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn watch");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let stderr = Captured::new(watch.stderr.take().expect("stderr"));
+    let limit = Duration::from_secs(60);
+    wait_until("the watch reports the mutation", limit, async || {
+        stderr.so_far().contains(&id)
+    })
+    .await;
     server.kill_9();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_until("the watch reports the outage", limit, async || {
+        stderr.so_far().contains("lost contact")
+    })
+    .await;
     server.up();
-    let output = watch.wait_with_output().expect("watch");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let status = watch.wait().expect("watch");
+    let stderr = stderr.all();
+    assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("lost contact"),
         "the watch saw the outage: {stderr}"

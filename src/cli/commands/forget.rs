@@ -104,6 +104,9 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
         if let Err(error) = &result {
             report.error = Some(ErrorBody::of(error));
         }
+        for warning in report.requests.iter().flat_map(|r| &r.warnings) {
+            crate::cli::warn(warning);
+        }
         output::emit(format, &report, render_batch)?;
         return result;
     }
@@ -122,7 +125,10 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
         &user,
         args.options(),
     );
-    let result = match run_one(&args, request_id, &mut report).await {
+    // Warnings are printed as soon as the plan has them (before the
+    // confirmation), the rest at the end.
+    let mut warned = 0;
+    let result = match run_one(&args, request_id, &mut report, &mut warned).await {
         // The erasure's outcome stands; a finding on disk that needs an
         // operator is the command's error.
         Ok(Some(verdict)) => {
@@ -135,6 +141,7 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
             Err(error)
         }
     };
+    crate::cli::warn_new(&report.warnings, &mut warned);
     output::emit(format, &report, render_forget)?;
     result
 }
@@ -145,6 +152,7 @@ async fn run_one(
     args: &ForgetArgs,
     request_id: RequestId,
     report: &mut ForgetReport,
+    warned: &mut usize,
 ) -> anyhow::Result<Option<anyhow::Error>> {
     let subject = Subject::new(
         args.project.as_deref().unwrap_or_default(),
@@ -177,6 +185,7 @@ async fn run_one(
     }
     let open = session.open(!args.dry_run, Some(&request_id)).await?;
     let mut ask = |planned: &ForgetReport| {
+        crate::cli::warn_new(&planned.warnings, warned);
         let rows: u64 = planned.rows.values().map(|c| c.before).sum();
         confirm.ask(
             &render_forget(planned),

@@ -138,10 +138,10 @@ impl AuditLog {
         for line in self.lines()? {
             match line {
                 Line::Record { record, .. } => records.push(*record),
-                Line::Torn { number, .. } => eprintln!(
-                    "chforget: warning: line {number} of {} is an incomplete record (a crash interrupted an append); it is skipped (`chforget audit verify` reports it)",
+                Line::Torn { number, .. } => crate::vocabulary::output::warn(format!(
+                    "line {number} of {} is an incomplete record (a crash interrupted an append); it is skipped (`chforget audit verify` reports it)",
                     self.path.display()
-                ),
+                )),
                 Line::Invalid {
                     number, problem, ..
                 } => {

@@ -147,10 +147,10 @@ async fn create_on_cluster(
     match created {
         Ok(()) => Ok(()),
         Err(error) if exists(server, table).await? => {
-            eprintln!(
-                "chforget: warning: the audit table {table} was created here but not confirmed on every server of cluster {} ({error:#}); servers that were down create it when they are back",
+            crate::vocabulary::output::warn(format!(
+                "the audit table {table} was created here but not confirmed on every server of cluster {} ({error:#}); servers that were down create it when they are back",
                 cluster.as_str()
-            );
+            ));
             Ok(())
         }
         Err(error) => Err(error),
