@@ -422,28 +422,51 @@ pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<P
     })
 }
 
+/// Flush the server's logs, which are written in batches, so that a count
+/// of them is complete (a login that may not flush gets the count as it is).
+async fn flush_logs(server: &Server) {
+    let _ = server
+        .execute_with_settings(
+            "SYSTEM FLUSH LOGS",
+            &[],
+            "flushing the logs",
+            ErrorCode::ServerError,
+        )
+        .await;
+}
+
+/// `template` over `system.mutations` of `source`, for the request's
+/// mutations of its events table.
+fn mutations_query(
+    template: &str,
+    subject: &Subject<'_>,
+    source: &str,
+    replica: &str,
+) -> anyhow::Result<String> {
+    let table = subject.scope.events_table();
+    render(
+        template,
+        &[
+            ("replica", replica),
+            ("source", source),
+            ("database", &string_literal(table.database.as_str())),
+            ("table", &string_literal(table.table.as_str())),
+            (
+                "request",
+                &string_literal(format!("chforget:{}:", subject.request_id)),
+            ),
+        ],
+    )
+}
+
 /// When the request's last mutation was created on any replica, by the
 /// servers' clocks; where the mutations are pruned, chforget's time of the
 /// last statement, with room for clocks that disagree by minutes (counting
 /// a part too many only delays `erased`).
 async fn last_mutation_time(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<u64> {
     const CLOCK_SLACK_SECONDS: u64 = 300;
-    let table = subject.scope.events_table();
-    let database = string_literal(table.database.as_str());
-    let table_name = string_literal(table.table.as_str());
-    let request = string_literal(format!("chforget:{}:", subject.request_id));
-    let build = |source: &str, replica: &str| {
-        render(
-            MUTATION_TIME_SQL,
-            &[
-                ("replica", replica),
-                ("source", source),
-                ("database", &database),
-                ("table", &table_name),
-                ("request", &request),
-            ],
-        )
-    };
+    let build =
+        |source: &str, replica: &str| mutations_query(MUTATION_TIME_SQL, subject, source, replica);
     let answers: Vec<ReplicaAnswer<Number>> = reach
         .read(
             &system_table("mutations")?,
@@ -566,30 +589,10 @@ async fn traces(
     let server = reach.server();
     // The logs are written in batches: flush them so that the count is
     // complete (a login that may not flush gets the count as it is).
-    let _ = server
-        .execute_with_settings(
-            "SYSTEM FLUSH LOGS",
-            &[],
-            "flushing the logs",
-            ErrorCode::ServerError,
-        )
-        .await;
-    let table = subject.scope.events_table();
+    flush_logs(server).await;
     let mut found = BTreeMap::new();
-    let database = string_literal(table.database.as_str());
-    let table_name = string_literal(table.table.as_str());
-    let request = string_literal(format!("chforget:{}:", subject.request_id));
     let build = |source: &str, replica: &str| {
-        render(
-            MUTATION_TRACES_SQL,
-            &[
-                ("replica", replica),
-                ("source", source),
-                ("database", &database),
-                ("table", &table_name),
-                ("request", &request),
-            ],
-        )
+        mutations_query(MUTATION_TRACES_SQL, subject, source, replica)
     };
     found.insert(
         "mutations".to_string(),
@@ -666,14 +669,7 @@ pub async fn purge_traces(server: &Server, request_id: &RequestId) -> anyhow::Re
         .into_iter()
         .map(|row| row.name)
         .collect();
-    let _ = server
-        .execute_with_settings(
-            "SYSTEM FLUSH LOGS",
-            &[],
-            "flushing the logs",
-            ErrorCode::ServerError,
-        )
-        .await;
+    flush_logs(server).await;
     let columns = log_columns(server).await?;
     let mut report = PurgeReport::default();
     for log in QUERY_LOGS {

@@ -325,7 +325,11 @@ mod tests {
             (ServerError, "server_error", 1),
             (AuditBroken, "audit_broken", 8),
         ];
+        // README's table of errors gives every code its exit status.
+        let readme = include_str!("../../README.md");
         for (code, name, status) in expected {
+            let row = format!("| `{name}` | {status} |");
+            assert!(readme.contains(&row), "README lacks the row {row}");
             assert_eq!(code.as_str(), name);
             assert_eq!(code.exit_status(), status, "{name}");
             let json = serde_json::to_string(&code).unwrap_or_default();

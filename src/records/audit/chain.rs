@@ -84,16 +84,21 @@ impl AuditLog {
         }
     }
 
+    /// The whole trail as text; None for a missing file.
+    fn text(&self) -> anyhow::Result<Option<String>> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(state_error(
+                anyhow::Error::new(e).context(format!("reading {}", self.path.display())),
+            )),
+        }
+    }
+
     /// Every line, in order; a missing file has none.
     pub fn lines(&self) -> anyhow::Result<Vec<Line>> {
-        let text = match std::fs::read(&self.path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(state_error(
-                    anyhow::Error::new(e).context(format!("reading {}", self.path.display())),
-                ));
-            }
+        let Some(text) = self.text()? else {
+            return Ok(Vec::new());
         };
         Ok(text
             .lines()
@@ -107,14 +112,8 @@ impl AuditLog {
     /// is what the table's row is derived from). Lines that do not name one
     /// of them are not parsed, so that this stays cheap on a long trail.
     pub fn records_of(&self, requests: &[&str]) -> anyhow::Result<Vec<(String, AuditRecord)>> {
-        let text = match std::fs::read(&self.path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(state_error(
-                    anyhow::Error::new(e).context(format!("reading {}", self.path.display())),
-                ));
-            }
+        let Some(text) = self.text()? else {
+            return Ok(Vec::new());
         };
         Ok(text
             .lines()
