@@ -1,7 +1,15 @@
--- The rows of a table now: its active parts' rows (metadata only), and the
--- server's clock.
+-- The rows of a table now: its active parts' rows (metadata only), the
+-- server's clock, and the mutations of the table not done yet (they may
+-- still remove rows).
 SELECT
-    toUInt64(sum(rows)) AS rows,
-    toUInt64(toUnixTimestamp(now())) AS at_unix
-FROM system.parts
-WHERE database = {database} AND table = {table} AND active
+    (
+        SELECT toUInt64(sum(rows))
+        FROM system.parts
+        WHERE database = {database} AND table = {table} AND active
+    ) AS rows,
+    toUInt64(toUnixTimestamp(now())) AS at_unix,
+    (
+        SELECT groupArray(mutation_id)
+        FROM system.mutations
+        WHERE database = {database} AND table = {table} AND is_done = 0
+    ) AS pending

@@ -27,6 +27,7 @@ const OTHER_MUTATIONS_SQL: &str = include_str!("../../sql/other_mutations.sql");
 struct RowsNow {
     rows: u64,
     at_unix: u64,
+    pending: Vec<String>,
 }
 
 #[derive(Row, Deserialize)]
@@ -65,16 +66,18 @@ pub async fn table_rows(server: &Server, scope: &Scope) -> anyhow::Result<TableR
         .await?
         .into_iter()
         .next();
-    Ok(row.map_or(
-        TableRows {
-            rows: 0,
-            at_unix: 0,
-        },
-        |row| TableRows {
+    Ok(match row {
+        Some(row) => TableRows {
             rows: row.rows,
             at_unix: row.at_unix,
+            pending: row.pending,
         },
-    ))
+        None => TableRows {
+            rows: 0,
+            at_unix: 0,
+            pending: Vec::new(),
+        },
+    })
 }
 
 /// Rows of the table that the request did not target and that are gone.
@@ -99,7 +102,7 @@ pub async fn rows_lost_outside(
     server: &Server,
     journal: &RequestJournal,
 ) -> anyhow::Result<Option<OutsideLoss>> {
-    let Some(before) = journal.table_rows_before else {
+    let Some(before) = journal.table_rows_before.clone() else {
         return Ok(None);
     };
     let targeted: u64 = journal
@@ -130,12 +133,17 @@ pub async fn rows_lost_outside(
             ),
         ],
     )?;
-    let other_mutations = server
+    // Mutations created since, and those still running at the time: any
+    // of them may have removed the rows.
+    let mut other_mutations: Vec<String> = before.pending.clone();
+    for row in server
         .fetch::<MutationName>(&sql, "looking for other mutations of the table")
         .await?
-        .into_iter()
-        .map(|row| row.mutation_id)
-        .collect();
+    {
+        if !other_mutations.contains(&row.mutation_id) {
+            other_mutations.push(row.mutation_id);
+        }
+    }
     Ok(Some(OutsideLoss {
         missing: least - now.rows,
         before,

@@ -339,13 +339,13 @@ fn outside_loss(
         return Ok(None);
     }
     let message = format!(
-        "{what}, and no other mutation of the table ran since. Restore them from a backup taken before {before}; the parts they were in stay on disk as inactive parts for the server's old_parts_lifetime (480 s by default): copy them from the table's data directory now (`{}` lists them). Once that is understood, `{}` verifies again and completes the request",
+        "{what}, and no other mutation of the table ran since: this request's mutations removed them, or something outside any mutation did (a dropped or detached partition). Restore them from a backup taken before {before}; the parts they were in stay on disk as inactive parts for the server's old_parts_lifetime (480 s by default): copy them from the table's data directory now (`{}` lists them). Once that is understood, `{}` verifies again and completes the request",
         crate::vocabulary::hint::command(&format!("verify {} --physical", journal.request_id)),
         crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
     );
     journal.record_step("rows_lost_outside", message.clone());
     // Counted again: the loss is reported once, not at every resume.
-    journal.table_rows_before = Some(loss.now);
+    journal.table_rows_before = Some(loss.now.clone());
     ctx.journals().save(journal)?;
     Ok(Some(Failure::new(ErrorCode::ForgetFailed, message).into()))
 }

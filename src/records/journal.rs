@@ -244,11 +244,15 @@ impl RequestJournal {
 
 /// The current time, RFC 3339 with milliseconds, UTC.
 /// A count of a table's rows and when it was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableRows {
     pub rows: u64,
     /// Seconds since the epoch, as the server's clock said.
     pub at_unix: u64,
+    /// Mutations of the table not done at the time (they may still remove
+    /// rows afterwards).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
 }
 
 pub fn now_rfc3339() -> String {
