@@ -213,6 +213,10 @@ pub fn render_batch(report: &BatchReport) -> String {
                 "request",
             ],
             report.users.iter().map(|u| {
+                let u = match u {
+                    Ok(u) => u,
+                    Err(error) => return vec![format!("{error:#}")],
+                };
                 vec![
                     u.line.to_string(),
                     u.project_id.clone(),

@@ -1,13 +1,19 @@
 //! Batch files of `forget --batch`: CSV with a header row (read with the
 //! `csv` crate: quotes, CRLF, a byte-order mark) or JSON lines. Every line
 //! is validated before anything is sent; a bad line is refused with its line
-//! number and the good ones go on.
+//! number and the good ones go on. The file is read twice and never held:
+//! once to validate every line, find duplicates and count each project's
+//! users, then once per project to build its requests' lines as they run.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
 use crate::ops::report::RejectedLine;
+use crate::vocabulary::error::{ErrorCode, Failure};
 use crate::vocabulary::request::{AuditMeta, ValidId};
 
 /// One valid line of a batch file.
@@ -39,41 +45,183 @@ const FIELDS: [&str; 6] = [
     "note",
 ];
 
-/// Parse a batch file: JSON lines when the first non-blank line starts with
-/// `{`, else CSV with a header row naming the fields. `require_approval`:
-/// lines without an approver are refused.
+/// Parse a batch held in memory (the tests' way; a file is read by
+/// [`scan`] and [`BatchFile::lines_of`] without holding it).
 pub fn parse(text: &str, require_approval: bool) -> (Vec<BatchLine>, Vec<RejectedLine>) {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let json = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .is_some_and(|l| l.trim_start().starts_with('{'));
-    let raw = if json {
-        parse_json(text)
-    } else {
-        parse_csv(text)
-    };
+    let json = is_json(text.as_bytes()).unwrap_or(false);
     let mut good = Vec::new();
     let mut bad = Vec::new();
-    // 16 bytes of a digest per line, not a copy of its ids.
     let mut seen = HashSet::new();
-    for (line, parsed) in raw {
-        match parsed.and_then(|raw| validate(line, raw, json, require_approval)) {
-            Ok(valid) => {
-                if seen.insert(pair_digest(&valid.project_id, &valid.user_id)) {
-                    good.push(valid);
-                } else {
-                    bad.push(RejectedLine {
-                        line,
-                        error: "the same project_id and user_id appear on an earlier line"
-                            .to_string(),
-                    });
-                }
-            }
+    for (line, parsed) in RawLines::new(text.as_bytes(), json) {
+        match first_pass(line, parsed, json, require_approval, &mut seen) {
+            Ok(valid) => good.push(valid),
             Err(error) => bad.push(RejectedLine { line, error }),
         }
     }
     (good, bad)
+}
+
+/// A line's validation and duplicate check, as the first pass does it.
+fn first_pass(
+    line: usize,
+    parsed: Result<RawLine, String>,
+    json: bool,
+    require_approval: bool,
+    seen: &mut HashSet<[u8; 16]>,
+) -> Result<BatchLine, String> {
+    let valid = parsed.and_then(|raw| validate(line, raw, json, require_approval))?;
+    // 16 bytes of a digest per line, not a copy of its ids.
+    if seen.insert(pair_digest(&valid.project_id, &valid.user_id)) {
+        Ok(valid)
+    } else {
+        Err("the same project_id and user_id appear on an earlier line".to_string())
+    }
+}
+
+/// What the first pass over a batch file found: the lines refused, and how
+/// many valid lines each project has.
+pub struct Scan {
+    pub file: BatchFile,
+    pub rejected: Vec<RejectedLine>,
+    pub projects: BTreeMap<ValidId, usize>,
+}
+
+/// A batch file validated by [`scan`], read again project by project: what a
+/// batch holds of its file is the lines of one request, never the file.
+pub struct BatchFile {
+    path: PathBuf,
+    json: bool,
+    require_approval: bool,
+    defaults: AuditMeta,
+    /// Lines refused by the first pass; the second passes over them.
+    refused: HashSet<usize>,
+    /// Size and modification time at the first pass: a file changed
+    /// since is not read again (its lines were not all validated).
+    stamp: (u64, Option<std::time::SystemTime>),
+}
+
+fn stamp(path: &Path) -> std::io::Result<(u64, Option<std::time::SystemTime>)> {
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.len(), meta.modified().ok()))
+}
+
+fn open_error(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
+    Failure::new(
+        ErrorCode::InvalidPayload,
+        format!("cannot read batch file {}: {e}", path.display()),
+    )
+    .into()
+}
+
+/// The first pass over a batch file: every line validated (JSON lines when
+/// the first non-blank line starts with `{`, else CSV with a header row
+/// naming the fields), later duplicates refused, each line's `defaults`
+/// filled in, then `check`ed (a request in flight for its user refuses it).
+/// `require_approval`: lines without an approver are refused.
+pub fn scan(
+    path: &Path,
+    require_approval: bool,
+    defaults: &AuditMeta,
+    mut check: impl FnMut(&BatchLine) -> Option<String>,
+) -> anyhow::Result<Scan> {
+    let stamp = stamp(path).map_err(|e| open_error(path, e))?;
+    let open = || {
+        std::fs::File::open(path)
+            .map(std::io::BufReader::new)
+            .map_err(|e| open_error(path, e))
+    };
+    let json = is_json(open()?).map_err(|e| open_error(path, e))?;
+    let require_approval = require_approval && defaults.approved_by.is_none();
+    let mut rejected = Vec::new();
+    let mut projects: BTreeMap<ValidId, usize> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for (line, parsed) in RawLines::new(open()?, json) {
+        let outcome =
+            first_pass(line, parsed, json, require_approval, &mut seen).and_then(|mut valid| {
+                valid.meta.fill_from(defaults);
+                match check(&valid) {
+                    Some(error) => Err(error),
+                    None => Ok(valid),
+                }
+            });
+        match outcome {
+            Ok(valid) => *projects.entry(valid.project_id).or_default() += 1,
+            Err(error) => rejected.push(RejectedLine { line, error }),
+        }
+    }
+    Ok(Scan {
+        file: BatchFile {
+            path: path.to_path_buf(),
+            json,
+            require_approval,
+            defaults: defaults.clone(),
+            refused: rejected.iter().map(|r| r.line).collect(),
+            stamp,
+        },
+        rejected,
+        projects,
+    })
+}
+
+impl BatchFile {
+    /// The valid lines of `project` in file order, read again from the file.
+    pub fn lines_of(
+        &self,
+        project: &ValidId,
+    ) -> anyhow::Result<impl Iterator<Item = anyhow::Result<BatchLine>> + use<'_>> {
+        let changed = || {
+            Failure::new(
+                ErrorCode::InvalidPayload,
+                format!(
+                    "batch file {} changed while the batch ran; the lines not yet sent were not sent",
+                    self.path.display()
+                ),
+            )
+        };
+        if stamp(&self.path).map_err(|e| open_error(&self.path, e))? != self.stamp {
+            return Err(changed().into());
+        }
+        let file = std::fs::File::open(&self.path).map_err(|e| open_error(&self.path, e))?;
+        let project = project.clone();
+        Ok(
+            RawLines::new(std::io::BufReader::new(file), self.json).filter_map(
+                move |(line, parsed)| {
+                    if self.refused.contains(&line) {
+                        return None;
+                    }
+                    // A line the first pass accepted: invalid now means the
+                    // file is no longer the one validated.
+                    match parsed
+                        .and_then(|raw| validate(line, raw, self.json, self.require_approval))
+                    {
+                        Ok(mut valid) if valid.project_id == project => {
+                            valid.meta.fill_from(&self.defaults);
+                            Some(Ok(valid))
+                        }
+                        Ok(_) => None,
+                        Err(_) => Some(Err(changed().into())),
+                    }
+                },
+            ),
+        )
+    }
+}
+
+/// Whether the first non-blank line starts with `{` (after a byte-order
+/// mark).
+fn is_json(mut reader: impl BufRead) -> std::io::Result<bool> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(false);
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        if !text.trim().is_empty() {
+            return Ok(text.trim_start().starts_with('{'));
+        }
+    }
 }
 
 /// Identifies a (project, user) pair: SHA-256 of both, length-prefixed so
@@ -90,118 +238,229 @@ fn pair_digest(project: &ValidId, user: &ValidId) -> [u8; 16] {
     out
 }
 
-fn parse_json(text: &str) -> Vec<(usize, Result<RawLine, String>)> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            (
-                i + 1,
-                serde_json::from_str::<RawLine>(l)
-                    .map_err(|e| format!("not a JSON object of the batch fields: {e}")),
-            )
-        })
-        .collect()
+/// The lines of a batch, parsed one at a time from a reader (a byte-order
+/// mark skipped), each with its line number.
+enum RawLines<R: Read> {
+    Json {
+        lines: std::io::Split<BomSkipped<R>>,
+        line: usize,
+    },
+    Csv {
+        records: csv::StringRecordsIntoIter<Newlines<BomSkipped<R>>>,
+        lines_of: LineCounter,
+        names: Option<Vec<String>>,
+        done: bool,
+    },
 }
 
-/// Line numbers of byte offsets, counted incrementally (the `csv` crate's
-/// own line numbers drift after CRLF line ends).
-struct LineCounter<'a> {
-    text: &'a [u8],
-    byte: usize,
+impl<R: Read> RawLines<R> {
+    fn new(reader: R, json: bool) -> Self {
+        let reader = BomSkipped::new(reader);
+        if json {
+            return RawLines::Json {
+                lines: reader.split(b'\n'),
+                line: 0,
+            };
+        }
+        let newlines = Arc::new(Mutex::new(VecDeque::new()));
+        let records = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::None)
+            .from_reader(Newlines {
+                inner: reader,
+                offset: 0,
+                newlines: newlines.clone(),
+            })
+            .into_records();
+        RawLines::Csv {
+            records,
+            lines_of: LineCounter { newlines, line: 1 },
+            names: None,
+            done: false,
+        }
+    }
+}
+
+impl<R: Read> Iterator for RawLines<R> {
+    type Item = (usize, Result<RawLine, String>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            RawLines::Json { lines, line } => loop {
+                let mut bytes = match lines.next()? {
+                    Ok(bytes) => bytes,
+                    Err(error) => {
+                        *line += 1;
+                        return Some((*line, Err(format!("cannot read the line: {error}"))));
+                    }
+                };
+                *line += 1;
+                if bytes.last() == Some(&b'\r') {
+                    bytes.pop();
+                }
+                let Ok(text) = std::str::from_utf8(&bytes) else {
+                    return Some((*line, Err("the line is not UTF-8".to_string())));
+                };
+                if text.trim().is_empty() {
+                    continue;
+                }
+                return Some((
+                    *line,
+                    serde_json::from_str::<RawLine>(text)
+                        .map_err(|e| format!("not a JSON object of the batch fields: {e}")),
+                ));
+            },
+            RawLines::Csv {
+                records,
+                lines_of,
+                names,
+                done,
+            } => loop {
+                if *done {
+                    return None;
+                }
+                let record = records.next()?;
+                let Some(names) = names else {
+                    *done = true;
+                    let header = match record {
+                        Err(error) => {
+                            return Some((1, Err(format!("the header is not CSV: {error}"))));
+                        }
+                        Ok(header) => header,
+                    };
+                    let header_line = lines_of.line_at(header.position());
+                    let found: Vec<String> = header.iter().map(str::to_string).collect();
+                    if let Some(problem) = header_problem(&found) {
+                        return Some((header_line, Err(problem)));
+                    }
+                    *done = false;
+                    *names = Some(found);
+                    continue;
+                };
+                let record = match record {
+                    Ok(record) => record,
+                    Err(error) => {
+                        let line = lines_of.line_at(error.position());
+                        return Some((line, Err(format!("not valid CSV: {error}"))));
+                    }
+                };
+                let line = lines_of.line_at(record.position());
+                if record.iter().all(str::is_empty) {
+                    continue;
+                }
+                if record.len() != names.len() {
+                    return Some((
+                        line,
+                        Err(format!(
+                            "{} fields where the header has {}",
+                            record.len(),
+                            names.len()
+                        )),
+                    ));
+                }
+                let get = |name: &str| {
+                    names
+                        .iter()
+                        .position(|h| h == name)
+                        .and_then(|i| record.get(i))
+                        .map(str::to_string)
+                };
+                return Some((
+                    line,
+                    Ok(RawLine {
+                        project_id: get("project_id"),
+                        user_id: get("user_id"),
+                        requested_by: get("requested_by"),
+                        approved_by: get("approved_by"),
+                        ticket: get("ticket"),
+                        note: get("note"),
+                    }),
+                ));
+            },
+        }
+    }
+}
+
+/// A reader past a UTF-8 byte-order mark at its start.
+struct BomSkipped<R> {
+    inner: std::io::BufReader<R>,
+}
+
+impl<R: Read> BomSkipped<R> {
+    fn new(inner: R) -> Self {
+        let mut inner = std::io::BufReader::new(inner);
+        if let Ok(start) = inner.fill_buf()
+            && start.starts_with(b"\xef\xbb\xbf")
+        {
+            inner.consume(3);
+        }
+        BomSkipped { inner }
+    }
+}
+
+impl<R: Read> Read for BomSkipped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl<R: Read> BufRead for BomSkipped<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount);
+    }
+}
+
+/// A reader that notes the offsets of the line feeds it passes on, for the
+/// line numbers of CSV records (read ahead of them by at most a buffer).
+struct Newlines<R> {
+    inner: R,
+    offset: u64,
+    newlines: Arc<Mutex<VecDeque<u64>>>,
+}
+
+impl<R: Read> Read for Newlines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        let mut newlines = self.newlines.lock().unwrap_or_else(|e| e.into_inner());
+        for (at, byte) in buf[..read].iter().enumerate() {
+            if *byte == b'\n' {
+                newlines.push_back(self.offset + at as u64);
+            }
+        }
+        self.offset += read as u64;
+        Ok(read)
+    }
+}
+
+/// Line numbers of byte offsets, counted incrementally from the line feeds
+/// read (the `csv` crate's own line numbers drift after CRLF line ends).
+struct LineCounter {
+    newlines: Arc<Mutex<VecDeque<u64>>>,
     line: usize,
 }
 
-impl LineCounter<'_> {
+impl LineCounter {
     fn line_at(&mut self, position: Option<&csv::Position>) -> usize {
-        let Some(byte) = position.map(|p| p.byte() as usize) else {
+        let Some(byte) = position.map(csv::Position::byte) else {
             return self.line;
         };
-        // After a CRLF the crate puts a record's start on the line feed.
-        let byte = if self.text.get(byte) == Some(&b'\n') {
-            byte + 1
-        } else {
-            byte
+        let mut newlines = self.newlines.lock().unwrap_or_else(|e| e.into_inner());
+        while newlines.front().is_some_and(|at| *at < byte) {
+            newlines.pop_front();
+            self.line += 1;
         }
-        .min(self.text.len());
-        if byte >= self.byte {
-            self.line += self.text[self.byte..byte]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count();
-            self.byte = byte;
+        // After a CRLF the crate puts a record's start on the line feed.
+        if newlines.front() == Some(&byte) {
+            newlines.pop_front();
+            self.line += 1;
         }
         self.line
     }
-}
-
-fn parse_csv(text: &str) -> Vec<(usize, Result<RawLine, String>)> {
-    let mut lines_of = LineCounter {
-        text: text.as_bytes(),
-        byte: 0,
-        line: 1,
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::None)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-    let header = match records.next() {
-        None => return Vec::new(),
-        Some(Err(error)) => return vec![(1, Err(format!("the header is not CSV: {error}")))],
-        Some(Ok(header)) => header,
-    };
-    let header_line = lines_of.line_at(header.position());
-    let names: Vec<String> = header.iter().map(str::to_string).collect();
-    if let Some(problem) = header_problem(&names) {
-        return vec![(header_line, Err(problem))];
-    }
-    let mut lines = Vec::new();
-    for record in records {
-        let record = match record {
-            Ok(record) => record,
-            Err(error) => {
-                let line = lines_of.line_at(error.position());
-                lines.push((line, Err(format!("not valid CSV: {error}"))));
-                continue;
-            }
-        };
-        let line = lines_of.line_at(record.position());
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        if record.len() != names.len() {
-            lines.push((
-                line,
-                Err(format!(
-                    "{} fields where the header has {}",
-                    record.len(),
-                    names.len()
-                )),
-            ));
-            continue;
-        }
-        let get = |name: &str| {
-            names
-                .iter()
-                .position(|h| h == name)
-                .and_then(|i| record.get(i))
-                .map(str::to_string)
-        };
-        lines.push((
-            line,
-            Ok(RawLine {
-                project_id: get("project_id"),
-                user_id: get("user_id"),
-                requested_by: get("requested_by"),
-                approved_by: get("approved_by"),
-                ticket: get("ticket"),
-                note: get("note"),
-            }),
-        ));
-    }
-    lines
 }
 
 fn header_problem(names: &[String]) -> Option<String> {

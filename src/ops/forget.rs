@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::erasure::plan::ForgetOptions;
 use crate::erasure::track::TrackObserver;
-use crate::ops::batch::BatchLine;
+use crate::ops::batch::{BatchFile, BatchLine};
 use crate::ops::report::{BatchReport, ForgetReport, RejectedLine};
 use crate::pipeline::{
     self, Context, InFlight, MemberInput, NewRequest, Outcome, Reserved, RunMode, Started,
@@ -229,11 +229,12 @@ pub fn check_database(journal: &RequestJournal, database: &str, verb: &str) -> a
     Ok(())
 }
 
-/// The lines of one project of a batch, and the id of its request.
+/// One request of a batch: its id, its project and how many of the
+/// project's lines (the next ones in file order) it holds.
 pub struct ProjectLines {
     pub request_id: RequestId,
     pub project_id: ValidId,
-    pub lines: Vec<BatchLine>,
+    pub users: usize,
 }
 
 /// The most users one request of a batch holds. A request's journal,
@@ -245,36 +246,31 @@ pub struct ProjectLines {
 /// large batch makes about as many mutations as one request would.
 pub const MAX_REQUEST_USERS: usize = 50_000;
 
-/// The lines of a batch grouped by project (in requests of at most
-/// [`MAX_REQUEST_USERS`] users), each group with the id of its request
+/// The requests of a batch whose projects have these many valid lines (in
+/// requests of at most [`MAX_REQUEST_USERS`] users), each with its id
 /// (known before connecting, so that every query a request sends is named
 /// after it).
-pub fn by_project(lines: Vec<BatchLine>) -> Vec<ProjectLines> {
+pub fn by_project(projects: &BTreeMap<ValidId, usize>) -> Vec<ProjectLines> {
     // The tests make several requests of a small file with a lower limit.
     let max_users = std::env::var("CHFORGET_TEST_MAX_REQUEST_USERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(MAX_REQUEST_USERS);
-    by_project_in(lines, max_users)
+    by_project_in(projects, max_users)
 }
 
-fn by_project_in(lines: Vec<BatchLine>, max_users: usize) -> Vec<ProjectLines> {
-    let mut grouped: BTreeMap<ValidId, Vec<BatchLine>> = BTreeMap::new();
-    for line in lines {
-        grouped
-            .entry(line.project_id.clone())
-            .or_default()
-            .push(line);
-    }
+fn by_project_in(projects: &BTreeMap<ValidId, usize>, max_users: usize) -> Vec<ProjectLines> {
     let mut requests = Vec::new();
-    for (project_id, lines) in grouped {
-        let mut lines = lines.into_iter().peekable();
-        while lines.peek().is_some() {
+    for (project_id, users) in projects {
+        let mut left = *users;
+        while left > 0 {
+            let users = left.min(max_users.max(1));
             requests.push(ProjectLines {
                 request_id: RequestId::generate(),
                 project_id: project_id.clone(),
-                lines: lines.by_ref().take(max_users.max(1)).collect(),
+                users,
             });
+            left -= users;
         }
     }
     requests
@@ -283,6 +279,8 @@ fn by_project_in(lines: Vec<BatchLine>, max_users: usize) -> Vec<ProjectLines> {
 /// A batch: one request per project (per [`MAX_REQUEST_USERS`] users of it).
 pub struct BatchRequest {
     pub projects: Vec<ProjectLines>,
+    /// Where each request's lines are read from when it runs.
+    pub file: BatchFile,
     pub options: ForgetOptions,
     pub rollups: bool,
     pub dry_run: bool,
@@ -290,31 +288,39 @@ pub struct BatchRequest {
     pub meta: AuditMeta,
 }
 
-/// Drop lines whose user has a request in flight (before connecting).
-pub fn reject_in_flight(
-    state: &StateDir,
-    key: &Key,
-    database: &str,
-    lines: Vec<BatchLine>,
-    rejected: &mut Vec<RejectedLine>,
-) -> anyhow::Result<Vec<BatchLine>> {
-    let (journals, unreadable) = Journals { state, key }.list()?;
-    warn_unreadable(&unreadable);
-    let mut accepted = Vec::new();
-    for line in lines {
-        match pipeline::in_flight(
-            &journals,
-            state,
-            database,
+/// Refuses the lines whose user has a request in flight (checked before
+/// connecting, line by line as the file is validated).
+pub struct InFlightCheck {
+    journals: Vec<RequestJournal>,
+    state: StateDir,
+    key: Key,
+    database: String,
+}
+
+impl InFlightCheck {
+    pub fn new(state: &StateDir, key: &Key, database: &str) -> anyhow::Result<Self> {
+        let (journals, unreadable) = Journals { state, key }.list()?;
+        warn_unreadable(&unreadable);
+        Ok(InFlightCheck {
+            journals,
+            state: state.clone(),
+            key: key.clone(),
+            database: database.to_string(),
+        })
+    }
+
+    /// Why `line` is refused, if it is.
+    pub fn check(&self, line: &BatchLine) -> Option<String> {
+        pipeline::in_flight(
+            &self.journals,
+            &self.state,
+            &self.database,
             &line.project_id,
             &line.user_id,
-            key,
-        ) {
-            Some(found) => rejected.push(in_flight_line(line.line, &found)),
-            None => accepted.push(line),
-        }
+            &self.key,
+        )
+        .map(|found| in_flight_line(line.line, &found).error)
     }
-    Ok(accepted)
 }
 
 fn in_flight_line(line: usize, found: &InFlight) -> RejectedLine {
@@ -338,6 +344,22 @@ fn in_flight_line(line: usize, found: &InFlight) -> RejectedLine {
     }
 }
 
+/// A project's lines not yet sent, read from the batch file.
+type LinesOf<'a> = dyn Iterator<Item = anyhow::Result<BatchLine>> + 'a;
+
+/// The next `users` lines of a project: as many as the first pass counted,
+/// or the file changed.
+fn next_lines(lines: &mut LinesOf<'_>, users: usize) -> anyhow::Result<Vec<BatchLine>> {
+    let taken = lines.take(users).collect::<anyhow::Result<Vec<_>>>()?;
+    if taken.len() != users {
+        return fail(
+            ErrorCode::InvalidPayload,
+            "the batch file changed while the batch ran: fewer valid lines than when it was validated; the lines not yet sent were not sent",
+        );
+    }
+    Ok(taken)
+}
+
 /// One request per project (per [`MAX_REQUEST_USERS`] users of it) for the
 /// lines, each prepared, started and run in turn (a request is prepared
 /// only once the one before it ran, and dropped once reported).
@@ -350,40 +372,67 @@ pub async fn forget_batch(
 ) -> anyhow::Result<()> {
     let mut request = request;
     let mut first_error: Option<anyhow::Error> = None;
+    // The project being read, and its lines not yet sent.
+    let mut reading: Option<(ValidId, Box<LinesOf<'_>>)> = None;
+    let projects = std::mem::take(&mut request.projects);
+    let request = &request;
     for ProjectLines {
         request_id,
         project_id: project,
-        lines,
-    } in std::mem::take(&mut request.projects)
+        users,
+    } in projects
     {
         let mut request_report = ForgetReport::new(
             request_id.as_str(),
             project.as_str(),
-            &format!("{} users", lines.len()),
+            &format!("{users} users"),
             request.options,
         );
-        let outcome = batch_project(
-            ctx,
-            &request,
-            request_id,
-            project.clone(),
-            &lines,
-            mode,
-            &mut request_report,
-            report,
-            observer,
-        )
-        .await;
+        let lines = match &mut reading {
+            Some((reading_project, lines)) if *reading_project == project => {
+                next_lines(lines, users)
+            }
+            _ => request.file.lines_of(&project).and_then(|lines| {
+                let lines = reading
+                    .insert((project.clone(), Box::new(lines)))
+                    .1
+                    .as_mut();
+                next_lines(lines, users)
+            }),
+        };
+        let (lines, outcome) = match lines {
+            Ok(lines) => {
+                let outcome = batch_project(
+                    ctx,
+                    request,
+                    request_id,
+                    project.clone(),
+                    &lines,
+                    mode,
+                    &mut request_report,
+                    report,
+                    observer,
+                )
+                .await;
+                (lines, outcome)
+            }
+            Err(error) => {
+                // Read again, the file is checked again (and refused).
+                reading = None;
+                (Vec::new(), Err(error))
+            }
+        };
         if let Err(error) = outcome {
             request_report.fail_with(&error);
-            // Users of a project that never got a journal still get a line.
+            // Users of a request that never got a journal still get a line
+            // (a run that got one reported its users with its outcome).
             if !report
                 .requests
                 .iter()
                 .any(|r| r.request_id == request_report.request_id)
             {
                 for line in &lines {
-                    report.users.push(crate::ops::report::UserResult {
+                    report.users.push(&crate::ops::report::UserResult {
                         line: line.line,
                         project_id: project.as_str().to_string(),
                         user_id: line.user_id.as_str().to_string(),
@@ -393,26 +442,9 @@ pub async fn forget_batch(
                         shared_anonymous_ids: 0,
                         rows: BTreeMap::new(),
                         error: request_report.error.clone(),
-                    });
+                    })?;
                 }
                 report.requests.push(request_report);
-            } else if let Some(existing) = report
-                .requests
-                .iter_mut()
-                .find(|r| r.request_id == request_report.request_id)
-            {
-                existing.status = request_report.status;
-                existing.error = request_report.error.clone();
-                for user in report
-                    .users
-                    .iter_mut()
-                    .filter(|u| u.request_id.as_deref() == Some(existing.request_id.as_str()))
-                {
-                    user.error = existing.error.clone();
-                    if user.status == Outcome::Completed {
-                        user.status = existing.status;
-                    }
-                }
             }
             first_error.get_or_insert(error);
         }
@@ -463,8 +495,7 @@ async fn batch_project(
     request_report.warnings = prepared.warnings;
     request_report.status = Outcome::Planned;
     if request.dry_run {
-        report.add_request(&prepared.journal, request_report, None);
-        return Ok(());
+        return report.add_request(&prepared.journal, request_report, None);
     }
     let project = prepared.journal.scope.project_id.clone();
     let (mut journal, _lock) = match pipeline::start(ctx, prepared.journal)? {
@@ -519,7 +550,7 @@ async fn batch_project(
     if let Err(error) = &outcome {
         request_report.fail_with(error);
     }
-    report.add_request(&planned, request_report, result.after.as_ref());
+    report.add_request(&planned, request_report, result.after.as_ref())?;
     outcome
 }
 
@@ -527,34 +558,16 @@ async fn batch_project(
 mod tests {
     use super::*;
 
-    fn line(line: usize, project: &str, user: &str) -> BatchLine {
-        BatchLine {
-            line,
-            project_id: ValidId::new("project_id", project).expect("project"),
-            user_id: ValidId::new("user_id", user).expect("user"),
-            meta: AuditMeta::default(),
-        }
-    }
-
     #[test]
-    fn a_project_beyond_the_limit_is_split_into_requests_in_file_order() {
-        let lines = vec![
-            line(2, "b", "u1"),
-            line(3, "a", "u1"),
-            line(4, "b", "u2"),
-            line(5, "b", "u3"),
-        ];
-        let requests = by_project_in(lines, 2);
-        let shape: Vec<(&str, Vec<usize>)> = requests
+    fn a_project_beyond_the_limit_is_split_into_requests() {
+        let id = |p: &str| ValidId::new("project_id", p).expect("project");
+        let projects = BTreeMap::from([(id("b"), 3), (id("a"), 1)]);
+        let requests = by_project_in(&projects, 2);
+        let shape: Vec<(&str, usize)> = requests
             .iter()
-            .map(|r| {
-                (
-                    r.project_id.as_str(),
-                    r.lines.iter().map(|l| l.line).collect(),
-                )
-            })
+            .map(|r| (r.project_id.as_str(), r.users))
             .collect();
-        assert_eq!(shape, [("a", vec![3]), ("b", vec![2, 4]), ("b", vec![5])]);
+        assert_eq!(shape, [("a", 1), ("b", 2), ("b", 1)]);
         assert_ne!(requests[1].request_id, requests[2].request_id);
     }
 }

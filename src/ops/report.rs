@@ -172,7 +172,7 @@ impl ForgetReport {
 }
 
 /// The result for one user of a batch.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct UserResult {
     pub line: usize,
     pub project_id: String,
@@ -192,13 +192,84 @@ pub struct RejectedLine {
     pub error: String,
 }
 
+/// The per-user results of a batch, spooled to an unnamed temporary file as
+/// each request finishes (a million users' results are 250 MB): memory keeps
+/// where each is, 24 bytes a user. Serialised as the JSON array of them, in
+/// line order.
+#[derive(Debug, Default)]
+pub struct UserSpool {
+    file: Option<std::fs::File>,
+    /// Line, offset and length of each result in the file.
+    index: Vec<(usize, u64, u32)>,
+    end: u64,
+}
+
+impl UserSpool {
+    pub fn push(&mut self, user: &UserResult) -> anyhow::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(
+                tempfile::tempfile()
+                    .map_err(|e| anyhow::anyhow!("cannot spool the batch's user results: {e}"))?,
+            ),
+        };
+        let bytes = serde_json::to_vec(user)?;
+        file.write_all_at(&bytes, self.end)
+            .map_err(|e| anyhow::anyhow!("cannot spool the batch's user results: {e}"))?;
+        let length = u32::try_from(bytes.len())?;
+        self.index.push((user.line, self.end, length));
+        self.end += u64::from(length);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Line order (stable: a line has one result).
+    pub fn sort(&mut self) {
+        self.index.sort_by_key(|(line, _, _)| *line);
+    }
+
+    /// The results in order, read back one at a time.
+    pub fn iter(&self) -> impl Iterator<Item = anyhow::Result<UserResult>> + '_ {
+        use std::os::unix::fs::FileExt;
+        self.index.iter().map(|(_, offset, length)| {
+            let file = self
+                .file
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("the user results were not spooled"))?;
+            let mut bytes = vec![0; *length as usize];
+            file.read_exact_at(&mut bytes, *offset)
+                .map_err(|e| anyhow::anyhow!("cannot read the spooled user results: {e}"))?;
+            Ok(serde_json::from_slice(&bytes)?)
+        })
+    }
+}
+
+impl Serialize for UserSpool {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for user in self.iter() {
+            seq.serialize_element(&user.map_err(S::Error::custom)?)?;
+        }
+        seq.end()
+    }
+}
+
 /// What `forget --batch` prints.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct BatchReport {
     pub status: Outcome,
     /// One request per project.
     pub requests: Vec<ForgetReport>,
-    pub users: Vec<UserResult>,
+    pub users: UserSpool,
     pub rejected: Vec<RejectedLine>,
     pub warnings: Vec<String>,
     pub error: Option<ErrorBody>,
@@ -209,7 +280,7 @@ impl BatchReport {
         BatchReport {
             status: Outcome::Failed,
             requests: Vec::new(),
-            users: Vec::new(),
+            users: UserSpool::default(),
             rejected: Vec::new(),
             warnings: Vec::new(),
             error: None,
@@ -222,7 +293,7 @@ impl BatchReport {
         journal: &RequestJournal,
         report: &ForgetReport,
         after: Option<&Counts>,
-    ) {
+    ) -> anyhow::Result<()> {
         for member in &journal.members {
             let rows = Counts::member_rows(member, journal.options.anonymous, after);
             let remaining: u64 = rows.values().filter_map(|c| c.after).sum();
@@ -231,7 +302,7 @@ impl BatchReport {
             } else {
                 report.status
             };
-            self.users.push(UserResult {
+            self.users.push(&UserResult {
                 line: member.line.unwrap_or(0),
                 project_id: journal.scope.project_id.as_str().to_string(),
                 user_id: member.user_id.as_str().to_string(),
@@ -241,10 +312,11 @@ impl BatchReport {
                 shared_anonymous_ids: member.stitched.iter().filter(|s| s.is_shared()).count(),
                 rows,
                 error: report.error.clone(),
-            });
+            })?;
         }
         self.warnings.extend(report.warnings.iter().cloned());
         self.requests.push(report.clone());
+        Ok(())
     }
 
     /// The overall status: the worst of the requests'.
@@ -259,7 +331,7 @@ impl BatchReport {
         } else {
             Outcome::Completed
         };
-        self.users.sort_by_key(|u| u.line);
+        self.users.sort();
     }
 }
 

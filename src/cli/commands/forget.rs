@@ -15,7 +15,7 @@ use crate::ops::physical::{self, PhysicalRequest};
 use crate::ops::report::{BatchReport, ForgetReport};
 use crate::pipeline::RunMode;
 use crate::records::journal::Journals;
-use crate::vocabulary::error::{ErrorBody, ErrorCode, Failure, fail};
+use crate::vocabulary::error::{ErrorBody, ErrorCode, fail};
 use crate::vocabulary::output;
 use crate::vocabulary::request::{AuditMeta, RequestId, Subject, ValidId};
 
@@ -243,31 +243,21 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
         .placed(&args.place)?
         .until(args.wait.deadline());
     let defaults = args.change.audit.meta()?;
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::new(
-            ErrorCode::InvalidPayload,
-            format!("cannot read batch file {}: {e}", path.display()),
-        )
-    })?;
     let required = args.change.audit.require_approval || session.profile.audit.require_approval;
-    let (mut lines, rejected) = batch::parse(&text, required && defaults.approved_by.is_none());
-    report.rejected = rejected;
-    for line in &mut lines {
-        line.meta.fill_from(&defaults);
-    }
-    if !args.dry_run
-        && let Some(key) = session.existing_key()?
-    {
-        lines = forget::reject_in_flight(
+    let in_flight = match session.existing_key()? {
+        Some(key) if !args.dry_run => Some(forget::InFlightCheck::new(
             &session.state,
             &key,
             session.database(),
-            lines,
-            &mut report.rejected,
-        )?;
-    }
+        )?),
+        _ => None,
+    };
+    let scan = batch::scan(path, required, &defaults, |line| {
+        in_flight.as_ref().and_then(|check| check.check(line))
+    })?;
+    report.rejected = scan.rejected;
     report.rejected.sort_by_key(|r| r.line);
-    if lines.is_empty() {
+    if scan.projects.is_empty() {
         return fail(
             ErrorCode::InvalidPayload,
             format!("no valid line in {}; nothing was sent", path.display()),
@@ -277,7 +267,7 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
     if !args.dry_run {
         confirm.ensure_possible("delete")?;
     }
-    let projects = forget::by_project(lines);
+    let projects = forget::by_project(&scan.projects);
     let first = projects.first().map(|p| &p.request_id);
     let open = session.open(!args.dry_run, first).await?;
     if !args.dry_run {
@@ -293,13 +283,14 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
             "",
             &format!(
                 "Delete the rows of {} users? Mutations cannot be undone.",
-                projects.iter().map(|p| p.lines.len()).sum::<usize>()
+                projects.iter().map(|p| p.users).sum::<usize>()
             ),
             "nothing was issued",
         )?;
     }
     let request = BatchRequest {
         projects,
+        file: scan.file,
         options: args.options(),
         rollups: args.rollups,
         dry_run: args.dry_run,
