@@ -242,12 +242,7 @@ pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<P
     };
     let mut findings = Vec::new();
     let mut unreadable: Vec<String> = Vec::new();
-    let system: Vec<String> = server
-        .fetch_with_settings::<Name>(SYSTEM_TABLES_SQL, &[], "listing system tables")
-        .await?
-        .into_iter()
-        .map(|row| row.name)
-        .collect();
+    let system = system_tables(server).await?;
     let has = |name: &str| system.iter().any(|n| n == name);
     // Inactive parts older than the request's last mutation.
     let issued = last_mutation_time(reach, subject).await?.to_string();
@@ -420,6 +415,17 @@ pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<P
         traces: traces.ok(),
         findings,
     })
+}
+
+/// The names of the server's system tables (which of them it keeps differs
+/// by version and configuration).
+async fn system_tables(server: &Server) -> anyhow::Result<Vec<String>> {
+    Ok(server
+        .fetch_with_settings::<Name>(SYSTEM_TABLES_SQL, &[], "listing system tables")
+        .await?
+        .into_iter()
+        .map(|row| row.name)
+        .collect())
 }
 
 /// Flush the server's logs, which are written in batches, so that a count
@@ -663,12 +669,7 @@ pub struct PurgeReport {
 /// Delete the request's rows from the query logs this server keeps (a
 /// mutation of each log table; the server may refuse), and say what stays.
 pub async fn purge_traces(server: &Server, request_id: &RequestId) -> anyhow::Result<PurgeReport> {
-    let system: Vec<String> = server
-        .fetch_with_settings::<Name>(SYSTEM_TABLES_SQL, &[], "listing system tables")
-        .await?
-        .into_iter()
-        .map(|row| row.name)
-        .collect();
+    let system = system_tables(server).await?;
     flush_logs(server).await;
     let columns = log_columns(server).await?;
     let mut report = PurgeReport::default();

@@ -638,6 +638,31 @@ impl Connection {
         self.fetch_with_settings(sql, &[], during).await
     }
 
+    /// A query of `client` with its `query_id`, the settings bounded by the
+    /// time left, and (`sized`) the size settings a long statement needs;
+    /// with its id and how long the caller may wait for it.
+    fn query(
+        &self,
+        client: &clickhouse::Client,
+        sql: &str,
+        settings: &[(&str, &str)],
+        sized: bool,
+        during: &str,
+    ) -> anyhow::Result<(clickhouse::query::Query, String, Duration)> {
+        let budget = self.budget(during)?;
+        let id = self.next_query_id();
+        let mut query = client.query_raw(sql).with_setting("query_id", id.clone());
+        for (name, value) in self.bounded_settings(budget, settings) {
+            query = query.with_setting(name, value);
+        }
+        if sized {
+            for (name, value) in self.size_settings(sql) {
+                query = query.with_setting(name, value);
+            }
+        }
+        Ok((query, id, budget))
+    }
+
     /// As [`Connection::fetch`], with per-query settings.
     pub async fn fetch_with_settings<T>(
         &self,
@@ -648,18 +673,7 @@ impl Connection {
     where
         T: RowOwned + RowRead,
     {
-        let budget = self.budget(during)?;
-        let id = self.next_query_id();
-        let mut query = self
-            .client
-            .query_raw(sql)
-            .with_setting("query_id", id.clone());
-        for (name, value) in self.bounded_settings(budget, settings) {
-            query = query.with_setting(name, value);
-        }
-        for (name, value) in self.size_settings(sql) {
-            query = query.with_setting(name, value);
-        }
+        let (query, id, budget) = self.query(&self.client, sql, settings, true, during)?;
         let mut in_flight = self.start(&id);
         let answer = tokio::time::timeout(budget, query.fetch_all::<T>()).await;
         in_flight.done = true;
@@ -692,18 +706,7 @@ impl Connection {
         during: &str,
         rejected: ErrorCode,
     ) -> anyhow::Result<()> {
-        let budget = self.budget(during)?;
-        let id = self.next_query_id();
-        let mut query = self
-            .client
-            .query_raw(sql)
-            .with_setting("query_id", id.clone());
-        for (name, value) in self.bounded_settings(budget, settings) {
-            query = query.with_setting(name, value);
-        }
-        for (name, value) in self.size_settings(sql) {
-            query = query.with_setting(name, value);
-        }
+        let (query, id, budget) = self.query(&self.client, sql, settings, true, during)?;
         let mut in_flight = self.start(&id);
         let answer = tokio::time::timeout(budget, query.execute()).await;
         in_flight.done = true;
@@ -719,15 +722,7 @@ impl Connection {
 
     /// Run a statement outside any database (for `CREATE DATABASE`).
     pub async fn execute_without_database(&self, sql: &str, during: &str) -> anyhow::Result<()> {
-        let budget = self.budget(during)?;
-        let id = self.next_query_id();
-        let mut query = self
-            .system_client
-            .query_raw(sql)
-            .with_setting("query_id", id.clone());
-        for (name, value) in self.bounded_settings(budget, &[]) {
-            query = query.with_setting(name, value);
-        }
+        let (query, id, budget) = self.query(&self.system_client, sql, &[], false, during)?;
         let mut in_flight = self.start(&id);
         let answer = tokio::time::timeout(budget, query.execute()).await;
         in_flight.done = true;
