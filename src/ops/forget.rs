@@ -10,7 +10,7 @@ use crate::ops::report::{BatchReport, ForgetReport, RejectedLine};
 use crate::pipeline::{
     self, Context, InFlight, MemberInput, NewRequest, Outcome, Reserved, RunMode, Started,
 };
-use crate::records::journal::{Journals, RequestJournal, RequestStatus};
+use crate::records::journal::{InFlightIndex, Journals, RequestJournal, RequestStatus};
 use crate::records::state::{Key, StateDir};
 use crate::vocabulary::error::{ErrorCode, fail, shown};
 use crate::vocabulary::request::{AuditMeta, RequestId, ValidId};
@@ -34,7 +34,7 @@ pub fn early_in_flight(
     project: &ValidId,
     user: &ValidId,
 ) -> anyhow::Result<Option<InFlight>> {
-    let (journals, unreadable) = Journals { state, key }.list()?;
+    let (journals, unreadable) = Journals { state, key }.in_flight()?;
     warn_unreadable(&unreadable);
     Ok(pipeline::in_flight(
         &journals, state, database, project, user, key,
@@ -291,7 +291,7 @@ pub struct BatchRequest {
 /// Refuses the lines whose user has a request in flight (checked before
 /// connecting, line by line as the file is validated).
 pub struct InFlightCheck {
-    journals: Vec<RequestJournal>,
+    journals: InFlightIndex,
     state: StateDir,
     key: Key,
     database: String,
@@ -299,7 +299,7 @@ pub struct InFlightCheck {
 
 impl InFlightCheck {
     pub fn new(state: &StateDir, key: &Key, database: &str) -> anyhow::Result<Self> {
-        let (journals, unreadable) = Journals { state, key }.list()?;
+        let (journals, unreadable) = Journals { state, key }.in_flight()?;
         warn_unreadable(&unreadable);
         Ok(InFlightCheck {
             journals,

@@ -8,7 +8,7 @@ use crate::erasure::plan::{self, StatementLimits};
 use crate::erasure::rollup;
 use crate::erasure::stitch::{self, StitchedId};
 use crate::erasure::verify::{self, Counts};
-use crate::records::journal::{Member, RequestJournal, RequestStatus, now_rfc3339};
+use crate::records::journal::{Member, RequestJournal, RequestStatus, UserLookup, now_rfc3339};
 use crate::server::connected::Server;
 use crate::server::replicas::Replicas;
 use crate::server::schema;
@@ -366,18 +366,15 @@ async fn earlier_ids(
     scope: &Scope,
     users: &[ValidId],
 ) -> anyhow::Result<BTreeMap<ValidId, (Vec<StitchedId>, Vec<RequestId>)>> {
-    let (journals, _) = ctx.journals().list()?;
+    let lookup = UserLookup::new(users, ctx.key);
     let mut raw: BTreeMap<ValidId, (Vec<StitchedId>, Vec<RequestId>)> = BTreeMap::new();
     let mut hashed: BTreeMap<String, (StitchedId, Vec<(ValidId, RequestId)>)> = BTreeMap::new();
-    for journal in &journals {
+    ctx.journals().visit(|journal| {
         if journal.scope.database != scope.database || journal.scope.project_id != scope.project_id
         {
-            continue;
+            return;
         }
-        for user in users {
-            let Some(member) = journal.member(user.as_str(), ctx.key) else {
-                continue;
-            };
+        for (user, member) in journal.members_among(&lookup) {
             if member.stitched.is_empty() {
                 continue;
             }
@@ -397,7 +394,7 @@ async fn earlier_ids(
                 }
             }
         }
-    }
+    })?;
     if !hashed.is_empty() {
         let known: BTreeMap<String, StitchedId> = hashed
             .iter()
@@ -417,6 +414,10 @@ async fn earlier_ids(
     Ok(raw)
 }
 
+/// How many users that match no row get a warning of their own in one
+/// request.
+pub const NO_MATCH_WARNINGS_SHOWN: usize = 100;
+
 /// Warnings for users whose request matches no row, naming stored ids that
 /// differ only by surrounding whitespace or case (a mistyped id deletes
 /// nothing and must not pass as done unnoticed).
@@ -426,6 +427,7 @@ async fn no_match_warnings(
     members: &[Member],
     counts: &Counts,
 ) -> anyhow::Result<Vec<String>> {
+    let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
     let unmatched: Vec<&Member> = members
         .iter()
         .filter(|m| m.rows_before.values().sum::<u64>() == 0)
@@ -462,7 +464,13 @@ async fn no_match_warnings(
     } else {
         Vec::new()
     };
-    for member in unmatched {
+    // A warning per user up to a limit, near misses (the actionable ones)
+    // first; the rest are counted in one line: a large batch in which most
+    // users match nothing must not hold a warning per user in memory, in
+    // its report and on stderr (each user's rows are in the report's users).
+    let mut plain = Vec::new();
+    let mut near_miss = Vec::new();
+    for member in &unmatched {
         let key = normalize(member.user_id.as_str());
         let similar: Vec<&String> = near
             .iter()
@@ -470,19 +478,51 @@ async fn no_match_warnings(
                 normalize(n.trim_matches('"')) == key && **n != quoted(member.user_id.as_str())
             })
             .collect();
-        let mut warning = format!(
+        if similar.is_empty() {
+            plain.push(*member);
+        } else {
+            near_miss.push((*member, similar));
+        }
+    }
+    let mut shown_users = 0;
+    for (member, similar) in &near_miss {
+        if shown_users == NO_MATCH_WARNINGS_SHOWN {
+            break;
+        }
+        shown_users += 1;
+        warnings.push(format!(
+            "user {} matches no row in project {}: nothing of this user is deleted; stored user ids that differ only by whitespace or case: {}",
+            shown(member.user_id.as_str()),
+            shown(scope.project_id.as_str()),
+            similar
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for member in &plain {
+        if shown_users == NO_MATCH_WARNINGS_SHOWN {
+            break;
+        }
+        shown_users += 1;
+        warnings.push(format!(
             "user {} matches no row in project {}: nothing of this user is deleted",
             shown(member.user_id.as_str()),
             shown(scope.project_id.as_str())
+        ));
+    }
+    let more = unmatched.len() - shown_users;
+    if more > 0 {
+        let near_more = near_miss.len().saturating_sub(NO_MATCH_WARNINGS_SHOWN);
+        let mut warning = format!(
+            "{more} more {} no row in project {}: nothing of them is deleted (each user's rows are in the report's `users`)",
+            plural(more, "user matches", "users match"),
+            shown(scope.project_id.as_str())
         );
-        if !similar.is_empty() {
+        if near_more > 0 {
             warning.push_str(&format!(
-                "; stored user ids that differ only by whitespace or case: {}",
-                similar
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "; {near_more} of them have stored user ids that differ only by whitespace or case"
             ));
         }
         warnings.push(warning);

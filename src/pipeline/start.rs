@@ -2,11 +2,12 @@
 //! the prepared request, unless one of its users has a request in flight
 //! (each checked and written under one lock).
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::records::journal::{RequestJournal, crash_point};
+use crate::records::journal::{InFlightIndex, RequestJournal, crash_point};
 use crate::records::state::{FileLock, Key, LockHolder, StateDir, state_error, write_durably};
 use crate::vocabulary::request::{RequestId, ValidId};
 
@@ -45,7 +46,7 @@ impl InFlight {
 struct Claim {
     database: String,
     project: String,
-    users: Vec<String>,
+    users: HashSet<String>,
 }
 
 /// The users of a request that is being prepared, claimed before its first
@@ -114,7 +115,7 @@ fn reservations(state: &StateDir, except: &RequestId) -> Vec<(RequestId, LockHol
 /// Users among `users` in flight: journaled, or reserved by another
 /// process (`except` is the caller's own request).
 fn busy_users(
-    journals: &[RequestJournal],
+    journals: &InFlightIndex,
     state: &StateDir,
     key: &Key,
     database: &str,
@@ -153,7 +154,7 @@ pub fn reserve(
 ) -> anyhow::Result<Reserved> {
     ctx.state.prepare_for_writing()?;
     let _guard = ctx.state.lock_new_requests()?;
-    let (journals, _) = ctx.journals().list()?;
+    let (journals, _) = ctx.journals().in_flight()?;
     let busy = busy_users(
         &journals, ctx.state, ctx.key, database, project, users, request_id,
     );
@@ -178,29 +179,19 @@ pub fn reserve(
 /// The request in flight for `user` in `scope`'s database and project, if
 /// any (planned, issuing or queued).
 pub fn in_flight(
-    journals: &[RequestJournal],
+    journals: &InFlightIndex,
     state: &StateDir,
     database: &str,
     project: &ValidId,
     user: &ValidId,
     key: &Key,
 ) -> Option<InFlight> {
-    journals
-        .iter()
-        .rev()
-        .find(|journal| {
-            journal.status.is_in_flight()
-                && !journal.scrubbed
-                && journal.scope.database.as_str() == database
-                && journal.scope.project_id == *project
-                && journal.member(user.as_str(), key).is_some()
-        })
-        .map(
-            |journal| match state.is_request_running(&journal.request_id) {
-                Some(holder) => InFlight::Running(journal.clone(), holder),
-                None => InFlight::Stalled(journal.clone()),
-            },
-        )
+    journals.find(database, project, user, key).map(|journal| {
+        match state.is_request_running(&journal.request_id) {
+            Some(holder) => InFlight::Running(journal.clone(), holder),
+            None => InFlight::Stalled(journal.clone()),
+        }
+    })
 }
 
 /// The outcome of [`start`].
@@ -227,7 +218,7 @@ pub fn start_reserved(
 ) -> anyhow::Result<Started> {
     ctx.state.prepare_for_writing()?;
     let _guard = ctx.state.lock_new_requests()?;
-    let (journals, _) = ctx.journals().list()?;
+    let (journals, _) = ctx.journals().in_flight()?;
     let users: Vec<&ValidId> = journal.members.iter().map(|m| &m.user_id).collect();
     let busy = busy_users(
         &journals,

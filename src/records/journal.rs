@@ -5,7 +5,7 @@
 //! signed with the state directory's key: an edited or planted journal is
 //! refused, never run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::Write;
 
@@ -90,6 +90,71 @@ pub struct Member {
     pub rows_before: BTreeMap<TargetKind, u64>,
 }
 
+/// Users found by the id a journal keeps of them: in clear, or its keyed
+/// hash once a `--redact-user` request was scrubbed.
+pub struct UserLookup<'u> {
+    by_stored: HashMap<String, &'u ValidId>,
+}
+
+impl<'u> UserLookup<'u> {
+    pub fn new(users: impl IntoIterator<Item = &'u ValidId>, key: &Key) -> Self {
+        let mut by_stored = HashMap::new();
+        for user in users {
+            by_stored.insert(key.hash(user.as_str()), user);
+            by_stored.insert(user.as_str().to_string(), user);
+        }
+        UserLookup { by_stored }
+    }
+
+    /// The user a journal's stored id stands for.
+    pub fn get(&self, stored: &str) -> Option<&'u ValidId> {
+        self.by_stored.get(stored).copied()
+    }
+}
+
+/// The journals of requests in flight, newest last, each with the ids it
+/// keeps of its users, so that finding a user's request costs a lookup per
+/// journal, not a pass over its members.
+#[derive(Default)]
+pub struct InFlightIndex {
+    journals: Vec<(RequestJournal, HashSet<String>)>,
+}
+
+impl InFlightIndex {
+    fn add(&mut self, journal: RequestJournal) {
+        if !journal.status.is_in_flight() || journal.scrubbed {
+            return;
+        }
+        let users = journal
+            .members
+            .iter()
+            .map(|m| m.user_id.as_str().to_string())
+            .collect();
+        self.journals.push((journal, users));
+    }
+
+    /// The newest request in flight in `database` and `project` that has
+    /// `user` among its users.
+    pub fn find(
+        &self,
+        database: &str,
+        project: &ValidId,
+        user: &ValidId,
+        key: &Key,
+    ) -> Option<&RequestJournal> {
+        let hashed = key.hash(user.as_str());
+        self.journals
+            .iter()
+            .rev()
+            .find(|(journal, users)| {
+                journal.scope.database.as_str() == database
+                    && journal.scope.project_id == *project
+                    && (users.contains(user.as_str()) || users.contains(&hashed))
+            })
+            .map(|(journal, _)| journal)
+    }
+}
+
 /// The whole state of one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestJournal {
@@ -169,6 +234,19 @@ impl RequestJournal {
         self.members
             .iter()
             .find(|m| m.user_id.as_str() == user || m.user_id.as_str() == hashed)
+    }
+
+    /// The members that are among `users`, each with the user it stands
+    /// for: one pass over the members, however many users are asked for.
+    pub fn members_among<'j, 'u>(
+        &'j self,
+        users: &'j UserLookup<'u>,
+    ) -> impl Iterator<Item = (&'u ValidId, &'j Member)> + 'j {
+        self.members.iter().filter_map(|member| {
+            users
+                .get(member.user_id.as_str())
+                .map(|user| (user, member))
+        })
     }
 
     /// Every id the finished journal must no longer hold in clear: the
@@ -392,11 +470,30 @@ impl Journals<'_> {
     /// by time), and those that could not be read. A missing directory has
     /// none; one bad file never hides the others.
     pub fn list(&self) -> anyhow::Result<(Vec<RequestJournal>, Vec<Unreadable>)> {
+        let mut journals = Vec::new();
+        let unreadable = self.visit(|journal| journals.push(journal))?;
+        Ok((journals, unreadable))
+    }
+
+    /// The journals of requests in flight (planned, issuing or queued, not
+    /// scrubbed), indexed by their users; finished journals are read one at
+    /// a time and not kept.
+    pub fn in_flight(&self) -> anyhow::Result<(InFlightIndex, Vec<Unreadable>)> {
+        let mut index = InFlightIndex::default();
+        let unreadable = self.visit(|journal| index.add(journal))?;
+        Ok((index, unreadable))
+    }
+
+    /// Hand every journal, oldest first, to `each`, one at a time (a state
+    /// directory keeps every request ever made, each journal as large as its
+    /// batch: they are never all held at once), and answer those that could
+    /// not be read.
+    pub fn visit(&self, mut each: impl FnMut(RequestJournal)) -> anyhow::Result<Vec<Unreadable>> {
         let dir = self.state.requests_dir();
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((Vec::new(), Vec::new()));
+                return Ok(Vec::new());
             }
             Err(e) => {
                 return Err(state_error(
@@ -413,11 +510,10 @@ impl Journals<'_> {
             })
             .collect();
         ids.sort();
-        let mut journals = Vec::new();
         let mut unreadable = Vec::new();
         for id in ids {
             match self.load(&id) {
-                Ok(journal) => journals.push(journal),
+                Ok(journal) => each(journal),
                 Err(error) => unreadable.push(Unreadable {
                     path: self.path(&id),
                     request_id: id,
@@ -425,7 +521,7 @@ impl Journals<'_> {
                 }),
             }
         }
-        Ok((journals, unreadable))
+        Ok(unreadable)
     }
 
     /// Take the lock of a request for this process, or say who holds it.
@@ -466,6 +562,120 @@ pub fn crash_point(point: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn journal(
+        id: &str,
+        project: &str,
+        status: &str,
+        scrubbed: bool,
+        users: &[&str],
+    ) -> RequestJournal {
+        let meta = serde_json::json!({"also_wiped": [], "redact_user": false});
+        let members: Vec<serde_json::Value> = users
+            .iter()
+            .map(|user| {
+                serde_json::json!({"line": null, "user_id": user, "meta": meta, "stitched": [],
+                    "rows_before": {}})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "request_id": id, "created_at": "2026-12-05T00:00:00Z", "action": "forget",
+            "scope": {"database": "db", "events": "events", "project_id": project,
+                "columns": {"project_id": "project_id", "user_id": "user_id",
+                    "anonymous_id": "anonymous_id", "session_id": "session_id",
+                    "event": "event", "timestamp": "ts"}},
+            "server_version": "18.16.1", "options": {"anonymous": true, "include_shared": false},
+            "status": status, "batch": true, "members": members, "stitched": [],
+            "earlier_requests": [], "targets": [], "rollup": null, "steps": [], "meta": meta,
+            "scrubbed": scrubbed
+        }))
+        .expect("journal")
+    }
+
+    fn valid(id: &str) -> ValidId {
+        ValidId::new("user", id).expect("valid id")
+    }
+
+    #[test]
+    fn in_flight_index_finds_the_newest_request_of_a_user_in_clear_or_hashed() {
+        let key = Key::from_bytes(b"test key".to_vec());
+        let hashed = key.hash("u2");
+        let mut index = InFlightIndex::default();
+        index.add(journal(
+            "01a00000-0000-7000-8000-000000000001",
+            "p1",
+            "queued",
+            false,
+            &["u1", "u2"],
+        ));
+        index.add(journal(
+            "01a00000-0000-7000-8000-000000000002",
+            "p1",
+            "completed",
+            false,
+            &["u1"],
+        ));
+        index.add(journal(
+            "01a00000-0000-7000-8000-000000000003",
+            "p1",
+            "queued",
+            true,
+            &["u1"],
+        ));
+        index.add(journal(
+            "01a00000-0000-7000-8000-000000000004",
+            "p1",
+            "planned",
+            false,
+            &[&hashed],
+        ));
+        index.add(journal(
+            "01a00000-0000-7000-8000-000000000005",
+            "p2",
+            "issuing",
+            false,
+            &["u3"],
+        ));
+        let p1 = valid("p1");
+        let found = |user: &str| {
+            index
+                .find("db", &p1, &valid(user), &key)
+                .map(|j| j.request_id.as_str().to_string())
+        };
+        // Completed and scrubbed journals are not in flight.
+        assert_eq!(
+            found("u1").as_deref(),
+            Some("01a00000-0000-7000-8000-000000000001")
+        );
+        // The newest wins; a user is found by its keyed hash too.
+        assert_eq!(
+            found("u2").as_deref(),
+            Some("01a00000-0000-7000-8000-000000000004")
+        );
+        // Another project's request is not this project's.
+        assert_eq!(found("u3"), None);
+        assert!(index.find("other", &p1, &valid("u1"), &key).is_none());
+    }
+
+    #[test]
+    fn members_among_matches_users_in_clear_and_hashed_in_one_pass() {
+        let key = Key::from_bytes(b"test key".to_vec());
+        let hashed = key.hash("u2");
+        let j = journal(
+            "01a00000-0000-7000-8000-000000000001",
+            "p1",
+            "completed",
+            true,
+            &["u1", &hashed, "u9"],
+        );
+        let users = [valid("u1"), valid("u2"), valid("u3")];
+        let lookup = UserLookup::new(&users, &key);
+        let found: Vec<(&str, &str)> = j
+            .members_among(&lookup)
+            .map(|(user, member)| (user.as_str(), member.user_id.as_str()))
+            .collect();
+        assert_eq!(found, vec![("u1", "u1"), ("u2", hashed.as_str())]);
+    }
 
     #[test]
     fn streamed_envelope_is_the_envelope_and_reads_back() {

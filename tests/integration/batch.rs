@@ -602,3 +602,62 @@ async fn a_large_batch_runs_in_requests_of_bounded_size_and_memory() {
         peak_kb / 1024
     );
 }
+
+/// A 1 M-user file in which most users match nothing held a warning per
+/// user (in memory, in the report and on stderr: 900,000 lines); a request
+/// now names up to 100 of them, near misses first, and counts the rest.
+#[tokio::test]
+async fn users_that_match_nothing_are_named_up_to_a_limit_and_counted() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let before = db.fingerprint("1").await;
+    let mut csv = String::from("project_id,user_id\n");
+    for i in 0..250 {
+        csv.push_str(&format!("p1,nobody-{i}\n"));
+    }
+    // Last in the file, yet named: the near miss is the warning to act on.
+    csv.push_str("p1,u1 \n");
+    let file = db.state_path().join("nobody.csv");
+    std::fs::write(&file, &csv).expect("batch file");
+    let output = run(db.chforget().args(["forget", "--batch"]).arg(&file).args([
+        "--yes",
+        "--approved-by",
+        "dpo",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = output.json();
+    let warnings: Vec<&str> = report["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    let named = warnings
+        .iter()
+        .filter(|w| w.starts_with("user ") && w.contains("matches no row"))
+        .count();
+    assert_eq!(named, 100, "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("\"u1 \"") && w.contains("\"U1\"")),
+        "the near miss is named although it comes last: {warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("151 more users match no row in project \"p1\"")),
+        "the rest are counted: {warnings:?}"
+    );
+    assert_eq!(
+        output.stderr.matches("chforget: warning: ").count(),
+        warnings.len(),
+        "{}",
+        output.stderr
+    );
+    let users = report["users"].as_array().expect("users");
+    assert_eq!(users.len(), 251, "every user has its result");
+    assert_eq!(db.fingerprint("1").await, before, "nothing was deleted");
+}

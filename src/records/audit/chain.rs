@@ -6,7 +6,7 @@
 //! skipped by the chain and reported, never extended.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -89,9 +89,7 @@ impl AuditLog {
         match std::fs::read(&self.path) {
             Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(state_error(
-                anyhow::Error::new(e).context(format!("reading {}", self.path.display())),
-            )),
+            Err(e) => Err(self.read_error(e)),
         }
     }
 
@@ -109,25 +107,45 @@ impl AuditLog {
     }
 
     /// The records of `requests`, each with its line as written (the line
-    /// is what the table's row is derived from). Lines that do not name one
-    /// of them are not parsed, so that this stays cheap on a long trail.
+    /// is what the table's row is derived from). The file is read a line at
+    /// a time and lines that do not name one of them are not parsed, so that
+    /// this costs the records found, not the trail (a large batch's trail
+    /// holds a record per user).
     pub fn records_of(&self, requests: &[&str]) -> anyhow::Result<Vec<(String, AuditRecord)>> {
-        let Some(text) = self.text()? else {
-            return Ok(Vec::new());
+        let file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.read_error(e)),
         };
-        Ok(text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| requests.iter().any(|r| line.contains(r)))
-            .filter_map(|(index, line)| match Line::parse(index + 1, line) {
-                Line::Record { text, record, .. }
-                    if requests.contains(&record.request_id.as_str()) =>
-                {
-                    Some((text, *record))
-                }
-                _ => None,
-            })
-            .collect())
+        let mut reader = std::io::BufReader::new(file);
+        let mut found = Vec::new();
+        let mut bytes = Vec::new();
+        let mut number = 0;
+        loop {
+            bytes.clear();
+            if reader
+                .read_until(b'\n', &mut bytes)
+                .map_err(|e| self.read_error(e))?
+                == 0
+            {
+                return Ok(found);
+            }
+            number += 1;
+            let line = String::from_utf8_lossy(&bytes);
+            let line = line.trim_end_matches('\n');
+            if line.is_empty() || !requests.iter().any(|r| line.contains(r)) {
+                continue;
+            }
+            if let Line::Record { text, record, .. } = Line::parse(number, line)
+                && requests.contains(&record.request_id.as_str())
+            {
+                found.push((text, *record));
+            }
+        }
+    }
+
+    fn read_error(&self, error: std::io::Error) -> anyhow::Error {
+        state_error(anyhow::Error::new(error).context(format!("reading {}", self.path.display())))
     }
 
     /// The records, skipping torn lines (each reported on stderr); a line

@@ -11,6 +11,8 @@ pub mod chain;
 pub mod record;
 pub mod table;
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use crate::records::state::{Key, StateDir};
@@ -63,7 +65,19 @@ pub async fn write(
     let mut requests: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
     requests.sort();
     requests.dedup();
-    let earlier = earlier_missing(server, table, &log, &requests).await;
+    let unchecked: Vec<String> = requests
+        .iter()
+        .filter(|r| !TRAIL_IN_TABLE.contains(table, r))
+        .cloned()
+        .collect();
+    let (earlier, checked) = if unchecked.is_empty() {
+        (Vec::new(), true)
+    } else {
+        match earlier_missing(server, table, &log, &unchecked).await {
+            Some(earlier) => (earlier, true),
+            None => (Vec::new(), false),
+        }
+    };
     let first = records.remove(0);
     let appended = log.append(key, first, records, batch)?;
     let written_back = earlier.len();
@@ -81,12 +95,16 @@ pub async fn write(
                 .map(|record| AuditRow::of(a, &record))
         }))
         .collect();
-    table::insert_rows(server, table, &rows).await.map_err(|error| {
-        error.context(format!(
+    if let Err(error) = table::insert_rows(server, table, &rows).await {
+        TRAIL_IN_TABLE.forget(table, &requests);
+        return Err(error.context(format!(
             "the audit record {record_hash} is in {} but not in {table}; `chforget audit verify` will report it",
             log.path.display()
-        ))
-    })?;
+        )));
+    }
+    if checked {
+        TRAIL_IN_TABLE.remember(table, &requests);
+    }
     if written_back > 0 {
         crate::vocabulary::output::status(format!(
             "wrote {written_back} earlier audit records of the request that were missing from {table}"
@@ -99,19 +117,52 @@ pub async fn write(
     })
 }
 
-/// The local records of `requests` that the table does not hold. When the
-/// table cannot be read, none: the insert that follows reports the problem,
-/// and a later command tries again.
+/// Requests whose every local record this process has seen reach the
+/// table: their next records need no look for earlier gaps. Without it a
+/// batch re-read its whole trail (a record per user) for every record it
+/// wrote: time quadratic and memory proportional to the trail.
+static TRAIL_IN_TABLE: TrailInTable = TrailInTable(std::sync::Mutex::new(BTreeSet::new()));
+
+struct TrailInTable(std::sync::Mutex<BTreeSet<(String, String)>>);
+
+impl TrailInTable {
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeSet<(String, String)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn contains(&self, table: &QualifiedTable, request: &str) -> bool {
+        self.entries()
+            .contains(&(table.to_string(), request.to_string()))
+    }
+
+    fn remember(&self, table: &QualifiedTable, requests: &[String]) {
+        let mut entries = self.entries();
+        for request in requests {
+            entries.insert((table.to_string(), request.clone()));
+        }
+    }
+
+    fn forget(&self, table: &QualifiedTable, requests: &[String]) {
+        let mut entries = self.entries();
+        for request in requests {
+            entries.remove(&(table.to_string(), request.clone()));
+        }
+    }
+}
+
+/// The local records of `requests` that the table does not hold; None
+/// when the trail or the table cannot be read (the insert that follows
+/// reports the problem, and a later record tries again).
 async fn earlier_missing(
     server: &Server,
     table: &QualifiedTable,
     log: &AuditLog,
     requests: &[String],
-) -> Vec<AuditRow> {
+) -> Option<Vec<AuditRow>> {
     let names: Vec<&str> = requests.iter().map(String::as_str).collect();
-    let Ok(local) = log.records_of(&names) else {
-        return Vec::new();
-    };
+    let local = log.records_of(&names).ok()?;
     let rows: Vec<AuditRow> = local
         .into_iter()
         .map(|(text, record)| {
@@ -125,7 +176,5 @@ async fn earlier_missing(
             )
         })
         .collect();
-    table::missing(server, table, rows)
-        .await
-        .unwrap_or_default()
+    table::missing(server, table, rows).await.ok()
 }
