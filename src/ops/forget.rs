@@ -426,11 +426,7 @@ pub async fn forget_batch(
             request_report.fail_with(&error);
             // Users of a request that never got a journal still get a line
             // (a run that got one reported its users with its outcome).
-            if !report
-                .requests
-                .iter()
-                .any(|r| r.request_id == request_report.request_id)
-            {
+            if !report.requests.contains(&request_report.request_id) {
                 for line in &lines {
                     report.users.push(&crate::ops::report::UserResult {
                         line: line.line,
@@ -444,7 +440,7 @@ pub async fn forget_batch(
                         error: request_report.error.clone(),
                     })?;
                 }
-                report.requests.push(request_report);
+                report.requests.push(&request_report)?;
             }
             first_error.get_or_insert(error);
         }

@@ -192,74 +192,167 @@ pub struct RejectedLine {
     pub error: String,
 }
 
-/// The per-user results of a batch, spooled to an unnamed temporary file as
-/// each request finishes (a million users' results are 250 MB): memory keeps
-/// where each is, 24 bytes a user. Serialised as the JSON array of them, in
-/// line order.
-#[derive(Debug, Default)]
-pub struct UserSpool {
+/// Results serialised to an unnamed temporary file as they come, so that a
+/// batch's memory does not grow with its file (a million users' results
+/// are 250 MB; each request's report carries its statements, megabytes for
+/// 50,000 users): memory keeps where each is, 24 bytes a result. Serialised
+/// as the JSON array of them, as stored (no second decoding).
+#[derive(Debug)]
+struct Spool {
+    what: &'static str,
     file: Option<std::fs::File>,
-    /// Line, offset and length of each result in the file.
+    /// Sort key, offset and length of each result in the file.
     index: Vec<(usize, u64, u32)>,
     end: u64,
 }
 
-impl UserSpool {
-    pub fn push(&mut self, user: &UserResult) -> anyhow::Result<()> {
+impl Spool {
+    fn new(what: &'static str) -> Self {
+        Spool {
+            what,
+            file: None,
+            index: Vec::new(),
+            end: 0,
+        }
+    }
+
+    fn push(&mut self, key: usize, value: &impl Serialize) -> anyhow::Result<()> {
         use std::os::unix::fs::FileExt;
+        let what = self.what;
         let file = match &mut self.file {
             Some(file) => file,
             None => self.file.insert(
                 tempfile::tempfile()
-                    .map_err(|e| anyhow::anyhow!("cannot spool the batch's user results: {e}"))?,
+                    .map_err(|e| anyhow::anyhow!("cannot spool the batch's {what}: {e}"))?,
             ),
         };
-        let bytes = serde_json::to_vec(user)?;
+        let bytes = serde_json::to_vec(value)?;
         file.write_all_at(&bytes, self.end)
-            .map_err(|e| anyhow::anyhow!("cannot spool the batch's user results: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot spool the batch's {what}: {e}"))?;
         let length = u32::try_from(bytes.len())?;
-        self.index.push((user.line, self.end, length));
+        self.index.push((key, self.end, length));
         self.end += u64::from(length);
         Ok(())
     }
 
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
-    /// Line order (stable: a line has one result).
-    pub fn sort(&mut self) {
-        self.index.sort_by_key(|(line, _, _)| *line);
-    }
-
-    /// The results in order, read back one at a time.
-    pub fn iter(&self) -> impl Iterator<Item = anyhow::Result<UserResult>> + '_ {
+    /// Each result as stored, read back one at a time.
+    fn stored(&self) -> impl Iterator<Item = anyhow::Result<Vec<u8>>> + '_ {
         use std::os::unix::fs::FileExt;
         self.index.iter().map(|(_, offset, length)| {
             let file = self
                 .file
                 .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("the user results were not spooled"))?;
+                .ok_or_else(|| anyhow::anyhow!("the batch's {} were not spooled", self.what))?;
             let mut bytes = vec![0; *length as usize];
-            file.read_exact_at(&mut bytes, *offset)
-                .map_err(|e| anyhow::anyhow!("cannot read the spooled user results: {e}"))?;
-            Ok(serde_json::from_slice(&bytes)?)
+            file.read_exact_at(&mut bytes, *offset).map_err(|e| {
+                anyhow::anyhow!("cannot read the batch's spooled {}: {e}", self.what)
+            })?;
+            Ok(bytes)
         })
     }
 }
 
-impl Serialize for UserSpool {
+impl Serialize for Spool {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{Error, SerializeSeq};
-        let mut seq = serializer.serialize_seq(Some(self.len()))?;
-        for user in self.iter() {
-            seq.serialize_element(&user.map_err(S::Error::custom)?)?;
+        let mut seq = serializer.serialize_seq(Some(self.index.len()))?;
+        for bytes in self.stored() {
+            let text =
+                String::from_utf8(bytes.map_err(S::Error::custom)?).map_err(S::Error::custom)?;
+            let raw = serde_json::value::RawValue::from_string(text).map_err(S::Error::custom)?;
+            seq.serialize_element(&raw)?;
         }
         seq.end()
+    }
+}
+
+/// The per-user results of a batch, spooled as each request finishes, in
+/// line order once sorted.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct UserSpool(Spool);
+
+impl Default for UserSpool {
+    fn default() -> Self {
+        UserSpool(Spool::new("user results"))
+    }
+}
+
+impl UserSpool {
+    pub fn push(&mut self, user: &UserResult) -> anyhow::Result<()> {
+        self.0.push(user.line, user)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.index.is_empty()
+    }
+
+    /// Line order (stable: a line has one result).
+    pub fn sort(&mut self) {
+        self.0.index.sort_by_key(|(line, _, _)| *line);
+    }
+
+    /// The results in order, read back one at a time.
+    pub fn iter(&self) -> impl Iterator<Item = anyhow::Result<UserResult>> + '_ {
+        self.0
+            .stored()
+            .map(|bytes| Ok(serde_json::from_slice(&bytes?)?))
+    }
+}
+
+/// The reports of a batch's requests, spooled; what the batch itself needs
+/// of them (id, status, warnings) stays in memory.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct RequestSpool {
+    reports: Spool,
+    #[serde(skip)]
+    summaries: Vec<(String, Outcome, Vec<String>)>,
+}
+
+impl Default for RequestSpool {
+    fn default() -> Self {
+        RequestSpool {
+            reports: Spool::new("request reports"),
+            summaries: Vec::new(),
+        }
+    }
+}
+
+impl RequestSpool {
+    pub fn push(&mut self, report: &ForgetReport) -> anyhow::Result<()> {
+        self.reports.push(self.summaries.len(), report)?;
+        self.summaries.push((
+            report.request_id.clone(),
+            report.status,
+            report.warnings.clone(),
+        ));
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.summaries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.summaries.is_empty()
+    }
+
+    pub fn contains(&self, request_id: &str) -> bool {
+        self.summaries.iter().any(|(id, _, _)| id == request_id)
+    }
+
+    pub fn statuses(&self) -> impl Iterator<Item = Outcome> + '_ {
+        self.summaries.iter().map(|(_, status, _)| *status)
+    }
+
+    /// Every request's warnings, in request order.
+    pub fn warnings(&self) -> impl Iterator<Item = &String> + '_ {
+        self.summaries.iter().flat_map(|(_, _, warnings)| warnings)
     }
 }
 
@@ -267,8 +360,8 @@ impl Serialize for UserSpool {
 #[derive(Debug, Serialize)]
 pub struct BatchReport {
     pub status: Outcome,
-    /// One request per project.
-    pub requests: Vec<ForgetReport>,
+    /// One request per project (or per part of a large project).
+    pub requests: RequestSpool,
     pub users: UserSpool,
     pub rejected: Vec<RejectedLine>,
     pub warnings: Vec<String>,
@@ -279,7 +372,7 @@ impl BatchReport {
     pub fn new() -> Self {
         BatchReport {
             status: Outcome::Failed,
-            requests: Vec::new(),
+            requests: RequestSpool::default(),
             users: UserSpool::default(),
             rejected: Vec::new(),
             warnings: Vec::new(),
@@ -315,13 +408,12 @@ impl BatchReport {
             })?;
         }
         self.warnings.extend(report.warnings.iter().cloned());
-        self.requests.push(report.clone());
-        Ok(())
+        self.requests.push(report)
     }
 
     /// The overall status: the worst of the requests'.
     pub fn settle(&mut self) {
-        let statuses: Vec<Outcome> = self.requests.iter().map(|r| r.status).collect();
+        let statuses: Vec<Outcome> = self.requests.statuses().collect();
         self.status = if statuses.contains(&Outcome::Failed) || statuses.is_empty() {
             Outcome::Failed
         } else if statuses.contains(&Outcome::Queued) {

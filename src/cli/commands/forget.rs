@@ -104,7 +104,7 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
         if let Err(error) = &result {
             report.error = Some(ErrorBody::of(error));
         }
-        for warning in report.requests.iter().flat_map(|r| &r.warnings) {
+        for warning in report.requests.warnings() {
             crate::cli::warn(warning);
         }
         output::emit(format, &report, render_batch)?;
