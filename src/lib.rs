@@ -40,6 +40,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("server::identity", 8),
     ("server::topology", 8),
     ("server::replicas", 9),
+    ("server::reach", 10),
     ("server::system_mutations", 10),
     ("erasure::stitch", 10),
     ("erasure::plan", 11),

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::journal::now_rfc3339;
 use crate::server::connected::Server;
-use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas, brief};
+use crate::server::reach::Reaching;
+use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, brief};
 use crate::vocabulary::error::ErrorCode;
 use crate::vocabulary::request::{RequestId, Scope};
 use crate::vocabulary::sql::{Ident, QualifiedTable, literal_list, render, string_literal};
@@ -152,74 +153,6 @@ macro_rules! on_replica {
 }
 on_replica!(Inactive, Detached, Number, Masked);
 
-/// Where the check reads: this server, or every replica of a cluster.
-pub enum Reach<'a> {
-    Here(&'a Server),
-    Replicas(&'a Server, &'a Replicas),
-}
-
-impl Reach<'_> {
-    fn server(&self) -> &Server {
-        match self {
-            Reach::Here(server) | Reach::Replicas(server, _) => server,
-        }
-    }
-
-    /// Run `build(source, replica)` against `table` on this server or on
-    /// every replica.
-    /// As [`Reach::read`], keeping the answers of the replicas that could
-    /// be read; each other one is named in `unreadable` (what is on its
-    /// disks is then unknown).
-    async fn read_readable<T>(
-        &self,
-        table: &QualifiedTable,
-        build: &(dyn Fn(&str, &str) -> anyhow::Result<String> + Sync),
-        during: &str,
-        unreadable: &mut Vec<String>,
-    ) -> anyhow::Result<Vec<(ReplicaRef, Vec<T>)>>
-    where
-        T: clickhouse::RowOwned + clickhouse::RowRead + OnReplica,
-    {
-        let mut readable = Vec::new();
-        for answer in self.read::<T>(table, build, during).await? {
-            match answer.rows {
-                Ok(rows) => readable.push((answer.replica, rows)),
-                Err(error) => unreadable.push(format!("{}: {error}", answer.replica)),
-            }
-        }
-        Ok(readable)
-    }
-
-    async fn read<T>(
-        &self,
-        table: &QualifiedTable,
-        build: &(dyn Fn(&str, &str) -> anyhow::Result<String> + Sync),
-        during: &str,
-    ) -> anyhow::Result<Vec<ReplicaAnswer<T>>>
-    where
-        T: clickhouse::RowOwned + clickhouse::RowRead + OnReplica,
-    {
-        match self {
-            Reach::Here(server) => {
-                let sql = build(&table.to_string(), "toUInt32(0)")?;
-                let rows = server.fetch_with_settings::<T>(&sql, &[], during).await?;
-                Ok(vec![ReplicaAnswer {
-                    replica: ReplicaRef {
-                        shard: 0,
-                        host: crate::server::connection::host_of(&server.config.url),
-                    },
-                    rows: Ok(rows),
-                }])
-            }
-            Reach::Replicas(server, replicas) => {
-                replicas
-                    .read_with_settings(server, table, build, &[], during)
-                    .await
-            }
-        }
-    }
-}
-
 fn system_table(name: &str) -> anyhow::Result<QualifiedTable> {
     Ok(QualifiedTable {
         database: Ident::new("system")?,
@@ -228,7 +161,7 @@ fn system_table(name: &str) -> anyhow::Result<QualifiedTable> {
 }
 
 /// Look at the disks for `subject`'s rows and traces.
-pub async fn check(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<PhysicalReport> {
+pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Result<PhysicalReport> {
     let server = reach.server();
     let table = subject.scope.events_table();
     let database = string_literal(table.database.as_str());
@@ -469,7 +402,7 @@ fn mutations_query(
 /// servers' clocks; where the mutations are pruned, chforget's time of the
 /// last statement, with room for clocks that disagree by minutes (counting
 /// a part too many only delays `erased`).
-async fn last_mutation_time(reach: &Reach<'_>, subject: &Subject<'_>) -> anyhow::Result<u64> {
+async fn last_mutation_time(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Result<u64> {
     const CLOCK_SLACK_SECONDS: u64 = 300;
     let build =
         |source: &str, replica: &str| mutations_query(MUTATION_TIME_SQL, subject, source, replica);
@@ -588,7 +521,7 @@ fn trace_condition(columns: &[String], request_id: &RequestId) -> String {
 /// Rows of the request in `system.mutations` and in the query logs the
 /// server keeps, summed over replicas.
 async fn traces(
-    reach: &Reach<'_>,
+    reach: &Reaching<'_>,
     subject: &Subject<'_>,
     has: &dyn Fn(&str) -> bool,
 ) -> anyhow::Result<BTreeMap<String, u64>> {

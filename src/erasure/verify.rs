@@ -14,7 +14,8 @@ use crate::erasure::stitch::StitchedId;
 use crate::records::journal::{Member, RequestJournal, TableRows};
 use crate::records::state::Key;
 use crate::server::connected::Server;
-use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas};
+use crate::server::reach::{Reach, Reaching};
+use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef};
 use crate::vocabulary::error::{ErrorCode, Failure};
 use crate::vocabulary::request::{RawId, Scope, ValidId};
 use crate::vocabulary::sql::render;
@@ -270,28 +271,6 @@ impl Counts {
     }
 }
 
-/// Rows each target matches now, with exactly its statement's predicate:
-/// one grouped query per target (two where shared devices are included).
-pub async fn count_targets(
-    server: &Server,
-    scope: &Scope,
-    targets: &[Target],
-    partitions: Partitions,
-) -> anyhow::Result<Counts> {
-    let mut counts = Counts::default();
-    for target in targets {
-        let mut by_kind = zero_by_kind(target);
-        for sql in target.count_statements(scope, partitions == Partitions::Capture)? {
-            let rows: Vec<IdCount> = server
-                .fetch(&sql, &format!("counting the {} rows", target.kind))
-                .await?;
-            add_rows(&mut counts, &mut by_kind, &rows)?;
-        }
-        counts.push_target(by_kind);
-    }
-    Ok(counts)
-}
-
 impl Counts {
     fn push_target(&mut self, by_kind: BTreeMap<TargetKind, u64>) {
         self.per_target.push(by_kind.values().sum());
@@ -335,13 +314,14 @@ fn add_rows(
     Ok(())
 }
 
-/// Rows each target matches now on every replica of a cluster. A shard's
-/// figure is its fullest replica's; the cluster's, the sum over shards. A
-/// replica that cannot be counted fails the count (an unknown number of
-/// survivors is never zero), or is left out, as `unreadable` says.
-pub async fn count_targets_on_replicas(
-    server: &Server,
-    replicas: &Replicas,
+/// Rows each target matches now, with exactly its statement's predicate
+/// (one grouped query per target, two where shared devices are included),
+/// wherever `at` reaches. On a cluster a shard's figure is its fullest
+/// replica's and the cluster's the sum over shards; a replica that cannot be
+/// counted fails the count (an unknown number of survivors is never zero),
+/// or is left out, as `unreadable` says.
+pub async fn count_targets(
+    at: &Reaching<'_>,
     scope: &Scope,
     targets: &[Target],
     unreadable: Unreadable,
@@ -367,14 +347,12 @@ pub async fn count_targets_on_replicas(
                 }
                 Ok(statements.swap_remove(index))
             };
-            let answers: Vec<ReplicaAnswer<IdCount>> = replicas
-                .read(
-                    server,
-                    &table,
-                    &build,
-                    &format!("counting the {} rows on every replica", target.kind),
-                )
-                .await?;
+            let during = if at.reach.is_cluster() {
+                format!("counting the {} rows on every replica", target.kind)
+            } else {
+                format!("counting the {} rows", target.kind)
+            };
+            let answers: Vec<ReplicaAnswer<IdCount>> = at.read(&table, &build, &during).await?;
             let unreachable: Vec<String> = answers
                 .iter()
                 .filter_map(|a| a.rows.as_ref().err().map(|e| format!("{}: {e}", a.replica)))
@@ -398,7 +376,7 @@ pub async fn count_targets_on_replicas(
                     continue;
                 };
                 let total: u64 = rows.iter().map(|r| r.n).sum();
-                if total > 0 {
+                if total > 0 && at.reach.is_cluster() {
                     *counts
                         .per_replica
                         .entry(answer.replica.clone())
@@ -480,7 +458,17 @@ pub async fn late_arrivals(
             server.capabilities.max_query_size,
         ),
     );
-    let user_counts = count_targets(server, scope, &user_targets, Partitions::Ignore).await?;
+    // Every replica where the request erased: rows that arrived on one
+    // replica only are late rows too.
+    let reach = Reach::resolve(server, scope.cluster.as_ref()).await?;
+    let user_counts = count_targets(
+        &reach.on(server),
+        scope,
+        &user_targets,
+        Unreadable::Fails,
+        Partitions::Ignore,
+    )
+    .await?;
     let mut found: Vec<LateArrivals> = users
         .iter()
         .map(|(user, _)| LateArrivals {

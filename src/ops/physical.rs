@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::erasure::physical::{self, PhysicalReport, PhysicalStatus, PurgeReport, Reach, Subject};
+use crate::erasure::physical::{self, PhysicalReport, PhysicalStatus, PurgeReport, Subject};
 use crate::pipeline::Context;
 use crate::records::audit::ActionRecord;
 use crate::records::journal::{PhysicalCheck, RequestJournal, StepEvent, now_rfc3339};
-use crate::server::replicas::Replicas;
+use crate::server::reach::Reach;
 use crate::vocabulary::error::ErrorCode;
 use crate::vocabulary::request::AuditMeta;
 
@@ -74,20 +74,13 @@ pub async fn physical(
     )?;
     // Looking for the request's traces must not leave new ones.
     server.quietly();
-    let replicas = match &journal.scope.cluster {
-        Some(cluster) => Some(Replicas::of_cluster(server, cluster).await?),
-        None => None,
-    };
-    let reach = match &replicas {
-        Some(replicas) => Reach::Replicas(server, replicas),
-        None => Reach::Here(server),
-    };
+    let reach = Reach::resolve(server, journal.scope.cluster.as_ref()).await?;
     let issued = last_issued(journal)?;
     let started = Instant::now();
     let mut purge = None;
     // On a cluster the statements went through the distributed DDL queue,
     // which keeps their text, ids included, and no SQL removes it.
-    let ddl_queue = replicas.as_ref().map(|_| {
+    let ddl_queue = reach.replicas().map(|_| {
         format!(
             "the distributed DDL queue in ZooKeeper ({}) keeps the text of each ON CLUSTER statement of the request, ids included, until the servers' task_max_lifetime (a week by default) or the queue's size limit drops it",
             ctx.profile.cluster.ddl_path
@@ -95,7 +88,7 @@ pub async fn physical(
     });
     if request.purge_traces {
         let mut done = physical::purge_traces(server, &journal.request_id).await?;
-        if replicas.is_some() {
+        if reach.is_cluster() {
             done.kept.push(
                 "the query logs of the cluster's other servers (each keeps its own; ON CLUSTER cannot alter them): run --purge-traces with CLICKHOUSE_URL set to each server".to_string(),
             );
@@ -111,7 +104,7 @@ pub async fn physical(
             partitions: journal.partitions.as_deref(),
             issued,
         };
-        let mut report = physical::check(&reach, &subject).await?;
+        let mut report = physical::check(&reach.on(server), &subject).await?;
         report.findings.extend(ddl_queue.clone());
         progress(&report);
         let Some(wait) = request.wait else {

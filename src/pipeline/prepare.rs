@@ -10,6 +10,7 @@ use crate::erasure::stitch::{self, StitchedId};
 use crate::erasure::verify::{self, Counts};
 use crate::records::journal::{Member, RequestJournal, RequestStatus, UserLookup, now_rfc3339};
 use crate::server::connected::Server;
+use crate::server::reach::{Reach, Reaching};
 use crate::server::replicas::Replicas;
 use crate::server::schema;
 use crate::server::topology::{self, Topology};
@@ -144,11 +145,20 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
             (scope, topology)
         }
     };
-    let replicas = scope.cluster.as_ref().and_then(|name| {
-        topology
-            .cluster(name)
-            .map(|cluster| Replicas::new(name, cluster, server.capabilities.cluster_all_replicas))
-    });
+    // Where the request erases, from the topology just read.
+    let reach = scope
+        .cluster
+        .as_ref()
+        .and_then(|name| {
+            topology.cluster(name).map(|cluster| {
+                Reach::Cluster(Replicas::new(
+                    name,
+                    cluster,
+                    server.capabilities.cluster_all_replicas,
+                ))
+            })
+        })
+        .unwrap_or(Reach::Here);
     if request.rollups {
         refuse_rollups_on_cluster(&scope)?;
         rollup::check_tables(server, ctx.profile, &plan::RollupKind::ALL).await?;
@@ -156,7 +166,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     let users: Vec<ValidId> = request.members.iter().map(|m| m.user_id.clone()).collect();
     let mut stitched = stitch::stitch(server, &scope, &users).await?;
     let mut warnings = Vec::new();
-    if let Some(replicas) = &replicas {
+    if let Some(replicas) = reach.replicas() {
         let (added, unreadable) =
             stitch::add_lagging(server, replicas, &scope, &users, &mut stitched).await?;
         if added > 0 {
@@ -214,8 +224,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     // behind on replication would show fewer rows. The same scan finds the
     // partitions the mutations will leave old parts in (`verify --physical`).
     let (counts, partitions) = match count_before(
-        server,
-        replicas.as_ref(),
+        &reach.on(server),
         &scope,
         &targets,
         verify::Partitions::Capture,
@@ -233,8 +242,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
                 == Some(crate::vocabulary::error::server_code::UNKNOWN_IDENTIFIER) =>
         {
             let counts = count_before(
-                server,
-                replicas.as_ref(),
+                &reach.on(server),
                 &scope,
                 &targets,
                 verify::Partitions::Ignore,
@@ -328,26 +336,12 @@ fn statement_limits(server: &Server, scope: &Scope, topology: &Topology) -> Stat
 /// Rows each target matches before anything is sent: on a cluster, on
 /// every replica that can be read.
 async fn count_before(
-    server: &Server,
-    replicas: Option<&Replicas>,
+    at: &Reaching<'_>,
     scope: &Scope,
     targets: &[plan::Target],
     partitions: verify::Partitions,
 ) -> anyhow::Result<Counts> {
-    match replicas {
-        Some(replicas) => {
-            verify::count_targets_on_replicas(
-                server,
-                replicas,
-                scope,
-                targets,
-                verify::Unreadable::Skipped,
-                partitions,
-            )
-            .await
-        }
-        None => verify::count_targets(server, scope, targets, partitions).await,
-    }
+    verify::count_targets(at, scope, targets, verify::Unreadable::Skipped, partitions).await
 }
 
 fn add_ids(into: &mut Vec<StitchedId>, ids: &[StitchedId]) {

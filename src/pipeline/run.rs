@@ -17,6 +17,7 @@ use crate::vocabulary::error::{ErrorCode, Failure, fail};
 use crate::vocabulary::sql::QualifiedTable;
 
 use crate::erasure::verify::Counts;
+use crate::server::reach::Reach;
 use crate::server::replicas::Replicas;
 
 use super::decide::{Tracked, conclude_tracking, sent_before};
@@ -139,11 +140,8 @@ async fn drive(
         .or_else(|| mode.track.timeout.map(|t| started + t));
     // On a cluster: every replica of every shard, as the server lists them
     // now.
-    let replicas = match &journal.scope.cluster {
-        Some(cluster) => Some(Replicas::of_cluster(ctx.server, cluster).await?),
-        None => None,
-    };
-    let replicas = replicas.as_ref();
+    let reach = Reach::resolve(ctx.server, journal.scope.cluster.as_ref()).await?;
+    let replicas = reach.replicas();
     // A target whose last mutation was killed or vanished gets a new
     // attempt: it can no longer delete anything.
     let lost: Vec<usize> = journal
@@ -210,23 +208,14 @@ async fn drive(
         } else {
             verify::Partitions::Ignore
         };
-        let counts = match replicas {
-            Some(replicas) => {
-                verify::count_targets_on_replicas(
-                    ctx.server,
-                    replicas,
-                    &journal.scope,
-                    &journal.targets,
-                    verify::Unreadable::Fails,
-                    partitions,
-                )
-                .await?
-            }
-            None => {
-                verify::count_targets(ctx.server, &journal.scope, &journal.targets, partitions)
-                    .await?
-            }
-        };
+        let counts = verify::count_targets(
+            &reach.on(ctx.server),
+            &journal.scope,
+            &journal.targets,
+            verify::Unreadable::Fails,
+            partitions,
+        )
+        .await?;
         let remaining = counts.total();
         result.verified = Some(remaining == 0);
         if remaining == 0

@@ -6,6 +6,7 @@ pub mod capabilities;
 pub mod connected;
 pub mod connection;
 pub mod identity;
+pub mod reach;
 pub mod replicas;
 pub mod schema;
 pub mod system_mutations;

@@ -1,0 +1,121 @@
+//! Where a request's statements run and are checked: this server alone, or
+//! every replica of every shard of a cluster. Resolved once per request (from
+//! `--cluster`, the profile or the journal) and taken by every step, so that
+//! callers do not branch on clusters; what really differs between the two
+//! (a shard counts as its fullest replica, `remote()` per host on servers
+//! without `clusterAllReplicas`) lives in [`Replicas`].
+
+use crate::server::connected::Server;
+use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas};
+use crate::vocabulary::sql::{ClusterName, QualifiedTable};
+
+/// This server, or every replica of a cluster as the server lists them.
+#[derive(Debug, Clone)]
+pub enum Reach {
+    Here,
+    Cluster(Replicas),
+}
+
+/// A query to run wherever a reach reads: given the source of the table
+/// (the table itself, or a table function over the replicas) and the
+/// expression numbering the replica, its SQL.
+pub type BuildRead<'a> = &'a (dyn Fn(&str, &str) -> anyhow::Result<String> + Sync);
+
+impl Reach {
+    /// The replicas of `cluster` as the server knows them now; this server
+    /// without one.
+    pub async fn resolve(server: &Server, cluster: Option<&ClusterName>) -> anyhow::Result<Self> {
+        Ok(match cluster {
+            Some(cluster) => Reach::Cluster(Replicas::of_cluster(server, cluster).await?),
+            None => Reach::Here,
+        })
+    }
+
+    pub fn replicas(&self) -> Option<&Replicas> {
+        match self {
+            Reach::Here => None,
+            Reach::Cluster(replicas) => Some(replicas),
+        }
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Reach::Cluster(_))
+    }
+
+    /// This reach with the server it is read through.
+    pub fn on<'a>(&'a self, server: &'a Server) -> Reaching<'a> {
+        Reaching {
+            server,
+            reach: self,
+        }
+    }
+}
+
+/// A reach and the server its reads go through.
+#[derive(Clone, Copy)]
+pub struct Reaching<'a> {
+    pub server: &'a Server,
+    pub reach: &'a Reach,
+}
+
+impl Reaching<'_> {
+    pub fn server(&self) -> &Server {
+        self.server
+    }
+
+    /// Run `build(source, replica)` against `table`: on this server, one
+    /// answer (shard 0, this host; an error is the read's error), or on
+    /// every replica, an answer each (an unreadable replica's answer holds
+    /// why).
+    pub async fn read<T>(
+        &self,
+        table: &QualifiedTable,
+        build: BuildRead<'_>,
+        during: &str,
+    ) -> anyhow::Result<Vec<ReplicaAnswer<T>>>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead + OnReplica,
+    {
+        match self.reach {
+            Reach::Here => {
+                let sql = build(&table.to_string(), "toUInt32(0)")?;
+                let rows = self.server.fetch::<T>(&sql, during).await?;
+                Ok(vec![ReplicaAnswer {
+                    replica: ReplicaRef {
+                        shard: 0,
+                        host: crate::server::connection::host_of(&self.server.config.url),
+                    },
+                    rows: Ok(rows),
+                }])
+            }
+            Reach::Cluster(replicas) => {
+                replicas
+                    .read_with_settings(self.server, table, build, &[], during)
+                    .await
+            }
+        }
+    }
+
+    /// As [`Reaching::read`], keeping the answers of the replicas that
+    /// could be read; each other one is named in `unreadable` (what it
+    /// holds is then unknown).
+    pub async fn read_readable<T>(
+        &self,
+        table: &QualifiedTable,
+        build: BuildRead<'_>,
+        during: &str,
+        unreadable: &mut Vec<String>,
+    ) -> anyhow::Result<Vec<(ReplicaRef, Vec<T>)>>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead + OnReplica,
+    {
+        let mut readable = Vec::new();
+        for answer in self.read::<T>(table, build, during).await? {
+            match answer.rows {
+                Ok(rows) => readable.push((answer.replica, rows)),
+                Err(error) => unreadable.push(format!("{}: {error}", answer.replica)),
+            }
+        }
+        Ok(readable)
+    }
+}
