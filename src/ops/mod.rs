@@ -30,7 +30,8 @@ pub async fn record_action(
         ctx.state,
         ctx.key,
         ctx.audit_table,
-        vec![record],
+        record,
+        [],
         false,
     )
     .await

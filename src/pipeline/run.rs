@@ -74,8 +74,8 @@ pub async fn run(
         after: result.after.as_ref(),
         rollups: result.rollups.as_ref(),
     };
-    let records =
-        audit::record::request_records(journal, &summary, &audit::origin(ctx.server), ctx.key);
+    let origin = audit::origin(ctx.server);
+    let (first, rest) = audit::record::request_records(journal, &summary, &origin, ctx.key);
     // A run cut short by the deadline is still recorded, in bounded time.
     let recorder = ctx.server.finishing();
     let recorded = audit::write(
@@ -83,7 +83,8 @@ pub async fn run(
         ctx.state,
         ctx.key,
         ctx.audit_table,
-        records,
+        first,
+        rest,
         journal.batch,
     )
     .await;

@@ -183,9 +183,10 @@ impl AuditLog {
         &self,
         key: &Key,
         first: AuditRecord,
-        rest: Vec<AuditRecord>,
+        rest: impl IntoIterator<Item = AuditRecord>,
         rest_refer_to_first: bool,
-    ) -> anyhow::Result<Vec<Appended>> {
+        mut each: impl FnMut(Appended, &AuditRecord),
+    ) -> anyhow::Result<()> {
         let mut file = open_private(&self.path, true)
             .with_context(|| format!("opening {}", self.path.display()))
             .map_err(state_error)?;
@@ -207,7 +208,6 @@ impl AuditLog {
             // End the torn fragment so it stays a line of its own.
             out.write_all(b"\n").map_err(io)?;
         }
-        let mut appended = Vec::with_capacity(rest.len() + 1);
         let mut first_hash = None;
         // The link to the previous line: its MAC, not the line itself.
         let mut prev_hash = previous.map(|line| key.mac_hex(line.as_bytes()));
@@ -226,17 +226,20 @@ impl AuditLog {
                 .and_then(|()| out.write_all(b"\n"))
                 .map_err(io)?;
             prev_hash = Some(key.mac_hex(line.as_bytes()));
-            appended.push(Appended {
-                line,
-                record_hash: hash,
-            });
+            each(
+                Appended {
+                    line,
+                    record_hash: hash,
+                },
+                &record,
+            );
         }
         out.flush().map_err(io)?;
         drop(out);
         file.sync_all()
             .with_context(|| format!("appending to {}", self.path.display()))
             .map_err(state_error)?;
-        Ok(appended)
+        Ok(())
     }
 }
 

@@ -51,50 +51,37 @@ pub async fn write(
     state: &StateDir,
     key: &Key,
     table: &QualifiedTable,
-    mut records: Vec<AuditRecord>,
+    first: AuditRecord,
+    rest: impl IntoIterator<Item = AuditRecord>,
     batch: bool,
 ) -> anyhow::Result<AuditOutcome> {
-    if records.is_empty() {
-        anyhow::bail!("no audit record to write");
-    }
     state.prepare_for_writing()?;
     let log = AuditLog::of(state);
-    // Earlier records of the same requests that never reached the table
+    // Earlier records of the same request that never reached the table
     // (the server or ZooKeeper was down at the time): written back first,
     // in their order, so that the table holds the request's whole trail.
-    let mut requests: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
-    requests.sort();
-    requests.dedup();
-    let unchecked: Vec<String> = requests
-        .iter()
-        .filter(|r| !TRAIL_IN_TABLE.contains(table, r))
-        .cloned()
-        .collect();
-    let (earlier, checked) = if unchecked.is_empty() {
+    // The records of one write are one request's (a batch's users' records
+    // refer to its request record).
+    let requests = vec![first.request_id.clone()];
+    let (earlier, checked) = if TRAIL_IN_TABLE.contains(table, &first.request_id) {
         (Vec::new(), true)
     } else {
-        match earlier_missing(server, table, &log, &unchecked).await {
+        match earlier_missing(server, table, &log, &requests).await {
             Some(earlier) => (earlier, true),
             None => (Vec::new(), false),
         }
     };
-    let first = records.remove(0);
-    let appended = log.append(key, first, records, batch)?;
     let written_back = earlier.len();
-    let record_hash = appended
-        .first()
-        .map(|a| a.record_hash.clone())
-        .unwrap_or_default();
-    // Each line is read back for its row's columns one at a time and moved
-    // into the row: a batch's records are not held twice.
-    let rows: Vec<AuditRow> = earlier
-        .into_iter()
-        .chain(appended.into_iter().filter_map(|a| {
-            serde_json::from_str::<AuditRecord>(&a.line)
-                .ok()
-                .map(|record| AuditRow::of(a, &record))
-        }))
-        .collect();
+    // Each record becomes its row as it is appended (its line moved into
+    // the row): a batch's records are made one at a time, never all held.
+    let mut rows: Vec<AuditRow> = earlier;
+    let mut record_hash = String::new();
+    log.append(key, first, rest, batch, |appended, record| {
+        if record_hash.is_empty() {
+            record_hash = appended.record_hash.clone();
+        }
+        rows.push(AuditRow::of(appended, record));
+    })?;
     if let Err(error) = table::insert_rows(server, table, &rows).await {
         TRAIL_IN_TABLE.forget(table, &requests);
         return Err(error.context(format!(
