@@ -9,7 +9,10 @@ pub mod render;
 
 use clap::{Parser, Subcommand};
 
-use commands::{audit, doctor, forget, init, mutations, resume, rollup, status, stitch, verify};
+use commands::{
+    audit, completions, doctor, forget, init, man, mutations, resume, rollup, status, stitch,
+    verify,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,6 +56,10 @@ pub enum Command {
     Resume(resume::ResumeArgs),
     /// Recompute a project's daily_rollup and sessions rows for a day range from the events
     Rollup(rollup::RollupArgs),
+    /// Print the shell completion script (bash, zsh, fish, powershell) on stdout
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff) of chforget or of one command on stdout
+    Man(man::ManArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -67,6 +74,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args).await,
         Command::Resume(args) => resume::run(args).await,
         Command::Rollup(args) => rollup::run(args).await,
+        Command::Completions(args) => completions::run(args).await,
+        Command::Man(args) => man::run(args).await,
     }
 }
 
