@@ -30,6 +30,14 @@ use commands::{
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Echo each query sent to ClickHouse on stderr with its query_id;
+    /// string values in it (ids) are shown as '<redacted>' unless --show-ids
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+    /// With --verbose: show the values in the echoed queries as sent,
+    /// user and anonymous ids included
+    #[arg(long, global = true)]
+    pub show_ids: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +71,9 @@ pub enum Command {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.verbose {
+        echo_queries(cli.show_ids);
+    }
     match cli.command {
         Command::Init(args) => init::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
@@ -77,6 +88,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions(args) => completions::run(args).await,
         Command::Man(args) => man::run(args).await,
     }
+}
+
+/// Values of the reference schema that name things, not people: kept in an
+/// echoed query (any other string value may be an id).
+const NAMES: &[&str] = &[
+    "events",
+    "daily_rollup",
+    "sessions",
+    "forget_audit",
+    "system",
+];
+
+/// `--verbose`: print each query on stderr before it is sent, on one line.
+/// Without `--show-ids` every string value is redacted except the
+/// database, the reference tables and chforget's statement markers (which
+/// hold a request id, never a user's).
+fn echo_queries(show_ids: bool) {
+    crate::connection::echo_queries(Box::new(move |sent| {
+        let one_line = sent
+            .sql
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let shown = if show_ids {
+            one_line
+        } else {
+            crate::redact::redact_literals_except(&one_line, |value| {
+                value == sent.database.as_bytes()
+                    || value.starts_with(b"chforget:")
+                    || NAMES.iter().any(|name| value == name.as_bytes())
+            })
+        };
+        eprintln!(
+            "chforget: query {}: {}",
+            sent.query_id,
+            crate::output::printable(&shown)
+        );
+    }));
 }
 
 #[cfg(test)]
