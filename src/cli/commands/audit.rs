@@ -149,7 +149,7 @@ fn record_text(r: &AuditRecord) -> String {
     pairs.push((
         "user",
         match (r.users, r.user_id.is_empty(), r.user_id_redacted) {
-            (Some(n), _, _) => plural(n as u64, "user", "users"),
+            (Some(n), _, _) => output::plural(n, "user", "users"),
             (None, true, _) => "-".to_string(),
             (None, false, true) => format!("{} (keyed hash)", r.user_id),
             (None, false, false) => r.user_id.clone(),
@@ -219,8 +219,8 @@ fn record_text(r: &AuditRecord) -> String {
             "rollups",
             format!(
                 "{}, {} recomputed",
-                plural(rollups.days.len() as u64, "day", "days"),
-                plural(rollups.sessions as u64, "session", "sessions")
+                output::plural(rollups.days.len(), "day", "days"),
+                output::plural(rollups.sessions, "session", "sessions")
             ),
         ));
     }
@@ -264,11 +264,6 @@ fn record_text(r: &AuditRecord) -> String {
     out
 }
 
-/// `n thing` or `n things`.
-fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let session = Session::trail(&args.trail)?;
     let key = session.key()?;
@@ -286,8 +281,8 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         Some(first) => fail(
             ErrorCode::AuditBroken,
             format!(
-                "the audit trail does not verify ({} problems); first: {}",
-                report.problems.len(),
+                "the audit trail does not verify ({}); first: {}",
+                output::plural(report.problems.len(), "problem", "problems"),
                 describe(first)
             ),
         ),
@@ -296,13 +291,15 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
 
 fn render_verify(report: &TrailCheck) -> String {
     let mut out = format!(
-        "{} local records, {} in {}\n",
-        report.local_records, report.clickhouse_records, report.clickhouse_table
+        "{}, {} in {}\n",
+        output::plural(report.local_records, "local record", "local records"),
+        report.clickhouse_records,
+        report.clickhouse_table
     );
     if report.unkeyed_records > 0 {
         out.push_str(&format!(
-            "{} records are linked without the audit key (written by chforget 0.1): their order is proven, their origin is not\n",
-            report.unkeyed_records
+            "{} linked without the audit key (written by chforget 0.1): their order is proven, their origin is not\n",
+            output::plural(report.unkeyed_records, "record is", "records are")
         ));
     }
     for problem in &report.problems {
@@ -342,7 +339,7 @@ fn summary_table(records: &[AuditRecord]) -> String {
                 r.action.clone(),
                 r.project_id.clone(),
                 match r.users {
-                    Some(n) => format!("{n} users"),
+                    Some(n) => output::plural(n, "user", "users"),
                     None => output::shorten(&r.user_id, 40),
                 },
                 r.status.clone(),

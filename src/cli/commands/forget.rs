@@ -168,8 +168,10 @@ async fn run_one(
         confirm.ask(
             &render_forget(planned),
             &format!(
-                "Delete these {rows} rows of project {:?} (request {})? Mutations cannot be undone.",
-                planned.project_id, planned.request_id
+                "Delete these {} of project {:?} (request {})? Mutations cannot be undone.",
+                output::plural(rows, "row", "rows"),
+                planned.project_id,
+                planned.request_id
             ),
             "nothing was issued",
         )
@@ -270,8 +272,12 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
         confirm.ask(
             "",
             &format!(
-                "Delete the rows of {} users? Mutations cannot be undone.",
-                projects.iter().map(|p| p.lines.len()).sum::<usize>()
+                "Delete the rows of {}? Mutations cannot be undone.",
+                output::plural(
+                    projects.iter().map(|p| p.lines.len()).sum::<usize>(),
+                    "user",
+                    "users"
+                )
             ),
             "nothing was issued",
         )?;
@@ -295,8 +301,8 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
         return fail(
             ErrorCode::InvalidPayload,
             format!(
-                "{} lines of {} were rejected (see `rejected`); the valid lines were processed",
-                report.rejected.len(),
+                "{} of {} rejected (see `rejected`); the valid lines were processed",
+                output::plural(report.rejected.len(), "line", "lines"),
                 path.display()
             ),
         );
