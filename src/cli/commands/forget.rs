@@ -295,7 +295,11 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
     };
     let mut observer = progress::for_stderr(false);
     let ctx = open.context(&session);
-    forget::forget_batch(&ctx, request, args.mode(), report, observer.as_mut()).await?;
+    if let Err(error) =
+        forget::forget_batch(&ctx, request, args.mode(), report, observer.as_mut()).await
+    {
+        return Err(every_request_left(error, report));
+    }
     if !report.rejected.is_empty() {
         report.rejected.sort_by_key(|r| r.line);
         return fail(
@@ -308,4 +312,59 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
         );
     }
     Ok(())
+}
+
+/// A batch stopped by its first error (a timeout, Ctrl-C): that error names
+/// the `resume` of its own request only, so the others it left unfinished
+/// are named too, each with its own `resume`, and the projects that never
+/// started are told to run the batch again (lines in flight are skipped).
+fn every_request_left(error: anyhow::Error, report: &BatchReport) -> anyhow::Error {
+    let message = format!("{error:#}");
+    let unfinished: Vec<&ForgetReport> = report
+        .requests
+        .iter()
+        .filter(|r| r.journal.is_some() && r.status != crate::pipeline::Outcome::Completed)
+        .collect();
+    let never_started: Vec<&ForgetReport> = report
+        .requests
+        .iter()
+        .filter(|r| r.journal.is_none())
+        .collect();
+    let already_said = match unfinished.as_slice() {
+        [] => true,
+        [one] => message.contains(&one.request_id),
+        _ => false,
+    };
+    if already_said && never_started.is_empty() {
+        return error;
+    }
+    let mut text = message;
+    if !already_said {
+        let resumes: Vec<String> = unfinished
+            .iter()
+            .map(|r| {
+                format!(
+                    "`{}`",
+                    crate::hint::command(&format!("resume {}", r.request_id))
+                )
+            })
+            .collect();
+        text.push_str(&format!(
+            ". The batch left {} unfinished; finish each with its own resume: {}",
+            output::plural(unfinished.len(), "request", "requests"),
+            resumes.join(", ")
+        ));
+    }
+    if !never_started.is_empty() {
+        let projects: Vec<&str> = never_started
+            .iter()
+            .map(|r| r.project_id.as_str())
+            .collect();
+        text.push_str(&format!(
+            ". Not started: the users of {} {}; run the same batch again for them (lines whose request is in flight are skipped)",
+            if projects.len() == 1 { "project" } else { "projects" },
+            projects.join(", ")
+        ));
+    }
+    Failure::new(crate::error::code_of(&error), text).into()
 }
