@@ -63,7 +63,13 @@ impl TrackObserver for TerminalBars {
                     } else {
                         0.0
                     };
-                    (fraction, format!("{parts_to_do} parts to do"))
+                    (
+                        fraction,
+                        format!(
+                            "{} to do",
+                            crate::vocabulary::output::plural(*parts_to_do, "part", "parts")
+                        ),
+                    )
                 }
                 MutationState::Done => (1.0, "done".to_string()),
                 other => (0.0, other.label().to_string()),
@@ -245,8 +251,8 @@ fn stuck_message(
     diagnosis: &Result<Diagnosis, String>,
 ) -> String {
     let mut message = format!(
-        "{key} is stuck: {} parts to do, unchanged for {}",
-        row.parts_to_do,
+        "{key} is stuck: {} to do, unchanged for {}",
+        crate::vocabulary::output::plural(row.parts_to_do, "part", "parts"),
         humantime::format_duration(Duration::from_millis(
             u64::try_from(stalled.as_millis() / 100 * 100).unwrap_or(u64::MAX)
         ))

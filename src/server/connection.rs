@@ -211,6 +211,27 @@ impl QueryIds {
     }
 }
 
+/// A query as it is sent, for [`echo_queries`].
+pub struct SentQuery<'a> {
+    pub query_id: &'a str,
+    /// The statement as sent (for an insert, a description: its rows travel
+    /// apart from it).
+    pub sql: &'a str,
+    /// The database it runs in.
+    pub database: &'a str,
+}
+
+type QueryEcho = Box<dyn Fn(&SentQuery) + Send + Sync>;
+
+static ECHO: std::sync::OnceLock<QueryEcho> = std::sync::OnceLock::new();
+
+/// Hand every query this process sends to `echo` before it is sent (the
+/// command line's `--verbose`; the library itself prints nothing). Set
+/// once per process; a second call is ignored.
+pub fn echo_queries(echo: QueryEcho) {
+    let _ = ECHO.set(echo);
+}
+
 /// Room given, once the deadline has passed, to what must still be written
 /// (the audit records of a run cut short), so that it stays recorded.
 pub const FINISH_MARGIN: Duration = Duration::from_secs(5);
@@ -506,6 +527,17 @@ impl Connection {
         all
     }
 
+    /// Tell the echo, if one is installed, of a query about to be sent.
+    fn echo(&self, query_id: &str, sql: &str) {
+        if let Some(echo) = ECHO.get() {
+            echo(&SentQuery {
+                query_id,
+                sql,
+                database: self.config.database.as_str(),
+            });
+        }
+    }
+
     fn start<'a>(&'a self, id: &str) -> InFlight<'a> {
         InFlight {
             id: id.to_string(),
@@ -537,10 +569,12 @@ impl Connection {
             Ok(sql) => sql,
             Err(_) => return,
         };
+        let id = self.next_query_id();
+        self.echo(&id, &sql);
         let query = self
             .system_client
             .query_raw(&sql)
-            .with_setting("query_id", self.next_query_id());
+            .with_setting("query_id", id);
         match tokio::time::timeout(KILL_TIMEOUT, query.execute()).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => crate::vocabulary::output::warn(format!(
@@ -660,6 +694,7 @@ impl Connection {
                 query = query.with_setting(name, value);
             }
         }
+        self.echo(&id, sql);
         Ok((query, id, budget))
     }
 
@@ -739,10 +774,9 @@ impl Connection {
     /// and how long the caller may wait for it.
     pub fn insert_client(&self, during: &str) -> anyhow::Result<(clickhouse::Client, Duration)> {
         let budget = self.budget(during)?;
-        let mut client = self
-            .client
-            .clone()
-            .with_setting("query_id", self.next_query_id());
+        let id = self.next_query_id();
+        self.echo(&id, &format!("INSERT ({during})"));
+        let mut client = self.client.clone().with_setting("query_id", id);
         for (name, value) in self.bounded_settings(budget, &[]) {
             client = client.with_setting(name, value);
         }

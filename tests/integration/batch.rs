@@ -661,3 +661,77 @@ async fn users_that_match_nothing_are_named_up_to_a_limit_and_counted() {
     assert_eq!(users.len(), 251, "every user has its result");
     assert_eq!(db.fingerprint("1").await, before, "nothing was deleted");
 }
+
+/// A batch whose --timeout runs out while its first request's mutation is
+/// held back names the `resume` of every request it left unfinished and
+/// the projects it never started; following that advice finishes them all.
+#[tokio::test]
+async fn a_batch_that_times_out_names_the_resume_of_every_request_left() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let file = db.state_path().join("batch.csv");
+    std::fs::write(&file, "project_id,user_id\np1,u2\np2,u1\n").expect("batch file");
+    let targeted =
+        "(project_id = 'p1' AND user_id = 'u2') OR (project_id = 'p2' AND user_id = 'u1')";
+    let kept = db.fingerprint(&format!("NOT ({targeted})")).await;
+    assert!(db.fingerprint(targeted).await.0 > 1);
+    db.exec("SYSTEM STOP MERGES events").await;
+    let output = run(db.chforget().args(["forget", "--batch"]).arg(&file).args([
+        "--yes",
+        "--timeout",
+        "6s",
+    ]));
+    assert_eq!(output.code, 5, "{}", output.stderr);
+    let unfinished = run(db.chforget().args(["status", "--output", "json"])).json();
+    let ids: Vec<String> = unfinished
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|r| r["request_id"].as_str().map(str::to_string))
+        .collect();
+    assert!(!ids.is_empty(), "{unfinished:#}");
+    for id in &ids {
+        assert!(
+            output
+                .stderr
+                .contains(&format!("`chforget resume {id} --url ")),
+            "no resume of {id}: {}",
+            output.stderr
+        );
+    }
+    // The deadline passed while the first project waited: the second
+    // never started, and the message says how to start it.
+    let started_p2 = unfinished
+        .as_array()
+        .is_some_and(|r| r.iter().any(|r| r["project_id"] == "p2"));
+    if !started_p2 {
+        assert!(
+            output
+                .stderr
+                .contains("the users of project p2; run the same batch again"),
+            "{}",
+            output.stderr
+        );
+    }
+
+    db.exec("SYSTEM START MERGES events").await;
+    for id in &ids {
+        let resumed = run(db.chforget().args(["resume", id, "--output", "json"]));
+        assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+        assert_eq!(resumed.json()["status"], "completed");
+    }
+    if !started_p2 {
+        let again = run(db
+            .chforget()
+            .args(["forget", "--batch"])
+            .arg(&file)
+            .args(["--yes"]));
+        assert_eq!(again.code, 0, "{}", again.stderr);
+    }
+    assert_eq!(
+        db.fingerprint(targeted).await.0,
+        0,
+        "every targeted row went"
+    );
+    assert_eq!(db.fingerprint(&format!("NOT ({targeted})")).await, kept);
+}

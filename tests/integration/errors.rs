@@ -558,3 +558,74 @@ async fn every_error_is_one_json_document_on_stdout() {
     assert_eq!(output.code, 2);
     assert_eq!(output.json()["error"]["code"], "invalid_payload");
 }
+
+/// A usage error lists the command's required arguments, not the flags the
+/// environment filled in (CLICKHOUSE_URL, CLICKHOUSE_DATABASE), which read
+/// as if they were required too.
+#[tokio::test]
+async fn usage_lines_do_not_list_flags_filled_from_the_environment() {
+    let db = crate::test_db!();
+    let output = run(db.chforget().args(["mutations", "watch", "mutation_1.txt"]));
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    let usage = output
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Usage: "))
+        .unwrap_or_else(|| panic!("no usage: {}", output.stderr));
+    assert_eq!(
+        usage,
+        "Usage: chforget mutations watch [OPTIONS] --table <TABLE> <ID>..."
+    );
+    let json = run(db
+        .chforget()
+        .args(["mutations", "watch", "--output", "json"]));
+    let message = json.json()["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_string();
+    assert!(
+        !message.contains("--url") && !message.contains("--database"),
+        "{message}"
+    );
+}
+
+/// Whether `text` holds an RFC 3339 UTC time to the second
+/// (`2026-12-05T06:16:55Z`).
+fn has_rfc3339(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.windows(20).any(|w| {
+        w.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            10 => *b == b'T',
+            13 | 16 => *b == b':',
+            19 => *b == b'Z',
+            _ => b.is_ascii_digit(),
+        })
+    })
+}
+
+/// One of a thing is singular, and times are RFC 3339 UTC in human output
+/// as in JSON.
+#[tokio::test]
+async fn counts_of_one_are_singular_and_times_are_rfc3339() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let forget = run(db.chforget().args(FORGET_U1_JSON));
+    assert_eq!(forget.code, 0, "{}", forget.stderr);
+    let verify = run(db.chforget().args(["audit", "verify"]));
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    assert!(
+        verify.stdout.starts_with("1 local record, 1 in "),
+        "{}",
+        verify.stdout
+    );
+    let listed = run(db.chforget().args(["mutations", "list", "--all"]));
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(has_rfc3339(&listed.stdout), "{}", listed.stdout);
+    let json = run(db
+        .chforget()
+        .args(["mutations", "list", "--all", "--output", "json"]))
+    .json();
+    let created = json[0]["created"].as_str().expect("created");
+    assert!(has_rfc3339(created), "{created}");
+}

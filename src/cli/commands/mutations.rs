@@ -329,6 +329,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             replica: None,
         })
         .collect();
+    refuse_unknown(&server, &keys, &database, &table).await?;
     let (options, mut observer) = args.tracking();
     let report = track::track(&server, &keys, options, observer.as_mut()).await?;
     if args.output.output == OutputFormat::Json {
@@ -385,6 +386,46 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             format!("stopped watching; the mutations keep running. Resume with: {resume}"),
         ),
     }
+}
+
+/// Refuse ids the table has no mutation of: a mistyped id is a usage
+/// error, not a mutation that vanished (one seen here and gone later still
+/// is, exit 4).
+async fn refuse_unknown(
+    server: &Server,
+    keys: &[MutationKey],
+    database: &str,
+    table: &str,
+) -> anyhow::Result<()> {
+    let filter = MutationFilter {
+        keys: keys.to_vec(),
+        ..MutationFilter::default()
+    };
+    let found: Vec<MutationKey> = system_mutations::list(server, &filter)
+        .await?
+        .iter()
+        .map(MutationRow::key)
+        .collect();
+    let unknown: Vec<&str> = keys
+        .iter()
+        .filter(|key| !found.contains(key))
+        .map(|key| key.mutation_id.as_str())
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    fail(
+        ErrorCode::InvalidPayload,
+        format!(
+            "no such mutation on {database}.{table}: {} (not in system.mutations; `{}` lists the table's mutations)",
+            unknown.join(", "),
+            crate::vocabulary::hint::command_on(
+                &format!("mutations list --all --table {table}"),
+                &server.shown_url(),
+                Some(database),
+            ),
+        ),
+    )
 }
 
 #[derive(Serialize)]

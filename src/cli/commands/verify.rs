@@ -113,7 +113,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         match confirm.ask(
             "",
             &format!(
-                "Delete the {total} rows that arrived after request {}? Mutations cannot be undone.",
+                "Delete the {} that arrived after request {}? Mutations cannot be undone.",
+                output::plural(total, "row", "rows"),
                 journal.request_id
             ),
             "nothing was issued",
@@ -128,7 +129,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         fail(
             ErrorCode::ForgetFailed,
             format!(
-                "{total} targeted rows arrived after request {} ({} of the user, {} anonymous); delete them with `{}`",
+                "{} arrived after request {} ({} of the user, {} anonymous); delete them with `{}`",
+                output::plural(total, "targeted row", "targeted rows"),
                 journal.request_id,
                 report.late_rows.user_rows,
                 report.late_rows.anonymous_rows,
@@ -221,12 +223,20 @@ fn render(report: &VerifyReport) -> String {
     let mut out = String::new();
     for user in &report.users {
         out.push_str(&format!(
-            "request {}, user {}: {} late rows of the user, {} late anonymous rows ({} anonymous ids)\n",
+            "request {}, user {}: {} of the user, {} ({})\n",
             report.request_id,
             id_for_people(&user.user_id),
-            user.late_rows.user_rows,
-            user.late_rows.anonymous_rows,
-            user.late_rows.anonymous_ids_with_rows
+            output::plural(user.late_rows.user_rows, "late row", "late rows"),
+            output::plural(
+                user.late_rows.anonymous_rows,
+                "late anonymous row",
+                "late anonymous rows"
+            ),
+            output::plural(
+                user.late_rows.anonymous_ids_with_rows,
+                "anonymous id",
+                "anonymous ids"
+            )
         ));
     }
     if let Some(fix) = report.users.iter().find_map(|u| u.fixed_by.as_ref()) {
