@@ -3,6 +3,7 @@
 
 use crate::ops::rollup::RollupCommandReport;
 use crate::output;
+use crate::physical::removal_due;
 use crate::pipeline::Outcome;
 use crate::plan::TargetKind;
 use crate::report::{BatchReport, ForgetReport};
@@ -103,7 +104,7 @@ pub fn render_forget(report: &ForgetReport) -> String {
             physical
                 .remove_after
                 .as_deref()
-                .map_or_else(String::new, |at| format!(", removed by {at}"))
+                .map_or_else(String::new, |at| format!(", removed {}", removal_due(at)))
         ));
         for finding in &physical.findings {
             out.push_str(&format!("  - {finding}\n"));

@@ -325,9 +325,16 @@ async fn forget_timeout_is_queued_and_resume_completes_it() {
         "off a terminal a forget still warns of a stuck mutation: {}",
         output.stderr
     );
+    // Its state change is a line of the log (issue 21); the periodic line
+    // waits for --progress-interval (30 s by default).
     assert!(
-        !output.stderr.contains("running, "),
-        "but prints no progress: {}",
+        output.stderr.contains("running, "),
+        "and says where the mutation stands: {}",
+        output.stderr
+    );
+    assert!(
+        !output.stderr.contains("progress, "),
+        "but not yet a periodic line: {}",
         output.stderr
     );
     let report = output.json();

@@ -80,8 +80,19 @@ async fn old_parts_are_pending_after_a_forget_and_gone_after_the_wait() {
         "90s",
         "--output",
         "json",
+        "--progress-interval",
+        "1s",
     ]));
     assert_eq!(waited.code, 0, "{}\n{}", waited.stderr, waited.stdout);
+    // Off a terminal the wait is not silent: its first check is a line.
+    assert!(
+        waited
+            .stderr
+            .lines()
+            .any(|line| line.starts_with("physical: pending (") && line.contains("elapsed")),
+        "{}",
+        waited.stderr
+    );
     let physical = waited.json()["physical"].clone();
     assert_eq!(physical["inactive_parts"], 0, "{physical:#}");
     assert!(physical["remove_after"].is_null());

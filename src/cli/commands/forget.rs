@@ -196,7 +196,7 @@ async fn run_one(
         dry_run: args.dry_run,
         meta,
     };
-    let mut observer = progress::for_stderr(false);
+    let mut observer = progress::for_stderr(args.wait.progress.settings());
     let ctx = open.context(&session);
     let request_id = request.request_id.clone();
     forget::forget(
@@ -300,7 +300,7 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
             ..AuditMeta::default()
         },
     };
-    let mut observer = progress::for_stderr(false);
+    let mut observer = progress::for_stderr(args.wait.progress.settings());
     let ctx = open.context(&session);
     forget::forget_batch(&ctx, request, args.mode(), report, observer.as_mut()).await?;
     if !report.rejected.is_empty() {

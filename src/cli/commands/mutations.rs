@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::cli::args::{ChangeArgs, ClusterArgs, ConnectionArgs, OutputArgs, parse_duration};
+use crate::cli::args::{
+    ChangeArgs, ClusterArgs, ConnectionArgs, OutputArgs, ProgressArgs, parse_duration,
+};
 use crate::cli::context::{Confirm, Session, connect, connection_config};
 use crate::error::{ErrorCode, Failure, fail};
 use crate::ops::kill;
@@ -88,6 +90,8 @@ pub struct WatchArgs {
     #[arg(long, env = "CHFORGET_MAX_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub max_poll_interval: Duration,
     #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
     pub scope: TableArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -115,15 +119,15 @@ pub struct KillArgs {
 impl WatchArgs {
     /// How long and how often to poll, and who sees it.
     fn tracking(&self) -> (TrackOptions, Box<dyn track::TrackObserver>) {
-        let options = TrackOptions {
+        let options = self.progress.polling(TrackOptions {
             timeout: self.timeout,
             stuck_after: self.stuck_after,
             max_interval: self.max_poll_interval,
             ..TrackOptions::default()
-        };
+        });
         let observer: Box<dyn track::TrackObserver> = match self.output.output {
             OutputFormat::Json => Box::new(progress::JsonLines),
-            OutputFormat::Human => progress::for_stderr(true),
+            OutputFormat::Human => progress::for_stderr(self.progress.settings()),
         };
         (options, observer)
     }
