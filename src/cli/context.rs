@@ -470,7 +470,7 @@ impl Confirm {
         }
         fail(
             ErrorCode::InvalidPayload,
-            format!("not confirmed; {nothing}"),
+            format!("not confirmed; {nothing}: run the command again and answer y, or pass --yes"),
         )
     }
 }

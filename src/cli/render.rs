@@ -13,12 +13,17 @@ use crate::stitch::StitchedId;
 use crate::verify::RowCounts;
 
 pub fn render_forget(report: &ForgetReport) -> String {
-    let mut fields = vec![
-        ("request", report.request_id.clone()),
+    // A request that never started has no id (see `forget`).
+    let mut fields = if report.request_id.is_empty() {
+        Vec::new()
+    } else {
+        vec![("request", report.request_id.clone())]
+    };
+    fields.extend([
         ("project", report.project_id.clone()),
         ("user", id_for_people(&report.user_id)),
         ("status", report.status.to_string()),
-    ];
+    ]);
     if let Some(cluster) = &report.cluster {
         fields.push(("cluster", format!("{cluster} (every shard and replica)")));
     }

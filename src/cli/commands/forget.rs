@@ -13,7 +13,7 @@ use crate::journal::Journals;
 use crate::ops::forget::{self, BatchRequest, ForgetRequest};
 use crate::ops::physical::{self, PhysicalRequest};
 use crate::output;
-use crate::pipeline::RunMode;
+use crate::pipeline::{Outcome, RunMode};
 use crate::plan::ForgetOptions;
 use crate::progress;
 use crate::report::{BatchReport, ForgetReport};
@@ -89,8 +89,11 @@ impl ForgetArgs {
     /// The audit flags, checked, with approval enforced where required.
     fn meta(&self, session: &Session) -> anyhow::Result<AuditMeta> {
         let meta = self.change.audit.meta()?;
+        // A dry run changes nothing: the runbook's "dry-run first" needs no
+        // approval yet.
         meta.require_approval(
-            self.change.audit.require_approval || session.profile.audit.require_approval,
+            !self.dry_run
+                && (self.change.audit.require_approval || session.profile.audit.require_approval),
         )?;
         Ok(meta)
     }
@@ -135,8 +138,52 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
             Err(error)
         }
     };
-    output::emit(format, &report, render_forget)?;
+    emit_forget(format, report, args.dry_run)?;
     result
+}
+
+/// Print the report of one forget. A request that never reached its journal
+/// (refused, not confirmed, a dry run) never existed: it has no request id
+/// that `status` or `resume` would know, and, unless it is a dry run's plan,
+/// no status. One cut short by the deadline or Ctrl-C while it planned keeps
+/// its id: its queries ran, tagged with it in the server's query log.
+fn emit_forget(
+    format: output::OutputFormat,
+    mut report: ForgetReport,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let cut_short = report
+        .error
+        .as_ref()
+        .is_some_and(|e| matches!(e.code, ErrorCode::Timeout | ErrorCode::Interrupted));
+    let never_started = report.journal.is_none() && !cut_short;
+    let status_shown = !never_started || (dry_run && report.status == Outcome::Planned);
+    if never_started {
+        report.request_id.clear();
+    }
+    match format {
+        output::OutputFormat::Human => {
+            let mut text = render_forget(&report);
+            if !status_shown {
+                text = text
+                    .lines()
+                    .filter(|line| !line.starts_with("status "))
+                    .map(|line| format!("{line}\n"))
+                    .collect();
+            }
+            output::emit(format, &report, |_| text)
+        }
+        output::OutputFormat::Json => {
+            let mut document = serde_json::to_value(&report)?;
+            if never_started {
+                document["request_id"] = serde_json::Value::Null;
+            }
+            if !status_shown {
+                document["status"] = serde_json::Value::Null;
+            }
+            output::print_json(&document)
+        }
+    }
 }
 
 /// One forget; with `--physical`, the error its finding on disk means for
@@ -241,7 +288,10 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
         )
     })?;
     let required = args.change.audit.require_approval || session.profile.audit.require_approval;
-    let (mut lines, rejected) = batch::parse(&text, required && defaults.approved_by.is_none());
+    let (mut lines, rejected) = batch::parse(
+        &text,
+        !args.dry_run && required && defaults.approved_by.is_none(),
+    );
     report.rejected = rejected;
     for line in &mut lines {
         line.meta.fill_from(&defaults);
