@@ -109,6 +109,7 @@ impl Session {
                 && let Some(server) = &journal.server
             {
                 config.url = server.url.clone();
+                config.url_is_default = false;
             }
         }
         self.advise();
@@ -361,13 +362,15 @@ pub fn connection_config(args: &ConnectionArgs) -> anyhow::Result<ConnectionConf
             format!("--database: {}", e.message),
         )
     })?;
-    ConnectionConfig::new(
+    let mut config = ConnectionConfig::new(
         args.url(),
         &args.clickhouse_user,
         ConnectionConfig::read_password(args.password_file.as_ref())?,
         database,
         args.query_timeout,
-    )
+    )?;
+    config.url_is_default = args.url.is_none();
+    Ok(config)
 }
 
 /// Connect and say so on a terminal.

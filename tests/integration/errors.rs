@@ -143,12 +143,32 @@ async fn wrong_password_is_invalid_credentials() {
             "json",
         ]));
         assert_eq!(output.code, 3, "{}", output.stderr);
-        assert_eq!(output.json()["error"]["code"], "invalid_credentials");
+        let report = output.json();
+        assert_eq!(report["error"]["code"], "invalid_credentials");
+        // The message names the server and where the password comes from.
+        let message = report["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("[server {}]", db.url))
+                && message.contains("CLICKHOUSE_PASSWORD")
+                && message.contains("--password-file"),
+            "{message}"
+        );
         assert!(
             !output.stderr.contains(secret) && !output.stdout.contains(secret),
             "password leaked"
         );
     }
+    // No password at all: the message says so.
+    let missing = run(db
+        .chforget()
+        .env("CLICKHOUSE_USER", user)
+        .args(["doctor", "--output", "json"]));
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+    let message = missing.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("no password was given") && message.contains("CLICKHOUSE_PASSWORD"),
+        "{message}"
+    );
     // The right password works, from the file.
     std::fs::write(&password_file, format!("{}\n", PASSWORD_USER.1)).expect("write password file");
     let ok = run(db
@@ -184,6 +204,13 @@ async fn unreachable_server_is_connection_failed() {
         assert_eq!(output.code, 6, "{args:?}: {}", output.stderr);
         assert!(
             output.stderr.contains("connection_failed"),
+            "{}",
+            output.stderr
+        );
+        // It names the server and what to check.
+        assert!(
+            output.stderr.contains(&format!("[server {url}]"))
+                && output.stderr.contains("CLICKHOUSE_URL"),
             "{}",
             output.stderr
         );
@@ -411,6 +438,27 @@ async fn https_urls_speak_tls_and_other_schemes_are_refused() {
     let ftp = run(bare_chforget().args(["doctor", "--url", "ftp://127.0.0.1:8123"]));
     assert_eq!(ftp.code, 2, "{}", ftp.stderr);
     assert!(ftp.stderr.contains("http://"), "{}", ftp.stderr);
+}
+
+/// `https://` against the server's plain HTTP port: the error names the
+/// server and says to use http:// there, not the TLS library's "corrupt
+/// message of type InvalidContentType" alone.
+#[tokio::test]
+async fn https_against_an_http_port_says_to_use_http() {
+    let db = crate::test_db!();
+    let https = db.url.replacen("http://", "https://", 1);
+    let output = run(db
+        .chforget()
+        .env("CLICKHOUSE_URL", &https)
+        .args(["doctor", "--output", "json"]));
+    assert_eq!(output.code, 6, "{}", output.stderr);
+    let message = output.json()["error"]["message"].to_string();
+    assert!(
+        message.contains(&format!("[server {https}]"))
+            && message.contains("is this its HTTP port")
+            && message.contains("http://"),
+        "{message}"
+    );
 }
 
 /// Any other error ClickHouse answers is `server_error`, exit 1, with the
