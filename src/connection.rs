@@ -29,6 +29,9 @@ pub struct ConnectionConfig {
     /// The URL is the built-in default (no `--url`, no `CLICKHOUSE_URL`):
     /// a failure to reach it is most likely a missing setting.
     pub url_is_default: bool,
+    /// TLS trusting a private CA as well (`--ca-cert`); `None`: the
+    /// system's roots, as the clickhouse crate sets them up.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for ConnectionConfig {
@@ -63,7 +66,46 @@ impl ConnectionConfig {
             query_timeout,
             deadline: None,
             url_is_default: false,
+            tls: None,
         })
+    }
+
+    /// Trust the CA certificates (PEM) of `path` besides the system's roots,
+    /// for servers whose certificate a private CA signed.
+    pub fn with_ca_cert(mut self, path: &Path) -> anyhow::Result<Self> {
+        use rustls_pki_types::pem::PemObject;
+        let refused = |why: String| {
+            Failure::new(
+                ErrorCode::InvalidPayload,
+                format!("--ca-cert {}: {why}", path.display()),
+            )
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| refused(format!("cannot read it: {e}")))?
+        {
+            let cert = cert.map_err(|e| refused(format!("not a PEM certificate: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| refused(format!("not a usable CA certificate: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(refused("holds no PEM certificate".to_string()).into());
+        }
+        // The system's roots stay trusted (a missing or unreadable store
+        // leaves only the CA given).
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| refused(format!("TLS set-up failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        self.tls = Some(std::sync::Arc::new(tls));
+        Ok(self)
     }
 
     /// The password from `--password-file` (first line) or else
@@ -156,6 +198,25 @@ fn check_url(url: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A client with the HTTP client of `clickhouse::Client::default()`
+/// (keepalive, idle pool timeout under the server's 3 s, http and https),
+/// but `tls`.
+fn tls_client(tls: rustls::ClientConfig) -> clickhouse::Client {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    clickhouse::Client::with_http_client(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build(connector),
+    )
 }
 
 /// What to check when the server at `config.url` cannot be reached,
@@ -343,7 +404,11 @@ pub struct Connection {
 
 impl Connection {
     pub fn open(config: ConnectionConfig) -> Self {
-        let mut base = clickhouse::Client::default()
+        let client = match &config.tls {
+            Some(tls) => tls_client(tls.as_ref().clone()),
+            None => clickhouse::Client::default(),
+        };
+        let mut base = client
             .with_url(config.url.as_str())
             .with_user(config.user.clone())
             // Old servers know only RowBinary; capabilities decide later.

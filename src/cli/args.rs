@@ -41,6 +41,12 @@ pub struct ConnectionArgs {
     #[arg(long, env = "CLICKHOUSE_DATABASE", value_name = "DATABASE")]
     pub database: Option<String>,
 
+    /// Trust the CA certificates (PEM) in this file besides the system's, for
+    /// an https:// server whose certificate a private CA signed (also the
+    /// profile's [connection] ca_cert)
+    #[arg(long, env = "CLICKHOUSE_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
     /// Give up on a single query after this long (e.g. 30s, 2m)
     #[arg(long, env = "CLICKHOUSE_QUERY_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub query_timeout: Duration,

@@ -66,7 +66,12 @@ impl Session {
         );
         let session = Session {
             audit_database: audit_database(audit, &profile)?,
-            connection: connection.map(connection_config).transpose()?,
+            connection: connection
+                .map(|args| match (&args.ca_cert, &profile.connection.ca_cert) {
+                    (None, Some(path)) => connection_config(args)?.with_ca_cert(path),
+                    _ => connection_config(args),
+                })
+                .transpose()?,
             state: StateDir::resolve(state.state_dir.clone())?,
             place: Place {
                 cluster: profile.cluster.name.clone(),
@@ -370,7 +375,10 @@ pub fn connection_config(args: &ConnectionArgs) -> anyhow::Result<ConnectionConf
         args.query_timeout,
     )?;
     config.url_is_default = args.url.is_none();
-    Ok(config)
+    match &args.ca_cert {
+        Some(path) => config.with_ca_cert(path),
+        None => Ok(config),
+    }
 }
 
 /// Connect and say so on a terminal.
