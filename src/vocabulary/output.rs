@@ -168,6 +168,16 @@ pub fn printable(text: &str) -> String {
     out
 }
 
+/// The width tables fit: `$COLUMNS`, else 100 (also off a terminal, so
+/// that logs and mail stay readable).
+pub fn columns() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|c| *c >= 20)
+        .unwrap_or(100)
+}
+
 /// Shorten `text` to `max` characters for a terminal column.
 pub fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {

@@ -392,9 +392,16 @@ async fn forget_timeout_is_queued_and_resume_completes_it() {
         "off a terminal a forget still warns of a stuck mutation: {}",
         output.stderr
     );
+    // Its state change is a line of the log (issue 21); the periodic line
+    // waits for --progress-interval (30 s by default).
     assert!(
-        !output.stderr.contains("running, "),
-        "but prints no progress: {}",
+        output.stderr.contains("running, "),
+        "and says where the mutation stands: {}",
+        output.stderr
+    );
+    assert!(
+        !output.stderr.contains("progress, "),
+        "but not yet a periodic line: {}",
         output.stderr
     );
     let report = output.json();
@@ -694,4 +701,58 @@ async fn ctrl_c_in_the_pending_limit_wait_reports_audits_and_stays_resumable() {
         0
     );
     assert_eq!(db.fingerprint("url != 'sig-target'").await, kept);
+}
+
+/// `mutations list` fits 100 columns ($COLUMNS, and 100 when unset) however
+/// long the command; `--wide` and JSON show it whole.
+#[tokio::test]
+async fn list_fits_the_width_and_wide_shows_the_whole_command() {
+    let db = crate::test_db!();
+    blocked_table(&db).await;
+    let values: Vec<String> = (1000..1080).map(|n| n.to_string()).collect();
+    db.exec(&format!(
+        "ALTER TABLE t DELETE WHERE x IN ({})",
+        values.join(", ")
+    ))
+    .await;
+    let ids = mutation_ids(&db, "t").await;
+    let fits = |output: &crate::common::Run| {
+        assert_eq!(output.code, 0, "{}", output.stderr);
+        assert!(output.stdout.contains(&ids[0]), "{}", output.stdout);
+        for line in output.stdout.lines() {
+            assert!(
+                line.chars().count() <= 100,
+                "{} columns: {line}\n{}",
+                line.chars().count(),
+                output.stdout
+            );
+        }
+    };
+    fits(&run(db.chforget().args(["mutations", "list"])));
+    fits(&run(db
+        .chforget()
+        .env_remove("COLUMNS")
+        .args(["mutations", "list"])));
+    let narrow = run(db
+        .chforget()
+        .env("COLUMNS", "60")
+        .args(["mutations", "list"]));
+    assert!(
+        narrow.stdout.lines().all(|l| l.chars().count() <= 60),
+        "{}",
+        narrow.stdout
+    );
+    let wide = run(db.chforget().args(["mutations", "list", "--wide"]));
+    assert_eq!(wide.code, 0, "{}", wide.stderr);
+    assert!(wide.stdout.contains("1079"), "{}", wide.stdout);
+    let json = run(db
+        .chforget()
+        .args(["mutations", "list", "--output", "json"]))
+    .json();
+    assert!(
+        json[0]["command"]
+            .as_str()
+            .is_some_and(|c| c.contains("1079")),
+        "{json:#}"
+    );
 }

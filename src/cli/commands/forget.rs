@@ -13,7 +13,7 @@ use crate::ops::batch;
 use crate::ops::forget::{self, BatchRequest, ForgetRequest};
 use crate::ops::physical::{self, PhysicalRequest};
 use crate::ops::report::{BatchReport, ForgetReport};
-use crate::pipeline::RunMode;
+use crate::pipeline::{Outcome, RunMode};
 use crate::records::journal::Journals;
 use crate::vocabulary::error::{ErrorBody, ErrorCode, Failure, fail};
 use crate::vocabulary::output;
@@ -89,8 +89,11 @@ impl ForgetArgs {
     /// The audit flags, checked, with approval enforced where required.
     fn meta(&self, session: &Session) -> anyhow::Result<AuditMeta> {
         let meta = self.change.audit.meta()?;
+        // A dry run changes nothing: the runbook's "dry-run first" needs no
+        // approval yet.
         meta.require_approval(
-            self.change.audit.require_approval || session.profile.audit.require_approval,
+            !self.dry_run
+                && (self.change.audit.require_approval || session.profile.audit.require_approval),
         )?;
         Ok(meta)
     }
@@ -142,8 +145,52 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
         }
     };
     crate::cli::warn_new(&report.warnings, &mut warned);
-    output::emit(format, &report, render_forget)?;
+    emit_forget(format, report, args.dry_run)?;
     result
+}
+
+/// Print the report of one forget. A request that never reached its journal
+/// (refused, not confirmed, a dry run) never existed: it has no request id
+/// that `status` or `resume` would know, and, unless it is a dry run's plan,
+/// no status. One cut short by the deadline or Ctrl-C while it planned keeps
+/// its id: its queries ran, tagged with it in the server's query log.
+fn emit_forget(
+    format: output::OutputFormat,
+    mut report: ForgetReport,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let cut_short = report
+        .error
+        .as_ref()
+        .is_some_and(|e| matches!(e.code, ErrorCode::Timeout | ErrorCode::Interrupted));
+    let never_started = report.journal.is_none() && !cut_short;
+    let status_shown = !never_started || (dry_run && report.status == Outcome::Planned);
+    if never_started {
+        report.request_id.clear();
+    }
+    match format {
+        output::OutputFormat::Human => {
+            let mut text = render_forget(&report);
+            if !status_shown {
+                text = text
+                    .lines()
+                    .filter(|line| !line.starts_with("status "))
+                    .map(|line| format!("{line}\n"))
+                    .collect();
+            }
+            output::emit(format, &report, |_| text)
+        }
+        output::OutputFormat::Json => {
+            let mut document = serde_json::to_value(&report)?;
+            if never_started {
+                document["request_id"] = serde_json::Value::Null;
+            }
+            if !status_shown {
+                document["status"] = serde_json::Value::Null;
+            }
+            output::print_json(&document)
+        }
+    }
 }
 
 /// One forget; with `--physical`, the error its finding on disk means for
@@ -207,7 +254,7 @@ async fn run_one(
         dry_run: args.dry_run,
         meta,
     };
-    let mut observer = progress::for_stderr(false);
+    let mut observer = progress::for_stderr(args.wait.progress.settings());
     let ctx = open.context(&session);
     let request_id = request.request_id.clone();
     forget::forget(
@@ -245,7 +292,10 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
         .placed(&args.place)?
         .until(args.wait.deadline());
     let defaults = args.change.audit.meta()?;
-    let required = args.change.audit.require_approval || session.profile.audit.require_approval;
+    // A dry run changes nothing: the runbook's "dry-run first" needs no
+    // approval yet.
+    let required = !args.dry_run
+        && (args.change.audit.require_approval || session.profile.audit.require_approval);
     let in_flight = match session.existing_key()? {
         Some(key) if !args.dry_run => Some(forget::InFlightCheck::new(
             &session.state,
@@ -306,7 +356,7 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
             ..AuditMeta::default()
         },
     };
-    let mut observer = progress::for_stderr(false);
+    let mut observer = progress::for_stderr(args.wait.progress.settings());
     let ctx = open.context(&session);
     if let Err(error) =
         forget::forget_batch(&ctx, request, args.mode(), report, observer.as_mut()).await
