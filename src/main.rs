@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 
 use chforget::cli::Cli;
 use chforget::vocabulary::error::{ErrorBody, ErrorCode, code_of};
@@ -28,14 +28,15 @@ fn main() -> ExitCode {
             error.exit()
         }
         Err(error) => {
+            let text = plain_usage(&error.render().to_string());
             if json {
                 let body = ErrorBody {
                     code: ErrorCode::InvalidPayload,
-                    message: error.render().to_string().trim().to_string(),
+                    message: text.trim().to_string(),
                 };
                 let _ = output::print_error_json(&body);
             }
-            let _ = error.print();
+            eprint!("{text}");
             return ExitCode::from(ErrorCode::InvalidPayload.exit_status());
         }
     };
@@ -86,4 +87,30 @@ fn wants_json(args: impl Iterator<Item = String>) -> bool {
         }
     }
     explicit.unwrap_or_else(|| std::env::var("CHFORGET_OUTPUT").is_ok_and(|v| v == "json"))
+}
+
+/// A parse error with its `Usage:` line replaced by the command's plain
+/// usage: clap lists every flag that has a value, so flags filled from the
+/// environment (`--url` from CLICKHOUSE_URL) read as if they were required.
+fn plain_usage(rendered: &str) -> String {
+    let Some(line) = rendered.lines().find(|l| l.starts_with("Usage: ")) else {
+        return rendered.to_string();
+    };
+    let mut command = Cli::command();
+    command.build();
+    // The words after `chforget` up to the first flag or argument name the
+    // subcommand.
+    for word in line
+        .trim_start_matches("Usage: ")
+        .split_whitespace()
+        .skip(1)
+        .take_while(|w| !w.starts_with(['-', '<', '[']))
+    {
+        match command.find_subcommand(word) {
+            Some(sub) => command = sub.clone(),
+            None => return rendered.to_string(),
+        }
+    }
+    let usage = command.render_usage().to_string();
+    rendered.replacen(line, usage.trim_end(), 1)
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use clap::builder::BoolishValueParser;
 
+use crate::cli::progress::{ProgressFormat, ProgressSettings};
 use crate::vocabulary::output::OutputFormat;
 
 /// Where ClickHouse is and who we are there.
@@ -39,6 +40,12 @@ pub struct ConnectionArgs {
     /// `verify`: the request's own database]
     #[arg(long, env = "CLICKHOUSE_DATABASE", value_name = "DATABASE")]
     pub database: Option<String>,
+
+    /// Trust the CA certificates (PEM) in this file besides the system's, for
+    /// an https:// server whose certificate a private CA signed (also the
+    /// profile's [connection] ca_cert)
+    #[arg(long, env = "CLICKHOUSE_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 
     /// Give up on a single query after this long (e.g. 30s, 2m)
     #[arg(long, env = "CLICKHOUSE_QUERY_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
@@ -162,6 +169,43 @@ pub struct WaitArgs {
     /// Report a diagnosis when a mutation makes no progress for this long
     #[arg(long, env = "CHFORGET_STUCK_AFTER", default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     pub stuck_after: Duration,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+/// How a command that waits shows its progress.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Progress")]
+pub struct ProgressArgs {
+    /// Off a terminal (cron, nohup, CI): write a line to stderr this often
+    /// with where every mutation stands, besides a line per state change
+    #[arg(long, env = "CHFORGET_PROGRESS_INTERVAL", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub progress_interval: Duration,
+    /// `human`: bars on a terminal, text lines elsewhere; `json`: JSON
+    /// lines on stderr (for log shippers), on a terminal too
+    #[arg(long, env = "CHFORGET_PROGRESS", value_enum, default_value_t = ProgressFormat::Human, value_name = "FORMAT")]
+    pub progress: ProgressFormat,
+}
+
+impl ProgressArgs {
+    pub fn settings(&self) -> ProgressSettings {
+        ProgressSettings {
+            format: self.progress,
+            // Zero would mean a line per poll: at least a second apart.
+            interval: self.progress_interval.max(Duration::from_secs(1)),
+        }
+    }
+
+    /// `options` polling at least once per progress line.
+    pub fn polling(
+        &self,
+        options: crate::erasure::track::TrackOptions,
+    ) -> crate::erasure::track::TrackOptions {
+        crate::erasure::track::TrackOptions {
+            max_interval: options.max_interval.min(self.settings().interval),
+            ..options
+        }
+    }
 }
 
 impl WaitArgs {
@@ -173,11 +217,11 @@ impl WaitArgs {
     }
 
     pub fn track(&self) -> crate::erasure::track::TrackOptions {
-        crate::erasure::track::TrackOptions {
+        self.progress.polling(crate::erasure::track::TrackOptions {
             timeout: Some(self.timeout),
             stuck_after: self.stuck_after,
             ..crate::erasure::track::TrackOptions::default()
-        }
+        })
     }
 }
 

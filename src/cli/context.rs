@@ -66,7 +66,12 @@ impl Session {
         );
         let session = Session {
             audit_database: audit_database(audit, &profile)?,
-            connection: connection.map(connection_config).transpose()?,
+            connection: connection
+                .map(|args| match (&args.ca_cert, &profile.connection.ca_cert) {
+                    (None, Some(path)) => connection_config(args)?.with_ca_cert(path),
+                    _ => connection_config(args),
+                })
+                .transpose()?,
             state: StateDir::resolve(state.state_dir.clone())?,
             place: Place {
                 cluster: profile.cluster.name.clone(),
@@ -109,6 +114,7 @@ impl Session {
                 && let Some(server) = &journal.server
             {
                 config.url = server.url.clone();
+                config.url_is_default = false;
             }
         }
         self.advise();
@@ -367,13 +373,18 @@ pub fn connection_config(args: &ConnectionArgs) -> anyhow::Result<ConnectionConf
             format!("--database: {}", e.message),
         )
     })?;
-    ConnectionConfig::new(
+    let mut config = ConnectionConfig::new(
         args.url(),
         &args.clickhouse_user,
         ConnectionConfig::read_password(args.password_file.as_ref())?,
         database,
         args.query_timeout,
-    )
+    )?;
+    config.url_is_default = args.url.is_none();
+    match &args.ca_cert {
+        Some(path) => config.with_ca_cert(path),
+        None => Ok(config),
+    }
 }
 
 /// Connect and say so on a terminal.
@@ -476,7 +487,7 @@ impl Confirm {
         }
         fail(
             ErrorCode::InvalidPayload,
-            format!("not confirmed; {nothing}"),
+            format!("not confirmed; {nothing}: run the command again and answer y, or pass --yes"),
         )
     }
 }

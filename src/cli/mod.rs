@@ -15,7 +15,10 @@ use clap::{Parser, Subcommand};
 
 use crate::vocabulary::output::Told;
 
-use commands::{audit, doctor, forget, init, mutations, resume, rollup, status, stitch, verify};
+use commands::{
+    audit, completions, doctor, forget, init, man, mutations, resume, rollup, status, stitch,
+    verify,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +36,14 @@ use commands::{audit, doctor, forget, init, mutations, resume, rollup, status, s
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Echo each query sent to ClickHouse on stderr with its query_id;
+    /// string values in it (ids) are shown as '<redacted>' unless --show-ids
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+    /// With --verbose: show the values in the echoed queries as sent,
+    /// user and anonymous ids included
+    #[arg(long, global = true)]
+    pub show_ids: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,10 +70,17 @@ pub enum Command {
     Resume(resume::ResumeArgs),
     /// Recompute a project's daily_rollup and sessions rows for a day range from the events
     Rollup(rollup::RollupArgs),
+    /// Print the shell completion script (bash, zsh, fish, powershell) on stdout
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff) of chforget or of one command on stdout
+    Man(man::ManArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     crate::vocabulary::output::install_sink(to_stderr);
+    if cli.verbose {
+        echo_queries(cli.show_ids);
+    }
     match cli.command {
         Command::Init(args) => init::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
@@ -74,6 +92,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args).await,
         Command::Resume(args) => resume::run(args).await,
         Command::Rollup(args) => rollup::run(args).await,
+        Command::Completions(args) => completions::run(args).await,
+        Command::Man(args) => man::run(args).await,
     }
 }
 
@@ -103,6 +123,46 @@ pub fn warn_new(warnings: &[String], shown: &mut usize) {
         warn(warning);
     }
     *shown = (*shown).max(warnings.len());
+}
+
+/// Values of the reference schema that name things, not people: kept in an
+/// echoed query (any other string value may be an id).
+const NAMES: &[&str] = &[
+    "events",
+    "daily_rollup",
+    "sessions",
+    "forget_audit",
+    "system",
+];
+
+/// `--verbose`: print each query on stderr before it is sent, on one line.
+/// Without `--show-ids` every string value is redacted except the
+/// database, the reference tables and chforget's statement markers (which
+/// hold a request id, never a user's).
+fn echo_queries(show_ids: bool) {
+    crate::server::connection::echo_queries(Box::new(move |sent| {
+        let one_line = sent
+            .sql
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let shown = if show_ids {
+            one_line
+        } else {
+            crate::vocabulary::redact::redact_literals_except(&one_line, |value| {
+                value == sent.database.as_bytes()
+                    || value.starts_with(b"chforget:")
+                    || NAMES.iter().any(|name| value == name.as_bytes())
+            })
+        };
+        eprintln!(
+            "chforget: query {}: {}",
+            sent.query_id,
+            crate::vocabulary::output::printable(&shown)
+        );
+    }));
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
-//! Tracker observers: a redrawn progress display for terminals, one line per
-//! change for logs, JSON lines for scripts. All but the JSON one go to stderr
-//! through the sink the CLI installs (`output::tell`, `output::draw`).
+//! Tracker observers: a redrawn progress display for terminals, lines for
+//! logs (one per state change and one per `--progress-interval`, as text or
+//! JSON), JSON lines on stdout for `mutations watch --output json`. All but
+//! the last go to stderr through the sink the CLI installs (`output::tell`,
+//! `output::draw`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -63,7 +65,10 @@ impl TrackObserver for TerminalBars {
                     } else {
                         0.0
                     };
-                    (fraction, format!("{parts_to_do} parts to do"))
+                    (
+                        fraction,
+                        format!("{} to do", output::plural(*parts_to_do, "part", "parts")),
+                    )
                 }
                 MutationState::Done => (1.0, "done".to_string()),
                 other => (0.0, other.label().to_string()),
@@ -84,24 +89,6 @@ impl TrackObserver for TerminalBars {
         output::tell(message(notice));
         // The bars are drawn anew below the message.
         self.drawn_lines = 0;
-    }
-}
-
-/// Lines on stderr for logs and non-terminals: stuck and connection warnings
-/// always, and one line per state change when `changes` is set (a forget
-/// shows no progress off a terminal, but its warnings belong in the log).
-pub struct LogLines {
-    pub changes: bool,
-}
-
-impl TrackObserver for LogLines {
-    fn changed(&mut self, key: &MutationKey, state: &MutationState, _: Option<&MutationRow>) {
-        if self.changes {
-            output::tell(format!("{} {}", key, describe(state)));
-        }
-    }
-    fn notice(&mut self, notice: &Notice<'_>) {
-        output::tell(message(notice));
     }
 }
 
@@ -245,8 +232,8 @@ fn stuck_message(
     diagnosis: &Result<Diagnosis, String>,
 ) -> String {
     let mut message = format!(
-        "{key} is stuck: {} parts to do, unchanged for {}",
-        row.parts_to_do,
+        "{key} is stuck: {} to do, unchanged for {}",
+        output::plural(row.parts_to_do, "part", "parts"),
         humantime::format_duration(Duration::from_millis(
             u64::try_from(stalled.as_millis() / 100 * 100).unwrap_or(u64::MAX)
         ))
@@ -276,13 +263,168 @@ fn stuck_message(
     message
 }
 
-/// The observer for a terminal or a log, as stderr allows.
-pub fn for_stderr(lines_when_not_terminal: bool) -> Box<dyn TrackObserver> {
-    if output::stderr_is_terminal() {
+/// How progress is written for logs: text lines, or JSON lines (for log
+/// shippers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressFormat {
+    /// Bars on a terminal; elsewhere one line per change and per interval
+    Human,
+    /// One JSON object per line on stderr, on a terminal too
+    Json,
+}
+
+/// `--progress` and `--progress-interval`.
+#[derive(Debug, Clone, Copy)]
+pub struct ProgressSettings {
+    pub format: ProgressFormat,
+    /// Off a terminal: how often a line says where every mutation stands.
+    pub interval: Duration,
+}
+
+impl Default for ProgressSettings {
+    fn default() -> Self {
+        ProgressSettings {
+            format: ProgressFormat::Human,
+            interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ProgressSettings {
+    /// Whether progress is drawn in place (a terminal, human format) rather
+    /// than written as lines.
+    pub fn drawn(&self) -> bool {
+        self.format == ProgressFormat::Human && output::stderr_is_terminal()
+    }
+}
+
+/// A line on stderr for logs, through the sink (which writes it whole, so
+/// that lines of concurrent writers do not mix).
+pub fn log_line(text: &str) {
+    output::tell(text);
+}
+
+/// A JSON object as one line on stderr.
+pub fn log_json<T: Serialize>(value: &T) {
+    if let Ok(text) = serde_json::to_string(value) {
+        log_line(&text);
+    }
+}
+
+/// Lines for logs (cron, nohup, CI) and log shippers: one per state change,
+/// one per interval with where every mutation stands, and the notices.
+pub struct Periodic {
+    settings: ProgressSettings,
+    started: Instant,
+    last_line: Instant,
+}
+
+#[derive(Serialize)]
+struct ProgressEvent<'a> {
+    event: &'static str,
+    at: String,
+    elapsed_seconds: u64,
+    mutations: Vec<MutationProgress<'a>>,
+}
+
+#[derive(Serialize)]
+struct MutationProgress<'a> {
+    #[serde(flatten)]
+    key: &'a MutationKey,
+    #[serde(flatten)]
+    state: &'a MutationState,
+}
+
+#[derive(Serialize)]
+struct NoticeEvent {
+    event: &'static str,
+    at: String,
+    elapsed_seconds: u64,
+    message: String,
+}
+
+impl Periodic {
+    pub fn new(settings: ProgressSettings) -> Self {
+        let now = Instant::now();
+        Periodic {
+            settings,
+            started: now,
+            last_line: now,
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        Duration::from_secs(self.started.elapsed().as_secs())
+    }
+}
+
+impl TrackObserver for Periodic {
+    fn changed(&mut self, key: &MutationKey, state: &MutationState, _: Option<&MutationRow>) {
+        match self.settings.format {
+            ProgressFormat::Human => log_line(&format!(
+                "{} {} ({} elapsed)",
+                key,
+                describe(state),
+                humantime::format_duration(self.elapsed())
+            )),
+            ProgressFormat::Json => log_json(&ProgressEvent {
+                event: "state",
+                at: crate::records::journal::now_rfc3339(),
+                elapsed_seconds: self.elapsed().as_secs(),
+                mutations: vec![MutationProgress { key, state }],
+            }),
+        }
+    }
+
+    fn polled(&mut self, states: &BTreeMap<MutationKey, MutationState>) {
+        if self.last_line.elapsed() < self.settings.interval || states.is_empty() {
+            return;
+        }
+        self.last_line = Instant::now();
+        match self.settings.format {
+            ProgressFormat::Human => log_line(&format!(
+                "progress, {} elapsed: {}",
+                humantime::format_duration(self.elapsed()),
+                states
+                    .iter()
+                    .map(|(key, state)| format!("{key} {state}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+            ProgressFormat::Json => log_json(&ProgressEvent {
+                event: "progress",
+                at: crate::records::journal::now_rfc3339(),
+                elapsed_seconds: self.elapsed().as_secs(),
+                mutations: states
+                    .iter()
+                    .map(|(key, state)| MutationProgress { key, state })
+                    .collect(),
+            }),
+        }
+    }
+
+    fn notice(&mut self, notice: &Notice<'_>) {
+        match self.settings.format {
+            ProgressFormat::Human => log_line(&message(notice)),
+            ProgressFormat::Json => log_json(&NoticeEvent {
+                event: match notice {
+                    Notice::Stuck { .. } => "stuck",
+                    _ => "notice",
+                },
+                at: crate::records::journal::now_rfc3339(),
+                elapsed_seconds: self.elapsed().as_secs(),
+                message: message(notice),
+            }),
+        }
+    }
+}
+
+/// The observer for a terminal (bars) or a log (lines), as stderr and
+/// `settings` say.
+pub fn for_stderr(settings: ProgressSettings) -> Box<dyn TrackObserver> {
+    if settings.drawn() {
         Box::new(TerminalBars::new())
     } else {
-        Box::new(LogLines {
-            changes: lines_when_not_terminal,
-        })
+        Box::new(Periodic::new(settings))
     }
 }

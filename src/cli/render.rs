@@ -1,6 +1,7 @@
 //! Human renderings of the reports several commands print (JSON is
 //! `output::print_json` of the same structures).
 
+use crate::erasure::physical::removal_due;
 use crate::erasure::plan::TargetKind;
 use crate::erasure::rollup::RollupReport;
 use crate::erasure::stitch::StitchedId;
@@ -12,12 +13,17 @@ use crate::vocabulary::output;
 use crate::vocabulary::request::id_for_people;
 
 pub fn render_forget(report: &ForgetReport) -> String {
-    let mut fields = vec![
-        ("request", report.request_id.clone()),
+    // A request that never started has no id (see `forget`).
+    let mut fields = if report.request_id.is_empty() {
+        Vec::new()
+    } else {
+        vec![("request", report.request_id.clone())]
+    };
+    fields.extend([
         ("project", report.project_id.clone()),
         ("user", id_for_people(&report.user_id)),
         ("status", report.status.to_string()),
-    ];
+    ]);
     if let Some(cluster) = &report.cluster {
         fields.push(("cluster", format!("{cluster} (every shard and replica)")));
     }
@@ -103,7 +109,7 @@ pub fn render_forget(report: &ForgetReport) -> String {
             physical
                 .remove_after
                 .as_deref()
-                .map_or_else(String::new, |at| format!(", removed by {at}"))
+                .map_or_else(String::new, |at| format!(", removed {}", removal_due(at)))
         ));
         for finding in &physical.findings {
             out.push_str(&format!("  - {finding}\n"));

@@ -70,6 +70,21 @@ impl PhysicalStatus {
     }
 }
 
+/// When the server removes old parts due at `at` (RFC 3339), said so that a
+/// time already past never reads as a deadline still ahead: the server's
+/// cleanup runs on its own schedule and waits for queries reading the parts.
+pub fn removal_due(at: &str) -> String {
+    let past = humantime::parse_rfc3339_weak(at.trim_end_matches('Z'))
+        .is_ok_and(|due| due <= std::time::SystemTime::now());
+    if past {
+        format!(
+            "overdue since {at}: the server removes them at its next cleanup (later while a query still reads them)"
+        )
+    } else {
+        format!("by {at} (later while a query still reads them)")
+    }
+}
+
 /// The findings of one check (`physical` in JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhysicalReport {
@@ -213,8 +228,9 @@ pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Resul
     });
     if let Some(at) = &remove_after {
         findings.push(format!(
-            "{inactive_parts} inactive parts ({inactive_bytes} bytes) of {table} in the partitions the request touched still hold the rows as they were before the deletion; the server removes them by itself, old_parts_lifetime ({}) after they went out of use: by {at} (later while a query still reads them)",
-            humantime::format_duration(lifetime)
+            "{inactive_parts} inactive parts ({inactive_bytes} bytes) of {table} in the partitions the request touched still hold the rows as they were before the deletion; the server removes them by itself, old_parts_lifetime ({}) after they went out of use: {}",
+            humantime::format_duration(lifetime),
+            removal_due(at)
         ));
     }
     // Detached parts.
@@ -676,6 +692,19 @@ struct Count {
 
 #[cfg(test)]
 mod tests {
+
+    /// A removal time already past is said to be overdue, never promised
+    /// as a deadline ahead (issue 21 point 7).
+    #[test]
+    fn a_past_removal_time_is_overdue() {
+        assert!(super::removal_due("2001-01-01T00:00:00Z").starts_with("overdue since 2001"));
+        let ahead = humantime::format_rfc3339_seconds(
+            std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+        )
+        .to_string();
+        assert!(super::removal_due(&ahead).starts_with(&format!("by {ahead}")));
+    }
+
     use super::*;
 
     #[test]

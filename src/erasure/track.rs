@@ -89,7 +89,11 @@ impl std::fmt::Display for MutationState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             MutationState::Running { parts_to_do } => {
-                write!(f, "running, {parts_to_do} parts to do")
+                write!(
+                    f,
+                    "running, {} to do",
+                    crate::vocabulary::output::plural(*parts_to_do, "part", "parts")
+                )
             }
             MutationState::Failed {
                 reason,

@@ -136,8 +136,11 @@ pub async fn physical(
             crate::vocabulary::error::Failure::new(
                 ErrorCode::Timeout,
                 format!(
-                    "inactive parts still hold the rows after the wait; the server removes them by {}: run `{}` again later",
-                    report.remove_after.as_deref().unwrap_or("its old_parts_lifetime"),
+                    "inactive parts still hold the rows after the wait; the server removes them {}; run `{}` again later",
+                    report.remove_after.as_deref().map_or_else(
+                        || "after its old_parts_lifetime".to_string(),
+                        physical::removal_due
+                    ),
                     crate::vocabulary::hint::command(&format!("verify {} --physical --wait", journal.request_id))
                 ),
             )

@@ -104,16 +104,48 @@ pub fn one(state: &StateDir, key: &Key, id: &RequestId) -> anyhow::Result<Status
     Ok(line(&journal, state))
 }
 
+/// Which journaled requests a listing shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selection {
+    /// Completed requests too.
+    pub finished: bool,
+    /// Only requests created at or after this time (unreadable journals,
+    /// whose time is unknown, are always shown).
+    pub since: Option<std::time::SystemTime>,
+}
+
+impl Selection {
+    fn takes(&self, journal: &RequestJournal) -> bool {
+        let finished_ok =
+            self.finished || journal.status != crate::records::journal::RequestStatus::Completed;
+        // A created_at that does not parse is shown rather than hidden.
+        let since_ok = self.since.is_none_or(|since| {
+            humantime::parse_rfc3339_weak(&journal.created_at).map_or(true, |at| at >= since)
+        });
+        finished_ok && since_ok
+    }
+}
+
 /// Every request that is not completed, and every journal that cannot be
 /// read. No key yet: no request was ever journaled here.
 pub fn unfinished(state: &StateDir, key: Option<&Key>) -> anyhow::Result<Vec<StatusLine>> {
+    list(state, key, Selection::default())
+}
+
+/// The requests `selection` takes, and every journal that cannot be read,
+/// in request id (so creation) order.
+pub fn list(
+    state: &StateDir,
+    key: Option<&Key>,
+    selection: Selection,
+) -> anyhow::Result<Vec<StatusLine>> {
     let Some(key) = key else {
         return Ok(Vec::new());
     };
     let (journals, unreadable) = Journals { state, key }.list()?;
     let mut lines: Vec<StatusLine> = journals
         .iter()
-        .filter(|j| j.status != crate::records::journal::RequestStatus::Completed)
+        .filter(|j| selection.takes(j))
         .map(|j| line(j, state))
         .collect();
     lines.extend(unreadable.into_iter().map(|bad| StatusLine {

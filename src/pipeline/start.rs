@@ -239,9 +239,12 @@ pub fn start_reserved(
     };
     journal.record_step(
         "stitched",
-        format!("{} anonymous ids", journal.stitched.len()),
+        crate::vocabulary::output::plural(journal.stitched.len(), "anonymous id", "anonymous ids"),
     );
-    journal.record_step("planned", format!("{} statements", journal.targets.len()));
+    journal.record_step(
+        "planned",
+        crate::vocabulary::output::plural(journal.targets.len(), "statement", "statements"),
+    );
     ctx.journals().save(&journal)?;
     drop(reservation);
     crash_point("planned");

@@ -26,6 +26,12 @@ pub struct ConnectionConfig {
     /// When the whole command must be done (`--timeout`, counted from the
     /// command's start): no query waits past it.
     pub deadline: Option<Instant>,
+    /// The URL is the built-in default (no `--url`, no `CLICKHOUSE_URL`):
+    /// a failure to reach it is most likely a missing setting.
+    pub url_is_default: bool,
+    /// TLS trusting a private CA as well (`--ca-cert`); `None`: the
+    /// system's roots, as the clickhouse crate sets them up.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for ConnectionConfig {
@@ -59,7 +65,47 @@ impl ConnectionConfig {
             database,
             query_timeout,
             deadline: None,
+            url_is_default: false,
+            tls: None,
         })
+    }
+
+    /// Trust the CA certificates (PEM) of `path` besides the system's roots,
+    /// for servers whose certificate a private CA signed.
+    pub fn with_ca_cert(mut self, path: &Path) -> anyhow::Result<Self> {
+        use rustls_pki_types::pem::PemObject;
+        let refused = |why: String| {
+            Failure::new(
+                ErrorCode::InvalidPayload,
+                format!("--ca-cert {}: {why}", path.display()),
+            )
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| refused(format!("cannot read it: {e}")))?
+        {
+            let cert = cert.map_err(|e| refused(format!("not a PEM certificate: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| refused(format!("not a usable CA certificate: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(refused("holds no PEM certificate".to_string()).into());
+        }
+        // The system's roots stay trusted (a missing or unreadable store
+        // leaves only the CA given).
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| refused(format!("TLS set-up failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        self.tls = Some(std::sync::Arc::new(tls));
+        Ok(self)
     }
 
     /// The password from `--password-file` (first line) or else
@@ -157,6 +203,50 @@ fn check_url(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A client with the HTTP client of `clickhouse::Client::default()`
+/// (keepalive, idle pool timeout under the server's 3 s, http and https),
+/// but `tls`.
+fn tls_client(tls: rustls::ClientConfig) -> clickhouse::Client {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    clickhouse::Client::with_http_client(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build(connector),
+    )
+}
+
+/// What to check when the server at `config.url` cannot be reached,
+/// from the error's text.
+fn connection_hint(message: &str, config: &ConnectionConfig) -> String {
+    let lower = message.to_lowercase();
+    let https = config.url.starts_with("https://");
+    if https
+        && (lower.contains("invalidcontenttype")
+            || lower.contains("corrupt message")
+            || lower.contains("wrong version number"))
+    {
+        return "the server did not speak TLS: is this its HTTP port? Use http:// for ClickHouse's HTTP port (8123 by default) and https:// only for its HTTPS port (8443)".to_string();
+    }
+    if https && (lower.contains("certificate") || lower.contains("unknownissuer")) {
+        return "its TLS certificate is not trusted: for a private CA pass the CA certificate with --ca-cert FILE (CLICKHOUSE_CA_CERT)".to_string();
+    }
+    if !https && (lower.contains("connection reset") || lower.contains("closed before")) {
+        return "if this is ClickHouse's HTTPS port, use https://".to_string();
+    }
+    if config.url_is_default {
+        return "no --url or CLICKHOUSE_URL was given, so the default was tried: set CLICKHOUSE_URL (or --url) to your server's HTTP(S) endpoint".to_string();
+    }
+    "check that ClickHouse runs there and that CLICKHOUSE_URL (--url) names its HTTP(S) port"
+        .to_string()
+}
+
 /// A URL as chforget shows it: user info and query string removed.
 pub fn display_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
@@ -209,6 +299,27 @@ impl QueryIds {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
         format!("{prefix}-{n:05}")
     }
+}
+
+/// A query as it is sent, for [`echo_queries`].
+pub struct SentQuery<'a> {
+    pub query_id: &'a str,
+    /// The statement as sent (for an insert, a description: its rows travel
+    /// apart from it).
+    pub sql: &'a str,
+    /// The database it runs in.
+    pub database: &'a str,
+}
+
+type QueryEcho = Box<dyn Fn(&SentQuery) + Send + Sync>;
+
+static ECHO: std::sync::OnceLock<QueryEcho> = std::sync::OnceLock::new();
+
+/// Hand every query this process sends to `echo` before it is sent (the
+/// command line's `--verbose`; the library itself prints nothing). Set
+/// once per process; a second call is ignored.
+pub fn echo_queries(echo: QueryEcho) {
+    let _ = ECHO.set(echo);
 }
 
 /// Room given, once the deadline has passed, to what must still be written
@@ -317,7 +428,11 @@ pub struct Connection {
 
 impl Connection {
     pub fn open(config: ConnectionConfig) -> Self {
-        let mut base = clickhouse::Client::default()
+        let client = match &config.tls {
+            Some(tls) => tls_client(tls.as_ref().clone()),
+            None => clickhouse::Client::default(),
+        };
+        let mut base = client
             .with_url(config.url.as_str())
             .with_user(config.user.clone())
             // Old servers know only RowBinary; capabilities decide later.
@@ -484,7 +599,37 @@ impl Connection {
                 format!("{} (the command's --timeout ran out)", failure.message),
             );
         }
-        failure
+        self.explained(failure)
+    }
+
+    /// A failure to reach or log in to the server, with the server's URL
+    /// (never its credentials) and what to check.
+    pub fn explained(&self, failure: Failure) -> Failure {
+        let url = display_url(&self.config.url);
+        let hint = match failure.code {
+            ErrorCode::ConnectionFailed => connection_hint(&failure.message, &self.config),
+            ErrorCode::InvalidCredentials => {
+                let code = crate::vocabulary::error::ServerException::parse(&failure.message).code;
+                if code == Some(server_code::IP_ADDRESS_NOT_ALLOWED) {
+                    return failure;
+                }
+                let user = &self.config.user;
+                if self.config.password.is_some() {
+                    format!(
+                        "the login as {user:?} was refused: check the user (CLICKHOUSE_USER, --clickhouse-user) and its password (CLICKHOUSE_PASSWORD, or --password-file / CLICKHOUSE_PASSWORD_FILE)"
+                    )
+                } else {
+                    format!(
+                        "no password was given for user {user:?}: set CLICKHOUSE_PASSWORD or --password-file (CLICKHOUSE_PASSWORD_FILE); the user is CLICKHOUSE_USER (--clickhouse-user)"
+                    )
+                }
+            }
+            _ => return failure,
+        };
+        Failure::new(
+            failure.code,
+            format!("{} [server {url}] {hint}", failure.message),
+        )
     }
 
     /// The settings of a query that may take `budget`: the caller's, with
@@ -504,6 +649,17 @@ impl Connection {
             .collect();
         all.extend(bounded);
         all
+    }
+
+    /// Tell the echo, if one is installed, of a query about to be sent.
+    fn echo(&self, query_id: &str, sql: &str) {
+        if let Some(echo) = ECHO.get() {
+            echo(&SentQuery {
+                query_id,
+                sql,
+                database: self.config.database.as_str(),
+            });
+        }
     }
 
     fn start<'a>(&'a self, id: &str) -> InFlight<'a> {
@@ -537,10 +693,12 @@ impl Connection {
             Ok(sql) => sql,
             Err(_) => return,
         };
+        let id = self.next_query_id();
+        self.echo(&id, &sql);
         let query = self
             .system_client
             .query_raw(&sql)
-            .with_setting("query_id", self.next_query_id());
+            .with_setting("query_id", id);
         match tokio::time::timeout(KILL_TIMEOUT, query.execute()).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => crate::vocabulary::output::warn(format!(
@@ -660,6 +818,7 @@ impl Connection {
                 query = query.with_setting(name, value);
             }
         }
+        self.echo(&id, sql);
         Ok((query, id, budget))
     }
 
@@ -739,10 +898,9 @@ impl Connection {
     /// and how long the caller may wait for it.
     pub fn insert_client(&self, during: &str) -> anyhow::Result<(clickhouse::Client, Duration)> {
         let budget = self.budget(during)?;
-        let mut client = self
-            .client
-            .clone()
-            .with_setting("query_id", self.next_query_id());
+        let id = self.next_query_id();
+        self.echo(&id, &format!("INSERT ({during})"));
+        let mut client = self.client.clone().with_setting("query_id", id);
         for (name, value) in self.bounded_settings(budget, &[]) {
             client = client.with_setting(name, value);
         }
@@ -824,6 +982,30 @@ mod tests {
             TimeoutSettings::default()
                 .for_budget(Duration::from_secs(1), &[])
                 .is_empty()
+        );
+    }
+
+    /// What a connection failure tells to check: the default URL, HTTP vs
+    /// HTTPS, an untrusted certificate.
+    #[test]
+    fn connection_failures_say_what_to_check() {
+        let mut defaulted = config("http://localhost:8123").expect("config");
+        defaulted.url_is_default = true;
+        assert!(
+            connection_hint("tcp connect error: Connection refused", &defaulted)
+                .contains("CLICKHOUSE_URL (or --url)")
+        );
+        let https = config("https://h:8123").expect("config");
+        assert!(
+            connection_hint(
+                "received corrupt message of type InvalidContentType",
+                &https
+            )
+            .contains("Use http://")
+        );
+        assert!(
+            connection_hint("invalid peer certificate: UnknownIssuer", &https)
+                .contains("--ca-cert")
         );
     }
 

@@ -168,6 +168,16 @@ pub fn printable(text: &str) -> String {
     out
 }
 
+/// The width tables fit: `$COLUMNS`, else 100 (also off a terminal, so
+/// that logs and mail stay readable).
+pub fn columns() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|c| *c >= 20)
+        .unwrap_or(100)
+}
+
 /// Shorten `text` to `max` characters for a terminal column.
 pub fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -177,14 +187,17 @@ pub fn shorten(text: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
-/// Seconds since the Unix epoch, as `YYYY-MM-DD HH:MM:SS` UTC.
+/// Seconds since the Unix epoch, as RFC 3339 UTC (`2026-12-05T06:16:55Z`),
+/// the one style of time chforget prints, like its journal and records.
 pub fn unix_time(seconds: u32) -> String {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(seconds));
-    humantime::format_rfc3339_seconds(time)
-        .to_string()
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_string()
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// `1 row`, `2 rows`: a count with its noun in the right number.
+pub fn plural(n: impl TryInto<u64>, one: &str, many: &str) -> String {
+    let n: u64 = n.try_into().unwrap_or(u64::MAX);
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Age of a Unix timestamp, rounded for people (`3m 12s`).

@@ -111,6 +111,15 @@ pub struct Profile {
     pub rollup: RollupFiles,
     pub audit: AuditSettings,
     pub cluster: ClusterSettings,
+    pub connection: ConnectionSettings,
+}
+
+/// How to reach the server (the flags and variables win over it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionSettings {
+    /// CA certificates (PEM) to trust besides the system's (`--ca-cert`).
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// The cluster the tables live on (`--cluster` wins over it).

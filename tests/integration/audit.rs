@@ -381,3 +381,89 @@ async fn resume_writes_back_a_record_missing_from_the_table() {
     assert_eq!(verify.code, 0, "{}\n{}", verify.stderr, verify.stdout);
     assert_eq!(db.fingerprint("1").await, kept);
 }
+
+/// `audit export` follows `--output json` (and `--format` still wins), and
+/// `audit show` prints a record a person reads, not raw JSON.
+#[tokio::test]
+async fn export_takes_output_json_and_show_is_readable() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let forget = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--yes",
+        "--approved-by",
+        "dpo",
+        "--ticket",
+        "GDPR-1",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(forget.code, 0, "{}", forget.stderr);
+    let request = forget.json()["request_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let json = run(db.chforget().args(["audit", "export", "--output", "json"]));
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let records = json.json();
+    assert_eq!(records.as_array().map(Vec::len), Some(1), "{records:#}");
+    assert_eq!(records[0]["request_id"], request.as_str());
+    assert_eq!(records[0]["approved_by"], "dpo");
+
+    let from_env = run(db
+        .chforget()
+        .env("CHFORGET_OUTPUT", "json")
+        .args(["audit", "export"]));
+    assert_eq!(from_env.json().as_array().map(Vec::len), Some(1));
+    let csv = run(db
+        .chforget()
+        .env("CHFORGET_OUTPUT", "json")
+        .args(["audit", "export", "--format", "csv"]));
+    assert_eq!(csv.code, 0, "{}", csv.stderr);
+    assert!(
+        csv.stdout.starts_with("recorded_at,request_id,action"),
+        "{}",
+        csv.stdout
+    );
+    let default = run(db.chforget().args(["audit", "export"]));
+    assert!(
+        default.stdout.starts_with("recorded_at,"),
+        "{}",
+        default.stdout
+    );
+
+    let shown = run(db.chforget().args(["audit", "show", &request]));
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let text = &shown.stdout;
+    assert!(
+        serde_json::from_str::<serde_json::Value>(text).is_err(),
+        "still JSON: {text}"
+    );
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}  ")))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} line:\n{text}"))
+            .to_string()
+    };
+    assert_eq!(field("request"), request);
+    assert_eq!(field("action"), "forget");
+    assert_eq!(field("status"), "completed");
+    assert_eq!(field("verified"), "yes");
+    assert_eq!(field("user"), "u1");
+    assert_eq!(field("approved by"), "dpo");
+    assert_eq!(field("ticket"), "GDPR-1");
+    assert!(field("user rows").ends_with(", 0 after"), "{text}");
+    for expected in [
+        "statements:\n  ALTER TABLE",
+        "mutations:\n  events ",
+        "steps:\n",
+    ] {
+        assert!(text.contains(expected), "lacks {expected:?}:\n{text}");
+    }
+}

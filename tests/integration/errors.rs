@@ -45,7 +45,9 @@ async fn bad_ids_are_invalid_payload_and_nothing_is_sent() {
             );
             let report = output.json();
             assert_eq!(report["error"]["code"], "invalid_payload", "{report:#}");
-            assert_eq!(report["status"], "failed");
+            // Refused before it started: no id, no status (issue 21).
+            assert!(report["status"].is_null(), "{report:#}");
+            assert!(report["request_id"].is_null(), "{report:#}");
             assert!(
                 output.stderr.contains("invalid_payload"),
                 "{}",
@@ -141,12 +143,32 @@ async fn wrong_password_is_invalid_credentials() {
             "json",
         ]));
         assert_eq!(output.code, 3, "{}", output.stderr);
-        assert_eq!(output.json()["error"]["code"], "invalid_credentials");
+        let report = output.json();
+        assert_eq!(report["error"]["code"], "invalid_credentials");
+        // The message names the server and where the password comes from.
+        let message = report["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("[server {}]", db.url))
+                && message.contains("CLICKHOUSE_PASSWORD")
+                && message.contains("--password-file"),
+            "{message}"
+        );
         assert!(
             !output.stderr.contains(secret) && !output.stdout.contains(secret),
             "password leaked"
         );
     }
+    // No password at all: the message says so.
+    let missing = run(db
+        .chforget()
+        .env("CLICKHOUSE_USER", user)
+        .args(["doctor", "--output", "json"]));
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+    let message = missing.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("no password was given") && message.contains("CLICKHOUSE_PASSWORD"),
+        "{message}"
+    );
     // The right password works, from the file.
     std::fs::write(&password_file, format!("{}\n", PASSWORD_USER.1)).expect("write password file");
     let ok = run(db
@@ -182,6 +204,13 @@ async fn unreachable_server_is_connection_failed() {
         assert_eq!(output.code, 6, "{args:?}: {}", output.stderr);
         assert!(
             output.stderr.contains("connection_failed"),
+            "{}",
+            output.stderr
+        );
+        // It names the server and what to check.
+        assert!(
+            output.stderr.contains(&format!("[server {url}]"))
+                && output.stderr.contains("CLICKHOUSE_URL"),
             "{}",
             output.stderr
         );
@@ -411,6 +440,27 @@ async fn https_urls_speak_tls_and_other_schemes_are_refused() {
     assert!(ftp.stderr.contains("http://"), "{}", ftp.stderr);
 }
 
+/// `https://` against the server's plain HTTP port: the error names the
+/// server and says to use http:// there, not the TLS library's "corrupt
+/// message of type InvalidContentType" alone.
+#[tokio::test]
+async fn https_against_an_http_port_says_to_use_http() {
+    let db = crate::test_db!();
+    let https = db.url.replacen("http://", "https://", 1);
+    let output = run(db
+        .chforget()
+        .env("CLICKHOUSE_URL", &https)
+        .args(["doctor", "--output", "json"]));
+    assert_eq!(output.code, 6, "{}", output.stderr);
+    let message = output.json()["error"]["message"].to_string();
+    assert!(
+        message.contains(&format!("[server {https}]"))
+            && message.contains("is this its HTTP port")
+            && message.contains("http://"),
+        "{message}"
+    );
+}
+
 /// Any other error ClickHouse answers is `server_error`, exit 1, with the
 /// server's code in the message: here a profile's rollup query the server
 /// cannot parse.
@@ -558,3 +608,251 @@ async fn every_error_is_one_json_document_on_stdout() {
     assert_eq!(output.code, 2);
     assert_eq!(output.json()["error"]["code"], "invalid_payload");
 }
+
+/// A usage error lists the command's required arguments, not the flags the
+/// environment filled in (CLICKHOUSE_URL, CLICKHOUSE_DATABASE), which read
+/// as if they were required too.
+#[tokio::test]
+async fn usage_lines_do_not_list_flags_filled_from_the_environment() {
+    let db = crate::test_db!();
+    let output = run(db.chforget().args(["mutations", "watch", "mutation_1.txt"]));
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    let usage = output
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Usage: "))
+        .unwrap_or_else(|| panic!("no usage: {}", output.stderr));
+    assert_eq!(
+        usage,
+        "Usage: chforget mutations watch [OPTIONS] --table <TABLE> <ID>..."
+    );
+    let json = run(db
+        .chforget()
+        .args(["mutations", "watch", "--output", "json"]));
+    let message = json.json()["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_string();
+    assert!(
+        !message.contains("--url") && !message.contains("--database"),
+        "{message}"
+    );
+}
+
+/// Whether `text` holds an RFC 3339 UTC time to the second
+/// (`2026-12-05T06:16:55Z`).
+fn has_rfc3339(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.windows(20).any(|w| {
+        w.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            10 => *b == b'T',
+            13 | 16 => *b == b':',
+            19 => *b == b'Z',
+            _ => b.is_ascii_digit(),
+        })
+    })
+}
+
+/// One of a thing is singular, and times are RFC 3339 UTC in human output
+/// as in JSON.
+#[tokio::test]
+async fn counts_of_one_are_singular_and_times_are_rfc3339() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let forget = run(db.chforget().args(FORGET_U1_JSON));
+    assert_eq!(forget.code, 0, "{}", forget.stderr);
+    let verify = run(db.chforget().args(["audit", "verify"]));
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    assert!(
+        verify.stdout.starts_with("1 local record, 1 in "),
+        "{}",
+        verify.stdout
+    );
+    let listed = run(db.chforget().args(["mutations", "list", "--all"]));
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(has_rfc3339(&listed.stdout), "{}", listed.stdout);
+    let json = run(db
+        .chforget()
+        .args(["mutations", "list", "--all", "--output", "json"]))
+    .json();
+    let created = json[0]["created"].as_str().expect("created");
+    assert!(has_rfc3339(created), "{created}");
+}
+
+/// A TLS proxy (python3's ssl module) in front of the test server's HTTP
+/// port, whose certificate a private CA signed: without `--ca-cert` the
+/// certificate is refused and the error says to pass it; with it (flag or
+/// CLICKHOUSE_CA_CERT) chforget talks to the server through TLS.
+#[tokio::test]
+async fn a_private_ca_is_trusted_with_ca_cert() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = |name: &str| dir.path().join(name);
+    let openssl = |args: &[&str]| {
+        let made = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .expect("openssl (scripts/test installs it)");
+        assert!(
+            made.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=chforget test CA",
+        "-days",
+        "1",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        path("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+    let upstream = db
+        .url
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .trim_end_matches('/');
+    let port = crate::common::free_port();
+    let mut proxy = std::process::Command::new("python3")
+        .args(["-c", TLS_PROXY, &port.to_string(), upstream])
+        .arg(path("server.pem"))
+        .arg(path("server.key"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    crate::common::wait_until(
+        "the TLS proxy listens",
+        std::time::Duration::from_secs(10),
+        async || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    )
+    .await;
+    let url = format!("https://127.0.0.1:{port}");
+    let untrusted = run(db
+        .chforget()
+        .env("CLICKHOUSE_URL", &url)
+        .args(["doctor", "--output", "json"]));
+    let with_flag = run(db
+        .chforget()
+        .env("CLICKHOUSE_URL", &url)
+        .args(["doctor", "--output", "json", "--ca-cert"])
+        .arg(path("ca.pem")));
+    let with_env = run(db
+        .chforget()
+        .env("CLICKHOUSE_URL", &url)
+        .env("CLICKHOUSE_CA_CERT", path("ca.pem"))
+        .args(["mutations", "list", "--output", "json"]));
+    let not_a_cert = run(db
+        .chforget()
+        .env("CLICKHOUSE_URL", &url)
+        .env("CLICKHOUSE_CA_CERT", path("server.ext"))
+        .args(["doctor", "--output", "json"]));
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+
+    assert_eq!(untrusted.code, 6, "{}", untrusted.stderr);
+    let message = untrusted.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("certificate") && message.contains("--ca-cert"),
+        "{message}"
+    );
+    assert_eq!(with_flag.code, 0, "{}", with_flag.stderr);
+    assert!(
+        with_flag.json()["capabilities"]["version"].is_string(),
+        "{}",
+        with_flag.stdout
+    );
+    assert_eq!(with_env.code, 0, "{}", with_env.stderr);
+    assert_eq!(not_a_cert.code, 2, "{}", not_a_cert.stderr);
+    assert!(
+        not_a_cert.stderr.contains("--ca-cert"),
+        "{}",
+        not_a_cert.stderr
+    );
+}
+
+/// PORT UPSTREAM_PORT CERT KEY: TLS on PORT, plain TCP to UPSTREAM_PORT.
+const TLS_PROXY: &str = r#"
+import socket, ssl, sys, threading
+port, upstream, cert, key = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", port))
+listener.listen(16)
+def pipe(source, sink):
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            sink.sendall(data)
+    except Exception:
+        pass
+    for s in (source, sink):
+        try:
+            s.close()
+        except Exception:
+            pass
+def serve(client):
+    try:
+        tls = context.wrap_socket(client, server_side=True)
+    except Exception:
+        client.close()
+        return
+    server = socket.create_connection(("127.0.0.1", upstream))
+    threading.Thread(target=pipe, args=(server, tls), daemon=True).start()
+    pipe(tls, server)
+while True:
+    connection, _ = listener.accept()
+    threading.Thread(target=serve, args=(connection,), daemon=True).start()
+"#;

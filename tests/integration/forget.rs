@@ -483,3 +483,88 @@ async fn timeout_bounds_a_query_that_cannot_finish() {
     assert_eq!(db.count(everything).await, rows_before);
     assert_eq!(db.mutation_count().await, 0);
 }
+
+/// A request that never started (no --yes off a terminal; approval
+/// required and missing) prints no request id and no status: there is
+/// nothing `status` would know. A dry run prints its plan without an id,
+/// also under `[audit] require_approval`, which applies only to real runs.
+#[tokio::test]
+async fn requests_that_never_started_leave_no_id() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let before = db.fingerprint("1").await;
+    let mutations_before = db.mutation_count().await;
+    let journals = || -> usize {
+        std::fs::read_dir(db.state_path().join("requests"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let forget = ["forget", "--project", "p1", "--user", "u1"];
+
+    // stdin is not a terminal and --yes is missing.
+    let unconfirmed = run(db.chforget().args(forget).args(["--output", "json"]));
+    assert_eq!(unconfirmed.code, 2, "{}", unconfirmed.stderr);
+    let report = unconfirmed.json();
+    assert!(report["request_id"].is_null(), "{report:#}");
+    assert!(report["status"].is_null(), "{report:#}");
+    assert_eq!(report["error"]["code"], "invalid_payload");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--yes")),
+        "{report:#}"
+    );
+    let human = run(db.chforget().args(forget));
+    assert_eq!(human.code, 2, "{}", human.stderr);
+    assert!(
+        !human
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("request ") || l.starts_with("status ")),
+        "{}",
+        human.stdout
+    );
+
+    // Approval required by the profile.
+    let profile = db.state_path().join("approval.toml");
+    std::fs::write(&profile, "[audit]\nrequire_approval = true\n").expect("profile");
+    let refused = run(db
+        .chforget()
+        .args(forget)
+        .args(["--yes", "--output", "json", "--config"])
+        .arg(&profile));
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.json()["request_id"].is_null(), "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("--approved-by"),
+        "{}",
+        refused.stderr
+    );
+
+    let planned = run(db
+        .chforget()
+        .args(forget)
+        .args(["--dry-run", "--output", "json", "--config"])
+        .arg(&profile));
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    let plan = planned.json();
+    assert_eq!(plan["status"], "planned", "{plan:#}");
+    assert!(plan["request_id"].is_null(), "{plan:#}");
+    assert_eq!(plan["rows"]["user"]["before"], 8, "{plan:#}");
+    let human = run(db
+        .chforget()
+        .args(forget)
+        .arg("--dry-run")
+        .arg("--config")
+        .arg(&profile));
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    assert!(
+        !human.stdout.lines().any(|l| l.starts_with("request ")),
+        "{}",
+        human.stdout
+    );
+
+    assert_eq!(journals(), 0);
+    assert_eq!(db.mutation_count().await, mutations_before);
+    assert_eq!(db.fingerprint("1").await, before);
+}

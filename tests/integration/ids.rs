@@ -593,3 +593,74 @@ async fn a_tab_in_user_is_refused_naming_user_hex_and_nothing_is_sent() {
     assert_eq!(db.fingerprint("1").await, before, "nothing was deleted");
     assert_eq!(db.mutation_count().await, 0, "nothing was issued");
 }
+
+/// `-v` echoes every query sent, with its query_id, and keeps the ids out
+/// of it unless `--show-ids`; stdout stays the command's document.
+#[tokio::test]
+async fn verbose_echoes_queries_with_ids_redacted_unless_asked() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let forget = run(db.chforget().args([
+        "-v",
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--anonymous",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(forget.code, 0, "{}", forget.stderr);
+    let request = forget.json()["request_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let echoed: Vec<&str> = forget
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("chforget: query chforget-"))
+        .collect();
+    assert!(echoed.len() > 5, "{}", forget.stderr);
+    let delete = echoed
+        .iter()
+        .find(|l| l.contains("ALTER TABLE") && l.contains("DELETE"))
+        .unwrap_or_else(|| panic!("no DELETE echoed: {}", forget.stderr));
+    // Named after the request, so the server's logs are found by it.
+    assert!(
+        delete.starts_with(&format!("chforget: query chforget-{request}-")),
+        "{delete}"
+    );
+    assert!(delete.contains("'<redacted>'"), "{delete}");
+    assert!(!forget.stderr.contains("'u1'"), "{}", forget.stderr);
+    assert!(!forget.stderr.contains("'a1'"), "{}", forget.stderr);
+
+    let shown = run(db.chforget().args([
+        "stitch",
+        "--project",
+        "p1",
+        "--user",
+        "u2",
+        "--verbose",
+        "--show-ids",
+    ]));
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(
+        shown
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("chforget: query ") && l.contains("'u2'")),
+        "{}",
+        shown.stderr
+    );
+
+    let quiet = run(db
+        .chforget()
+        .args(["stitch", "--project", "p1", "--user", "u2"]));
+    assert!(
+        !quiet.stderr.contains("chforget: query"),
+        "{}",
+        quiet.stderr
+    );
+}

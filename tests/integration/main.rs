@@ -13,6 +13,7 @@ mod ids;
 mod late;
 mod mutations;
 mod physical;
+mod progress;
 mod resume;
 mod rollup;
 mod servers;

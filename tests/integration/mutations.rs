@@ -185,8 +185,10 @@ async fn timeout_exits_5_and_leaves_the_mutation_running() {
     assert_eq!(db.count("SELECT count() FROM t").await, 500);
 }
 
+/// A mistyped id is a usage error naming the table (exit 2), not a failed
+/// mutation.
 #[tokio::test]
-async fn vanished_mutation_is_not_reported_done() {
+async fn watch_of_an_unknown_mutation_is_a_usage_error() {
     let db = crate::test_db!();
     db.exec("CREATE TABLE t (x UInt32) ENGINE = MergeTree ORDER BY x")
         .await;
@@ -199,8 +201,67 @@ async fn vanished_mutation_is_not_reported_done() {
         "--timeout",
         "5s",
     ]));
-    assert_eq!(output.code, 4, "{}", output.stderr);
-    assert!(output.stderr.contains("vanished"), "{}", output.stderr);
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(
+        output.stderr.contains(&format!(
+            "no such mutation on {}.t: mutation_999.txt",
+            db.name
+        )) && output.stderr.contains("mutations list --all --table t")
+            && !output.stderr.contains("vanished"),
+        "{}",
+        output.stderr
+    );
+    let json = run(db.chforget().args([
+        "mutations",
+        "watch",
+        "mutation_999.txt",
+        "--table",
+        "t",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(json.code, 2, "{}", json.stderr);
+    assert_eq!(json.json()["error"]["code"], "invalid_payload");
+}
+
+/// A mutation watch saw that then disappears (its table dropped) is not
+/// reported done, nor as a typo: exit 4, "vanished".
+#[tokio::test]
+async fn vanished_mutation_is_not_reported_done() {
+    let db = crate::test_db!();
+    blocked_table(&db).await;
+    db.exec("ALTER TABLE t DELETE WHERE x < 10").await;
+    let ids = mutation_ids(&db, "t").await;
+    assert_eq!(ids.len(), 1);
+    let mut child = db
+        .chforget()
+        .args([
+            "mutations",
+            "watch",
+            &ids[0],
+            "--table",
+            "t",
+            "--timeout",
+            "60s",
+            "--max-poll-interval",
+            "200ms",
+            "--output",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    // Wait until watch has seen the mutation running (its first JSON line).
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("first line");
+    assert!(first.contains("running"), "{first}");
+    db.exec("DROP TABLE t").await;
+    let output = child.wait_with_output().expect("watch output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("vanished"), "{stderr}");
 }
 
 #[tokio::test]
@@ -331,9 +392,16 @@ async fn forget_timeout_is_queued_and_resume_completes_it() {
         "off a terminal a forget still warns of a stuck mutation: {}",
         output.stderr
     );
+    // Its state change is a line of the log (issue 21); the periodic line
+    // waits for --progress-interval (30 s by default).
     assert!(
-        !output.stderr.contains("running, "),
-        "but prints no progress: {}",
+        output.stderr.contains("running, "),
+        "and says where the mutation stands: {}",
+        output.stderr
+    );
+    assert!(
+        !output.stderr.contains("progress, "),
+        "but not yet a periodic line: {}",
         output.stderr
     );
     let report = output.json();
@@ -633,4 +701,58 @@ async fn ctrl_c_in_the_pending_limit_wait_reports_audits_and_stays_resumable() {
         0
     );
     assert_eq!(db.fingerprint("url != 'sig-target'").await, kept);
+}
+
+/// `mutations list` fits 100 columns ($COLUMNS, and 100 when unset) however
+/// long the command; `--wide` and JSON show it whole.
+#[tokio::test]
+async fn list_fits_the_width_and_wide_shows_the_whole_command() {
+    let db = crate::test_db!();
+    blocked_table(&db).await;
+    let values: Vec<String> = (1000..1080).map(|n| n.to_string()).collect();
+    db.exec(&format!(
+        "ALTER TABLE t DELETE WHERE x IN ({})",
+        values.join(", ")
+    ))
+    .await;
+    let ids = mutation_ids(&db, "t").await;
+    let fits = |output: &crate::common::Run| {
+        assert_eq!(output.code, 0, "{}", output.stderr);
+        assert!(output.stdout.contains(&ids[0]), "{}", output.stdout);
+        for line in output.stdout.lines() {
+            assert!(
+                line.chars().count() <= 100,
+                "{} columns: {line}\n{}",
+                line.chars().count(),
+                output.stdout
+            );
+        }
+    };
+    fits(&run(db.chforget().args(["mutations", "list"])));
+    fits(&run(db
+        .chforget()
+        .env_remove("COLUMNS")
+        .args(["mutations", "list"])));
+    let narrow = run(db
+        .chforget()
+        .env("COLUMNS", "60")
+        .args(["mutations", "list"]));
+    assert!(
+        narrow.stdout.lines().all(|l| l.chars().count() <= 60),
+        "{}",
+        narrow.stdout
+    );
+    let wide = run(db.chforget().args(["mutations", "list", "--wide"]));
+    assert_eq!(wide.code, 0, "{}", wide.stderr);
+    assert!(wide.stdout.contains("1079"), "{}", wide.stdout);
+    let json = run(db
+        .chforget()
+        .args(["mutations", "list", "--output", "json"]))
+    .json();
+    assert!(
+        json[0]["command"]
+            .as_str()
+            .is_some_and(|c| c.contains("1079")),
+        "{json:#}"
+    );
 }

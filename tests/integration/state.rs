@@ -419,3 +419,90 @@ async fn confirmation_from_the_environment_takes_runbook_booleans() {
         assert_eq!(output.code, code, "CHFORGET_YES={value}: {}", output.stderr);
     }
 }
+
+/// `status` answers even when there is nothing to list, refuses a state
+/// directory that does not exist (rather than calling it empty), and
+/// `--all [--since]` lists finished requests.
+#[tokio::test]
+async fn status_speaks_when_empty_refuses_a_missing_directory_and_lists_all() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let dir = db.state_path().display().to_string();
+
+    let missing = db.state_path().join("typo");
+    let refused = run(db
+        .chforget()
+        .env("CHFORGET_STATE_DIR", &missing)
+        .args(["status"]));
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&missing.display().to_string())
+            && refused.stderr.contains("does not exist")
+            && refused.stderr.contains("--state-dir"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!missing.exists(), "status creates nothing");
+
+    let empty = run(db.chforget().args(["status"]));
+    assert_eq!(empty.code, 0, "{}", empty.stderr);
+    assert!(
+        empty
+            .stdout
+            .contains(&format!("no unfinished requests in {dir}")),
+        "{}",
+        empty.stdout
+    );
+
+    let forget = run(db.chforget().args(FORGET_U1_JSON));
+    assert_eq!(forget.code, 0, "{}", forget.stderr);
+    let request = forget.json()["request_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let unfinished = run(db.chforget().args(["status"]));
+    assert_eq!(unfinished.code, 0, "{}", unfinished.stderr);
+    assert!(
+        unfinished.stdout.contains("no unfinished requests in")
+            && !unfinished.stdout.contains(&request),
+        "{}",
+        unfinished.stdout
+    );
+
+    let all = run(db.chforget().args(["status", "--all", "--output", "json"])).json();
+    let all = all.as_array().expect("a list");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["request_id"], request.as_str());
+    assert_eq!(all[0]["status"], "completed");
+
+    let human = run(db.chforget().args(["status", "--all", "--since", "1h"]));
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    assert!(
+        human.stdout.contains(&request) && human.stdout.contains("completed"),
+        "{}",
+        human.stdout
+    );
+
+    let later = run(db
+        .chforget()
+        .args(["status", "--all", "--since", "2099-01-01"]));
+    assert_eq!(later.code, 0, "{}", later.stderr);
+    assert!(
+        later.stdout.contains("no requests in") && !later.stdout.contains(&request),
+        "{}",
+        later.stdout
+    );
+    let later_json = run(db.chforget().args([
+        "status",
+        "--all",
+        "--since",
+        "2099-01-01",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(later_json.json(), serde_json::json!([]));
+
+    let since_alone = run(db.chforget().args(["status", "--since", "1h"]));
+    assert_eq!(since_alone.code, 2, "--since needs --all");
+}

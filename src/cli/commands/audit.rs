@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::cli::args::{LocalArgs, StateArgs, TrailArgs};
+use crate::cli::args::{LocalArgs, OutputArgs, StateArgs, TrailArgs};
 use crate::cli::context::Session;
 use crate::erasure::plan::TargetKind;
 use crate::ops::audit::{self, TrailCheck, describe};
@@ -19,7 +19,7 @@ pub enum AuditCommand {
     Show(ShowArgs),
     /// Check the hash chain and that the local trail and ClickHouse hold the same records
     Verify(VerifyArgs),
-    /// Export the local trail as CSV or JSON (stdout)
+    /// Export the local trail as CSV or JSON (stdout): CSV unless --output json
     Export(ExportArgs),
 }
 
@@ -58,11 +58,25 @@ pub enum ExportFormat {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Output format
-    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
-    pub format: ExportFormat,
+    /// Export format [default: csv; json with --output json]
+    #[arg(long, value_enum)]
+    pub format: Option<ExportFormat>,
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl ExportArgs {
+    /// `--format` when given (so that CHFORGET_OUTPUT=json in a runbook's
+    /// environment does not turn an explicit CSV export into JSON), else
+    /// what `--output` asks for: JSON, or CSV for a person.
+    fn format(&self) -> ExportFormat {
+        self.format.unwrap_or(match self.output.output {
+            OutputFormat::Json => ExportFormat::Json,
+            OutputFormat::Human => ExportFormat::Csv,
+        })
+    }
 }
 
 pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
@@ -109,10 +123,147 @@ fn show(args: ShowArgs) -> anyhow::Result<()> {
     output::emit(session.output, &found, |records| {
         records
             .iter()
-            .filter_map(|r| serde_json::to_string_pretty(r).ok())
-            .map(|text| text + "\n")
-            .collect()
+            .map(record_text)
+            .collect::<Vec<_>>()
+            .join("\n")
     })
+}
+
+/// One audit record for a person: who, what, how many rows, which
+/// statements and mutations, and its steps; `--output json` has every field.
+fn record_text(r: &AuditRecord) -> String {
+    let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_string());
+    let mut pairs: Vec<(&str, String)> = vec![
+        ("request", r.request_id.clone()),
+        ("action", r.action.clone()),
+        ("recorded", r.recorded_at.clone()),
+        ("status", r.status.clone()),
+        (
+            "verified",
+            match r.verified {
+                Some(true) => "yes".to_string(),
+                Some(false) => "no".to_string(),
+                None => "-".to_string(),
+            },
+        ),
+        ("project", r.project_id.clone()),
+    ];
+    pairs.push((
+        "user",
+        match (r.users, r.user_id.is_empty(), r.user_id_redacted) {
+            (Some(n), _, _) => output::plural(n, "user", "users"),
+            (None, true, _) => "-".to_string(),
+            (None, false, true) => format!("{} (keyed hash)", r.user_id),
+            (None, false, false) => id_for_people(&r.user_id),
+        },
+    ));
+    pairs.push((
+        "anonymous ids",
+        if r.shared_anonymous_ids > 0 {
+            format!(
+                "{} ({} shared with other users)",
+                r.anonymous_id_count, r.shared_anonymous_ids
+            )
+        } else {
+            r.anonymous_id_count.to_string()
+        },
+    ));
+    for (kind, counts) in &r.rows {
+        pairs.push((
+            match kind {
+                TargetKind::User => "user rows",
+                TargetKind::Anonymous => "anonymous rows",
+                TargetKind::UserAndAnonymous => "user and anonymous rows",
+            },
+            format!(
+                "{} before, {} after",
+                counts.before,
+                counts
+                    .after
+                    .map_or_else(|| "?".to_string(), |a| a.to_string())
+            ),
+        ));
+    }
+    pairs.extend([
+        ("requested by", or_dash(&r.meta.requested_by)),
+        ("approved by", or_dash(&r.meta.approved_by)),
+        ("ticket", or_dash(&r.meta.ticket)),
+    ]);
+    if let Some(note) = &r.meta.note {
+        pairs.push(("note", note.clone()));
+    }
+    if !r.meta.also_wiped.is_empty() {
+        pairs.push(("also wiped", r.meta.also_wiped.join(", ")));
+    }
+    let place = match (&r.cluster, r.local_only) {
+        (Some(cluster), _) => format!(" (cluster {cluster})"),
+        (None, true) => " (this server only, its cluster not checked)".to_string(),
+        (None, false) => String::new(),
+    };
+    pairs.push((
+        "server",
+        format!(
+            "{} {}, database {}{place}",
+            r.server_host, r.server_version, r.database
+        ),
+    ));
+    if let Some(error) = &r.error {
+        pairs.push(("error", format!("[{}] {}", error.code, error.message)));
+    }
+    if let Some(physical) = &r.physical {
+        pairs.push((
+            "on disk",
+            format!("{} ({})", physical.status.as_str(), physical.checked_at),
+        ));
+    }
+    if let Some(rollups) = &r.rollups {
+        pairs.push((
+            "rollups",
+            format!(
+                "{}, {} recomputed",
+                output::plural(rollups.days.len(), "day", "days"),
+                output::plural(rollups.sessions, "session", "sessions")
+            ),
+        ));
+    }
+    if !r.earlier_requests.is_empty() {
+        pairs.push(("earlier requests", r.earlier_requests.join(", ")));
+    }
+    if let Some(batch) = &r.batch_record {
+        pairs.push(("batch record", batch.clone()));
+    }
+    pairs.push(("chforget", r.chforget_version.clone()));
+    let mut out = output::fields(&pairs);
+    if !r.statements.is_empty() {
+        out.push_str("statements:\n");
+        for statement in &r.statements {
+            out.push_str(&format!("  {}\n", output::printable(statement)));
+        }
+    }
+    if !r.mutations.is_empty() {
+        out.push_str("mutations:\n");
+        for m in &r.mutations {
+            out.push_str(&format!(
+                "  {} {} {}{}\n",
+                m.table,
+                m.mutation_id.as_deref().unwrap_or("(not issued)"),
+                m.state,
+                m.kind.map_or_else(String::new, |k| format!(" ({k})"))
+            ));
+        }
+    }
+    if !r.steps.is_empty() {
+        out.push_str("steps:\n");
+        for step in &r.steps {
+            let detail = if step.detail.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", output::printable(&step.detail))
+            };
+            out.push_str(&format!("  {}  {}{detail}\n", step.at, step.step));
+        }
+    }
+    out
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
@@ -132,8 +283,8 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         Some(first) => fail(
             ErrorCode::AuditBroken,
             format!(
-                "the audit trail does not verify ({} problems); first: {}",
-                report.problems.len(),
+                "the audit trail does not verify ({}); first: {}",
+                output::plural(report.problems.len(), "problem", "problems"),
                 describe(first)
             ),
         ),
@@ -142,13 +293,15 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
 
 fn render_verify(report: &TrailCheck) -> String {
     let mut out = format!(
-        "{} local records, {} in {}\n",
-        report.local_records, report.clickhouse_records, report.clickhouse_table
+        "{}, {} in {}\n",
+        output::plural(report.local_records, "local record", "local records"),
+        report.clickhouse_records,
+        report.clickhouse_table
     );
     if report.unkeyed_records > 0 {
         out.push_str(&format!(
-            "{} records are linked without the audit key (written by chforget 0.1): their order is proven, their origin is not\n",
-            report.unkeyed_records
+            "{} linked without the audit key (written by chforget 0.1): their order is proven, their origin is not\n",
+            output::plural(report.unkeyed_records, "record is", "records are")
         ));
     }
     for problem in &report.problems {
@@ -188,7 +341,7 @@ fn summary_table(records: &[AuditRecord]) -> String {
                 r.action.clone(),
                 r.project_id.clone(),
                 match r.users {
-                    Some(n) => format!("{n} users"),
+                    Some(n) => output::plural(n, "user", "users"),
                     None => output::shorten(&id_for_people(&r.user_id), 40),
                 },
                 r.status.clone(),
@@ -203,7 +356,7 @@ fn summary_table(records: &[AuditRecord]) -> String {
 fn export(args: ExportArgs) -> anyhow::Result<()> {
     let state = crate::records::state::StateDir::resolve(args.state.state_dir.clone())?;
     let records = audit::list(&state)?;
-    match args.format {
+    match args.format() {
         ExportFormat::Json => output::print_json(&records),
         ExportFormat::Csv => {
             let mut writer = csv::Writer::from_writer(std::io::stdout().lock());

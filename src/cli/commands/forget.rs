@@ -13,9 +13,9 @@ use crate::ops::batch;
 use crate::ops::forget::{self, BatchRequest, ForgetRequest};
 use crate::ops::physical::{self, PhysicalRequest};
 use crate::ops::report::{BatchReport, ForgetReport};
-use crate::pipeline::RunMode;
+use crate::pipeline::{Outcome, RunMode};
 use crate::records::journal::Journals;
-use crate::vocabulary::error::{ErrorBody, ErrorCode, fail};
+use crate::vocabulary::error::{ErrorBody, ErrorCode, Failure, fail};
 use crate::vocabulary::output;
 use crate::vocabulary::request::{AuditMeta, RequestId, Subject, ValidId};
 
@@ -89,8 +89,11 @@ impl ForgetArgs {
     /// The audit flags, checked, with approval enforced where required.
     fn meta(&self, session: &Session) -> anyhow::Result<AuditMeta> {
         let meta = self.change.audit.meta()?;
+        // A dry run changes nothing: the runbook's "dry-run first" needs no
+        // approval yet.
         meta.require_approval(
-            self.change.audit.require_approval || session.profile.audit.require_approval,
+            !self.dry_run
+                && (self.change.audit.require_approval || session.profile.audit.require_approval),
         )?;
         Ok(meta)
     }
@@ -142,8 +145,52 @@ pub async fn run(args: ForgetArgs) -> anyhow::Result<()> {
         }
     };
     crate::cli::warn_new(&report.warnings, &mut warned);
-    output::emit(format, &report, render_forget)?;
+    emit_forget(format, report, args.dry_run)?;
     result
+}
+
+/// Print the report of one forget. A request that never reached its journal
+/// (refused, not confirmed, a dry run) never existed: it has no request id
+/// that `status` or `resume` would know, and, unless it is a dry run's plan,
+/// no status. One cut short by the deadline or Ctrl-C while it planned keeps
+/// its id: its queries ran, tagged with it in the server's query log.
+fn emit_forget(
+    format: output::OutputFormat,
+    mut report: ForgetReport,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let cut_short = report
+        .error
+        .as_ref()
+        .is_some_and(|e| matches!(e.code, ErrorCode::Timeout | ErrorCode::Interrupted));
+    let never_started = report.journal.is_none() && !cut_short;
+    let status_shown = !never_started || (dry_run && report.status == Outcome::Planned);
+    if never_started {
+        report.request_id.clear();
+    }
+    match format {
+        output::OutputFormat::Human => {
+            let mut text = render_forget(&report);
+            if !status_shown {
+                text = text
+                    .lines()
+                    .filter(|line| !line.starts_with("status "))
+                    .map(|line| format!("{line}\n"))
+                    .collect();
+            }
+            output::emit(format, &report, |_| text)
+        }
+        output::OutputFormat::Json => {
+            let mut document = serde_json::to_value(&report)?;
+            if never_started {
+                document["request_id"] = serde_json::Value::Null;
+            }
+            if !status_shown {
+                document["status"] = serde_json::Value::Null;
+            }
+            output::print_json(&document)
+        }
+    }
 }
 
 /// One forget; with `--physical`, the error its finding on disk means for
@@ -190,8 +237,10 @@ async fn run_one(
         confirm.ask(
             &render_forget(planned),
             &format!(
-                "Delete these {rows} rows of project {:?} (request {})? Mutations cannot be undone.",
-                planned.project_id, planned.request_id
+                "Delete these {} of project {:?} (request {})? Mutations cannot be undone.",
+                output::plural(rows, "row", "rows"),
+                planned.project_id,
+                planned.request_id
             ),
             "nothing was issued",
         )
@@ -205,7 +254,7 @@ async fn run_one(
         dry_run: args.dry_run,
         meta,
     };
-    let mut observer = progress::for_stderr(false);
+    let mut observer = progress::for_stderr(args.wait.progress.settings());
     let ctx = open.context(&session);
     let request_id = request.request_id.clone();
     forget::forget(
@@ -243,7 +292,10 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
         .placed(&args.place)?
         .until(args.wait.deadline());
     let defaults = args.change.audit.meta()?;
-    let required = args.change.audit.require_approval || session.profile.audit.require_approval;
+    // A dry run changes nothing: the runbook's "dry-run first" needs no
+    // approval yet.
+    let required = !args.dry_run
+        && (args.change.audit.require_approval || session.profile.audit.require_approval);
     let in_flight = match session.existing_key()? {
         Some(key) if !args.dry_run => Some(forget::InFlightCheck::new(
             &session.state,
@@ -282,8 +334,12 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
         confirm.ask(
             "",
             &format!(
-                "Delete the rows of {} users? Mutations cannot be undone.",
-                projects.iter().map(|p| p.users).sum::<usize>()
+                "Delete the rows of {}? Mutations cannot be undone.",
+                output::plural(
+                    projects.iter().map(|p| p.users).sum::<usize>(),
+                    "user",
+                    "users"
+                )
             ),
             "nothing was issued",
         )?;
@@ -300,19 +356,78 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
             ..AuditMeta::default()
         },
     };
-    let mut observer = progress::for_stderr(false);
+    let mut observer = progress::for_stderr(args.wait.progress.settings());
     let ctx = open.context(&session);
-    forget::forget_batch(&ctx, request, args.mode(), report, observer.as_mut()).await?;
+    if let Err(error) =
+        forget::forget_batch(&ctx, request, args.mode(), report, observer.as_mut()).await
+    {
+        return Err(every_request_left(error, report));
+    }
     if !report.rejected.is_empty() {
         report.rejected.sort_by_key(|r| r.line);
         return fail(
             ErrorCode::InvalidPayload,
             format!(
-                "{} lines of {} were rejected (see `rejected`); the valid lines were processed",
-                report.rejected.len(),
+                "{} of {} rejected (see `rejected`); the valid lines were processed",
+                output::plural(report.rejected.len(), "line", "lines"),
                 path.display()
             ),
         );
     }
     Ok(())
+}
+
+/// A batch stopped by its first error (a timeout, Ctrl-C): that error names
+/// the `resume` of its own request only, so the others it left unfinished
+/// are named too, each with its own `resume`, and the projects that never
+/// started are told to run the batch again (lines in flight are skipped).
+fn every_request_left(error: anyhow::Error, report: &BatchReport) -> anyhow::Error {
+    let message = format!("{error:#}");
+    let unfinished: Vec<&ForgetReport> = report
+        .requests
+        .iter()
+        .filter(|r| r.journal.is_some() && r.status != crate::pipeline::Outcome::Completed)
+        .collect();
+    let never_started: Vec<&ForgetReport> = report
+        .requests
+        .iter()
+        .filter(|r| r.journal.is_none())
+        .collect();
+    let already_said = match unfinished.as_slice() {
+        [] => true,
+        [one] => message.contains(&one.request_id),
+        _ => false,
+    };
+    if already_said && never_started.is_empty() {
+        return error;
+    }
+    let mut text = message;
+    if !already_said {
+        let resumes: Vec<String> = unfinished
+            .iter()
+            .map(|r| {
+                format!(
+                    "`{}`",
+                    crate::vocabulary::hint::command(&format!("resume {}", r.request_id))
+                )
+            })
+            .collect();
+        text.push_str(&format!(
+            ". The batch left {} unfinished; finish each with its own resume: {}",
+            output::plural(unfinished.len(), "request", "requests"),
+            resumes.join(", ")
+        ));
+    }
+    if !never_started.is_empty() {
+        let projects: Vec<&str> = never_started
+            .iter()
+            .map(|r| r.project_id.as_str())
+            .collect();
+        text.push_str(&format!(
+            ". Not started: the users of {} {}; run the same batch again for them (lines whose request is in flight are skipped)",
+            if projects.len() == 1 { "project" } else { "projects" },
+            projects.join(", ")
+        ));
+    }
+    Failure::new(crate::vocabulary::error::code_of(&error), text).into()
 }

@@ -40,9 +40,9 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         OutputFormat::Json => output::print_json(&report),
         OutputFormat::Human => {
             println!(
-                "reference schema and audit table present in {} ({} statements run, IF NOT EXISTS)",
+                "reference schema and audit table present in {} ({} run, IF NOT EXISTS)",
                 report.database,
-                report.statements.len()
+                output::plural(report.statements.len(), "statement", "statements")
             );
             Ok(())
         }

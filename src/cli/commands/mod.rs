@@ -2,9 +2,11 @@
 //! `ops` layer or a step module) and one rendering.
 
 pub mod audit;
+pub mod completions;
 pub mod doctor;
 pub mod forget;
 pub mod init;
+pub mod man;
 pub mod mutations;
 pub mod resume;
 pub mod rollup;

@@ -1,13 +1,14 @@
 //! `chforget mutations list | watch | kill`.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::cli::args::{ChangeArgs, ClusterArgs, ConnectionArgs, OutputArgs, parse_duration};
+use crate::cli::args::{
+    ChangeArgs, ClusterArgs, ConnectionArgs, OutputArgs, ProgressArgs, parse_duration,
+};
 use crate::cli::context::{Confirm, Session, connect, connection_config};
 use crate::cli::progress;
 use crate::erasure::track::{
@@ -60,6 +61,10 @@ pub struct ListArgs {
     /// List mutations of every database, not only --database
     #[arg(long)]
     pub all_databases: bool,
+    /// Show the command and failure reason whole; without it they are cut
+    /// to fit $COLUMNS (100 when unset). JSON always has them whole
+    #[arg(long)]
+    pub wide: bool,
     #[command(flatten)]
     pub scope: ScopeArgs,
     #[command(flatten)]
@@ -88,6 +93,8 @@ pub struct WatchArgs {
     #[arg(long, env = "CHFORGET_MAX_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub max_poll_interval: Duration,
     #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
     pub scope: TableArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -115,15 +122,15 @@ pub struct KillArgs {
 impl WatchArgs {
     /// How long and how often to poll, and who sees it.
     fn tracking(&self) -> (TrackOptions, Box<dyn track::TrackObserver>) {
-        let options = TrackOptions {
+        let options = self.progress.polling(TrackOptions {
             timeout: self.timeout,
             stuck_after: self.stuck_after,
             max_interval: self.max_poll_interval,
             ..TrackOptions::default()
-        };
+        });
         let observer: Box<dyn track::TrackObserver> = match self.output.output {
             OutputFormat::Json => Box::new(progress::JsonLines),
-            OutputFormat::Human => progress::for_stderr(true),
+            OutputFormat::Human => progress::for_stderr(self.progress.settings()),
         };
         (options, observer)
     }
@@ -237,11 +244,6 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
             let caps = &server.capabilities;
-            let command_width = if std::io::stdout().is_terminal() {
-                60
-            } else {
-                usize::MAX
-            };
             let mut header = vec![
                 "database",
                 "table",
@@ -261,14 +263,16 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
             if on_cluster {
                 header.extend(["shard", "host"]);
             }
-            let table = output::table(
-                &header,
-                rows.iter().map(|(replica, row)| {
+            // The command and the failure reason are the long columns: shown
+            // whole with --wide, else cut so that the table fits the width.
+            let records: Vec<Vec<String>> = rows
+                .iter()
+                .map(|(replica, row)| {
                     let mut cells = vec![
                         row.database.clone(),
                         row.table.clone(),
                         row.mutation_id.clone(),
-                        output::shorten(&output::printable(&row.command), command_width),
+                        output::printable(&row.command),
                         output::unix_time(row.create_time),
                         output::age(row.create_time),
                         row.parts_to_do.to_string(),
@@ -278,22 +282,87 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
                         cells.push(row.is_killed.to_string());
                     }
                     if caps.mutation_fail_reason {
-                        cells.push(output::shorten(
-                            &output::printable(&row.latest_fail_reason),
-                            command_width,
-                        ));
+                        cells.push(output::printable(&row.latest_fail_reason));
                     }
                     if let Some(replica) = replica {
                         cells.push(replica.shard.to_string());
                         cells.push(replica.host.clone());
                     }
                     cells
-                }),
-            );
+                })
+                .collect();
+            let long: Vec<usize> = header
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| matches!(**h, "command" | "latest_fail_reason"))
+                .map(|(i, _)| i)
+                .collect();
+            let table = if args.wide {
+                output::table(&header, records)
+            } else {
+                fitted(&header, &records, &long, output::columns())
+            };
             println!("{table}");
             Ok(())
         }
     }
+}
+
+/// The table cut to `width` columns: the `long` columns shortened (to 12
+/// characters at least); when even that is too wide, one block per row,
+/// each line cut to the width.
+fn fitted(header: &[&str], records: &[Vec<String>], long: &[usize], width: usize) -> String {
+    let widest = |text: &str| text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let render = |limit: usize| {
+        output::table(
+            header,
+            records.iter().map(|cells| {
+                cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cell)| {
+                        if long.contains(&i) {
+                            output::shorten(cell, limit)
+                        } else {
+                            cell.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            }),
+        )
+    };
+    let mut limit = records
+        .iter()
+        .flat_map(|cells| long.iter().filter_map(|i| cells.get(*i)))
+        .map(|cell| cell.chars().count())
+        .max()
+        .unwrap_or(0);
+    loop {
+        let table = render(limit);
+        let over = widest(&table).saturating_sub(width);
+        if over == 0 {
+            return table;
+        }
+        // Each long column gives its share of the overflow.
+        let step = over.div_ceil(long.len().max(1));
+        if long.is_empty() || limit <= 12 {
+            break;
+        }
+        limit = limit.saturating_sub(step).max(12);
+    }
+    let key_width = header.iter().map(|h| h.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for cells in records {
+        for (name, cell) in header.iter().zip(cells) {
+            let room = width.saturating_sub(key_width + 2).max(8);
+            out.push_str(&format!(
+                "{name:<key_width$}  {}\n",
+                output::shorten(cell, room)
+            ));
+        }
+        out.push('\n');
+    }
+    out.trim_end().to_string()
 }
 
 #[derive(Serialize)]
@@ -329,6 +398,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             replica: None,
         })
         .collect();
+    refuse_unknown(&server, &keys, &database, &table).await?;
     let (options, mut observer) = args.tracking();
     let report = track::track(&server, &keys, options, observer.as_mut()).await?;
     if args.output.output == OutputFormat::Json {
@@ -385,6 +455,46 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             format!("stopped watching; the mutations keep running. Resume with: {resume}"),
         ),
     }
+}
+
+/// Refuse ids the table has no mutation of: a mistyped id is a usage
+/// error, not a mutation that vanished (one seen here and gone later still
+/// is, exit 4).
+async fn refuse_unknown(
+    server: &Server,
+    keys: &[MutationKey],
+    database: &str,
+    table: &str,
+) -> anyhow::Result<()> {
+    let filter = MutationFilter {
+        keys: keys.to_vec(),
+        ..MutationFilter::default()
+    };
+    let found: Vec<MutationKey> = system_mutations::list(server, &filter)
+        .await?
+        .iter()
+        .map(MutationRow::key)
+        .collect();
+    let unknown: Vec<&str> = keys
+        .iter()
+        .filter(|key| !found.contains(key))
+        .map(|key| key.mutation_id.as_str())
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    fail(
+        ErrorCode::InvalidPayload,
+        format!(
+            "no such mutation on {database}.{table}: {} (not in system.mutations; `{}` lists the table's mutations)",
+            unknown.join(", "),
+            crate::vocabulary::hint::command_on(
+                &format!("mutations list --all --table {table}"),
+                &server.shown_url(),
+                Some(database),
+            ),
+        ),
+    )
 }
 
 #[derive(Serialize)]

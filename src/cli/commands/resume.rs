@@ -55,7 +55,7 @@ async fn resume(args: &ResumeArgs, report: &mut ForgetReport) -> anyhow::Result<
         track: args.wait.track(),
         reissue_killed: true,
     };
-    let mut observer = progress::for_stderr(false);
+    let mut observer = progress::for_stderr(args.wait.progress.settings());
     forget::resume(
         &open.context(&session),
         journal,

@@ -1,15 +1,17 @@
 //! `chforget verify ID [--fix] [--physical [--wait] [--purge-traces]]`:
 //! late arrivals of a finished request, and what of it is left on disk.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::cli::args::{ConfirmArgs, TrailArgs};
+use serde::Serialize;
+
+use crate::cli::args::{ConfirmArgs, ProgressArgs, TrailArgs};
 use crate::cli::context::{Confirm, Session};
-use crate::cli::progress;
+use crate::cli::progress::{self, ProgressFormat, ProgressSettings};
 use crate::cli::render::render_forget;
-use crate::erasure::physical::PhysicalReport;
+use crate::erasure::physical::{PhysicalReport, removal_due};
 use crate::erasure::track::TrackOptions;
 use crate::ops::forget::check_database;
 use crate::ops::late::{self, VerifyReport};
@@ -59,6 +61,8 @@ pub struct VerifyArgs {
     #[arg(long, env = "CHFORGET_TIMEOUT", default_value = "1h", value_parser = crate::cli::args::parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
     #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
     pub trail: TrailArgs,
     #[command(flatten)]
     pub confirm: ConfirmArgs,
@@ -104,22 +108,23 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         let ctx = open.context(&session);
         let mode = RunMode {
             wait: true,
-            track: TrackOptions {
+            track: args.progress.polling(TrackOptions {
                 timeout: Some(args.timeout),
                 ..TrackOptions::default()
-            },
+            }),
             reissue_killed: false,
         };
         match confirm.ask(
             "",
             &format!(
-                "Delete the {total} rows that arrived after request {}? Mutations cannot be undone.",
+                "Delete the {} that arrived after request {}? Mutations cannot be undone.",
+                output::plural(total, "row", "rows"),
                 journal.request_id
             ),
             "nothing was issued",
         ) {
             Ok(()) => {
-                let mut observer = progress::for_stderr(false);
+                let mut observer = progress::for_stderr(args.progress.settings());
                 late::fix(&ctx, &journal, &users, &mut report, mode, observer.as_mut()).await
             }
             Err(error) => Err(error),
@@ -128,7 +133,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         fail(
             ErrorCode::ForgetFailed,
             format!(
-                "{total} targeted rows arrived after request {} ({} of the user, {} anonymous); delete them with `{}`",
+                "{} arrived after request {} ({} of the user, {} anonymous); delete them with `{}`",
+                output::plural(total, "targeted row", "targeted rows"),
                 journal.request_id,
                 report.late_rows.user_rows,
                 report.late_rows.anonymous_rows,
@@ -200,33 +206,106 @@ async fn physical_check(
         // The check is recorded under who asked and approved the request.
         meta: journal.meta.clone(),
     };
-    let terminal = output::stderr_is_terminal();
-    let mut progress = |report: &PhysicalReport| {
-        if terminal || args.wait {
-            output::status(format!(
+    let mut watcher = PhysicalProgress::new(args.progress.settings(), args.wait);
+    let mut progress = |report: &PhysicalReport| watcher.checked(report);
+    physical::physical(&ctx, &mut journal, request, &mut progress).await
+}
+
+/// What `--physical` shows while it checks: each check on a terminal; off
+/// a terminal (or with `--progress json`) and with `--wait`, a line when
+/// what is on disk changes and one per `--progress-interval`.
+struct PhysicalProgress {
+    settings: ProgressSettings,
+    wait: bool,
+    started: Instant,
+    last: Option<(Instant, (&'static str, u64))>,
+}
+
+#[derive(Serialize)]
+struct PhysicalEvent<'a> {
+    event: &'static str,
+    at: String,
+    elapsed_seconds: u64,
+    status: &'static str,
+    inactive_parts: u64,
+    remove_after: Option<&'a str>,
+}
+
+impl PhysicalProgress {
+    fn new(settings: ProgressSettings, wait: bool) -> Self {
+        PhysicalProgress {
+            settings,
+            wait,
+            started: Instant::now(),
+            last: None,
+        }
+    }
+
+    fn checked(&mut self, report: &PhysicalReport) {
+        let line = || {
+            format!(
                 "physical: {} ({} inactive parts{})",
                 report.status.as_str(),
                 report.inactive_parts,
                 report
                     .remove_after
                     .as_deref()
-                    .map_or_else(String::new, |at| format!(", removed by {at}"))
-            ));
+                    .map_or_else(String::new, |at| format!(", removed {}", removal_due(at)))
+            )
+        };
+        if self.settings.drawn() {
+            progress::log_line(&line());
+            return;
         }
-    };
-    physical::physical(&ctx, &mut journal, request, &mut progress).await
+        if !self.wait {
+            return;
+        }
+        let state = (report.status.as_str(), report.inactive_parts);
+        let due = match &self.last {
+            None => true,
+            Some((at, last)) => *last != state || at.elapsed() >= self.settings.interval,
+        };
+        if !due {
+            return;
+        }
+        self.last = Some((Instant::now(), state));
+        let elapsed = Duration::from_secs(self.started.elapsed().as_secs());
+        match self.settings.format {
+            ProgressFormat::Human => progress::log_line(&format!(
+                "{}, {} elapsed",
+                line(),
+                humantime::format_duration(elapsed)
+            )),
+            ProgressFormat::Json => progress::log_json(&PhysicalEvent {
+                event: "physical",
+                at: crate::records::journal::now_rfc3339(),
+                elapsed_seconds: elapsed.as_secs(),
+                status: report.status.as_str(),
+                inactive_parts: report.inactive_parts,
+                remove_after: report.remove_after.as_deref(),
+            }),
+        }
+    }
 }
 
 fn render(report: &VerifyReport) -> String {
     let mut out = String::new();
     for user in &report.users {
         out.push_str(&format!(
-            "request {}, user {}: {} late rows of the user, {} late anonymous rows ({} anonymous ids)\n",
+            "request {}, user {}: {} of the user, {} ({})\n",
             report.request_id,
             id_for_people(&user.user_id),
-            user.late_rows.user_rows,
-            user.late_rows.anonymous_rows,
-            user.late_rows.anonymous_ids_with_rows
+            output::plural(user.late_rows.user_rows, "late row", "late rows"),
+            output::plural(
+                user.late_rows.anonymous_rows,
+                "late anonymous row",
+                "late anonymous rows"
+            ),
+            output::plural(
+                user.late_rows.anonymous_ids_with_rows,
+                "anonymous id",
+                "anonymous ids"
+            )
         ));
     }
     if let Some(fix) = report.users.iter().find_map(|u| u.fixed_by.as_ref()) {
@@ -252,11 +331,11 @@ fn render_physical(outcome: &PhysicalOutcome) -> String {
             ),
         ),
         (
-            "removed by",
+            "removed",
             report
                 .remove_after
-                .clone()
-                .unwrap_or_else(|| "-".to_string()),
+                .as_deref()
+                .map_or_else(|| "-".to_string(), removal_due),
         ),
         (
             "detached parts",
