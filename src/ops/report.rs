@@ -311,7 +311,18 @@ impl UserSpool {
 pub struct RequestSpool {
     reports: Spool,
     #[serde(skip)]
-    summaries: Vec<(String, Outcome, Vec<String>)>,
+    summaries: Vec<RequestSummary>,
+}
+
+/// What a batch keeps in memory of one of its requests.
+#[derive(Debug, Clone)]
+pub struct RequestSummary {
+    pub request_id: String,
+    pub project_id: String,
+    pub status: Outcome,
+    /// Whether it got a journal (it started).
+    pub journaled: bool,
+    pub warnings: Vec<String>,
 }
 
 impl Default for RequestSpool {
@@ -326,11 +337,13 @@ impl Default for RequestSpool {
 impl RequestSpool {
     pub fn push(&mut self, report: &ForgetReport) -> anyhow::Result<()> {
         self.reports.push(self.summaries.len(), report)?;
-        self.summaries.push((
-            report.request_id.clone(),
-            report.status,
-            report.warnings.clone(),
-        ));
+        self.summaries.push(RequestSummary {
+            request_id: report.request_id.clone(),
+            project_id: report.project_id.clone(),
+            status: report.status,
+            journaled: report.journal.is_some(),
+            warnings: report.warnings.clone(),
+        });
         Ok(())
     }
 
@@ -343,16 +356,21 @@ impl RequestSpool {
     }
 
     pub fn contains(&self, request_id: &str) -> bool {
-        self.summaries.iter().any(|(id, _, _)| id == request_id)
+        self.summaries.iter().any(|r| r.request_id == request_id)
+    }
+
+    /// The requests, in order.
+    pub fn summaries(&self) -> &[RequestSummary] {
+        &self.summaries
     }
 
     pub fn statuses(&self) -> impl Iterator<Item = Outcome> + '_ {
-        self.summaries.iter().map(|(_, status, _)| *status)
+        self.summaries.iter().map(|r| r.status)
     }
 
     /// Every request's warnings, in request order.
     pub fn warnings(&self) -> impl Iterator<Item = &String> + '_ {
-        self.summaries.iter().flat_map(|(_, _, warnings)| warnings)
+        self.summaries.iter().flat_map(|r| &r.warnings)
     }
 }
 

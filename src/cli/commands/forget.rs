@@ -12,7 +12,7 @@ use crate::erasure::plan::ForgetOptions;
 use crate::ops::batch;
 use crate::ops::forget::{self, BatchRequest, ForgetRequest};
 use crate::ops::physical::{self, PhysicalRequest};
-use crate::ops::report::{BatchReport, ForgetReport};
+use crate::ops::report::{BatchReport, ForgetReport, RequestSummary};
 use crate::pipeline::{Outcome, RunMode};
 use crate::records::journal::Journals;
 use crate::vocabulary::error::{ErrorBody, ErrorCode, Failure, fail};
@@ -383,16 +383,12 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
 /// started are told to run the batch again (lines in flight are skipped).
 fn every_request_left(error: anyhow::Error, report: &BatchReport) -> anyhow::Error {
     let message = format!("{error:#}");
-    let unfinished: Vec<&ForgetReport> = report
-        .requests
+    let requests = report.requests.summaries();
+    let unfinished: Vec<&RequestSummary> = requests
         .iter()
-        .filter(|r| r.journal.is_some() && r.status != crate::pipeline::Outcome::Completed)
+        .filter(|r| r.journaled && r.status != crate::pipeline::Outcome::Completed)
         .collect();
-    let never_started: Vec<&ForgetReport> = report
-        .requests
-        .iter()
-        .filter(|r| r.journal.is_none())
-        .collect();
+    let never_started: Vec<&RequestSummary> = requests.iter().filter(|r| !r.journaled).collect();
     let already_said = match unfinished.as_slice() {
         [] => true,
         [one] => message.contains(&one.request_id),
