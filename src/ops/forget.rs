@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use crate::erasure::plan::ForgetOptions;
 use crate::erasure::track::TrackObserver;
 use crate::ops::batch::{BatchFile, BatchLine};
+use crate::ops::drive::{Drive, Driven, drive};
 use crate::ops::report::{BatchReport, ForgetReport, RejectedLine};
 use crate::pipeline::{
-    self, Context, InFlight, MemberInput, NewRequest, Outcome, Reserved, RunMode, Started,
+    self, Context, InFlight, MemberInput, NewRequest, Outcome, Reserved, RunMode,
 };
 use crate::records::journal::{InFlightIndex, Journals, RequestJournal, RequestStatus};
 use crate::records::state::{Key, StateDir};
@@ -123,59 +124,39 @@ pub async fn forget(
             }
         }
     };
-    let prepared = pipeline::prepare(
-        ctx,
-        NewRequest {
-            request_id: request.request_id,
-            action: "forget".to_string(),
-            project_id: request.project_id.clone(),
-            members: vec![MemberInput {
-                line: None,
-                user_id: request.user_id.clone(),
-                meta: request.meta.clone(),
-            }],
-            options: request.options,
-            rollups: request.rollups,
-            batch: false,
-            meta: request.meta,
-            known: BTreeMap::new(),
-            place: ctx.place.clone(),
-        },
-    )
-    .await?;
-    report.describe(&prepared.journal);
-    report.warnings = prepared.warnings;
-    report.status = Outcome::Planned;
-    if request.dry_run {
-        return Ok(());
-    }
-    ctx.server
-        .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
-    // The audit table must exist before anything is deleted, so that the
-    // record of the deletion can be written.
-    crate::records::audit::ensure_table(
-        ctx.server,
-        ctx.audit_table,
-        prepared.journal.scope.cluster.as_ref(),
-    )
-    .await?;
-    confirm(report)?;
-    let (mut journal, _lock) = match pipeline::start_reserved(ctx, prepared.journal, reservation)? {
-        Started::New(journal, lock) => (*journal, lock),
-        Started::Busy(mut busy) => {
-            let (_, found) = busy.remove(0);
-            return report_in_flight(&found, &ctx.journals(), report);
-        }
+    let new = NewRequest {
+        request_id: request.request_id,
+        action: "forget".to_string(),
+        project_id: request.project_id.clone(),
+        members: vec![MemberInput {
+            line: None,
+            user_id: request.user_id.clone(),
+            meta: request.meta.clone(),
+        }],
+        options: request.options,
+        rollups: request.rollups,
+        batch: false,
+        meta: request.meta,
+        known: BTreeMap::new(),
+        place: ctx.place.clone(),
     };
-    report.journal = Some(
-        ctx.journals()
-            .path(&journal.request_id)
-            .display()
-            .to_string(),
-    );
-    let (result, outcome) = pipeline::run(ctx, &mut journal, "forget", mode, observer).await;
-    report.apply(&journal, &result);
-    outcome
+    let how = Drive {
+        action: "forget",
+        dry_run: request.dry_run,
+        mode,
+        reservation,
+        keep_planned: false,
+        confirm,
+        observer,
+    };
+    match drive(ctx, new, how, report).await? {
+        Driven::Planned(_) => Ok(()),
+        Driven::Busy(mut busy) => {
+            let (_, found) = busy.remove(0);
+            report_in_flight(&found, &ctx.journals(), report)
+        }
+        Driven::Ran { outcome, .. } => outcome,
+    }
 }
 
 /// Finish a journaled request. A completed one is reported as such and
@@ -464,39 +445,39 @@ async fn batch_project(
     report: &mut BatchReport,
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<()> {
-    let prepared = pipeline::prepare(
-        ctx,
-        NewRequest {
-            request_id,
-            action: "forget-batch".to_string(),
-            project_id: project,
-            members: lines
-                .iter()
-                .map(|line| MemberInput {
-                    line: Some(line.line),
-                    user_id: line.user_id.clone(),
-                    meta: line.meta.clone(),
-                })
-                .collect(),
-            options: request.options,
-            rollups: request.rollups,
-            batch: true,
-            meta: request.meta.clone(),
-            known: BTreeMap::new(),
-            place: ctx.place.clone(),
-        },
-    )
-    .await?;
-    request_report.describe(&prepared.journal);
-    request_report.warnings = prepared.warnings;
-    request_report.status = Outcome::Planned;
-    if request.dry_run {
-        return report.add_request(&prepared.journal, request_report, None);
-    }
-    let project = prepared.journal.scope.project_id.clone();
-    let (mut journal, _lock) = match pipeline::start(ctx, prepared.journal)? {
-        Started::New(journal, lock) => (*journal, lock),
-        Started::Busy(busy) => {
+    let new = NewRequest {
+        request_id,
+        action: "forget-batch".to_string(),
+        project_id: project.clone(),
+        members: lines
+            .iter()
+            .map(|line| MemberInput {
+                line: Some(line.line),
+                user_id: line.user_id.clone(),
+                meta: line.meta.clone(),
+            })
+            .collect(),
+        options: request.options,
+        rollups: request.rollups,
+        batch: true,
+        meta: request.meta.clone(),
+        known: BTreeMap::new(),
+        place: ctx.place.clone(),
+    };
+    // The whole batch was confirmed before its first request.
+    let mut confirmed = |_: &ForgetReport| Ok(());
+    let how = Drive {
+        action: "forget-batch",
+        dry_run: request.dry_run,
+        mode,
+        reservation: None,
+        keep_planned: true,
+        confirm: &mut confirmed,
+        observer,
+    };
+    match drive(ctx, new, how, request_report).await? {
+        Driven::Planned(journal) => report.add_request(&journal, request_report, None),
+        Driven::Busy(busy) => {
             // Another process started a request for some of these users
             // since the file was read: they are rejected, the others go on.
             let busy_users: Vec<ValidId> = busy.iter().map(|(u, _)| u.clone()).collect();
@@ -520,7 +501,7 @@ async fn batch_project(
                 &format!("{} users", rest.len()),
                 request.options,
             );
-            return Box::pin(batch_project(
+            Box::pin(batch_project(
                 ctx,
                 request,
                 retry,
@@ -531,23 +512,22 @@ async fn batch_project(
                 report,
                 observer,
             ))
-            .await;
+            .await
         }
-    };
-    let planned = journal.clone();
-    request_report.journal = Some(
-        ctx.journals()
-            .path(&journal.request_id)
-            .display()
-            .to_string(),
-    );
-    let (result, outcome) = pipeline::run(ctx, &mut journal, "forget-batch", mode, observer).await;
-    request_report.apply(&journal, &result);
-    if let Err(error) = &outcome {
-        request_report.fail_with(error);
+        Driven::Ran {
+            outcome,
+            after,
+            planned,
+        } => {
+            if let Err(error) = &outcome {
+                request_report.fail_with(error);
+            }
+            if let Some(planned) = &planned {
+                report.add_request(planned, request_report, after.as_ref())?;
+            }
+            outcome
+        }
     }
-    report.add_request(&planned, request_report, result.after.as_ref())?;
-    outcome
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use crate::erasure::track::TrackObserver;
 use crate::erasure::verify::{self, LateArrivals};
+use crate::ops::drive::{Drive, Driven, drive};
 use crate::ops::report::ForgetReport;
-use crate::pipeline::{self, Context, MemberInput, NewRequest, Place, RunMode, Started};
+use crate::pipeline::{Context, MemberInput, NewRequest, Place, RunMode};
 use crate::records::journal::{Member, RequestJournal};
 use crate::records::state::Key;
 use crate::server::connected::Server;
@@ -146,14 +147,6 @@ async fn fix_request(
     fix_report: &mut ForgetReport,
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<()> {
-    ctx.server
-        .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
-    crate::records::audit::ensure_table(
-        ctx.server,
-        ctx.audit_table,
-        journal.scope.cluster.as_ref(),
-    )
-    .await?;
     let mut members = Vec::new();
     let mut known = BTreeMap::new();
     for ((user, member), verification) in users.iter().zip(&report.users) {
@@ -177,44 +170,40 @@ async fn fix_request(
     }
     let mut meta = journal.meta.clone();
     meta.note = Some(format!("late arrivals of request {}", journal.request_id));
-    let prepared = pipeline::prepare(
-        ctx,
-        NewRequest {
-            request_id,
-            action: "verify-fix".to_string(),
-            project_id: journal.scope.project_id.clone(),
-            members,
-            options: journal.options,
-            rollups: false,
-            batch: !single,
-            meta,
-            known,
-            place: Place {
-                cluster: journal.scope.cluster.clone(),
-                local_only: journal.scope.local_only,
-            },
+    let new = NewRequest {
+        request_id,
+        action: "verify-fix".to_string(),
+        project_id: journal.scope.project_id.clone(),
+        members,
+        options: journal.options,
+        rollups: false,
+        batch: !single,
+        meta,
+        known,
+        place: Place {
+            cluster: journal.scope.cluster.clone(),
+            local_only: journal.scope.local_only,
         },
-    )
-    .await?;
-    fix_report.describe(&prepared.journal);
-    fix_report.warnings = prepared.warnings;
-    let (mut new_journal, _lock) = match pipeline::start(ctx, prepared.journal)? {
-        Started::New(journal, lock) => (*journal, lock),
-        Started::Busy(mut busy) => {
-            let (_, found) = busy.remove(0);
-            return super::forget::report_in_flight(&found, &ctx.journals(), fix_report);
-        }
     };
-    fix_report.journal = Some(
-        ctx.journals()
-            .path(&new_journal.request_id)
-            .display()
-            .to_string(),
-    );
-    let (result, outcome) =
-        pipeline::run(ctx, &mut new_journal, "verify-fix", mode, observer).await;
-    fix_report.apply(&new_journal, &result);
-    outcome
+    // `verify --fix` was the confirmation.
+    let mut confirmed = |_: &ForgetReport| Ok(());
+    let how = Drive {
+        action: "verify-fix",
+        dry_run: false,
+        mode,
+        reservation: None,
+        keep_planned: false,
+        confirm: &mut confirmed,
+        observer,
+    };
+    match drive(ctx, new, how, fix_report).await? {
+        Driven::Planned(_) => Ok(()),
+        Driven::Busy(mut busy) => {
+            let (_, found) = busy.remove(0);
+            super::forget::report_in_flight(&found, &ctx.journals(), fix_report)
+        }
+        Driven::Ran { outcome, .. } => outcome,
+    }
 }
 
 /// `--since`: `YYYY-MM-DD` or RFC 3339, as Unix seconds.

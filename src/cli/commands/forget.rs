@@ -322,15 +322,11 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
     let projects = forget::by_project(&scan.projects);
     let first = projects.first().map(|p| &p.request_id);
     let open = session.open(!args.dry_run, first).await?;
+    let ctx = open.context(&session);
     if !args.dry_run {
-        open.server
-            .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
-        crate::records::audit::ensure_table(
-            &open.server,
-            &open.audit_table,
-            session.place.cluster.as_ref(),
-        )
-        .await?;
+        // Checked before the question: a login that cannot erase is not
+        // asked to confirm an erasure.
+        crate::ops::drive::ready_to_erase(&ctx, session.place.cluster.as_ref()).await?;
         confirm.ask(
             "",
             &format!(
@@ -357,7 +353,6 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
         },
     };
     let mut observer = progress::for_stderr(args.wait.progress.settings());
-    let ctx = open.context(&session);
     if let Err(error) =
         forget::forget_batch(&ctx, request, args.mode(), report, observer.as_mut()).await
     {
