@@ -179,6 +179,10 @@ struct TableName {
     name: String,
 }
 
+/// Audit tables this process has seen exist, by server and name: a batch
+/// checks before each of its requests, and one look is enough.
+static KNOWN_TABLES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
 /// Create the audit table only when it is missing: a chforget user with
 /// INSERT (and SELECT) on an existing table needs no CREATE grant.
 pub async fn ensure_table(
@@ -186,13 +190,27 @@ pub async fn ensure_table(
     table: &QualifiedTable,
     cluster: Option<&ClusterName>,
 ) -> anyhow::Result<()> {
-    if exists(server, table).await? {
+    let key = (server.config.url.clone(), table.to_string());
+    let known = |key: &(String, String)| {
+        KNOWN_TABLES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(key)
+    };
+    if known(&key) {
         return Ok(());
     }
-    match cluster {
-        Some(cluster) => create_on_cluster(server, table, cluster).await,
-        None => create_table(server, table).await.map(|_| ()),
+    if !exists(server, table).await? {
+        match cluster {
+            Some(cluster) => create_on_cluster(server, table, cluster).await?,
+            None => create_table(server, table).await.map(|_| ())?,
+        }
     }
+    KNOWN_TABLES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(key);
+    Ok(())
 }
 
 async fn insert(server: &Server, table: &QualifiedTable, rows: &[AuditRow]) -> anyhow::Result<()> {
