@@ -240,6 +240,25 @@ impl Session {
         cluster_of(args, &self.profile)
     }
 
+    /// A command that reads a server (and the profile) and keeps nothing.
+    pub fn server(args: &ServerArgs) -> anyhow::Result<Self> {
+        Session::new(
+            Some(&args.connection),
+            &args.profile,
+            &StateArgs { state_dir: None },
+            None,
+            args.output.output,
+        )
+    }
+
+    /// Connect with the session's settings.
+    pub async fn connect(&self) -> anyhow::Result<Server> {
+        let Some(config) = self.connection.clone() else {
+            anyhow::bail!("this command has no connection settings");
+        };
+        connect(config).await
+    }
+
     pub fn local(args: &LocalArgs) -> anyhow::Result<Self> {
         Session::new(None, &args.profile, &args.state, None, args.output.output)
     }

@@ -669,6 +669,61 @@ async fn mutations_commands_cover_every_replica() {
             "every statement on {host}: {listed:#}"
         );
     }
+    // The profile's [cluster] is honoured like --cluster (list and watch
+    // read only --cluster before).
+    let profile = db.state_dir.path().join("profile.toml");
+    std::fs::write(&profile, "[cluster]\nname = \"sharded\"\n").expect("profile");
+    let by_profile = run(db
+        .chforget()
+        .args([
+            "mutations",
+            "list",
+            "--all",
+            "--table",
+            "events",
+            "--output",
+            "json",
+            "--config",
+        ])
+        .arg(&profile));
+    assert_eq!(by_profile.code, 0, "{}", by_profile.stderr);
+    let by_profile = by_profile.json();
+    for host in HOSTS {
+        assert_eq!(
+            by_profile
+                .as_array()
+                .expect("rows")
+                .iter()
+                .filter(|row| row["host"] == host)
+                .count(),
+            report["statements"].as_array().map_or(0, Vec::len),
+            "the profile's cluster lists every replica: {by_profile:#}"
+        );
+    }
+    let watched = run(db
+        .chforget()
+        .args([
+            "mutations",
+            "watch",
+            &marker,
+            "--table",
+            "events",
+            "--timeout",
+            "60s",
+            "--output",
+            "json",
+            "--config",
+        ])
+        .arg(&profile));
+    assert_eq!(watched.code, 0, "{}\n{}", watched.stderr, watched.stdout);
+    assert!(
+        watched
+            .stdout
+            .lines()
+            .any(|line| line.contains("\"summary\"") && HOSTS.iter().all(|h| line.contains(h))),
+        "the profile's cluster watches every replica: {}",
+        watched.stdout
+    );
     // 18.16 has no KILL MUTATION: refused before anything is sent.
     let kill = run(db.chforget().args([
         "mutations",

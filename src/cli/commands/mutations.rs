@@ -6,10 +6,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::cli::args::{
-    ChangeArgs, ClusterArgs, ConnectionArgs, OutputArgs, ProgressArgs, parse_duration,
-};
-use crate::cli::context::{Confirm, Session, connect, connection_config};
+use crate::cli::args::{ChangeArgs, ClusterArgs, ProgressArgs, ServerArgs, parse_duration};
+use crate::cli::context::{Confirm, Session};
 use crate::cli::progress;
 use crate::erasure::track::{
     self, ClusterWatch, MatchBy, MutationState, ReplicaView, TrackOptions, TrackOutcome,
@@ -68,11 +66,9 @@ pub struct ListArgs {
     #[command(flatten)]
     pub scope: ScopeArgs,
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub server: ServerArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -97,11 +93,9 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub scope: TableArgs,
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub server: ServerArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -128,7 +122,7 @@ impl WatchArgs {
             max_interval: self.max_poll_interval,
             ..TrackOptions::default()
         });
-        let observer: Box<dyn track::TrackObserver> = match self.output.output {
+        let observer: Box<dyn track::TrackObserver> = match self.server.output.output {
             OutputFormat::Json => Box::new(progress::JsonLines),
             OutputFormat::Human => progress::for_stderr(self.progress.settings()),
         };
@@ -151,20 +145,6 @@ fn table_name(name: &str) -> anyhow::Result<Ident> {
     })
 }
 
-/// `--cluster` (list and watch read no profile).
-fn cluster_name(args: &ClusterArgs) -> anyhow::Result<Option<ClusterName>> {
-    args.cluster
-        .as_deref()
-        .map(ClusterName::new)
-        .transpose()
-        .map_err(Into::into)
-}
-
-/// The mutations' database is the connection's `--database`.
-fn scope_database(connection: &ConnectionArgs) -> String {
-    connection.database().to_string()
-}
-
 #[derive(Serialize)]
 struct ListedMutation<'a> {
     #[serde(flatten)]
@@ -176,9 +156,10 @@ struct ListedMutation<'a> {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {
-    let server = connect(connection_config(&args.connection)?).await?;
+    let session = Session::server(&args.server)?;
+    let server = session.connect().await?;
     let filter = MutationFilter {
-        database: (!args.all_databases).then(|| scope_database(&args.connection)),
+        database: (!args.all_databases).then(|| server.database().as_str().to_string()),
         table: args
             .scope
             .table
@@ -190,7 +171,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         unfinished_only: !args.all,
         ..MutationFilter::default()
     };
-    let rows: Vec<(Option<ReplicaRef>, MutationRow)> = match cluster_name(&args.cluster)? {
+    let rows: Vec<(Option<ReplicaRef>, MutationRow)> = match session.cluster(&args.cluster)? {
         None => system_mutations::list(&server, &filter)
             .await?
             .into_iter()
@@ -221,7 +202,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    match args.output.output {
+    match session.output {
         OutputFormat::Json => {
             let listed: Vec<ListedMutation> = rows
                 .iter()
@@ -383,9 +364,10 @@ struct WatchedState<'a> {
 
 async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     let table = table_name(&args.scope.table)?.as_str().to_string();
-    let database = scope_database(&args.connection);
-    let server = connect(connection_config(&args.connection)?).await?;
-    if let Some(cluster) = cluster_name(&args.cluster)? {
+    let session = Session::server(&args.server)?;
+    let server = session.connect().await?;
+    let database = server.database().as_str().to_string();
+    if let Some(cluster) = session.cluster(&args.cluster)? {
         return watch_on_cluster(&args, &server, &cluster).await;
     }
     let keys: Vec<MutationKey> = args
@@ -401,7 +383,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     refuse_unknown(&server, &keys, &database, &table).await?;
     let (options, mut observer) = args.tracking();
     let report = track::track(&server, &keys, options, observer.as_mut()).await?;
-    if args.output.output == OutputFormat::Json {
+    if args.server.output.output == OutputFormat::Json {
         let summary = WatchSummary {
             event: "summary",
             outcome: report.outcome,
@@ -558,7 +540,7 @@ async fn watch_on_cluster(
             }
         })
         .collect();
-    if args.output.output == OutputFormat::Json {
+    if args.server.output.output == OutputFormat::Json {
         output::print_json_line(&serde_json::json!({
             "event": "summary",
             "outcome": report.outcome,
