@@ -17,7 +17,9 @@
 
 mod decide;
 mod on_cluster;
+mod on_server;
 mod prepare;
+mod reached;
 mod run;
 mod start;
 

@@ -5,23 +5,19 @@
 use std::time::Instant;
 
 use crate::erasure::ids_table;
-use crate::erasure::mutate;
 use crate::erasure::plan::AttemptOutcome;
 use crate::erasure::rollup;
-use crate::erasure::track::{self, MutationState, Notice, TrackObserver, TrackOptions};
+use crate::erasure::track::{Notice, TrackObserver};
 use crate::erasure::verify;
 use crate::records::audit::{self, RunSummary};
-use crate::records::journal::{RequestJournal, RequestStatus, crash_point, now_rfc3339};
-use crate::server::system_mutations::MutationKey;
+use crate::records::journal::{RequestJournal, RequestStatus, crash_point};
 use crate::vocabulary::error::{ErrorCode, Failure, fail};
 use crate::vocabulary::sql::QualifiedTable;
 
 use crate::erasure::verify::Counts;
 use crate::server::reach::Reach;
-use crate::server::replicas::Replicas;
 
-use super::decide::{Tracked, conclude_tracking, sent_before};
-use super::on_cluster;
+use super::reached;
 use super::{Context, MAX_ROUNDS, Outcome, RunMode, RunResult};
 
 /// Run a journaled request to its end (or until it must wait), then record
@@ -142,7 +138,6 @@ async fn drive(
     // On a cluster: every replica of every shard, as the server lists them
     // now.
     let reach = Reach::resolve(ctx.server, journal.scope.cluster.as_ref()).await?;
-    let replicas = reach.replicas();
     // A target whose last mutation was killed or vanished gets a new
     // attempt: it can no longer delete anything.
     let lost: Vec<usize> = journal
@@ -163,7 +158,7 @@ async fn drive(
         "the previous mutation can no longer delete anything",
     );
     for round in 1..=MAX_ROUNDS {
-        issue_all(ctx, journal, replicas, deadline, observer).await?;
+        issue_all(ctx, journal, &reach, deadline, observer).await?;
         journal.status = RequestStatus::Queued;
         ctx.journals().save(journal)?;
         crash_point("queued");
@@ -172,13 +167,8 @@ async fn drive(
         }
         let mut track = mode.track;
         track.timeout = deadline.map(|at| at.saturating_duration_since(Instant::now()));
-        let lost = match replicas {
-            Some(replicas) => {
-                on_cluster::track_all(ctx, journal, replicas, track, mode.reissue_killed, observer)
-                    .await?
-            }
-            None => track_all(ctx, journal, track, mode.reissue_killed, observer).await?,
-        };
+        let lost =
+            reached::track_all(ctx, journal, &reach, track, mode.reissue_killed, observer).await?;
         if !lost.is_empty() {
             if round == MAX_ROUNDS {
                 return give_up(
@@ -377,7 +367,7 @@ fn survivors_on(counts: &Counts) -> String {
 async fn issue_all(
     ctx: &Context<'_>,
     journal: &mut RequestJournal,
-    replicas: Option<&Replicas>,
+    reach: &Reach,
     deadline: Option<Instant>,
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<()> {
@@ -401,12 +391,8 @@ async fn issue_all(
                 limit,
             });
         };
-        let issued = match replicas {
-            Some(replicas) => {
-                on_cluster::issue(ctx, journal, replicas, index, deadline, &mut waiting).await
-            }
-            None => issue_here(ctx, journal, index, &marker, deadline, &mut waiting).await,
-        };
+        let issued =
+            reached::issue(ctx, journal, reach, index, &marker, deadline, &mut waiting).await;
         crash_point(&format!("sent:{index}"));
         let detail = match issued {
             Ok(detail) => detail,
@@ -437,172 +423,6 @@ async fn issue_all(
         crash_point(&format!("issued:{index}"));
     }
     Ok(())
-}
-
-/// Issue target `index`'s current attempt on this server; the journal
-/// detail of the step.
-async fn issue_here(
-    ctx: &Context<'_>,
-    journal: &mut RequestJournal,
-    index: usize,
-    marker: &str,
-    deadline: Option<Instant>,
-    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
-) -> anyhow::Result<String> {
-    let (row, how) = mutate::issue(
-        ctx.server,
-        &journal.scope,
-        &journal.targets[index],
-        marker,
-        sent_before(journal, marker),
-        deadline,
-        waiting,
-    )
-    .await?;
-    if let Some(attempt) = journal.targets[index].current_mut() {
-        attempt.mutation_id = Some(row.mutation_id.clone());
-        attempt.issued_at.get_or_insert_with(now_rfc3339);
-    }
-    Ok(match how {
-        mutate::Issued::Now => format!("{marker} -> {}", row.mutation_id),
-        mutate::Issued::Earlier => format!("{marker} -> {} (issued earlier)", row.mutation_id),
-    })
-}
-
-/// Track every issued attempt that is not known done, and journal what
-/// became of each.
-/// Returns the targets whose mutation was killed or vanished when
-/// `reissue_killed` allows re-issuing them; without it, such a mutation
-/// fails the run.
-async fn track_all(
-    ctx: &Context<'_>,
-    journal: &mut RequestJournal,
-    options: TrackOptions,
-    reissue_killed: bool,
-    observer: &mut dyn TrackObserver,
-) -> anyhow::Result<Vec<usize>> {
-    let table = journal.scope.events_table();
-    let keys: Vec<(usize, MutationKey)> = journal
-        .targets
-        .iter()
-        .enumerate()
-        .filter_map(|(index, target)| {
-            let attempt = target.current()?;
-            if attempt.outcome == Some(AttemptOutcome::Done) {
-                return None;
-            }
-            attempt.mutation_id.as_ref().map(|id| {
-                (
-                    index,
-                    MutationKey {
-                        database: table.database.as_str().to_string(),
-                        table: table.table.as_str().to_string(),
-                        mutation_id: id.clone(),
-                        replica: None,
-                    },
-                )
-            })
-        })
-        .collect();
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let watched: Vec<MutationKey> = keys.iter().map(|(_, k)| k.clone()).collect();
-    let tracked = track::track(ctx.server, &watched, options, observer).await?;
-    let vanished: Vec<MutationKey> = tracked
-        .states
-        .iter()
-        .filter(|(_, s)| **s == MutationState::Vanished)
-        .map(|(k, _)| k.clone())
-        .collect();
-    let killed = if vanished.is_empty() {
-        Vec::new()
-    } else {
-        killed_by_chforget(ctx, &vanished)
-    };
-    let mut problems = Vec::new();
-    let mut lost = Vec::new();
-    let mut failed = false;
-    for (index, key) in &keys {
-        let Some(state) = tracked.states.get(key) else {
-            continue;
-        };
-        // Seen unfinished in this run, then gone: killed, or its table was
-        // dropped. Never seen: it may have finished and been pruned before
-        // anyone looked; verification decides.
-        let seen = tracked.rows.contains_key(key);
-        let outcome = match state {
-            MutationState::Done => Some(AttemptOutcome::Done),
-            MutationState::Killed { .. } => Some(AttemptOutcome::Killed),
-            MutationState::Vanished if killed.contains(key) => Some(AttemptOutcome::Killed),
-            MutationState::Vanished => Some(AttemptOutcome::Vanished),
-            _ => None,
-        };
-        if let Some(attempt) = journal.targets[*index].current_mut() {
-            attempt.outcome = outcome.or(attempt.outcome);
-        }
-        match (state, outcome) {
-            (MutationState::Done, _)
-            | (MutationState::Pending | MutationState::Running { .. }, _) => {}
-            (MutationState::Failed { reason, .. }, _) => {
-                failed = true;
-                problems.push(format!("{key}: failed: {reason}"));
-            }
-            (_, Some(AttemptOutcome::Killed)) => {
-                lost.push(*index);
-                problems.push(format!("{key}: killed"));
-            }
-            (MutationState::Vanished, _) if seen => {
-                lost.push(*index);
-                problems.push(format!(
-                    "{key}: vanished from system.mutations before it finished (killed outside chforget, or its table was dropped)"
-                ));
-            }
-            _ => {}
-        }
-    }
-    let ids: Vec<String> = watched.iter().map(|k| k.mutation_id.clone()).collect();
-    let follow = format!(
-        "Watch them with `chforget mutations watch {} --table {} --database {}` or finish",
-        ids.join(" "),
-        table.table.as_str(),
-        table.database.as_str(),
-    );
-    conclude_tracking(
-        ctx,
-        journal,
-        Tracked {
-            outcome: tracked.outcome,
-            failed,
-            lost,
-            problems,
-        },
-        reissue_killed,
-        &follow,
-    )
-}
-
-/// The mutations among `keys` that `chforget mutations kill` killed
-/// (recorded in the audit trail): a killed mutation leaves
-/// `system.mutations` on most servers, which alone cannot tell a kill from
-/// a pruned or dropped one.
-fn killed_by_chforget(ctx: &Context<'_>, keys: &[MutationKey]) -> Vec<MutationKey> {
-    let Ok(records) = audit::AuditLog::of(ctx.state).records() else {
-        return Vec::new();
-    };
-    keys.iter()
-        .filter(|key| {
-            records.iter().any(|r| {
-                r.action == "kill"
-                    && r.database == key.database
-                    && r.mutations.iter().any(|m| {
-                        m.table == key.table
-                            && m.mutation_id.as_deref() == Some(key.mutation_id.as_str())
-                    })
-            })
-        })
-        .cloned()
-        .collect()
 }
 
 /// The rollup step of a verified request: a no-op without `--rollups`, and
