@@ -9,7 +9,8 @@ use crate::pipeline::Context;
 use crate::records::audit::{self, ActionRecord, AuditedMutation};
 use crate::records::journal::{StepEvent, now_rfc3339};
 use crate::server::connected::Server;
-use crate::server::replicas::{ReplicaRef, Replicas};
+use crate::server::reach::Reach;
+use crate::server::replicas::ReplicaRef;
 use crate::server::system_mutations::{self, MutationFilter, MutationRow};
 use crate::vocabulary::error::{ErrorCode, fail};
 use crate::vocabulary::request::{AuditMeta, RequestId};
@@ -122,39 +123,26 @@ fn require_kill_mutation(server: &Server) -> anyhow::Result<()> {
 /// replica that has it), or why there is none to kill.
 pub async fn find(
     server: &Server,
-    replicas: Option<&Replicas>,
+    reach: &Reach,
     table: &QualifiedTable,
     target: &KillTarget,
 ) -> anyhow::Result<Vec<Found>> {
     require_kill_mutation(server)?;
     let filter = target.filter(table);
-    let found: Vec<Found> = match replicas {
-        None => system_mutations::list(server, &filter)
-            .await?
-            .into_iter()
-            .map(|mutation| Found {
-                replica: None,
+    let mut found = Vec::new();
+    for answer in system_mutations::read(&reach.on(server), &filter).await? {
+        match answer.rows {
+            Ok(rows) => found.extend(rows.into_iter().map(|mutation| Found {
+                replica: reach.is_cluster().then(|| answer.replica.clone()),
                 mutation,
-            })
-            .collect(),
-        Some(replicas) => {
-            let mut found = Vec::new();
-            for answer in system_mutations::list_on_replicas(server, replicas, &filter).await? {
-                match answer.rows {
-                    Ok(rows) => found.extend(rows.into_iter().map(|mutation| Found {
-                        replica: Some(answer.replica.clone()),
-                        mutation,
-                    })),
-                    Err(error) => crate::vocabulary::output::warn(format!(
-                        "cannot read {} ({error}); KILL MUTATION ON CLUSTER still reaches it",
-                        answer.replica
-                    )),
-                }
-            }
-            found
+            })),
+            Err(error) => crate::vocabulary::output::warn(format!(
+                "cannot read {} ({error}); KILL MUTATION ON CLUSTER still reaches it",
+                answer.replica
+            )),
         }
-    };
-    if found.is_empty() || (replicas.is_none() && found.len() > 1) {
+    }
+    if found.is_empty() || (!reach.is_cluster() && found.len() > 1) {
         return fail(
             ErrorCode::InvalidPayload,
             format!(
@@ -175,7 +163,7 @@ pub async fn find(
             format!(
                 "mutation {} on {table} is already done{}; nothing to kill",
                 crate::vocabulary::error::shown(target.label()),
-                if replicas.is_some() {
+                if reach.is_cluster() {
                     " on every replica that shows it"
                 } else {
                     ""

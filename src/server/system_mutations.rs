@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::server::capabilities::Capabilities;
 use crate::server::connected::Server;
+use crate::server::reach::{Reach, Reaching};
 use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas};
 use crate::vocabulary::sql::{Ident, QualifiedTable, in_list, render, string_literal};
 
@@ -255,11 +256,11 @@ pub async fn list(server: &Server, filter: &MutationFilter) -> anyhow::Result<Ve
         .collect())
 }
 
-/// `system.mutations` of every replica of a cluster, matching `filter`, each
-/// replica's rows (or why it could not be read) on their own.
-pub async fn list_on_replicas(
-    server: &Server,
-    replicas: &Replicas,
+/// `system.mutations` matching `filter` wherever `at` reaches: this
+/// server's rows, or each replica's rows (or why it could not be read) on
+/// their own.
+pub async fn read(
+    at: &Reaching<'_>,
     filter: &MutationFilter,
 ) -> anyhow::Result<Vec<ReplicaAnswer<MutationRow>>> {
     let system_mutations = QualifiedTable {
@@ -267,16 +268,15 @@ pub async fn list_on_replicas(
         table: Ident::new("mutations")?,
     };
     let build = |source: &str, replica: &str| {
-        mutations_sql_reading(&server.capabilities, filter, source, replica)
+        mutations_sql_reading(&at.server.capabilities, filter, source, replica)
     };
-    let answers: Vec<ReplicaAnswer<RawMutationRow>> = replicas
-        .read(
-            server,
-            &system_mutations,
-            &build,
-            "reading system.mutations of every replica",
-        )
-        .await?;
+    let during = if at.reach.is_cluster() {
+        "reading system.mutations of every replica"
+    } else {
+        "reading system.mutations"
+    };
+    let answers: Vec<ReplicaAnswer<RawMutationRow>> =
+        at.read(&system_mutations, &build, during).await?;
     answers
         .into_iter()
         .map(|answer| {
@@ -300,6 +300,16 @@ pub async fn list_on_replicas(
             })
         })
         .collect()
+}
+
+/// As [`read`] on every replica of `replicas`.
+pub async fn list_on_replicas(
+    server: &Server,
+    replicas: &Replicas,
+    filter: &MutationFilter,
+) -> anyhow::Result<Vec<ReplicaAnswer<MutationRow>>> {
+    let reach = Reach::Cluster(replicas.clone());
+    read(&reach.on(server), filter).await
 }
 
 #[cfg(test)]

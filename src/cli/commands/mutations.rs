@@ -14,6 +14,7 @@ use crate::erasure::track::{
 };
 use crate::ops::kill;
 use crate::server::connected::Server;
+use crate::server::reach::Reach;
 use crate::server::replicas::{ReplicaRef, Replicas};
 use crate::server::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::vocabulary::error::{ErrorCode, Failure, fail};
@@ -171,33 +172,21 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         unfinished_only: !args.all,
         ..MutationFilter::default()
     };
-    let rows: Vec<(Option<ReplicaRef>, MutationRow)> = match session.cluster(&args.cluster)? {
-        None => system_mutations::list(&server, &filter)
-            .await?
-            .into_iter()
-            .map(|row| (None, row))
-            .collect(),
-        Some(cluster) => {
-            let replicas = Replicas::of_cluster(&server, &cluster).await?;
-            let mut rows = Vec::new();
-            for answer in system_mutations::list_on_replicas(&server, &replicas, &filter).await? {
-                match answer.rows {
-                    Ok(found) => {
-                        rows.extend(
-                            found
-                                .into_iter()
-                                .map(|row| (Some(answer.replica.clone()), row)),
-                        );
-                    }
-                    Err(error) => eprintln!(
-                        "chforget: warning: cannot read {}: {error}; its mutations are not listed",
-                        answer.replica
-                    ),
-                }
-            }
-            rows
+    let reach = Reach::resolve(&server, session.cluster(&args.cluster)?.as_ref()).await?;
+    let mut rows: Vec<(Option<ReplicaRef>, MutationRow)> = Vec::new();
+    for answer in system_mutations::read(&reach.on(&server), &filter).await? {
+        match answer.rows {
+            Ok(found) => rows.extend(
+                found
+                    .into_iter()
+                    .map(|row| (reach.is_cluster().then(|| answer.replica.clone()), row)),
+            ),
+            Err(error) => output::warn(format!(
+                "cannot read {}: {error}; its mutations are not listed",
+                answer.replica
+            )),
         }
-    };
+    }
     let on_cluster = rows.iter().any(|(replica, _)| replica.is_some());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -589,11 +578,8 @@ async fn kill(args: KillArgs) -> anyhow::Result<()> {
     let target = kill::KillTarget::parse(&args.id);
     let open = session.open(true, None).await?;
     let table = open.server.table(&table_name);
-    let replicas = match &cluster {
-        Some(cluster) => Some(Replicas::of_cluster(&open.server, cluster).await?),
-        None => None,
-    };
-    let found = kill::find(&open.server, replicas.as_ref(), &table, &target).await?;
+    let reach = Reach::resolve(&open.server, cluster.as_ref()).await?;
+    let found = kill::find(&open.server, &reach, &table, &target).await?;
     let Some(first) = found.first().map(|f| &f.mutation) else {
         return fail(ErrorCode::InvalidPayload, "nothing to kill");
     };
