@@ -41,7 +41,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("server::topology", 8),
     ("server::replicas", 9),
     ("server::reach", 10),
-    ("server::system_mutations", 10),
+    ("server::system_mutations", 11),
     ("erasure::stitch", 10),
     ("erasure::plan", 11),
     ("records::journal", 12),

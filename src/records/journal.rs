@@ -375,6 +375,40 @@ struct StoredEnvelope<'a> {
     journal: &'a RawValue,
 }
 
+/// Journals for unit tests of the decisions that read them.
+#[cfg(test)]
+impl RequestJournal {
+    /// A journal of `users` in `project` of database `db`, in `status`.
+    pub fn for_tests(
+        id: &str,
+        project: &str,
+        status: &str,
+        scrubbed: bool,
+        users: &[&str],
+    ) -> Self {
+        let meta = serde_json::json!({"also_wiped": [], "redact_user": false});
+        let members: Vec<serde_json::Value> = users
+            .iter()
+            .map(|user| {
+                serde_json::json!({"line": null, "user_id": user, "meta": meta, "stitched": [],
+                    "rows_before": {}})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "request_id": id, "created_at": "2026-12-05T00:00:00Z", "action": "forget",
+            "scope": {"database": "db", "events": "events", "project_id": project,
+                "columns": {"project_id": "project_id", "user_id": "user_id",
+                    "anonymous_id": "anonymous_id", "session_id": "session_id",
+                    "event": "event", "timestamp": "ts"}},
+            "server_version": "18.16.1", "options": {"anonymous": true, "include_shared": false},
+            "status": status, "batch": true, "members": members, "stitched": [],
+            "earlier_requests": [], "targets": [], "rollup": null, "steps": [], "meta": meta,
+            "scrubbed": scrubbed
+        }))
+        .expect("journal")
+    }
+}
+
 /// A journal that could not be read, and why (shown by `status`).
 #[derive(Debug, Clone)]
 pub struct Unreadable {
@@ -563,35 +597,6 @@ pub fn crash_point(point: &str) {
 mod tests {
     use super::*;
 
-    fn journal(
-        id: &str,
-        project: &str,
-        status: &str,
-        scrubbed: bool,
-        users: &[&str],
-    ) -> RequestJournal {
-        let meta = serde_json::json!({"also_wiped": [], "redact_user": false});
-        let members: Vec<serde_json::Value> = users
-            .iter()
-            .map(|user| {
-                serde_json::json!({"line": null, "user_id": user, "meta": meta, "stitched": [],
-                    "rows_before": {}})
-            })
-            .collect();
-        serde_json::from_value(serde_json::json!({
-            "request_id": id, "created_at": "2026-12-05T00:00:00Z", "action": "forget",
-            "scope": {"database": "db", "events": "events", "project_id": project,
-                "columns": {"project_id": "project_id", "user_id": "user_id",
-                    "anonymous_id": "anonymous_id", "session_id": "session_id",
-                    "event": "event", "timestamp": "ts"}},
-            "server_version": "18.16.1", "options": {"anonymous": true, "include_shared": false},
-            "status": status, "batch": true, "members": members, "stitched": [],
-            "earlier_requests": [], "targets": [], "rollup": null, "steps": [], "meta": meta,
-            "scrubbed": scrubbed
-        }))
-        .expect("journal")
-    }
-
     fn valid(id: &str) -> ValidId {
         ValidId::new("user", id).expect("valid id")
     }
@@ -601,35 +606,35 @@ mod tests {
         let key = Key::from_bytes(b"test key".to_vec());
         let hashed = key.hash("u2");
         let mut index = InFlightIndex::default();
-        index.add(journal(
+        index.add(RequestJournal::for_tests(
             "01a00000-0000-7000-8000-000000000001",
             "p1",
             "queued",
             false,
             &["u1", "u2"],
         ));
-        index.add(journal(
+        index.add(RequestJournal::for_tests(
             "01a00000-0000-7000-8000-000000000002",
             "p1",
             "completed",
             false,
             &["u1"],
         ));
-        index.add(journal(
+        index.add(RequestJournal::for_tests(
             "01a00000-0000-7000-8000-000000000003",
             "p1",
             "queued",
             true,
             &["u1"],
         ));
-        index.add(journal(
+        index.add(RequestJournal::for_tests(
             "01a00000-0000-7000-8000-000000000004",
             "p1",
             "planned",
             false,
             &[&hashed],
         ));
-        index.add(journal(
+        index.add(RequestJournal::for_tests(
             "01a00000-0000-7000-8000-000000000005",
             "p2",
             "issuing",
@@ -661,7 +666,7 @@ mod tests {
     fn members_among_matches_users_in_clear_and_hashed_in_one_pass() {
         let key = Key::from_bytes(b"test key".to_vec());
         let hashed = key.hash("u2");
-        let j = journal(
+        let j = RequestJournal::for_tests(
             "01a00000-0000-7000-8000-000000000001",
             "p1",
             "completed",
