@@ -6,9 +6,11 @@ use crate::erasure::plan::TargetKind;
 use crate::erasure::rollup::RollupReport;
 use crate::erasure::stitch::StitchedId;
 use crate::erasure::verify::RowCounts;
+use crate::ops::mutations::Listed;
 use crate::ops::report::{BatchReport, ForgetReport};
 use crate::ops::rollup::RollupCommandReport;
 use crate::pipeline::Outcome;
+use crate::server::capabilities::Capabilities;
 use crate::vocabulary::output;
 use crate::vocabulary::request::id_for_people;
 
@@ -265,4 +267,126 @@ pub fn stitched_table(stitched: &[StitchedId]) -> String {
             ]
         }),
     )
+}
+
+/// `mutations list` as a table: the columns the server has, shard and host
+/// on a cluster; the command and failure reason whole with `wide`, else cut
+/// so that the table fits the terminal.
+pub fn mutations_table(rows: &Listed, caps: &Capabilities, wide: bool) -> String {
+    let on_cluster = rows.iter().any(|(replica, _)| replica.is_some());
+    let mut header = vec![
+        "database",
+        "table",
+        "mutation_id",
+        "command",
+        "created",
+        "age",
+        "parts_to_do",
+        "is_done",
+    ];
+    if caps.mutation_is_killed {
+        header.push("is_killed");
+    }
+    if caps.mutation_fail_reason {
+        header.push("latest_fail_reason");
+    }
+    if on_cluster {
+        header.extend(["shard", "host"]);
+    }
+    // The command and the failure reason are the long columns: shown
+    // whole with --wide, else cut so that the table fits the width.
+    let records: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(replica, row)| {
+            let mut cells = vec![
+                row.database.clone(),
+                row.table.clone(),
+                row.mutation_id.clone(),
+                output::printable(&row.command),
+                output::unix_time(row.create_time),
+                output::age(row.create_time),
+                row.parts_to_do.to_string(),
+                row.is_done.to_string(),
+            ];
+            if caps.mutation_is_killed {
+                cells.push(row.is_killed.to_string());
+            }
+            if caps.mutation_fail_reason {
+                cells.push(output::printable(&row.latest_fail_reason));
+            }
+            if let Some(replica) = replica {
+                cells.push(replica.shard.to_string());
+                cells.push(replica.host.clone());
+            }
+            cells
+        })
+        .collect();
+    let long: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| matches!(**h, "command" | "latest_fail_reason"))
+        .map(|(i, _)| i)
+        .collect();
+    if wide {
+        output::table(&header, records)
+    } else {
+        fitted(&header, &records, &long, output::columns())
+    }
+}
+
+/// The table cut to `width` columns: the `long` columns shortened (to 12
+/// characters at least); when even that is too wide, one block per row,
+/// each line cut to the width.
+fn fitted(header: &[&str], records: &[Vec<String>], long: &[usize], width: usize) -> String {
+    let widest = |text: &str| text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let render = |limit: usize| {
+        output::table(
+            header,
+            records.iter().map(|cells| {
+                cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cell)| {
+                        if long.contains(&i) {
+                            output::shorten(cell, limit)
+                        } else {
+                            cell.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            }),
+        )
+    };
+    let mut limit = records
+        .iter()
+        .flat_map(|cells| long.iter().filter_map(|i| cells.get(*i)))
+        .map(|cell| cell.chars().count())
+        .max()
+        .unwrap_or(0);
+    loop {
+        let table = render(limit);
+        let over = widest(&table).saturating_sub(width);
+        if over == 0 {
+            return table;
+        }
+        // Each long column gives its share of the overflow.
+        let step = over.div_ceil(long.len().max(1));
+        if long.is_empty() || limit <= 12 {
+            break;
+        }
+        limit = limit.saturating_sub(step).max(12);
+    }
+    let key_width = header.iter().map(|h| h.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for cells in records {
+        for (name, cell) in header.iter().zip(cells) {
+            let room = width.saturating_sub(key_width + 2).max(8);
+            out.push_str(&format!(
+                "{name:<key_width$}  {}\n",
+                output::shorten(cell, room)
+            ));
+        }
+        out.push('\n');
+    }
+    out.trim_end().to_string()
 }

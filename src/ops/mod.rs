@@ -9,6 +9,7 @@ pub mod drive;
 pub mod forget;
 pub mod kill;
 pub mod late;
+pub mod mutations;
 pub mod physical;
 pub mod rollup;
 pub mod status;
