@@ -422,25 +422,6 @@ fn say_connected(server: &Server) {
     ));
 }
 
-/// The profile and server of a command that only reads a server.
-pub async fn read_server(args: &ServerArgs) -> anyhow::Result<(Profile, Server)> {
-    let profile = Profile::load(args.profile.config.as_deref())?;
-    let server = connect(connection_config(&args.connection)?).await?;
-    Ok((profile, server))
-}
-
-/// As [`read_server`], with where the command works (`--cluster`,
-/// `--local-only`).
-pub async fn read_placed(
-    args: &ServerArgs,
-    cluster: &PlaceArgs,
-) -> anyhow::Result<(Profile, Place, Server)> {
-    let profile = Profile::load(args.profile.config.as_deref())?;
-    let place = place(cluster, &profile)?;
-    let server = connect(connection_config(&args.connection)?).await?;
-    Ok((profile, place, server))
-}
-
 /// `--local-only`, else `--cluster`, else the profile's cluster.
 fn place(args: &PlaceArgs, profile: &Profile) -> anyhow::Result<Place> {
     if args.local_only {

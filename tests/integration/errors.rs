@@ -795,6 +795,32 @@ async fn a_private_ca_is_trusted_with_ca_cert() {
         .env("CLICKHOUSE_URL", &url)
         .env("CLICKHOUSE_CA_CERT", path("server.ext"))
         .args(["doctor", "--output", "json"]));
+    // The profile's [connection] ca_cert, for every command that reads a
+    // server (doctor, init and stitch resolved their settings apart and
+    // ignored it).
+    let profile = path("profile.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "[connection]\nca_cert = {:?}\n",
+            path("ca.pem").display().to_string()
+        ),
+    )
+    .expect("profile");
+    let by_profile: Vec<_> = [
+        vec!["doctor"],
+        vec!["stitch", "--project", "p1", "--user", "u1"],
+    ]
+    .into_iter()
+    .map(|command| {
+        run(db
+            .chforget()
+            .env("CLICKHOUSE_URL", &url)
+            .args(&command)
+            .args(["--output", "json", "--config"])
+            .arg(&profile))
+    })
+    .collect();
     let _ = proxy.kill();
     let _ = proxy.wait();
 
@@ -812,6 +838,9 @@ async fn a_private_ca_is_trusted_with_ca_cert() {
     );
     assert_eq!(with_env.code, 0, "{}", with_env.stderr);
     assert_eq!(not_a_cert.code, 2, "{}", not_a_cert.stderr);
+    for output in &by_profile {
+        assert_eq!(output.code, 0, "{}", output.stderr);
+    }
     assert!(
         not_a_cert.stderr.contains("--ca-cert"),
         "{}",

@@ -6,13 +6,12 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::args::ServerArgs;
-use crate::cli::context::connection_config;
+use crate::cli::context::Session;
 use crate::server::capabilities::Capabilities;
 use crate::server::connected::Server;
 use crate::server::schema;
 use crate::server::topology::{self, Topology};
 use crate::vocabulary::output;
-use crate::vocabulary::profile::Profile;
 use crate::vocabulary::sql::QualifiedTable;
 
 #[derive(Debug, Args)]
@@ -44,9 +43,14 @@ struct DoctorReport {
 }
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
-    let profile = Profile::load(args.server.profile.config.as_deref())?;
-    // Not `read_server`: doctor prints the server it reached on stdout.
-    let server = Server::connect(connection_config(&args.server.connection)?).await?;
+    let session = Session::server(&args.server)?;
+    let profile = &session.profile;
+    let config = session
+        .connection
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("doctor has no connection settings"))?;
+    // Not `Session::connect`: doctor prints the server it reached on stdout.
+    let server = Server::connect(config).await?;
     server.require_database()?;
     let tables = &profile.tables;
     let names = [&tables.events, &tables.daily_rollup, &tables.sessions];

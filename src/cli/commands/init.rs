@@ -4,7 +4,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::args::{AuditTableArgs, ServerArgs};
-use crate::cli::context::{audit_database, read_server};
+use crate::cli::context::{Session, audit_database};
 use crate::records::audit;
 use crate::server::schema;
 use crate::vocabulary::output::{self, OutputFormat};
@@ -24,9 +24,11 @@ struct InitReport {
 }
 
 pub async fn run(args: InitArgs) -> anyhow::Result<()> {
-    let (profile, server) = read_server(&args.server).await?;
-    let audit_db = audit_database(Some(&args.audit), &profile)?;
-    let mut statements = schema::init(&server, &profile).await?;
+    let session = Session::server(&args.server)?;
+    let server = session.connect().await?;
+    let profile = &session.profile;
+    let audit_db = audit_database(Some(&args.audit), profile)?;
+    let mut statements = schema::init(&server, profile).await?;
     let audit_table = audit::audit_table(&server, audit_db.as_ref());
     if audit_table.database != *server.database() {
         statements.push(schema::create_database(&server, &audit_table.database).await?);

@@ -4,7 +4,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::args::{PlaceArgs, ServerArgs};
-use crate::cli::context::read_placed;
+use crate::cli::context::Session;
 use crate::cli::render::stitched_table;
 use crate::erasure::stitch::{self, StitchedId};
 use crate::pipeline::{scope_of, settle_scope};
@@ -46,8 +46,14 @@ pub async fn run(args: StitchArgs) -> anyhow::Result<()> {
         args.user_id.as_deref(),
         args.user_hex.as_deref(),
     )?;
-    let (profile, place, server) = read_placed(&args.server, &args.place).await?;
-    let mut scope = scope_of(&server, &profile, &subject.project_id, &place);
+    let session = Session::server(&args.server)?.placed(&args.place)?;
+    let server = session.connect().await?;
+    let mut scope = scope_of(
+        &server,
+        &session.profile,
+        &subject.project_id,
+        &session.place,
+    );
     settle_scope(&server, &mut scope).await?;
     schema::check_events_table(&server, &scope.events, &scope.columns).await?;
     let stitched = stitch::stitch(&server, &scope, std::slice::from_ref(&subject.user_id))
