@@ -14,6 +14,7 @@ use crate::server::replicas::ReplicaRef;
 use crate::server::system_mutations::{MutationKey, MutationRow};
 use crate::vocabulary::output;
 
+use crate::erasure::physical::{PhysicalReport, removal_due};
 use crate::erasure::track::{Diagnosis, MutationState, Notice, TrackObserver};
 
 /// Progress bars of parts_to_do, redrawn in place on a terminal.
@@ -426,5 +427,82 @@ pub fn for_stderr(settings: ProgressSettings) -> Box<dyn TrackObserver> {
         Box::new(TerminalBars::new())
     } else {
         Box::new(Periodic::new(settings))
+    }
+}
+
+/// What `--physical` shows while it checks: each check on a terminal; off
+/// a terminal (or with `--progress json`) and with `--wait`, a line when
+/// what is on disk changes and one per `--progress-interval`.
+pub struct PhysicalProgress {
+    settings: ProgressSettings,
+    wait: bool,
+    started: Instant,
+    last: Option<(Instant, (&'static str, u64))>,
+}
+
+#[derive(Serialize)]
+struct PhysicalEvent<'a> {
+    event: &'static str,
+    at: String,
+    elapsed_seconds: u64,
+    status: &'static str,
+    inactive_parts: u64,
+    remove_after: Option<&'a str>,
+}
+
+impl PhysicalProgress {
+    pub fn new(settings: ProgressSettings, wait: bool) -> Self {
+        PhysicalProgress {
+            settings,
+            wait,
+            started: Instant::now(),
+            last: None,
+        }
+    }
+
+    pub fn checked(&mut self, report: &PhysicalReport) {
+        let line = || {
+            format!(
+                "physical: {} ({} inactive parts{})",
+                report.status.as_str(),
+                report.inactive_parts,
+                report
+                    .remove_after
+                    .as_deref()
+                    .map_or_else(String::new, |at| format!(", removed {}", removal_due(at)))
+            )
+        };
+        if self.settings.drawn() {
+            log_line(&line());
+            return;
+        }
+        if !self.wait {
+            return;
+        }
+        let state = (report.status.as_str(), report.inactive_parts);
+        let due = match &self.last {
+            None => true,
+            Some((at, last)) => *last != state || at.elapsed() >= self.settings.interval,
+        };
+        if !due {
+            return;
+        }
+        self.last = Some((Instant::now(), state));
+        let elapsed = Duration::from_secs(self.started.elapsed().as_secs());
+        match self.settings.format {
+            ProgressFormat::Human => log_line(&format!(
+                "{}, {} elapsed",
+                line(),
+                humantime::format_duration(elapsed)
+            )),
+            ProgressFormat::Json => log_json(&PhysicalEvent {
+                event: "physical",
+                at: crate::records::journal::now_rfc3339(),
+                elapsed_seconds: elapsed.as_secs(),
+                status: report.status.as_str(),
+                inactive_parts: report.inactive_parts,
+                remove_after: report.remove_after.as_deref(),
+            }),
+        }
     }
 }

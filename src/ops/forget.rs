@@ -7,13 +7,14 @@ use crate::erasure::plan::ForgetOptions;
 use crate::erasure::track::TrackObserver;
 use crate::ops::batch::{BatchFile, BatchLine};
 use crate::ops::drive::{Drive, Driven, drive};
-use crate::ops::report::{BatchReport, ForgetReport, RejectedLine};
+use crate::ops::report::{BatchReport, ForgetReport, RejectedLine, RequestSummary};
 use crate::pipeline::{
     self, Context, InFlight, MemberInput, NewRequest, Outcome, Reserved, RunMode,
 };
 use crate::records::journal::{InFlightIndex, Journals, RequestJournal, RequestStatus};
 use crate::records::state::{Key, StateDir};
-use crate::vocabulary::error::{ErrorCode, fail, shown};
+use crate::vocabulary::error::{ErrorCode, Failure, fail, shown};
+use crate::vocabulary::output;
 use crate::vocabulary::request::{AuditMeta, RequestId, ValidId};
 
 /// What a forget of one user asks for.
@@ -528,6 +529,57 @@ async fn batch_project(
             outcome
         }
     }
+}
+
+/// A batch stopped by its first error (a timeout, Ctrl-C): that error names
+/// the `resume` of its own request only, so the others it left unfinished
+/// are named too, each with its own `resume`, and the projects that never
+/// started are told to run the batch again (lines in flight are skipped).
+pub fn every_request_left(error: anyhow::Error, report: &BatchReport) -> anyhow::Error {
+    let message = format!("{error:#}");
+    let requests = report.requests.summaries();
+    let unfinished: Vec<&RequestSummary> = requests
+        .iter()
+        .filter(|r| r.journaled && r.status != crate::pipeline::Outcome::Completed)
+        .collect();
+    let never_started: Vec<&RequestSummary> = requests.iter().filter(|r| !r.journaled).collect();
+    let already_said = match unfinished.as_slice() {
+        [] => true,
+        [one] => message.contains(&one.request_id),
+        _ => false,
+    };
+    if already_said && never_started.is_empty() {
+        return error;
+    }
+    let mut text = message;
+    if !already_said {
+        let resumes: Vec<String> = unfinished
+            .iter()
+            .map(|r| {
+                format!(
+                    "`{}`",
+                    crate::vocabulary::hint::command(&format!("resume {}", r.request_id))
+                )
+            })
+            .collect();
+        text.push_str(&format!(
+            ". The batch left {} unfinished; finish each with its own resume: {}",
+            output::plural(unfinished.len(), "request", "requests"),
+            resumes.join(", ")
+        ));
+    }
+    if !never_started.is_empty() {
+        let projects: Vec<&str> = never_started
+            .iter()
+            .map(|r| r.project_id.as_str())
+            .collect();
+        text.push_str(&format!(
+            ". Not started: the users of {} {}; run the same batch again for them (lines whose request is in flight are skipped)",
+            if projects.len() == 1 { "project" } else { "projects" },
+            projects.join(", ")
+        ));
+    }
+    Failure::new(crate::vocabulary::error::code_of(&error), text).into()
 }
 
 #[cfg(test)]

@@ -12,10 +12,10 @@ use crate::erasure::plan::ForgetOptions;
 use crate::ops::batch;
 use crate::ops::forget::{self, BatchRequest, ForgetRequest};
 use crate::ops::physical::{self, PhysicalRequest};
-use crate::ops::report::{BatchReport, ForgetReport, RequestSummary};
+use crate::ops::report::{BatchReport, ForgetReport};
 use crate::pipeline::{Outcome, RunMode};
 use crate::records::journal::Journals;
-use crate::vocabulary::error::{ErrorBody, ErrorCode, Failure, fail};
+use crate::vocabulary::error::{ErrorBody, ErrorCode, fail};
 use crate::vocabulary::output;
 use crate::vocabulary::request::{AuditMeta, RequestId, Subject, ValidId};
 
@@ -356,7 +356,7 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
     if let Err(error) =
         forget::forget_batch(&ctx, request, args.mode(), report, observer.as_mut()).await
     {
-        return Err(every_request_left(error, report));
+        return Err(forget::every_request_left(error, report));
     }
     if !report.rejected.is_empty() {
         report.rejected.sort_by_key(|r| r.line);
@@ -370,55 +370,4 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
         );
     }
     Ok(())
-}
-
-/// A batch stopped by its first error (a timeout, Ctrl-C): that error names
-/// the `resume` of its own request only, so the others it left unfinished
-/// are named too, each with its own `resume`, and the projects that never
-/// started are told to run the batch again (lines in flight are skipped).
-fn every_request_left(error: anyhow::Error, report: &BatchReport) -> anyhow::Error {
-    let message = format!("{error:#}");
-    let requests = report.requests.summaries();
-    let unfinished: Vec<&RequestSummary> = requests
-        .iter()
-        .filter(|r| r.journaled && r.status != crate::pipeline::Outcome::Completed)
-        .collect();
-    let never_started: Vec<&RequestSummary> = requests.iter().filter(|r| !r.journaled).collect();
-    let already_said = match unfinished.as_slice() {
-        [] => true,
-        [one] => message.contains(&one.request_id),
-        _ => false,
-    };
-    if already_said && never_started.is_empty() {
-        return error;
-    }
-    let mut text = message;
-    if !already_said {
-        let resumes: Vec<String> = unfinished
-            .iter()
-            .map(|r| {
-                format!(
-                    "`{}`",
-                    crate::vocabulary::hint::command(&format!("resume {}", r.request_id))
-                )
-            })
-            .collect();
-        text.push_str(&format!(
-            ". The batch left {} unfinished; finish each with its own resume: {}",
-            output::plural(unfinished.len(), "request", "requests"),
-            resumes.join(", ")
-        ));
-    }
-    if !never_started.is_empty() {
-        let projects: Vec<&str> = never_started
-            .iter()
-            .map(|r| r.project_id.as_str())
-            .collect();
-        text.push_str(&format!(
-            ". Not started: the users of {} {}; run the same batch again for them (lines whose request is in flight are skipped)",
-            if projects.len() == 1 { "project" } else { "projects" },
-            projects.join(", ")
-        ));
-    }
-    Failure::new(crate::vocabulary::error::code_of(&error), text).into()
 }

@@ -1,26 +1,24 @@
 //! `chforget verify ID [--fix] [--physical [--wait] [--purge-traces]]`:
 //! late arrivals of a finished request, and what of it is left on disk.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 
-use serde::Serialize;
-
 use crate::cli::args::{ConfirmArgs, ProgressArgs, TrailArgs};
 use crate::cli::context::{Confirm, Session};
-use crate::cli::progress::{self, ProgressFormat, ProgressSettings};
-use crate::cli::render::render_forget;
-use crate::erasure::physical::{PhysicalReport, removal_due};
+use crate::cli::progress;
+use crate::cli::render;
+use crate::erasure::physical::PhysicalReport;
 use crate::erasure::track::TrackOptions;
 use crate::ops::forget::check_database;
-use crate::ops::late::{self, VerifyReport};
+use crate::ops::late;
 use crate::ops::physical::{self, PhysicalOutcome, PhysicalRequest};
 use crate::pipeline::RunMode;
 use crate::records::journal::RequestStatus;
 use crate::vocabulary::error::{ErrorCode, fail};
 use crate::vocabulary::output::{self, OutputFormat};
-use crate::vocabulary::request::{id_for_people, user_arg};
+use crate::vocabulary::request::user_arg;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -164,7 +162,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     }
     match session.output {
         OutputFormat::Json => output::print_json(&report)?,
-        OutputFormat::Human => print!("{}", render(&report)),
+        OutputFormat::Human => print!("{}", render::verify::render(&report)),
     }
     result
 }
@@ -206,171 +204,7 @@ async fn physical_check(
         // The check is recorded under who asked and approved the request.
         meta: journal.meta.clone(),
     };
-    let mut watcher = PhysicalProgress::new(args.progress.settings(), args.wait);
+    let mut watcher = progress::PhysicalProgress::new(args.progress.settings(), args.wait);
     let mut progress = |report: &PhysicalReport| watcher.checked(report);
     physical::physical(&ctx, &mut journal, request, &mut progress).await
-}
-
-/// What `--physical` shows while it checks: each check on a terminal; off
-/// a terminal (or with `--progress json`) and with `--wait`, a line when
-/// what is on disk changes and one per `--progress-interval`.
-struct PhysicalProgress {
-    settings: ProgressSettings,
-    wait: bool,
-    started: Instant,
-    last: Option<(Instant, (&'static str, u64))>,
-}
-
-#[derive(Serialize)]
-struct PhysicalEvent<'a> {
-    event: &'static str,
-    at: String,
-    elapsed_seconds: u64,
-    status: &'static str,
-    inactive_parts: u64,
-    remove_after: Option<&'a str>,
-}
-
-impl PhysicalProgress {
-    fn new(settings: ProgressSettings, wait: bool) -> Self {
-        PhysicalProgress {
-            settings,
-            wait,
-            started: Instant::now(),
-            last: None,
-        }
-    }
-
-    fn checked(&mut self, report: &PhysicalReport) {
-        let line = || {
-            format!(
-                "physical: {} ({} inactive parts{})",
-                report.status.as_str(),
-                report.inactive_parts,
-                report
-                    .remove_after
-                    .as_deref()
-                    .map_or_else(String::new, |at| format!(", removed {}", removal_due(at)))
-            )
-        };
-        if self.settings.drawn() {
-            progress::log_line(&line());
-            return;
-        }
-        if !self.wait {
-            return;
-        }
-        let state = (report.status.as_str(), report.inactive_parts);
-        let due = match &self.last {
-            None => true,
-            Some((at, last)) => *last != state || at.elapsed() >= self.settings.interval,
-        };
-        if !due {
-            return;
-        }
-        self.last = Some((Instant::now(), state));
-        let elapsed = Duration::from_secs(self.started.elapsed().as_secs());
-        match self.settings.format {
-            ProgressFormat::Human => progress::log_line(&format!(
-                "{}, {} elapsed",
-                line(),
-                humantime::format_duration(elapsed)
-            )),
-            ProgressFormat::Json => progress::log_json(&PhysicalEvent {
-                event: "physical",
-                at: crate::records::journal::now_rfc3339(),
-                elapsed_seconds: elapsed.as_secs(),
-                status: report.status.as_str(),
-                inactive_parts: report.inactive_parts,
-                remove_after: report.remove_after.as_deref(),
-            }),
-        }
-    }
-}
-
-fn render(report: &VerifyReport) -> String {
-    let mut out = String::new();
-    for user in &report.users {
-        out.push_str(&format!(
-            "request {}, user {}: {} of the user, {} ({})\n",
-            report.request_id,
-            id_for_people(&user.user_id),
-            output::plural(user.late_rows.user_rows, "late row", "late rows"),
-            output::plural(
-                user.late_rows.anonymous_rows,
-                "late anonymous row",
-                "late anonymous rows"
-            ),
-            output::plural(
-                user.late_rows.anonymous_ids_with_rows,
-                "anonymous id",
-                "anonymous ids"
-            )
-        ));
-    }
-    if let Some(fix) = report.users.iter().find_map(|u| u.fixed_by.as_ref()) {
-        out.push_str(&render_forget(fix));
-    }
-    if let Some(physical) = &report.physical {
-        out.push_str(&render_physical(physical));
-    }
-    out
-}
-
-fn render_physical(outcome: &PhysicalOutcome) -> String {
-    let report = &outcome.report;
-    let unknown = || "unknown".to_string();
-    let mut out = output::fields(&[
-        ("physical", report.status.as_str().to_string()),
-        ("checked at", report.checked_at.clone()),
-        (
-            "inactive parts",
-            format!(
-                "{} ({} bytes)",
-                report.inactive_parts, report.inactive_bytes
-            ),
-        ),
-        (
-            "removed",
-            report
-                .remove_after
-                .as_deref()
-                .map_or_else(|| "-".to_string(), removal_due),
-        ),
-        (
-            "detached parts",
-            report
-                .detached_parts
-                .map_or_else(unknown, |n| n.to_string()),
-        ),
-        (
-            "masked parts",
-            report.masked_parts.map_or_else(unknown, |n| n.to_string()),
-        ),
-        (
-            "traces",
-            report.traces.as_ref().map_or_else(unknown, |traces| {
-                traces
-                    .iter()
-                    .map(|(table, n)| format!("{table}: {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }),
-        ),
-    ]);
-    for finding in &report.findings {
-        out.push_str(&format!("- {finding}\n"));
-    }
-    if let Some(purge) = &outcome.purge {
-        out.push_str(&format!(
-            "purged: {}\nkept: {}\n",
-            if purge.purged.is_empty() {
-                "nothing".to_string()
-            } else {
-                purge.purged.join(", ")
-            },
-            purge.kept.join("; ")
-        ));
-    }
-    out
 }

@@ -1,6 +1,9 @@
 //! Human renderings of the reports several commands print (JSON is
 //! `output::print_json` of the same structures).
 
+pub mod audit;
+pub mod verify;
+
 use crate::erasure::physical::removal_due;
 use crate::erasure::plan::TargetKind;
 use crate::erasure::rollup::RollupReport;
