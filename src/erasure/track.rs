@@ -627,3 +627,137 @@ fn view_of(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(mutation_id: &str, command: &str) -> MutationRow {
+        MutationRow {
+            database: "db".to_string(),
+            table: "events".to_string(),
+            mutation_id: mutation_id.to_string(),
+            command: command.to_string(),
+            create_time: 0,
+            parts_to_do: 3,
+            is_done: 0,
+            is_killed: 0,
+            latest_fail_reason: String::new(),
+            latest_failed_part: String::new(),
+        }
+    }
+
+    fn replica(shard: u32) -> ReplicaRef {
+        ReplicaRef {
+            shard,
+            host: format!("h{shard}:9000"),
+        }
+    }
+
+    fn watch(marker: &str, seen_on: Option<ReplicaRef>) -> ClusterWatch {
+        ClusterWatch {
+            marker: marker.to_string(),
+            by: MatchBy::Marker,
+            seen: seen_on
+                .map(|r| (r, "mutation_7.txt".to_string()))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_row_reads_as_done_killed_failed_or_running_in_that_order() {
+        let mut r = row("m", "");
+        assert_eq!(
+            MutationState::from_row(&r),
+            MutationState::Running { parts_to_do: 3 }
+        );
+        r.latest_fail_reason = "Memory limit".to_string();
+        r.latest_failed_part = "all_1_1_0".to_string();
+        assert_eq!(
+            MutationState::from_row(&r),
+            MutationState::Failed {
+                reason: "Memory limit".to_string(),
+                failed_part: "all_1_1_0".to_string()
+            }
+        );
+        // A killed mutation keeps its last failure: it is killed, not failed
+        // (resume re-issues a killed one, never a failing one).
+        r.is_killed = 1;
+        assert!(matches!(
+            MutationState::from_row(&r),
+            MutationState::Killed { .. }
+        ));
+        // Done wins: a mutation that finished before the kill deleted its rows.
+        r.is_done = 1;
+        assert_eq!(MutationState::from_row(&r), MutationState::Done);
+        assert!(MutationState::Done.is_final());
+        assert!(!MutationState::Running { parts_to_do: 0 }.is_final());
+        assert!(!MutationState::Pending.is_final());
+    }
+
+    #[test]
+    fn a_marker_matches_its_attempt_only_quoted_whole() {
+        let marker = "chforget:r:user:0";
+        let w = watch(marker, None);
+        let answer = Ok(vec![row(
+            "mutation_9.txt",
+            "DELETE WHERE user_id IN ('u') AND 'chforget:r:user:0:1' = 'chforget:r:user:0:1'",
+        )]);
+        // Attempt 1's marker starts with attempt 0's: it is not attempt 0.
+        assert_eq!(view_of(&w, &replica(1), &answer), ReplicaView::NotSeen);
+        let answer = Ok(vec![row(
+            "mutation_3.txt",
+            "DELETE WHERE user_id IN ('u') AND 'chforget:r:user:0' = 'chforget:r:user:0'",
+        )]);
+        assert_eq!(
+            view_of(&w, &replica(1), &answer),
+            ReplicaView::Seen {
+                mutation_id: "mutation_3.txt".to_string(),
+                state: MutationState::Running { parts_to_do: 3 }
+            }
+        );
+    }
+
+    #[test]
+    fn a_replica_that_cannot_be_read_is_unreachable_never_done() {
+        let w = watch("chforget:r:user:0", None);
+        let view = view_of(&w, &replica(2), &Err("connection refused".to_string()));
+        assert_eq!(
+            view,
+            ReplicaView::Unreachable("connection refused".to_string())
+        );
+    }
+
+    #[test]
+    fn gone_from_a_replica_that_showed_it_is_vanished_and_never_seen_is_not_seen() {
+        let seen_on = replica(1);
+        let w = watch("chforget:r:user:0", Some(seen_on.clone()));
+        let empty = Ok(Vec::new());
+        assert_eq!(
+            view_of(&w, &seen_on, &empty),
+            ReplicaView::Seen {
+                mutation_id: "mutation_7.txt".to_string(),
+                state: MutationState::Vanished
+            }
+        );
+        assert_eq!(view_of(&w, &replica(2), &empty), ReplicaView::NotSeen);
+    }
+
+    #[test]
+    fn two_mutations_with_one_marker_on_a_replica_fail_rather_than_pick_one() {
+        let command = "DELETE WHERE 1 AND 'chforget:r:user:0' = 'chforget:r:user:0'";
+        let w = watch("chforget:r:user:0", None);
+        let answer = Ok(vec![
+            row("mutation_1.txt", command),
+            row("mutation_2.txt", command),
+        ]);
+        assert!(matches!(
+            view_of(&w, &replica(1), &answer),
+            ReplicaView::Seen {
+                state: MutationState::Failed { .. },
+                ..
+            }
+        ));
+    }
+}

@@ -93,6 +93,15 @@ pub struct OutsideLoss {
     pub other_mutations: Vec<String>,
 }
 
+/// How many rows that a request did not target are gone at least: the
+/// table held `before` rows when the targets (`targeted` of them) were
+/// counted, and holds `now` once none of them remains. Rows inserted since
+/// can only hide a loss, never make one up.
+pub fn missing_outside(before: u64, targeted: u64, now: u64) -> Option<u64> {
+    let least = before.saturating_sub(targeted);
+    (now < least).then(|| least - now)
+}
+
 /// Once no targeted row remains: the table held `before` rows when the
 /// request counted its targets, the targets were `targeted` of them, so
 /// every other row is still there unless the table now holds fewer than
@@ -112,10 +121,9 @@ pub async fn rows_lost_outside(
         .flat_map(|target| target.rows_before.values())
         .sum();
     let now = table_rows(server, &journal.scope).await?;
-    let least = before.rows.saturating_sub(targeted);
-    if now.rows >= least {
+    let Some(missing) = missing_outside(before.rows, targeted, now.rows) else {
         return Ok(None);
-    }
+    };
     let sql = render(
         OTHER_MUTATIONS_SQL,
         &[
@@ -146,7 +154,7 @@ pub async fn rows_lost_outside(
         }
     }
     Ok(Some(OutsideLoss {
-        missing: least - now.rows,
+        missing,
         before,
         now,
         other_mutations,
@@ -515,4 +523,21 @@ pub async fn late_arrivals(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_outside;
+
+    #[test]
+    fn rows_gone_beyond_the_targets_are_counted_as_lost() {
+        // 100 rows, 10 targeted: 90 must remain.
+        assert_eq!(missing_outside(100, 10, 90), None);
+        assert_eq!(missing_outside(100, 10, 85), Some(5));
+        // Rows inserted meanwhile can hide a loss, never invent one.
+        assert_eq!(missing_outside(100, 10, 120), None);
+        // Targets counted above the table's rows (a count taken across
+        // replicas, say) never underflow into a loss.
+        assert_eq!(missing_outside(5, 10, 0), None);
+    }
 }

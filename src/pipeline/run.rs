@@ -213,8 +213,11 @@ async fn drive(
             && let Some(loss) = verify::rows_lost_outside(ctx.server, journal).await?
         {
             result.after = Some(counts.clone());
-            if let Some(error) = outside_loss(ctx, journal, &loss, result)? {
-                return Err(error);
+            let verdict = judge_outside_loss(journal, &loss);
+            ctx.journals().save(journal)?;
+            match verdict {
+                LossVerdict::Warning(warning) => result.warnings.push(warning),
+                LossVerdict::Failed(error) => return Err(error),
             }
         }
         if remaining == 0 {
@@ -289,12 +292,7 @@ async fn drive(
 /// again so that `resume`, once a person has looked, completes. With other
 /// mutations, the rows may be theirs: a warning, kept in the journal and
 /// the audit record.
-fn outside_loss(
-    ctx: &Context<'_>,
-    journal: &mut RequestJournal,
-    loss: &verify::OutsideLoss,
-    result: &mut RunResult,
-) -> anyhow::Result<Option<anyhow::Error>> {
+fn judge_outside_loss(journal: &mut RequestJournal, loss: &verify::OutsideLoss) -> LossVerdict {
     let before = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(loss.before.at_unix),
     );
@@ -314,9 +312,7 @@ fn outside_loss(
             loss.other_mutations.join(", ")
         );
         journal.record_step("warning", warning.clone());
-        ctx.journals().save(journal)?;
-        result.warnings.push(warning);
-        return Ok(None);
+        return LossVerdict::Warning(warning);
     }
     let message = format!(
         "{what}, and no other mutation of the table ran since: this request's mutations removed them, or something outside any mutation did (a dropped or detached partition). Restore them from a backup taken before {before}; the parts they were in stay on disk as inactive parts for the server's old_parts_lifetime (480 s by default): copy them from the table's data directory now (`{}` lists them). Once that is understood, `{}` verifies again and completes the request",
@@ -326,8 +322,15 @@ fn outside_loss(
     journal.record_step("rows_lost_outside", message.clone());
     // Counted again: the loss is reported once, not at every resume.
     journal.table_rows_before = Some(loss.now.clone());
-    ctx.journals().save(journal)?;
-    Ok(Some(Failure::new(ErrorCode::ForgetFailed, message).into()))
+    LossVerdict::Failed(Failure::new(ErrorCode::ForgetFailed, message).into())
+}
+
+/// What a loss outside the targets means for the run (journaled either way).
+enum LossVerdict {
+    /// Other mutations may have removed the rows: the request goes on.
+    Warning(String),
+    /// Nothing else could have: the run stops.
+    Failed(anyhow::Error),
 }
 
 fn reissue(journal: &mut RequestJournal, indices: &[usize], why: &str) {
@@ -478,5 +481,103 @@ async fn rollups(
             )
             .into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::erasure::plan::Target;
+    use crate::records::journal::TableRows;
+    use crate::vocabulary::error::code_of;
+
+    const ID: &str = "01a00000-0000-7000-8000-0000000000bb";
+
+    fn journal_with_a_killed_target() -> RequestJournal {
+        let mut journal = RequestJournal::for_tests(ID, "p1", "queued", false, &["u1"]);
+        let target: Target = serde_json::from_value(serde_json::json!({
+            "kind": "user", "chunk": 0, "users": ["u1"], "rows_before": {"user": 1},
+            "attempts": [{"marker": format!("chforget:{ID}:user:0"),
+                "mutation_id": "mutation_3.txt", "issued_at": null, "outcome": "killed"}]
+        }))
+        .expect("target");
+        journal.targets.push(target);
+        journal
+    }
+
+    fn loss(other_mutations: &[&str]) -> verify::OutsideLoss {
+        verify::OutsideLoss {
+            missing: 5,
+            before: TableRows {
+                rows: 100,
+                at_unix: 1_796_400_000,
+                pending: Vec::new(),
+            },
+            now: TableRows {
+                rows: 85,
+                at_unix: 1_796_400_100,
+                pending: Vec::new(),
+            },
+            other_mutations: other_mutations.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_reissued_target_gets_a_new_attempt_and_keeps_the_old_one() {
+        let mut journal = journal_with_a_killed_target();
+        reissue(&mut journal, &[0], "killed");
+        let attempts = &journal.targets[0].attempts;
+        assert_eq!(attempts.len(), 2, "the killed attempt stays on record");
+        assert_ne!(attempts[0].marker, attempts[1].marker);
+        assert!(attempts[1].mutation_id.is_none(), "not issued yet");
+        let step = journal.steps.last().expect("a step");
+        assert_eq!(step.step, "reissue");
+        assert!(
+            step.detail.starts_with(&attempts[1].marker),
+            "{}",
+            step.detail
+        );
+    }
+
+    #[test]
+    fn rows_lost_with_no_other_mutation_fail_the_run_and_say_what_to_restore() {
+        let mut journal = journal_with_a_killed_target();
+        journal.table_rows_before = Some(loss(&[]).before);
+        let LossVerdict::Failed(error) = judge_outside_loss(&mut journal, &loss(&[])) else {
+            panic!("a loss nothing else explains must fail the run");
+        };
+        assert_eq!(code_of(&error), ErrorCode::ForgetFailed);
+        let text = format!("{error:#}");
+        assert!(
+            text.contains("Restore them from a backup taken before"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("resume {ID}")), "{text}");
+        assert_eq!(
+            journal.steps.last().map(|s| s.step.as_str()),
+            Some("rows_lost_outside")
+        );
+        // Counted again: a resume once the loss is understood completes.
+        assert_eq!(journal.table_rows_before.as_ref().map(|t| t.rows), Some(85));
+    }
+
+    #[test]
+    fn rows_lost_while_other_mutations_ran_are_a_warning() {
+        let mut journal = journal_with_a_killed_target();
+        journal.table_rows_before = Some(loss(&[]).before);
+        let LossVerdict::Warning(warning) =
+            judge_outside_loss(&mut journal, &loss(&["mutation_9.txt"]))
+        else {
+            panic!("other mutations may have removed them");
+        };
+        assert!(warning.contains("mutation_9.txt"), "{warning}");
+        assert_eq!(
+            journal.steps.last().map(|s| s.step.as_str()),
+            Some("warning")
+        );
+        assert_eq!(
+            journal.table_rows_before.as_ref().map(|t| t.rows),
+            Some(100)
+        );
     }
 }
