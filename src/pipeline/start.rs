@@ -250,3 +250,132 @@ pub fn start_reserved(
     crash_point("planned");
     Ok(Started::New(Box::new(journal), lock))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::journal::Journals;
+
+    const OURS: &str = "01a00000-0000-7000-8000-000000000001";
+    const THEIRS: &str = "01a00000-0000-7000-8000-000000000002";
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        state: StateDir,
+        key: Key,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = StateDir::resolve(Some(dir.path().to_path_buf())).expect("state");
+        state.prepare_for_writing().expect("writable");
+        Fixture {
+            _dir: dir,
+            state,
+            key: Key::from_bytes(b"test key".to_vec()),
+        }
+    }
+
+    fn id(text: &str) -> RequestId {
+        RequestId::parse(text).expect("request id")
+    }
+
+    fn valid(text: &str) -> ValidId {
+        ValidId::new("user", text).expect("valid")
+    }
+
+    /// Users of `THEIRS` claimed in a reservation file, as `reserve` writes it.
+    fn reserve_theirs(f: &Fixture, users: &[&str]) {
+        let claim = Claim {
+            database: "db".to_string(),
+            project: "p1".to_string(),
+            users: users.iter().map(|u| f.key.hash(u)).collect(),
+        };
+        let bytes = serde_json::to_vec(&claim).expect("claim");
+        write_durably(&reservation_path(&f.state, &id(THEIRS)), &bytes).expect("reservation");
+    }
+
+    fn busy(f: &Fixture, users: &[&str]) -> Vec<(String, &'static str)> {
+        let (index, _) = Journals {
+            state: &f.state,
+            key: &f.key,
+        }
+        .in_flight()
+        .expect("journals");
+        let users: Vec<ValidId> = users.iter().map(|u| valid(u)).collect();
+        let refs: Vec<&ValidId> = users.iter().collect();
+        busy_users(
+            &index,
+            &f.state,
+            &f.key,
+            "db",
+            &valid("p1"),
+            &refs,
+            &id(OURS),
+        )
+        .into_iter()
+        .map(|(user, found)| {
+            let kind = match found {
+                InFlight::Running(..) => "running",
+                InFlight::Stalled(..) => "stalled",
+                InFlight::Reserved(..) => "reserved",
+            };
+            (user.as_str().to_string(), kind)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_user_claimed_by_a_live_process_is_busy_and_a_dead_claim_is_cleared() {
+        let f = fixture();
+        reserve_theirs(&f, &["u1"]);
+        let lock = f
+            .state
+            .try_lock_request(&id(THEIRS))
+            .expect("lock")
+            .expect("free");
+        assert_eq!(busy(&f, &["u1", "u2"]), [("u1".to_string(), "reserved")]);
+        // The process is gone (its lock with it): the claim no longer counts
+        // and its file is removed.
+        drop(lock);
+        assert!(busy(&f, &["u1"]).is_empty());
+        assert!(!reservation_path(&f.state, &id(THEIRS)).exists());
+    }
+
+    #[test]
+    fn a_journaled_request_in_flight_is_running_while_locked_and_stalled_after() {
+        let f = fixture();
+        let journals = Journals {
+            state: &f.state,
+            key: &f.key,
+        };
+        let theirs = RequestJournal::for_tests(THEIRS, "p1", "queued", false, &["u1"]);
+        journals.save(&theirs).expect("save");
+        let lock = journals.lock(&id(THEIRS)).expect("lock");
+        assert_eq!(busy(&f, &["u1"]), [("u1".to_string(), "running")]);
+        drop(lock);
+        assert_eq!(busy(&f, &["u1"]), [("u1".to_string(), "stalled")]);
+        // Finished requests hold nobody.
+        let done = RequestJournal::for_tests(THEIRS, "p1", "completed", false, &["u1"]);
+        journals.save(&done).expect("save");
+        assert!(busy(&f, &["u1"]).is_empty());
+    }
+
+    #[test]
+    fn the_callers_own_reservation_does_not_make_it_busy() {
+        let f = fixture();
+        let claim = Claim {
+            database: "db".to_string(),
+            project: "p1".to_string(),
+            users: [f.key.hash("u1")].into_iter().collect(),
+        };
+        let bytes = serde_json::to_vec(&claim).expect("claim");
+        write_durably(&reservation_path(&f.state, &id(OURS)), &bytes).expect("reservation");
+        let _lock = f
+            .state
+            .try_lock_request(&id(OURS))
+            .expect("lock")
+            .expect("free");
+        assert!(busy(&f, &["u1"]).is_empty());
+    }
+}

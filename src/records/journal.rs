@@ -597,6 +597,51 @@ pub fn crash_point(point: &str) {
 mod tests {
     use super::*;
 
+    /// Journals are what `resume` acts on: one edited, renamed or signed
+    /// with another key is refused, never run.
+    #[test]
+    fn an_edited_renamed_or_foreign_journal_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = StateDir::resolve(Some(dir.path().to_path_buf())).expect("state");
+        let key = Key::from_bytes(b"test key".to_vec());
+        let journals = Journals {
+            state: &state,
+            key: &key,
+        };
+        let id = "01a00000-0000-7000-8000-0000000000cc";
+        let request = RequestId::parse(id).expect("id");
+        let journal = RequestJournal::for_tests(id, "p1", "queued", false, &["u1"]);
+        journals.save(&journal).expect("save");
+        assert_eq!(journals.load(&request).expect("loads"), journal);
+        let path = journals.path(&request);
+        let text = std::fs::read_to_string(&path).expect("read");
+        // Another user put in the place of u1.
+        std::fs::write(&path, text.replace("\"u1\"", "\"u2\"")).expect("edit");
+        let refused = |journals: &Journals<'_>, request: &RequestId| {
+            let error = journals.load(request).expect_err("refused");
+            assert_eq!(
+                crate::vocabulary::error::code_of(&error),
+                ErrorCode::StateError,
+                "{error:#}"
+            );
+        };
+        refused(&journals, &request);
+        // The same signed journal under another request's name.
+        journals.save(&journal).expect("save");
+        let other = RequestId::parse("01a00000-0000-7000-8000-0000000000dd").expect("id");
+        std::fs::copy(&path, journals.path(&other)).expect("copy");
+        refused(&journals, &other);
+        // Signed with another state directory's key.
+        let foreign = Key::from_bytes(b"another key".to_vec());
+        refused(
+            &Journals {
+                state: &state,
+                key: &foreign,
+            },
+            &request,
+        );
+    }
+
     fn valid(id: &str) -> ValidId {
         ValidId::new("user", id).expect("valid id")
     }
