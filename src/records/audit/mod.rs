@@ -62,11 +62,12 @@ pub async fn write(
     // in their order, so that the table holds the request's whole trail.
     // The records of one write are one request's (a batch's users' records
     // refer to its request record).
-    let requests = vec![first.request_id.clone()];
-    let (earlier, checked) = if TRAIL_IN_TABLE.contains(table, &first.request_id) {
+    let request = first.request_id.clone();
+    let trail = table.to_string();
+    let (earlier, checked) = if TRAIL_IN_TABLE.contains(&trail, &request) {
         (Vec::new(), true)
     } else {
-        match earlier_missing(server, table, &log, &requests).await {
+        match earlier_missing(server, table, &log, &request).await {
             Some(earlier) => (earlier, true),
             None => (Vec::new(), false),
         }
@@ -83,14 +84,14 @@ pub async fn write(
         rows.push(AuditRow::of(appended, record));
     })?;
     if let Err(error) = table::insert_rows(server, table, &rows).await {
-        TRAIL_IN_TABLE.forget(table, &requests);
+        TRAIL_IN_TABLE.remove(&trail, &request);
         return Err(error.context(format!(
             "the audit record {record_hash} is in {} but not in {table}; `chforget audit verify` will report it",
             log.path.display()
         )));
     }
     if checked {
-        TRAIL_IN_TABLE.remember(table, &requests);
+        TRAIL_IN_TABLE.insert(&trail, &request);
     }
     if written_back > 0 {
         crate::vocabulary::output::status(format!(
@@ -105,51 +106,51 @@ pub async fn write(
 }
 
 /// Requests whose every local record this process has seen reach the
-/// table: their next records need no look for earlier gaps. Without it a
-/// batch re-read its whole trail (a record per user) for every record it
-/// wrote: time quadratic and memory proportional to the trail.
-static TRAIL_IN_TABLE: TrailInTable = TrailInTable(std::sync::Mutex::new(BTreeSet::new()));
+/// table, by table: their next records need no look for earlier gaps.
+/// Without it a batch re-read its whole trail (a record per user) for every
+/// record it wrote: time quadratic and memory proportional to the trail.
+static TRAIL_IN_TABLE: Remembered = Remembered::new();
 
-struct TrailInTable(std::sync::Mutex<BTreeSet<(String, String)>>);
+/// Pairs this process has found true once and need not look up again.
+pub(crate) struct Remembered(std::sync::Mutex<BTreeSet<(String, String)>>);
 
-impl TrailInTable {
+impl Remembered {
+    pub(crate) const fn new() -> Self {
+        Remembered(std::sync::Mutex::new(BTreeSet::new()))
+    }
+
     fn entries(&self) -> std::sync::MutexGuard<'_, BTreeSet<(String, String)>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn contains(&self, table: &QualifiedTable, request: &str) -> bool {
+    pub(crate) fn contains(&self, first: &str, second: &str) -> bool {
         self.entries()
-            .contains(&(table.to_string(), request.to_string()))
+            .contains(&(first.to_string(), second.to_string()))
     }
 
-    fn remember(&self, table: &QualifiedTable, requests: &[String]) {
-        let mut entries = self.entries();
-        for request in requests {
-            entries.insert((table.to_string(), request.clone()));
-        }
+    pub(crate) fn insert(&self, first: &str, second: &str) {
+        self.entries()
+            .insert((first.to_string(), second.to_string()));
     }
 
-    fn forget(&self, table: &QualifiedTable, requests: &[String]) {
-        let mut entries = self.entries();
-        for request in requests {
-            entries.remove(&(table.to_string(), request.clone()));
-        }
+    pub(crate) fn remove(&self, first: &str, second: &str) {
+        self.entries()
+            .remove(&(first.to_string(), second.to_string()));
     }
 }
 
-/// The local records of `requests` that the table does not hold; None
+/// The local records of `request` that the table does not hold; None
 /// when the trail or the table cannot be read (the insert that follows
 /// reports the problem, and a later record tries again).
 async fn earlier_missing(
     server: &Server,
     table: &QualifiedTable,
     log: &AuditLog,
-    requests: &[String],
+    request: &str,
 ) -> Option<Vec<AuditRow>> {
-    let names: Vec<&str> = requests.iter().map(String::as_str).collect();
-    let local = log.records_of(&names).ok()?;
+    let local = log.records_of(&[request]).ok()?;
     let rows: Vec<AuditRow> = local
         .into_iter()
         .map(|(text, record)| {

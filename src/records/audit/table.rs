@@ -181,7 +181,7 @@ struct TableName {
 
 /// Audit tables this process has seen exist, by server and name: a batch
 /// checks before each of its requests, and one look is enough.
-static KNOWN_TABLES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+static KNOWN_TABLES: super::Remembered = super::Remembered::new();
 
 /// Create the audit table only when it is missing: a chforget user with
 /// INSERT (and SELECT) on an existing table needs no CREATE grant.
@@ -190,14 +190,8 @@ pub async fn ensure_table(
     table: &QualifiedTable,
     cluster: Option<&ClusterName>,
 ) -> anyhow::Result<()> {
-    let key = (server.config.url.clone(), table.to_string());
-    let known = |key: &(String, String)| {
-        KNOWN_TABLES
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(key)
-    };
-    if known(&key) {
+    let name = table.to_string();
+    if KNOWN_TABLES.contains(&server.config.url, &name) {
         return Ok(());
     }
     if !exists(server, table).await? {
@@ -206,10 +200,7 @@ pub async fn ensure_table(
             None => create_table(server, table).await.map(|_| ())?,
         }
     }
-    KNOWN_TABLES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(key);
+    KNOWN_TABLES.insert(&server.config.url, &name);
     Ok(())
 }
 
