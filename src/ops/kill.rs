@@ -129,19 +129,16 @@ pub async fn find(
 ) -> anyhow::Result<Vec<Found>> {
     require_kill_mutation(server)?;
     let filter = target.filter(table);
-    let mut found = Vec::new();
-    for answer in system_mutations::read(&reach.on(server), &filter).await? {
-        match answer.rows {
-            Ok(rows) => found.extend(rows.into_iter().map(|mutation| Found {
-                replica: reach.is_cluster().then(|| answer.replica.clone()),
-                mutation,
-            })),
-            Err(error) => crate::vocabulary::output::warn(format!(
-                "cannot read {} ({error}); KILL MUTATION ON CLUSTER still reaches it",
-                answer.replica
-            )),
-        }
+    let (rows, unreadable) = system_mutations::read_rows(&reach.on(server), &filter).await?;
+    for replica in unreadable {
+        crate::vocabulary::output::warn(format!(
+            "cannot read {replica}; KILL MUTATION ON CLUSTER still reaches it"
+        ));
     }
+    let found: Vec<Found> = rows
+        .into_iter()
+        .map(|(replica, mutation)| Found { replica, mutation })
+        .collect();
     if found.is_empty() || (!reach.is_cluster() && found.len() > 1) {
         return fail(
             ErrorCode::InvalidPayload,

@@ -27,19 +27,11 @@ pub async fn list(
     reach: &Reach,
     filter: &MutationFilter,
 ) -> anyhow::Result<Listed> {
-    let mut rows: Listed = Vec::new();
-    for answer in system_mutations::read(&reach.on(server), filter).await? {
-        match answer.rows {
-            Ok(found) => rows.extend(
-                found
-                    .into_iter()
-                    .map(|row| (reach.is_cluster().then(|| answer.replica.clone()), row)),
-            ),
-            Err(error) => crate::vocabulary::output::warn(format!(
-                "cannot read {}: {error}; its mutations are not listed",
-                answer.replica
-            )),
-        }
+    let (rows, unreadable) = system_mutations::read_rows(&reach.on(server), filter).await?;
+    for replica in unreadable {
+        crate::vocabulary::output::warn(format!(
+            "cannot read {replica}; its mutations are not listed"
+        ));
     }
     Ok(rows)
 }

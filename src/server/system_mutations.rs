@@ -302,6 +302,28 @@ pub async fn read(
         .collect()
 }
 
+/// As [`read`], the rows of every readable answer in one list, each with
+/// its replica on a cluster (none on one server), and the replicas that
+/// could not be read, each with why.
+pub async fn read_rows(
+    at: &Reaching<'_>,
+    filter: &MutationFilter,
+) -> anyhow::Result<(Vec<(Option<ReplicaRef>, MutationRow)>, Vec<String>)> {
+    let mut rows = Vec::new();
+    let mut unreadable = Vec::new();
+    for answer in read(at, filter).await? {
+        match answer.rows {
+            Ok(found) => rows.extend(
+                found
+                    .into_iter()
+                    .map(|row| (at.reach.is_cluster().then(|| answer.replica.clone()), row)),
+            ),
+            Err(error) => unreadable.push(format!("{} ({error})", answer.replica)),
+        }
+    }
+    Ok((rows, unreadable))
+}
+
 /// As [`read`] on every replica of `replicas`.
 pub async fn list_on_replicas(
     server: &Server,
