@@ -642,12 +642,7 @@ async fn users_that_match_nothing_are_named_up_to_a_limit_and_counted() {
     ]));
     assert_eq!(output.code, 0, "{}", output.stderr);
     let report = output.json();
-    let warnings: Vec<&str> = report["warnings"]
-        .as_array()
-        .expect("warnings")
-        .iter()
-        .filter_map(|w| w.as_str())
-        .collect();
+    let warnings = crate::common::warnings_of(&report);
     let named = warnings
         .iter()
         .filter(|w| w.starts_with("user ") && w.contains("matches no row"))

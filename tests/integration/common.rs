@@ -602,6 +602,16 @@ pub fn deleted_condition(anonymous: bool, include_shared: bool) -> String {
 }
 
 /// The journal inside a journal file (which also holds its signature).
+/// The `warnings` of a JSON report, as text.
+pub fn warnings_of(report: &serde_json::Value) -> Vec<&str> {
+    report["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect()
+}
+
 pub fn read_journal(path: &Path) -> serde_json::Value {
     let file: serde_json::Value = serde_json::from_slice(
         &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),

@@ -142,12 +142,7 @@ async fn a_request_that_matches_nothing_says_so_and_names_near_misses() {
     ]));
     assert_eq!(output.code, 0, "{}", output.stderr);
     let report = output.json();
-    let warnings: Vec<&str> = report["warnings"]
-        .as_array()
-        .expect("warnings")
-        .iter()
-        .filter_map(|w| w.as_str())
-        .collect();
+    let warnings = crate::common::warnings_of(&report);
     assert!(
         warnings
             .iter()
