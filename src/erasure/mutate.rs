@@ -17,6 +17,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 
 use crate::erasure::plan::Target;
+use crate::records::state::{FileLock, StateDir};
 use crate::server::capabilities::Capabilities;
 use crate::server::connected::Server;
 use crate::server::replicas::{ReplicaRef, Replicas};
@@ -126,16 +127,18 @@ pub async fn issue(
     target: &Target,
     marker: &str,
     sent_before: bool,
-    deadline: Option<Instant>,
-    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
+    room: &mut RoomWait<'_>,
 ) -> anyhow::Result<(MutationRow, Issued)> {
     let table = scope.events_table();
     if sent_before && let Some(existing) = find_issued(server, &table, marker).await? {
         return Ok((existing, Issued::Earlier));
     }
-    if let Some(limit) = server.capabilities.max_pending_deletes {
-        wait_for_room(server, None, &table, limit, deadline, waiting).await?;
-    }
+    // Held until the mutation shows in system.mutations, where the next
+    // process's count sees it.
+    let _issuing = match server.capabilities.max_pending_deletes {
+        Some(limit) => Some(wait_for_room(server, None, &table, limit, room).await?),
+        None => None,
+    };
     let during = format!("issuing the {} mutation on {table}", target.kind);
     // A server profile with mutations_sync > 0 would hold the ALTER until the
     // data is rewritten; chforget tracks the mutation itself instead.
@@ -175,28 +178,57 @@ pub async fn issue(
     .into())
 }
 
+/// How an issue waits where the server keeps a limit of pending deletes.
+pub struct RoomWait<'a> {
+    /// Whose processes take turns to count and issue (the state directory
+    /// they share).
+    pub state: &'a StateDir,
+    /// The server, as the turn's lock names it with the table.
+    pub server: &'a str,
+    /// Give up waiting (as a timeout) past it.
+    pub deadline: Option<Instant>,
+    /// Told once when the wait starts: table, pending, limit.
+    pub waiting: &'a mut dyn FnMut(&QualifiedTable, u64, u64),
+}
+
 /// Wait until fewer than `limit` mutations of `table` are pending, so that
-/// issuing one more keeps them at `limit` at most.
+/// issuing one more keeps them at `limit` at most. Returns this process's
+/// turn: hold it until the issued mutation shows in `system.mutations`, so
+/// that no other process counts in between and issues past the limit.
 async fn wait_for_room(
     server: &Server,
     replicas: Option<&Replicas>,
     table: &QualifiedTable,
     limit: u64,
-    deadline: Option<Instant>,
-    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
-) -> anyhow::Result<()> {
+    room: &mut RoomWait<'_>,
+) -> anyhow::Result<FileLock> {
     let mut interval = Duration::from_millis(100);
     let mut reported = false;
+    let turn_name = format!(
+        "{}\0{}\0{}",
+        room.server,
+        table.database.as_str(),
+        table.table.as_str()
+    );
     loop {
+        let turn = room.state.try_lock_issuing(&turn_name)?;
         let pending = pending(server, replicas, table).await?;
-        if pending < limit {
-            return Ok(());
+        let full = pending >= limit;
+        if let (false, Some(turn)) = (full, turn) {
+            return Ok(turn);
         }
-        if !reported {
-            waiting(table, pending, limit);
+        if full && !reported {
+            (room.waiting)(table, pending, limit);
             reported = true;
         }
-        if deadline.is_some_and(|d| Instant::now() + interval > d) {
+        // Room, but another process is issuing into it: its mutation shows
+        // within moments, then this one counts again.
+        let pause = if full {
+            interval
+        } else {
+            Duration::from_millis(50)
+        };
+        if room.deadline.is_some_and(|d| Instant::now() + pause > d) {
             return fail(
                 ErrorCode::Timeout,
                 format!(
@@ -204,13 +236,16 @@ async fn wait_for_room(
                 ),
             );
         }
-        if !crate::vocabulary::interrupt::pause(interval).await {
+        if !crate::vocabulary::interrupt::pause(pause).await {
             return fail(
                 ErrorCode::Interrupted,
                 format!(
                     "stopped waiting for fewer than {limit} pending mutations on {table} ({pending} pending); the statement was not issued"
                 ),
             );
+        }
+        if !full {
+            continue;
         }
         interval = interval.mul_f64(1.5).min(Duration::from_secs(5));
     }
@@ -333,8 +368,7 @@ pub async fn issue_on_cluster(
     marker: &str,
     sent_before: bool,
     ddl: &DdlQueue<'_>,
-    deadline: Option<Instant>,
-    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
+    room: &mut RoomWait<'_>,
 ) -> anyhow::Result<ClusterIssued> {
     let table = scope.events_table();
     if sent_before
@@ -342,9 +376,11 @@ pub async fn issue_on_cluster(
     {
         return Ok(ClusterIssued::Earlier(earlier));
     }
-    if let Some(limit) = server.capabilities.max_pending_deletes {
-        wait_for_room(server, Some(replicas), &table, limit, deadline, waiting).await?;
-    }
+    // Held until the hosts answer (they queue the mutation first).
+    let _issuing = match server.capabilities.max_pending_deletes {
+        Some(limit) => Some(wait_for_room(server, Some(replicas), &table, limit, room).await?),
+        None => None,
+    };
     let statement = target.delete_statement(scope, marker)?;
     let settings = on_cluster_settings(&server.capabilities, ddl.timeout);
     let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();

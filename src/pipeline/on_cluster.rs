@@ -6,14 +6,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::erasure::mutate::{self, ClusterIssued, DdlQueue};
+use crate::erasure::mutate::{self, ClusterIssued, DdlQueue, RoomWait};
 use crate::erasure::plan::{AttemptOutcome, ReplicaMutation};
 use crate::erasure::track::{
     self, ClusterWatch, MatchBy, MutationState, ReplicaView, TrackObserver, TrackOptions,
 };
 use crate::records::journal::{RequestJournal, now_rfc3339};
 use crate::server::replicas::{ReplicaRef, Replicas};
-use crate::vocabulary::sql::QualifiedTable;
 
 use super::Context;
 use super::decide::{Tracked, conclude_tracking, sent_before};
@@ -31,8 +30,7 @@ pub(super) async fn issue(
     journal: &mut RequestJournal,
     replicas: &Replicas,
     index: usize,
-    deadline: Option<Instant>,
-    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
+    room: &mut RoomWait<'_>,
 ) -> anyhow::Result<String> {
     let Some(marker) = journal.targets[index].current().map(|a| a.marker.clone()) else {
         return Ok(String::new());
@@ -44,7 +42,7 @@ pub(super) async fn issue(
     let mut timeout = settings
         .ddl_timeout
         .min(ctx.server.config.query_timeout.saturating_sub(ANSWER_SLACK));
-    if let Some(deadline) = deadline {
+    if let Some(deadline) = room.deadline {
         // The answer must come back before the deadline.
         timeout = timeout.min(
             deadline
@@ -64,8 +62,7 @@ pub(super) async fn issue(
         &marker,
         sent_before,
         &ddl,
-        deadline,
-        waiting,
+        room,
     )
     .await?;
     let mut seen: BTreeMap<ReplicaRef, String> = BTreeMap::new();

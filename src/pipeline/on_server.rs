@@ -3,15 +3,12 @@
 //! `system.mutations`, and what became of it journaled per attempt (the
 //! cluster's counterpart is [`super::on_cluster`]).
 
-use std::time::Instant;
-
-use crate::erasure::mutate;
+use crate::erasure::mutate::{self, RoomWait};
 use crate::erasure::plan::AttemptOutcome;
 use crate::erasure::track::{self, MutationState, TrackObserver, TrackOptions};
 use crate::records::audit;
 use crate::records::journal::{RequestJournal, now_rfc3339};
 use crate::server::system_mutations::MutationKey;
-use crate::vocabulary::sql::QualifiedTable;
 
 use super::Context;
 use super::decide::{Tracked, conclude_tracking, sent_before};
@@ -23,8 +20,7 @@ pub(super) async fn issue(
     journal: &mut RequestJournal,
     index: usize,
     marker: &str,
-    deadline: Option<Instant>,
-    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
+    room: &mut RoomWait<'_>,
 ) -> anyhow::Result<String> {
     let (row, how) = mutate::issue(
         ctx.server,
@@ -32,8 +28,7 @@ pub(super) async fn issue(
         &journal.targets[index],
         marker,
         sent_before(journal, marker),
-        deadline,
-        waiting,
+        room,
     )
     .await?;
     if let Some(attempt) = journal.targets[index].current_mut() {

@@ -3,12 +3,10 @@
 //! ([`super::on_server`]) or on every replica of a cluster
 //! ([`super::on_cluster`]), as the request's [`Reach`] says.
 
-use std::time::Instant;
-
+use crate::erasure::mutate::RoomWait;
 use crate::erasure::track::{TrackObserver, TrackOptions};
 use crate::records::journal::RequestJournal;
 use crate::server::reach::Reach;
-use crate::vocabulary::sql::QualifiedTable;
 
 use super::{Context, on_cluster, on_server};
 
@@ -19,14 +17,11 @@ pub(super) async fn issue(
     reach: &Reach,
     index: usize,
     marker: &str,
-    deadline: Option<Instant>,
-    waiting: &mut dyn FnMut(&QualifiedTable, u64, u64),
+    room: &mut RoomWait<'_>,
 ) -> anyhow::Result<String> {
     match reach {
-        Reach::Here => on_server::issue(ctx, journal, index, marker, deadline, waiting).await,
-        Reach::Cluster(replicas) => {
-            on_cluster::issue(ctx, journal, replicas, index, deadline, waiting).await
-        }
+        Reach::Here => on_server::issue(ctx, journal, index, marker, room).await,
+        Reach::Cluster(replicas) => on_cluster::issue(ctx, journal, replicas, index, room).await,
     }
 }
 

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use crate::erasure::ids_table;
+use crate::erasure::mutate::RoomWait;
 use crate::erasure::plan::AttemptOutcome;
 use crate::erasure::rollup;
 use crate::erasure::track::{Notice, TrackObserver};
@@ -394,8 +395,18 @@ async fn issue_all(
                 limit,
             });
         };
-        let issued =
-            reached::issue(ctx, journal, reach, index, &marker, deadline, &mut waiting).await;
+        let server = journal
+            .server
+            .as_ref()
+            .map(|identity| identity.host_name.clone())
+            .unwrap_or_default();
+        let mut room = RoomWait {
+            state: ctx.state,
+            server: &server,
+            deadline,
+            waiting: &mut waiting,
+        };
+        let issued = reached::issue(ctx, journal, reach, index, &marker, &mut room).await;
         crash_point(&format!("sent:{index}"));
         let detail = match issued {
             Ok(detail) => detail,

@@ -85,6 +85,18 @@ impl StateDir {
         FileLock::try_acquire(&path)
     }
 
+    /// Held from counting a table's pending deletes to seeing the one this
+    /// process issued, on servers that keep a limit of pending deletes: two
+    /// processes that count at once would both find room and issue past the
+    /// limit. `Ok(None)`: another process holds it. `table` names the server
+    /// and the table (any text; it is hashed into the file name).
+    pub fn try_lock_issuing(&self, table: &str) -> anyhow::Result<Option<FileLock>> {
+        use sha2::Digest;
+        let digest = encode_hex(&Sha256::digest(table.as_bytes())[..12]);
+        let path = self.requests_dir().join(format!(".issuing-{digest}.lock"));
+        Ok(FileLock::try_acquire(&path)?.ok())
+    }
+
     /// Whether a process holds the lock of `request_id` right now.
     pub fn is_request_running(&self, request_id: &RequestId) -> Option<LockHolder> {
         let path = self

@@ -642,7 +642,9 @@ async fn ctrl_c_in_the_pending_limit_wait_reports_audits_and_stays_resumable() {
     };
     let waiting = statuses.iter().filter(|s| *s == "issuing").count();
     if engine() == Engine::Legacy {
-        assert!(waiting >= USERS - 3, "most wait for room: {statuses:?}");
+        // Never more issued than the limit of 2 pending, however many
+        // processes counted at once.
+        assert!(waiting >= USERS - 2, "most wait for room: {statuses:?}");
     }
     for child in &children {
         let status = std::process::Command::new("kill")
