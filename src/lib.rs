@@ -32,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("vocabulary::profile", 2),
     ("vocabulary::request", 3),
     ("records::state", 4),
+    ("server::scripted", 4),
     ("vocabulary::redact", 5),
     ("server::connection", 5),
     ("server::capabilities", 6),

@@ -68,6 +68,28 @@ impl Server {
         })
     }
 
+    /// A server whose queries `script` answers, with `capabilities` (unit
+    /// tests of the decisions; see [`crate::server::scripted`]).
+    #[cfg(test)]
+    pub fn scripted(
+        script: std::sync::Arc<crate::server::scripted::Script>,
+        capabilities: Capabilities,
+    ) -> Server {
+        let config = ConnectionConfig::new(
+            "http://scripted:8123",
+            "default",
+            None,
+            crate::vocabulary::sql::Ident::new("db").unwrap_or_else(|_| unreachable!()),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap_or_else(|error| panic!("scripted config: {error:#}"));
+        Server {
+            connection: Connection::scripted(config, script),
+            database_exists: true,
+            capabilities,
+        }
+    }
+
     /// Fail with `permission_denied` when the session is read-only; `action`
     /// says what it may not do, for the message.
     pub fn ensure_writable(&self, action: &str) -> anyhow::Result<()> {

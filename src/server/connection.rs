@@ -424,6 +424,9 @@ pub struct Connection {
     /// Servers (`host:port`) read through this one that did not answer in
     /// time during this command.
     unanswering: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// Unit tests: a script answers instead of a server.
+    #[cfg(test)]
+    scripted: Option<std::sync::Arc<crate::server::scripted::Script>>,
 }
 
 impl Connection {
@@ -454,6 +457,20 @@ impl Connection {
             cap: None,
             abandoned: std::sync::Arc::default(),
             unanswering: std::sync::Arc::default(),
+            #[cfg(test)]
+            scripted: None,
+        }
+    }
+
+    /// A connection whose queries `script` answers (unit tests).
+    #[cfg(test)]
+    pub fn scripted(
+        config: ConnectionConfig,
+        script: std::sync::Arc<crate::server::scripted::Script>,
+    ) -> Self {
+        Connection {
+            scripted: Some(script),
+            ..Connection::open(config)
         }
     }
 
@@ -512,6 +529,8 @@ impl Connection {
             cap: self.cap,
             abandoned: self.abandoned.clone(),
             unanswering: self.unanswering.clone(),
+            #[cfg(test)]
+            scripted: self.scripted.clone(),
         }
     }
 
@@ -695,6 +714,11 @@ impl Connection {
         };
         let id = self.next_query_id();
         self.echo(&id, &sql);
+        #[cfg(test)]
+        if let Some(script) = &self.scripted {
+            let _ = script.execute(&sql, "killing them", ErrorCode::ServerError);
+            return;
+        }
         let query = self
             .system_client
             .query_raw(&sql)
@@ -832,6 +856,11 @@ impl Connection {
     where
         T: RowOwned + RowRead,
     {
+        #[cfg(test)]
+        if let Some(script) = &self.scripted {
+            self.budget(during)?;
+            return script.fetch(sql, during);
+        }
         let (query, id, budget) = self.query(&self.client, sql, settings, true, during)?;
         let mut in_flight = self.start(&id);
         let answer = tokio::time::timeout(budget, query.fetch_all::<T>()).await;
@@ -865,6 +894,11 @@ impl Connection {
         during: &str,
         rejected: ErrorCode,
     ) -> anyhow::Result<()> {
+        #[cfg(test)]
+        if let Some(script) = &self.scripted {
+            self.budget(during)?;
+            return script.execute(sql, during, rejected);
+        }
         let (query, id, budget) = self.query(&self.client, sql, settings, true, during)?;
         let mut in_flight = self.start(&id);
         let answer = tokio::time::timeout(budget, query.execute()).await;
@@ -881,6 +915,10 @@ impl Connection {
 
     /// Run a statement outside any database (for `CREATE DATABASE`).
     pub async fn execute_without_database(&self, sql: &str, during: &str) -> anyhow::Result<()> {
+        #[cfg(test)]
+        if let Some(script) = &self.scripted {
+            return script.execute(sql, during, ErrorCode::ServerError);
+        }
         let (query, id, budget) = self.query(&self.system_client, sql, &[], false, during)?;
         let mut in_flight = self.start(&id);
         let answer = tokio::time::timeout(budget, query.execute()).await;
@@ -897,6 +935,14 @@ impl Connection {
     /// The client for an insert, with the insert's `query_id` and bounds,
     /// and how long the caller may wait for it.
     pub fn insert_client(&self, during: &str) -> anyhow::Result<(clickhouse::Client, Duration)> {
+        #[cfg(test)]
+        if self.scripted.is_some() {
+            return Err(Failure::new(
+                ErrorCode::ConnectionFailed,
+                format!("{during}: inserts are not scripted"),
+            )
+            .into());
+        }
         let budget = self.budget(during)?;
         let id = self.next_query_id();
         self.echo(&id, &format!("INSERT ({during})"));

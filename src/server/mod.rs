@@ -9,5 +9,7 @@ pub mod identity;
 pub mod reach;
 pub mod replicas;
 pub mod schema;
+#[cfg(test)]
+pub mod scripted;
 pub mod system_mutations;
 pub mod topology;
