@@ -20,52 +20,31 @@ use crate::erasure::plan::Target;
 use crate::records::state::{FileLock, StateDir};
 use crate::server::capabilities::Capabilities;
 use crate::server::connected::Server;
+use crate::server::reach::{Reach, Reaching};
 use crate::server::replicas::{ReplicaRef, Replicas};
 use crate::server::system_mutations::{self, MutationFilter, MutationRow};
 use crate::vocabulary::error::{ErrorCode, Failure, code_of, fail, server_code, server_code_of};
 use crate::vocabulary::request::Scope;
 use crate::vocabulary::sql::{QualifiedTable, render, string_literal};
 
-const PENDING_SQL: &str = "SELECT toUInt64(count()) AS n FROM system.mutations WHERE database = {database} AND table = {table} AND is_done = 0";
 /// Tasks of the distributed DDL queue that carry a marker: newer servers
 /// have a system table, 18.16 only ZooKeeper's view of the queue's path.
 const DDL_QUEUE_SQL: &str = "SELECT toUInt64(count()) AS n FROM system.distributed_ddl_queue WHERE position(query, {marker}) > 0";
 const DDL_QUEUE_ZOOKEEPER_SQL: &str = "SELECT toUInt64(count()) AS n FROM system.zookeeper WHERE path = {path} AND position(value, {marker}) > 0";
 
-/// The mutation carrying `marker` on `table`, if it exists.
-pub async fn find_issued(
-    server: &Server,
-    table: &QualifiedTable,
-    marker: &str,
-) -> anyhow::Result<Option<MutationRow>> {
-    let filter = MutationFilter {
-        database: Some(table.database.as_str().to_string()),
-        table: Some(table.table.as_str().to_string()),
-        // Quoted, so that chunk 1 does not also match chunk 10, nor attempt
-        // 0 attempt 1.
-        command_contains: Some(string_literal(marker)),
-        ..MutationFilter::default()
-    };
-    let mut rows = system_mutations::list(server, &filter).await?;
-    if rows.len() > 1 {
-        return fail(
-            ErrorCode::ForgetFailed,
-            format!(
-                "{} mutations carry the marker {marker}; expected one. Inspect them with `chforget mutations list --all --command {marker}`",
-                rows.len(),
-            ),
-        );
-    }
-    Ok(rows.pop())
-}
-
-/// How the mutation came to exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the statement came to be on its way.
+#[derive(Debug)]
 pub enum Issued {
-    /// This call issued it.
-    Now,
-    /// It existed already (an earlier, interrupted run issued it).
-    Earlier,
+    /// This call sent it: on one server, where its mutation shows; on a
+    /// cluster, every host took it (the replicas show it as they run it).
+    Now(Sighting),
+    /// Sent `ON CLUSTER`, but hosts did not answer within
+    /// `distributed_ddl_task_timeout` (a host down): they run it when they
+    /// come back.
+    HostsBehind(String),
+    /// An earlier, interrupted run sent it: where it shows (on a cluster,
+    /// possibly nowhere yet but in the DDL queue).
+    Earlier(Sighting),
 }
 
 #[derive(Row, Deserialize)]
@@ -73,70 +52,68 @@ struct Pending {
     n: u64,
 }
 
-/// Unfinished mutations of `table`, whoever issued them: on a cluster, the
-/// most any reachable replica has.
-pub async fn pending(
-    server: &Server,
-    replicas: Option<&Replicas>,
-    table: &QualifiedTable,
-) -> anyhow::Result<u64> {
-    let Some(replicas) = replicas else {
-        return pending_on(server, table).await;
-    };
+/// Unfinished mutations of `table` wherever `at` reaches, whoever issued
+/// them: on a cluster, the most any readable replica has.
+pub async fn pending(at: &Reaching<'_>, table: &QualifiedTable) -> anyhow::Result<u64> {
     let filter = MutationFilter {
         unfinished_only: true,
         ..MutationFilter::for_table(table)
     };
-    Ok(
-        system_mutations::list_on_replicas(server, replicas, &filter)
-            .await?
-            .iter()
-            .filter_map(|answer| answer.rows.as_ref().ok())
-            .map(|rows| rows.len() as u64)
-            .max()
-            .unwrap_or(0),
-    )
+    Ok(system_mutations::read(at, &filter)
+        .await?
+        .iter()
+        .filter_map(|answer| answer.rows.as_ref().ok())
+        .map(|rows| rows.len() as u64)
+        .max()
+        .unwrap_or(0))
 }
 
-/// Unfinished mutations of `table` on this server.
-pub async fn pending_on(server: &Server, table: &QualifiedTable) -> anyhow::Result<u64> {
-    let rows: Vec<Pending> = server
-        .fetch(
-            &render(
-                PENDING_SQL,
-                &[
-                    ("database", &string_literal(table.database.as_str())),
-                    ("table", &string_literal(table.table.as_str())),
-                ],
-            )?,
-            "counting the unfinished mutations of the table",
-        )
-        .await?;
-    Ok(rows.first().map_or(0, |r| r.n))
-}
-
-/// Issue `target`'s statement with `marker` unless a mutation with that
-/// marker exists already; return its mutation. `sent_before` (the journal
-/// says an earlier run was sending it) makes it look the marker up first; a
-/// marker never sent cannot be on the server. `deadline` bounds the wait for
-/// room on servers with a limit of pending deletes.
+/// Send `target`'s statement with `marker` wherever `at` reaches (on a
+/// cluster once, `ON CLUSTER`), unless it went out before. `sent_before`
+/// (the journal says an earlier run was sending it) makes it look the
+/// marker up first; a marker never sent cannot be on the server. An answer
+/// lost on the way back is not taken for a refusal: the marker is looked up
+/// before anything is decided. `room` bounds the wait on servers with a
+/// limit of pending deletes.
 #[allow(clippy::too_many_arguments)]
 pub async fn issue(
-    server: &Server,
+    at: &Reaching<'_>,
+    scope: &Scope,
+    target: &Target,
+    marker: &str,
+    sent_before: bool,
+    ddl: &DdlQueue<'_>,
+    room: &mut RoomWait<'_>,
+) -> anyhow::Result<Issued> {
+    match at.reach {
+        Reach::Here => send_here(at, scope, target, marker, sent_before, room).await,
+        Reach::Cluster(replicas) => {
+            send_on_cluster(at, replicas, scope, target, marker, sent_before, ddl, room).await
+        }
+    }
+}
+
+/// [`issue`] on this server: the plain ALTER, and the mutation it created.
+async fn send_here(
+    at: &Reaching<'_>,
     scope: &Scope,
     target: &Target,
     marker: &str,
     sent_before: bool,
     room: &mut RoomWait<'_>,
-) -> anyhow::Result<(MutationRow, Issued)> {
+) -> anyhow::Result<Issued> {
+    let server = at.server;
     let table = scope.events_table();
-    if sent_before && let Some(existing) = find_issued(server, &table, marker).await? {
-        return Ok((existing, Issued::Earlier));
+    if sent_before {
+        let sighting = find_marked(at, &table, marker).await?;
+        if !sighting.found.is_empty() {
+            return Ok(Issued::Earlier(sighting));
+        }
     }
     // Held until the mutation shows in system.mutations, where the next
     // process's count sees it.
     let _issuing = match server.capabilities.max_pending_deletes {
-        Some(limit) => Some(wait_for_room(server, None, &table, limit, room).await?),
+        Some(limit) => Some(wait_for_room(at, &table, limit, room).await?),
         None => None,
     };
     let during = format!("issuing the {} mutation on {table}", target.kind);
@@ -154,17 +131,19 @@ pub async fn issue(
     {
         // The answer may be lost although the server committed the mutation.
         if code_of(&error) == ErrorCode::ConnectionFailed
-            && let Ok(Some(committed)) = find_issued(server, &table, marker).await
+            && let Ok(sighting) = find_marked(at, &table, marker).await
+            && !sighting.found.is_empty()
         {
-            return Ok((committed, Issued::Now));
+            return Ok(Issued::Now(sighting));
         }
         return Err(error);
     }
     // The mutation is recorded before the ALTER returns; a short retry covers
     // servers that publish it to system.mutations a moment later.
     for attempt in 0..20u64 {
-        if let Some(row) = find_issued(server, &table, marker).await? {
-            return Ok((row, Issued::Now));
+        let sighting = find_marked(at, &table, marker).await?;
+        if !sighting.found.is_empty() {
+            return Ok(Issued::Now(sighting));
         }
         tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
     }
@@ -196,8 +175,7 @@ pub struct RoomWait<'a> {
 /// turn: hold it until the issued mutation shows in `system.mutations`, so
 /// that no other process counts in between and issues past the limit.
 async fn wait_for_room(
-    server: &Server,
-    replicas: Option<&Replicas>,
+    at: &Reaching<'_>,
     table: &QualifiedTable,
     limit: u64,
     room: &mut RoomWait<'_>,
@@ -212,7 +190,7 @@ async fn wait_for_room(
     );
     loop {
         let turn = room.state.try_lock_issuing(&turn_name)?;
-        let pending = pending(server, replicas, table).await?;
+        let pending = pending(at, table).await?;
         let full = pending >= limit;
         if let (false, Some(turn)) = (full, turn) {
             return Ok(turn);
@@ -260,28 +238,40 @@ pub struct Sighting {
     pub unreachable: Vec<(ReplicaRef, String)>,
 }
 
-/// The mutation carrying `marker` on every replica of `table`.
-pub async fn find_on_replicas(
-    server: &Server,
-    replicas: &Replicas,
+/// The mutation carrying `marker` on `table` wherever `at` reaches: one
+/// per replica at most (more is refused: a marker names one statement).
+pub async fn find_marked(
+    at: &Reaching<'_>,
     table: &QualifiedTable,
     marker: &str,
 ) -> anyhow::Result<Sighting> {
     let filter = MutationFilter {
+        // Quoted, so that chunk 1 does not also match chunk 10, nor attempt
+        // 0 attempt 1.
         command_contains: Some(string_literal(marker)),
         ..MutationFilter::for_table(table)
     };
     let mut sighting = Sighting::default();
-    for answer in system_mutations::list_on_replicas(server, replicas, &filter).await? {
+    for answer in system_mutations::read(at, &filter).await? {
         match answer.rows {
             Ok(rows) if rows.len() > 1 => {
+                let inspect = match at.reach.replicas() {
+                    Some(replicas) => format!(
+                        "chforget mutations list --all --cluster {} --command {marker}",
+                        replicas.cluster.as_str()
+                    ),
+                    None => format!("chforget mutations list --all --command {marker}"),
+                };
                 return fail(
                     ErrorCode::ForgetFailed,
                     format!(
-                        "{} mutations carry the marker {marker} on {}; expected one. Inspect them with `chforget mutations list --all --cluster {} --command {marker}`",
+                        "{} mutations carry the marker {marker}{}; expected one. Inspect them with `{inspect}`",
                         rows.len(),
-                        answer.replica,
-                        replicas.cluster.as_str()
+                        if at.reach.is_cluster() {
+                            format!(" on {}", answer.replica)
+                        } else {
+                            String::new()
+                        },
                     ),
                 );
             }
@@ -321,18 +311,6 @@ pub async fn in_ddl_queue(server: &Server, ddl_path: &str, marker: &str) -> Opti
     None
 }
 
-/// How a statement sent `ON CLUSTER` came to be on its way.
-#[derive(Debug)]
-pub enum ClusterIssued {
-    /// Every host took it.
-    Sent,
-    /// Sent, but hosts did not answer within `distributed_ddl_task_timeout`
-    /// (a host down): they run it when they come back.
-    HostsBehind(String),
-    /// An earlier, interrupted run sent it: seen on replicas or queued.
-    Earlier(Sighting),
-}
-
 /// Settings of an `ON CLUSTER` statement: wait for the hosts at most
 /// `ddl_timeout`, never for the mutation itself, and throw on a timeout
 /// whatever the login's profile says.
@@ -356,12 +334,12 @@ pub fn on_cluster_settings(
     settings
 }
 
-/// Send `target`'s statement with `marker` `ON CLUSTER`, unless it went out
-/// before: `sent_before` (the journal says an earlier run was sending it)
-/// makes it look the marker up on every replica and in the DDL queue first.
+/// [`issue`] on a cluster: sent once `ON CLUSTER`; before it, and after
+/// an answer that got lost, the marker is looked up on every replica and in
+/// the DDL queue.
 #[allow(clippy::too_many_arguments)]
-pub async fn issue_on_cluster(
-    server: &Server,
+async fn send_on_cluster(
+    at: &Reaching<'_>,
     replicas: &Replicas,
     scope: &Scope,
     target: &Target,
@@ -369,16 +347,15 @@ pub async fn issue_on_cluster(
     sent_before: bool,
     ddl: &DdlQueue<'_>,
     room: &mut RoomWait<'_>,
-) -> anyhow::Result<ClusterIssued> {
+) -> anyhow::Result<Issued> {
+    let server = at.server;
     let table = scope.events_table();
-    if sent_before
-        && let Some(earlier) = sent_earlier(server, replicas, &table, marker, ddl).await?
-    {
-        return Ok(ClusterIssued::Earlier(earlier));
+    if sent_before && let Some(earlier) = sent_earlier(at, &table, marker, ddl).await? {
+        return Ok(Issued::Earlier(earlier));
     }
     // Held until the hosts answer (they queue the mutation first).
     let _issuing = match server.capabilities.max_pending_deletes {
-        Some(limit) => Some(wait_for_room(server, Some(replicas), &table, limit, room).await?),
+        Some(limit) => Some(wait_for_room(at, &table, limit, room).await?),
         None => None,
     };
     let statement = target.delete_statement(scope, marker)?;
@@ -408,14 +385,14 @@ pub async fn issue_on_cluster(
         );
     };
     let Err(error) = sent else {
-        return Ok(ClusterIssued::Sent);
+        return Ok(Issued::Now(Sighting::default()));
     };
     if server_code_of(&error) == Some(server_code::TIMEOUT_EXCEEDED) {
-        return Ok(ClusterIssued::HostsBehind(format!("{error:#}")));
+        return Ok(Issued::HostsBehind(format!("{error:#}")));
     }
     // Refused, or the answer was lost: some hosts may have taken it anyway.
-    if let Ok(Some(earlier)) = sent_earlier(server, replicas, &table, marker, ddl).await {
-        return Ok(ClusterIssued::Earlier(earlier));
+    if let Ok(Some(earlier)) = sent_earlier(at, &table, marker, ddl).await {
+        return Ok(Issued::Earlier(earlier));
     }
     Err(error)
 }
@@ -432,17 +409,16 @@ pub struct DdlQueue<'a> {
 /// in the DDL queue. Fails when neither can rule it out (replicas down and
 /// the queue unreadable), since sending it again could run it twice.
 async fn sent_earlier(
-    server: &Server,
-    replicas: &Replicas,
+    at: &Reaching<'_>,
     table: &QualifiedTable,
     marker: &str,
     ddl: &DdlQueue<'_>,
 ) -> anyhow::Result<Option<Sighting>> {
-    let sighting = find_on_replicas(server, replicas, table, marker).await?;
+    let sighting = find_marked(at, table, marker).await?;
     if !sighting.found.is_empty() {
         return Ok(Some(sighting));
     }
-    match in_ddl_queue(server, ddl.path, marker).await {
+    match in_ddl_queue(at.server, ddl.path, marker).await {
         Some(true) => Ok(Some(sighting)),
         Some(false) => Ok(None),
         None if sighting.unreachable.is_empty() => Ok(None),

@@ -16,6 +16,7 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::server::connected::Server;
+use crate::server::reach::Reach;
 use crate::server::replicas::{ReplicaRef, Replicas};
 use crate::server::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::vocabulary::error::{ErrorCode, code_of, fail};
@@ -492,8 +493,10 @@ pub async fn track_on_replicas(
     // only when it changes.
     let mut told: Option<Behind> = None;
     let mut pace = Pace::new(options);
+    let reach = Reach::Cluster(replicas.clone());
+    let at = reach.on(server);
     loop {
-        let answers = system_mutations::list_on_replicas(server, replicas, &filter).await?;
+        let answers = system_mutations::read(&at, &filter).await?;
         let mut unreachable = Vec::new();
         for answer in &answers {
             if let Err(error) = &answer.rows {

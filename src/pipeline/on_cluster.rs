@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::erasure::mutate::{self, ClusterIssued, DdlQueue, RoomWait};
+use crate::erasure::mutate::{self, DdlQueue, Issued, RoomWait};
 use crate::erasure::plan::{AttemptOutcome, ReplicaMutation};
 use crate::erasure::track::{
     self, ClusterWatch, MatchBy, MutationState, ReplicaView, TrackObserver, TrackOptions,
 };
 use crate::records::journal::{RequestJournal, now_rfc3339};
+use crate::server::reach::Reach;
 use crate::server::replicas::{ReplicaRef, Replicas};
 
 use super::Context;
@@ -54,9 +55,9 @@ pub(super) async fn issue(
         path: &settings.ddl_path,
         timeout: timeout.max(Duration::from_secs(1)),
     };
-    let issued = mutate::issue_on_cluster(
-        ctx.server,
-        replicas,
+    let reach = Reach::Cluster(replicas.clone());
+    let issued = mutate::issue(
+        &reach.on(ctx.server),
         &journal.scope,
         &journal.targets[index],
         &marker,
@@ -67,12 +68,12 @@ pub(super) async fn issue(
     .await?;
     let mut seen: BTreeMap<ReplicaRef, String> = BTreeMap::new();
     let detail = match &issued {
-        ClusterIssued::Sent => format!("{marker} -> ON CLUSTER {}", replicas.cluster.as_str()),
-        ClusterIssued::HostsBehind(answer) => format!(
+        Issued::Now(_) => format!("{marker} -> ON CLUSTER {}", replicas.cluster.as_str()),
+        Issued::HostsBehind(answer) => format!(
             "{marker} -> ON CLUSTER {}; not every host answered in time (they run it when back): {answer}",
             replicas.cluster.as_str()
         ),
-        ClusterIssued::Earlier(sighting) => {
+        Issued::Earlier(sighting) => {
             for (replica, row) in &sighting.found {
                 seen.insert(replica.clone(), row.mutation_id.clone());
             }

@@ -3,12 +3,14 @@
 //! `system.mutations`, and what became of it journaled per attempt (the
 //! cluster's counterpart is [`super::on_cluster`]).
 
-use crate::erasure::mutate::{self, RoomWait};
+use crate::erasure::mutate::{self, DdlQueue, Issued, RoomWait};
 use crate::erasure::plan::AttemptOutcome;
 use crate::erasure::track::{self, MutationState, TrackObserver, TrackOptions};
 use crate::records::audit;
 use crate::records::journal::{RequestJournal, now_rfc3339};
+use crate::server::reach::Reach;
 use crate::server::system_mutations::MutationKey;
+use crate::vocabulary::error::{ErrorCode, fail};
 
 use super::Context;
 use super::decide::{Tracked, conclude_tracking, sent_before};
@@ -22,23 +24,37 @@ pub(super) async fn issue(
     marker: &str,
     room: &mut RoomWait<'_>,
 ) -> anyhow::Result<String> {
-    let (row, how) = mutate::issue(
-        ctx.server,
+    let reach = Reach::Here;
+    let ddl = DdlQueue {
+        path: &ctx.profile.cluster.ddl_path,
+        timeout: ctx.profile.cluster.ddl_timeout,
+    };
+    let issued = mutate::issue(
+        &reach.on(ctx.server),
         &journal.scope,
         &journal.targets[index],
         marker,
         sent_before(journal, marker),
+        &ddl,
         room,
     )
     .await?;
+    let (row, earlier) = match &issued {
+        Issued::Now(sighting) => (sighting.found.first(), ""),
+        Issued::Earlier(sighting) => (sighting.found.first(), " (issued earlier)"),
+        Issued::HostsBehind(_) => (None, ""),
+    };
+    let Some((_, row)) = row else {
+        return fail(
+            ErrorCode::ForgetFailed,
+            format!("the mutation of {marker} is not in system.mutations after it was issued"),
+        );
+    };
     if let Some(attempt) = journal.targets[index].current_mut() {
         attempt.mutation_id = Some(row.mutation_id.clone());
         attempt.issued_at.get_or_insert_with(now_rfc3339);
     }
-    Ok(match how {
-        mutate::Issued::Now => format!("{marker} -> {}", row.mutation_id),
-        mutate::Issued::Earlier => format!("{marker} -> {} (issued earlier)", row.mutation_id),
-    })
+    Ok(format!("{marker} -> {}{earlier}", row.mutation_id))
 }
 
 /// Track every issued attempt that is not known done, and journal what

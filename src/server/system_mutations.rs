@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::server::capabilities::Capabilities;
 use crate::server::connected::Server;
 use crate::server::reach::{Reach, Reaching};
-use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas};
+use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef};
 use crate::vocabulary::sql::{Ident, QualifiedTable, in_list, render, string_literal};
 
 const MUTATIONS_SQL: &str = include_str!("../../sql/mutations.sql");
@@ -240,20 +240,13 @@ fn mutations_sql_reading(
     )
 }
 
+/// `system.mutations` matching `filter` on this server.
 pub async fn list(server: &Server, filter: &MutationFilter) -> anyhow::Result<Vec<MutationRow>> {
-    let sql = mutations_sql(server, filter)?;
-    let raw: Vec<RawMutationRow> = server.fetch(&sql, "reading system.mutations").await?;
-    let rows = raw
-        .into_iter()
-        .map(RawMutationRow::decode)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if filter.keys.is_empty() {
-        return Ok(rows);
+    let mut rows = Vec::new();
+    for answer in read(&Reach::Here.on(server), filter).await? {
+        rows.extend(answer.rows.map_err(|error| anyhow::anyhow!(error))?);
     }
-    Ok(rows
-        .into_iter()
-        .filter(|row| filter.keys.contains(&row.key()))
-        .collect())
+    Ok(rows)
 }
 
 /// `system.mutations` matching `filter` wherever `at` reaches: this
@@ -324,19 +317,10 @@ pub async fn read_rows(
     Ok((rows, unreadable))
 }
 
-/// As [`read`] on every replica of `replicas`.
-pub async fn list_on_replicas(
-    server: &Server,
-    replicas: &Replicas,
-    filter: &MutationFilter,
-) -> anyhow::Result<Vec<ReplicaAnswer<MutationRow>>> {
-    let reach = Reach::Cluster(replicas.clone());
-    read(&reach.on(server), filter).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::replicas::Replicas;
     use crate::server::topology::{Cluster, Replica};
     use crate::vocabulary::sql::ClusterName;
 
