@@ -234,6 +234,9 @@ fn connection_hint(message: &str, config: &ConnectionConfig) -> String {
     {
         return "the server did not speak TLS: is this its HTTP port? Use http:// for ClickHouse's HTTP port (8123 by default) and https:// only for its HTTPS port (8443)".to_string();
     }
+    if https && lower.contains("no tls answer") {
+        return "is this its HTTP port? Use http:// for ClickHouse's HTTP port (8123 by default) and https:// only for its HTTPS port (8443)".to_string();
+    }
     if https && (lower.contains("certificate") || lower.contains("unknownissuer")) {
         return "its TLS certificate is not trusted: for a private CA pass the CA certificate with --ca-cert FILE (CLICKHOUSE_CA_CERT)".to_string();
     }
@@ -424,6 +427,9 @@ pub struct Connection {
     /// Servers (`host:port`) read through this one that did not answer in
     /// time during this command.
     unanswering: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// Whether the server answered any query of this command: a first query
+    /// that gets no answer over https may be TLS spoken to a plain port.
+    answered: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Unit tests: a script answers instead of a server.
     #[cfg(test)]
     scripted: Option<std::sync::Arc<crate::server::scripted::Script>>,
@@ -457,6 +463,7 @@ impl Connection {
             cap: None,
             abandoned: std::sync::Arc::default(),
             unanswering: std::sync::Arc::default(),
+            answered: std::sync::Arc::default(),
             #[cfg(test)]
             scripted: None,
         }
@@ -529,6 +536,7 @@ impl Connection {
             cap: self.cap,
             abandoned: self.abandoned.clone(),
             unanswering: self.unanswering.clone(),
+            answered: self.answered.clone(),
             #[cfg(test)]
             scripted: self.scripted.clone(),
         }
@@ -771,10 +779,23 @@ impl Connection {
 
     /// A query given up on after `budget`: killed on the server first.
     async fn timed_out(&self, during: &str, id: &str, budget: Duration) -> anyhow::Error {
-        self.kill(&[id.to_string()]).await;
         let waited = humantime::format_duration(Duration::from_secs(
             budget.as_secs() + u64::from(budget.subsec_nanos() > 0),
         ));
+        if !self.answered.load(std::sync::atomic::Ordering::SeqCst)
+            && self.config.url.starts_with("https://")
+        {
+            // Nothing ever answered: a TLS handshake with a plain HTTP port
+            // can hang (the server waits for a request line), and a KILL
+            // sent the same way would hang too.
+            return self
+                .explained(Failure::new(
+                    ErrorCode::ConnectionFailed,
+                    format!("{during}: no TLS answer from ClickHouse within {waited}"),
+                ))
+                .into();
+        }
+        self.kill(&[id.to_string()]).await;
         if self.deadline_reached() {
             return Failure::new(
                 ErrorCode::Timeout,
@@ -866,7 +887,11 @@ impl Connection {
         let answer = tokio::time::timeout(budget, query.fetch_all::<T>()).await;
         in_flight.done = true;
         match answer {
-            Ok(Ok(rows)) => Ok(rows),
+            Ok(Ok(rows)) => {
+                self.answered
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(rows)
+            }
             Ok(Err(error)) => Err(self.explain(
                 self.failed(classify_clickhouse(&error, during, ErrorCode::ServerError)),
                 sql,
@@ -904,7 +929,11 @@ impl Connection {
         let answer = tokio::time::timeout(budget, query.execute()).await;
         in_flight.done = true;
         match answer {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                self.answered
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
             Ok(Err(error)) => Err(self.explain(
                 self.failed(classify_clickhouse(&error, during, rejected)),
                 sql,
