@@ -5,6 +5,7 @@ pub mod batch;
 pub mod report;
 
 pub mod audit;
+pub mod doctor;
 pub mod drive;
 pub mod forget;
 pub mod kill;

@@ -2,6 +2,7 @@
 //! `output::print_json` of the same structures).
 
 pub mod audit;
+pub mod doctor;
 pub mod status;
 pub mod verify;
 
