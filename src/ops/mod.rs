@@ -14,6 +14,7 @@ pub mod mutations;
 pub mod physical;
 pub mod rollup;
 pub mod status;
+pub mod verify;
 
 use crate::pipeline::Context;
 use crate::records::audit::{ActionRecord, AuditOutcome};
