@@ -8,6 +8,8 @@ pub mod audit;
 pub mod doctor;
 pub mod drive;
 pub mod forget;
+pub mod forget_batch;
+pub mod forget_user;
 pub mod kill;
 pub mod late;
 pub mod mutations;

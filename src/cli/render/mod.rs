@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod doctor;
+pub mod forget;
 pub mod mutations;
 pub mod status;
 pub mod verify;
