@@ -229,6 +229,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (use e.g. 90s, 10m, 1h)"))
 }
 
+/// `status --since`: a date (midnight UTC), an RFC 3339 time, or an age.
+pub fn parse_since(text: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(age) = humantime::parse_duration(text) {
+        return std::time::SystemTime::now()
+            .checked_sub(age)
+            .ok_or_else(|| format!("{text} is before the epoch"));
+    }
+    let time = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_string()
+    };
+    humantime::parse_rfc3339_weak(&time).map_err(|_| {
+        format!("{text} is neither a date (2026-12-01), an RFC 3339 time nor an age (7d)")
+    })
+}
+
 /// The cluster of the tables.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Cluster")]
@@ -298,4 +315,30 @@ pub struct ChangeArgs {
     pub confirm: ConfirmArgs,
     #[command(flatten)]
     pub audit: AuditArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_since;
+
+    #[test]
+    fn since_takes_dates_times_and_ages() {
+        let day = parse_since("2026-12-01").expect("date");
+        assert_eq!(
+            humantime::format_rfc3339_seconds(day).to_string(),
+            "2026-12-01T00:00:00Z"
+        );
+        let time = parse_since("2026-12-01T08:30:00Z").expect("time");
+        assert_eq!(
+            time.duration_since(day).expect("after").as_secs(),
+            8 * 3600 + 1800
+        );
+        let age = parse_since("7d").expect("age");
+        let elapsed = std::time::SystemTime::now()
+            .duration_since(age)
+            .expect("in the past")
+            .as_secs();
+        assert!((7 * 86400..7 * 86400 + 60).contains(&elapsed), "{elapsed}");
+        assert!(parse_since("yesterday").is_err());
+    }
 }

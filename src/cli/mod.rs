@@ -1,6 +1,7 @@
 //! The command line: the subcommands, the argument groups they share
 //! ([`args`]), the resolution of those groups into what the library needs
-//! ([`context`]), and the human renderings of reports ([`render`]).
+//! ([`context`]), the human renderings of reports ([`render`]), and the
+//! terminal side of what operations ask and show ([`ui`]).
 
 pub mod progress;
 
@@ -8,6 +9,7 @@ pub mod args;
 pub mod commands;
 pub mod context;
 pub mod render;
+pub mod ui;
 
 use std::io::Write;
 

@@ -102,3 +102,26 @@ pub fn describe(problem: &ChainProblem) -> String {
     let request = problem.request_id.as_deref().unwrap_or("?");
     format!("{line} (request {request}): {}", problem.problem)
 }
+
+/// `audit verify`: the check, and what it means for the command (an
+/// `audit_broken` error naming the first problem).
+pub async fn verify(
+    server: &Server,
+    state: &StateDir,
+    key: &Key,
+    table: &QualifiedTable,
+) -> anyhow::Result<(TrailCheck, anyhow::Result<()>)> {
+    let report = check_trail(server, state, key, table).await?;
+    let verdict = match report.problems.first() {
+        None => Ok(()),
+        Some(first) => fail(
+            ErrorCode::AuditBroken,
+            format!(
+                "the audit trail does not verify ({}); first: {}",
+                crate::vocabulary::output::plural(report.problems.len(), "problem", "problems"),
+                describe(first)
+            ),
+        ),
+    };
+    Ok((report, verdict))
+}

@@ -248,6 +248,28 @@ pub async fn kill(
     })
 }
 
+/// `mutations kill`: find the unfinished mutation `id` names on `table`
+/// (on a cluster: on every replica that has it), let `confirm` see it, then
+/// kill it and record the kill.
+pub async fn find_and_kill(
+    ctx: &Context<'_>,
+    table: &crate::vocabulary::sql::Ident,
+    id: &str,
+    cluster: Option<&ClusterName>,
+    meta: AuditMeta,
+    confirm: &mut dyn FnMut(&QualifiedTable, &[Found]) -> anyhow::Result<()>,
+) -> anyhow::Result<KillReport> {
+    let target = KillTarget::parse(id);
+    let table = ctx.server.table(table);
+    let reach = Reach::resolve(ctx.server, cluster).await?;
+    let found = find(ctx.server, &reach, &table, &target).await?;
+    if found.is_empty() {
+        return fail(ErrorCode::InvalidPayload, "nothing to kill");
+    }
+    confirm(&table, &found)?;
+    kill(ctx, &table, &target, cluster, found, meta).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,14 +5,18 @@ pub mod batch;
 pub mod report;
 
 pub mod audit;
+pub mod doctor;
 pub mod drive;
 pub mod forget;
+pub mod forget_batch;
+pub mod forget_user;
 pub mod kill;
 pub mod late;
 pub mod mutations;
 pub mod physical;
 pub mod rollup;
 pub mod status;
+pub mod verify;
 
 use crate::pipeline::Context;
 use crate::records::audit::{ActionRecord, AuditOutcome};

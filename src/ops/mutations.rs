@@ -290,3 +290,45 @@ async fn watch_on_cluster(
     };
     Ok((summary, result))
 }
+
+/// Which mutations `mutations list` shows.
+pub struct ListQuery {
+    /// Finished ones too.
+    pub all: bool,
+    /// Every database, not only the connection's.
+    pub all_databases: bool,
+    pub table: Option<crate::vocabulary::sql::Ident>,
+    pub command_contains: Option<String>,
+}
+
+/// `mutations list`: the mutations `query` names, on this server or on
+/// every replica of `cluster`.
+pub async fn list_matching(
+    server: &Server,
+    cluster: Option<&crate::vocabulary::sql::ClusterName>,
+    query: ListQuery,
+) -> anyhow::Result<Listed> {
+    let filter = MutationFilter {
+        database: (!query.all_databases).then(|| server.database().as_str().to_string()),
+        table: query.table.map(|t| t.as_str().to_string()),
+        command_contains: query.command_contains,
+        unfinished_only: !query.all,
+        ..MutationFilter::default()
+    };
+    let reach = Reach::resolve(server, cluster).await?;
+    list(server, &reach, &filter).await
+}
+
+/// `mutations watch`: follow `ids` of `table` (in the connection's
+/// database), on this server or on every replica of `cluster`.
+pub async fn watch_ids(
+    server: &Server,
+    cluster: Option<&crate::vocabulary::sql::ClusterName>,
+    table: &crate::vocabulary::sql::Ident,
+    ids: &[String],
+    options: TrackOptions,
+    observer: &mut dyn TrackObserver,
+) -> anyhow::Result<(serde_json::Value, anyhow::Result<()>)> {
+    let reach = Reach::resolve(server, cluster).await?;
+    watch(server, &reach, &server.table(table), ids, options, observer).await
+}

@@ -167,3 +167,59 @@ pub fn list(
     lines.sort_by(|a, b| a.request_id.cmp(&b.request_id));
     Ok(lines)
 }
+
+/// What `status` is asked: one request, or a listing.
+pub enum Asked {
+    /// A request id as given (checked once the directory is known).
+    One(String),
+    List(Selection),
+}
+
+/// What `status` answers.
+pub enum StatusAnswer {
+    One(Box<StatusLine>),
+    /// The listing, and the state directory it read (named when it is
+    /// empty).
+    List {
+        lines: Vec<StatusLine>,
+        dir: String,
+    },
+}
+
+/// `status`: one request (its key required), or the requests a selection
+/// takes (no key yet: none). A state directory that is not there is
+/// refused: reading it would say "nothing unfinished" about requests that
+/// live in another one.
+pub fn status(
+    state: &StateDir,
+    profile_key: Option<&str>,
+    asked: Asked,
+) -> anyhow::Result<StatusAnswer> {
+    let root = state.root();
+    let dir = std::path::absolute(root)
+        .unwrap_or_else(|_| root.to_path_buf())
+        .display()
+        .to_string();
+    if !root.is_dir() {
+        return crate::vocabulary::error::fail(
+            crate::vocabulary::error::ErrorCode::InvalidPayload,
+            format!(
+                "state directory {dir} does not exist: no request was ever journaled there. \
+                 Point at the directory `forget` used with --state-dir or CHFORGET_STATE_DIR \
+                 (default: $XDG_STATE_HOME/chforget, else ~/.local/state/chforget)"
+            ),
+        );
+    }
+    match asked {
+        Asked::One(id) => {
+            let id = RequestId::parse(&id)?;
+            let key = Key::require(state, profile_key)?;
+            Ok(StatusAnswer::One(Box::new(one(state, &key, &id)?)))
+        }
+        Asked::List(selection) => {
+            let key = Key::load(state, profile_key)?.map(|(key, _)| key);
+            let lines = list(state, key.as_ref(), selection)?;
+            Ok(StatusAnswer::List { lines, dir })
+        }
+    }
+}

@@ -5,8 +5,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use crate::cli::args::{LocalArgs, OutputArgs, StateArgs, TrailArgs};
 use crate::cli::context::Session;
 use crate::cli::render;
-use crate::ops::audit::{self, describe};
-use crate::vocabulary::error::{ErrorCode, fail};
+use crate::ops::audit;
 use crate::vocabulary::output::{self, OutputFormat};
 use crate::vocabulary::request::{RequestId, ValidId};
 
@@ -128,31 +127,17 @@ fn show(args: ShowArgs) -> anyhow::Result<()> {
     })
 }
 
-/// One audit record for a person: who, what, how many rows, which
-/// statements and mutations, and its steps; `--output json` has every field.
 async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let session = Session::trail(&args.trail)?;
     let key = session.key()?;
     let open = session.open(false, None).await?;
-    let report = audit::check_trail(&open.server, &session.state, &key, &open.audit_table).await?;
+    let (report, verdict) =
+        audit::verify(&open.server, &session.state, &key, &open.audit_table).await?;
     output::emit(session.output, &report, render::audit::render_verify)?;
-    for line in &report.torn_lines {
-        eprintln!(
-            "chforget: line {line} of {} is an incomplete record left by a crash in the middle of an append; it is skipped (the request it belonged to has no record there: `chforget status` and `resume` finish it)",
-            report.local_file
-        );
+    for notice in render::audit::torn_notices(&report) {
+        eprintln!("{notice}");
     }
-    match report.problems.first() {
-        None => Ok(()),
-        Some(first) => fail(
-            ErrorCode::AuditBroken,
-            format!(
-                "the audit trail does not verify ({}); first: {}",
-                output::plural(report.problems.len(), "problem", "problems"),
-                describe(first)
-            ),
-        ),
-    }
+    verdict
 }
 
 fn export(args: ExportArgs) -> anyhow::Result<()> {
@@ -160,18 +145,6 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     let records = audit::list(&state)?;
     match args.format() {
         ExportFormat::Json => output::print_json(&records),
-        ExportFormat::Csv => {
-            let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
-            writer.write_record(render::audit::CSV_HEADER)?;
-            for record in &records {
-                writer.write_record(
-                    render::audit::csv_row(record)
-                        .iter()
-                        .map(|f| render::audit::formula_safe(f)),
-                )?;
-            }
-            writer.flush()?;
-            Ok(())
-        }
+        ExportFormat::Csv => render::audit::write_csv(&records, std::io::stdout().lock()),
     }
 }

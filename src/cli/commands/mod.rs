@@ -1,5 +1,6 @@
-//! One file per subcommand: each turns its flags into one library call (the
-//! `ops` layer or a step module) and one rendering.
+//! One file per subcommand (a folder, a file a part, where one would be
+//! long): each turns its flags into one library call (the `ops` layer or a
+//! step module) and one rendering.
 
 pub mod audit;
 pub mod completions;

@@ -7,16 +7,13 @@ use clap::Args;
 
 use crate::cli::args::{ConfirmArgs, ProgressArgs, TrailArgs};
 use crate::cli::context::{Confirm, Session};
-use crate::cli::progress;
 use crate::cli::render;
-use crate::erasure::physical::PhysicalReport;
+use crate::cli::ui::Terminal;
 use crate::erasure::track::TrackOptions;
 use crate::ops::forget::check_database;
 use crate::ops::late;
-use crate::ops::physical::{self, PhysicalOutcome, PhysicalRequest};
+use crate::ops::verify::{self, PhysicalAsk, VerifyRequest};
 use crate::pipeline::RunMode;
-use crate::records::journal::RequestStatus;
-use crate::vocabulary::error::{ErrorCode, fail};
 use crate::vocabulary::output::{self, OutputFormat};
 use crate::vocabulary::request::user_arg;
 
@@ -75,12 +72,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         (user, hex) => Some(user_arg(user.as_deref(), hex.as_deref())?),
     };
     let users = late::subjects(&journal, wanted.as_ref(), &key)?;
-    let since = args
-        .since
-        .as_deref()
-        .map(late::parse_since)
-        .transpose()?
-        .unwrap_or(0);
+    let since = args.since.as_deref().map(late::parse_since).transpose()?;
     let confirm = Confirm::new(args.confirm.yes);
     if args.fix {
         confirm.ensure_possible("delete")?;
@@ -95,116 +87,28 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     session
         .check_server(&journal, &open.server, "verify")
         .await?;
-    if args.physical && !open.server.capabilities.readonly {
-        // The late-arrival counts quote the ids: with --physical, nothing of
-        // this run may add to the request's traces in the query logs.
-        open.server.quietly();
-    }
-    let mut report = late::check(&open.server, &journal, &users, &key, since).await?;
-    let total = report.late_rows.total();
-    let result = if total > 0 && args.fix {
-        let ctx = open.context(&session);
-        let mode = RunMode {
+    let request = VerifyRequest {
+        users,
+        since: since.unwrap_or(0),
+        fix: args.fix.then(|| RunMode {
             wait: true,
             track: args.progress.polling(TrackOptions {
                 timeout: Some(args.timeout),
                 ..TrackOptions::default()
             }),
             reissue_killed: false,
-        };
-        match confirm.ask(
-            "",
-            &format!(
-                "Delete the {} that arrived after request {}? Mutations cannot be undone.",
-                output::plural(total, "row", "rows"),
-                journal.request_id
-            ),
-            "nothing was issued",
-        ) {
-            Ok(()) => {
-                let mut observer = progress::for_stderr(args.progress.settings());
-                late::fix(&ctx, &journal, &users, &mut report, mode, observer.as_mut()).await
-            }
-            Err(error) => Err(error),
-        }
-    } else if total > 0 {
-        fail(
-            ErrorCode::ForgetFailed,
-            format!(
-                "{} arrived after request {} ({} of the user, {} anonymous); delete them with `{}`",
-                output::plural(total, "targeted row", "targeted rows"),
-                journal.request_id,
-                report.late_rows.user_rows,
-                report.late_rows.anonymous_rows,
-                crate::vocabulary::hint::command(&format!(
-                    "verify {} --fix --yes",
-                    journal.request_id
-                ))
-            ),
-        )
-    } else {
-        Ok(())
+        }),
+        physical: args.physical.then_some(PhysicalAsk {
+            wait: args.wait.then_some(args.timeout),
+            purge_traces: args.purge_traces,
+        }),
     };
-    let result = if args.physical {
-        let physical = physical_check(&args, &session, &open, &confirm).await;
-        match physical {
-            Ok((outcome, verdict)) => {
-                report.physical = Some(outcome);
-                result.and(verdict.map_or(Ok(()), Err))
-            }
-            Err(error) => result.and(Err(error)),
-        }
-    } else {
-        result
-    };
-    if let Err(error) = &result {
-        report.error = Some(crate::vocabulary::error::ErrorBody::of(error));
-    }
+    let mut ui = Terminal::new(confirm, args.progress.settings(), args.wait);
+    let ctx = open.context(&session);
+    let (report, result) = verify::verify(&ctx, &journal, request, &mut ui).await?;
     match session.output {
         OutputFormat::Json => output::print_json(&report)?,
         OutputFormat::Human => print!("{}", render::verify::render(&report)),
     }
     result
-}
-
-/// `--physical`: the check (after a fix, of the request as it is now).
-async fn physical_check(
-    args: &VerifyArgs,
-    session: &Session,
-    open: &crate::cli::context::Open,
-    confirm: &Confirm,
-) -> anyhow::Result<(PhysicalOutcome, Option<anyhow::Error>)> {
-    let (_, mut journal) = session.journal(&args.request_id)?;
-    if journal.status != RequestStatus::Completed {
-        return fail(
-            ErrorCode::InvalidPayload,
-            format!(
-                "request {} is {}: its mutations may still be rewriting parts. Finish it first (`{}`), then look at the disks",
-                journal.request_id,
-                journal.status,
-                crate::vocabulary::hint::command(&format!("resume {}", journal.request_id))
-            ),
-        );
-    }
-    if args.purge_traces {
-        confirm.ask(
-            "",
-            &format!(
-                "Delete the rows of request {} from the server's query logs?",
-                journal.request_id
-            ),
-            "nothing was deleted",
-        )?;
-    }
-    let ctx = open.context(session);
-    let _lock = ctx.journals().lock(&journal.request_id)?;
-    let request = PhysicalRequest {
-        wait: args.wait.then_some(args.timeout),
-        purge_traces: args.purge_traces,
-        // The check is recorded under who asked and approved the request.
-        meta: journal.meta.clone(),
-    };
-    let mut watcher = progress::PhysicalProgress::new(args.progress.settings(), args.wait);
-    let mut progress = |report: &PhysicalReport| watcher.checked(report);
-    physical::physical(&ctx, &mut journal, request, &mut progress).await
 }

@@ -278,3 +278,29 @@ pub fn formula_safe(value: &str) -> String {
         value.to_string()
     }
 }
+
+/// After `audit verify`'s report, on stderr: each torn line, and why it is
+/// not an error.
+pub fn torn_notices(report: &TrailCheck) -> Vec<String> {
+    report
+        .torn_lines
+        .iter()
+        .map(|line| {
+            format!(
+                "chforget: line {line} of {} is an incomplete record left by a crash in the middle of an append; it is skipped (the request it belonged to has no record there: `chforget status` and `resume` finish it)",
+                report.local_file
+            )
+        })
+        .collect()
+}
+
+/// The records as CSV (a header row, formula-safe fields).
+pub fn write_csv(records: &[AuditRecord], to: impl std::io::Write) -> anyhow::Result<()> {
+    let mut writer = csv::Writer::from_writer(to);
+    writer.write_record(CSV_HEADER)?;
+    for record in records {
+        writer.write_record(csv_row(record).iter().map(|f| formula_safe(f)))?;
+    }
+    writer.flush()?;
+    Ok(())
+}

@@ -2,6 +2,10 @@
 //! `output::print_json` of the same structures).
 
 pub mod audit;
+pub mod doctor;
+pub mod forget;
+pub mod mutations;
+pub mod status;
 pub mod verify;
 
 use crate::erasure::physical::removal_due;
