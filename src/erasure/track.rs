@@ -16,8 +16,8 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::server::connected::Server;
-use crate::server::reach::Reach;
-use crate::server::replicas::{ReplicaRef, Replicas};
+use crate::server::reach::Reaching;
+use crate::server::replicas::ReplicaRef;
 use crate::server::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::vocabulary::error::{ErrorCode, code_of, fail};
 use crate::vocabulary::sql::{QualifiedTable, render, string_literal};
@@ -214,117 +214,44 @@ pub trait TrackObserver {
 #[derive(Debug, Clone)]
 pub struct TrackReport {
     pub outcome: TrackOutcome,
+    /// What each replica (on one server: this one) last showed of each
+    /// watched mutation, by its label.
+    pub views: BTreeMap<(String, ReplicaRef), ReplicaView>,
+    /// The state of each mutation seen, by its key (with its replica on a
+    /// cluster).
     pub states: BTreeMap<MutationKey, MutationState>,
+    /// The last row seen of each.
     pub rows: BTreeMap<MutationKey, MutationRow>,
 }
 
+/// How long a running mutation's `parts_to_do` has not moved.
 struct Progress {
     parts_to_do: i64,
     since: Instant,
     reported_stuck: bool,
 }
 
-/// Poll until every mutation in `keys` is final, or timeout / Ctrl-C.
-pub async fn track(
-    server: &Server,
-    keys: &[MutationKey],
-    options: TrackOptions,
-    observer: &mut dyn TrackObserver,
-) -> anyhow::Result<TrackReport> {
-    let filter = MutationFilter {
-        keys: keys.to_vec(),
-        ..MutationFilter::default()
-    };
-    let mut states: BTreeMap<MutationKey, MutationState> = keys
-        .iter()
-        .map(|k| (k.clone(), MutationState::Pending))
-        .collect();
-    let mut rows: BTreeMap<MutationKey, MutationRow> = BTreeMap::new();
-    let mut progress: BTreeMap<MutationKey, Progress> = BTreeMap::new();
-    let mut pace = Pace::new(options);
-
-    loop {
-        match system_mutations::list(server, &filter).await {
-            Ok(found) => {
-                let seen: BTreeMap<MutationKey, MutationRow> =
-                    found.into_iter().map(|row| (row.key(), row)).collect();
-                for key in keys {
-                    let state = match seen.get(key) {
-                        Some(row) => MutationState::from_row(row),
-                        None => MutationState::Vanished,
-                    };
-                    if let Some(row) = seen.get(key) {
-                        rows.insert(key.clone(), row.clone());
-                    }
-                    let previous = states.get(key);
-                    // A final state sticks: a vanished mutation that was seen
-                    // done stays done.
-                    if previous.is_some_and(MutationState::is_final) {
-                        continue;
-                    }
-                    if previous != Some(&state) {
-                        observer.changed(key, &state, seen.get(key));
-                        states.insert(key.clone(), state.clone());
-                    }
-                    if let (MutationState::Running { parts_to_do }, Some(row)) =
-                        (&state, seen.get(key))
-                    {
-                        let entry = progress.entry(key.clone()).or_insert(Progress {
-                            parts_to_do: *parts_to_do,
-                            since: Instant::now(),
-                            reported_stuck: false,
-                        });
-                        if entry.parts_to_do != *parts_to_do {
-                            *entry = Progress {
-                                parts_to_do: *parts_to_do,
-                                since: Instant::now(),
-                                reported_stuck: false,
-                            };
-                        } else if !entry.reported_stuck
-                            && entry.since.elapsed() >= options.stuck_after
-                        {
-                            entry.reported_stuck = true;
-                            let diagnosis =
-                                diagnose(server, row).await.map_err(|e| format!("{e:#}"));
-                            observer.notice(&Notice::Stuck {
-                                key,
-                                stalled: entry.since.elapsed(),
-                                row,
-                                diagnosis: &diagnosis,
-                            });
-                        }
-                    }
-                }
-                observer.polled(&states);
-                if states.values().all(MutationState::is_final) {
-                    let outcome = if states.values().all(|s| *s == MutationState::Done) {
-                        TrackOutcome::AllDone
-                    } else {
-                        TrackOutcome::Failed
-                    };
-                    return Ok(TrackReport {
-                        outcome,
-                        states,
-                        rows,
-                    });
-                }
-            }
-            Err(error) if code_of(&error) == ErrorCode::ConnectionFailed => {
-                observer.notice(&Notice::Retrying {
-                    error: &error,
-                    wait: pace.interval(),
-                });
-            }
-            Err(error) => return Err(error),
+impl Progress {
+    fn at(parts_to_do: i64) -> Self {
+        Progress {
+            parts_to_do,
+            since: Instant::now(),
+            reported_stuck: false,
         }
+    }
 
-        if let Some(outcome) = pace.next().await {
-            return Ok(TrackReport {
-                outcome,
-                states,
-                rows,
-            });
+    /// With the latest `parts_to_do`: how long it has been stalled, once,
+    /// when that reaches `stuck_after`.
+    fn stalled(&mut self, parts_to_do: i64, stuck_after: Duration) -> Option<Duration> {
+        if self.parts_to_do != parts_to_do {
+            *self = Progress::at(parts_to_do);
+            return None;
         }
+        if self.reported_stuck || self.since.elapsed() < stuck_after {
+            return None;
+        }
+        self.reported_stuck = true;
+        Some(self.since.elapsed())
     }
 }
 
@@ -421,14 +348,14 @@ pub enum MatchBy {
     MutationId,
 }
 
-/// One mutation to follow on every replica of a cluster.
+/// One mutation to follow wherever the request reaches.
 #[derive(Debug, Clone)]
-pub struct ClusterWatch {
+pub struct Watch {
     /// The marker or the mutation id, as `by` says.
     pub marker: String,
     pub by: MatchBy,
     /// Replicas where it was seen before (a later absence means it vanished),
-    /// with the id each showed.
+    /// with the id each showed. On one server, the mutation issued there.
     pub seen: BTreeMap<ReplicaRef, String>,
 }
 
@@ -451,23 +378,18 @@ impl ReplicaView {
     }
 }
 
-/// The final result of tracking on a cluster: per marker and replica.
-#[derive(Debug, Clone)]
-pub struct ClusterTrackReport {
-    pub outcome: TrackOutcome,
-    pub views: BTreeMap<(String, ReplicaRef), ReplicaView>,
-}
-
-/// Poll every replica until each watched mutation is final on each, or
-/// timeout / Ctrl-C.
-pub async fn track_on_replicas(
-    server: &Server,
-    replicas: &Replicas,
+/// Poll `system.mutations` wherever `at` reaches (one query per poll for
+/// every watch) until each watched mutation is final on each replica, or
+/// timeout / Ctrl-C. A replica that cannot be read, or does not show a
+/// mutation yet, keeps it unfinished; a poll that cannot reach the server
+/// is retried.
+pub async fn track(
+    at: &Reaching<'_>,
     table: &QualifiedTable,
-    watches: &[ClusterWatch],
+    watches: &[Watch],
     options: TrackOptions,
     observer: &mut dyn TrackObserver,
-) -> anyhow::Result<ClusterTrackReport> {
+) -> anyhow::Result<TrackReport> {
     let labels = |by: MatchBy| -> Vec<String> {
         watches
             .iter()
@@ -487,16 +409,40 @@ pub async fn track_on_replicas(
         mutation_ids,
         ..MutationFilter::for_table(table)
     };
-    let mut views: BTreeMap<(String, ReplicaRef), ReplicaView> = BTreeMap::new();
-    let mut states: BTreeMap<MutationKey, MutationState> = BTreeMap::new();
+    let on_cluster = at.reach.is_cluster();
+    let key_of = |mutation_id: &str, replica: &ReplicaRef| MutationKey {
+        database: table.database.as_str().to_string(),
+        table: table.table.as_str().to_string(),
+        mutation_id: mutation_id.to_string(),
+        replica: on_cluster.then(|| replica.clone()),
+    };
+    let mut report = TrackReport {
+        outcome: TrackOutcome::AllDone,
+        views: BTreeMap::new(),
+        states: BTreeMap::new(),
+        rows: BTreeMap::new(),
+    };
+    let mut progress: BTreeMap<MutationKey, Progress> = BTreeMap::new();
     // What the last notice said (not seen, unreachable), to say it again
     // only when it changes.
     let mut told: Option<Behind> = None;
     let mut pace = Pace::new(options);
-    let reach = Reach::Cluster(replicas.clone());
-    let at = reach.on(server);
     loop {
-        let answers = system_mutations::read(&at, &filter).await?;
+        let answers = match system_mutations::read(at, &filter).await {
+            Ok(answers) => answers,
+            Err(error) if code_of(&error) == ErrorCode::ConnectionFailed => {
+                observer.notice(&Notice::Retrying {
+                    error: &error,
+                    wait: pace.interval(),
+                });
+                if let Some(outcome) = pace.next().await {
+                    report.outcome = outcome;
+                    return Ok(report);
+                }
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         let mut unreachable = Vec::new();
         for answer in &answers {
             if let Err(error) = &answer.rows {
@@ -504,44 +450,55 @@ pub async fn track_on_replicas(
             }
             for watch in watches {
                 let slot = (watch.marker.clone(), answer.replica.clone());
-                if views.get(&slot).is_some_and(ReplicaView::is_final) {
+                if report.views.get(&slot).is_some_and(ReplicaView::is_final) {
                     continue;
                 }
                 let view = view_of(watch, &answer.replica, &answer.rows);
-                if let ReplicaView::Seen { state, .. } = &view {
+                if let ReplicaView::Seen { mutation_id, state } = &view {
                     let row = answer
                         .rows
                         .as_ref()
                         .ok()
                         .and_then(|rows| rows.iter().find(|row| watch.matches(row)));
-                    let key = match row {
-                        Some(row) => row.key_on(&answer.replica),
-                        None => MutationKey {
-                            database: table.database.as_str().to_string(),
-                            table: table.table.as_str().to_string(),
-                            mutation_id: watch
-                                .seen
-                                .get(&answer.replica)
-                                .cloned()
-                                .unwrap_or_default(),
-                            replica: Some(answer.replica.clone()),
-                        },
-                    };
-                    if states.get(&key) != Some(state) {
+                    let key = key_of(mutation_id, &answer.replica);
+                    if let Some(row) = row {
+                        report.rows.insert(key.clone(), row.clone());
+                    }
+                    if report.states.get(&key) != Some(state) {
                         observer.changed(&key, state, row);
-                        states.insert(key, state.clone());
+                        report.states.insert(key.clone(), state.clone());
+                    }
+                    if let (MutationState::Running { parts_to_do }, Some(row)) = (state, row) {
+                        let stalled = progress
+                            .entry(key.clone())
+                            .or_insert_with(|| Progress::at(*parts_to_do))
+                            .stalled(*parts_to_do, options.stuck_after);
+                        // The diagnosis reads the server's merge queue: on a
+                        // cluster it would describe the entry server, not
+                        // the replica.
+                        if let (Some(stalled), false) = (stalled, on_cluster) {
+                            let diagnosis =
+                                diagnose(at.server, row).await.map_err(|e| format!("{e:#}"));
+                            observer.notice(&Notice::Stuck {
+                                key: &key,
+                                stalled,
+                                row,
+                                diagnosis: &diagnosis,
+                            });
+                        }
                     }
                 }
-                views.insert(slot, view);
+                report.views.insert(slot, view);
             }
         }
-        observer.polled(&states);
+        observer.polled(&report.states);
         // A replica gets a mutation a moment after the shard's first one
         // (replication): only a lasting absence is worth telling.
         let not_seen: Vec<(String, ReplicaRef)> = if pace.started.elapsed() < REPLICATION_GRACE {
             Vec::new()
         } else {
-            views
+            report
+                .views
                 .iter()
                 .filter(|(_, view)| **view == ReplicaView::NotSeen)
                 .map(|(slot, _)| slot.clone())
@@ -558,8 +515,8 @@ pub async fn track_on_replicas(
             });
         }
         told = Some(now);
-        if views.values().all(ReplicaView::is_final) {
-            let all_done = views.values().all(|view| {
+        if report.views.values().all(ReplicaView::is_final) {
+            let all_done = report.views.values().all(|view| {
                 matches!(
                     view,
                     ReplicaView::Seen {
@@ -568,22 +525,21 @@ pub async fn track_on_replicas(
                     }
                 )
             });
-            return Ok(ClusterTrackReport {
-                outcome: if all_done {
-                    TrackOutcome::AllDone
-                } else {
-                    TrackOutcome::Failed
-                },
-                views,
-            });
+            report.outcome = if all_done {
+                TrackOutcome::AllDone
+            } else {
+                TrackOutcome::Failed
+            };
+            return Ok(report);
         }
         if let Some(outcome) = pace.next().await {
-            return Ok(ClusterTrackReport { outcome, views });
+            report.outcome = outcome;
+            return Ok(report);
         }
     }
 }
 
-impl ClusterWatch {
+impl Watch {
     /// Whether `row` is the watched mutation.
     fn matches(&self, row: &MutationRow) -> bool {
         match self.by {
@@ -597,7 +553,7 @@ impl ClusterWatch {
 
 /// What one replica's answer says of one watched mutation.
 fn view_of(
-    watch: &ClusterWatch,
+    watch: &Watch,
     replica: &ReplicaRef,
     rows: &Result<Vec<MutationRow>, String>,
 ) -> ReplicaView {
@@ -657,8 +613,8 @@ mod tests {
         }
     }
 
-    fn watch(marker: &str, seen_on: Option<ReplicaRef>) -> ClusterWatch {
-        ClusterWatch {
+    fn watch(marker: &str, seen_on: Option<ReplicaRef>) -> Watch {
+        Watch {
             marker: marker.to_string(),
             by: MatchBy::Marker,
             seen: seen_on

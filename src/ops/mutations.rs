@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::erasure::track::{
-    self, ClusterWatch, MatchBy, MutationState, ReplicaView, TrackObserver, TrackOptions,
-    TrackOutcome,
+    self, MatchBy, MutationState, ReplicaView, TrackObserver, TrackOptions, TrackOutcome, Watch,
 };
 use crate::server::connected::Server;
 use crate::server::reach::Reach;
@@ -93,6 +92,7 @@ pub async fn watch(
     if let Reach::Cluster(replicas) = reach {
         return watch_on_cluster(server, replicas, table, ids, options, observer).await;
     }
+    let watched_table = table;
     let database = table.database.as_str().to_string();
     let table = table.table.as_str().to_string();
     let keys: Vec<MutationKey> = ids
@@ -105,7 +105,17 @@ pub async fn watch(
         })
         .collect();
     refuse_unknown(server, &keys, &database, &table).await?;
-    let report = track::track(server, &keys, options, observer).await?;
+    let here = Reach::Here;
+    let at = here.on(server);
+    let watches: Vec<Watch> = ids
+        .iter()
+        .map(|id| Watch {
+            marker: id.clone(),
+            by: MatchBy::MutationId,
+            seen: [(at.this_server(), id.clone())].into(),
+        })
+        .collect();
+    let report = track::track(&at, watched_table, &watches, options, observer).await?;
     let summary = serde_json::to_value(WatchSummary {
         event: "summary",
         outcome: report.outcome,
@@ -220,9 +230,9 @@ async fn watch_on_cluster(
     options: TrackOptions,
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<(serde_json::Value, anyhow::Result<()>)> {
-    let watches: Vec<ClusterWatch> = ids
+    let watches: Vec<Watch> = ids
         .iter()
-        .map(|id| ClusterWatch {
+        .map(|id| Watch {
             marker: id.clone(),
             by: if id.contains(':') {
                 MatchBy::Marker
@@ -232,8 +242,8 @@ async fn watch_on_cluster(
             seen: BTreeMap::new(),
         })
         .collect();
-    let report =
-        track::track_on_replicas(server, replicas, table, &watches, options, observer).await?;
+    let reach = Reach::Cluster(replicas.clone());
+    let report = track::track(&reach.on(server), table, &watches, options, observer).await?;
     let states: Vec<ReplicaWatchState> = report
         .views
         .iter()

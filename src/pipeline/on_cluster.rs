@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::erasure::mutate::{self, DdlQueue, Issued, RoomWait};
 use crate::erasure::plan::{AttemptOutcome, ReplicaMutation};
 use crate::erasure::track::{
-    self, ClusterWatch, MatchBy, MutationState, ReplicaView, TrackObserver, TrackOptions,
+    self, MatchBy, MutationState, ReplicaView, TrackObserver, TrackOptions, Watch,
 };
 use crate::records::journal::{RequestJournal, now_rfc3339};
 use crate::server::reach::Reach;
@@ -111,7 +111,7 @@ pub(super) async fn track_all(
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<Vec<usize>> {
     let table = journal.scope.events_table();
-    let mut watched: Vec<(usize, ClusterWatch)> = Vec::new();
+    let mut watched: Vec<(usize, Watch)> = Vec::new();
     for (index, target) in journal.targets.iter_mut().enumerate() {
         let Some(attempt) = target.current_mut() else {
             continue;
@@ -137,7 +137,7 @@ pub(super) async fn track_all(
             .collect();
         watched.push((
             index,
-            ClusterWatch {
+            Watch {
                 marker: attempt.marker.clone(),
                 by: MatchBy::Marker,
                 seen,
@@ -147,9 +147,9 @@ pub(super) async fn track_all(
     if watched.is_empty() {
         return Ok(Vec::new());
     }
-    let watches: Vec<ClusterWatch> = watched.iter().map(|(_, w)| w.clone()).collect();
-    let report =
-        track::track_on_replicas(ctx.server, replicas, &table, &watches, options, observer).await?;
+    let watches: Vec<Watch> = watched.iter().map(|(_, w)| w.clone()).collect();
+    let reach = Reach::Cluster(replicas.clone());
+    let report = track::track(&reach.on(ctx.server), &table, &watches, options, observer).await?;
     let mut tracked = Tracked {
         outcome: report.outcome,
         failed: false,

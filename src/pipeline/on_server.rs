@@ -5,7 +5,7 @@
 
 use crate::erasure::mutate::{self, DdlQueue, Issued, RoomWait};
 use crate::erasure::plan::AttemptOutcome;
-use crate::erasure::track::{self, MutationState, TrackObserver, TrackOptions};
+use crate::erasure::track::{self, MatchBy, MutationState, TrackObserver, TrackOptions, Watch};
 use crate::records::audit;
 use crate::records::journal::{RequestJournal, now_rfc3339};
 use crate::server::reach::Reach;
@@ -95,8 +95,17 @@ pub(super) async fn track_all(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let watched: Vec<MutationKey> = keys.iter().map(|(_, k)| k.clone()).collect();
-    let tracked = track::track(ctx.server, &watched, options, observer).await?;
+    let reach = Reach::Here;
+    let at = reach.on(ctx.server);
+    let watches: Vec<Watch> = keys
+        .iter()
+        .map(|(_, key)| Watch {
+            marker: key.mutation_id.clone(),
+            by: MatchBy::MutationId,
+            seen: [(at.this_server(), key.mutation_id.clone())].into(),
+        })
+        .collect();
+    let tracked = track::track(&at, &table, &watches, options, observer).await?;
     let vanished: Vec<MutationKey> = tracked
         .states
         .iter()
@@ -149,7 +158,7 @@ pub(super) async fn track_all(
             _ => {}
         }
     }
-    let ids: Vec<String> = watched.iter().map(|k| k.mutation_id.clone()).collect();
+    let ids: Vec<String> = keys.iter().map(|(_, k)| k.mutation_id.clone()).collect();
     let follow = format!(
         "Watch them with `chforget mutations watch {} --table {} --database {}` or finish",
         ids.join(" "),

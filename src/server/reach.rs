@@ -63,6 +63,15 @@ impl Reaching<'_> {
         self.server
     }
 
+    /// This server as a replica (shard 0, its address): how answers read
+    /// here are labelled.
+    pub fn this_server(&self) -> ReplicaRef {
+        ReplicaRef {
+            shard: 0,
+            host: crate::server::connection::host_of(&self.server.config.url),
+        }
+    }
+
     /// Run `build(source, replica)` against `table`: on this server, one
     /// answer (shard 0, this host; an error is the read's error), or on
     /// every replica, an answer each (an unreadable replica's answer holds
@@ -81,10 +90,7 @@ impl Reaching<'_> {
                 let sql = build(&table.to_string(), "toUInt32(0)")?;
                 let rows = self.server.fetch::<T>(&sql, during).await?;
                 Ok(vec![ReplicaAnswer {
-                    replica: ReplicaRef {
-                        shard: 0,
-                        host: crate::server::connection::host_of(&self.server.config.url),
-                    },
+                    replica: self.this_server(),
                     rows: Ok(rows),
                 }])
             }
