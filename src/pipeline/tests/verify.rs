@@ -255,3 +255,30 @@ async fn an_edited_ids_table_in_a_journal_is_refused_before_anything_is_sent() {
     );
     assert!(f.script.sent().is_empty());
 }
+
+#[tokio::test]
+async fn erased_and_verified_without_its_audit_record_in_the_table_is_queued_not_completed() {
+    let f = Fixture::new(Engine::Current);
+    every_attempt_done(&f, 1);
+    f.counts("u1", [0]);
+    let mut j = journal();
+    let mut watcher = Watcher::default();
+    // The scripted server takes no insert: the audit table cannot be
+    // written, as when the server goes away right after verifying.
+    let (result, outcome) =
+        crate::pipeline::run(&f.ctx(), &mut j, "forget", waiting(false), &mut watcher).await;
+    assert_eq!(result.outcome, Outcome::Queued);
+    assert_eq!(result.verified, Some(true));
+    let error = format!("{:#}", outcome.expect_err("incomplete record"));
+    assert!(error.contains("its audit record is incomplete"), "{error}");
+    assert!(error.contains(&format!("resume {ID}")), "{error}");
+    assert_status(&f, &j, RequestStatus::Queued);
+    assert!(!steps(&j).contains(&"audited"));
+    assert!(!j.scrubbed, "scrubbed before the record was written");
+    // The local copy of the record is written first.
+    let records = crate::records::audit::AuditLog::of(&f.state)
+        .records()
+        .expect("local trail");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].request_id, ID);
+}
