@@ -105,7 +105,7 @@ async fn no_room_before_the_deadline_sends_nothing_and_keeps_the_journal_issuing
     f.on_alter(&marker(0), [Answer::Done]);
     let mut j = journal();
     let mode = RunMode {
-        track: fast(Duration::from_millis(200)),
+        track: fast(Duration::from_millis(120)),
         ..waiting(false)
     };
     let d = drive(&f, &mut j, mode).await;
@@ -145,7 +145,7 @@ async fn another_process_issuing_into_the_table_holds_this_one_back() {
         .expect("free");
     let mut j = journal();
     let mode = RunMode {
-        track: fast(Duration::from_millis(200)),
+        track: fast(Duration::from_millis(120)),
         ..waiting(false)
     };
     let d = drive(&f, &mut j, mode).await;

@@ -174,7 +174,7 @@ async fn a_replica_that_cannot_be_read_while_tracking_never_lets_the_request_com
         replicas_show(&f, 0, &[[S(Shows::Done), Down]]);
         replicas_count(&f, &[[Some(0), Some(0)]]);
         let mut j = cluster_journal();
-        let d = drive(&f, &mut j, short(200)).await;
+        let d = drive(&f, &mut j, short(100)).await;
         assert_eq!(d.code(), Some(ErrorCode::Timeout), "{engine:?}");
         assert!(
             d.error().contains("h2:9000 (shard 2) cannot be read"),
@@ -222,7 +222,7 @@ async fn done_on_one_replica_and_missing_on_another_is_waited_for_not_done() {
         f.on_alter(&marker(0), [Answer::Done]);
         replicas_show(&f, 0, &[[S(Shows::Done), S(Shows::Nothing)]]);
         let mut j = cluster_journal();
-        let d = drive(&f, &mut j, short(200)).await;
+        let d = drive(&f, &mut j, short(100)).await;
         assert_eq!(d.code(), Some(ErrorCode::Timeout), "{engine:?}");
         assert!(
             d.error()

@@ -208,7 +208,7 @@ async fn a_timeout_leaves_the_request_queued_with_its_mutation_running() {
         sent_and_then(&f, [rows(Shows::Running(4), "mutation_1.txt")]);
         let mut j = journal();
         let mode = RunMode {
-            track: fast(Duration::from_millis(150)),
+            track: fast(Duration::from_millis(100)),
             ..waiting(true)
         };
         let d = drive(&f, &mut j, mode).await;
