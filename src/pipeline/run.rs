@@ -119,7 +119,7 @@ pub async fn run(
 /// Issue, track, verify and re-aggregate. Ok(Completed) means verified and
 /// rolled up (the audit record is still to be written); Ok(Queued) means
 /// issued and not waited for.
-async fn drive(
+pub(super) async fn drive(
     ctx: &Context<'_>,
     journal: &mut RequestJournal,
     mode: RunMode,

@@ -1,0 +1,398 @@
+//! On a cluster (two shards of one replica each, `h1:9000` and `h2:9000`):
+//! the statement goes out once `ON CLUSTER`, and a request is done only
+//! when every replica shows its mutation done and every replica's count is
+//! zero. 18.16 is read one `remote()` per replica, 26.x in one
+//! `clusterAllReplicas` query (per replica once that fails, to name which).
+
+use super::*;
+use crate::erasure::plan::AttemptOutcome;
+use crate::vocabulary::sql::ClusterName;
+
+const HOSTS: [&str; 2] = ["h1:9000", "h2:9000"];
+
+/// `system.mutations` as the replicas' table functions name it.
+const MUTATIONS: &str = "'system', 'mutations')";
+
+/// What one replica answers.
+#[derive(Debug, Clone)]
+enum On {
+    Shows(Shows),
+    Unreachable,
+}
+
+/// A cluster fixture: `system.clusters` lists the two replicas, and no
+/// other delete is pending on them (18.16 counts before issuing).
+fn cluster(engine: Engine) -> Fixture {
+    let f = Fixture::new(engine);
+    let replica = |shard: u32, host: &str| {
+        serde_json::json!({"cluster": "c", "shard": shard, "replica": 1, "host_name": host,
+            "port": 9000, "is_local": u8::from(shard == 1)})
+    };
+    f.script.rows(
+        &["system.clusters"],
+        serde_json::json!([replica(1, "h1"), replica(2, "h2")]),
+    );
+    f.script
+        .rows(&[MUTATIONS, "is_done = 0"], serde_json::json!([]));
+    f
+}
+
+fn unreachable() -> Answer {
+    Answer::Fails(
+        ErrorCode::ConnectionFailed,
+        "Code: 210. DB::NetException: Connection refused (h2:9000)".into(),
+    )
+}
+
+/// Answer the queries containing every one of `fragments` on the replicas as `states` say,
+/// in turn (answers of replicas that cannot be read fail): each state is what each replica shows, `rows(replica, shown)`
+/// its rows.
+fn script_replicas<S>(
+    f: &Fixture,
+    fragments: &[&str],
+    states: &[[S; 2]],
+    rows: impl Fn(u32, &S) -> Option<serde_json::Value>,
+) {
+    if f.engine == Engine::Current {
+        let answers: Vec<Answer> = states
+            .iter()
+            .map(|state| {
+                let mut all = Vec::new();
+                for (index, shown) in state.iter().enumerate() {
+                    match rows(index as u32 + 1, shown) {
+                        Some(serde_json::Value::Array(found)) => all.extend(found),
+                        Some(_) => {}
+                        // One replica fails the query for all.
+                        None => return unreachable(),
+                    }
+                }
+                Answer::Rows(serde_json::Value::Array(all))
+            })
+            .collect();
+        let mut all = fragments.to_vec();
+        all.push("clusterAllReplicas('c'");
+        f.script.on(&all, answers);
+    }
+    for (index, host) in HOSTS.iter().enumerate() {
+        let answers: Vec<Answer> = states
+            .iter()
+            .map(|state| match rows(index as u32 + 1, &state[index]) {
+                Some(found) => Answer::Rows(found),
+                None => unreachable(),
+            })
+            .collect();
+        let remote = format!("remote('{host}'");
+        let mut one = fragments.to_vec();
+        one.push(&remote);
+        f.script.on(&one, answers);
+    }
+}
+
+/// What each replica's `system.mutations` shows of attempt `attempt`.
+fn replicas_show(f: &Fixture, attempt: usize, states: &[[On; 2]]) {
+    let marker = marker(attempt);
+    script_replicas(
+        f,
+        &[MUTATIONS, &quoted(&marker)],
+        states,
+        |replica, on| match on {
+            On::Shows(shows) => {
+                Some(shows.rows(replica, &format!("mutation_{attempt}.txt"), &marker))
+            }
+            On::Unreachable => None,
+        },
+    );
+}
+
+/// The rows of `u1` each replica counts (None: cannot be read).
+fn replicas_count(f: &Fixture, states: &[[Option<u64>; 2]]) {
+    script_replicas(f, &["count()"], states, |replica, n| {
+        n.map(|n| count_rows(replica, "u1", n))
+    });
+}
+
+fn cluster_journal() -> RequestJournal {
+    let mut j = journal();
+    j.scope.cluster = Some(ClusterName::new("c").expect("cluster name"));
+    j
+}
+
+fn short(timeout_ms: u64) -> RunMode {
+    RunMode {
+        track: fast(Duration::from_millis(timeout_ms)),
+        ..waiting(false)
+    }
+}
+
+use On::{Shows as S, Unreachable as Down};
+
+#[tokio::test]
+async fn sent_once_on_cluster_and_done_on_every_replica_completes() {
+    for engine in ENGINES {
+        let f = cluster(engine);
+        f.on_alter(&marker(0), [Answer::Done]);
+        replicas_show(
+            &f,
+            0,
+            &[
+                [S(Shows::Running(1)), S(Shows::Nothing)],
+                [S(Shows::Done), S(Shows::Done)],
+            ],
+        );
+        replicas_count(&f, &[[Some(0), Some(0)]]);
+        let mut j = cluster_journal();
+        let d = drive(&f, &mut j, waiting(false)).await;
+        assert_eq!(
+            d.outcome.as_ref().ok(),
+            Some(&Outcome::Completed),
+            "{engine:?}"
+        );
+        let alters = f.sent("ALTER TABLE");
+        assert_eq!(alters.len(), 1, "{engine:?}");
+        assert!(alters[0].contains("ON CLUSTER `c`"), "{}", alters[0]);
+        let attempt = &j.targets[0].attempts[0];
+        assert_eq!(attempt.replicas.len(), 2);
+        assert!(
+            attempt
+                .replicas
+                .iter()
+                .all(|r| r.outcome == Some(AttemptOutcome::Done))
+        );
+        assert_eq!(attempt.outcome, Some(AttemptOutcome::Done));
+        match engine {
+            Engine::Legacy => assert!(f.sent("clusterAllReplicas").is_empty()),
+            Engine::Current => assert!(f.sent("remote(").is_empty()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_replica_that_cannot_be_read_while_tracking_never_lets_the_request_complete() {
+    for engine in ENGINES {
+        let f = cluster(engine);
+        f.on_alter(&marker(0), [Answer::Done]);
+        replicas_show(&f, 0, &[[S(Shows::Done), Down]]);
+        replicas_count(&f, &[[Some(0), Some(0)]]);
+        let mut j = cluster_journal();
+        let d = drive(&f, &mut j, short(100)).await;
+        assert_eq!(d.code(), Some(ErrorCode::Timeout), "{engine:?}");
+        assert!(
+            d.error().contains("h2:9000 (shard 2) cannot be read"),
+            "{}",
+            d.error()
+        );
+        let error = d.outcome.as_ref().expect_err("error");
+        assert_eq!(Outcome::after_error(true, error), Outcome::Queued);
+        assert_status(&f, &j, RequestStatus::Queued);
+        assert_eq!(j.targets[0].attempts[0].outcome, None);
+        assert_eq!(f.counted(), 0, "{engine:?}: verified");
+        assert!(
+            d.watcher
+                .notices
+                .iter()
+                .any(|n| n.starts_with("ReplicasBehind")),
+            "{:?}",
+            d.watcher.notices
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_replica_that_cannot_be_counted_is_never_taken_for_zero() {
+    for engine in ENGINES {
+        let f = cluster(engine);
+        f.on_alter(&marker(0), [Answer::Done]);
+        replicas_show(&f, 0, &[[S(Shows::Done), S(Shows::Done)]]);
+        replicas_count(&f, &[[Some(0), None]]);
+        let mut j = cluster_journal();
+        let d = drive(&f, &mut j, waiting(false)).await;
+        assert_eq!(d.code(), Some(ErrorCode::ConnectionFailed), "{engine:?}");
+        assert!(d.error().contains("cannot be verified"), "{}", d.error());
+        assert!(d.error().contains("h2:9000"), "{}", d.error());
+        assert_eq!(d.result.verified, None);
+        assert!(!steps(&j).contains(&"verified"));
+        assert_status(&f, &j, RequestStatus::Queued);
+    }
+}
+
+#[tokio::test]
+async fn done_on_one_replica_and_missing_on_another_is_waited_for_not_done() {
+    for engine in ENGINES {
+        let f = cluster(engine);
+        f.on_alter(&marker(0), [Answer::Done]);
+        replicas_show(&f, 0, &[[S(Shows::Done), S(Shows::Nothing)]]);
+        let mut j = cluster_journal();
+        let d = drive(&f, &mut j, short(100)).await;
+        assert_eq!(d.code(), Some(ErrorCode::Timeout), "{engine:?}");
+        assert!(
+            d.error()
+                .contains(&format!("{} is not yet on h2:9000 (shard 2)", marker(0))),
+            "{}",
+            d.error()
+        );
+        let replicas = &j.targets[0].attempts[0].replicas;
+        assert_eq!(replicas[0].outcome, Some(AttemptOutcome::Done));
+        assert_eq!(replicas[1].outcome, None);
+        assert_eq!(replicas[1].mutation_id, None);
+        assert_eq!(
+            f.all_alters(),
+            1,
+            "{engine:?}: sent again for the missing one"
+        );
+        assert_eq!(f.counted(), 0);
+    }
+}
+
+#[tokio::test]
+async fn killed_on_one_replica_fails_a_first_run_and_resume_reissues_on_cluster() {
+    for reissue_killed in [false, true] {
+        let f = cluster(Engine::Current);
+        f.on_alter(&marker(0), [Answer::Done]);
+        f.on_alter(&marker(1), [Answer::Done]);
+        replicas_show(&f, 0, &[[S(Shows::Done), S(Shows::Killed)]]);
+        replicas_show(&f, 1, &[[S(Shows::Done), S(Shows::Done)]]);
+        replicas_count(&f, &[[Some(0), Some(0)]]);
+        let mut j = cluster_journal();
+        let d = drive(&f, &mut j, waiting(reissue_killed)).await;
+        assert_eq!(
+            j.targets[0].attempts[0].replicas[1].outcome,
+            Some(AttemptOutcome::Killed)
+        );
+        if reissue_killed {
+            assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
+            assert_eq!(f.alters(&marker(1)), 1);
+            assert!(f.sent("ALTER TABLE")[1].contains("ON CLUSTER `c`"));
+        } else {
+            assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
+            assert!(
+                d.error().contains("on h2:9000 (shard 2): killed"),
+                "{}",
+                d.error()
+            );
+            assert_eq!(f.alters(&marker(1)), 0);
+            assert_status(&f, &j, RequestStatus::Failed);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_on_cluster_answer_that_times_out_leaves_hosts_behind_and_is_tracked() {
+    for engine in ENGINES {
+        let f = cluster(engine);
+        f.on_alter(
+            &marker(0),
+            [Answer::Fails(
+                ErrorCode::ServerError,
+                "Code: 159. DB::Exception: Watching task is executing longer than distributed_ddl_task_timeout (=30) seconds. There are 1 unfinished hosts (0 of them are currently active). (TIMEOUT_EXCEEDED)".into(),
+            )],
+        );
+        replicas_show(
+            &f,
+            0,
+            &[
+                [S(Shows::Done), S(Shows::Nothing)],
+                [S(Shows::Done), S(Shows::Done)],
+            ],
+        );
+        replicas_count(&f, &[[Some(0), Some(0)]]);
+        let mut j = cluster_journal();
+        let d = drive(&f, &mut j, waiting(false)).await;
+        assert_eq!(
+            d.outcome.as_ref().ok(),
+            Some(&Outcome::Completed),
+            "{engine:?}"
+        );
+        assert!(
+            detail(&j, "issued").contains("not every host answered in time"),
+            "{}",
+            detail(&j, "issued")
+        );
+        assert_eq!(f.all_alters(), 1, "{engine:?}");
+        assert!(
+            f.sent("distributed_ddl_queue").is_empty(),
+            "a timeout was looked up as lost"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_on_cluster_answer_lost_but_seen_on_a_replica_is_not_sent_again() {
+    for engine in ENGINES {
+        let f = cluster(engine);
+        f.on_alter(&marker(0), [Answer::Lost]);
+        replicas_show(
+            &f,
+            0,
+            &[
+                [S(Shows::Running(1)), S(Shows::Nothing)],
+                [S(Shows::Done), S(Shows::Done)],
+            ],
+        );
+        replicas_count(&f, &[[Some(0), Some(0)]]);
+        let mut j = cluster_journal();
+        let d = drive(&f, &mut j, waiting(false)).await;
+        assert_eq!(
+            d.outcome.as_ref().ok(),
+            Some(&Outcome::Completed),
+            "{engine:?}"
+        );
+        assert_eq!(f.all_alters(), 1, "{engine:?}: sent twice");
+        assert!(
+            detail(&j, "issued").contains("(sent earlier; seen on 1 replicas)"),
+            "{}",
+            detail(&j, "issued")
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_on_cluster_answer_lost_and_queued_nowhere_keeps_the_error_and_the_journal_issuing() {
+    let f = cluster(Engine::Current);
+    f.on_alter(&marker(0), [Answer::Lost]);
+    replicas_show(&f, 0, &[[S(Shows::Nothing), S(Shows::Nothing)]]);
+    f.script.rows(
+        &["system.distributed_ddl_queue"],
+        serde_json::json!([{"n": 0}]),
+    );
+    let mut j = cluster_journal();
+    let d = drive(&f, &mut j, waiting(false)).await;
+    assert_eq!(d.code(), Some(ErrorCode::ConnectionFailed));
+    assert_eq!(f.all_alters(), 1);
+    assert_eq!(f.sent("distributed_ddl_queue").len(), 1);
+    assert_status(&f, &j, RequestStatus::Issuing);
+    assert!(!j.targets[0].attempts[0].is_issued());
+}
+
+#[tokio::test]
+async fn resume_that_cannot_tell_whether_it_was_sent_sends_nothing() {
+    let f = cluster(Engine::Legacy);
+    f.on_alter(&marker(0), [Answer::Done]);
+    replicas_show(&f, 0, &[[S(Shows::Nothing), Down]]);
+    // Neither system.distributed_ddl_queue nor ZooKeeper can be read.
+    f.script.on(
+        &["distributed_ddl_queue"],
+        [Answer::Fails(
+            ErrorCode::ServerError,
+            "Code: 60. Table system.distributed_ddl_queue doesn't exist".into(),
+        )],
+    );
+    f.script.on(
+        &["system.zookeeper"],
+        [Answer::Fails(
+            ErrorCode::ServerError,
+            "Code: 999. ZooKeeper unavailable".into(),
+        )],
+    );
+    let mut j = cluster_journal();
+    j.status = RequestStatus::Issuing;
+    j.record_step("issuing", marker(0));
+    let d = drive(&f, &mut j, waiting(true)).await;
+    assert_eq!(d.code(), Some(ErrorCode::ConnectionFailed));
+    assert!(
+        d.error().contains("cannot tell whether the statement"),
+        "{}",
+        d.error()
+    );
+    assert_eq!(f.all_alters(), 0, "sent without knowing");
+    assert_status(&f, &j, RequestStatus::Issuing);
+}
