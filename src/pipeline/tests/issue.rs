@@ -209,7 +209,7 @@ async fn resume_that_cannot_look_the_marker_up_sends_nothing() {
         f.pending([0]);
         f.on_alter(&marker(0), [Answer::Done]);
         f.script.on(
-            &["system.mutations", &quoted(&marker(0))],
+            &[MUTATIONS_READ, &quoted(&marker(0))],
             [Answer::Fails(
                 ErrorCode::ConnectionFailed,
                 "connection refused".into(),
@@ -264,10 +264,8 @@ async fn two_mutations_with_one_marker_fail_rather_than_pick_one() {
     rows.as_array_mut()
         .expect("array")
         .extend(second.as_array().expect("array").iter().cloned());
-    f.script.on(
-        &["system.mutations", &quoted(&marker(0))],
-        [Answer::Rows(rows)],
-    );
+    f.script
+        .on(&[MUTATIONS_READ, &quoted(&marker(0))], [Answer::Rows(rows)]);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(false)).await;
     assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));

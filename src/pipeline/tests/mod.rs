@@ -179,7 +179,7 @@ impl Fixture {
         self.script
             .sent()
             .iter()
-            .filter(|sql| sql.contains("system.mutations") && sql.contains(&quoted(marker)))
+            .filter(|sql| sql.contains(MUTATIONS_READ) && sql.contains(&quoted(marker)))
             .count()
     }
 
@@ -203,9 +203,9 @@ impl Fixture {
             .map(|s| Answer::Rows(s.rows(0, mutation_id, marker)))
             .collect();
         self.script
-            .on(&["system.mutations", &quoted(marker)], answers.clone());
+            .on(&[MUTATIONS_READ, &quoted(marker)], answers.clone());
         self.script
-            .on(&["system.mutations", &format!("'{mutation_id}'")], answers);
+            .on(&[MUTATIONS_READ, &format!("'{mutation_id}'")], answers);
     }
 
     /// As [`Fixture::mutation_shows`], only to the lookups by marker (the
@@ -220,8 +220,7 @@ impl Fixture {
             .into_iter()
             .map(|s| Answer::Rows(s.rows(0, mutation_id, marker)))
             .collect();
-        self.script
-            .on(&["system.mutations", &quoted(marker)], answers);
+        self.script.on(&[MUTATIONS_READ, &quoted(marker)], answers);
     }
 
     /// As [`Fixture::mutation_shows`], only to tracking (by mutation id).
@@ -233,7 +232,7 @@ impl Fixture {
     ) {
         let _ = marker;
         self.script
-            .on(&["system.mutations", &format!("'{mutation_id}'")], shows);
+            .on(&[MUTATIONS_READ, &format!("'{mutation_id}'")], shows);
     }
 
     /// 18.16 counts the table's unfinished mutations before each issue:
@@ -241,10 +240,21 @@ impl Fixture {
     pub fn pending(&self, pending: impl IntoIterator<Item = u64>) {
         let answers: Vec<Answer> = pending
             .into_iter()
-            .map(|n| Answer::Rows(serde_json::json!([{ "n": n }])))
+            .map(|n| {
+                // Other requests' unfinished deletes of the table.
+                let rows: Vec<serde_json::Value> = (0..n)
+                    .flat_map(|i| {
+                        let id = format!("mutation_{}.txt", 900 + i);
+                        match Shows::Running(1).rows(0, &id, &format!("other:{i}")) {
+                            serde_json::Value::Array(rows) => rows,
+                            _ => Vec::new(),
+                        }
+                    })
+                    .collect();
+                Answer::Rows(serde_json::Value::Array(rows))
+            })
             .collect();
-        self.script
-            .on(&["count()", "system.mutations", "is_done = 0"], answers);
+        self.script.on(&[MUTATIONS_READ, "is_done = 0"], answers);
     }
 
     /// Rows of the events table each count of `user` finds, in turn.
@@ -257,6 +267,10 @@ impl Fixture {
             .on(&["count()", &format!("IN ('{user}')")], answers);
     }
 }
+
+/// A fragment of every read of `system.mutations` (`sql/mutations.sql`),
+/// whether it reads this server's table or every replica's.
+pub(super) const MUTATIONS_READ: &str = "AS command_hex";
 
 /// Whether `sql` is the delete statement with `marker`.
 pub(super) fn is_alter(sql: &str, marker: &str) -> bool {
