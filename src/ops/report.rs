@@ -14,7 +14,7 @@ use crate::erasure::verify::{Counts, RowCounts};
 use crate::pipeline::{Outcome, RunResult, planned_rollups, rows_by_kind};
 use crate::records::audit::AuditOutcome;
 use crate::records::audit::record::{AuditedMutation, mutation_entries};
-use crate::records::journal::RequestJournal;
+use crate::records::journal::{RequestJournal, RequestStatus};
 use crate::vocabulary::error::ErrorBody;
 
 /// One mutation as reports show it: an attempt's, or on a cluster an
@@ -160,13 +160,20 @@ impl ForgetReport {
         }
     }
 
-    /// Record `error` in the report (the status follows what was issued).
+    /// Record `error` in the report. A run that left the request in
+    /// flight (`issuing`, `queued`) keeps that status; otherwise it follows
+    /// what was issued.
     pub fn fail_with(&mut self, error: &anyhow::Error) {
         let issued = self
             .mutations
             .iter()
             .any(|m| m.mutation_id.is_some() || m.host.is_some());
-        self.status = Outcome::after_error(issued, error);
+        let journaled = match self.status {
+            Outcome::Issuing => RequestStatus::Issuing,
+            Outcome::Queued => RequestStatus::Queued,
+            _ => RequestStatus::Failed,
+        };
+        self.status = Outcome::after_error(journaled, issued, error);
         self.error = Some(ErrorBody::of(error));
     }
 }
@@ -434,6 +441,8 @@ impl BatchReport {
         let statuses: Vec<Outcome> = self.requests.statuses().collect();
         self.status = if statuses.contains(&Outcome::Failed) || statuses.is_empty() {
             Outcome::Failed
+        } else if statuses.contains(&Outcome::Issuing) {
+            Outcome::Issuing
         } else if statuses.contains(&Outcome::Queued) {
             Outcome::Queued
         } else if statuses.contains(&Outcome::Planned) {

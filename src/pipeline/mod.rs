@@ -39,7 +39,7 @@ use crate::erasure::stitch::StitchedId;
 use crate::erasure::track::TrackOptions;
 use crate::erasure::verify::{self, Counts};
 use crate::records::audit::AuditOutcome;
-use crate::records::journal::{Journals, RequestJournal};
+use crate::records::journal::{Journals, RequestJournal, RequestStatus};
 use crate::records::state::{Key, StateDir};
 use crate::server::connected::Server;
 use crate::server::topology::Topology;
@@ -162,6 +162,10 @@ pub struct RunMode {
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Completed,
+    /// Stopped before every statement was known to be sent (a lost
+    /// answer, a wait for room cut short): in flight, `resume` sends the
+    /// rest after looking up what went out.
+    Issuing,
     Queued,
     Failed,
     Planned,
@@ -171,16 +175,25 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Completed => "completed",
+            Outcome::Issuing => "issuing",
             Outcome::Queued => "queued",
             Outcome::Failed => "failed",
             Outcome::Planned => "planned",
         }
     }
 
-    /// The outcome an error leaves: queued when the mutations keep running
-    /// and only watching them stopped (a timeout, Ctrl-C, a server or
-    /// replica out of reach), failed otherwise.
-    pub fn after_error(issued: bool, error: &anyhow::Error) -> Self {
+    /// The outcome an error leaves: what the journal says when it keeps
+    /// the request in flight (`issuing`, `queued`: `resume` finishes it),
+    /// so that the report never says `failed` of a request `status` shows
+    /// unfinished; else queued when the mutations keep running and only
+    /// watching them stopped (a timeout, Ctrl-C, a server or replica out of
+    /// reach), failed otherwise.
+    pub fn after_error(journaled: RequestStatus, issued: bool, error: &anyhow::Error) -> Self {
+        match journaled {
+            RequestStatus::Issuing => return Outcome::Issuing,
+            RequestStatus::Queued => return Outcome::Queued,
+            _ => {}
+        }
         let code = crate::vocabulary::error::code_of(error);
         if issued
             && matches!(

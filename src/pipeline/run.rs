@@ -52,7 +52,7 @@ pub async fn run(
         .any(|t| t.attempts.iter().any(|a| a.is_issued()));
     result.outcome = match &outcome {
         Ok(done) => *done,
-        Err(error) => Outcome::after_error(issued, error),
+        Err(error) => Outcome::after_error(journal.status, issued, error),
     };
     if let Err(error) = &outcome {
         if journal.status == RequestStatus::Planned {

@@ -654,6 +654,7 @@ async fn ctrl_c_in_the_pending_limit_wait_reports_audits_and_stays_resumable() {
         assert!(status.success());
     }
     let mut ids = Vec::new();
+    let mut reported_statuses = Vec::new();
     for child in children {
         let output = child.wait_with_output().expect("forget");
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
@@ -662,6 +663,13 @@ async fn ctrl_c_in_the_pending_limit_wait_reports_audits_and_stays_resumable() {
         let report: serde_json::Value = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("one JSON document ({e}): {stdout}\n{stderr}"));
         assert_eq!(report["error"]["code"], "interrupted", "{report:#}");
+        // Reported as its journal keeps it: in flight, never `failed`.
+        let reported = report["status"].as_str().unwrap_or_default().to_string();
+        assert!(
+            reported == "issuing" || reported == "queued",
+            "{report:#}"
+        );
+        reported_statuses.push(reported);
         let id = report["request_id"]
             .as_str()
             .expect("request id")
@@ -675,6 +683,10 @@ async fn ctrl_c_in_the_pending_limit_wait_reports_audits_and_stays_resumable() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), USERS, "each reports its own request");
+    let mut journaled = statuses.clone();
+    journaled.sort();
+    reported_statuses.sort();
+    assert_eq!(reported_statuses, journaled, "reports agree with the journals");
     let local = std::fs::read_to_string(db.state_path().join("audit.jsonl")).expect("audit.jsonl");
     for id in &ids {
         assert_eq!(

@@ -182,7 +182,10 @@ async fn a_replica_that_cannot_be_read_while_tracking_never_lets_the_request_com
             d.error()
         );
         let error = d.outcome.as_ref().expect_err("error");
-        assert_eq!(Outcome::after_error(true, error), Outcome::Queued);
+        assert_eq!(
+            Outcome::after_error(RequestStatus::Failed, true, error),
+            Outcome::Queued
+        );
         assert_status(&f, &j, RequestStatus::Queued);
         assert_eq!(j.targets[0].attempts[0].outcome, None);
         assert_eq!(f.counted(), 0, "{engine:?}: verified");

@@ -214,7 +214,10 @@ async fn a_timeout_leaves_the_request_queued_with_its_mutation_running() {
         let d = drive(&f, &mut j, mode).await;
         assert_eq!(d.code(), Some(ErrorCode::Timeout), "{engine:?}");
         let error = d.outcome.as_ref().expect_err("error");
-        assert_eq!(Outcome::after_error(true, error), Outcome::Queued);
+        assert_eq!(
+            Outcome::after_error(RequestStatus::Failed, true, error),
+            Outcome::Queued
+        );
         assert!(d.error().contains(&format!("resume {ID}")), "{}", d.error());
         assert_status(&f, &j, RequestStatus::Queued);
         assert_eq!(steps(&j).last(), Some(&"timeout"));

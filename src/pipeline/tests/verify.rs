@@ -94,7 +94,10 @@ async fn a_count_that_cannot_be_read_is_never_taken_for_zero() {
     let d = drive(&f, &mut j, waiting(false)).await;
     assert_eq!(d.code(), Some(ErrorCode::ConnectionFailed));
     let error = d.outcome.as_ref().expect_err("error");
-    assert_eq!(Outcome::after_error(true, error), Outcome::Queued);
+    assert_eq!(
+        Outcome::after_error(RequestStatus::Failed, true, error),
+        Outcome::Queued
+    );
     assert_eq!(d.result.verified, None);
     assert!(!steps(&j).contains(&"verified"));
     assert_status(&f, &j, RequestStatus::Queued);
