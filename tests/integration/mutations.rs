@@ -665,10 +665,7 @@ async fn ctrl_c_in_the_pending_limit_wait_reports_audits_and_stays_resumable() {
         assert_eq!(report["error"]["code"], "interrupted", "{report:#}");
         // Reported as its journal keeps it: in flight, never `failed`.
         let reported = report["status"].as_str().unwrap_or_default().to_string();
-        assert!(
-            reported == "issuing" || reported == "queued",
-            "{report:#}"
-        );
+        assert!(reported == "issuing" || reported == "queued", "{report:#}");
         reported_statuses.push(reported);
         let id = report["request_id"]
             .as_str()
@@ -686,7 +683,10 @@ async fn ctrl_c_in_the_pending_limit_wait_reports_audits_and_stays_resumable() {
     let mut journaled = statuses.clone();
     journaled.sort();
     reported_statuses.sort();
-    assert_eq!(reported_statuses, journaled, "reports agree with the journals");
+    assert_eq!(
+        reported_statuses, journaled,
+        "reports agree with the journals"
+    );
     let local = std::fs::read_to_string(db.state_path().join("audit.jsonl")).expect("audit.jsonl");
     for id in &ids {
         assert_eq!(
