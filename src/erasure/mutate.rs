@@ -52,22 +52,6 @@ struct Pending {
     n: u64,
 }
 
-/// Unfinished mutations of `table` wherever `at` reaches, whoever issued
-/// them: on a cluster, the most any readable replica has.
-pub async fn pending(at: &Reaching<'_>, table: &QualifiedTable) -> anyhow::Result<u64> {
-    let filter = MutationFilter {
-        unfinished_only: true,
-        ..MutationFilter::for_table(table)
-    };
-    Ok(system_mutations::read(at, &filter)
-        .await?
-        .iter()
-        .filter_map(|answer| answer.rows.as_ref().ok())
-        .map(|rows| rows.len() as u64)
-        .max()
-        .unwrap_or(0))
-}
-
 /// Send `target`'s statement with `marker` wherever `at` reaches (on a
 /// cluster once, `ON CLUSTER`), unless it went out before. `sent_before`
 /// (the journal says an earlier run was sending it) makes it look the
@@ -190,7 +174,7 @@ async fn wait_for_room(
     );
     loop {
         let turn = room.state.try_lock_issuing(&turn_name)?;
-        let pending = pending(at, table).await?;
+        let pending = system_mutations::unfinished(at, table).await?;
         let full = pending >= limit;
         if let (false, Some(turn)) = (full, turn) {
             return Ok(turn);

@@ -13,6 +13,9 @@ use crate::vocabulary::sql::{Ident, QualifiedTable, in_list, render, string_lite
 
 const MUTATIONS_SQL: &str = include_str!("../../sql/mutations.sql");
 const COMMAND_CONTAINS_SQL: &str = "position(command, {text}) > 0";
+/// Unfinished mutations of one table, per replica: a count, never the
+/// commands (a batch's statement runs to megabytes).
+const UNFINISHED_SQL: &str = "SELECT {replica} AS replica, toUInt64(count()) AS n FROM {source} WHERE database = {database} AND table = {table} AND is_done = 0 GROUP BY replica";
 
 /// A row as `sql/mutations.sql` reads it.
 #[derive(Deserialize, Row)]
@@ -249,6 +252,55 @@ pub async fn list(server: &Server, filter: &MutationFilter) -> anyhow::Result<Ve
     Ok(rows)
 }
 
+#[derive(Deserialize, Row)]
+struct Unfinished {
+    replica: u32,
+    n: u64,
+}
+
+impl OnReplica for Unfinished {
+    fn replica_number(&self) -> u32 {
+        self.replica
+    }
+}
+
+fn system_mutations_table() -> anyhow::Result<QualifiedTable> {
+    Ok(QualifiedTable {
+        database: Ident::new("system")?,
+        table: Ident::new("mutations")?,
+    })
+}
+
+/// Unfinished mutations of `table` wherever `at` reaches, whoever issued
+/// them: on a cluster, the most any readable replica has.
+pub async fn unfinished(at: &Reaching<'_>, table: &QualifiedTable) -> anyhow::Result<u64> {
+    let build = |source: &str, replica: &str| {
+        render(
+            UNFINISHED_SQL,
+            &[
+                ("replica", replica),
+                ("source", source),
+                ("database", &string_literal(table.database.as_str())),
+                ("table", &string_literal(table.table.as_str())),
+            ],
+        )
+    };
+    let answers: Vec<ReplicaAnswer<Unfinished>> = at
+        .read(
+            &system_mutations_table()?,
+            &build,
+            "counting the unfinished mutations of the table",
+        )
+        .await?;
+    Ok(answers
+        .iter()
+        .filter_map(|answer| answer.rows.as_ref().ok())
+        .flatten()
+        .map(|row| row.n)
+        .max()
+        .unwrap_or(0))
+}
+
 /// `system.mutations` matching `filter` wherever `at` reaches: this
 /// server's rows, or each replica's rows (or why it could not be read) on
 /// their own.
@@ -256,10 +308,6 @@ pub async fn read(
     at: &Reaching<'_>,
     filter: &MutationFilter,
 ) -> anyhow::Result<Vec<ReplicaAnswer<MutationRow>>> {
-    let system_mutations = QualifiedTable {
-        database: Ident::new("system")?,
-        table: Ident::new("mutations")?,
-    };
     let build = |source: &str, replica: &str| {
         mutations_sql_reading(&at.server.capabilities, filter, source, replica)
     };
@@ -269,7 +317,7 @@ pub async fn read(
         "reading system.mutations"
     };
     let answers: Vec<ReplicaAnswer<RawMutationRow>> =
-        at.read(&system_mutations, &build, during).await?;
+        at.read(&system_mutations_table()?, &build, during).await?;
     answers
         .into_iter()
         .map(|answer| {
