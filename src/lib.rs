@@ -39,8 +39,6 @@ const LAYERS: &[(&str, u8)] = &[
     ("server::connected", 7),
     ("server::schema", 8),
     ("server::identity", 8),
-    ("server::topology", 8),
-    ("server::replicas", 9),
     ("server::reach", 10),
     ("server::system_mutations", 11),
     ("erasure::stitch", 10),

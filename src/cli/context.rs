@@ -187,7 +187,7 @@ impl Session {
             // A request on a cluster may be continued from any server of
             // that cluster that counts the server it ran on as a member.
             if let Some(cluster) = &journal.scope.cluster
-                && crate::server::replicas::Replicas::of_cluster(server, cluster)
+                && crate::server::reach::replicas::Replicas::of_cluster(server, cluster)
                     .await?
                     .include(server, recorded)
                     .await?

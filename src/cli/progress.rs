@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::server::replicas::ReplicaRef;
+use crate::server::reach::Host;
 use crate::server::system_mutations::{MutationKey, MutationRow};
 use crate::vocabulary::output;
 
@@ -185,17 +185,14 @@ fn message(notice: &Notice<'_>) -> String {
         } => format!(
             "{pending} mutations are pending on {table}; waiting until fewer than {limit} are before issuing the next delete (on this server version, more pending deletes at once have left rows behind)"
         ),
-        Notice::ReplicasBehind {
+        Notice::HostsBehind {
             not_seen,
             unreachable,
         } => replicas_message(not_seen, unreachable),
     }
 }
 
-fn replicas_message(
-    not_seen: &[(String, ReplicaRef)],
-    unreachable: &[(ReplicaRef, String)],
-) -> String {
+fn replicas_message(not_seen: &[(String, Host)], unreachable: &[(Host, String)]) -> String {
     let mut parts = Vec::new();
     if !unreachable.is_empty() {
         parts.push(format!(

@@ -20,8 +20,9 @@ use crate::erasure::plan::Target;
 use crate::records::state::{FileLock, StateDir};
 use crate::server::capabilities::Capabilities;
 use crate::server::connected::Server;
+use crate::server::reach::Host;
+use crate::server::reach::replicas::Replicas;
 use crate::server::reach::{Reach, Reaching};
-use crate::server::replicas::{ReplicaRef, Replicas};
 use crate::server::system_mutations::{self, MutationFilter, MutationRow};
 use crate::vocabulary::error::{ErrorCode, Failure, code_of, fail, server_code, server_code_of};
 use crate::vocabulary::request::Scope;
@@ -217,9 +218,9 @@ async fn wait_for_room(
 #[derive(Debug, Default)]
 pub struct Sighting {
     /// Replicas that show a mutation with the marker.
-    pub found: Vec<(ReplicaRef, MutationRow)>,
+    pub found: Vec<(Host, MutationRow)>,
     /// Replicas that could not be read, with why.
-    pub unreachable: Vec<(ReplicaRef, String)>,
+    pub unreachable: Vec<(Host, String)>,
 }
 
 /// The mutation carrying `marker` on `table` wherever `at` reaches: one

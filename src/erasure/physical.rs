@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::records::journal::now_rfc3339;
 use crate::server::connected::Server;
 use crate::server::reach::Reaching;
-use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, brief};
+use crate::server::reach::replicas::brief;
+use crate::server::reach::{Host, HostAnswer, OnHost};
 use crate::vocabulary::error::ErrorCode;
 use crate::vocabulary::request::{RequestId, Scope};
 use crate::vocabulary::sql::{Ident, QualifiedTable, literal_list, render, string_literal};
@@ -159,8 +160,8 @@ struct Text {
 
 macro_rules! on_replica {
     ($($row:ty),*) => {$(
-        impl OnReplica for $row {
-            fn replica_number(&self) -> u32 {
+        impl OnHost for $row {
+            fn host_number(&self) -> u32 {
                 self.replica
             }
         }
@@ -207,7 +208,7 @@ pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Resul
             ],
         )
     };
-    let answers: Vec<(ReplicaRef, Vec<Inactive>)> = reach
+    let answers: Vec<(Host, Vec<Inactive>)> = reach
         .read_readable(
             &system_table("parts")?,
             &build,
@@ -246,7 +247,7 @@ pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Resul
                 ],
             )
         };
-        let answers: Vec<(ReplicaRef, Vec<Detached>)> = reach
+        let answers: Vec<(Host, Vec<Detached>)> = reach
             .read_readable(
                 &system_table("detached_parts")?,
                 &build,
@@ -302,7 +303,7 @@ pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Resul
                 ],
             )
         };
-        let answers: Vec<(ReplicaRef, Vec<Masked>)> = reach
+        let answers: Vec<(Host, Vec<Masked>)> = reach
             .read_readable(
                 &system_table("parts")?,
                 &build,
@@ -422,7 +423,7 @@ async fn last_mutation_time(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyh
     const CLOCK_SLACK_SECONDS: u64 = 300;
     let build =
         |source: &str, replica: &str| mutations_query(MUTATION_TIME_SQL, subject, source, replica);
-    let answers: Vec<ReplicaAnswer<Number>> = reach
+    let answers: Vec<HostAnswer<Number>> = reach
         .read(
             &system_table("mutations")?,
             &build,
@@ -593,7 +594,7 @@ async fn traces(
     Ok(found)
 }
 
-fn sum_of(answers: Vec<ReplicaAnswer<Number>>) -> anyhow::Result<u64> {
+fn sum_of(answers: Vec<HostAnswer<Number>>) -> anyhow::Result<u64> {
     let mut total = 0;
     for answer in answers {
         match answer.rows {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::erasure::stitch::StitchedId;
-use crate::server::replicas::ReplicaRef;
+use crate::server::reach::Host;
 use crate::vocabulary::request::{RawId, RequestId, Scope, ValidId};
 use crate::vocabulary::sql::{
     Ident, chunk_by_cost_and_count, literal_budget, literal_len, literal_list, render,
@@ -189,7 +189,7 @@ impl Attempt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaMutation {
     #[serde(flatten)]
-    pub replica: ReplicaRef,
+    pub replica: Host,
     /// Null until the replica shows it (replication lag, a replica that was
     /// down when the statement was sent).
     pub mutation_id: Option<String>,

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::state::Key;
 use crate::server::connected::Server;
-use crate::server::replicas::{OnReplica, ReplicaAnswer, Replicas};
+use crate::server::reach::replicas::Replicas;
+use crate::server::reach::{HostAnswer, OnHost};
 use crate::vocabulary::error::{ErrorCode, Failure};
 use crate::vocabulary::request::{RawId, Scope, ValidId};
 use crate::vocabulary::sql::{chunk_by_cost, literal_budget, literal_len, literal_list, render};
@@ -98,14 +99,14 @@ struct IdOnReplica {
     users: u64,
 }
 
-impl OnReplica for PairOnReplica {
-    fn replica_number(&self) -> u32 {
+impl OnHost for PairOnReplica {
+    fn host_number(&self) -> u32 {
         self.replica
     }
 }
 
-impl OnReplica for IdOnReplica {
-    fn replica_number(&self) -> u32 {
+impl OnHost for IdOnReplica {
+    fn host_number(&self) -> u32 {
         self.replica
     }
 }
@@ -138,7 +139,7 @@ pub async fn add_lagging(
                 values.iter().map(|(k, v)| (*k, v.as_str())).collect();
             render(STITCH_REPLICAS_SQL, &borrowed)
         };
-        let answers: Vec<ReplicaAnswer<PairOnReplica>> = replicas
+        let answers: Vec<HostAnswer<PairOnReplica>> = replicas
             .read(server, &table, &build, "stitching on every replica")
             .await?;
         for answer in answers {
@@ -200,7 +201,7 @@ pub async fn add_lagging(
                 values.iter().map(|(k, v)| (*k, v.as_str())).collect();
             render(STITCH_REPLICAS_IDS_SQL, &borrowed)
         };
-        let answers: Vec<ReplicaAnswer<IdOnReplica>> = replicas
+        let answers: Vec<HostAnswer<IdOnReplica>> = replicas
             .read(
                 server,
                 &table,

@@ -16,8 +16,8 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::server::connected::Server;
+use crate::server::reach::Host;
 use crate::server::reach::Reaching;
-use crate::server::replicas::ReplicaRef;
 use crate::server::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::vocabulary::error::{ErrorCode, code_of, fail};
 use crate::vocabulary::sql::{QualifiedTable, render, string_literal};
@@ -193,9 +193,9 @@ pub enum Notice<'a> {
     },
     /// On a cluster: replicas that do not show a watched mutation yet, and
     /// replicas that cannot be read (said when the lists change).
-    ReplicasBehind {
-        not_seen: &'a [(String, ReplicaRef)],
-        unreachable: &'a [(ReplicaRef, String)],
+    HostsBehind {
+        not_seen: &'a [(String, Host)],
+        unreachable: &'a [(Host, String)],
     },
 }
 
@@ -216,7 +216,7 @@ pub struct TrackReport {
     pub outcome: TrackOutcome,
     /// What each replica (on one server: this one) last showed of each
     /// watched mutation, by its label.
-    pub views: BTreeMap<(String, ReplicaRef), ReplicaView>,
+    pub views: BTreeMap<(String, Host), HostView>,
     /// The state of each mutation seen, by its key (with its replica on a
     /// cluster).
     pub states: BTreeMap<MutationKey, MutationState>,
@@ -336,7 +336,7 @@ pub async fn diagnose(server: &Server, row: &MutationRow) -> anyhow::Result<Diag
 
 /// Replicas not showing a watched mutation (with its marker), and replicas
 /// that cannot be read.
-type Behind = (Vec<(String, ReplicaRef)>, Vec<ReplicaRef>);
+type Behind = (Vec<(String, Host)>, Vec<Host>);
 
 /// How a watched mutation is found on each replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -356,12 +356,12 @@ pub struct Watch {
     pub by: MatchBy,
     /// Replicas where it was seen before (a later absence means it vanished),
     /// with the id each showed. On one server, the mutation issued there.
-    pub seen: BTreeMap<ReplicaRef, String>,
+    pub seen: BTreeMap<Host, String>,
 }
 
 /// What one replica shows of one watched mutation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReplicaView {
+pub enum HostView {
     /// Not (yet) in the replica's `system.mutations`.
     NotSeen,
     /// The replica could not be read.
@@ -372,9 +372,9 @@ pub enum ReplicaView {
     },
 }
 
-impl ReplicaView {
+impl HostView {
     fn is_final(&self) -> bool {
-        matches!(self, ReplicaView::Seen { state, .. } if state.is_final())
+        matches!(self, HostView::Seen { state, .. } if state.is_final())
     }
 }
 
@@ -410,7 +410,7 @@ pub async fn track(
         ..MutationFilter::for_table(table)
     };
     let on_cluster = at.reach.is_cluster();
-    let key_of = |mutation_id: &str, replica: &ReplicaRef| MutationKey {
+    let key_of = |mutation_id: &str, replica: &Host| MutationKey {
         database: table.database.as_str().to_string(),
         table: table.table.as_str().to_string(),
         mutation_id: mutation_id.to_string(),
@@ -450,11 +450,11 @@ pub async fn track(
             }
             for watch in watches {
                 let slot = (watch.marker.clone(), answer.replica.clone());
-                if report.views.get(&slot).is_some_and(ReplicaView::is_final) {
+                if report.views.get(&slot).is_some_and(HostView::is_final) {
                     continue;
                 }
                 let view = view_of(watch, &answer.replica, &answer.rows);
-                if let ReplicaView::Seen { mutation_id, state } = &view {
+                if let HostView::Seen { mutation_id, state } = &view {
                     let row = answer
                         .rows
                         .as_ref()
@@ -494,13 +494,13 @@ pub async fn track(
         observer.polled(&report.states);
         // A replica gets a mutation a moment after the shard's first one
         // (replication): only a lasting absence is worth telling.
-        let not_seen: Vec<(String, ReplicaRef)> = if pace.started.elapsed() < REPLICATION_GRACE {
+        let not_seen: Vec<(String, Host)> = if pace.started.elapsed() < REPLICATION_GRACE {
             Vec::new()
         } else {
             report
                 .views
                 .iter()
-                .filter(|(_, view)| **view == ReplicaView::NotSeen)
+                .filter(|(_, view)| **view == HostView::NotSeen)
                 .map(|(slot, _)| slot.clone())
                 .collect()
         };
@@ -509,17 +509,17 @@ pub async fn track(
             unreachable.iter().map(|(r, _)| r.clone()).collect(),
         );
         if (!now.0.is_empty() || !now.1.is_empty()) && told.as_ref() != Some(&now) {
-            observer.notice(&Notice::ReplicasBehind {
+            observer.notice(&Notice::HostsBehind {
                 not_seen: &not_seen,
                 unreachable: &unreachable,
             });
         }
         told = Some(now);
-        if report.views.values().all(ReplicaView::is_final) {
+        if report.views.values().all(HostView::is_final) {
             let all_done = report.views.values().all(|view| {
                 matches!(
                     view,
-                    ReplicaView::Seen {
+                    HostView::Seen {
                         state: MutationState::Done,
                         ..
                     }
@@ -552,22 +552,18 @@ impl Watch {
 }
 
 /// What one replica's answer says of one watched mutation.
-fn view_of(
-    watch: &Watch,
-    replica: &ReplicaRef,
-    rows: &Result<Vec<MutationRow>, String>,
-) -> ReplicaView {
+fn view_of(watch: &Watch, replica: &Host, rows: &Result<Vec<MutationRow>, String>) -> HostView {
     let rows = match rows {
         Ok(rows) => rows,
-        Err(error) => return ReplicaView::Unreachable(error.clone()),
+        Err(error) => return HostView::Unreachable(error.clone()),
     };
     let mut carrying = rows.iter().filter(|row| watch.matches(row));
     match (carrying.next(), carrying.next()) {
-        (Some(row), None) => ReplicaView::Seen {
+        (Some(row), None) => HostView::Seen {
             mutation_id: row.mutation_id.clone(),
             state: MutationState::from_row(row),
         },
-        (Some(row), Some(_)) => ReplicaView::Seen {
+        (Some(row), Some(_)) => HostView::Seen {
             mutation_id: row.mutation_id.clone(),
             state: MutationState::Failed {
                 reason: format!(
@@ -578,11 +574,11 @@ fn view_of(
             },
         },
         (None, _) => match watch.seen.get(replica) {
-            Some(id) => ReplicaView::Seen {
+            Some(id) => HostView::Seen {
                 mutation_id: id.clone(),
                 state: MutationState::Vanished,
             },
-            None => ReplicaView::NotSeen,
+            None => HostView::NotSeen,
         },
     }
 }
@@ -606,14 +602,14 @@ mod tests {
         }
     }
 
-    fn replica(shard: u32) -> ReplicaRef {
-        ReplicaRef {
+    fn replica(shard: u32) -> Host {
+        Host {
             shard,
             host: format!("h{shard}:9000"),
         }
     }
 
-    fn watch(marker: &str, seen_on: Option<ReplicaRef>) -> Watch {
+    fn watch(marker: &str, seen_on: Option<Host>) -> Watch {
         Watch {
             marker: marker.to_string(),
             by: MatchBy::Marker,
@@ -664,14 +660,14 @@ mod tests {
             "DELETE WHERE user_id IN ('u') AND 'chforget:r:user:0:1' = 'chforget:r:user:0:1'",
         )]);
         // Attempt 1's marker starts with attempt 0's: it is not attempt 0.
-        assert_eq!(view_of(&w, &replica(1), &answer), ReplicaView::NotSeen);
+        assert_eq!(view_of(&w, &replica(1), &answer), HostView::NotSeen);
         let answer = Ok(vec![row(
             "mutation_3.txt",
             "DELETE WHERE user_id IN ('u') AND 'chforget:r:user:0' = 'chforget:r:user:0'",
         )]);
         assert_eq!(
             view_of(&w, &replica(1), &answer),
-            ReplicaView::Seen {
+            HostView::Seen {
                 mutation_id: "mutation_3.txt".to_string(),
                 state: MutationState::Running { parts_to_do: 3 }
             }
@@ -684,7 +680,7 @@ mod tests {
         let view = view_of(&w, &replica(2), &Err("connection refused".to_string()));
         assert_eq!(
             view,
-            ReplicaView::Unreachable("connection refused".to_string())
+            HostView::Unreachable("connection refused".to_string())
         );
     }
 
@@ -695,12 +691,12 @@ mod tests {
         let empty = Ok(Vec::new());
         assert_eq!(
             view_of(&w, &seen_on, &empty),
-            ReplicaView::Seen {
+            HostView::Seen {
                 mutation_id: "mutation_7.txt".to_string(),
                 state: MutationState::Vanished
             }
         );
-        assert_eq!(view_of(&w, &replica(2), &empty), ReplicaView::NotSeen);
+        assert_eq!(view_of(&w, &replica(2), &empty), HostView::NotSeen);
     }
 
     #[test]
@@ -713,7 +709,7 @@ mod tests {
         ]);
         assert!(matches!(
             view_of(&w, &replica(1), &answer),
-            ReplicaView::Seen {
+            HostView::Seen {
                 state: MutationState::Failed { .. },
                 ..
             }

@@ -14,8 +14,8 @@ use crate::erasure::stitch::StitchedId;
 use crate::records::journal::{Member, RequestJournal, TableRows};
 use crate::records::state::Key;
 use crate::server::connected::Server;
+use crate::server::reach::{Host, HostAnswer, OnHost};
 use crate::server::reach::{Reach, Reaching};
-use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef};
 use crate::vocabulary::error::{ErrorCode, Failure};
 use crate::vocabulary::request::{RawId, Scope, ValidId};
 use crate::vocabulary::sql::render;
@@ -172,8 +172,8 @@ struct IdCount {
     n: u64,
 }
 
-impl OnReplica for IdCount {
-    fn replica_number(&self) -> u32 {
+impl OnHost for IdCount {
+    fn host_number(&self) -> u32 {
         self.replica
     }
 }
@@ -196,10 +196,10 @@ pub struct Counts {
     pub per_user: BTreeMap<String, u64>,
     pub per_anonymous: BTreeMap<RawId, u64>,
     /// On a cluster: the targeted rows each replica still holds, where any.
-    pub per_replica: BTreeMap<ReplicaRef, u64>,
+    pub per_replica: BTreeMap<Host, u64>,
     /// On a cluster: replicas that could not be counted (only with
     /// [`Unreadable::Skipped`]).
-    pub unread: Vec<ReplicaRef>,
+    pub unread: Vec<Host>,
     /// The partitions holding the rows counted, when asked for
     /// ([`Partitions::Capture`]): where the mutations will leave old parts.
     pub partitions: BTreeSet<String>,
@@ -360,7 +360,7 @@ pub async fn count_targets(
             } else {
                 format!("counting the {} rows", target.kind)
             };
-            let answers: Vec<ReplicaAnswer<IdCount>> = at.read(&table, &build, &during).await?;
+            let answers: Vec<HostAnswer<IdCount>> = at.read(&table, &build, &during).await?;
             let unreachable: Vec<String> = answers
                 .iter()
                 .filter_map(|a| a.rows.as_ref().err().map(|e| format!("{}: {e}", a.replica)))

@@ -7,8 +7,8 @@ use serde::Serialize;
 use crate::server::capabilities::Capabilities;
 use crate::server::connected::Server;
 use crate::server::connection::ConnectionConfig;
+use crate::server::reach::topology::{self, Topology};
 use crate::server::schema;
-use crate::server::topology::{self, Topology};
 use crate::vocabulary::profile::Profile;
 use crate::vocabulary::sql::QualifiedTable;
 

@@ -9,8 +9,8 @@ use crate::pipeline::Context;
 use crate::records::audit::{self, ActionRecord, AuditedMutation};
 use crate::records::journal::{StepEvent, now_rfc3339};
 use crate::server::connected::Server;
+use crate::server::reach::Host;
 use crate::server::reach::Reach;
-use crate::server::replicas::ReplicaRef;
 use crate::server::system_mutations::{self, MutationFilter, MutationRow};
 use crate::vocabulary::error::{ErrorCode, fail};
 use crate::vocabulary::request::{AuditMeta, RequestId};
@@ -92,7 +92,7 @@ impl KillTarget {
 #[derive(Debug, Clone, Serialize)]
 pub struct Found {
     #[serde(flatten)]
-    pub replica: Option<ReplicaRef>,
+    pub replica: Option<Host>,
     pub mutation: MutationRow,
 }
 

@@ -7,17 +7,18 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::erasure::track::{
-    self, MatchBy, MutationState, ReplicaView, TrackObserver, TrackOptions, TrackOutcome, Watch,
+    self, HostView, MatchBy, MutationState, TrackObserver, TrackOptions, TrackOutcome, Watch,
 };
 use crate::server::connected::Server;
+use crate::server::reach::Host;
 use crate::server::reach::Reach;
-use crate::server::replicas::{ReplicaRef, Replicas};
+use crate::server::reach::replicas::Replicas;
 use crate::server::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::vocabulary::error::{ErrorCode, fail};
 use crate::vocabulary::sql::QualifiedTable;
 
 /// Listed mutations, each with the replica it was read on (on a cluster).
-pub type Listed = Vec<(Option<ReplicaRef>, MutationRow)>;
+pub type Listed = Vec<(Option<Host>, MutationRow)>;
 
 /// The mutations matching `filter`; a replica that cannot be read is
 /// warned about and left out.
@@ -39,7 +40,7 @@ pub async fn list(
 #[derive(Serialize)]
 pub struct ListedMutation<'a> {
     #[serde(flatten)]
-    replica: Option<&'a ReplicaRef>,
+    replica: Option<&'a Host>,
     #[serde(flatten)]
     row: &'a MutationRow,
     created: String,
@@ -112,7 +113,7 @@ pub async fn watch(
         .map(|id| Watch {
             marker: id.clone(),
             by: MatchBy::MutationId,
-            seen: [(at.this_server(), id.clone())].into(),
+            seen: [(at.this_host(), id.clone())].into(),
         })
         .collect();
     let report = track::track(&at, watched_table, &watches, options, observer).await?;
@@ -215,7 +216,7 @@ struct ReplicaWatchState<'a> {
     /// The id or marker watched.
     watched: &'a str,
     #[serde(flatten)]
-    replica: &'a ReplicaRef,
+    replica: &'a Host,
     mutation_id: Option<&'a str>,
     state: String,
 }
@@ -249,9 +250,9 @@ async fn watch_on_cluster(
         .iter()
         .map(|((watched, replica), view)| {
             let (mutation_id, state) = match view {
-                ReplicaView::NotSeen => (None, "not_seen".to_string()),
-                ReplicaView::Unreachable(error) => (None, format!("unreachable: {error}")),
-                ReplicaView::Seen { mutation_id, state } => {
+                HostView::NotSeen => (None, "not_seen".to_string()),
+                HostView::Unreachable(error) => (None, format!("unreachable: {error}")),
+                HostView::Seen { mutation_id, state } => {
                     (Some(mutation_id.as_str()), state.to_string())
                 }
             };

@@ -42,7 +42,7 @@ use crate::records::audit::AuditOutcome;
 use crate::records::journal::{Journals, RequestJournal, RequestStatus};
 use crate::records::state::{Key, StateDir};
 use crate::server::connected::Server;
-use crate::server::topology::Topology;
+use crate::server::reach::topology::Topology;
 use crate::vocabulary::error::ErrorCode;
 use crate::vocabulary::profile::Profile;
 use crate::vocabulary::request::{AuditMeta, RequestId, Scope, ValidId};

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use crate::erasure::mutate::{self, DdlQueue, Issued, RoomWait};
 use crate::erasure::plan::{AttemptOutcome, ReplicaMutation};
 use crate::erasure::track::{
-    self, MatchBy, MutationState, ReplicaView, TrackObserver, TrackOptions, Watch,
+    self, HostView, MatchBy, MutationState, TrackObserver, TrackOptions, Watch,
 };
 use crate::records::journal::{RequestJournal, now_rfc3339};
+use crate::server::reach::Host;
 use crate::server::reach::Reach;
-use crate::server::replicas::{ReplicaRef, Replicas};
+use crate::server::reach::replicas::Replicas;
 
 use super::Context;
 use super::decide::{Tracked, conclude_tracking, sent_before};
@@ -66,7 +67,7 @@ pub(super) async fn issue(
         room,
     )
     .await?;
-    let mut seen: BTreeMap<ReplicaRef, String> = BTreeMap::new();
+    let mut seen: BTreeMap<Host, String> = BTreeMap::new();
     let detail = match &issued {
         Issued::Now(_) => format!("{marker} -> ON CLUSTER {}", replicas.cluster.as_str()),
         Issued::HostsBehind(answer) => format!(
@@ -169,7 +170,7 @@ pub(super) async fn track_all(
                 continue;
             };
             match view {
-                ReplicaView::Seen { mutation_id, state } => {
+                HostView::Seen { mutation_id, state } => {
                     on.mutation_id = Some(mutation_id.clone());
                     on.outcome = match state {
                         MutationState::Done => Some(AttemptOutcome::Done),
@@ -201,10 +202,10 @@ pub(super) async fn track_all(
                         _ => {}
                     }
                 }
-                ReplicaView::NotSeen => tracked
+                HostView::NotSeen => tracked
                     .problems
                     .push(format!("{} is not yet on {}", watch.marker, on.replica)),
-                ReplicaView::Unreachable(error) => tracked
+                HostView::Unreachable(error) => tracked
                     .problems
                     .push(format!("{} cannot be read: {error}", on.replica)),
             }

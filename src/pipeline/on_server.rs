@@ -102,7 +102,7 @@ pub(super) async fn track_all(
         .map(|(_, key)| Watch {
             marker: key.mutation_id.clone(),
             by: MatchBy::MutationId,
-            seen: [(at.this_server(), key.mutation_id.clone())].into(),
+            seen: [(at.this_host(), key.mutation_id.clone())].into(),
         })
         .collect();
     let tracked = track::track(&at, &table, &watches, options, observer).await?;

@@ -47,7 +47,7 @@ pub struct TableIdentity {
 }
 
 #[derive(Row, Deserialize)]
-struct Host {
+struct HostNameRow {
     host_name: String,
     server_uuid: String,
 }
@@ -128,7 +128,7 @@ pub async fn detect(
         Some(row) => (row.host_name.clone(), known_uuid(row.server_uuid.clone())),
         // No such table: the server alone.
         None => server
-            .fetch::<Host>(&format!("SELECT {host}"), during)
+            .fetch::<HostNameRow>(&format!("SELECT {host}"), during)
             .await?
             .into_iter()
             .next()

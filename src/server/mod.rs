@@ -7,9 +7,7 @@ pub mod connected;
 pub mod connection;
 pub mod identity;
 pub mod reach;
-pub mod replicas;
 pub mod schema;
 #[cfg(test)]
 pub mod scripted;
 pub mod system_mutations;
-pub mod topology;

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::server::capabilities::Capabilities;
 use crate::server::connected::Server;
+use crate::server::reach::{Host, HostAnswer, OnHost};
 use crate::server::reach::{Reach, Reaching};
-use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef};
 use crate::vocabulary::sql::{Ident, QualifiedTable, in_list, render, string_literal};
 
 const MUTATIONS_SQL: &str = include_str!("../../sql/mutations.sql");
@@ -41,8 +41,8 @@ fn from_hex_lossy(hex: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-impl OnReplica for RawMutationRow {
-    fn replica_number(&self) -> u32 {
+impl OnHost for RawMutationRow {
+    fn host_number(&self) -> u32 {
         self.replica
     }
 }
@@ -91,7 +91,7 @@ pub struct MutationKey {
     pub mutation_id: String,
     /// On a cluster: the replica whose `system.mutations` shows it.
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
-    pub replica: Option<ReplicaRef>,
+    pub replica: Option<Host>,
 }
 
 impl MutationRow {
@@ -105,7 +105,7 @@ impl MutationRow {
     }
 
     /// Its key as seen on `replica`.
-    pub fn key_on(&self, replica: &ReplicaRef) -> MutationKey {
+    pub fn key_on(&self, replica: &Host) -> MutationKey {
         MutationKey {
             replica: Some(replica.clone()),
             ..self.key()
@@ -258,8 +258,8 @@ struct Unfinished {
     n: u64,
 }
 
-impl OnReplica for Unfinished {
-    fn replica_number(&self) -> u32 {
+impl OnHost for Unfinished {
+    fn host_number(&self) -> u32 {
         self.replica
     }
 }
@@ -285,7 +285,7 @@ pub async fn unfinished(at: &Reaching<'_>, table: &QualifiedTable) -> anyhow::Re
             ],
         )
     };
-    let answers: Vec<ReplicaAnswer<Unfinished>> = at
+    let answers: Vec<HostAnswer<Unfinished>> = at
         .read(
             &system_mutations_table()?,
             &build,
@@ -307,7 +307,7 @@ pub async fn unfinished(at: &Reaching<'_>, table: &QualifiedTable) -> anyhow::Re
 pub async fn read(
     at: &Reaching<'_>,
     filter: &MutationFilter,
-) -> anyhow::Result<Vec<ReplicaAnswer<MutationRow>>> {
+) -> anyhow::Result<Vec<HostAnswer<MutationRow>>> {
     let build = |source: &str, replica: &str| {
         mutations_sql_reading(&at.server.capabilities, filter, source, replica)
     };
@@ -316,7 +316,7 @@ pub async fn read(
     } else {
         "reading system.mutations"
     };
-    let answers: Vec<ReplicaAnswer<RawMutationRow>> =
+    let answers: Vec<HostAnswer<RawMutationRow>> =
         at.read(&system_mutations_table()?, &build, during).await?;
     answers
         .into_iter()
@@ -335,7 +335,7 @@ pub async fn read(
                     .collect()),
                 Err(error) => Err(error),
             };
-            Ok(ReplicaAnswer {
+            Ok(HostAnswer {
                 replica: answer.replica,
                 rows,
             })
@@ -349,7 +349,7 @@ pub async fn read(
 pub async fn read_rows(
     at: &Reaching<'_>,
     filter: &MutationFilter,
-) -> anyhow::Result<(Vec<(Option<ReplicaRef>, MutationRow)>, Vec<String>)> {
+) -> anyhow::Result<(Vec<(Option<Host>, MutationRow)>, Vec<String>)> {
     let mut rows = Vec::new();
     let mut unreadable = Vec::new();
     for answer in read(at, filter).await? {
@@ -368,8 +368,8 @@ pub async fn read_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::replicas::Replicas;
-    use crate::server::topology::{Cluster, Replica};
+    use crate::server::reach::replicas::Replicas;
+    use crate::server::reach::topology::{Cluster, Replica};
     use crate::vocabulary::sql::ClusterName;
 
     /// What a server with clusterAllReplicas (26.x) is sent to follow a

@@ -193,7 +193,7 @@ async fn a_replica_that_cannot_be_read_while_tracking_never_lets_the_request_com
             d.watcher
                 .notices
                 .iter()
-                .any(|n| n.starts_with("ReplicasBehind")),
+                .any(|n| n.starts_with("HostsBehind")),
             "{:?}",
             d.watcher.notices
         );

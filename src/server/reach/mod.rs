@@ -5,9 +5,47 @@
 //! (a shard counts as its fullest replica, `remote()` per host on servers
 //! without `clusterAllReplicas`) lives in [`Replicas`].
 
+pub mod replicas;
+pub mod topology;
+
 use crate::server::connected::Server;
-use crate::server::replicas::{OnReplica, ReplicaAnswer, ReplicaRef, Replicas};
 use crate::vocabulary::sql::{ClusterName, QualifiedTable};
+use replicas::Replicas;
+use serde::{Deserialize, Serialize};
+
+/// One replica as reports name it: its shard and `host:port` as
+/// `system.clusters` has them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Host {
+    pub shard: u32,
+    pub host: String,
+}
+
+impl std::fmt::Display for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (shard {})", self.host, self.shard)
+    }
+}
+
+/// A row read from one replica: it carries the replica's number (1-based,
+/// in `system.clusters` order), which the query selects as `replica`.
+pub trait OnHost {
+    fn host_number(&self) -> u32;
+}
+
+/// What one replica answered.
+#[derive(Debug)]
+pub struct HostAnswer<T> {
+    pub replica: Host,
+    /// The rows, or why the replica could not be read.
+    pub rows: Result<Vec<T>, String>,
+}
+
+impl<T> HostAnswer<T> {
+    pub fn is_unreachable(&self) -> bool {
+        self.rows.is_err()
+    }
+}
 
 /// This server, or every replica of a cluster as the server lists them.
 #[derive(Debug, Clone)]
@@ -65,8 +103,8 @@ impl Reaching<'_> {
 
     /// This server as a replica (shard 0, its address): how answers read
     /// here are labelled.
-    pub fn this_server(&self) -> ReplicaRef {
-        ReplicaRef {
+    pub fn this_host(&self) -> Host {
+        Host {
             shard: 0,
             host: crate::server::connection::host_of(&self.server.config.url),
         }
@@ -81,16 +119,16 @@ impl Reaching<'_> {
         table: &QualifiedTable,
         build: BuildRead<'_>,
         during: &str,
-    ) -> anyhow::Result<Vec<ReplicaAnswer<T>>>
+    ) -> anyhow::Result<Vec<HostAnswer<T>>>
     where
-        T: clickhouse::RowOwned + clickhouse::RowRead + OnReplica,
+        T: clickhouse::RowOwned + clickhouse::RowRead + OnHost,
     {
         match self.reach {
             Reach::Here => {
                 let sql = build(&table.to_string(), "toUInt32(0)")?;
                 let rows = self.server.fetch::<T>(&sql, during).await?;
-                Ok(vec![ReplicaAnswer {
-                    replica: self.this_server(),
+                Ok(vec![HostAnswer {
+                    replica: self.this_host(),
                     rows: Ok(rows),
                 }])
             }
@@ -111,9 +149,9 @@ impl Reaching<'_> {
         build: BuildRead<'_>,
         during: &str,
         unreadable: &mut Vec<String>,
-    ) -> anyhow::Result<Vec<(ReplicaRef, Vec<T>)>>
+    ) -> anyhow::Result<Vec<(Host, Vec<T>)>>
     where
-        T: clickhouse::RowOwned + clickhouse::RowRead + OnReplica,
+        T: clickhouse::RowOwned + clickhouse::RowRead + OnHost,
     {
         let mut readable = Vec::new();
         for answer in self.read::<T>(table, build, during).await? {

@@ -6,13 +6,14 @@
 
 use clickhouse::{Row, RowOwned, RowRead};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::{Host, HostAnswer, OnHost};
 use crate::server::connected::Server;
-use crate::server::topology::{self, Cluster, Replica};
+use crate::server::reach::topology::{self, Cluster, Replica};
 use crate::vocabulary::error::{ErrorCode, fail};
 use crate::vocabulary::sql::{ClusterName, QualifiedTable, table_function};
 
@@ -56,46 +57,12 @@ fn did_not_answer(error: &anyhow::Error) -> bool {
     )
 }
 
-/// One replica as reports name it: its shard and `host:port` as
-/// `system.clusters` has them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ReplicaRef {
-    pub shard: u32,
-    pub host: String,
-}
-
-impl std::fmt::Display for ReplicaRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (shard {})", self.host, self.shard)
-    }
-}
-
 impl Replica {
-    pub fn as_ref(&self) -> ReplicaRef {
-        ReplicaRef {
+    pub fn as_ref(&self) -> Host {
+        Host {
             shard: self.shard,
             host: self.host(),
         }
-    }
-}
-
-/// A row read from one replica: it carries the replica's number (1-based,
-/// in `system.clusters` order), which the query selects as `replica`.
-pub trait OnReplica {
-    fn replica_number(&self) -> u32;
-}
-
-/// What one replica answered.
-#[derive(Debug)]
-pub struct ReplicaAnswer<T> {
-    pub replica: ReplicaRef,
-    /// The rows, or why the replica could not be read.
-    pub rows: Result<Vec<T>, String>,
-}
-
-impl<T> ReplicaAnswer<T> {
-    pub fn is_unreachable(&self) -> bool {
-        self.rows.is_err()
     }
 }
 
@@ -164,7 +131,7 @@ impl Replicas {
         ))
     }
 
-    pub fn refs(&self) -> Vec<ReplicaRef> {
+    pub fn refs(&self) -> Vec<Host> {
         self.list.iter().map(Replica::as_ref).collect()
     }
 
@@ -202,9 +169,9 @@ impl Replicas {
         table: &QualifiedTable,
         build: BuildQuery<'_>,
         during: &str,
-    ) -> anyhow::Result<Vec<ReplicaAnswer<T>>>
+    ) -> anyhow::Result<Vec<HostAnswer<T>>>
     where
-        T: RowOwned + RowRead + OnReplica,
+        T: RowOwned + RowRead + OnHost,
     {
         self.read_with_settings(server, table, build, &[], during)
             .await
@@ -219,9 +186,9 @@ impl Replicas {
         build: BuildQuery<'_>,
         settings: &[(&str, &str)],
         during: &str,
-    ) -> anyhow::Result<Vec<ReplicaAnswer<T>>>
+    ) -> anyhow::Result<Vec<HostAnswer<T>>>
     where
-        T: RowOwned + RowRead + OnReplica,
+        T: RowOwned + RowRead + OnHost,
     {
         let server = &within_share(server);
         // A replica known not to answer would hold the one query for all.
@@ -274,7 +241,7 @@ impl Replicas {
             .list
             .iter()
             .zip(answers)
-            .map(|(replica, rows)| ReplicaAnswer {
+            .map(|(replica, rows)| HostAnswer {
                 replica: replica.as_ref(),
                 rows,
             })
@@ -282,19 +249,19 @@ impl Replicas {
     }
 
     /// Rows of one query over every replica, to each replica its own.
-    fn spread<T: OnReplica>(&self, rows: Vec<T>) -> Vec<ReplicaAnswer<T>> {
-        let mut answers: Vec<ReplicaAnswer<T>> = self
+    fn spread<T: OnHost>(&self, rows: Vec<T>) -> Vec<HostAnswer<T>> {
+        let mut answers: Vec<HostAnswer<T>> = self
             .list
             .iter()
-            .map(|replica| ReplicaAnswer {
+            .map(|replica| HostAnswer {
                 replica: replica.as_ref(),
                 rows: Ok(Vec::new()),
             })
             .collect();
         for row in rows {
-            let index = row.replica_number() as usize;
+            let index = row.host_number() as usize;
             match answers.get_mut(index.wrapping_sub(1)) {
-                Some(ReplicaAnswer { rows: Ok(rows), .. }) => rows.push(row),
+                Some(HostAnswer { rows: Ok(rows), .. }) => rows.push(row),
                 _ => {
                     // A number outside the list: the mapping cannot be
                     // trusted, so no replica's answer is.
@@ -385,8 +352,8 @@ struct ReplicaText {
     text: String,
 }
 
-impl OnReplica for ReplicaText {
-    fn replica_number(&self) -> u32 {
+impl OnHost for ReplicaText {
+    fn host_number(&self) -> u32 {
         self.replica
     }
 }
@@ -446,7 +413,7 @@ impl Replicas {
         };
         let engines = read(ENGINE_SQL, "tables").await?;
         let paths = read(ZOOKEEPER_PATH_SQL, "replicas").await?;
-        let mut kept: Vec<(ReplicaRef, Kept)> = Vec::new();
+        let mut kept: Vec<(Host, Kept)> = Vec::new();
         for (engine, path) in engines.into_iter().zip(paths) {
             let replica = engine.replica;
             let (Ok(engine), Ok(path)) = (engine.rows, path.rows) else {
@@ -473,11 +440,11 @@ impl Replicas {
 }
 
 /// What is wrong with how the replicas keep the table, if anything.
-fn layout_problem(table: &QualifiedTable, kept: &[(ReplicaRef, Kept)]) -> Option<String> {
+fn layout_problem(table: &QualifiedTable, kept: &[(Host, Kept)]) -> Option<String> {
     if let Some((replica, _)) = kept.iter().find(|(_, k)| *k == Kept::Missing) {
         return Some(format!("{replica} has no table {table}"));
     }
-    let mut shards: BTreeMap<u32, Vec<(&ReplicaRef, &Kept)>> = BTreeMap::new();
+    let mut shards: BTreeMap<u32, Vec<(&Host, &Kept)>> = BTreeMap::new();
     for (replica, state) in kept {
         shards
             .entry(replica.shard)
@@ -527,8 +494,8 @@ pub struct Alive {
     pub replica: u32,
 }
 
-impl OnReplica for Alive {
-    fn replica_number(&self) -> u32 {
+impl OnHost for Alive {
+    fn host_number(&self) -> u32 {
         self.replica
     }
 }
@@ -598,8 +565,8 @@ mod tests {
         );
     }
 
-    fn at(shard: u32, port: u16) -> ReplicaRef {
-        ReplicaRef {
+    fn at(shard: u32, port: u16) -> Host {
+        Host {
             shard,
             host: format!("h:{port}"),
         }
@@ -676,8 +643,8 @@ mod tests {
         assert_eq!(counts, vec![1, 0, 1]);
         assert_eq!(answers[2].replica.host, "10.0.0.1:9002");
         let answers = replicas.spread(vec![Alive { replica: 4 }]);
-        assert!(answers.iter().all(ReplicaAnswer::is_unreachable));
+        assert!(answers.iter().all(HostAnswer::is_unreachable));
         let answers = replicas.spread(vec![Alive { replica: 0 }]);
-        assert!(answers.iter().all(ReplicaAnswer::is_unreachable));
+        assert!(answers.iter().all(HostAnswer::is_unreachable));
     }
 }
