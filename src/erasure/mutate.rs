@@ -240,23 +240,16 @@ pub async fn find_marked(
     for answer in system_mutations::read(at, &filter).await? {
         match answer.rows {
             Ok(rows) if rows.len() > 1 => {
-                let inspect = match at.reach.replicas() {
-                    Some(replicas) => format!(
-                        "chforget mutations list --all --cluster {} --command {marker}",
-                        replicas.cluster.as_str()
-                    ),
-                    None => format!("chforget mutations list --all --command {marker}"),
-                };
+                let inspect = format!(
+                    "chforget mutations list --all{} --command {marker}",
+                    at.reach.option()
+                );
                 return fail(
                     ErrorCode::ForgetFailed,
                     format!(
                         "{} mutations carry the marker {marker}{}; expected one. Inspect them with `{inspect}`",
                         rows.len(),
-                        if at.reach.is_cluster() {
-                            format!(" on {}", answer.replica)
-                        } else {
-                            String::new()
-                        },
+                        at.on_host(&answer.replica),
                     ),
                 );
             }

@@ -409,12 +409,11 @@ pub async fn track(
         mutation_ids,
         ..MutationFilter::for_table(table)
     };
-    let on_cluster = at.reach.is_cluster();
-    let key_of = |mutation_id: &str, replica: &Host| MutationKey {
+    let key_of = |mutation_id: &str, host: &Host| MutationKey {
         database: table.database.as_str().to_string(),
         table: table.table.as_str().to_string(),
         mutation_id: mutation_id.to_string(),
-        replica: on_cluster.then(|| replica.clone()),
+        replica: at.key_host(host),
     };
     let mut report = TrackReport {
         outcome: TrackOutcome::AllDone,
@@ -473,10 +472,10 @@ pub async fn track(
                             .entry(key.clone())
                             .or_insert_with(|| Progress::at(*parts_to_do))
                             .stalled(*parts_to_do, options.stuck_after);
-                        // The diagnosis reads the server's merge queue: on a
-                        // cluster it would describe the entry server, not
-                        // the replica.
-                        if let (Some(stalled), false) = (stalled, on_cluster) {
+                        // The diagnosis reads the server's merge queue, which
+                        // describes the mutation only where that server is
+                        // the one host.
+                        if let (Some(stalled), true) = (stalled, at.is_single_host()) {
                             let diagnosis =
                                 diagnose(at.server, row).await.map_err(|e| format!("{e:#}"));
                             observer.notice(&Notice::Stuck {

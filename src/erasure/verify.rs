@@ -355,11 +355,7 @@ pub async fn count_targets(
                 }
                 Ok(statements.swap_remove(index))
             };
-            let during = if at.reach.is_cluster() {
-                format!("counting the {} rows on every replica", target.kind)
-            } else {
-                format!("counting the {} rows", target.kind)
-            };
+            let during = at.everywhere(&format!("counting the {} rows", target.kind));
             let answers: Vec<HostAnswer<IdCount>> = at.read(&table, &build, &during).await?;
             let unreachable: Vec<String> = answers
                 .iter()
@@ -384,11 +380,10 @@ pub async fn count_targets(
                     continue;
                 };
                 let total: u64 = rows.iter().map(|r| r.n).sum();
-                if total > 0 && at.reach.is_cluster() {
-                    *counts
-                        .per_replica
-                        .entry(answer.replica.clone())
-                        .or_default() += total;
+                if total > 0
+                    && let Some(host) = at.key_host(&answer.replica)
+                {
+                    *counts.per_replica.entry(host).or_default() += total;
                 }
                 // Old parts stay behind wherever a replica holds the rows,
                 // the fullest or not.

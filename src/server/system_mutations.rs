@@ -311,13 +311,9 @@ pub async fn read(
     let build = |source: &str, replica: &str| {
         mutations_sql_reading(&at.server.capabilities, filter, source, replica)
     };
-    let during = if at.reach.is_cluster() {
-        "reading system.mutations of every replica"
-    } else {
-        "reading system.mutations"
-    };
+    let during = at.everywhere("reading system.mutations");
     let answers: Vec<HostAnswer<RawMutationRow>> =
-        at.read(&system_mutations_table()?, &build, during).await?;
+        at.read(&system_mutations_table()?, &build, &during).await?;
     answers
         .into_iter()
         .map(|answer| {
@@ -357,7 +353,7 @@ pub async fn read_rows(
             Ok(found) => rows.extend(
                 found
                     .into_iter()
-                    .map(|row| (at.reach.is_cluster().then(|| answer.replica.clone()), row)),
+                    .map(|row| (at.key_host(&answer.replica), row)),
             ),
             Err(error) => unreadable.push(format!("{} ({error})", answer.replica)),
         }

@@ -163,3 +163,48 @@ impl Reaching<'_> {
         Ok(readable)
     }
 }
+
+/// What steps say and key differently on one server and on many hosts,
+/// so that they need not ask which reach they have.
+impl Reaching<'_> {
+    /// `what` as an error's context: on many hosts, done on every one.
+    pub fn everywhere(&self, what: &str) -> String {
+        match self.reach {
+            Reach::Here => what.to_string(),
+            Reach::Cluster(_) => format!("{what} on every replica"),
+        }
+    }
+
+    /// The host a mutation or count is keyed by: none on one server (its
+    /// mutation ids are unique there), the host among many.
+    pub fn key_host(&self, host: &Host) -> Option<Host> {
+        match self.reach {
+            Reach::Here => None,
+            Reach::Cluster(_) => Some(host.clone()),
+        }
+    }
+
+    /// " on HOST" where naming the host tells something (among many).
+    pub fn on_host(&self, host: &Host) -> String {
+        self.key_host(host)
+            .map(|host| format!(" on {host}"))
+            .unwrap_or_default()
+    }
+
+    /// Whether the server reads go through is the only host, so that its
+    /// own system tables (merges, parts) describe what the reach runs.
+    pub fn is_single_host(&self) -> bool {
+        matches!(self.reach, Reach::Here)
+    }
+}
+
+impl Reach {
+    /// The command-line option that gives a later command this reach:
+    /// ` --cluster NAME`, or nothing for one server.
+    pub fn option(&self) -> String {
+        match self {
+            Reach::Here => String::new(),
+            Reach::Cluster(replicas) => format!(" --cluster {}", replicas.cluster.as_str()),
+        }
+    }
+}
