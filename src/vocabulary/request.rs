@@ -421,9 +421,7 @@ impl Scope {
 
     /// ` ON CLUSTER `name`` for statements that change every shard.
     pub fn on_cluster(&self) -> String {
-        self.cluster
-            .as_ref()
-            .map_or_else(String::new, |c| format!(" ON CLUSTER {c}"))
+        ClusterName::clause(self.cluster.as_ref())
     }
 }
 

@@ -67,6 +67,12 @@ impl fmt::Display for Ident {
 pub struct ClusterName(String);
 
 impl ClusterName {
+    /// The one spelling of the clause that makes a statement run on every
+    /// server of `cluster`: ` ON CLUSTER `name``, or nothing.
+    pub fn clause(cluster: Option<&ClusterName>) -> String {
+        cluster.map_or_else(String::new, |c| format!(" ON CLUSTER {c}"))
+    }
+
     pub fn new(name: &str) -> Result<Self, Failure> {
         let valid = !name.is_empty()
             && name.len() <= 127

@@ -95,7 +95,7 @@ pub fn create_table_sql(
     let (on_cluster, engine) = match cluster {
         None => (String::new(), "MergeTree".to_string()),
         Some(cluster) => (
-            format!(" ON CLUSTER {cluster}"),
+            ClusterName::clause(Some(cluster)),
             // One replication group for every server of the cluster, whatever
             // its shards: each holds the whole trail. `{replica}` is the
             // server's macro.
