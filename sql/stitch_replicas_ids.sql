@@ -1,11 +1,11 @@
 -- On a cluster, for anonymous ids found on some replicas only: their
 -- anonymous events and how many user_ids used them, per replica.
 SELECT
-    {replica} AS replica,
+    {host} AS host,
     hex({anonymous_id}) AS aid,
     toUInt64(countIf(isNull({user_id}))) AS anonymous_events,
     toUInt64(uniqExactIf(assumeNotNull({user_id}), isNotNull({user_id}))) AS users
 FROM {events}
 WHERE {project_id} IN {projects}
   AND {anonymous_id} IN {anonymous_ids}
-GROUP BY replica, aid
+GROUP BY host, aid

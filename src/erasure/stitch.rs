@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::state::Key;
 use crate::server::connected::Server;
-use crate::server::reach::replicas::Replicas;
-use crate::server::reach::{HostAnswer, OnHost};
+use crate::server::reach::{HostAnswer, OnHost, Reaching};
 use crate::vocabulary::error::{ErrorCode, Failure};
 use crate::vocabulary::request::{RawId, Scope, ValidId};
 use crate::vocabulary::sql::{chunk_by_cost, literal_budget, literal_len, literal_list, render};
@@ -84,71 +83,75 @@ pub async fn stitch(
 }
 
 #[derive(Row, Deserialize)]
-struct PairOnReplica {
-    replica: u32,
+struct PairOnHost {
+    host: u32,
     uid: String,
     aid: String,
     n: u64,
 }
 
 #[derive(Row, Deserialize)]
-struct IdOnReplica {
-    replica: u32,
+struct IdOnHost {
+    host: u32,
     aid: String,
     anonymous_events: u64,
     users: u64,
 }
 
-impl OnHost for PairOnReplica {
+impl OnHost for PairOnHost {
     fn host_number(&self) -> u32 {
-        self.replica
+        self.host
     }
 }
 
-impl OnHost for IdOnReplica {
+impl OnHost for IdOnHost {
     fn host_number(&self) -> u32 {
-        self.replica
+        self.host
     }
 }
 
-/// On a cluster: add to `found` the anonymous ids some replica holds for
-/// the users that the one replica per shard [`stitch`] read did not show
-/// (replication lag), with their figures read on every replica (a shard
-/// counts as its fullest replica). Returns how many were added, and the
-/// replicas that could not be read (an id only one of them holds is not
-/// found: the caller warns).
+/// Add to `found` the anonymous ids some host holds for the users that the
+/// one read of [`stitch`] did not show: among the replicas of a shard, one
+/// behind on replication hides ids from that read. Their figures are read
+/// on every host (a shard counts as its fullest replica). Returns how many
+/// were added, and the hosts that could not be read (an id only one of
+/// them holds is not found: the caller warns). On one server the first
+/// read saw everything, and nothing is read again.
 pub async fn add_lagging(
-    server: &Server,
-    replicas: &Replicas,
+    at: &Reaching<'_>,
     scope: &Scope,
     users: &[ValidId],
     found: &mut BTreeMap<ValidId, Vec<StitchedId>>,
 ) -> anyhow::Result<(usize, Vec<String>)> {
+    if at.is_single_host() {
+        return Ok((0, Vec::new()));
+    }
     let mut unreadable: Vec<String> = Vec::new();
+    let mut hosts = 0;
     let table = scope.events_table();
-    let budget = literal_budget(server.capabilities.max_query_size);
+    let budget = literal_budget(at.server.capabilities.max_query_size);
     // Per (user, id): the most events any replica of a shard shows, per shard.
     let mut pairs: BTreeMap<(ValidId, RawId), BTreeMap<u32, u64>> = BTreeMap::new();
     for chunk in chunk_by_cost(users, budget, |u| literal_len(u) + 2) {
         let users_list = literal_list(&chunk);
-        let build = |source: &str, replica: &str| {
+        let build = |source: &str, host: &str| {
             let mut values = scope.bindings_reading(source);
-            values.push(("replica", replica.to_string()));
+            values.push(("host", host.to_string()));
             values.push(("users", users_list.clone()));
             let borrowed: Vec<(&str, &str)> =
                 values.iter().map(|(k, v)| (*k, v.as_str())).collect();
             render(STITCH_REPLICAS_SQL, &borrowed)
         };
-        let answers: Vec<HostAnswer<PairOnReplica>> = replicas
-            .read(server, &table, &build, "stitching on every replica")
-            .await?;
+        let answers: Vec<HostAnswer<PairOnHost>> =
+            at.read(&table, &build, &at.everywhere("stitching")).await?;
+        hosts = answers.len();
         for answer in answers {
             let rows = match answer.rows {
                 Ok(rows) => rows,
                 Err(error) => {
-                    let replica = answer.replica.to_string();
-                    if !unreadable.iter().any(|r| r.starts_with(&replica)) {
-                        unreadable.push(format!("{replica}: {error}"));
+                    let host = answer.replica.to_string();
+                    if !unreadable.iter().any(|r| r.starts_with(&host)) {
+                        unreadable.push(format!("{host}: {error}"));
                     }
                     continue;
                 }
@@ -166,12 +169,12 @@ pub async fn add_lagging(
             }
         }
     }
-    if !replicas.list.is_empty() && unreadable.len() == replicas.list.len() {
-        // Not one replica answered: a failing query, not replicas down.
+    if hosts > 0 && unreadable.len() == hosts {
+        // Not one host answered: a failing query, not hosts down.
         return Err(Failure::new(
             ErrorCode::ServerError,
             format!(
-                "no replica could be read while stitching: {}",
+                "no host could be read while stitching: {}",
                 unreadable.join("; ")
             ),
         )
@@ -193,21 +196,16 @@ pub async fn add_lagging(
     let mut figures: BTreeMap<RawId, (BTreeMap<u32, u64>, u64)> = BTreeMap::new();
     for chunk in chunk_by_cost(&ids, budget, |id| literal_len(*id) + 2) {
         let ids_list = literal_list(&chunk);
-        let build = |source: &str, replica: &str| {
+        let build = |source: &str, host: &str| {
             let mut values = scope.bindings_reading(source);
-            values.push(("replica", replica.to_string()));
+            values.push(("host", host.to_string()));
             values.push(("anonymous_ids", ids_list.clone()));
             let borrowed: Vec<(&str, &str)> =
                 values.iter().map(|(k, v)| (*k, v.as_str())).collect();
             render(STITCH_REPLICAS_IDS_SQL, &borrowed)
         };
-        let answers: Vec<HostAnswer<IdOnReplica>> = replicas
-            .read(
-                server,
-                &table,
-                &build,
-                "reading stitched ids on every replica",
-            )
+        let answers: Vec<HostAnswer<IdOnHost>> = at
+            .read(&table, &build, &at.everywhere("reading stitched ids"))
             .await?;
         for answer in answers {
             for row in answer.rows.unwrap_or_default() {

@@ -166,9 +166,9 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     let users: Vec<ValidId> = request.members.iter().map(|m| m.user_id.clone()).collect();
     let mut stitched = stitch::stitch(server, &scope, &users).await?;
     let mut warnings = Vec::new();
-    if let Some(replicas) = reach.replicas() {
+    {
         let (added, unreadable) =
-            stitch::add_lagging(server, replicas, &scope, &users, &mut stitched).await?;
+            stitch::add_lagging(&reach.on(server), &scope, &users, &mut stitched).await?;
         if added > 0 {
             warnings.push(format!(
                 "{added} anonymous ids of the users are on some replicas only (replication lag): added, with their figures read on every replica"
