@@ -262,11 +262,7 @@ pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Resul
                     "{} (partition {}{})",
                     row.name,
                     row.partition_id,
-                    if replica.shard == 0 {
-                        String::new()
-                    } else {
-                        format!(", on {replica}")
-                    }
+                    reach.on_host(&replica)
                 )
             }));
         }
