@@ -601,45 +601,53 @@ async fn ctrl_c_in_the_pending_limit_wait_reports_audits_and_stays_resumable() {
     // Every request journaled and in its wait: tracking (queued), or on
     // 18.16 waiting for room (issuing, with no more than the limit issued).
     let requests = db.state_path().join("requests");
-    let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    let statuses = loop {
-        let statuses: Vec<String> = std::fs::read_dir(&requests)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                    .filter_map(|p| {
-                        let file: serde_json::Value =
-                            serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?;
-                        file["journal"]["status"].as_str().map(str::to_string)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let issued = db
+    let mut statuses: Vec<String> = Vec::new();
+    let mut issued = 0;
+    let mut last_seen = String::new();
+    let waited = crate::common::wait_until(
+        "every forget is journaled and in its wait",
+        Duration::from_secs(180),
+        async || {
+            statuses = std::fs::read_dir(&requests)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                        .filter_map(|p| {
+                            let file: serde_json::Value =
+                                serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?;
+                            file["journal"]["status"].as_str().map(str::to_string)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            issued = db
             .count(&format!(
                 "SELECT count() FROM system.mutations WHERE database = '{}' AND position(command, 'chforget:') > 0",
                 db.name
             ))
             .await;
-        let queued = statuses.iter().filter(|s| *s == "queued").count() as u64;
-        let settled = statuses.len() == USERS
-            && statuses.iter().all(|s| s == "issuing" || s == "queued")
-            && match engine() {
-                // The waiting ones show `issuing` with nothing sent.
-                Engine::Legacy => queued == issued && queued < USERS as u64,
-                Engine::Current => queued == USERS as u64,
-            };
-        if settled {
-            break statuses;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the forgets did not all reach their wait: {statuses:?}, {issued} issued"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+            let queued = statuses.iter().filter(|s| *s == "queued").count() as u64;
+            let settled = statuses.len() == USERS
+                && statuses.iter().all(|s| s == "issuing" || s == "queued")
+                && match engine() {
+                    // The waiting ones show `issuing` with nothing sent.
+                    Engine::Legacy => queued == issued && queued < USERS as u64,
+                    Engine::Current => queued == USERS as u64,
+                };
+            if !settled {
+                // What the wait saw last, for a timeout's diagnosis.
+                let seen = format!("{statuses:?}, {issued} issued");
+                if seen != last_seen {
+                    eprintln!("not all in their wait yet: {seen}");
+                    last_seen = seen;
+                }
+            }
+            settled
+        },
+    );
+    waited.await;
     let waiting = statuses.iter().filter(|s| *s == "issuing").count();
     if engine() == Engine::Legacy {
         // Never more issued than the limit of 2 pending, however many

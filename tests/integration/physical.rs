@@ -344,28 +344,26 @@ async fn forgets_refused_as_busy_leave_no_trace_the_winner_cannot_purge() {
                 .expect("spawn forget")
         })
         .collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let mut losers = Vec::new();
-    while losers.len() < 2 {
-        let exited = children
-            .iter_mut()
-            .position(|child| child.try_wait().expect("try_wait").is_some());
-        match exited {
-            Some(index) => losers.push(
-                children
-                    .remove(index)
-                    .wait_with_output()
-                    .expect("forget output"),
-            ),
-            None => {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "two of the forgets were not refused"
+    crate::common::wait_until(
+        "two of the forgets are refused",
+        Duration::from_secs(120),
+        async || {
+            while let Some(index) = children
+                .iter_mut()
+                .position(|child| child.try_wait().expect("try_wait").is_some())
+            {
+                losers.push(
+                    children
+                        .remove(index)
+                        .wait_with_output()
+                        .expect("forget output"),
                 );
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        }
-    }
+            losers.len() >= 2
+        },
+    )
+    .await;
     db.exec("SYSTEM START MERGES events").await;
     let winner = children.remove(0).wait_with_output().expect("winner");
     let winner_stderr = String::from_utf8_lossy(&winner.stderr).to_string();

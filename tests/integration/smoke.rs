@@ -2,7 +2,7 @@
 //! bulk insert, typed reads, mutations in system.mutations, and ClickHouse's
 //! own error codes for credentials, read-only users and failing queries.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -76,8 +76,7 @@ async fn smoke_insert_read_and_mutate_100k_rows() {
     }
 
     db.exec("ALTER TABLE smoke DELETE WHERE id % 2 = 0").await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    crate::common::wait_until("the mutation is done", Duration::from_secs(60), async || {
         let (seen, done): (u64, u64) = db
             .client
             .query_raw(&format!(
@@ -88,12 +87,9 @@ async fn smoke_insert_read_and_mutate_100k_rows() {
             .await
             .expect("system.mutations");
         assert_eq!(seen, 1, "the mutation must be in system.mutations");
-        if done == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "mutation not done in 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        done == 1
+    })
+    .await;
     assert_eq!(db.count("SELECT count() FROM smoke").await, 50_000);
     assert_eq!(
         db.count("SELECT count() FROM smoke WHERE id % 2 = 0").await,
