@@ -415,12 +415,12 @@ async fn https_urls_speak_tls_and_other_schemes_are_refused() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("openssl s_server");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    crate::common::wait_until(
+        "openssl s_server listens",
+        std::time::Duration::from_secs(5),
+        async || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    )
+    .await;
     let state = tempfile::tempdir().expect("state");
     let output = run(bare_chforget()
         .env("CLICKHOUSE_URL", format!("https://127.0.0.1:{port}"))

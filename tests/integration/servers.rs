@@ -70,7 +70,7 @@ impl PrivateServer {
             .expect("pid")
     }
 
-    fn kill_9(&self) {
+    async fn kill_9(&self) {
         let pid = self.pid();
         let status = Command::new("kill")
             .args(["-9", &pid.to_string()])
@@ -78,13 +78,12 @@ impl PrivateServer {
             .expect("kill");
         assert!(status.success());
         // Wait until the process is really gone before anything restarts it.
-        for _ in 0..100 {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("server {pid} survived kill -9");
+        crate::common::wait_until(
+            &format!("server {pid} is gone after kill -9"),
+            Duration::from_secs(5),
+            async || !Path::new(&format!("/proc/{pid}")).exists(),
+        )
+        .await;
     }
 }
 
@@ -149,7 +148,7 @@ async fn dev_servers_restart_idempotently_and_survive_kill_9() {
         1
     );
 
-    server.kill_9();
+    server.kill_9().await;
     let url = server.up();
     assert_eq!(
         count(
@@ -216,7 +215,7 @@ async fn watch_survives_a_server_restart() {
         stderr.so_far().contains(&id)
     })
     .await;
-    server.kill_9();
+    server.kill_9().await;
     wait_until("the watch reports the outage", limit, async || {
         stderr.so_far().contains("lost contact")
     })
