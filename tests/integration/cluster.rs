@@ -1080,26 +1080,30 @@ impl Drop for StoppedNode {
     }
 }
 
-/// Queries of `request` (its own, or started by one of its own) still
-/// running on node `node` (0-based), waiting up to a few seconds for the
-/// ones just killed to go.
-async fn queries_left(db: &ClusterDb, node: usize, request: &str) -> Vec<String> {
+/// Waits up to a few seconds (for the queries just killed to go) until no
+/// query of `request` (its own, or started by one of its own) runs on node
+/// `node` (0-based); panics naming the ones left.
+async fn no_queries_left(db: &ClusterDb, node: usize, request: &str) {
     let sql = "SELECT query_id FROM system.processes WHERE startsWith(query_id, ?) OR startsWith(initial_query_id, ?)";
     let prefix = format!("chforget-{request}");
-    let give_up = Instant::now() + Duration::from_secs(5);
-    loop {
-        let left = db.clients[node]
-            .query(sql)
-            .bind(&prefix)
-            .bind(&prefix)
-            .fetch_all::<String>()
-            .await
-            .expect("read system.processes");
-        if left.is_empty() || Instant::now() > give_up {
-            return left;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::common::wait_until(
+        &format!("no query of {request} runs on node{}", node + 1),
+        Duration::from_secs(5),
+        async || {
+            let left = db.clients[node]
+                .query(sql)
+                .bind(&prefix)
+                .bind(&prefix)
+                .fetch_all::<String>()
+                .await
+                .expect("read system.processes");
+            if !left.is_empty() {
+                eprintln!("node{} still runs {left:?}", node + 1);
+            }
+            left.is_empty()
+        },
+    )
+    .await;
 }
 
 /// With node2 stopped (SIGSTOP), `--timeout 20s` bounds the whole command:
@@ -1132,8 +1136,7 @@ async fn a_stopped_replica_holds_no_command_past_its_timeout() {
         .expect("request id")
         .to_string();
     for node in [0, 2] {
-        let left = queries_left(&db, node, &request).await;
-        assert!(left.is_empty(), "node{} still runs {left:?}", node + 1);
+        no_queries_left(&db, node, &request).await;
     }
     let status = run(db.chforget().args(["status", &request, "--output", "json"]));
     assert_eq!(status.json()["status"], "queued", "{}", status.stdout);
@@ -1152,8 +1155,7 @@ async fn a_stopped_replica_holds_no_command_past_its_timeout() {
     );
     assert_eq!(resumed.json()["status"], "queued", "{}", resumed.stdout);
     for node in [0, 2] {
-        let left = queries_left(&db, node, &request).await;
-        assert!(left.is_empty(), "node{} still runs {left:?}", node + 1);
+        no_queries_left(&db, node, &request).await;
     }
 
     drop(stopped);
