@@ -1,7 +1,6 @@
-//! What the run on one server and the run on a cluster both decide from
-//! the journal: whether a statement may already have been sent, and what
-//! follows from what tracking found. Both runs use it; neither uses the
-//! other.
+//! What the run decides from the journal, wherever it reaches: whether a
+//! statement may already have been sent, and what follows from what
+//! tracking found.
 
 use crate::erasure::track::TrackOutcome;
 use crate::records::journal::{RequestJournal, RequestStatus};

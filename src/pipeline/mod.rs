@@ -8,16 +8,16 @@
 //! - [`start`] reserves a request's users before anything quotes their ids,
 //!   and journals the prepared request, unless one of its users has a
 //!   request in flight, under a lock shared by all chforget processes.
-//! - [`decide`] holds what the run on one server and on a cluster both
-//!   decide from the journal (sent before? what tracking found).
+//! - [`decide`] holds what the run decides from the journal (sent
+//!   before? what tracking found).
+//! - [`reached`] issues a statement and follows its mutation wherever the
+//!   request's reach goes, one step each.
 //! - [`run`] issues, tracks, verifies (re-issuing for survivors), re-
 //!   aggregates and records the audit trail, journaling every step; run
 //!   again (`resume`), it finishes whatever an earlier run left, issuing no
 //!   statement twice and re-issuing killed or vanished ones.
 
 mod decide;
-mod on_cluster;
-mod on_server;
 mod prepare;
 mod reached;
 mod run;

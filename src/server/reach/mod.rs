@@ -208,3 +208,27 @@ impl Reach {
         }
     }
 }
+
+/// What steps need to know of a reach without branching on it: the hosts a
+/// statement's mutation must show on, and whether it is sent once for all.
+impl Reaching<'_> {
+    /// Every host the reach includes: this server alone, or each replica
+    /// of each shard.
+    pub fn hosts(&self) -> Vec<Host> {
+        match self.reach {
+            Reach::Here => vec![self.this_host()],
+            Reach::Cluster(replicas) => replicas.refs(),
+        }
+    }
+
+    /// How a statement is sent to every host at once (`ON CLUSTER name`),
+    /// or `None` when it runs on the server it is sent to, whose mutation
+    /// then has one id.
+    pub fn sent_to_all(&self) -> Option<String> {
+        self.reach.replicas().map(|replicas| {
+            ClusterName::clause(Some(&replicas.cluster))
+                .trim_start()
+                .to_string()
+        })
+    }
+}
