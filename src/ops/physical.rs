@@ -78,21 +78,10 @@ pub async fn physical(
     let issued = last_issued(journal)?;
     let started = Instant::now();
     let mut purge = None;
-    // On a cluster the statements went through the distributed DDL queue,
-    // which keeps their text, ids included, and no SQL removes it.
-    let ddl_queue = reach.replicas().map(|_| {
-        format!(
-            "the distributed DDL queue in ZooKeeper ({}) keeps the text of each ON CLUSTER statement of the request, ids included, until the servers' task_max_lifetime (a week by default) or the queue's size limit drops it",
-            ctx.profile.cluster.ddl_path
-        )
-    });
+    let ddl_queue = reach.kept_beyond_sql(&ctx.profile.cluster.ddl_path);
     if request.purge_traces {
         let mut done = physical::purge_traces(server, &journal.request_id).await?;
-        if reach.is_cluster() {
-            done.kept.push(
-                "the query logs of the cluster's other servers (each keeps its own; ON CLUSTER cannot alter them): run --purge-traces with CLICKHOUSE_URL set to each server".to_string(),
-            );
-        }
+        done.kept.extend(reach.logs_beyond_this_server());
         done.kept.extend(ddl_queue.clone());
         purge = Some(done);
     }

@@ -146,19 +146,11 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         }
     };
     // Where the request erases, from the topology just read.
-    let reach = scope
-        .cluster
-        .as_ref()
-        .and_then(|name| {
-            topology.cluster(name).map(|cluster| {
-                Reach::Cluster(Replicas::new(
-                    name,
-                    cluster,
-                    server.capabilities.cluster_all_replicas,
-                ))
-            })
-        })
-        .unwrap_or(Reach::Here);
+    let reach = Reach::within(
+        &topology,
+        scope.cluster.as_ref(),
+        server.capabilities.cluster_all_replicas,
+    );
     if request.rollups {
         refuse_rollups_on_cluster(&scope)?;
         rollup::check_tables(server, ctx.profile, &plan::RollupKind::ALL).await?;

@@ -199,6 +199,43 @@ impl Reaching<'_> {
 }
 
 impl Reach {
+    /// The reach `cluster` names in `topology` as it was read: every
+    /// replica of that cluster, or this server (no cluster, or one the
+    /// topology does not list, which the caller has refused before).
+    pub fn within(
+        topology: &topology::Topology,
+        cluster: Option<&ClusterName>,
+        all_replicas_function: bool,
+    ) -> Self {
+        cluster
+            .and_then(|name| {
+                topology
+                    .cluster(name)
+                    .map(|found| Reach::Cluster(Replicas::new(name, found, all_replicas_function)))
+            })
+            .unwrap_or(Reach::Here)
+    }
+
+    /// What of a request's statements stays where no SQL of this server
+    /// removes it: on a cluster, the distributed DDL queue under
+    /// `ddl_path`, which keeps each `ON CLUSTER` statement's text, ids
+    /// included.
+    pub fn kept_beyond_sql(&self, ddl_path: &str) -> Option<String> {
+        self.replicas().map(|_| {
+            format!(
+                "the distributed DDL queue in ZooKeeper ({ddl_path}) keeps the text of each ON CLUSTER statement of the request, ids included, until the servers' task_max_lifetime (a week by default) or the queue's size limit drops it"
+            )
+        })
+    }
+
+    /// What a purge of this server's query logs leaves: on a cluster, the
+    /// logs of its other servers.
+    pub fn logs_beyond_this_server(&self) -> Option<String> {
+        self.replicas().map(|_| {
+            "the query logs of the cluster's other servers (each keeps its own; ON CLUSTER cannot alter them): run --purge-traces with CLICKHOUSE_URL set to each server".to_string()
+        })
+    }
+
     /// The command-line option that gives a later command this reach:
     /// ` --cluster NAME`, or nothing for one server.
     pub fn option(&self) -> String {
