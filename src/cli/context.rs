@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::pipeline::{Context, Place};
+use crate::pipeline::Context;
 use crate::records::journal::{Journals, RequestJournal};
 use crate::records::state::{Key, StateDir};
 use crate::server::connected::Server;
@@ -14,6 +14,7 @@ use crate::server::identity::ServerIdentity;
 use crate::vocabulary::error::{ErrorCode, Failure, fail};
 use crate::vocabulary::output::{self, OutputFormat};
 use crate::vocabulary::profile::Profile;
+use crate::vocabulary::request::Place;
 use crate::vocabulary::request::RequestId;
 use crate::vocabulary::sql::{ClusterName, Ident, QualifiedTable};
 
@@ -186,7 +187,7 @@ impl Session {
             }
             // A request on a cluster may be continued from any server of
             // that cluster that counts the server it ran on as a member.
-            if let Some(cluster) = &journal.scope.cluster
+            if let Some(cluster) = &journal.scope.place.cluster
                 && crate::server::reach::replicas::Replicas::of_cluster(server, cluster)
                     .await?
                     .include(server, recorded)

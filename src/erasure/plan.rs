@@ -526,8 +526,7 @@ mod tests {
             events: Ident::new("events").expect("valid"),
             columns: EventColumns::default(),
             project_id: ValidId::new("--project", "p1").expect("valid"),
-            cluster: None,
-            local_only: false,
+            place: Default::default(),
         }
     }
 

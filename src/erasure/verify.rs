@@ -41,7 +41,7 @@ struct MutationName {
 /// would need every shard), and a plain `MergeTree` whose merges never
 /// drop rows (Replacing, Collapsing, Summing... do) and without TTL.
 pub fn table_rows_comparable(scope: &Scope, engine: &str, engine_full: &str) -> bool {
-    scope.cluster.is_none()
+    scope.place.cluster.is_none()
         && matches!(engine, "MergeTree" | "ReplicatedMergeTree")
         && !engine_full.contains(" TTL ")
 }
@@ -463,7 +463,7 @@ pub async fn late_arrivals(
     );
     // Every replica where the request erased: rows that arrived on one
     // replica only are late rows too.
-    let reach = Reach::resolve(server, scope.cluster.as_ref()).await?;
+    let reach = Reach::resolve(server, &scope.place).await?;
     let user_counts = count_targets(
         &reach.on(server),
         scope,

@@ -11,8 +11,8 @@ use crate::pipeline::{
     self, Context, InFlight, NewRequest, Outcome, Reservation, RunMode, Started,
 };
 use crate::records::journal::RequestJournal;
+use crate::vocabulary::request::Place;
 use crate::vocabulary::request::ValidId;
-use crate::vocabulary::sql::ClusterName;
 
 /// How far a request is driven.
 pub struct Drive<'a> {
@@ -50,13 +50,10 @@ pub enum Driven {
 /// The checks before anything of an erasure is confirmed or issued: the
 /// login may delete, and the audit table exists (so that the record of the
 /// deletion can be written).
-pub async fn ready_to_erase(
-    ctx: &Context<'_>,
-    cluster: Option<&ClusterName>,
-) -> anyhow::Result<()> {
+pub async fn ready_to_erase(ctx: &Context<'_>, place: &Place) -> anyhow::Result<()> {
     ctx.server
         .ensure_writable("run ALTER TABLE ... DELETE; nothing was issued")?;
-    crate::records::audit::ensure_table(ctx.server, ctx.audit_table, cluster).await
+    crate::records::audit::ensure_table(ctx.server, ctx.audit_table, place).await
 }
 
 /// Drive `request` as `drive` says, filling `report`.
@@ -74,7 +71,7 @@ pub async fn drive(
     if drive.dry_run {
         return Ok(Driven::Planned(prepared.journal));
     }
-    ready_to_erase(ctx, prepared.journal.scope.cluster.as_ref()).await?;
+    ready_to_erase(ctx, &prepared.journal.scope.place).await?;
     (drive.confirm)(report)?;
     let (mut journal, _lock) =
         match pipeline::start_reserved(ctx, prepared.journal, drive.reservation)? {

@@ -86,7 +86,7 @@ pub async fn run(
     observer: &mut dyn FnMut() -> Box<dyn TrackObserver>,
 ) -> anyhow::Result<()> {
     if !how.dry_run {
-        crate::ops::drive::ready_to_erase(ctx, ctx.place.cluster.as_ref()).await?;
+        crate::ops::drive::ready_to_erase(ctx, ctx.place).await?;
         confirm(plan.projects.iter().map(|p| p.users).sum::<usize>())?;
     }
     let request = BatchRequest {

@@ -185,7 +185,15 @@ pub async fn kill(
         return fail(ErrorCode::InvalidPayload, "nothing to kill");
     };
     let sql = target.statement(table, cluster)?;
-    audit::ensure_table(server, ctx.audit_table, cluster).await?;
+    audit::ensure_table(
+        server,
+        ctx.audit_table,
+        &crate::vocabulary::request::Place {
+            cluster: cluster.cloned(),
+            local_only: false,
+        },
+    )
+    .await?;
     let killed = server
         .execute(&sql, "killing the mutation", ErrorCode::ServerError)
         .await;
@@ -261,7 +269,14 @@ pub async fn find_and_kill(
 ) -> anyhow::Result<KillReport> {
     let target = KillTarget::parse(id);
     let table = ctx.server.table(table);
-    let reach = Reach::resolve(ctx.server, cluster).await?;
+    let reach = Reach::resolve(
+        ctx.server,
+        &crate::vocabulary::request::Place {
+            cluster: cluster.cloned(),
+            local_only: false,
+        },
+    )
+    .await?;
     let found = find(ctx.server, &reach, &table, &target).await?;
     if found.is_empty() {
         return fail(ErrorCode::InvalidPayload, "nothing to kill");

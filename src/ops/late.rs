@@ -10,7 +10,7 @@ use crate::erasure::track::TrackObserver;
 use crate::erasure::verify::{self, LateArrivals};
 use crate::ops::drive::{Drive, Driven, drive};
 use crate::ops::report::ForgetReport;
-use crate::pipeline::{Context, MemberInput, NewRequest, Place, RunMode};
+use crate::pipeline::{Context, MemberInput, NewRequest, RunMode};
 use crate::records::journal::{Member, RequestJournal};
 use crate::records::state::Key;
 use crate::server::connected::Server;
@@ -180,10 +180,7 @@ async fn fix_request(
         batch: !single,
         meta,
         known,
-        place: Place {
-            cluster: journal.scope.cluster.clone(),
-            local_only: journal.scope.local_only,
-        },
+        place: journal.scope.place.clone(),
     };
     // `verify --fix` was the confirmation.
     let mut confirmed = |_: &ForgetReport| Ok(());

@@ -326,7 +326,14 @@ pub async fn list_matching(
         unfinished_only: !query.all,
         ..MutationFilter::default()
     };
-    let reach = Reach::resolve(server, cluster).await?;
+    let reach = Reach::resolve(
+        server,
+        &crate::vocabulary::request::Place {
+            cluster: cluster.cloned(),
+            local_only: false,
+        },
+    )
+    .await?;
     list(server, &reach, &filter).await
 }
 
@@ -340,6 +347,13 @@ pub async fn watch_ids(
     options: TrackOptions,
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<(serde_json::Value, anyhow::Result<()>)> {
-    let reach = Reach::resolve(server, cluster).await?;
+    let reach = Reach::resolve(
+        server,
+        &crate::vocabulary::request::Place {
+            cluster: cluster.cloned(),
+            local_only: false,
+        },
+    )
+    .await?;
     watch(server, &reach, &server.table(table), ids, options, observer).await
 }

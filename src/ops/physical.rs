@@ -74,7 +74,7 @@ pub async fn physical(
     )?;
     // Looking for the request's traces must not leave new ones.
     server.quietly();
-    let reach = Reach::resolve(server, journal.scope.cluster.as_ref()).await?;
+    let reach = Reach::resolve(server, &journal.scope.place).await?;
     let issued = last_issued(journal)?;
     let started = Instant::now();
     let mut purge = None;

@@ -2,6 +2,7 @@
 //! object per request (and per user of a batch), built from the journal and
 //! the pipeline's result. Rendering is `output`'s business.
 
+use crate::vocabulary::request::Place;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -36,13 +37,9 @@ pub struct ForgetReport {
     /// Whether the anonymous ids' rows were targeted (`--anonymous`).
     pub anonymous_targeted: bool,
     pub include_shared: bool,
-    /// The cluster whose every shard and replica the request covers.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
-    /// Erased on the connected server only (`--local-only`): other shards
-    /// and replicas of its table were not checked.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub local_only: bool,
+    /// Where it erased (`cluster`, `local_only`).
+    #[serde(flatten)]
+    pub place: Place,
     pub stitched: Vec<StitchedId>,
     pub statements: Vec<String>,
     pub mutations: Vec<MutationReport>,
@@ -77,8 +74,7 @@ impl ForgetReport {
             shared_anonymous_ids: 0,
             anonymous_targeted: options.anonymous,
             include_shared: options.include_shared,
-            cluster: None,
-            local_only: false,
+            place: Place::default(),
             physical: None,
             stitched: Vec::new(),
             statements: Vec::new(),
@@ -114,12 +110,7 @@ impl ForgetReport {
     /// Stitched ids, statements and rows as the journal has them (the
     /// mutations are filled in once something runs).
     pub fn describe(&mut self, journal: &RequestJournal) {
-        self.cluster = journal
-            .scope
-            .cluster
-            .as_ref()
-            .map(|c| c.as_str().to_string());
-        self.local_only = journal.scope.local_only;
+        self.place = journal.scope.place.clone();
         self.anonymous_ids = journal.stitched.len();
         self.shared_anonymous_ids = journal.stitched.iter().filter(|s| s.is_shared()).count();
         self.stitched = journal.stitched.clone();

@@ -70,7 +70,12 @@ pub async fn rollup(
     }
     server.ensure_writable("rewrite rollup partitions; nothing was changed")?;
     confirm(report)?;
-    audit::ensure_table(server, ctx.audit_table, None).await?;
+    audit::ensure_table(
+        server,
+        ctx.audit_table,
+        &crate::vocabulary::request::Place::default(),
+    )
+    .await?;
     let started = now_rfc3339();
     let outcome = rollup::apply(server, &job).await;
     if let Ok(applied) = &outcome {

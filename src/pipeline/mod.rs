@@ -45,8 +45,9 @@ use crate::server::connected::Server;
 use crate::server::reach::topology::Topology;
 use crate::vocabulary::error::ErrorCode;
 use crate::vocabulary::profile::Profile;
+use crate::vocabulary::request::Place;
 use crate::vocabulary::request::{AuditMeta, RequestId, Scope, ValidId};
-use crate::vocabulary::sql::{ClusterName, QualifiedTable};
+use crate::vocabulary::sql::QualifiedTable;
 
 /// Rounds of a run: a target whose rows survive its finished mutation (rows
 /// inserted meanwhile, or an old server's lost deletes) is re-issued, at
@@ -78,8 +79,7 @@ impl Settled {
         known.iter().find_map(|(given, settled, topology)| {
             (given.database == scope.database
                 && given.events == scope.events
-                && given.cluster == scope.cluster
-                && given.local_only == scope.local_only)
+                && given.place == scope.place)
                 .then(|| {
                     let mut settled = settled.clone();
                     settled.project_id = scope.project_id.clone();
@@ -136,14 +136,6 @@ pub struct NewRequest {
 pub struct Prepared {
     pub journal: RequestJournal,
     pub warnings: Vec<String>,
-}
-
-/// Where a command works: on a cluster (`--cluster`), or on this server only
-/// (`--local-only`), or (neither) on this server when that is verifiable.
-#[derive(Debug, Clone, Default)]
-pub struct Place {
-    pub cluster: Option<ClusterName>,
-    pub local_only: bool,
 }
 
 /// How far a run goes once issued.

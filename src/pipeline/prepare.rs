@@ -21,7 +21,8 @@ use crate::vocabulary::sql::{
     ClusterName, chunk_by_cost, literal_budget, literal_len, literal_list, render, string_literal,
 };
 
-use super::{Context, NewRequest, Place, Prepared};
+use super::{Context, NewRequest, Prepared};
+use crate::vocabulary::request::Place;
 
 const NEAR_MISSES_SQL: &str = include_str!("../../sql/near_misses.sql");
 
@@ -32,15 +33,14 @@ pub fn scope_of(server: &Server, profile: &Profile, project_id: &ValidId, place:
         events: profile.tables.events.clone(),
         columns: profile.columns.clone(),
         project_id: project_id.clone(),
-        cluster: place.cluster.clone(),
-        local_only: place.local_only,
+        place: place.clone(),
     }
 }
 
 /// Rollups swap partitions of one server's tables; on a cluster that would
 /// be exact only per shard and replica, which chforget does not do.
 pub fn refuse_rollups_on_cluster(scope: &Scope) -> anyhow::Result<()> {
-    if let Some(cluster) = &scope.cluster {
+    if let Some(cluster) = &scope.place.cluster {
         return fail(
             ErrorCode::InvalidPayload,
             format!(
@@ -61,7 +61,7 @@ pub async fn settle_scope(server: &Server, scope: &mut Scope) -> anyhow::Result<
     server.require_database()?;
     let topology = topology::detect(server, &scope.events_table()).await?;
     if let Some((cluster, local)) = topology.distributed_target(&scope.database)? {
-        if scope.local_only {
+        if scope.place.local_only {
             return fail(
                 ErrorCode::InvalidPayload,
                 format!(
@@ -82,7 +82,7 @@ pub async fn settle_scope(server: &Server, scope: &mut Scope) -> anyhow::Result<
             );
         }
         let cluster = ClusterName::new(&cluster)?;
-        match &scope.cluster {
+        match &scope.place.cluster {
             Some(given) if *given != cluster => {
                 return fail(
                     ErrorCode::InvalidPayload,
@@ -94,19 +94,19 @@ pub async fn settle_scope(server: &Server, scope: &mut Scope) -> anyhow::Result<
                     ),
                 );
             }
-            _ => scope.cluster = Some(cluster),
+            _ => scope.place.cluster = Some(cluster),
         }
         scope.events = local.table;
         return Box::pin(settle_scope(server, scope)).await;
     }
-    if let Some(name) = &scope.cluster
+    if let Some(name) = &scope.place.cluster
         && let Some(cluster) = topology.cluster(name)
     {
         Replicas::new(name, cluster, server.capabilities.cluster_all_replicas)
             .check_layout(server, &scope.events_table())
             .await?;
     }
-    match &scope.cluster {
+    match &scope.place.cluster {
         Some(cluster) if topology.cluster(cluster).is_none() => fail(
             ErrorCode::InvalidPayload,
             format!(
@@ -122,7 +122,7 @@ pub async fn settle_scope(server: &Server, scope: &mut Scope) -> anyhow::Result<
         ),
         Some(_) => Ok(topology),
         None => {
-            topology.require_cluster(&scope.events_table(), scope.local_only)?;
+            topology.require_cluster(&scope.events_table(), scope.place.local_only)?;
             Ok(topology)
         }
     }
@@ -148,7 +148,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     // Where the request erases, from the topology just read.
     let reach = Reach::within(
         &topology,
-        scope.cluster.as_ref(),
+        scope.place.cluster.as_ref(),
         server.capabilities.cluster_all_replicas,
     );
     if request.rollups {
@@ -318,7 +318,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
 /// mutation text the server keeps on its own disk (a replicated table's
 /// goes through ZooKeeper, whose nodes hold about 1 MB).
 fn statement_limits(server: &Server, scope: &Scope, topology: &Topology) -> StatementLimits {
-    let replicated_or_cluster = scope.cluster.is_some()
+    let replicated_or_cluster = scope.place.cluster.is_some()
         || topology.replicas.is_some()
         || !topology.engine.ends_with("MergeTree")
         || topology.engine.starts_with("Replicated");

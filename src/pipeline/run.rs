@@ -138,7 +138,7 @@ pub(super) async fn drive(
         .or_else(|| mode.track.timeout.map(|t| started + t));
     // On a cluster: every replica of every shard, as the server lists them
     // now.
-    let reach = Reach::resolve(ctx.server, journal.scope.cluster.as_ref()).await?;
+    let reach = Reach::resolve(ctx.server, &journal.scope.place).await?;
     // A target whose last mutation was killed or vanished gets a new
     // attempt: it can no longer delete anything.
     let lost: Vec<usize> = journal

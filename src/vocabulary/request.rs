@@ -367,6 +367,17 @@ pub struct Scope {
     pub events: Ident,
     pub columns: EventColumns,
     pub project_id: ValidId,
+    /// Where it erases: the cluster, or this server only.
+    #[serde(flatten)]
+    pub place: Place,
+}
+
+/// Where a command works: on a cluster (`--cluster`), or on this server only
+/// (`--local-only`), or (neither) on this server when that is verifiable.
+/// Resolved once (arguments, environment, profile, or the journal), and
+/// turned into the hosts a statement reaches by `server::reach`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
     /// The cluster whose every shard and replica the request covers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterName>,
@@ -388,7 +399,7 @@ impl Scope {
     /// The events as reads name them: the local table, or on a cluster one
     /// replica of every shard (`cluster('name', db, table)`).
     pub fn events_source(&self) -> String {
-        match &self.cluster {
+        match &self.place.cluster {
             Some(cluster) => table_function("cluster", cluster.as_str(), &self.events_table()),
             None => self.events_table().to_string(),
         }
@@ -409,7 +420,7 @@ impl Scope {
         values.push(("projects", literal_list(&[self.project_id.as_str()])));
         values.push((
             "global",
-            if self.cluster.is_some() {
+            if self.place.cluster.is_some() {
                 "GLOBAL "
             } else {
                 ""
@@ -421,7 +432,7 @@ impl Scope {
 
     /// ` ON CLUSTER `name`` for statements that change every shard.
     pub fn on_cluster(&self) -> String {
-        ClusterName::clause(self.cluster.as_ref())
+        ClusterName::clause(self.place.cluster.as_ref())
     }
 }
 

@@ -33,10 +33,10 @@ pub fn render_forget(report: &ForgetReport) -> String {
         ("user", id_for_people(&report.user_id)),
         ("status", report.status.to_string()),
     ]);
-    if let Some(cluster) = &report.cluster {
+    if let Some(cluster) = &report.place.cluster {
         fields.push(("cluster", format!("{cluster} (every shard and replica)")));
     }
-    if report.local_only {
+    if report.place.local_only {
         fields.push((
             "scope",
             "this server only (--local-only): other shards and replicas were not checked"

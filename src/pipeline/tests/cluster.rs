@@ -113,7 +113,7 @@ fn replicas_count(f: &Fixture, states: &[[Option<u64>; 2]]) {
 
 fn cluster_journal() -> RequestJournal {
     let mut j = journal();
-    j.scope.cluster = Some(ClusterName::new("c").expect("cluster name"));
+    j.scope.place.cluster = Some(ClusterName::new("c").expect("cluster name"));
     j
 }
 

@@ -35,7 +35,8 @@ use crate::vocabulary::profile::Profile;
 use crate::vocabulary::request::RequestId;
 use crate::vocabulary::sql::{Ident, QualifiedTable};
 
-use super::{Context, Outcome, Place, RunMode, RunResult, Settled};
+use super::{Context, Outcome, RunMode, RunResult, Settled};
+use crate::vocabulary::request::Place;
 
 /// The request every test runs.
 pub(super) const ID: &str = "01a00000-0000-7000-8000-0000000000c1";

@@ -5,6 +5,7 @@
 //! and one short record per user that refers to it by hash, so the trail
 //! grows linearly with the number of users.
 
+use crate::vocabulary::request::Place;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -81,13 +82,9 @@ pub struct AuditRecord {
     pub server_version: String,
     pub server_host: String,
     pub database: String,
-    /// The cluster whose every shard and replica the request covered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
-    /// Erased on `server_host` only (`--local-only`) although the table is
-    /// part of a cluster: other shards and replicas were not checked.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub local_only: bool,
+    /// Where it erased (`cluster`, `local_only`).
+    #[serde(flatten)]
+    pub place: Place,
     /// What `verify --physical` found on disk (action `verify-physical`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physical: Option<PhysicalReport>,
@@ -148,8 +145,7 @@ fn blank(action: &str, request_id: &str, project_id: &str, origin: &Origin) -> A
         server_version: origin.server_version.clone(),
         server_host: origin.server_host.clone(),
         database: origin.database.clone(),
-        cluster: None,
-        local_only: false,
+        place: Place::default(),
         physical: None,
         rollups: None,
         chain: None,
@@ -303,12 +299,7 @@ pub fn request_records<'a>(
     let request_id = journal.request_id.as_str();
     let project = journal.scope.project_id.as_str();
     let placed = |record: &mut AuditRecord| {
-        record.cluster = journal
-            .scope
-            .cluster
-            .as_ref()
-            .map(|c| c.as_str().to_string());
-        record.local_only = journal.scope.local_only;
+        record.place = journal.scope.place.clone();
     };
     let mut shared = blank(run.action, request_id, project, origin);
     placed(&mut shared);

@@ -4,6 +4,7 @@
 //! before anything is called failed. `audit verify` compares every column
 //! with the local chain.
 
+use crate::vocabulary::request::Place;
 use std::collections::BTreeMap;
 
 use clickhouse::Row;
@@ -188,14 +189,14 @@ static KNOWN_TABLES: super::Remembered = super::Remembered::new();
 pub async fn ensure_table(
     server: &Server,
     table: &QualifiedTable,
-    cluster: Option<&ClusterName>,
+    place: &Place,
 ) -> anyhow::Result<()> {
     let name = table.to_string();
     if KNOWN_TABLES.contains(&server.config.url, &name) {
         return Ok(());
     }
     if !exists(server, table).await? {
-        match cluster {
+        match &place.cluster {
             Some(cluster) => create_on_cluster(server, table, cluster).await?,
             None => create_table(server, table).await.map(|_| ())?,
         }

@@ -9,6 +9,7 @@ pub mod replicas;
 pub mod topology;
 
 use crate::server::connected::Server;
+use crate::vocabulary::request::Place;
 use crate::vocabulary::sql::{ClusterName, QualifiedTable};
 use replicas::Replicas;
 use serde::{Deserialize, Serialize};
@@ -62,8 +63,8 @@ pub type BuildRead<'a> = &'a (dyn Fn(&str, &str) -> anyhow::Result<String> + Syn
 impl Reach {
     /// The replicas of `cluster` as the server knows them now; this server
     /// without one.
-    pub async fn resolve(server: &Server, cluster: Option<&ClusterName>) -> anyhow::Result<Self> {
-        Ok(match cluster {
+    pub async fn resolve(server: &Server, place: &Place) -> anyhow::Result<Self> {
+        Ok(match &place.cluster {
             Some(cluster) => Reach::Cluster(Replicas::of_cluster(server, cluster).await?),
             None => Reach::Here,
         })
