@@ -249,14 +249,14 @@ pub async fn find_marked(
                     format!(
                         "{} mutations carry the marker {marker}{}; expected one. Inspect them with `{inspect}`",
                         rows.len(),
-                        at.on_host(&answer.replica),
+                        at.on_host(&answer.host),
                     ),
                 );
             }
             Ok(rows) => sighting
                 .found
-                .extend(rows.into_iter().map(|row| (answer.replica.clone(), row))),
-            Err(error) => sighting.unreachable.push((answer.replica, error)),
+                .extend(rows.into_iter().map(|row| (answer.host.clone(), row))),
+            Err(error) => sighting.unreachable.push((answer.host, error)),
         }
     }
     Ok(sighting)

@@ -595,7 +595,7 @@ fn sum_of(answers: Vec<HostAnswer<Number>>) -> anyhow::Result<u64> {
     for answer in answers {
         match answer.rows {
             Ok(rows) => total += rows.iter().map(|r| r.n).sum::<u64>(),
-            Err(error) => anyhow::bail!("{}: {error}", answer.replica),
+            Err(error) => anyhow::bail!("{}: {error}", answer.host),
         }
     }
     Ok(total)

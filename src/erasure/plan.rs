@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::erasure::stitch::StitchedId;
-use crate::server::reach::Host;
+use crate::server::reach::{Host, PerHost};
 use crate::vocabulary::request::{RawId, RequestId, Scope, ValidId};
 use crate::vocabulary::sql::{
     Ident, chunk_by_cost_and_count, literal_budget, literal_len, literal_list, render,
@@ -161,10 +161,10 @@ pub struct Attempt {
     pub issued_at: Option<String>,
     /// Done on every replica, or what ended it.
     pub outcome: Option<AttemptOutcome>,
-    /// Issued `ON CLUSTER`: its mutation on every replica of every shard,
-    /// listed when the statement was sent (ids as each replica shows them).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub replicas: Vec<ReplicaMutation>,
+    /// Sent to many hosts: its mutation on each, listed when the statement
+    /// was sent (ids as each host shows them).
+    #[serde(flatten)]
+    pub hosts: PerHost<HostMutation>,
 }
 
 impl Attempt {
@@ -174,24 +174,24 @@ impl Attempt {
             mutation_id: None,
             issued_at: None,
             outcome: None,
-            replicas: Vec::new(),
+            hosts: PerHost::default(),
         }
     }
 
     /// Whether the statement reached the server (its mutation exists or, on
     /// a cluster, is on its way to every replica).
     pub fn is_issued(&self) -> bool {
-        self.mutation_id.is_some() || !self.replicas.is_empty()
+        self.mutation_id.is_some() || !self.hosts.is_empty()
     }
 }
 
-/// One replica's mutation of a statement issued `ON CLUSTER`.
+/// One host's mutation of a statement sent to many.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplicaMutation {
+pub struct HostMutation {
     #[serde(flatten)]
-    pub replica: Host,
-    /// Null until the replica shows it (replication lag, a replica that was
-    /// down when the statement was sent).
+    pub host: Host,
+    /// Null until the host shows it (replication lag, a host that was down
+    /// when the statement was sent).
     pub mutation_id: Option<String>,
     pub outcome: Option<AttemptOutcome>,
 }

@@ -149,7 +149,7 @@ pub async fn add_lagging(
             let rows = match answer.rows {
                 Ok(rows) => rows,
                 Err(error) => {
-                    let host = answer.replica.to_string();
+                    let host = answer.host.to_string();
                     if !unreadable.iter().any(|r| r.starts_with(&host)) {
                         unreadable.push(format!("{host}: {error}"));
                     }
@@ -163,7 +163,7 @@ pub async fn add_lagging(
                 let shard = pairs
                     .entry(((*user).clone(), decode(&row.aid)?))
                     .or_default()
-                    .entry(answer.replica.shard)
+                    .entry(answer.host.shard)
                     .or_default();
                 *shard = (*shard).max(row.n);
             }
@@ -210,7 +210,7 @@ pub async fn add_lagging(
         for answer in answers {
             for row in answer.rows.unwrap_or_default() {
                 let entry = figures.entry(decode(&row.aid)?).or_default();
-                let shard = entry.0.entry(answer.replica.shard).or_default();
+                let shard = entry.0.entry(answer.host.shard).or_default();
                 *shard = (*shard).max(row.anonymous_events);
                 entry.1 = entry.1.max(row.users);
             }

@@ -413,7 +413,7 @@ pub async fn track(
         database: table.database.as_str().to_string(),
         table: table.table.as_str().to_string(),
         mutation_id: mutation_id.to_string(),
-        replica: at.key_host(host),
+        host: at.key_host(host),
     };
     let mut report = TrackReport {
         outcome: TrackOutcome::AllDone,
@@ -445,21 +445,21 @@ pub async fn track(
         let mut unreachable = Vec::new();
         for answer in &answers {
             if let Err(error) = &answer.rows {
-                unreachable.push((answer.replica.clone(), error.clone()));
+                unreachable.push((answer.host.clone(), error.clone()));
             }
             for watch in watches {
-                let slot = (watch.marker.clone(), answer.replica.clone());
+                let slot = (watch.marker.clone(), answer.host.clone());
                 if report.views.get(&slot).is_some_and(HostView::is_final) {
                     continue;
                 }
-                let view = view_of(watch, &answer.replica, &answer.rows);
+                let view = view_of(watch, &answer.host, &answer.rows);
                 if let HostView::Seen { mutation_id, state } = &view {
                     let row = answer
                         .rows
                         .as_ref()
                         .ok()
                         .and_then(|rows| rows.iter().find(|row| watch.matches(row)));
-                    let key = key_of(mutation_id, &answer.replica);
+                    let key = key_of(mutation_id, &answer.host);
                     if let Some(row) = row {
                         report.rows.insert(key.clone(), row.clone());
                     }

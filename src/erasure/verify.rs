@@ -359,7 +359,7 @@ pub async fn count_targets(
             let answers: Vec<HostAnswer<IdCount>> = at.read(&table, &build, &during).await?;
             let unreachable: Vec<String> = answers
                 .iter()
-                .filter_map(|a| a.rows.as_ref().err().map(|e| format!("{}: {e}", a.replica)))
+                .filter_map(|a| a.rows.as_ref().err().map(|e| format!("{}: {e}", a.host)))
                 .collect();
             if !unreachable.is_empty() && unreadable == Unreadable::Fails {
                 return Err(Failure::new(
@@ -376,12 +376,12 @@ pub async fn count_targets(
             let mut fullest: BTreeMap<u32, (u64, Vec<IdCount>)> = BTreeMap::new();
             for answer in answers {
                 let Ok(rows) = answer.rows else {
-                    counts.unread.push(answer.replica);
+                    counts.unread.push(answer.host);
                     continue;
                 };
                 let total: u64 = rows.iter().map(|r| r.n).sum();
                 if total > 0
-                    && let Some(host) = at.key_host(&answer.replica)
+                    && let Some(host) = at.key_host(&answer.host)
                 {
                     *counts.per_replica.entry(host).or_default() += total;
                 }
@@ -392,7 +392,7 @@ pub async fn count_targets(
                         .filter(|r| !r.partition.is_empty())
                         .map(|r| r.partition.clone()),
                 );
-                let entry = fullest.entry(answer.replica.shard).or_default();
+                let entry = fullest.entry(answer.host.shard).or_default();
                 if total > entry.0 || entry.1.is_empty() {
                     *entry = (total, rows);
                 }

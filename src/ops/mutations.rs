@@ -102,7 +102,7 @@ pub async fn watch(
             database: database.clone(),
             table: table.clone(),
             mutation_id: id.clone(),
-            replica: None,
+            host: None,
         })
         .collect();
     refuse_unknown(server, &keys, &database, &table).await?;

@@ -56,16 +56,16 @@ pub fn line(journal: &RequestJournal, state: &StateDir) -> StatusLine {
             .iter()
             .flat_map(|t| t.attempts.iter())
             .flat_map(|a| {
-                if a.replicas.is_empty() {
+                if a.hosts.is_empty() {
                     return vec![a.mutation_id.clone()];
                 }
                 // On a cluster: each replica's, named after its host.
-                a.replicas
+                a.hosts
                     .iter()
                     .map(|r| {
                         r.mutation_id
                             .as_ref()
-                            .map(|id| format!("{id} on {}", r.replica.host))
+                            .map(|id| format!("{id} on {}", r.host.host))
                     })
                     .collect()
             })

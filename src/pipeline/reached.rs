@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::erasure::mutate::{self, DdlQueue, Issued, RoomWait};
-use crate::erasure::plan::{Attempt, AttemptOutcome, ReplicaMutation as HostMutation};
+use crate::erasure::plan::{Attempt, AttemptOutcome, HostMutation};
 use crate::erasure::track::{
     self, HostView, MatchBy, MutationState, TrackObserver, TrackOptions, TrackReport, Watch,
 };
@@ -66,12 +66,12 @@ pub(super) async fn issue(
                 .collect();
             if let Some(attempt) = journal.targets[index].current_mut() {
                 attempt.issued_at.get_or_insert_with(now_rfc3339);
-                attempt.replicas = at
+                attempt.hosts.each = at
                     .hosts()
                     .into_iter()
                     .map(|host| HostMutation {
                         mutation_id: seen.get(&host).map(|id| id.to_string()),
-                        replica: host,
+                        host,
                         outcome: None,
                     })
                     .collect();
@@ -179,21 +179,21 @@ impl Followed {
 fn hosts_of(attempt: &mut Attempt, at: &Reaching<'_>) -> Vec<HostMutation> {
     if let Some(id) = &attempt.mutation_id {
         return vec![HostMutation {
-            replica: at.this_host(),
+            host: at.this_host(),
             mutation_id: Some(id.clone()),
             outcome: attempt.outcome,
         }];
     }
     for host in at.hosts() {
-        if !attempt.replicas.iter().any(|r| r.replica == host) {
-            attempt.replicas.push(HostMutation {
-                replica: host,
+        if !attempt.hosts.iter().any(|r| r.host == host) {
+            attempt.hosts.push(HostMutation {
+                host,
                 mutation_id: None,
                 outcome: None,
             });
         }
     }
-    attempt.replicas.clone()
+    attempt.hosts.each.clone()
 }
 
 /// Journal what became of an attempt's mutation on each host: with one id,
@@ -219,7 +219,7 @@ fn record(attempt: &mut Attempt, hosts: Vec<HostMutation>, lost: bool) {
     } else {
         None
     };
-    attempt.replicas = hosts;
+    attempt.hosts.each = hosts;
 }
 
 /// Follow every issued attempt that is not done wherever `reach` goes, and
@@ -248,7 +248,7 @@ pub(super) async fn track_all(
         let hosts = hosts_of(attempt, &at);
         let seen = hosts
             .iter()
-            .filter_map(|h| Some((h.replica.clone(), h.mutation_id.clone()?)))
+            .filter_map(|h| Some((h.host.clone(), h.mutation_id.clone()?)))
             .collect();
         // One id is the mutation's everywhere it shows; a statement sent to
         // every host is known by its marker (each shard names its mutation).
@@ -282,12 +282,12 @@ pub(super) async fn track_all(
         for on in hosts.iter_mut() {
             let Some(view) = report
                 .views
-                .get(&(followed.watch.marker.clone(), on.replica.clone()))
+                .get(&(followed.watch.marker.clone(), on.host.clone()))
             else {
                 continue;
             };
             looked = true;
-            let label = followed.label(&table, &on.replica);
+            let label = followed.label(&table, &on.host);
             match view {
                 HostView::Seen { mutation_id, state } => {
                     on.mutation_id = Some(mutation_id.clone());
@@ -324,11 +324,11 @@ pub(super) async fn track_all(
                 }
                 HostView::NotSeen => tracked.problems.push(format!(
                     "{} is not yet on {}",
-                    followed.watch.marker, on.replica
+                    followed.watch.marker, on.host
                 )),
                 HostView::Unreachable(error) => tracked
                     .problems
-                    .push(format!("{} cannot be read: {error}", on.replica)),
+                    .push(format!("{} cannot be read: {error}", on.host)),
             }
         }
         let Some(attempt) = journal.targets[followed.index].current_mut() else {
@@ -370,14 +370,14 @@ fn key(table: &QualifiedTable, mutation_id: &str) -> MutationKey {
         database: table.database.as_str().to_string(),
         table: table.table.as_str().to_string(),
         mutation_id: mutation_id.to_string(),
-        replica: None,
+        host: None,
     }
 }
 
 /// Whether tracking read `mutation_id` on `on`'s host in this run.
 fn seen_now(report: &TrackReport, mutation_id: &str, on: &HostMutation) -> bool {
     report.rows.keys().any(|key| {
-        key.mutation_id == mutation_id && key.replica.as_ref().is_none_or(|h| *h == on.replica)
+        key.mutation_id == mutation_id && key.host.as_ref().is_none_or(|h| *h == on.host)
     })
 }
 

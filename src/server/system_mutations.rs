@@ -91,7 +91,7 @@ pub struct MutationKey {
     pub mutation_id: String,
     /// On a cluster: the replica whose `system.mutations` shows it.
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
-    pub replica: Option<Host>,
+    pub host: Option<Host>,
 }
 
 impl MutationRow {
@@ -100,14 +100,14 @@ impl MutationRow {
             database: self.database.clone(),
             table: self.table.clone(),
             mutation_id: self.mutation_id.clone(),
-            replica: None,
+            host: None,
         }
     }
 
     /// Its key as seen on `replica`.
     pub fn key_on(&self, replica: &Host) -> MutationKey {
         MutationKey {
-            replica: Some(replica.clone()),
+            host: Some(replica.clone()),
             ..self.key()
         }
     }
@@ -116,7 +116,7 @@ impl MutationRow {
 impl std::fmt::Display for MutationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{} {}", self.database, self.table, self.mutation_id)?;
-        if let Some(replica) = &self.replica {
+        if let Some(replica) = &self.host {
             write!(f, " on {replica}")?;
         }
         Ok(())
@@ -325,14 +325,14 @@ pub async fn read(
                     .into_iter()
                     .filter(|row| {
                         filter.keys.is_empty()
-                            || filter.keys.contains(&row.key_on(&answer.replica))
+                            || filter.keys.contains(&row.key_on(&answer.host))
                             || filter.keys.contains(&row.key())
                     })
                     .collect()),
                 Err(error) => Err(error),
             };
             Ok(HostAnswer {
-                replica: answer.replica,
+                host: answer.host,
                 rows,
             })
         })
@@ -353,9 +353,9 @@ pub async fn read_rows(
             Ok(found) => rows.extend(
                 found
                     .into_iter()
-                    .map(|row| (at.key_host(&answer.replica), row)),
+                    .map(|row| (at.key_host(&answer.host), row)),
             ),
-            Err(error) => unreadable.push(format!("{} ({error})", answer.replica)),
+            Err(error) => unreadable.push(format!("{} ({error})", answer.host)),
         }
     }
     Ok((rows, unreadable))

@@ -151,10 +151,10 @@ async fn sent_once_on_cluster_and_done_on_every_replica_completes() {
         assert_eq!(alters.len(), 1, "{engine:?}");
         assert!(alters[0].contains("ON CLUSTER `c`"), "{}", alters[0]);
         let attempt = &j.targets[0].attempts[0];
-        assert_eq!(attempt.replicas.len(), 2);
+        assert_eq!(attempt.hosts.len(), 2);
         assert!(
             attempt
-                .replicas
+                .hosts
                 .iter()
                 .all(|r| r.outcome == Some(AttemptOutcome::Done))
         );
@@ -233,7 +233,7 @@ async fn done_on_one_replica_and_missing_on_another_is_waited_for_not_done() {
             "{}",
             d.error()
         );
-        let replicas = &j.targets[0].attempts[0].replicas;
+        let replicas = &j.targets[0].attempts[0].hosts;
         assert_eq!(replicas[0].outcome, Some(AttemptOutcome::Done));
         assert_eq!(replicas[1].outcome, None);
         assert_eq!(replicas[1].mutation_id, None);
@@ -258,7 +258,7 @@ async fn killed_on_one_replica_fails_a_first_run_and_resume_reissues_on_cluster(
         let mut j = cluster_journal();
         let d = drive(&f, &mut j, waiting(reissue_killed)).await;
         assert_eq!(
-            j.targets[0].attempts[0].replicas[1].outcome,
+            j.targets[0].attempts[0].hosts[1].outcome,
             Some(AttemptOutcome::Killed)
         );
         if reissue_killed {

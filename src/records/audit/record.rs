@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::erasure::physical::PhysicalReport;
-use crate::erasure::plan::{Attempt, AttemptOutcome, ReplicaMutation, TargetKind};
+use crate::erasure::plan::{Attempt, AttemptOutcome, HostMutation, TargetKind};
 use crate::erasure::rollup::RollupReport;
 use crate::erasure::verify::{Counts, RowCounts};
 use crate::records::journal::{Member, RequestJournal, StepEvent, now_rfc3339};
@@ -187,7 +187,7 @@ pub fn attempt_state(attempt: &Attempt) -> &'static str {
 }
 
 /// One word for an attempt's mutation on one replica of a cluster.
-pub fn replica_state(mutation: &ReplicaMutation) -> &'static str {
+pub fn replica_state(mutation: &HostMutation) -> &'static str {
     match (mutation.outcome, &mutation.mutation_id) {
         (Some(outcome), _) => outcome_word(outcome),
         (None, Some(_)) => "issued",
@@ -222,18 +222,18 @@ pub fn mutation_entries(journal: &RequestJournal) -> Vec<AuditedMutation> {
                     shard: None,
                     host: None,
                 };
-                if attempt.replicas.is_empty() {
+                if attempt.hosts.is_empty() {
                     return vec![whole];
                 }
                 attempt
-                    .replicas
+                    .hosts
                     .iter()
                     .map(|on| AuditedMutation {
                         mutation_id: on.mutation_id.clone(),
                         is_done: on.outcome == Some(AttemptOutcome::Done),
                         state: replica_state(on).to_string(),
-                        shard: Some(on.replica.shard),
-                        host: Some(on.replica.host.clone()),
+                        shard: Some(on.host.shard),
+                        host: Some(on.host.host.clone()),
                         ..whole.clone()
                     })
                     .collect()

@@ -28,6 +28,37 @@ impl std::fmt::Display for Host {
     }
 }
 
+/// Something of each host a statement reached, as journals list it (under
+/// `replicas`, the name journals have always used). Empty on one server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerHost<T> {
+    #[serde(
+        default = "Vec::new",
+        skip_serializing_if = "Vec::is_empty",
+        rename = "replicas"
+    )]
+    pub each: Vec<T>,
+}
+
+impl<T> Default for PerHost<T> {
+    fn default() -> Self {
+        PerHost { each: Vec::new() }
+    }
+}
+
+impl<T> std::ops::Deref for PerHost<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.each
+    }
+}
+
+impl<T> std::ops::DerefMut for PerHost<T> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.each
+    }
+}
+
 /// A row read from one replica: it carries the replica's number (1-based,
 /// in `system.clusters` order), which the query selects as `replica`.
 pub trait OnHost {
@@ -37,7 +68,7 @@ pub trait OnHost {
 /// What one replica answered.
 #[derive(Debug)]
 pub struct HostAnswer<T> {
-    pub replica: Host,
+    pub host: Host,
     /// The rows, or why the replica could not be read.
     pub rows: Result<Vec<T>, String>,
 }
@@ -129,7 +160,7 @@ impl Reaching<'_> {
                 let sql = build(&table.to_string(), "toUInt32(0)")?;
                 let rows = self.server.fetch::<T>(&sql, during).await?;
                 Ok(vec![HostAnswer {
-                    replica: self.this_host(),
+                    host: self.this_host(),
                     rows: Ok(rows),
                 }])
             }
@@ -157,8 +188,8 @@ impl Reaching<'_> {
         let mut readable = Vec::new();
         for answer in self.read::<T>(table, build, during).await? {
             match answer.rows {
-                Ok(rows) => readable.push((answer.replica, rows)),
-                Err(error) => unreadable.push(format!("{}: {error}", answer.replica)),
+                Ok(rows) => readable.push((answer.host, rows)),
+                Err(error) => unreadable.push(format!("{}: {error}", answer.host)),
             }
         }
         Ok(readable)

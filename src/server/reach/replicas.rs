@@ -242,7 +242,7 @@ impl Replicas {
             .iter()
             .zip(answers)
             .map(|(replica, rows)| HostAnswer {
-                replica: replica.as_ref(),
+                host: replica.as_ref(),
                 rows,
             })
             .collect())
@@ -254,7 +254,7 @@ impl Replicas {
             .list
             .iter()
             .map(|replica| HostAnswer {
-                replica: replica.as_ref(),
+                host: replica.as_ref(),
                 rows: Ok(Vec::new()),
             })
             .collect();
@@ -415,7 +415,7 @@ impl Replicas {
         let paths = read(ZOOKEEPER_PATH_SQL, "replicas").await?;
         let mut kept: Vec<(Host, Kept)> = Vec::new();
         for (engine, path) in engines.into_iter().zip(paths) {
-            let replica = engine.replica;
+            let replica = engine.host;
             let (Ok(engine), Ok(path)) = (engine.rows, path.rows) else {
                 continue;
             };
@@ -641,7 +641,7 @@ mod tests {
             .map(|a| a.rows.as_ref().map_or(99, Vec::len))
             .collect();
         assert_eq!(counts, vec![1, 0, 1]);
-        assert_eq!(answers[2].replica.host, "10.0.0.1:9002");
+        assert_eq!(answers[2].host.host, "10.0.0.1:9002");
         let answers = replicas.spread(vec![Alive { replica: 4 }]);
         assert!(answers.iter().all(HostAnswer::is_unreachable));
         let answers = replicas.spread(vec![Alive { replica: 0 }]);
