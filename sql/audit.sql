@@ -2,10 +2,10 @@
 -- updated. `record` is the exact JSON line of the local audit.jsonl, whose
 -- SHA-256 is `record_hash`; `prev_hash` chains it to the record before.
 -- Grant the chforget user INSERT (not ALTER) on it to keep it append-only.
--- On a cluster it is created ON CLUSTER as one ReplicatedMergeTree table
--- that every server holds whole ({engine}), so that the trail survives the
--- loss of any one server; else a MergeTree table.
-CREATE TABLE IF NOT EXISTS {audit_table}{on_cluster}
+-- On many hosts it is created on every one as one replicated table that
+-- every server holds whole ({engine}, see server/reach/kept.rs), so that the
+-- trail survives the loss of any one server; else a MergeTree table.
+CREATE TABLE IF NOT EXISTS {audit_table}{on_every_host}
 (
     recorded_at DateTime,
     request_id String,

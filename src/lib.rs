@@ -3,7 +3,7 @@
 //!
 //! `ls src` reads as the architecture, lowest layer first:
 //! [`vocabulary`] (errors, SQL quoting, ids, profile, redaction, output) →
-//! [`server`] (the connection, capabilities, topology and replicas,
+//! [`server`] (the connection, capabilities, the reach and its hosts,
 //! `system.mutations`) → [`erasure`] (the steps: stitch → plan → mutate →
 //! track → verify → rollup, and the physical check) and [`records`] (state
 //! directory, journal, audit trail) → [`pipeline`] (the one engine that runs

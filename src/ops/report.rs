@@ -37,7 +37,7 @@ pub struct ForgetReport {
     /// Whether the anonymous ids' rows were targeted (`--anonymous`).
     pub anonymous_targeted: bool,
     pub include_shared: bool,
-    /// Where it erased (`cluster`, `local_only`).
+    /// Where it erased (see `Place`).
     #[serde(flatten)]
     pub place: Place,
     pub stitched: Vec<StitchedId>,

@@ -192,7 +192,7 @@ pub mod server_code {
     pub const NOT_ENOUGH_PRIVILEGES: u32 = 497;
     pub const AUTHENTICATION_FAILED: u32 = 516;
     pub const ACCESS_DENIED: u32 = 291;
-    /// An `ON CLUSTER` statement outlived `distributed_ddl_task_timeout`;
+    /// A statement sent to every host outlived `distributed_ddl_task_timeout`;
     /// the hosts that did not answer run it later.
     pub const TIMEOUT_EXCEEDED: u32 = 159;
     /// A server read through another (`remote()`) did not answer within

@@ -1,6 +1,6 @@
 //! Ctrl-C, one way for every wait: once [`listen`] has run, SIGINT no longer
 //! kills the process but is remembered, and every wait loop (tracking, the
-//! pending-delete limit, `verify --physical --wait`, an `ON CLUSTER`
+//! pending-delete limit, `verify --physical --wait`, a distributed DDL
 //! statement waiting for its hosts) ends through [`requested`] or
 //! [`pause`], so that the command still reports, journals and audits what
 //! it did (exit 130). A Ctrl-C pressed between two waits is not lost: the

@@ -33,7 +33,7 @@ pub struct AuditedMutation {
     /// `mutations kill`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marker: Option<String>,
-    /// On a cluster: the replica's shard and `host:port`.
+    /// Of a statement sent to many hosts: the host's shard and `host:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,7 +82,7 @@ pub struct AuditRecord {
     pub server_version: String,
     pub server_host: String,
     pub database: String,
-    /// Where it erased (`cluster`, `local_only`).
+    /// Where it erased (see `Place`).
     #[serde(flatten)]
     pub place: Place,
     /// What `verify --physical` found on disk (action `verify-physical`).
@@ -186,8 +186,8 @@ pub fn attempt_state(attempt: &Attempt) -> &'static str {
     }
 }
 
-/// One word for an attempt's mutation on one replica of a cluster.
-pub fn replica_state(mutation: &HostMutation) -> &'static str {
+/// One word for an attempt's mutation on one of many hosts.
+pub fn host_state(mutation: &HostMutation) -> &'static str {
     match (mutation.outcome, &mutation.mutation_id) {
         (Some(outcome), _) => outcome_word(outcome),
         (None, Some(_)) => "issued",
@@ -204,7 +204,7 @@ fn outcome_word(outcome: AttemptOutcome) -> &'static str {
 }
 
 /// Every attempt of every target as reports and the trail list them: one
-/// entry per attempt, or on a cluster one per attempt and replica.
+/// entry per attempt, or one per attempt and host where it went to many.
 pub fn mutation_entries(journal: &RequestJournal) -> Vec<AuditedMutation> {
     let table = journal.scope.events.as_str();
     journal
@@ -231,7 +231,7 @@ pub fn mutation_entries(journal: &RequestJournal) -> Vec<AuditedMutation> {
                     .map(|on| AuditedMutation {
                         mutation_id: on.mutation_id.clone(),
                         is_done: on.outcome == Some(AttemptOutcome::Done),
-                        state: replica_state(on).to_string(),
+                        state: host_state(on).to_string(),
                         shard: Some(on.host.shard),
                         host: Some(on.host.host.clone()),
                         ..whole.clone()

@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use super::chain::{Appended, ChainProblem, KEYED_CHAIN, Line, sha256_hex};
 use super::record::AuditRecord;
 use crate::server::connected::Server;
+use crate::server::reach::kept::{Created, create_kept, kept_table};
 use crate::vocabulary::error::{ErrorCode, classify_clickhouse, code_of};
 use crate::vocabulary::sql::{
-    ClusterName, Ident, QualifiedTable, chunk_by_literal_size, literal_budget, literal_list,
-    render, string_literal,
+    Ident, QualifiedTable, chunk_by_literal_size, literal_budget, literal_list, render,
+    string_literal,
 };
 
 const AUDIT_SQL: &str = include_str!("../../../sql/audit.sql");
@@ -76,86 +77,24 @@ pub fn audit_table(server: &Server, database: Option<&Ident>) -> QualifiedTable 
     }
 }
 
-/// How long `CREATE TABLE ... ON CLUSTER` waits for every host; one that is
-/// down creates its replica when it is back.
-const CREATE_ON_CLUSTER_TIMEOUT_SECONDS: &str = "15";
-
+/// Create the audit table on this server (`init`): the statement sent.
 pub async fn create_table(server: &Server, table: &QualifiedTable) -> anyhow::Result<String> {
-    let sql = create_table_sql(table, None)?;
-    server
-        .execute(&sql, "creating the audit table", ErrorCode::ServerError)
-        .await?;
+    let sql = create_table_sql(table, &Place::default())?;
+    create_kept(server, &Place::default(), table, &sql, "the audit table").await?;
     Ok(sql)
 }
 
-/// The statement creating the audit table, on one server or on `cluster`.
-pub fn create_table_sql(
-    table: &QualifiedTable,
-    cluster: Option<&ClusterName>,
-) -> anyhow::Result<String> {
-    let (on_cluster, engine) = match cluster {
-        None => (String::new(), "MergeTree".to_string()),
-        Some(cluster) => (
-            ClusterName::clause(Some(cluster)),
-            // One replication group for every server of the cluster, whatever
-            // its shards: each holds the whole trail. `{replica}` is the
-            // server's macro.
-            format!(
-                "ReplicatedMergeTree({}, '{{replica}}')",
-                string_literal(format!(
-                    "/clickhouse/chforget/{}/{}",
-                    table.database.as_str(),
-                    table.table.as_str()
-                ))
-            ),
-        ),
-    };
+/// The statement creating the audit table on every host of `place`.
+pub fn create_table_sql(table: &QualifiedTable, place: &Place) -> anyhow::Result<String> {
+    let (on_every_host, engine) = kept_table(place, table);
     render(
         AUDIT_SQL,
         &[
             ("audit_table", &table.to_string()),
-            ("on_cluster", &on_cluster),
+            ("on_every_host", &on_every_host),
             ("engine", &engine),
         ],
     )
-}
-
-/// Create the audit table on every server of `cluster`. A host that does not
-/// answer in time (down) gets it when it is back; this server must have it.
-async fn create_on_cluster(
-    server: &Server,
-    table: &QualifiedTable,
-    cluster: &ClusterName,
-) -> anyhow::Result<()> {
-    let sql = create_table_sql(table, Some(cluster))?;
-    // A host that does not answer must not take the time of the request
-    // the table is created for.
-    let waiting = match server.time_left() {
-        Some(left) => server.capped(left / 3),
-        None => server.clone(),
-    };
-    let created = waiting
-        .execute_with_settings(
-            &sql,
-            &[(
-                "distributed_ddl_task_timeout",
-                CREATE_ON_CLUSTER_TIMEOUT_SECONDS,
-            )],
-            &format!("creating the audit table ON CLUSTER {}", cluster.as_str()),
-            ErrorCode::ServerError,
-        )
-        .await;
-    match created {
-        Ok(()) => Ok(()),
-        Err(error) if exists(server, table).await? => {
-            crate::vocabulary::output::warn(format!(
-                "the audit table {table} was created here but not confirmed on every server of cluster {} ({error:#}); servers that were down create it when they are back",
-                cluster.as_str()
-            ));
-            Ok(())
-        }
-        Err(error) => Err(error),
-    }
 }
 
 async fn exists(server: &Server, table: &QualifiedTable) -> anyhow::Result<bool> {
@@ -196,9 +135,15 @@ pub async fn ensure_table(
         return Ok(());
     }
     if !exists(server, table).await? {
-        match &place.cluster {
-            Some(cluster) => create_on_cluster(server, table, cluster).await?,
-            None => create_table(server, table).await.map(|_| ())?,
+        let sql = create_table_sql(table, place)?;
+        match create_kept(server, place, table, &sql, "the audit table").await? {
+            Created::Everywhere => {}
+            // A host that did not answer in time gets it when it is back;
+            // this server must have it.
+            Created::Unconfirmed { warning, .. } if exists(server, table).await? => {
+                crate::vocabulary::output::warn(warning);
+            }
+            Created::Unconfirmed { error, .. } => return Err(error),
         }
     }
     KNOWN_TABLES.insert(&server.config.url, &name);
