@@ -1,6 +1,6 @@
 //! `doctor`: what the server offers, whether the profile's tables are
-//! there, and where the events table lives (clusters, replicas,
-//! Distributed tables), so that a cluster is found before a forget.
+//! there, and where the events table lives (the hosts it spans and the
+//! Distributed tables over it), so that its reach is known before a forget.
 
 use serde::Serialize;
 
@@ -8,9 +8,9 @@ use crate::server::capabilities::Capabilities;
 use crate::server::connected::Server;
 use crate::server::connection::ConnectionConfig;
 use crate::server::reach::topology::{self, Topology};
+use crate::server::reach::words;
 use crate::server::schema;
 use crate::vocabulary::profile::Profile;
-use crate::vocabulary::sql::QualifiedTable;
 
 /// One of the profile's tables, checked.
 #[derive(Serialize)]
@@ -31,8 +31,7 @@ pub struct DoctorReport {
     pub tables: Vec<TableCheck>,
     /// Where the events table lives.
     pub topology: Topology,
-    /// How chforget erases it: on this server alone, or which cluster to
-    /// name.
+    /// How chforget erases it: on this server alone, or the reach to name.
     pub erasure: String,
 }
 
@@ -79,7 +78,7 @@ pub async fn doctor(
         });
     }
     let topology = topology::detect(&server, &server.table(&tables.events)).await?;
-    let erasure = erasure_verdict(&topology, &server.table(&tables.events));
+    let erasure = words::erasure_verdict(&topology, &server.table(&tables.events));
     let report = DoctorReport {
         url: server.shown_url(),
         user: server.config.user.clone(),
@@ -91,27 +90,4 @@ pub async fn doctor(
         erasure,
     };
     Ok((report, first_problem))
-}
-
-/// How a forget treats the events table here.
-fn erasure_verdict(topology: &Topology, events: &QualifiedTable) -> String {
-    if let Ok(Some((cluster, local))) = topology.distributed_target(&events.database) {
-        return format!(
-            "{events} is a Distributed table over {local} on cluster {cluster}: chforget erases {local} on every shard and replica of {cluster}"
-        );
-    }
-    let reasons = topology.reasons_for_a_cluster();
-    if reasons.is_empty() {
-        return "on this server alone: nothing else holds rows of the table".to_string();
-    }
-    let clusters = topology.candidate_clusters();
-    format!(
-        "needs --cluster {} ({}); without it forget refuses, --local-only erases this server only",
-        if clusters.is_empty() {
-            "NAME".to_string()
-        } else {
-            clusters.join("|")
-        },
-        reasons.join("; ")
-    )
 }

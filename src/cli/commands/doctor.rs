@@ -1,6 +1,6 @@
 //! `chforget doctor`: what the server offers, whether the profile's tables
-//! are there, and where the events table lives (clusters, replicas,
-//! Distributed tables), so that a cluster is found before a forget.
+//! are there, and where the events table lives (the hosts it spans and the
+//! Distributed tables over it), so that its reach is known before a forget.
 
 use clap::Args;
 

@@ -71,11 +71,7 @@ pub fn record_text(r: &AuditRecord) -> String {
     if !r.meta.also_wiped.is_empty() {
         pairs.push(("also wiped", r.meta.also_wiped.join(", ")));
     }
-    let place = match (&r.place.cluster, r.place.local_only) {
-        (Some(cluster), _) => format!(" (cluster {cluster})"),
-        (None, true) => " (this server only, its cluster not checked)".to_string(),
-        (None, false) => String::new(),
-    };
+    let place = crate::server::reach::words::place_suffix(&r.place);
     pairs.push((
         "server",
         format!(

@@ -2,6 +2,7 @@
 //! where the events table lives.
 
 use crate::ops::doctor::DoctorReport;
+use crate::server::reach::words;
 use crate::vocabulary::output;
 
 fn yes_no(value: bool) -> String {
@@ -55,13 +56,7 @@ pub fn render(report: &DoctorReport) -> String {
         ),
         ("typed row checks", yes_no(c.typed_row_validation)),
         ("max_query_size", c.max_query_size.to_string()),
-        (
-            "clusterAllReplicas",
-            format!(
-                "{} (else each replica is read through remote())",
-                yes_no(c.cluster_all_replicas)
-            ),
-        ),
+        words::all_hosts_read(c.cluster_all_replicas),
     ]);
     out.push_str(&output::table(
         &["table", "check"],
@@ -78,37 +73,7 @@ pub fn render(report: &DoctorReport) -> String {
 }
 
 fn render_topology(report: &DoctorReport) -> String {
-    let t = &report.topology;
-    let mut fields = vec![
-        ("events engine", t.engine.clone()),
-        (
-            "replicas",
-            t.replicas.map_or_else(
-                || "not replicated".to_string(),
-                |(total, active)| format!("{total} ({active} active)"),
-            ),
-        ),
-    ];
-    for distributed in &t.distributed_by {
-        fields.push((
-            "read by",
-            format!(
-                "Distributed table {}.{} on cluster {}",
-                distributed.database, distributed.table, distributed.cluster
-            ),
-        ));
-    }
-    for cluster in &t.clusters {
-        fields.push((
-            "cluster",
-            format!(
-                "{}: {} shards, {} servers",
-                cluster.name,
-                cluster.shards().len(),
-                cluster.replicas.len()
-            ),
-        ));
-    }
+    let mut fields = words::topology_fields(&report.topology);
     fields.push(("erasure", report.erasure.clone()));
     output::fields(&fields)
 }

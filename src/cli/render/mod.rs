@@ -33,16 +33,7 @@ pub fn render_forget(report: &ForgetReport) -> String {
         ("user", id_for_people(&report.user_id)),
         ("status", report.status.to_string()),
     ]);
-    if let Some(cluster) = &report.place.cluster {
-        fields.push(("cluster", format!("{cluster} (every shard and replica)")));
-    }
-    if report.place.local_only {
-        fields.push((
-            "scope",
-            "this server only (--local-only): other shards and replicas were not checked"
-                .to_string(),
-        ));
-    }
+    fields.extend(crate::server::reach::words::place_fields(&report.place));
     let mut out = output::fields(&fields);
     if report.anonymous_ids > 0 || report.status != Outcome::Failed {
         let treatment = if !report.anonymous_targeted {
@@ -75,9 +66,9 @@ pub fn render_forget(report: &ForgetReport) -> String {
         out.push('\n');
     }
     if !report.mutations.is_empty() {
-        let on_cluster = report.mutations.iter().any(|m| m.host.is_some());
+        let many_hosts = report.mutations.iter().any(|m| m.host.is_some());
         let mut headers = vec!["table", "mutation_id", "kind", "state"];
-        if on_cluster {
+        if many_hosts {
             headers.extend(["shard", "host"]);
         }
         out.push_str(&output::table(
@@ -89,7 +80,7 @@ pub fn render_forget(report: &ForgetReport) -> String {
                     m.kind.map_or_else(|| "-".to_string(), |k| k.to_string()),
                     m.state.clone(),
                 ];
-                if on_cluster {
+                if many_hosts {
                     row.push(m.shard.map_or_else(|| "-".to_string(), |s| s.to_string()));
                     row.push(m.host.clone().unwrap_or_else(|| "-".to_string()));
                 }
@@ -277,10 +268,10 @@ pub fn stitched_table(stitched: &[StitchedId]) -> String {
 }
 
 /// `mutations list` as a table: the columns the server has, shard and host
-/// on a cluster; the command and failure reason whole with `wide`, else cut
+/// where many hosts were read; the command and failure reason whole with `wide`, else cut
 /// so that the table fits the terminal.
 pub fn mutations_table(rows: &Listed, caps: &Capabilities, wide: bool) -> String {
-    let on_cluster = rows.iter().any(|(replica, _)| replica.is_some());
+    let many_hosts = rows.iter().any(|(host, _)| host.is_some());
     let mut header = vec![
         "database",
         "table",
@@ -297,14 +288,14 @@ pub fn mutations_table(rows: &Listed, caps: &Capabilities, wide: bool) -> String
     if caps.mutation_fail_reason {
         header.push("latest_fail_reason");
     }
-    if on_cluster {
+    if many_hosts {
         header.extend(["shard", "host"]);
     }
     // The command and the failure reason are the long columns: shown
     // whole with --wide, else cut so that the table fits the width.
     let records: Vec<Vec<String>> = rows
         .iter()
-        .map(|(replica, row)| {
+        .map(|(host, row)| {
             let mut cells = vec![
                 row.database.clone(),
                 row.table.clone(),
@@ -321,9 +312,9 @@ pub fn mutations_table(rows: &Listed, caps: &Capabilities, wide: bool) -> String
             if caps.mutation_fail_reason {
                 cells.push(output::printable(&row.latest_fail_reason));
             }
-            if let Some(replica) = replica {
-                cells.push(replica.shard.to_string());
-                cells.push(replica.host.clone());
+            if let Some(host) = host {
+                cells.push(host.shard.to_string());
+                cells.push(host.host.clone());
             }
             cells
         })

@@ -303,3 +303,4 @@ impl Reaching<'_> {
 }
 
 pub mod kept;
+pub mod words;
