@@ -74,10 +74,7 @@ impl Session {
                 })
                 .transpose()?,
             state: StateDir::resolve(state.state_dir.clone())?,
-            place: Place {
-                cluster: profile.cluster.name.clone(),
-                local_only: false,
-            },
+            place: Place::of_profile(&profile),
             profile,
             output,
             url_given: connection.is_some_and(|c| c.url.is_some()),
@@ -185,20 +182,18 @@ impl Session {
                 }
                 return Ok(recorded.clone());
             }
-            // A request on a cluster may be continued from any server of
-            // that cluster that counts the server it ran on as a member.
-            if let Some(cluster) = &journal.scope.place.cluster
-                && crate::server::reach::replicas::Replicas::of_cluster(server, cluster)
-                    .await?
-                    .include(server, recorded)
-                    .await?
+            // A request may be continued through another host of its place
+            // that counts the server it ran on as a member.
+            if let Some(member) = crate::server::reach::member::continued_through(
+                server,
+                &journal.scope.place,
+                recorded,
+                &here,
+                journal.request_id.as_str(),
+            )
+            .await?
             {
-                output::status(format!(
-                    "{here} is a server of cluster {}, which request {} ran on (through {})",
-                    cluster.as_str(),
-                    journal.request_id,
-                    recorded.url
-                ));
+                output::status(member);
                 return Ok(recorded.clone());
             }
             differences

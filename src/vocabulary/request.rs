@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::vocabulary::error::{ErrorCode, Failure, fail};
-use crate::vocabulary::profile::EventColumns;
+use crate::vocabulary::profile::{EventColumns, Profile};
 use crate::vocabulary::sql::{ClusterName, Ident, QualifiedTable, literal_list, table_function};
 
 /// Longest id accepted on the command line or in a batch file, in bytes.
@@ -385,6 +385,17 @@ pub struct Place {
     /// cluster (`--local-only`): other shards and replicas are not checked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub local_only: bool,
+}
+
+impl Place {
+    /// Where the profile says requests erase (its `[cluster]`), before any
+    /// argument.
+    pub fn of_profile(profile: &Profile) -> Place {
+        Place {
+            cluster: profile.cluster.name.clone(),
+            local_only: false,
+        }
+    }
 }
 
 impl Scope {

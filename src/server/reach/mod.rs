@@ -303,4 +303,5 @@ impl Reaching<'_> {
 }
 
 pub mod kept;
+pub mod member;
 pub mod words;
