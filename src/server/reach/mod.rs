@@ -301,3 +301,6 @@ impl Reaching<'_> {
         })
     }
 }
+
+pub mod run_words;
+pub mod settle;
