@@ -12,6 +12,7 @@ use crate::pipeline::Context;
 use crate::records::audit::ActionRecord;
 use crate::records::journal::{PhysicalCheck, RequestJournal, StepEvent, now_rfc3339};
 use crate::server::reach::Reach;
+use crate::server::reach::settle::ddl_settings;
 use crate::vocabulary::error::ErrorCode;
 use crate::vocabulary::request::AuditMeta;
 
@@ -78,7 +79,7 @@ pub async fn physical(
     let issued = last_issued(journal)?;
     let started = Instant::now();
     let mut purge = None;
-    let ddl_queue = reach.kept_beyond_sql(&ctx.profile.cluster.ddl_path);
+    let ddl_queue = reach.kept_beyond_sql(&ddl_settings(ctx.profile).ddl_path);
     if request.purge_traces {
         let mut done = physical::purge_traces(server, &journal.request_id).await?;
         done.kept.extend(reach.logs_beyond_this_server());

@@ -18,8 +18,8 @@ use crate::records::audit::record::{AuditedMutation, mutation_entries};
 use crate::records::journal::{RequestJournal, RequestStatus};
 use crate::vocabulary::error::ErrorBody;
 
-/// One mutation as reports show it: an attempt's, or on a cluster an
-/// attempt's on one replica (with `shard` and `host`). The same entries go to
+/// One mutation as reports show it: an attempt's, or where each host names
+/// its own, an attempt's on one host (with `shard` and `host`). The same entries go to
 /// the audit trail.
 pub type MutationReport = AuditedMutation;
 

@@ -5,9 +5,10 @@ use serde::Serialize;
 
 use crate::erasure::plan::RollupKind;
 use crate::erasure::rollup::{self, DayRange, RollupReport};
-use crate::pipeline::{Context, Outcome, refuse_rollups_on_cluster, scope_of, settle_scope};
+use crate::pipeline::{Context, Outcome, scope_of};
 use crate::records::audit::{self, ActionRecord};
 use crate::records::journal::{StepEvent, now_rfc3339};
+use crate::server::reach::settle::{refuse_rollups, settle_scope};
 use crate::vocabulary::error::ErrorBody;
 use crate::vocabulary::request::{AuditMeta, RequestId, ValidId};
 
@@ -58,7 +59,7 @@ pub async fn rollup(
     rollup::check_tables(server, ctx.profile, &request.kinds).await?;
     let mut scope = scope_of(server, ctx.profile, &request.project_id, ctx.place);
     settle_scope(server, &mut scope).await?;
-    refuse_rollups_on_cluster(&scope)?;
+    refuse_rollups(&scope.place)?;
     let found =
         rollup::discover(server, ctx.profile, &scope, &request.range, &request.kinds).await?;
     let request_id = RequestId::parse(&report.request_id)?;

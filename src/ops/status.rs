@@ -59,7 +59,7 @@ pub fn line(journal: &RequestJournal, state: &StateDir) -> StatusLine {
                 if a.hosts.is_empty() {
                     return vec![a.mutation_id.clone()];
                 }
-                // On a cluster: each replica's, named after its host.
+                // Where each host names its own: each one's, named after it.
                 a.hosts
                     .iter()
                     .map(|r| {

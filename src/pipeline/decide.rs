@@ -259,13 +259,13 @@ mod tests {
     fn a_timeout_keeps_the_request_queued_and_says_how_to_go_on() {
         let mut j = journal();
         let decision = after_tracking(
-            tracked(TrackOutcome::TimedOut, false, &[], &["replica 2 behind"]),
+            tracked(TrackOutcome::TimedOut, false, &[], &["host 2 behind"]),
             true,
         );
         let error = journal_decision(&mut j, decision, "Watch them, or finish").expect_err("stops");
         assert_eq!(code_of(&error), ErrorCode::Timeout);
         let text = format!("{error:#}");
-        assert!(text.contains("(replica 2 behind)"), "{text}");
+        assert!(text.contains("(host 2 behind)"), "{text}");
         assert!(
             text.contains("Watch them, or finish the request with `"),
             "{text}"

@@ -25,7 +25,8 @@ mod start;
 #[cfg(test)]
 mod tests;
 
-pub use prepare::{prepare, refuse_rollups_on_cluster, scope_of, settle_scope};
+pub use crate::server::reach::settle::settle_scope;
+pub use prepare::{prepare, scope_of};
 pub use run::run;
 pub use start::{
     InFlight, Reservation, Reserved, Started, in_flight, reserve, start, start_reserved,
@@ -61,7 +62,7 @@ pub struct Context<'a> {
     pub state: &'a StateDir,
     pub key: &'a Key,
     pub audit_table: &'a QualifiedTable,
-    /// Where new requests erase (`--cluster`, `--local-only`).
+    /// Where new requests erase (the place the command was given).
     pub place: &'a Place,
     /// Where the events table was found to live, by the first request of
     /// this run: the requests of a batch (one per project) check it once.
@@ -178,8 +179,8 @@ impl Outcome {
     /// the request in flight (`issuing`, `queued`: `resume` finishes it),
     /// so that the report never says `failed` of a request `status` shows
     /// unfinished; else queued when the mutations keep running and only
-    /// watching them stopped (a timeout, Ctrl-C, a server or replica out of
-    /// reach), failed otherwise.
+    /// watching them stopped (a timeout, Ctrl-C, a server or another host out
+    /// of reach), failed otherwise.
     pub fn after_error(journaled: RequestStatus, issued: bool, error: &anyhow::Error) -> Self {
         match journaled {
             RequestStatus::Issuing => return Outcome::Issuing,

@@ -10,15 +10,15 @@ use crate::erasure::stitch::{self, StitchedId};
 use crate::erasure::verify::{self, Counts};
 use crate::records::journal::{Member, RequestJournal, RequestStatus, UserLookup, now_rfc3339};
 use crate::server::connected::Server;
-use crate::server::reach::replicas::Replicas;
-use crate::server::reach::topology::{self, Topology};
-use crate::server::reach::{Reach, Reaching};
+use crate::server::reach::settle::{refuse_rollups, settle_scope};
+use crate::server::reach::topology::Topology;
+use crate::server::reach::{Reach, Reaching, run_words};
 use crate::server::schema;
-use crate::vocabulary::error::{ErrorCode, fail, shown};
+use crate::vocabulary::error::shown;
 use crate::vocabulary::profile::Profile;
 use crate::vocabulary::request::{RawId, RequestId, Scope, ValidId};
 use crate::vocabulary::sql::{
-    ClusterName, chunk_by_cost, literal_budget, literal_len, literal_list, render, string_literal,
+    chunk_by_cost, literal_budget, literal_len, literal_list, render, string_literal,
 };
 
 use super::{Context, NewRequest, Prepared};
@@ -34,97 +34,6 @@ pub fn scope_of(server: &Server, profile: &Profile, project_id: &ValidId, place:
         columns: profile.columns.clone(),
         project_id: project_id.clone(),
         place: place.clone(),
-    }
-}
-
-/// Rollups swap partitions of one server's tables; on a cluster that would
-/// be exact only per shard and replica, which chforget does not do.
-pub fn refuse_rollups_on_cluster(scope: &Scope) -> anyhow::Result<()> {
-    if let Some(cluster) = &scope.place.cluster {
-        return fail(
-            ErrorCode::InvalidPayload,
-            format!(
-                "rollups on a cluster ({}) are not supported: chforget swaps partitions of one server's rollup tables, which would not be exact across shards and replicas. Erase without --rollups and re-aggregate with your aggregation job; nothing was sent",
-                cluster.as_str()
-            ),
-        );
-    }
-    Ok(())
-}
-
-/// Settle where a request erases before anything is read: a Distributed
-/// events table is replaced by its local table and its cluster; a named
-/// cluster must exist; without one, an erasure of this server alone that
-/// could not be verified complete (a replicated or sharded table) is
-/// refused.
-pub async fn settle_scope(server: &Server, scope: &mut Scope) -> anyhow::Result<Topology> {
-    server.require_database()?;
-    let topology = topology::detect(server, &scope.events_table()).await?;
-    if let Some((cluster, local)) = topology.distributed_target(&scope.database)? {
-        if scope.place.local_only {
-            return fail(
-                ErrorCode::InvalidPayload,
-                format!(
-                    "{} is a Distributed table over {local} on cluster {cluster}: erasing through it reaches every shard, which --local-only excludes. To erase this server only, name the local table in the profile ([tables] events = \"{}\"); nothing was sent",
-                    scope.events_table(),
-                    local.table.as_str()
-                ),
-            );
-        }
-        if local.database != scope.database {
-            return fail(
-                ErrorCode::InvalidPayload,
-                format!(
-                    "the Distributed table {} reads {local}; run chforget with --database {} (and the local table's name in the profile)",
-                    scope.events_table(),
-                    local.database
-                ),
-            );
-        }
-        let cluster = ClusterName::new(&cluster)?;
-        match &scope.place.cluster {
-            Some(given) if *given != cluster => {
-                return fail(
-                    ErrorCode::InvalidPayload,
-                    format!(
-                        "--cluster {} differs from the cluster {} of the Distributed table {}; nothing was sent",
-                        given.as_str(),
-                        cluster.as_str(),
-                        scope.events_table()
-                    ),
-                );
-            }
-            _ => scope.place.cluster = Some(cluster),
-        }
-        scope.events = local.table;
-        return Box::pin(settle_scope(server, scope)).await;
-    }
-    if let Some(name) = &scope.place.cluster
-        && let Some(cluster) = topology.cluster(name)
-    {
-        Replicas::new(name, cluster, server.capabilities.cluster_all_replicas)
-            .check_layout(server, &scope.events_table())
-            .await?;
-    }
-    match &scope.place.cluster {
-        Some(cluster) if topology.cluster(cluster).is_none() => fail(
-            ErrorCode::InvalidPayload,
-            format!(
-                "this server knows no cluster {} (system.clusters has: {}); nothing was sent",
-                cluster.as_str(),
-                topology
-                    .known_clusters
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ),
-        Some(_) => Ok(topology),
-        None => {
-            topology.require_cluster(&scope.events_table(), scope.place.local_only)?;
-            Ok(topology)
-        }
     }
 }
 
@@ -146,13 +55,9 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         }
     };
     // Where the request erases, from the topology just read.
-    let reach = Reach::within(
-        &topology,
-        scope.place.cluster.as_ref(),
-        server.capabilities.cluster_all_replicas,
-    );
+    let reach = Reach::settled(server, &topology, &scope.place);
     if request.rollups {
-        refuse_rollups_on_cluster(&scope)?;
+        refuse_rollups(&scope.place)?;
         rollup::check_tables(server, ctx.profile, &plan::RollupKind::ALL).await?;
     }
     let users: Vec<ValidId> = request.members.iter().map(|m| m.user_id.clone()).collect();
@@ -162,15 +67,12 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         let (added, unreadable) =
             stitch::add_lagging(&reach.on(server), &scope, &users, &mut stitched).await?;
         if added > 0 {
-            warnings.push(format!(
-                "{added} anonymous ids of the users are on some replicas only (replication lag): added, with their figures read on every replica"
-            ));
+            warnings.push(run_words::lagging_ids_added(added));
         }
         if !unreadable.is_empty() {
-            warnings.push(format!(
-                "could not read {} while stitching: an anonymous id that only such a replica holds (rows it has not replicated yet) is not included; once it is back, check with `{}`",
-                unreadable.join("; "),
-                crate::vocabulary::hint::command(&format!("verify {}", request.request_id))
+            warnings.push(run_words::unread_while_stitching(
+                &unreadable,
+                &crate::vocabulary::hint::command(&format!("verify {}", request.request_id)),
             ));
         }
     }
@@ -210,11 +112,11 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         &users,
         &union,
         request.options,
-        statement_limits(server, &scope, &topology),
+        statement_limits(server, &reach, &topology),
     );
-    // On a cluster each shard counts as its fullest replica: a replica
-    // behind on replication would show fewer rows. The same scan finds the
-    // partitions the mutations will leave old parts in (`verify --physical`).
+    // Counted on every host of the reach, as the reach counts a shard. The
+    // same scan finds the partitions the mutations will leave old parts in
+    // (`verify --physical`).
     let (counts, partitions) = match count_before(
         &reach.on(server),
         &scope,
@@ -256,10 +158,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         let mut unread: Vec<String> = counts.unread.iter().map(ToString::to_string).collect();
         unread.sort();
         unread.dedup();
-        warnings.push(format!(
-            "could not count on {}: the figures before are those of the other replicas",
-            unread.join(", ")
-        ));
+        warnings.push(run_words::uncounted_before(&unread));
     }
     for (target, count) in targets.iter_mut().zip(&counts.per_target_kind) {
         target.rows_before = count.clone();
@@ -314,19 +213,17 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
 }
 
 /// How many ids a statement on the scope's table carries: beyond
-/// `max_query_size` only on one server's non-replicated table, whose
-/// mutation text the server keeps on its own disk (a replicated table's
-/// goes through ZooKeeper, whose nodes hold about 1 MB).
-fn statement_limits(server: &Server, scope: &Scope, topology: &Topology) -> StatementLimits {
-    let replicated_or_cluster = scope.place.cluster.is_some()
-        || topology.replicas.is_some()
-        || !topology.engine.ends_with("MergeTree")
-        || topology.engine.starts_with("Replicated");
-    StatementLimits::for_table(server.capabilities.max_query_size, replicated_or_cluster)
+/// `max_query_size` only where the server keeps the mutation text on its
+/// own disk (the reach says where else it may go).
+fn statement_limits(server: &Server, reach: &Reach, topology: &Topology) -> StatementLimits {
+    StatementLimits::for_table(
+        server.capabilities.max_query_size,
+        reach.statement_text_leaves_this_disk(topology),
+    )
 }
 
-/// Rows each target matches before anything is sent: on a cluster, on
-/// every replica that can be read.
+/// Rows each target matches before anything is sent: on every host of the
+/// reach that can be read.
 async fn count_before(
     at: &Reaching<'_>,
     scope: &Scope,

@@ -1,7 +1,7 @@
 //! The run's two steps that go wherever the request reaches: issuing a
 //! target's statement and following its mutation. One path for any reach:
 //! what differs is data, the hosts the reach includes (this server alone,
-//! or every one a statement sent `ON CLUSTER` runs on) and how the journal
+//! or every one a statement sent to all at once runs on) and how the journal
 //! keeps an attempt's mutation, one id on the attempt when the statement
 //! runs where it is sent, or one per host (each shard names its own).
 
@@ -15,7 +15,8 @@ use crate::erasure::track::{
 };
 use crate::records::audit;
 use crate::records::journal::{RequestJournal, now_rfc3339};
-use crate::server::reach::{Host, Reach, Reaching};
+use crate::server::reach::settle::ddl_settings;
+use crate::server::reach::{Host, Reach, Reaching, run_words};
 use crate::server::system_mutations::MutationKey;
 use crate::vocabulary::error::{ErrorCode, fail};
 use crate::vocabulary::sql::QualifiedTable;
@@ -81,8 +82,8 @@ pub(super) async fn issue(
                     "{marker} -> {sent}; not every host answered in time (they run it when back): {answer}"
                 ),
                 _ if earlier => format!(
-                    "{marker} -> {sent} (sent earlier; seen on {} replicas)",
-                    found.len()
+                    "{marker} -> {sent} (sent earlier; {})",
+                    run_words::seen_on_hosts(found.len())
                 ),
                 _ => format!("{marker} -> {sent}"),
             }
@@ -113,7 +114,7 @@ pub(super) async fn issue(
 /// command's deadline. A statement run where it is sent does not wait on
 /// it.
 fn ddl_queue<'a>(ctx: &Context<'a>, deadline: Option<Instant>) -> DdlQueue<'a> {
-    let settings = &ctx.profile.cluster;
+    let settings = ddl_settings(ctx.profile);
     let mut timeout = settings
         .ddl_timeout
         .min(ctx.server.config.query_timeout.saturating_sub(ANSWER_SLACK));
@@ -357,10 +358,10 @@ fn follow_hint(journal: &RequestJournal, table: &QualifiedTable, followed: &[Fol
             table.database.as_str(),
         )
     } else {
-        format!(
-            "Follow them with `{}` (every replica's state) or finish",
-            crate::vocabulary::hint::local(&format!("status {}", journal.request_id))
-        )
+        run_words::follow_each_host(&crate::vocabulary::hint::local(&format!(
+            "status {}",
+            journal.request_id
+        )))
     }
 }
 

@@ -136,8 +136,7 @@ pub(super) async fn drive(
         .config
         .deadline
         .or_else(|| mode.track.timeout.map(|t| started + t));
-    // On a cluster: every replica of every shard, as the server lists them
-    // now.
+    // Every host of the request's place, as the server lists them now.
     let reach = Reach::resolve(ctx.server, &journal.scope.place).await?;
     // A target whose last mutation was killed or vanished gets a new
     // attempt: it can no longer delete anything.
@@ -353,7 +352,8 @@ fn give_up(
     fail(ErrorCode::ForgetFailed, message)
 }
 
-/// On a cluster: which replicas hold survivors (` on host (shard 1): 3`).
+/// Which hosts hold survivors, where counts name hosts (` on host (shard
+/// 1): 3`).
 fn survivors_on(counts: &Counts) -> String {
     if counts.per_replica.is_empty() {
         return String::new();
@@ -361,13 +361,13 @@ fn survivors_on(counts: &Counts) -> String {
     let held: Vec<String> = counts
         .per_replica
         .iter()
-        .map(|(replica, n)| format!("{replica}: {n}"))
+        .map(|(host, n)| format!("{host}: {n}"))
         .collect();
     format!("; on {}", held.join(", "))
 }
 
-/// Issue every target's current attempt that has no mutation yet (on a
-/// cluster, `ON CLUSTER`).
+/// Issue every target's current attempt that has no mutation yet (sent to
+/// every host at once where the reach does so).
 async fn issue_all(
     ctx: &Context<'_>,
     journal: &mut RequestJournal,

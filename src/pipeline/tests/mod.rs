@@ -1,6 +1,6 @@
 //! Unit tests of the pipeline's decisions, against a scripted ClickHouse
 //! ([`crate::server::scripted`]) instead of a server: a lost ALTER answer,
-//! survivors, a killed or vanished mutation, a replica that cannot be read,
+//! survivors, a killed or vanished mutation, a host that cannot be read,
 //! a busy request, the pending-delete limit. Each test says what was decided
 //! (the outcome, the journal's status and steps) and what was or was not
 //! sent. The same behaviour against real servers is the integration suite's.
@@ -13,8 +13,8 @@
 //! counts), whichever query reads it.
 
 mod busy;
-mod cluster;
 mod issue;
+mod many_hosts;
 mod outcome;
 mod track;
 mod verify;
@@ -28,6 +28,7 @@ use crate::records::journal::{Journals, RequestJournal, RequestStatus};
 use crate::records::state::{Key, StateDir};
 use crate::server::capabilities::Capabilities;
 use crate::server::connected::Server;
+use crate::server::reach::run_words::script_fragments::HOST_NUMBER;
 use crate::server::scripted::{Answer, Script};
 use crate::server::system_mutations::{MutationKey, MutationRow};
 use crate::vocabulary::error::ErrorCode;
@@ -45,8 +46,8 @@ pub(super) const ID: &str = "01a00000-0000-7000-8000-0000000000c1";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Engine {
     /// ClickHouse 18.16: no `is_killed` nor fail reason in
-    /// `system.mutations`, at most 2 deletes pending per table, no
-    /// `clusterAllReplicas` (one `remote()` per replica).
+    /// `system.mutations`, at most 2 deletes pending per table, no read
+    /// of every host in one query (one `remote()` per host).
     Legacy,
     /// ClickHouse 26.x.
     Current,
@@ -241,7 +242,7 @@ impl Fixture {
     pub fn pending(&self, pending: impl IntoIterator<Item = u64>) {
         let answers: Vec<Answer> = pending
             .into_iter()
-            .map(|n| Answer::Rows(serde_json::json!([{ "replica": 0, "n": n }])))
+            .map(|n| Answer::Rows(serde_json::json!([{ HOST_NUMBER: 0, "n": n }])))
             .collect();
         self.script.on(&["count()", "is_done = 0"], answers);
     }
@@ -258,7 +259,7 @@ impl Fixture {
 }
 
 /// A fragment of every read of `system.mutations` (`sql/mutations.sql`),
-/// whether it reads this server's table or every replica's.
+/// whether it reads this server's table or every host's.
 pub(super) const MUTATIONS_READ: &str = "AS command_hex";
 
 /// Whether `sql` is the delete statement with `marker`.
@@ -312,9 +313,9 @@ pub(super) enum Shows {
 }
 
 impl Shows {
-    /// The rows `sql/mutations.sql` answers, `replica` numbering the
-    /// replica that answered (0 on one server).
-    pub fn rows(&self, replica: u32, mutation_id: &str, marker: &str) -> serde_json::Value {
+    /// The rows `sql/mutations.sql` answers, `host` numbering the host
+    /// that answered (0 on one server).
+    pub fn rows(&self, host: u32, mutation_id: &str, marker: &str) -> serde_json::Value {
         let (parts_to_do, is_done, is_killed, reason, part) = match self {
             Shows::Nothing => return serde_json::json!([]),
             Shows::Running(parts) => (*parts, 0, 0, "", ""),
@@ -324,7 +325,7 @@ impl Shows {
         };
         let command = format!("DELETE WHERE (user_id IN ('u1')) AND ('{marker}' != '')");
         serde_json::json!([{
-            "replica": replica,
+            HOST_NUMBER: host,
             "database": "db",
             "table": "events",
             "mutation_id": mutation_id,
@@ -345,12 +346,13 @@ pub(super) fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02X}")).collect()
 }
 
-/// The rows `sql/count_targeted.sql` answers for `n` rows of `user`.
-pub(super) fn count_rows(replica: u32, user: &str, n: u64) -> serde_json::Value {
+/// The rows `sql/count_targeted.sql` answers for `n` rows of `user`, read
+/// on host number `host`.
+pub(super) fn count_rows(host: u32, user: &str, n: u64) -> serde_json::Value {
     if n == 0 {
         return serde_json::json!([]);
     }
-    serde_json::json!([{"replica": replica, "anonymous": 0, "id": user, "partition": "", "n": n}])
+    serde_json::json!([{HOST_NUMBER: host, "anonymous": 0, "id": user, "partition": "", "n": n}])
 }
 
 /// A run that waits, tracking fast (polls a few milliseconds apart) for at

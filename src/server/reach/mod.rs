@@ -304,4 +304,6 @@ impl Reaching<'_> {
 
 pub mod kept;
 pub mod member;
+pub mod run_words;
+pub mod settle;
 pub mod words;

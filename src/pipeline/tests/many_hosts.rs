@@ -1,36 +1,37 @@
-//! On a cluster (two shards of one replica each, `h1:9000` and `h2:9000`):
-//! the statement goes out once `ON CLUSTER`, and a request is done only
-//! when every replica shows its mutation done and every replica's count is
-//! zero. 18.16 is read one `remote()` per replica, 26.x in one
-//! `clusterAllReplicas` query (per replica once that fails, to name which).
+//! On a reach of many hosts (two shards of one host each, `h1:9000` and
+//! `h2:9000`): the statement goes out once, to every host at once, and a
+//! request is done only when every host shows its mutation done and every
+//! host's count is zero. 18.16 is read one `remote()` per host, 26.x in one
+//! query over every host (per host once that fails, to name which).
 
 use super::*;
 use crate::erasure::plan::AttemptOutcome;
-use crate::vocabulary::sql::ClusterName;
+use crate::server::reach::run_words::{self, script_fragments};
 
 const HOSTS: [&str; 2] = ["h1:9000", "h2:9000"];
 
-/// `system.mutations` as the replicas' table functions name it.
+/// `system.mutations` as the hosts' table functions name it.
 const MUTATIONS: &str = "'system', 'mutations')";
 
-/// What one replica answers.
+/// What one host answers.
 #[derive(Debug, Clone)]
 enum On {
     Shows(Shows),
     Unreachable,
 }
 
-/// A cluster fixture: `system.clusters` lists the two replicas, and no
-/// other delete is pending on them (18.16 counts before issuing).
-fn cluster(engine: Engine) -> Fixture {
+/// The name the hosts are listed under.
+const NAME: &str = "c";
+
+/// A fixture of many hosts: the server lists the two hosts under `NAME`,
+/// and no other delete is pending on them (18.16 counts before issuing).
+fn many_hosts(engine: Engine) -> Fixture {
     let f = Fixture::new(engine);
-    let replica = |shard: u32, host: &str| {
-        serde_json::json!({"cluster": "c", "shard": shard, "replica": 1, "host_name": host,
-            "port": 9000, "is_local": u8::from(shard == 1)})
-    };
+    let host =
+        |shard: u32, name: &str| script_fragments::listed_host(NAME, shard, name, 9000, shard == 1);
     f.script.rows(
-        &["system.clusters"],
-        serde_json::json!([replica(1, "h1"), replica(2, "h2")]),
+        &[script_fragments::HOSTS_LISTING],
+        serde_json::json!([host(1, "h1"), host(2, "h2")]),
     );
     f.script
         .rows(&[MUTATIONS, "is_done = 0"], serde_json::json!([]));
@@ -44,10 +45,10 @@ fn unreachable() -> Answer {
     )
 }
 
-/// Answer the queries containing every one of `fragments` on the replicas as `states` say,
-/// in turn (answers of replicas that cannot be read fail): each state is what each replica shows, `rows(replica, shown)`
-/// its rows.
-fn script_replicas<S>(
+/// Answer the queries containing every one of `fragments` on the hosts as
+/// `states` say, in turn (answers of hosts that cannot be read fail): each
+/// state is what each host shows, `rows(host, shown)` its rows.
+fn script_hosts<S>(
     f: &Fixture,
     fragments: &[&str],
     states: &[[S; 2]],
@@ -62,15 +63,16 @@ fn script_replicas<S>(
                     match rows(index as u32 + 1, shown) {
                         Some(serde_json::Value::Array(found)) => all.extend(found),
                         Some(_) => {}
-                        // One replica fails the query for all.
+                        // One host fails the query for all.
                         None => return unreachable(),
                     }
                 }
                 Answer::Rows(serde_json::Value::Array(all))
             })
             .collect();
+        let at_once = script_fragments::read_at_once(NAME);
         let mut all = fragments.to_vec();
-        all.push("clusterAllReplicas('c'");
+        all.push(&at_once);
         f.script.on(&all, answers);
     }
     for (index, host) in HOSTS.iter().enumerate() {
@@ -88,32 +90,31 @@ fn script_replicas<S>(
     }
 }
 
-/// What each replica's `system.mutations` shows of attempt `attempt`.
-fn replicas_show(f: &Fixture, attempt: usize, states: &[[On; 2]]) {
+/// What each host's `system.mutations` shows of attempt `attempt`.
+fn hosts_show(f: &Fixture, attempt: usize, states: &[[On; 2]]) {
     let marker = marker(attempt);
-    script_replicas(
+    script_hosts(
         f,
         &[MUTATIONS, &quoted(&marker)],
         states,
-        |replica, on| match on {
-            On::Shows(shows) => {
-                Some(shows.rows(replica, &format!("mutation_{attempt}.txt"), &marker))
-            }
+        |host, on| match on {
+            On::Shows(shows) => Some(shows.rows(host, &format!("mutation_{attempt}.txt"), &marker)),
             On::Unreachable => None,
         },
     );
 }
 
-/// The rows of `u1` each replica counts (None: cannot be read).
-fn replicas_count(f: &Fixture, states: &[[Option<u64>; 2]]) {
-    script_replicas(f, &["count()"], states, |replica, n| {
-        n.map(|n| count_rows(replica, "u1", n))
+/// The rows of `u1` each host counts (None: cannot be read).
+fn hosts_count(f: &Fixture, states: &[[Option<u64>; 2]]) {
+    script_hosts(f, &["count()"], states, |host, n| {
+        n.map(|n| count_rows(host, "u1", n))
     });
 }
 
-fn cluster_journal() -> RequestJournal {
+/// The test request, placed on every host listed under `NAME`.
+fn many_hosts_journal() -> RequestJournal {
     let mut j = journal();
-    j.scope.place.cluster = Some(ClusterName::new("c").expect("cluster name"));
+    j.scope.place = script_fragments::place_on(NAME);
     j
 }
 
@@ -127,11 +128,11 @@ fn short(timeout_ms: u64) -> RunMode {
 use On::{Shows as S, Unreachable as Down};
 
 #[tokio::test]
-async fn sent_once_on_cluster_and_done_on_every_replica_completes() {
+async fn sent_once_to_every_host_and_done_on_each_completes() {
     for engine in ENGINES {
-        let f = cluster(engine);
+        let f = many_hosts(engine);
         f.on_alter(&marker(0), [Answer::Done]);
-        replicas_show(
+        hosts_show(
             &f,
             0,
             &[
@@ -139,8 +140,8 @@ async fn sent_once_on_cluster_and_done_on_every_replica_completes() {
                 [S(Shows::Done), S(Shows::Done)],
             ],
         );
-        replicas_count(&f, &[[Some(0), Some(0)]]);
-        let mut j = cluster_journal();
+        hosts_count(&f, &[[Some(0), Some(0)]]);
+        let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, waiting(false)).await;
         assert_eq!(
             d.outcome.as_ref().ok(),
@@ -149,7 +150,11 @@ async fn sent_once_on_cluster_and_done_on_every_replica_completes() {
         );
         let alters = f.sent("ALTER TABLE");
         assert_eq!(alters.len(), 1, "{engine:?}");
-        assert!(alters[0].contains("ON CLUSTER `c`"), "{}", alters[0]);
+        assert!(
+            alters[0].contains(&script_fragments::sent_to_all(NAME)),
+            "{}",
+            alters[0]
+        );
         let attempt = &j.targets[0].attempts[0];
         assert_eq!(attempt.hosts.len(), 2);
         assert!(
@@ -160,20 +165,20 @@ async fn sent_once_on_cluster_and_done_on_every_replica_completes() {
         );
         assert_eq!(attempt.outcome, Some(AttemptOutcome::Done));
         match engine {
-            Engine::Legacy => assert!(f.sent("clusterAllReplicas").is_empty()),
+            Engine::Legacy => assert!(f.sent(script_fragments::READ_AT_ONCE).is_empty()),
             Engine::Current => assert!(f.sent("remote(").is_empty()),
         }
     }
 }
 
 #[tokio::test]
-async fn a_replica_that_cannot_be_read_while_tracking_never_lets_the_request_complete() {
+async fn a_host_that_cannot_be_read_while_tracking_never_lets_the_request_complete() {
     for engine in ENGINES {
-        let f = cluster(engine);
+        let f = many_hosts(engine);
         f.on_alter(&marker(0), [Answer::Done]);
-        replicas_show(&f, 0, &[[S(Shows::Done), Down]]);
-        replicas_count(&f, &[[Some(0), Some(0)]]);
-        let mut j = cluster_journal();
+        hosts_show(&f, 0, &[[S(Shows::Done), Down]]);
+        hosts_count(&f, &[[Some(0), Some(0)]]);
+        let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, short(100)).await;
         assert_eq!(d.code(), Some(ErrorCode::Timeout), "{engine:?}");
         assert!(
@@ -201,13 +206,13 @@ async fn a_replica_that_cannot_be_read_while_tracking_never_lets_the_request_com
 }
 
 #[tokio::test]
-async fn a_replica_that_cannot_be_counted_is_never_taken_for_zero() {
+async fn a_host_that_cannot_be_counted_is_never_taken_for_zero() {
     for engine in ENGINES {
-        let f = cluster(engine);
+        let f = many_hosts(engine);
         f.on_alter(&marker(0), [Answer::Done]);
-        replicas_show(&f, 0, &[[S(Shows::Done), S(Shows::Done)]]);
-        replicas_count(&f, &[[Some(0), None]]);
-        let mut j = cluster_journal();
+        hosts_show(&f, 0, &[[S(Shows::Done), S(Shows::Done)]]);
+        hosts_count(&f, &[[Some(0), None]]);
+        let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, waiting(false)).await;
         assert_eq!(d.code(), Some(ErrorCode::ConnectionFailed), "{engine:?}");
         assert!(d.error().contains("cannot be verified"), "{}", d.error());
@@ -219,12 +224,12 @@ async fn a_replica_that_cannot_be_counted_is_never_taken_for_zero() {
 }
 
 #[tokio::test]
-async fn done_on_one_replica_and_missing_on_another_is_waited_for_not_done() {
+async fn done_on_one_host_and_missing_on_another_is_waited_for_not_done() {
     for engine in ENGINES {
-        let f = cluster(engine);
+        let f = many_hosts(engine);
         f.on_alter(&marker(0), [Answer::Done]);
-        replicas_show(&f, 0, &[[S(Shows::Done), S(Shows::Nothing)]]);
-        let mut j = cluster_journal();
+        hosts_show(&f, 0, &[[S(Shows::Done), S(Shows::Nothing)]]);
+        let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, short(100)).await;
         assert_eq!(d.code(), Some(ErrorCode::Timeout), "{engine:?}");
         assert!(
@@ -233,10 +238,10 @@ async fn done_on_one_replica_and_missing_on_another_is_waited_for_not_done() {
             "{}",
             d.error()
         );
-        let replicas = &j.targets[0].attempts[0].hosts;
-        assert_eq!(replicas[0].outcome, Some(AttemptOutcome::Done));
-        assert_eq!(replicas[1].outcome, None);
-        assert_eq!(replicas[1].mutation_id, None);
+        let hosts = &j.targets[0].attempts[0].hosts;
+        assert_eq!(hosts[0].outcome, Some(AttemptOutcome::Done));
+        assert_eq!(hosts[1].outcome, None);
+        assert_eq!(hosts[1].mutation_id, None);
         assert_eq!(
             f.all_alters(),
             1,
@@ -247,15 +252,15 @@ async fn done_on_one_replica_and_missing_on_another_is_waited_for_not_done() {
 }
 
 #[tokio::test]
-async fn killed_on_one_replica_fails_a_first_run_and_resume_reissues_on_cluster() {
+async fn killed_on_one_host_fails_a_first_run_and_resume_reissues_to_every_host() {
     for reissue_killed in [false, true] {
-        let f = cluster(Engine::Current);
+        let f = many_hosts(Engine::Current);
         f.on_alter(&marker(0), [Answer::Done]);
         f.on_alter(&marker(1), [Answer::Done]);
-        replicas_show(&f, 0, &[[S(Shows::Done), S(Shows::Killed)]]);
-        replicas_show(&f, 1, &[[S(Shows::Done), S(Shows::Done)]]);
-        replicas_count(&f, &[[Some(0), Some(0)]]);
-        let mut j = cluster_journal();
+        hosts_show(&f, 0, &[[S(Shows::Done), S(Shows::Killed)]]);
+        hosts_show(&f, 1, &[[S(Shows::Done), S(Shows::Done)]]);
+        hosts_count(&f, &[[Some(0), Some(0)]]);
+        let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, waiting(reissue_killed)).await;
         assert_eq!(
             j.targets[0].attempts[0].hosts[1].outcome,
@@ -264,7 +269,7 @@ async fn killed_on_one_replica_fails_a_first_run_and_resume_reissues_on_cluster(
         if reissue_killed {
             assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
             assert_eq!(f.alters(&marker(1)), 1);
-            assert!(f.sent("ALTER TABLE")[1].contains("ON CLUSTER `c`"));
+            assert!(f.sent("ALTER TABLE")[1].contains(&script_fragments::sent_to_all(NAME)));
         } else {
             assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
             assert!(
@@ -279,9 +284,9 @@ async fn killed_on_one_replica_fails_a_first_run_and_resume_reissues_on_cluster(
 }
 
 #[tokio::test]
-async fn an_on_cluster_answer_that_times_out_leaves_hosts_behind_and_is_tracked() {
+async fn an_answer_of_every_host_that_times_out_leaves_hosts_behind_and_is_tracked() {
     for engine in ENGINES {
-        let f = cluster(engine);
+        let f = many_hosts(engine);
         f.on_alter(
             &marker(0),
             [Answer::Fails(
@@ -289,7 +294,7 @@ async fn an_on_cluster_answer_that_times_out_leaves_hosts_behind_and_is_tracked(
                 "Code: 159. DB::Exception: Watching task is executing longer than distributed_ddl_task_timeout (=30) seconds. There are 1 unfinished hosts (0 of them are currently active). (TIMEOUT_EXCEEDED)".into(),
             )],
         );
-        replicas_show(
+        hosts_show(
             &f,
             0,
             &[
@@ -297,8 +302,8 @@ async fn an_on_cluster_answer_that_times_out_leaves_hosts_behind_and_is_tracked(
                 [S(Shows::Done), S(Shows::Done)],
             ],
         );
-        replicas_count(&f, &[[Some(0), Some(0)]]);
-        let mut j = cluster_journal();
+        hosts_count(&f, &[[Some(0), Some(0)]]);
+        let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, waiting(false)).await;
         assert_eq!(
             d.outcome.as_ref().ok(),
@@ -319,11 +324,11 @@ async fn an_on_cluster_answer_that_times_out_leaves_hosts_behind_and_is_tracked(
 }
 
 #[tokio::test]
-async fn an_on_cluster_answer_lost_but_seen_on_a_replica_is_not_sent_again() {
+async fn an_answer_of_every_host_lost_but_seen_on_one_is_not_sent_again() {
     for engine in ENGINES {
-        let f = cluster(engine);
+        let f = many_hosts(engine);
         f.on_alter(&marker(0), [Answer::Lost]);
-        replicas_show(
+        hosts_show(
             &f,
             0,
             &[
@@ -331,8 +336,8 @@ async fn an_on_cluster_answer_lost_but_seen_on_a_replica_is_not_sent_again() {
                 [S(Shows::Done), S(Shows::Done)],
             ],
         );
-        replicas_count(&f, &[[Some(0), Some(0)]]);
-        let mut j = cluster_journal();
+        hosts_count(&f, &[[Some(0), Some(0)]]);
+        let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, waiting(false)).await;
         assert_eq!(
             d.outcome.as_ref().ok(),
@@ -341,7 +346,8 @@ async fn an_on_cluster_answer_lost_but_seen_on_a_replica_is_not_sent_again() {
         );
         assert_eq!(f.all_alters(), 1, "{engine:?}: sent twice");
         assert!(
-            detail(&j, "issued").contains("(sent earlier; seen on 1 replicas)"),
+            detail(&j, "issued")
+                .contains(&format!("(sent earlier; {})", run_words::seen_on_hosts(1))),
             "{}",
             detail(&j, "issued")
         );
@@ -349,15 +355,15 @@ async fn an_on_cluster_answer_lost_but_seen_on_a_replica_is_not_sent_again() {
 }
 
 #[tokio::test]
-async fn an_on_cluster_answer_lost_and_queued_nowhere_keeps_the_error_and_the_journal_issuing() {
-    let f = cluster(Engine::Current);
+async fn an_answer_of_every_host_lost_and_queued_nowhere_keeps_the_error_and_the_journal_issuing() {
+    let f = many_hosts(Engine::Current);
     f.on_alter(&marker(0), [Answer::Lost]);
-    replicas_show(&f, 0, &[[S(Shows::Nothing), S(Shows::Nothing)]]);
+    hosts_show(&f, 0, &[[S(Shows::Nothing), S(Shows::Nothing)]]);
     f.script.rows(
         &["system.distributed_ddl_queue"],
         serde_json::json!([{"n": 0}]),
     );
-    let mut j = cluster_journal();
+    let mut j = many_hosts_journal();
     let d = drive(&f, &mut j, waiting(false)).await;
     assert_eq!(d.code(), Some(ErrorCode::ConnectionFailed));
     assert_eq!(f.all_alters(), 1);
@@ -368,9 +374,9 @@ async fn an_on_cluster_answer_lost_and_queued_nowhere_keeps_the_error_and_the_jo
 
 #[tokio::test]
 async fn resume_that_cannot_tell_whether_it_was_sent_sends_nothing() {
-    let f = cluster(Engine::Legacy);
+    let f = many_hosts(Engine::Legacy);
     f.on_alter(&marker(0), [Answer::Done]);
-    replicas_show(&f, 0, &[[S(Shows::Nothing), Down]]);
+    hosts_show(&f, 0, &[[S(Shows::Nothing), Down]]);
     // Neither system.distributed_ddl_queue nor ZooKeeper can be read.
     f.script.on(
         &["distributed_ddl_queue"],
@@ -386,7 +392,7 @@ async fn resume_that_cannot_tell_whether_it_was_sent_sends_nothing() {
             "Code: 999. ZooKeeper unavailable".into(),
         )],
     );
-    let mut j = cluster_journal();
+    let mut j = many_hosts_journal();
     j.status = RequestStatus::Issuing;
     j.record_step("issuing", marker(0));
     let d = drive(&f, &mut j, waiting(true)).await;
