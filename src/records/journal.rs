@@ -200,7 +200,7 @@ pub struct RequestJournal {
     /// Rows of the events table (its active parts) right after the rows
     /// the request targets were counted: with them, the least the table
     /// must still hold once the request is verified (see
-    /// `verify::rows_lost_outside`). None on clusters and on tables whose
+    /// `verify::rows_lost_outside`). None on many hosts and on tables whose
     /// merges or TTL remove rows of their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_rows_before: Option<TableRows>,
