@@ -301,3 +301,5 @@ impl Reaching<'_> {
         })
     }
 }
+
+pub mod mutations;
