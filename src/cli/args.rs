@@ -317,6 +317,24 @@ pub struct ChangeArgs {
     pub audit: AuditArgs,
 }
 
+/// Where the `mutations` commands look: every shard and replica of
+/// `--cluster` (else the profile's cluster), or this server.
+#[derive(Debug, Clone, Args)]
+pub struct ReachArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// The mutation `mutations kill` kills.
+#[derive(Debug, Clone, Args)]
+pub struct KillTargetArgs {
+    /// The mutation id to kill, or a statement's marker
+    /// (chforget:REQUEST:KIND:CHUNK, as reports show it) to kill that
+    /// statement's mutation on every shard of --cluster
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_since;
