@@ -335,6 +335,17 @@ pub struct KillTargetArgs {
     pub id: String,
 }
 
+/// The mutations `mutations watch` follows.
+#[derive(Debug, Clone, Args)]
+pub struct WatchedArgs {
+    /// Mutation ids to wait for (all in the same --table). With --cluster,
+    /// each is followed on every replica; pass a statement's marker
+    /// (chforget:REQUEST:KIND:CHUNK) to follow it on every shard, where ids
+    /// differ
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_since;
