@@ -317,6 +317,35 @@ pub struct ChangeArgs {
     pub audit: AuditArgs,
 }
 
+/// Where the `mutations` commands look: every shard and replica of
+/// `--cluster` (else the profile's cluster), or this server.
+#[derive(Debug, Clone, Args)]
+pub struct ReachArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// The mutation `mutations kill` kills.
+#[derive(Debug, Clone, Args)]
+pub struct KillTargetArgs {
+    /// The mutation id to kill, or a statement's marker
+    /// (chforget:REQUEST:KIND:CHUNK, as reports show it) to kill that
+    /// statement's mutation on every shard of --cluster
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+/// The mutations `mutations watch` follows.
+#[derive(Debug, Clone, Args)]
+pub struct WatchedArgs {
+    /// Mutation ids to wait for (all in the same --table). With --cluster,
+    /// each is followed on every replica; pass a statement's marker
+    /// (chforget:REQUEST:KIND:CHUNK) to follow it on every shard, where ids
+    /// differ
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_since;

@@ -337,6 +337,15 @@ impl Session {
             settled: crate::pipeline::Settled::default(),
         })
     }
+
+    /// Where the `mutations` commands look: `--cluster`, else the
+    /// profile's cluster, else this server (never `--local-only`).
+    pub fn place_of(&self, args: &super::args::ReachArgs) -> anyhow::Result<Place> {
+        Ok(Place {
+            cluster: cluster_of(&args.cluster, &self.profile)?,
+            local_only: false,
+        })
+    }
 }
 
 /// A session's open connection, key and audit table.

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::server::reach::Host;
 use crate::server::system_mutations::{MutationKey, MutationRow};
 use crate::vocabulary::output;
 
@@ -188,39 +187,8 @@ fn message(notice: &Notice<'_>) -> String {
         Notice::HostsBehind {
             not_seen,
             unreachable,
-        } => replicas_message(not_seen, unreachable),
+        } => crate::server::reach::mutations::hosts_behind(not_seen, unreachable),
     }
-}
-
-fn replicas_message(not_seen: &[(String, Host)], unreachable: &[(Host, String)]) -> String {
-    let mut parts = Vec::new();
-    if !unreachable.is_empty() {
-        parts.push(format!(
-            "cannot read {} ({})",
-            unreachable
-                .iter()
-                .map(|(replica, _)| replica.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            unreachable
-                .first()
-                .map(|(_, error)| error.as_str())
-                .unwrap_or_default()
-        ));
-    }
-    let mut behind: Vec<String> = not_seen.iter().map(|(_, r)| r.to_string()).collect();
-    behind.sort();
-    behind.dedup();
-    if !behind.is_empty() {
-        parts.push(format!(
-            "the mutation is not yet on {} (replication lag, or the host was down when it was sent: it runs there when the host catches up)",
-            behind.join(", ")
-        ));
-    }
-    format!(
-        "{}; still waiting, and not done until every replica is",
-        parts.join("; ")
-    )
 }
 
 fn stuck_message(

@@ -1,7 +1,8 @@
-//! `mutations kill`: `KILL MUTATION` for exactly one mutation (on a cluster:
-//! one mutation id, or one statement's marker, on every replica that has it
-//! unfinished), recorded in the audit trail (which is also how a request
-//! later tells a mutation chforget killed from one that vanished).
+//! `mutations kill`: `KILL MUTATION` for exactly one mutation (among many
+//! hosts: one mutation id, or one statement's marker, on every host of the
+//! reach that has it unfinished), recorded in the audit trail (which is also
+//! how a request later tells a mutation chforget killed from one that
+//! vanished).
 
 use serde::Serialize;
 
@@ -9,15 +10,14 @@ use crate::pipeline::Context;
 use crate::records::audit::{self, ActionRecord, AuditedMutation};
 use crate::records::journal::{StepEvent, now_rfc3339};
 use crate::server::connected::Server;
-use crate::server::reach::Host;
-use crate::server::reach::Reach;
+use crate::server::reach::{Host, PerHost, Reach};
 use crate::server::system_mutations::{self, MutationFilter, MutationRow};
 use crate::vocabulary::error::{ErrorCode, fail};
 use crate::vocabulary::request::{AuditMeta, RequestId};
-use crate::vocabulary::sql::{ClusterName, QualifiedTable, render, string_literal};
+use crate::vocabulary::sql::{QualifiedTable, render, string_literal};
 
 const KILL_SQL: &str =
-    "KILL MUTATION{on_cluster} WHERE database = {database} AND table = {table} AND {which} SYNC";
+    "KILL MUTATION{every_host} WHERE database = {database} AND table = {table} AND {which} SYNC";
 const BY_ID_SQL: &str = "mutation_id = {mutation_id}";
 const BY_MARKER_SQL: &str = "position(command, {quoted_marker}) > 0";
 
@@ -58,12 +58,8 @@ impl KillTarget {
         }
     }
 
-    /// The `KILL MUTATION` statement, on one server or `ON CLUSTER`.
-    pub fn statement(
-        &self,
-        table: &QualifiedTable,
-        cluster: Option<&ClusterName>,
-    ) -> anyhow::Result<String> {
+    /// The `KILL MUTATION` statement, sent to every host of `reach`.
+    pub fn statement(&self, table: &QualifiedTable, reach: &Reach) -> anyhow::Result<String> {
         let which = match self {
             KillTarget::MutationId(id) => {
                 render(BY_ID_SQL, &[("mutation_id", &string_literal(id))])?
@@ -76,10 +72,7 @@ impl KillTarget {
         render(
             KILL_SQL,
             &[
-                (
-                    "on_cluster",
-                    &cluster.map_or_else(String::new, |c| format!(" ON CLUSTER {c}")),
-                ),
+                ("every_host", &reach.every_host_clause()),
                 ("database", &string_literal(table.database.as_str())),
                 ("table", &string_literal(table.table.as_str())),
                 ("which", &which),
@@ -88,22 +81,22 @@ impl KillTarget {
     }
 }
 
-/// A mutation to kill, and on a cluster its replica.
+/// A mutation to kill, and among many hosts the one that shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Found {
     #[serde(flatten)]
-    pub replica: Option<Host>,
+    pub host: Option<Host>,
     pub mutation: MutationRow,
 }
 
 #[derive(Serialize)]
 pub struct KillReport {
     pub killed: bool,
-    /// The mutation (on a cluster, the first replica's).
+    /// The mutation (among many hosts, the first host's).
     pub mutation: MutationRow,
-    /// On a cluster: every replica's.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub replicas: Vec<Found>,
+    /// Among many hosts: every host's.
+    #[serde(flatten)]
+    pub hosts: PerHost<Found>,
 }
 
 fn require_kill_mutation(server: &Server) -> anyhow::Result<()> {
@@ -119,8 +112,8 @@ fn require_kill_mutation(server: &Server) -> anyhow::Result<()> {
     )
 }
 
-/// The unfinished mutation `target` names on `table` (on a cluster: on every
-/// replica that has it), or why there is none to kill.
+/// The unfinished mutation `target` names on `table` (among many hosts: on
+/// every host of the reach that has it), or why there is none to kill.
 pub async fn find(
     server: &Server,
     reach: &Reach,
@@ -129,17 +122,20 @@ pub async fn find(
 ) -> anyhow::Result<Vec<Found>> {
     require_kill_mutation(server)?;
     let filter = target.filter(table);
-    let (rows, unreadable) = system_mutations::read_rows(&reach.on(server), &filter).await?;
-    for replica in unreadable {
+    let at = reach.on(server);
+    let (rows, unreadable) = system_mutations::read_rows(&at, &filter).await?;
+    for host in unreadable {
         crate::vocabulary::output::warn(format!(
-            "cannot read {replica}; KILL MUTATION ON CLUSTER still reaches it"
+            "cannot read {host}; {} still reaches it",
+            reach.sent_everywhere_as("KILL MUTATION")
         ));
     }
     let found: Vec<Found> = rows
         .into_iter()
-        .map(|(replica, mutation)| Found { replica, mutation })
+        .map(|(host, mutation)| Found { host, mutation })
         .collect();
-    if found.is_empty() || (!reach.is_cluster() && found.len() > 1) {
+    // On its only host a target names one mutation; more is ambiguous.
+    if found.is_empty() || (at.sole_host().is_some() && found.len() > 1) {
         return fail(
             ErrorCode::InvalidPayload,
             format!(
@@ -160,23 +156,20 @@ pub async fn find(
             format!(
                 "mutation {} on {table} is already done{}; nothing to kill",
                 crate::vocabulary::error::shown(target.label()),
-                if reach.is_cluster() {
-                    " on every replica that shows it"
-                } else {
-                    ""
-                }
+                reach.wherever_shown()
             ),
         );
     }
     Ok(unfinished)
 }
 
-/// Kill what `find` found and record it.
+/// Kill what `find` found on `reach` (which `ctx.place` names) and record
+/// it.
 pub async fn kill(
     ctx: &Context<'_>,
+    reach: &Reach,
     table: &QualifiedTable,
     target: &KillTarget,
-    cluster: Option<&ClusterName>,
     found: Vec<Found>,
     meta: AuditMeta,
 ) -> anyhow::Result<KillReport> {
@@ -184,16 +177,8 @@ pub async fn kill(
     let Some(first) = found.first().cloned() else {
         return fail(ErrorCode::InvalidPayload, "nothing to kill");
     };
-    let sql = target.statement(table, cluster)?;
-    audit::ensure_table(
-        server,
-        ctx.audit_table,
-        &crate::vocabulary::request::Place {
-            cluster: cluster.cloned(),
-            local_only: false,
-        },
-    )
-    .await?;
+    let sql = target.statement(table, reach)?;
+    audit::ensure_table(server, ctx.audit_table, ctx.place).await?;
     let killed = server
         .execute(&sql, "killing the mutation", ErrorCode::ServerError)
         .await;
@@ -221,8 +206,8 @@ pub async fn kill(
                     is_done: false,
                     state: state.to_string(),
                     marker: None,
-                    shard: f.replica.as_ref().map(|r| r.shard),
-                    host: f.replica.as_ref().map(|r| r.host.clone()),
+                    shard: f.host.as_ref().map(|h| h.shard),
+                    host: f.host.as_ref().map(|h| h.host.clone()),
                 })
                 .collect(),
             steps: found
@@ -235,9 +220,9 @@ pub async fn kill(
                         "{table} {} ({} parts to do){}",
                         f.mutation.mutation_id,
                         f.mutation.parts_to_do,
-                        f.replica
+                        f.host
                             .as_ref()
-                            .map_or_else(String::new, |r| format!(" on {r}"))
+                            .map_or_else(String::new, |h| format!(" on {h}"))
                     ),
                 })
                 .collect(),
@@ -252,37 +237,30 @@ pub async fn kill(
     Ok(KillReport {
         killed: true,
         mutation: first.mutation,
-        replicas: if cluster.is_some() { found } else { Vec::new() },
+        hosts: reach.per_host(found),
     })
 }
 
 /// `mutations kill`: find the unfinished mutation `id` names on `table`
-/// (on a cluster: on every replica that has it), let `confirm` see it, then
-/// kill it and record the kill.
+/// (among many hosts: on every host of `reach` that has it), let `confirm`
+/// see it, then kill it and record the kill. `reach` is the one
+/// `ctx.place` names.
 pub async fn find_and_kill(
     ctx: &Context<'_>,
+    reach: &Reach,
     table: &crate::vocabulary::sql::Ident,
     id: &str,
-    cluster: Option<&ClusterName>,
     meta: AuditMeta,
     confirm: &mut dyn FnMut(&QualifiedTable, &[Found]) -> anyhow::Result<()>,
 ) -> anyhow::Result<KillReport> {
     let target = KillTarget::parse(id);
     let table = ctx.server.table(table);
-    let reach = Reach::resolve(
-        ctx.server,
-        &crate::vocabulary::request::Place {
-            cluster: cluster.cloned(),
-            local_only: false,
-        },
-    )
-    .await?;
-    let found = find(ctx.server, &reach, &table, &target).await?;
+    let found = find(ctx.server, reach, &table, &target).await?;
     if found.is_empty() {
         return fail(ErrorCode::InvalidPayload, "nothing to kill");
     }
     confirm(&table, &found)?;
-    kill(ctx, &table, &target, cluster, found, meta).await
+    kill(ctx, reach, &table, &target, found, meta).await
 }
 
 #[cfg(test)]
@@ -297,17 +275,18 @@ mod tests {
         }
     }
 
+    /// The clause that sends it to every host is the reach's (tested with
+    /// the reach).
     #[test]
-    fn a_marker_kills_one_statement_on_every_shard() {
-        let cluster = ClusterName::new("sharded").expect("valid");
+    fn a_marker_kills_one_statement_and_an_id_one_mutation() {
         let target = KillTarget::parse("chforget:0190:user:0");
         assert_eq!(
-            target.statement(&table(), Some(&cluster)).expect("sql"),
-            "KILL MUTATION ON CLUSTER `sharded` WHERE database = 'db' AND table = 'events' AND position(command, '\\'chforget:0190:user:0\\'') > 0 SYNC"
+            target.statement(&table(), &Reach::Here).expect("sql"),
+            "KILL MUTATION WHERE database = 'db' AND table = 'events' AND position(command, '\\'chforget:0190:user:0\\'') > 0 SYNC"
         );
         let target = KillTarget::parse("mutation_3.txt");
         assert_eq!(
-            target.statement(&table(), None).expect("sql"),
+            target.statement(&table(), &Reach::Here).expect("sql"),
             "KILL MUTATION WHERE database = 'db' AND table = 'events' AND mutation_id = 'mutation_3.txt' SYNC"
         );
     }

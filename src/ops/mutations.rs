@@ -1,36 +1,46 @@
 //! `mutations list | watch`: a table's mutations as `system.mutations`
-//! shows them wherever the reach goes, and following some until each is
+//! shows them on every host of the reach, and following some until each is
 //! done, failed or killed (what `forget` does for its own, for any id).
-
-use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::erasure::track::{
-    self, HostView, MatchBy, MutationState, TrackObserver, TrackOptions, TrackOutcome, Watch,
+    self, HostView, MatchBy, MutationState, TrackObserver, TrackOptions, TrackOutcome, TrackReport,
+    Watch,
 };
 use crate::server::connected::Server;
-use crate::server::reach::Host;
-use crate::server::reach::Reach;
-use crate::server::reach::replicas::Replicas;
+use crate::server::reach::{Host, Reach};
 use crate::server::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::vocabulary::error::{ErrorCode, fail};
 use crate::vocabulary::sql::QualifiedTable;
 
-/// Listed mutations, each with the replica it was read on (on a cluster).
+/// Listed mutations, each with the host it was read on (among many).
 pub type Listed = Vec<(Option<Host>, MutationRow)>;
 
-/// The mutations matching `filter`; a replica that cannot be read is
-/// warned about and left out.
-pub async fn list(
-    server: &Server,
-    reach: &Reach,
-    filter: &MutationFilter,
-) -> anyhow::Result<Listed> {
-    let (rows, unreadable) = system_mutations::read_rows(&reach.on(server), filter).await?;
-    for replica in unreadable {
+/// Which mutations `mutations list` shows.
+pub struct ListQuery {
+    /// Finished ones too.
+    pub all: bool,
+    /// Every database, not only the connection's.
+    pub all_databases: bool,
+    pub table: Option<crate::vocabulary::sql::Ident>,
+    pub command_contains: Option<String>,
+}
+
+/// `mutations list`: the mutations `query` names on every host of `reach`;
+/// a host that cannot be read is warned about and left out.
+pub async fn list(server: &Server, reach: &Reach, query: ListQuery) -> anyhow::Result<Listed> {
+    let filter = MutationFilter {
+        database: (!query.all_databases).then(|| server.database().as_str().to_string()),
+        table: query.table.map(|t| t.as_str().to_string()),
+        command_contains: query.command_contains,
+        unfinished_only: !query.all,
+        ..MutationFilter::default()
+    };
+    let (rows, unreadable) = system_mutations::read_rows(&reach.on(server), &filter).await?;
+    for host in unreadable {
         crate::vocabulary::output::warn(format!(
-            "cannot read {replica}; its mutations are not listed"
+            "cannot read {host}; its mutations are not listed"
         ));
     }
     Ok(rows)
@@ -40,7 +50,7 @@ pub async fn list(
 #[derive(Serialize)]
 pub struct ListedMutation<'a> {
     #[serde(flatten)]
-    replica: Option<&'a Host>,
+    host: Option<&'a Host>,
     #[serde(flatten)]
     row: &'a MutationRow,
     created: String,
@@ -53,8 +63,8 @@ pub fn listed_json(rows: &Listed) -> Vec<ListedMutation<'_>> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     rows.iter()
-        .map(|(replica, row)| ListedMutation {
-            replica: replica.as_ref(),
+        .map(|(host, row)| ListedMutation {
+            host: host.as_ref(),
             row,
             created: crate::vocabulary::output::unix_time(row.create_time),
             age_seconds: now.saturating_sub(u64::from(row.create_time)),
@@ -62,13 +72,15 @@ pub fn listed_json(rows: &Listed) -> Vec<ListedMutation<'_>> {
         .collect()
 }
 
+/// The summary `mutations watch` ends with (a JSON-lines event).
 #[derive(Serialize)]
-struct WatchSummary<'a> {
+struct WatchSummary<M> {
     event: &'static str,
     outcome: TrackOutcome,
-    mutations: Vec<WatchedState<'a>>,
+    mutations: Vec<M>,
 }
 
+/// A watched mutation as its only host shows it.
 #[derive(Serialize)]
 struct WatchedState<'a> {
     database: &'a str,
@@ -78,10 +90,30 @@ struct WatchedState<'a> {
     state: &'a MutationState,
 }
 
-/// Follow `ids` of `table` until each is final, the deadline passes or
-/// Ctrl-C; the summary (a JSON-lines event) and the command's result (the
-/// outcome as an error with how to go on). On a cluster each id (or a
-/// statement's marker) is followed on every replica.
+/// What one of many hosts shows of a watched id or marker.
+#[derive(Serialize)]
+struct HostWatchState<'a> {
+    /// The id or marker watched.
+    watched: &'a str,
+    #[serde(flatten)]
+    host: &'a Host,
+    mutation_id: Option<&'a str>,
+    state: String,
+}
+
+/// How a watch ended, beyond its outcome: the summary, and what is not done
+/// (a failure's message; what a timeout names, if it names any).
+struct Ending {
+    summary: serde_json::Value,
+    not_done: String,
+    named_on_timeout: Option<String>,
+}
+
+/// Follow `ids` of `table` on every host of `reach` until each is final,
+/// the deadline passes or Ctrl-C; the summary (a JSON-lines event) and the
+/// command's result (the outcome as an error with how to go on). On its
+/// only host an id is one mutation, and an unknown one is refused; among
+/// many hosts each id (or a statement's marker) is followed on every one.
 pub async fn watch(
     server: &Server,
     reach: &Reach,
@@ -90,33 +122,67 @@ pub async fn watch(
     options: TrackOptions,
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<(serde_json::Value, anyhow::Result<()>)> {
-    if let Reach::Cluster(replicas) = reach {
-        return watch_on_cluster(server, replicas, table, ids, options, observer).await;
+    let at = reach.on(server);
+    let sole_host = at.sole_host();
+    if sole_host.is_some() {
+        refuse_unknown(server, table, ids).await?;
     }
-    let watched_table = table;
-    let database = table.database.as_str().to_string();
-    let table = table.table.as_str().to_string();
-    let keys: Vec<MutationKey> = ids
-        .iter()
-        .map(|id| MutationKey {
-            database: database.clone(),
-            table: table.clone(),
-            mutation_id: id.clone(),
-            host: None,
-        })
-        .collect();
-    refuse_unknown(server, &keys, &database, &table).await?;
-    let here = Reach::Here;
-    let at = here.on(server);
     let watches: Vec<Watch> = ids
         .iter()
         .map(|id| Watch {
             marker: id.clone(),
-            by: MatchBy::MutationId,
-            seen: [(at.this_host(), id.clone())].into(),
+            // Never a marker on one host: a marker is no mutation id there,
+            // and was refused above.
+            by: if id.contains(':') {
+                MatchBy::Marker
+            } else {
+                MatchBy::MutationId
+            },
+            seen: sole_host
+                .iter()
+                .map(|host| (host.clone(), id.clone()))
+                .collect(),
         })
         .collect();
-    let report = track::track(&at, watched_table, &watches, options, observer).await?;
+    let report = track::track(&at, table, &watches, options, observer).await?;
+    let ending = if sole_host.is_some() {
+        each_mutation(&report)?
+    } else {
+        each_host(&report)?
+    };
+    let resume = format!(
+        "chforget mutations watch {} --table {} --database {}{}",
+        ids.join(" "),
+        table.table.as_str(),
+        table.database.as_str(),
+        reach.option()
+    );
+    let result = match report.outcome {
+        TrackOutcome::AllDone => {
+            crate::vocabulary::output::status(reach.all_done());
+            Ok(())
+        }
+        TrackOutcome::Failed => fail(ErrorCode::ForgetFailed, ending.not_done),
+        TrackOutcome::TimedOut => fail(
+            ErrorCode::Timeout,
+            format!(
+                "timed out{}; the mutations keep running. Resume watching with: {resume}",
+                ending
+                    .named_on_timeout
+                    .map_or_else(String::new, |named| format!(" ({named})"))
+            ),
+        ),
+        TrackOutcome::Interrupted => fail(
+            ErrorCode::Interrupted,
+            format!("stopped watching; the mutations keep running. Resume with: {resume}"),
+        ),
+    };
+    Ok((ending.summary, result))
+}
+
+/// The ending on one host: each mutation's state, and why those not done
+/// are not.
+fn each_mutation(report: &TrackReport) -> anyhow::Result<Ending> {
     let summary = serde_json::to_value(WatchSummary {
         event: "summary",
         outcome: report.outcome,
@@ -131,44 +197,65 @@ pub async fn watch(
             })
             .collect(),
     })?;
-    let resume = format!(
-        "chforget mutations watch {} --table {} --database {}",
-        ids.join(" "),
-        table,
-        database
-    );
-    let result = match report.outcome {
-        TrackOutcome::AllDone => {
-            crate::vocabulary::output::status("all mutations done");
-            Ok(())
-        }
-        TrackOutcome::Failed => {
-            let problems: Vec<String> = report
-                .states
-                .iter()
-                .filter(|(_, s)| **s != MutationState::Done)
-                .map(|(key, state)| match state {
-                    MutationState::Failed { reason, failed_part } => {
-                        format!("{key} failed on part {failed_part:?}: {reason}")
-                    }
-                    MutationState::Vanished if report.rows.contains_key(key) => format!(
-                        "{key} vanished from system.mutations before it finished (killed, or its table was dropped)"
-                    ),
-                    other => format!("{key} {other}"),
-                })
-                .collect();
-            fail(ErrorCode::ForgetFailed, problems.join("; "))
-        }
-        TrackOutcome::TimedOut => fail(
-            ErrorCode::Timeout,
-            format!("timed out; the mutations keep running. Resume watching with: {resume}"),
-        ),
-        TrackOutcome::Interrupted => fail(
-            ErrorCode::Interrupted,
-            format!("stopped watching; the mutations keep running. Resume with: {resume}"),
-        ),
-    };
-    Ok((summary, result))
+    let problems: Vec<String> = report
+        .states
+        .iter()
+        .filter(|(_, s)| **s != MutationState::Done)
+        .map(|(key, state)| match state {
+            MutationState::Failed { reason, failed_part } => {
+                format!("{key} failed on part {failed_part:?}: {reason}")
+            }
+            MutationState::Vanished if report.rows.contains_key(key) => format!(
+                "{key} vanished from system.mutations before it finished (killed, or its table was dropped)"
+            ),
+            other => format!("{key} {other}"),
+        })
+        .collect();
+    Ok(Ending {
+        summary,
+        not_done: problems.join("; "),
+        named_on_timeout: None,
+    })
+}
+
+/// The ending among many hosts: what each host shows of each watched id,
+/// and where it is not done.
+fn each_host(report: &TrackReport) -> anyhow::Result<Ending> {
+    let states: Vec<HostWatchState> = report
+        .views
+        .iter()
+        .map(|((watched, host), view)| {
+            let (mutation_id, state) = match view {
+                HostView::NotSeen => (None, "not_seen".to_string()),
+                HostView::Unreachable(error) => (None, format!("unreachable: {error}")),
+                HostView::Seen { mutation_id, state } => {
+                    (Some(mutation_id.as_str()), state.to_string())
+                }
+            };
+            HostWatchState {
+                watched,
+                host,
+                mutation_id,
+                state,
+            }
+        })
+        .collect();
+    let not_done = states
+        .iter()
+        .filter(|s| s.state != "done")
+        .map(|s| format!("{} on {}: {}", s.watched, s.host, s.state))
+        .collect::<Vec<String>>()
+        .join("; ");
+    let summary = serde_json::to_value(WatchSummary {
+        event: "summary",
+        outcome: report.outcome,
+        mutations: states,
+    })?;
+    Ok(Ending {
+        summary,
+        named_on_timeout: Some(not_done.clone()),
+        not_done,
+    })
 }
 
 /// Refuse ids the table has no mutation of: a mistyped id is a usage
@@ -176,12 +263,22 @@ pub async fn watch(
 /// is, exit 4).
 async fn refuse_unknown(
     server: &Server,
-    keys: &[MutationKey],
-    database: &str,
-    table: &str,
+    table: &QualifiedTable,
+    ids: &[String],
 ) -> anyhow::Result<()> {
+    let database = table.database.as_str();
+    let table = table.table.as_str();
+    let keys: Vec<MutationKey> = ids
+        .iter()
+        .map(|id| MutationKey {
+            database: database.to_string(),
+            table: table.to_string(),
+            mutation_id: id.clone(),
+            host: None,
+        })
+        .collect();
     let filter = MutationFilter {
-        keys: keys.to_vec(),
+        keys: keys.clone(),
         ..MutationFilter::default()
     };
     let found: Vec<MutationKey> = system_mutations::list(server, &filter)
@@ -209,151 +306,4 @@ async fn refuse_unknown(
             ),
         ),
     )
-}
-
-#[derive(Serialize)]
-struct ReplicaWatchState<'a> {
-    /// The id or marker watched.
-    watched: &'a str,
-    #[serde(flatten)]
-    replica: &'a Host,
-    mutation_id: Option<&'a str>,
-    state: String,
-}
-
-/// `watch --cluster`: each id (or marker) on every replica of the cluster,
-/// until it is done on each.
-async fn watch_on_cluster(
-    server: &Server,
-    replicas: &Replicas,
-    table: &QualifiedTable,
-    ids: &[String],
-    options: TrackOptions,
-    observer: &mut dyn TrackObserver,
-) -> anyhow::Result<(serde_json::Value, anyhow::Result<()>)> {
-    let watches: Vec<Watch> = ids
-        .iter()
-        .map(|id| Watch {
-            marker: id.clone(),
-            by: if id.contains(':') {
-                MatchBy::Marker
-            } else {
-                MatchBy::MutationId
-            },
-            seen: BTreeMap::new(),
-        })
-        .collect();
-    let reach = Reach::Cluster(replicas.clone());
-    let report = track::track(&reach.on(server), table, &watches, options, observer).await?;
-    let states: Vec<ReplicaWatchState> = report
-        .views
-        .iter()
-        .map(|((watched, replica), view)| {
-            let (mutation_id, state) = match view {
-                HostView::NotSeen => (None, "not_seen".to_string()),
-                HostView::Unreachable(error) => (None, format!("unreachable: {error}")),
-                HostView::Seen { mutation_id, state } => {
-                    (Some(mutation_id.as_str()), state.to_string())
-                }
-            };
-            ReplicaWatchState {
-                watched,
-                replica,
-                mutation_id,
-                state,
-            }
-        })
-        .collect();
-    let summary = serde_json::json!({
-        "event": "summary",
-        "outcome": report.outcome,
-        "mutations": states,
-    });
-    let not_done: Vec<String> = states
-        .iter()
-        .filter(|s| s.state != "done")
-        .map(|s| format!("{} on {}: {}", s.watched, s.replica, s.state))
-        .collect();
-    let resume = format!(
-        "chforget mutations watch {} --table {} --database {} --cluster {}",
-        ids.join(" "),
-        table.table.as_str(),
-        table.database.as_str(),
-        replicas.cluster.as_str()
-    );
-    let result = match report.outcome {
-        TrackOutcome::AllDone => {
-            crate::vocabulary::output::status("done on every replica");
-            Ok(())
-        }
-        TrackOutcome::Failed => fail(ErrorCode::ForgetFailed, not_done.join("; ")),
-        TrackOutcome::TimedOut => fail(
-            ErrorCode::Timeout,
-            format!(
-                "timed out ({}); the mutations keep running. Resume watching with: {resume}",
-                not_done.join("; ")
-            ),
-        ),
-        TrackOutcome::Interrupted => fail(
-            ErrorCode::Interrupted,
-            format!("stopped watching; the mutations keep running. Resume with: {resume}"),
-        ),
-    };
-    Ok((summary, result))
-}
-
-/// Which mutations `mutations list` shows.
-pub struct ListQuery {
-    /// Finished ones too.
-    pub all: bool,
-    /// Every database, not only the connection's.
-    pub all_databases: bool,
-    pub table: Option<crate::vocabulary::sql::Ident>,
-    pub command_contains: Option<String>,
-}
-
-/// `mutations list`: the mutations `query` names, on this server or on
-/// every replica of `cluster`.
-pub async fn list_matching(
-    server: &Server,
-    cluster: Option<&crate::vocabulary::sql::ClusterName>,
-    query: ListQuery,
-) -> anyhow::Result<Listed> {
-    let filter = MutationFilter {
-        database: (!query.all_databases).then(|| server.database().as_str().to_string()),
-        table: query.table.map(|t| t.as_str().to_string()),
-        command_contains: query.command_contains,
-        unfinished_only: !query.all,
-        ..MutationFilter::default()
-    };
-    let reach = Reach::resolve(
-        server,
-        &crate::vocabulary::request::Place {
-            cluster: cluster.cloned(),
-            local_only: false,
-        },
-    )
-    .await?;
-    list(server, &reach, &filter).await
-}
-
-/// `mutations watch`: follow `ids` of `table` (in the connection's
-/// database), on this server or on every replica of `cluster`.
-pub async fn watch_ids(
-    server: &Server,
-    cluster: Option<&crate::vocabulary::sql::ClusterName>,
-    table: &crate::vocabulary::sql::Ident,
-    ids: &[String],
-    options: TrackOptions,
-    observer: &mut dyn TrackObserver,
-) -> anyhow::Result<(serde_json::Value, anyhow::Result<()>)> {
-    let reach = Reach::resolve(
-        server,
-        &crate::vocabulary::request::Place {
-            cluster: cluster.cloned(),
-            local_only: false,
-        },
-    )
-    .await?;
-    watch(server, &reach, &server.table(table), ids, options, observer).await
 }

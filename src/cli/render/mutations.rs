@@ -2,22 +2,17 @@
 //! what was killed.
 
 use crate::ops::kill::{Found, KillReport};
+use crate::server::reach::Reach;
 use crate::vocabulary::output;
-use crate::vocabulary::sql::{ClusterName, QualifiedTable};
+use crate::vocabulary::sql::QualifiedTable;
 
-/// The question before a kill: on a cluster, how many replicas have it
-/// unfinished; else the mutation's command.
-pub fn kill_question(
-    id: &str,
-    cluster: Option<&ClusterName>,
-    table: &QualifiedTable,
-    found: &[Found],
-) -> String {
-    match (cluster, found.first()) {
-        (Some(cluster), _) => format!(
-            "Kill {id} on {table} on every replica of cluster {} ({} replicas have it unfinished)? Parts already rewritten stay rewritten.",
-            cluster.as_str(),
-            found.len()
+/// The question before a kill: among many hosts, how many have it
+/// unfinished; on one, the mutation's command.
+pub fn kill_question(id: &str, reach: &Reach, table: &QualifiedTable, found: &[Found]) -> String {
+    match (reach.every_host_named(), found.first()) {
+        (Some(every_host), _) => format!(
+            "Kill {id} on {table} on {every_host} ({} have it unfinished)? Parts already rewritten stay rewritten.",
+            Reach::hosts_counted(found.len())
         ),
         (None, Some(first)) => format!(
             "Kill mutation {} on {table} ({})? Parts it already rewrote stay rewritten.",
@@ -28,22 +23,22 @@ pub fn kill_question(
     }
 }
 
-/// What was killed, a line a mutation (a replica on a cluster).
+/// What was killed, a line a mutation (a line a host among many).
 pub fn killed(report: &KillReport, table: &str) -> String {
-    if report.replicas.is_empty() {
+    if report.hosts.is_empty() {
         return format!(
             "killed mutation {} on {table}\n",
             report.mutation.mutation_id
         );
     }
     report
-        .replicas
+        .hosts
         .iter()
         .map(|f| {
             format!(
                 "killed mutation {} on {table} on {}\n",
                 f.mutation.mutation_id,
-                f.replica
+                f.host
                     .as_ref()
                     .map_or_else(String::new, ToString::to_string)
             )

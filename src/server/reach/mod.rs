@@ -304,6 +304,7 @@ impl Reaching<'_> {
 
 pub mod kept;
 pub mod member;
+pub mod mutations;
 pub mod run_words;
 pub mod settle;
 pub mod words;

@@ -1,13 +1,14 @@
 //! `chforget mutations list`: a table's mutations as `system.mutations`
-//! shows them, here or on every replica of the cluster.
+//! shows them on every host of the reach (here, or each of many).
 
 use clap::Args;
 
 use super::{ScopeArgs, table_name};
-use crate::cli::args::{ClusterArgs, ServerArgs};
+use crate::cli::args::{ReachArgs, ServerArgs};
 use crate::cli::context::Session;
 use crate::cli::render;
 use crate::ops::mutations;
+use crate::server::reach::Reach;
 use crate::vocabulary::output::{self, OutputFormat};
 
 #[derive(Debug, Args)]
@@ -30,7 +31,7 @@ pub struct ListArgs {
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub reach: ReachArgs,
 }
 
 pub(super) async fn run(args: ListArgs) -> anyhow::Result<()> {
@@ -44,8 +45,8 @@ pub(super) async fn run(args: ListArgs) -> anyhow::Result<()> {
         table,
         command_contains: args.command.clone(),
     };
-    let cluster = session.cluster(&args.cluster)?;
-    let rows = mutations::list_matching(&server, cluster.as_ref(), query).await?;
+    let reach = Reach::resolve(&server, &session.place_of(&args.reach)?).await?;
+    let rows = mutations::list(&server, &reach, query).await?;
     match session.output {
         OutputFormat::Json => output::print_json(&mutations::listed_json(&rows)),
         OutputFormat::Human if rows.is_empty() => {

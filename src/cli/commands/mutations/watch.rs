@@ -6,21 +6,18 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{TableArgs, table_name};
-use crate::cli::args::{ClusterArgs, ProgressArgs, ServerArgs, parse_duration};
+use crate::cli::args::{ProgressArgs, ReachArgs, ServerArgs, WatchedArgs, parse_duration};
 use crate::cli::context::Session;
 use crate::cli::progress;
 use crate::erasure::track::{self, TrackOptions};
 use crate::ops::mutations;
+use crate::server::reach::Reach;
 use crate::vocabulary::output::{self, OutputFormat};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Mutation ids to wait for (all in the same --table). With --cluster,
-    /// each is followed on every replica; pass a statement's marker
-    /// (chforget:REQUEST:KIND:CHUNK) to follow it on every shard, where ids
-    /// differ
-    #[arg(required = true, value_name = "ID")]
-    pub ids: Vec<String>,
+    #[command(flatten)]
+    pub watched: WatchedArgs,
     /// Stop waiting after this long (exit 5); the mutations keep running
     #[arg(long, env = "CHFORGET_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
@@ -37,7 +34,7 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub reach: ReachArgs,
 }
 
 impl WatchArgs {
@@ -61,13 +58,14 @@ pub(super) async fn run(args: WatchArgs) -> anyhow::Result<()> {
     let table = table_name(&args.scope.table)?;
     let session = Session::server(&args.server)?;
     let server = session.connect().await?;
-    let cluster = session.cluster(&args.cluster)?;
+    let place = session.place_of(&args.reach)?;
     let (options, mut observer) = args.tracking();
-    let (summary, result) = mutations::watch_ids(
+    let reach = Reach::resolve(&server, &place).await?;
+    let (summary, result) = mutations::watch(
         &server,
-        cluster.as_ref(),
-        &table,
-        &args.ids,
+        &reach,
+        &server.table(&table),
+        &args.watched.ids,
         options,
         observer.as_mut(),
     )
