@@ -10,6 +10,9 @@ use clap::builder::BoolishValueParser;
 
 use crate::cli::progress::{ProgressFormat, ProgressSettings};
 use crate::vocabulary::output::OutputFormat;
+use crate::vocabulary::profile::Profile;
+use crate::vocabulary::request::Place;
+use crate::vocabulary::sql::ClusterName;
 
 /// Where ClickHouse is and who we are there.
 #[derive(Debug, Clone, Args)]
@@ -257,6 +260,19 @@ pub struct ClusterArgs {
     pub cluster: Option<String>,
 }
 
+impl ClusterArgs {
+    /// `--cluster` (or CLICKHOUSE_CLUSTER), else the profile's cluster.
+    pub fn place(&self, profile: &Profile) -> anyhow::Result<Place> {
+        Ok(Place {
+            cluster: match &self.cluster {
+                Some(name) => Some(ClusterName::new(name)?),
+                None => profile.cluster.name.clone(),
+            },
+            local_only: false,
+        })
+    }
+}
+
 /// Where a command that erases works: a cluster, or this server only.
 #[derive(Debug, Clone, Args)]
 pub struct PlaceArgs {
@@ -267,6 +283,19 @@ pub struct PlaceArgs {
     /// report and the audit record then say other servers were not checked
     #[arg(long, help_heading = "Cluster", conflicts_with = "cluster")]
     pub local_only: bool,
+}
+
+impl PlaceArgs {
+    /// `--local-only`, else `--cluster`, else the profile's cluster.
+    pub fn place(&self, profile: &Profile) -> anyhow::Result<Place> {
+        if self.local_only {
+            return Ok(Place {
+                cluster: None,
+                local_only: true,
+            });
+        }
+        self.cluster.place(profile)
+    }
 }
 
 /// A command that reads a server: where it is, which tables, how to print.
@@ -323,6 +352,14 @@ pub struct ChangeArgs {
 pub struct ReachArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+impl ReachArgs {
+    /// `--cluster`, else the profile's cluster, else this server (never
+    /// `--local-only`).
+    pub fn place(&self, profile: &Profile) -> anyhow::Result<Place> {
+        self.cluster.place(profile)
+    }
 }
 
 /// The mutation `mutations kill` kills.

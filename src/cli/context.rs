@@ -16,11 +16,11 @@ use crate::vocabulary::output::{self, OutputFormat};
 use crate::vocabulary::profile::Profile;
 use crate::vocabulary::request::Place;
 use crate::vocabulary::request::RequestId;
-use crate::vocabulary::sql::{ClusterName, Ident, QualifiedTable};
+use crate::vocabulary::sql::{Ident, QualifiedTable};
 
 use super::args::{
-    AuditTableArgs, ChangeArgs, ClusterArgs, ConnectionArgs, LocalArgs, PlaceArgs, ProfileArgs,
-    ServerArgs, StateArgs, TrailArgs,
+    AuditTableArgs, ChangeArgs, ConnectionArgs, LocalArgs, PlaceArgs, ProfileArgs, ServerArgs,
+    StateArgs, TrailArgs,
 };
 
 /// What most commands need, resolved from their flags.
@@ -32,8 +32,8 @@ pub struct Session {
     /// The connection settings (checked, not yet connected), for commands
     /// that talk to a server.
     pub connection: Option<ConnectionConfig>,
-    /// Where data commands work: `--cluster` (else the profile's), or
-    /// `--local-only`. Requests already journaled keep their own.
+    /// Where data commands work, as the arguments name it (`PlaceArgs`),
+    /// else the profile's. Requests already journaled keep their own.
     pub place: Place,
     /// `--url` (or CLICKHOUSE_URL) was given: a journaled request's own
     /// server is not taken in its place.
@@ -214,9 +214,9 @@ impl Session {
         )
     }
 
-    /// Take `--cluster` (it wins over the profile) and `--local-only`.
+    /// Take the place the arguments name (they win over the profile).
     pub fn placed(mut self, args: &PlaceArgs) -> anyhow::Result<Self> {
-        self.place = place(args, &self.profile)?;
+        self.place = args.place(&self.profile)?;
         Ok(self)
     }
 
@@ -228,12 +228,6 @@ impl Session {
             connection.deadline = Some(deadline);
         }
         self
-    }
-
-    /// The cluster of `--cluster`, else the profile's (commands that work
-    /// on mutations of every replica, or of this server).
-    pub fn cluster(&self, args: &ClusterArgs) -> anyhow::Result<Option<ClusterName>> {
-        cluster_of(args, &self.profile)
     }
 
     /// A command that reads a server (and the profile) and keeps nothing.
@@ -338,13 +332,9 @@ impl Session {
         })
     }
 
-    /// Where the `mutations` commands look: `--cluster`, else the
-    /// profile's cluster, else this server (never `--local-only`).
+    /// Where the `mutations` commands look (see `ReachArgs`).
     pub fn place_of(&self, args: &super::args::ReachArgs) -> anyhow::Result<Place> {
-        Ok(Place {
-            cluster: cluster_of(&args.cluster, &self.profile)?,
-            local_only: false,
-        })
+        args.place(&self.profile)
     }
 }
 
@@ -425,28 +415,6 @@ fn say_connected(server: &Server) {
         server.shown_url(),
         server.config.user
     ));
-}
-
-/// `--local-only`, else `--cluster`, else the profile's cluster.
-fn place(args: &PlaceArgs, profile: &Profile) -> anyhow::Result<Place> {
-    if args.local_only {
-        return Ok(Place {
-            cluster: None,
-            local_only: true,
-        });
-    }
-    Ok(Place {
-        cluster: cluster_of(&args.cluster, profile)?,
-        local_only: false,
-    })
-}
-
-/// `--cluster`, else the profile's cluster.
-fn cluster_of(args: &ClusterArgs, profile: &Profile) -> anyhow::Result<Option<ClusterName>> {
-    match &args.cluster {
-        Some(name) => Ok(Some(ClusterName::new(name)?)),
-        None => Ok(profile.cluster.name.clone()),
-    }
 }
 
 /// The one confirmation of destructive commands: the same question form,
