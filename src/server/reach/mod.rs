@@ -301,3 +301,7 @@ impl Reaching<'_> {
         })
     }
 }
+
+pub mod steps;
+pub(crate) use steps::host_row;
+pub use steps::{CountedOnce, Delivery, Queued};
