@@ -6,10 +6,10 @@
 -- bytes that are not UTF-8; never NULL: the predicates match no NULL id,
 -- and a Nullable answer would not decode) and, before anything is sent, by partition
 -- ({partition}: where the mutation will leave old parts behind; '' when not
--- asked). {replica} numbers the replica when every replica of a cluster is
+-- asked). {host_number} numbers the host when every replica of a cluster is
 -- counted ({events} is then clusterAllReplicas() or remote()).
 SELECT
-    {replica} AS replica,
+    {host_number} AS replica,
     toUInt8({anonymous}) AS anonymous,
     if(anonymous = 1, hex(assumeNotNull({anonymous_id})), toString(assumeNotNull({user_id}))) AS id,
     {partition} AS partition,

@@ -3,11 +3,11 @@
 -- filled with neutral constants there; every column is cast so the row layout
 -- is the same on every version. Texts that may quote deleted ids (which can
 -- hold bytes that are not UTF-8) come as hex, under other names than the
--- columns (an alias would shadow the column in WHERE). {replica} numbers the
--- replica that answered when every replica of a cluster is read ({source} is
+-- columns (an alias would shadow the column in WHERE). {host_number} numbers
+-- the replica that answered when every replica of a cluster is read ({source} is
 -- then clusterAllReplicas() or remote() over system.mutations).
 SELECT
-    {replica} AS replica,
+    {host_number} AS replica,
     database,
     table,
     mutation_id,

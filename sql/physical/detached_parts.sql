@@ -2,7 +2,7 @@
 -- partition is invisible to queries and untouched by mutations, so rows of
 -- the user may be there although no count finds them.
 SELECT
-    {replica} AS replica,
+    {host_number} AS replica,
     name,
     toString(ifNull(partition_id, '')) AS partition_id
 FROM {source}

@@ -5,7 +5,7 @@
 -- out of use: remove_time, or modification_time where a server leaves
 -- remove_time empty).
 SELECT
-    {replica} AS replica,
+    {host_number} AS replica,
     toUInt64(count()) AS parts,
     toUInt64(sum(bytes_on_disk)) AS bytes,
     toUInt32(max(if(toUInt32(remove_time) = 0, toUInt32(modification_time), toUInt32(remove_time)))) AS outdated_at

@@ -1,6 +1,6 @@
 -- Active parts of the touched partitions that carry a lightweight-delete mask
 -- (`_row_exists`): rows hidden from queries but still on disk.
-SELECT {replica} AS replica, toUInt64(count()) AS parts
+SELECT {host_number} AS replica, toUInt64(count()) AS parts
 FROM {source}
 WHERE database = {database}
   AND table = {table}

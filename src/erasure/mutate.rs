@@ -5,11 +5,11 @@
 //! committed. On servers that lose rows when three or more deletes of a
 //! table are pending at once, it waits until fewer than two are.
 //!
-//! On a cluster the statement goes out once, `ON CLUSTER`, and each shard
-//! runs it (replication carries it to the shard's other replicas). An answer
-//! that times out (a host down) or gets lost does not mean it was not
-//! queued: the marker is looked up on every replica and in the distributed
-//! DDL queue before anything is decided.
+//! To many hosts the statement goes out once for all, as the reach's
+//! [`Delivery`] says, and each host queues it: an answer that times out (a
+//! host down) or gets lost does not mean it was not queued, so the marker
+//! is looked up on every host and in the distributed DDL queue before
+//! anything is decided.
 
 use std::time::{Duration, Instant};
 
@@ -18,11 +18,9 @@ use serde::Deserialize;
 
 use crate::erasure::plan::Target;
 use crate::records::state::{FileLock, StateDir};
-use crate::server::capabilities::Capabilities;
 use crate::server::connected::Server;
 use crate::server::reach::Host;
-use crate::server::reach::replicas::Replicas;
-use crate::server::reach::{Reach, Reaching};
+use crate::server::reach::{Delivery, Queued, Reaching};
 use crate::server::system_mutations::{self, MutationFilter, MutationRow};
 use crate::vocabulary::error::{ErrorCode, Failure, code_of, fail, server_code, server_code_of};
 use crate::vocabulary::request::Scope;
@@ -36,15 +34,15 @@ const DDL_QUEUE_ZOOKEEPER_SQL: &str = "SELECT toUInt64(count()) AS n FROM system
 /// How the statement came to be on its way.
 #[derive(Debug)]
 pub enum Issued {
-    /// This call sent it: on one server, where its mutation shows; on a
-    /// cluster, every host took it (the replicas show it as they run it).
+    /// This call sent it: sent directly, where its mutation shows; queued,
+    /// every host took it (each shows it as it runs it).
     Now(Sighting),
-    /// Sent `ON CLUSTER`, but hosts did not answer within
+    /// Queued for every host, but hosts did not answer within
     /// `distributed_ddl_task_timeout` (a host down): they run it when they
     /// come back.
     HostsBehind(String),
-    /// An earlier, interrupted run sent it: where it shows (on a cluster,
-    /// possibly nowhere yet but in the DDL queue).
+    /// An earlier, interrupted run sent it: where it shows (queued for
+    /// every host, possibly nowhere yet but in the DDL queue).
     Earlier(Sighting),
 }
 
@@ -53,8 +51,8 @@ struct Pending {
     n: u64,
 }
 
-/// Send `target`'s statement with `marker` wherever `at` reaches (on a
-/// cluster once, `ON CLUSTER`), unless it went out before. `sent_before`
+/// Send `target`'s statement with `marker` wherever `at` reaches (to many
+/// hosts once for all), unless it went out before. `sent_before`
 /// (the journal says an earlier run was sending it) makes it look the
 /// marker up first; a marker never sent cannot be on the server. An answer
 /// lost on the way back is not taken for a refusal: the marker is looked up
@@ -70,16 +68,16 @@ pub async fn issue(
     ddl: &DdlQueue<'_>,
     room: &mut RoomWait<'_>,
 ) -> anyhow::Result<Issued> {
-    match at.reach {
-        Reach::Here => send_here(at, scope, target, marker, sent_before, room).await,
-        Reach::Cluster(replicas) => {
-            send_on_cluster(at, replicas, scope, target, marker, sent_before, ddl, room).await
+    match at.delivery() {
+        Delivery::Direct => send_direct(at, scope, target, marker, sent_before, room).await,
+        Delivery::Queued(queued) => {
+            send_queued(at, &queued, scope, target, marker, sent_before, ddl, room).await
         }
     }
 }
 
-/// [`issue`] on this server: the plain ALTER, and the mutation it created.
-async fn send_here(
+/// [`issue`] to the one host: the plain ALTER, and the mutation it created.
+async fn send_direct(
     at: &Reaching<'_>,
     scope: &Scope,
     target: &Target,
@@ -214,17 +212,17 @@ async fn wait_for_room(
     }
 }
 
-/// Where a marker was seen on a cluster.
+/// Where a marker was seen among the hosts.
 #[derive(Debug, Default)]
 pub struct Sighting {
-    /// Replicas that show a mutation with the marker.
+    /// Hosts that show a mutation with the marker.
     pub found: Vec<(Host, MutationRow)>,
-    /// Replicas that could not be read, with why.
+    /// Hosts that could not be read, with why.
     pub unreachable: Vec<(Host, String)>,
 }
 
 /// The mutation carrying `marker` on `table` wherever `at` reaches: one
-/// per replica at most (more is refused: a marker names one statement).
+/// per host at most (more is refused: a marker names one statement).
 pub async fn find_marked(
     at: &Reaching<'_>,
     table: &QualifiedTable,
@@ -289,36 +287,13 @@ pub async fn in_ddl_queue(server: &Server, ddl_path: &str, marker: &str) -> Opti
     None
 }
 
-/// Settings of an `ON CLUSTER` statement: wait for the hosts at most
-/// `ddl_timeout`, never for the mutation itself, and throw on a timeout
-/// whatever the login's profile says.
-pub fn on_cluster_settings(
-    caps: &Capabilities,
-    ddl_timeout: Duration,
-) -> Vec<(&'static str, String)> {
-    let mut settings = vec![(
-        "distributed_ddl_task_timeout",
-        ddl_timeout.as_secs().max(1).to_string(),
-    )];
-    if caps.mutations_sync {
-        settings.push(("mutations_sync", "0".to_string()));
-    }
-    if caps.alter_sync {
-        settings.push(("alter_sync", "0".to_string()));
-    }
-    if caps.distributed_ddl_output_mode {
-        settings.push(("distributed_ddl_output_mode", "throw".to_string()));
-    }
-    settings
-}
-
-/// [`issue`] on a cluster: sent once `ON CLUSTER`; before it, and after
-/// an answer that got lost, the marker is looked up on every replica and in
-/// the DDL queue.
+/// [`issue`] once for every host, which queue it: before it, and after an
+/// answer that got lost, the marker is looked up on every host and in the
+/// DDL queue.
 #[allow(clippy::too_many_arguments)]
-async fn send_on_cluster(
+async fn send_queued(
     at: &Reaching<'_>,
-    replicas: &Replicas,
+    queued: &Queued<'_>,
     scope: &Scope,
     target: &Target,
     marker: &str,
@@ -328,7 +303,7 @@ async fn send_on_cluster(
 ) -> anyhow::Result<Issued> {
     let server = at.server;
     let table = scope.events_table();
-    if sent_before && let Some(earlier) = sent_earlier(at, &table, marker, ddl).await? {
+    if sent_before && let Some(earlier) = sent_earlier(at, queued, &table, marker, ddl).await? {
         return Ok(Issued::Earlier(earlier));
     }
     // Held until the hosts answer (they queue the mutation first).
@@ -337,13 +312,9 @@ async fn send_on_cluster(
         None => None,
     };
     let statement = target.delete_statement(scope, marker)?;
-    let settings = on_cluster_settings(&server.capabilities, ddl.timeout);
+    let settings = queued.settings(&server.capabilities, ddl.timeout);
     let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let during = format!(
-        "issuing the {} mutation on {table} ON CLUSTER {}",
-        target.kind,
-        replicas.cluster.as_str()
-    );
+    let during = queued.during(&format!("issuing the {} mutation on {table}", target.kind));
     // The answer waits for every host (up to the DDL timeout): Ctrl-C ends
     // that wait, and the statement may be queued already.
     let Some(sent) = crate::vocabulary::interrupt::unless_requested(server.execute_with_settings(
@@ -354,13 +325,7 @@ async fn send_on_cluster(
     ))
     .await
     else {
-        return fail(
-            ErrorCode::Interrupted,
-            format!(
-                "stopped waiting for the hosts of cluster {} to take the statement with marker {marker}; it may be queued already (a later run looks it up before sending anything)",
-                replicas.cluster.as_str()
-            ),
-        );
+        return fail(ErrorCode::Interrupted, queued.stopped_waiting(marker));
     };
     let Err(error) = sent else {
         return Ok(Issued::Now(Sighting::default()));
@@ -369,25 +334,26 @@ async fn send_on_cluster(
         return Ok(Issued::HostsBehind(format!("{error:#}")));
     }
     // Refused, or the answer was lost: some hosts may have taken it anyway.
-    if let Ok(Some(earlier)) = sent_earlier(at, &table, marker, ddl).await {
+    if let Ok(Some(earlier)) = sent_earlier(at, queued, &table, marker, ddl).await {
         return Ok(Issued::Earlier(earlier));
     }
     Err(error)
 }
 
 /// The distributed DDL queue: where 18.16 keeps it in ZooKeeper, and how
-/// long an `ON CLUSTER` statement waits for hosts.
+/// long a statement queued for every host waits for them.
 #[derive(Debug, Clone, Copy)]
 pub struct DdlQueue<'a> {
     pub path: &'a str,
     pub timeout: Duration,
 }
 
-/// Whether a statement with `marker` went out before: seen on a replica, or
-/// in the DDL queue. Fails when neither can rule it out (replicas down and
+/// Whether a statement with `marker` went out before: seen on a host, or
+/// in the DDL queue. Fails when neither can rule it out (hosts down and
 /// the queue unreadable), since sending it again could run it twice.
 async fn sent_earlier(
     at: &Reaching<'_>,
+    queued: &Queued<'_>,
     table: &QualifiedTable,
     marker: &str,
     ddl: &DdlQueue<'_>,
@@ -400,49 +366,16 @@ async fn sent_earlier(
         Some(true) => Ok(Some(sighting)),
         Some(false) => Ok(None),
         None if sighting.unreachable.is_empty() => Ok(None),
-        None => fail(
-            ErrorCode::ConnectionFailed,
-            format!(
-                "cannot tell whether the statement {marker} was sent before: {} cannot be read and the distributed DDL queue is not readable here (system.distributed_ddl_queue, or system.zookeeper at {}); sending it again could run it twice, so nothing was sent. Bring the replicas back (or set [cluster] ddl_path in the profile), then resume",
-                sighting
-                    .unreachable
-                    .iter()
-                    .map(|(replica, _)| replica.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                ddl.path
-            ),
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// 26.x: the statement waits at most the DDL timeout for the hosts,
-    /// never for the data, and throws on a timeout whatever the profile.
-    #[test]
-    fn on_cluster_statements_never_wait_for_the_data() {
-        let new = Capabilities {
-            mutations_sync: true,
-            alter_sync: true,
-            distributed_ddl_output_mode: true,
-            ..Capabilities::default()
-        };
-        assert_eq!(
-            on_cluster_settings(&new, Duration::from_millis(30_500)),
-            vec![
-                ("distributed_ddl_task_timeout", "30".to_string()),
-                ("mutations_sync", "0".to_string()),
-                ("alter_sync", "0".to_string()),
-                ("distributed_ddl_output_mode", "throw".to_string()),
-            ]
-        );
-        // 18.16 knows none of the three; a timeout under a second is one.
-        assert_eq!(
-            on_cluster_settings(&Capabilities::default(), Duration::from_millis(200)),
-            vec![("distributed_ddl_task_timeout", "1".to_string())]
-        );
+        None => {
+            let unreadable: Vec<String> = sighting
+                .unreachable
+                .iter()
+                .map(|(host, _)| host.to_string())
+                .collect();
+            fail(
+                ErrorCode::ConnectionFailed,
+                queued.cannot_tell_if_sent(marker, &unreadable, ddl.path),
+            )
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! quote the ids in `system.mutations` and the query logs. Every query of a
 //! check is sent with query logging off, so that looking does not add
 //! traces: the caller sends every query of a check with query logging off
-//! (`Connection::quietly`). On a cluster every replica is checked.
+//! (`Connection::quietly`). Every host of the reach is checked.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::records::journal::now_rfc3339;
 use crate::server::connected::Server;
 use crate::server::reach::Reaching;
-use crate::server::reach::replicas::brief;
-use crate::server::reach::{Host, HostAnswer, OnHost};
+use crate::server::reach::steps::brief;
+use crate::server::reach::{Host, HostAnswer, host_row};
 use crate::vocabulary::error::ErrorCode;
 use crate::vocabulary::request::{RequestId, Scope};
 use crate::vocabulary::sql::{Ident, QualifiedTable, literal_list, render, string_literal};
@@ -34,12 +34,9 @@ const LIFETIME_SQL: &str =
     "SELECT value AS text FROM system.merge_tree_settings WHERE name = 'old_parts_lifetime'";
 const ENGINE_SQL: &str =
     "SELECT engine_full AS text FROM system.tables WHERE database = {database} AND name = {table}";
-const MUTATION_TRACES_SQL: &str = "SELECT {replica} AS replica, toUInt64(count()) AS n FROM {source} WHERE database = {database} AND table = {table} AND position(command, {request}) > 0";
-/// When the request's last mutation was created, by the server's clock
-/// (the parts it replaced are older).
-const MUTATION_TIME_SQL: &str = "SELECT {replica} AS replica, toUInt64(max(toUInt32(create_time))) AS n FROM {source} WHERE database = {database} AND table = {table} AND position(command, {request}) > 0";
-const LOG_TRACES_SQL: &str =
-    "SELECT {replica} AS replica, toUInt64(count()) AS n FROM {source} WHERE {condition}";
+const MUTATION_TRACES_SQL: &str = include_str!("../../sql/physical/mutation_traces.sql");
+const MUTATION_TIME_SQL: &str = include_str!("../../sql/physical/mutation_time.sql");
+const LOG_TRACES_SQL: &str = include_str!("../../sql/physical/log_traces.sql");
 const PURGE_SQL: &str = "ALTER TABLE system.{log} DELETE WHERE {condition}";
 const LOG_COLUMNS_SQL: &str = "SELECT table AS text, name FROM system.columns WHERE database = 'system' AND table IN ('query_log', 'query_thread_log', 'text_log') AND name IN ('query_id', 'initial_query_id', 'query')";
 
@@ -56,7 +53,7 @@ pub enum PhysicalStatus {
     Pending,
     /// Detached parts or lightweight-delete masks need an operator.
     Attention,
-    /// The server cannot tell (detached parts unlisted, a replica unread).
+    /// The server cannot tell (detached parts unlisted, a host unread).
     Unknown,
 }
 
@@ -92,7 +89,7 @@ pub struct PhysicalReport {
     pub status: PhysicalStatus,
     pub checked_at: String,
     /// Inactive parts of the touched partitions that predate the request's
-    /// last statement, and their bytes (summed over replicas).
+    /// last statement, and their bytes (summed over hosts).
     pub inactive_parts: u64,
     pub inactive_bytes: u64,
     /// When the server will have removed them (RFC 3339), if any remain.
@@ -121,31 +118,31 @@ pub struct Subject<'a> {
     pub issued: u64,
 }
 
-#[derive(Row, Deserialize)]
-struct Inactive {
-    replica: u32,
-    parts: u64,
-    bytes: u64,
-    outdated_at: u32,
+host_row! {
+    struct Inactive {
+        parts: u64,
+        bytes: u64,
+        outdated_at: u32,
+    }
 }
 
-#[derive(Row, Deserialize)]
-struct Detached {
-    replica: u32,
-    name: String,
-    partition_id: String,
+host_row! {
+    struct Detached {
+        name: String,
+        partition_id: String,
+    }
 }
 
-#[derive(Row, Deserialize)]
-struct Number {
-    replica: u32,
-    n: u64,
+host_row! {
+    struct Number {
+        n: u64,
+    }
 }
 
-#[derive(Row, Deserialize)]
-struct Masked {
-    replica: u32,
-    parts: u64,
+host_row! {
+    struct Masked {
+        parts: u64,
+    }
 }
 
 #[derive(Row, Deserialize)]
@@ -157,17 +154,6 @@ struct Name {
 struct Text {
     text: String,
 }
-
-macro_rules! on_replica {
-    ($($row:ty),*) => {$(
-        impl OnHost for $row {
-            fn host_number(&self) -> u32 {
-                self.replica
-            }
-        }
-    )*};
-}
-on_replica!(Inactive, Detached, Number, Masked);
 
 fn system_table(name: &str) -> anyhow::Result<QualifiedTable> {
     Ok(QualifiedTable {
@@ -195,11 +181,11 @@ pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Resul
     let has = |name: &str| system.iter().any(|n| n == name);
     // Inactive parts older than the request's last mutation.
     let issued = last_mutation_time(reach, subject).await?.to_string();
-    let build = |source: &str, replica: &str| {
+    let build = |source: &str, host_number: &str| {
         render(
             INACTIVE_PARTS_SQL,
             &[
-                ("replica", replica),
+                ("host_number", host_number),
                 ("source", source),
                 ("database", &database),
                 ("table", &table_name),
@@ -236,11 +222,11 @@ pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Resul
     }
     // Detached parts.
     let detached_parts = if has("detached_parts") {
-        let build = |source: &str, replica: &str| {
+        let build = |source: &str, host_number: &str| {
             render(
                 DETACHED_PARTS_SQL,
                 &[
-                    ("replica", replica),
+                    ("host_number", host_number),
                     ("source", source),
                     ("database", &database),
                     ("table", &table_name),
@@ -256,13 +242,13 @@ pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Resul
             )
             .await?;
         let mut found: Vec<String> = Vec::new();
-        for (replica, rows) in answers {
+        for (host, rows) in answers {
             found.extend(rows.into_iter().map(|row| {
                 format!(
                     "{} (partition {}{})",
                     row.name,
                     row.partition_id,
-                    reach.on_host(&replica)
+                    reach.on_host(&host)
                 )
             }));
         }
@@ -287,11 +273,11 @@ pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Resul
         .await?
         .is_empty();
     let masked_parts = if masks_known {
-        let build = |source: &str, replica: &str| {
+        let build = |source: &str, host_number: &str| {
             render(
                 MASKED_PARTS_SQL,
                 &[
-                    ("replica", replica),
+                    ("host_number", host_number),
                     ("source", source),
                     ("database", &database),
                     ("table", &table_name),
@@ -336,9 +322,9 @@ pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Resul
         Ok(_) => {}
         Err(error) => findings.push(format!("the request's traces could not be read: {error:#}")),
     }
-    for replica in &unreadable {
+    for host in &unreadable {
         findings.push(format!(
-            "cannot read {replica}: what is on its disks is unknown"
+            "cannot read {host}: what is on its disks is unknown"
         ));
     }
     let status = if detached_parts.is_some_and(|n| n > 0) || masked_parts.is_some_and(|n| n > 0) {
@@ -393,13 +379,13 @@ fn mutations_query(
     template: &str,
     subject: &Subject<'_>,
     source: &str,
-    replica: &str,
+    host_number: &str,
 ) -> anyhow::Result<String> {
     let table = subject.scope.events_table();
     render(
         template,
         &[
-            ("replica", replica),
+            ("host_number", host_number),
             ("source", source),
             ("database", &string_literal(table.database.as_str())),
             ("table", &string_literal(table.table.as_str())),
@@ -411,14 +397,15 @@ fn mutations_query(
     )
 }
 
-/// When the request's last mutation was created on any replica, by the
+/// When the request's last mutation was created on any host, by the
 /// servers' clocks; where the mutations are pruned, chforget's time of the
 /// last statement, with room for clocks that disagree by minutes (counting
 /// a part too many only delays `erased`).
 async fn last_mutation_time(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Result<u64> {
     const CLOCK_SLACK_SECONDS: u64 = 300;
-    let build =
-        |source: &str, replica: &str| mutations_query(MUTATION_TIME_SQL, subject, source, replica);
+    let build = |source: &str, host_number: &str| {
+        mutations_query(MUTATION_TIME_SQL, subject, source, host_number)
+    };
     let answers: Vec<HostAnswer<Number>> = reach
         .read(
             &system_table("mutations")?,
@@ -532,7 +519,7 @@ fn trace_condition(columns: &[String], request_id: &RequestId) -> String {
 }
 
 /// Rows of the request in `system.mutations` and in the query logs the
-/// server keeps, summed over replicas.
+/// server keeps, summed over hosts.
 async fn traces(
     reach: &Reaching<'_>,
     subject: &Subject<'_>,
@@ -543,8 +530,8 @@ async fn traces(
     // complete (a login that may not flush gets the count as it is).
     flush_logs(server).await;
     let mut found = BTreeMap::new();
-    let build = |source: &str, replica: &str| {
-        mutations_query(MUTATION_TRACES_SQL, subject, source, replica)
+    let build = |source: &str, host_number: &str| {
+        mutations_query(MUTATION_TRACES_SQL, subject, source, host_number)
     };
     found.insert(
         "mutations".to_string(),
@@ -564,11 +551,11 @@ async fn traces(
             columns.get(*log).map_or(&[][..], Vec::as_slice),
             subject.request_id,
         );
-        let build = |source: &str, replica: &str| {
+        let build = |source: &str, host_number: &str| {
             render(
                 LOG_TRACES_SQL,
                 &[
-                    ("replica", replica),
+                    ("host_number", host_number),
                     ("source", source),
                     ("condition", &condition),
                 ],

@@ -26,7 +26,7 @@ const ANONYMOUS_INCLUDING_SHARED_PREDICATE: &str =
 /// The statement: the predicate of its rows, and the marker (always true)
 /// that names the request's attempt.
 const DELETE_SQL: &str =
-    "ALTER TABLE {table}{on_cluster} DELETE WHERE ({predicate}) AND {marker} != ''";
+    "ALTER TABLE {table}{every_host} DELETE WHERE ({predicate}) AND {marker} != ''";
 const COUNT_SQL: &str = include_str!("../../sql/count_targeted.sql");
 
 /// Which rows a target deletes.
@@ -159,7 +159,7 @@ pub struct Attempt {
     /// On one server: the mutation the statement created.
     pub mutation_id: Option<String>,
     pub issued_at: Option<String>,
-    /// Done on every replica, or what ended it.
+    /// Done on every host, or what ended it.
     pub outcome: Option<AttemptOutcome>,
     /// Sent to many hosts: its mutation on each, listed when the statement
     /// was sent (ids as each host shows them).
@@ -178,8 +178,8 @@ impl Attempt {
         }
     }
 
-    /// Whether the statement reached the server (its mutation exists or, on
-    /// a cluster, is on its way to every replica).
+    /// Whether the statement reached the server (its mutation exists or,
+    /// sent to many hosts, is on its way to every one).
     pub fn is_issued(&self) -> bool {
         self.mutation_id.is_some() || !self.hosts.is_empty()
     }
@@ -190,8 +190,8 @@ impl Attempt {
 pub struct HostMutation {
     #[serde(flatten)]
     pub host: Host,
-    /// Null until the host shows it (replication lag, a host that was down
-    /// when the statement was sent).
+    /// Null until the host shows it (a host that lags behind the others, or
+    /// was down when the statement was sent).
     pub mutation_id: Option<String>,
     pub outcome: Option<AttemptOutcome>,
 }
@@ -252,9 +252,9 @@ impl StatementLimits {
     /// kept on the server's disk only.
     pub const MAX_BYTES: usize = 16 * 1024 * 1024;
 
-    /// Within the server's `max_query_size`: replicated tables and
-    /// `ON CLUSTER` statements keep the mutation's text in ZooKeeper, whose
-    /// nodes hold about 1 MB.
+    /// Within the server's `max_query_size`: statements to many hosts, and
+    /// to tables whose parts are copied between hosts, keep the mutation's
+    /// text in ZooKeeper, whose nodes hold about 1 MB.
     pub fn within_query_size(max_query_size: u64) -> Self {
         StatementLimits {
             bytes: literal_budget(max_query_size),
@@ -262,11 +262,12 @@ impl StatementLimits {
         }
     }
 
-    /// The limits of a statement on a table: beyond `max_query_size` on one
-    /// server's non-replicated table (sent with the setting raised).
-    pub fn for_table(max_query_size: u64, replicated_or_cluster: bool) -> Self {
+    /// The limits of a statement on a table: beyond `max_query_size` where
+    /// its text stays on one server's disk (sent with the setting raised),
+    /// else within it (`kept_in_zookeeper`).
+    pub fn for_table(max_query_size: u64, kept_in_zookeeper: bool) -> Self {
         let within = Self::within_query_size(max_query_size);
-        if replicated_or_cluster {
+        if kept_in_zookeeper {
             within
         } else {
             StatementLimits {
@@ -362,7 +363,7 @@ impl Target {
             DELETE_SQL,
             &[
                 ("table", &scope.events_table().to_string()),
-                ("on_cluster", &scope.on_cluster()),
+                ("every_host", &scope.place.every_host_clause()),
                 ("predicate", &self.predicate(scope)?),
                 ("marker", &string_literal(marker)),
             ],
@@ -378,13 +379,13 @@ impl Target {
         self.count_statements_reading(scope, &scope.events_source(), "toUInt32(0)", partitions)
     }
 
-    /// As [`Target::count_statements`], reading `source` (one replica's
-    /// table, or every replica's), `replica` numbering the replica.
+    /// As [`Target::count_statements`], reading `source` (one host's table,
+    /// or every host's), `host_number` numbering the host.
     pub fn count_statements_reading(
         &self,
         scope: &Scope,
         source: &str,
-        replica: &str,
+        host_number: &str,
         partitions: bool,
     ) -> anyhow::Result<Vec<String>> {
         let groups = match self.kind {
@@ -413,7 +414,7 @@ impl Target {
             .into_iter()
             .map(|(anonymous, predicate)| {
                 let mut values = scope.bindings_reading(source);
-                values.push(("replica", replica.to_string()));
+                values.push(("host_number", host_number.to_string()));
                 values.push(("anonymous", anonymous));
                 values.push((
                     "partition",
@@ -683,7 +684,7 @@ mod tests {
             include_shared: true,
         };
         let users = users(&["u1", "u2"]);
-        // Replicated or on a cluster: within max_query_size.
+        // Kept in ZooKeeper (many hosts): within max_query_size.
         let split = plan(
             &id(),
             &users,

@@ -19,8 +19,8 @@ use crate::vocabulary::sql::{chunk_by_cost, literal_budget, literal_len, literal
 
 const STITCH_SQL: &str = include_str!("../../sql/stitch.sql");
 const PROJECT_ANONYMOUS_IDS_SQL: &str = include_str!("../../sql/project_anonymous_ids.sql");
-const STITCH_REPLICAS_SQL: &str = include_str!("../../sql/stitch_replicas.sql");
-const STITCH_REPLICAS_IDS_SQL: &str = include_str!("../../sql/stitch_replicas_ids.sql");
+const STITCH_HOSTS_SQL: &str = include_str!("../../sql/stitch_hosts.sql");
+const STITCH_HOSTS_IDS_SQL: &str = include_str!("../../sql/stitch_hosts_ids.sql");
 
 /// One anonymous id tied to a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,9 +111,10 @@ impl OnHost for IdOnHost {
 }
 
 /// Add to `found` the anonymous ids some host holds for the users that the
-/// one read of [`stitch`] did not show: among the replicas of a shard, one
-/// behind on replication hides ids from that read. Their figures are read
-/// on every host (a shard counts as its fullest replica). Returns how many
+/// one read of [`stitch`] did not show: among the hosts holding copies of
+/// one shard, one that has not caught up hides ids from that read. Their
+/// figures are read on every host (a shard counts as the host of it that
+/// holds the most). Returns how many
 /// were added, and the hosts that could not be read (an id only one of
 /// them holds is not found: the caller warns). On one server the first
 /// read saw everything, and nothing is read again.
@@ -130,7 +131,7 @@ pub async fn add_lagging(
     let mut hosts = 0;
     let table = scope.events_table();
     let budget = literal_budget(at.server.capabilities.max_query_size);
-    // Per (user, id): the most events any replica of a shard shows, per shard.
+    // Per (user, id): the most events any host of a shard shows, per shard.
     let mut pairs: BTreeMap<(ValidId, RawId), BTreeMap<u32, u64>> = BTreeMap::new();
     for chunk in chunk_by_cost(users, budget, |u| literal_len(u) + 2) {
         let users_list = literal_list(&chunk);
@@ -140,7 +141,7 @@ pub async fn add_lagging(
             values.push(("users", users_list.clone()));
             let borrowed: Vec<(&str, &str)> =
                 values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            render(STITCH_REPLICAS_SQL, &borrowed)
+            render(STITCH_HOSTS_SQL, &borrowed)
         };
         let answers: Vec<HostAnswer<PairOnHost>> =
             at.read(&table, &build, &at.everywhere("stitching")).await?;
@@ -202,7 +203,7 @@ pub async fn add_lagging(
             values.push(("anonymous_ids", ids_list.clone()));
             let borrowed: Vec<(&str, &str)> =
                 values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            render(STITCH_REPLICAS_IDS_SQL, &borrowed)
+            render(STITCH_HOSTS_IDS_SQL, &borrowed)
         };
         let answers: Vec<HostAnswer<IdOnHost>> = at
             .read(&table, &build, &at.everywhere("reading stitched ids"))

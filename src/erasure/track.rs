@@ -4,10 +4,10 @@
 //! off; lost connections are retried (mutations survive server restarts);
 //! stalled progress gets a diagnosis. Tracking never stops a mutation.
 //!
-//! On a cluster every replica of every shard is polled for the request's
-//! markers: a replica that does not show the mutation yet (replication lag,
-//! a host that was down when it was sent) or cannot be read is named and
-//! waited for, never counted as done.
+//! Every host of the reach is polled for the request's markers: a host that
+//! does not show the mutation yet (lagging behind the others, or down when
+//! it was sent) or cannot be read is named and waited for, never counted as
+//! done.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -18,13 +18,12 @@ use serde::{Deserialize, Serialize};
 use crate::server::connected::Server;
 use crate::server::reach::Host;
 use crate::server::reach::Reaching;
+use crate::server::reach::steps::NOT_SHOWN_GRACE;
 use crate::server::system_mutations::{self, MutationFilter, MutationKey, MutationRow};
 use crate::vocabulary::error::{ErrorCode, code_of, fail};
 use crate::vocabulary::sql::{QualifiedTable, render, string_literal};
 
 const STUCK_DIAGNOSIS_SQL: &str = include_str!("../../sql/stuck_diagnosis.sql");
-/// How long a replica may not show a mutation before it is named as behind.
-const REPLICATION_GRACE: Duration = Duration::from_secs(3);
 
 /// The state of one mutation as last seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -191,8 +190,8 @@ pub enum Notice<'a> {
         pending: u64,
         limit: u64,
     },
-    /// On a cluster: replicas that do not show a watched mutation yet, and
-    /// replicas that cannot be read (said when the lists change).
+    /// Hosts that do not show a watched mutation yet, and hosts that cannot
+    /// be read (said when the lists change).
     HostsBehind {
         not_seen: &'a [(String, Host)],
         unreachable: &'a [(Host, String)],
@@ -214,11 +213,11 @@ pub trait TrackObserver {
 #[derive(Debug, Clone)]
 pub struct TrackReport {
     pub outcome: TrackOutcome,
-    /// What each replica (on one server: this one) last showed of each
+    /// What each host (on one server: this one) last showed of each
     /// watched mutation, by its label.
     pub views: BTreeMap<(String, Host), HostView>,
-    /// The state of each mutation seen, by its key (with its replica on a
-    /// cluster).
+    /// The state of each mutation seen, by its key (with its host among
+    /// many).
     pub states: BTreeMap<MutationKey, MutationState>,
     /// The last row seen of each.
     pub rows: BTreeMap<MutationKey, MutationRow>,
@@ -334,17 +333,17 @@ pub async fn diagnose(server: &Server, row: &MutationRow) -> anyhow::Result<Diag
     })
 }
 
-/// Replicas not showing a watched mutation (with its marker), and replicas
-/// that cannot be read.
+/// Hosts not showing a watched mutation (with its marker), and hosts that
+/// cannot be read.
 type Behind = (Vec<(String, Host)>, Vec<Host>);
 
-/// How a watched mutation is found on each replica.
+/// How a watched mutation is found on each host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchBy {
     /// Its command quotes the marker (a request's statement: one marker,
     /// whatever id each shard gave it).
     Marker,
-    /// Its id (the same on the replicas of a shard).
+    /// Its id (the same on the hosts of a shard).
     MutationId,
 }
 
@@ -354,17 +353,17 @@ pub struct Watch {
     /// The marker or the mutation id, as `by` says.
     pub marker: String,
     pub by: MatchBy,
-    /// Replicas where it was seen before (a later absence means it vanished),
+    /// Hosts where it was seen before (a later absence means it vanished),
     /// with the id each showed. On one server, the mutation issued there.
     pub seen: BTreeMap<Host, String>,
 }
 
-/// What one replica shows of one watched mutation.
+/// What one host shows of one watched mutation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostView {
-    /// Not (yet) in the replica's `system.mutations`.
+    /// Not (yet) in the host's `system.mutations`.
     NotSeen,
-    /// The replica could not be read.
+    /// The host could not be read.
     Unreachable(String),
     Seen {
         mutation_id: String,
@@ -379,8 +378,8 @@ impl HostView {
 }
 
 /// Poll `system.mutations` wherever `at` reaches (one query per poll for
-/// every watch) until each watched mutation is final on each replica, or
-/// timeout / Ctrl-C. A replica that cannot be read, or does not show a
+/// every watch) until each watched mutation is final on each host, or
+/// timeout / Ctrl-C. A host that cannot be read, or does not show a
 /// mutation yet, keeps it unfinished; a poll that cannot reach the server
 /// is retried.
 pub async fn track(
@@ -491,9 +490,9 @@ pub async fn track(
             }
         }
         observer.polled(&report.states);
-        // A replica gets a mutation a moment after the shard's first one
-        // (replication): only a lasting absence is worth telling.
-        let not_seen: Vec<(String, Host)> = if pace.started.elapsed() < REPLICATION_GRACE {
+        // A host may get a mutation a moment after the others: only a
+        // lasting absence is worth telling.
+        let not_seen: Vec<(String, Host)> = if pace.started.elapsed() < NOT_SHOWN_GRACE {
             Vec::new()
         } else {
             report
@@ -550,8 +549,8 @@ impl Watch {
     }
 }
 
-/// What one replica's answer says of one watched mutation.
-fn view_of(watch: &Watch, replica: &Host, rows: &Result<Vec<MutationRow>, String>) -> HostView {
+/// What one host's answer says of one watched mutation.
+fn view_of(watch: &Watch, host: &Host, rows: &Result<Vec<MutationRow>, String>) -> HostView {
     let rows = match rows {
         Ok(rows) => rows,
         Err(error) => return HostView::Unreachable(error.clone()),
@@ -572,7 +571,7 @@ fn view_of(watch: &Watch, replica: &Host, rows: &Result<Vec<MutationRow>, String
                 failed_part: String::new(),
             },
         },
-        (None, _) => match watch.seen.get(replica) {
+        (None, _) => match watch.seen.get(host) {
             Some(id) => HostView::Seen {
                 mutation_id: id.clone(),
                 state: MutationState::Vanished,
@@ -601,7 +600,7 @@ mod tests {
         }
     }
 
-    fn replica(shard: u32) -> Host {
+    fn host(shard: u32) -> Host {
         Host {
             shard,
             host: format!("h{shard}:9000"),
@@ -659,13 +658,13 @@ mod tests {
             "DELETE WHERE user_id IN ('u') AND 'chforget:r:user:0:1' = 'chforget:r:user:0:1'",
         )]);
         // Attempt 1's marker starts with attempt 0's: it is not attempt 0.
-        assert_eq!(view_of(&w, &replica(1), &answer), HostView::NotSeen);
+        assert_eq!(view_of(&w, &host(1), &answer), HostView::NotSeen);
         let answer = Ok(vec![row(
             "mutation_3.txt",
             "DELETE WHERE user_id IN ('u') AND 'chforget:r:user:0' = 'chforget:r:user:0'",
         )]);
         assert_eq!(
-            view_of(&w, &replica(1), &answer),
+            view_of(&w, &host(1), &answer),
             HostView::Seen {
                 mutation_id: "mutation_3.txt".to_string(),
                 state: MutationState::Running { parts_to_do: 3 }
@@ -674,9 +673,9 @@ mod tests {
     }
 
     #[test]
-    fn a_replica_that_cannot_be_read_is_unreachable_never_done() {
+    fn a_host_that_cannot_be_read_is_unreachable_never_done() {
         let w = watch("chforget:r:user:0", None);
-        let view = view_of(&w, &replica(2), &Err("connection refused".to_string()));
+        let view = view_of(&w, &host(2), &Err("connection refused".to_string()));
         assert_eq!(
             view,
             HostView::Unreachable("connection refused".to_string())
@@ -684,8 +683,8 @@ mod tests {
     }
 
     #[test]
-    fn gone_from_a_replica_that_showed_it_is_vanished_and_never_seen_is_not_seen() {
-        let seen_on = replica(1);
+    fn gone_from_a_host_that_showed_it_is_vanished_and_never_seen_is_not_seen() {
+        let seen_on = host(1);
         let w = watch("chforget:r:user:0", Some(seen_on.clone()));
         let empty = Ok(Vec::new());
         assert_eq!(
@@ -695,11 +694,11 @@ mod tests {
                 state: MutationState::Vanished
             }
         );
-        assert_eq!(view_of(&w, &replica(2), &empty), HostView::NotSeen);
+        assert_eq!(view_of(&w, &host(2), &empty), HostView::NotSeen);
     }
 
     #[test]
-    fn two_mutations_with_one_marker_on_a_replica_fail_rather_than_pick_one() {
+    fn two_mutations_with_one_marker_on_a_host_fail_rather_than_pick_one() {
         let command = "DELETE WHERE 1 AND 'chforget:r:user:0' = 'chforget:r:user:0'";
         let w = watch("chforget:r:user:0", None);
         let answer = Ok(vec![
@@ -707,7 +706,7 @@ mod tests {
             row("mutation_2.txt", command),
         ]);
         assert!(matches!(
-            view_of(&w, &replica(1), &answer),
+            view_of(&w, &host(1), &answer),
             HostView::Seen {
                 state: MutationState::Failed { .. },
                 ..

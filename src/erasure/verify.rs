@@ -14,7 +14,8 @@ use crate::erasure::stitch::StitchedId;
 use crate::records::journal::{Member, RequestJournal, TableRows};
 use crate::records::state::Key;
 use crate::server::connected::Server;
-use crate::server::reach::{Host, HostAnswer, OnHost};
+use crate::server::reach::steps::{is_plain_merge_tree, on_every_host};
+use crate::server::reach::{CountedOnce, Host, HostAnswer, host_row};
 use crate::server::reach::{Reach, Reaching};
 use crate::vocabulary::error::{ErrorCode, Failure};
 use crate::vocabulary::request::{RawId, Scope, ValidId};
@@ -37,13 +38,12 @@ struct MutationName {
 }
 
 /// Whether rows of the scope's table can be counted from its parts and
-/// compared before and after a request: one server (a cluster's count
-/// would need every shard), and a plain `MergeTree` whose merges never
-/// drop rows (Replacing, Collapsing, Summing... do) and without TTL.
+/// compared before and after a request: one server (a count of many hosts
+/// would need every shard), and a plain `MergeTree` (copied between hosts
+/// or not) whose merges never drop rows (Replacing, Collapsing, Summing...
+/// do) and without TTL.
 pub fn table_rows_comparable(scope: &Scope, engine: &str, engine_full: &str) -> bool {
-    scope.place.cluster.is_none()
-        && matches!(engine, "MergeTree" | "ReplicatedMergeTree")
-        && !engine_full.contains(" TTL ")
+    scope.place.is_one_server() && is_plain_merge_tree(engine) && !engine_full.contains(" TTL ")
 }
 
 /// The rows of the scope's events table now: the sum of its active
@@ -161,20 +161,14 @@ pub async fn rows_lost_outside(
     }))
 }
 
-#[derive(Row, Deserialize)]
-struct IdCount {
-    replica: u32,
-    /// 1 for anonymous rows (the id is hex), 0 for a user's rows.
-    anonymous: u8,
-    id: String,
-    /// Empty unless partitions were asked for.
-    partition: String,
-    n: u64,
-}
-
-impl OnHost for IdCount {
-    fn host_number(&self) -> u32 {
-        self.replica
+host_row! {
+    struct IdCount {
+        /// 1 for anonymous rows (the id is hex), 0 for a user's rows.
+        anonymous: u8,
+        id: String,
+        /// Empty unless partitions were asked for.
+        partition: String,
+        n: u64,
     }
 }
 
@@ -195,10 +189,9 @@ pub struct Counts {
     pub per_target_kind: Vec<BTreeMap<TargetKind, u64>>,
     pub per_user: BTreeMap<String, u64>,
     pub per_anonymous: BTreeMap<RawId, u64>,
-    /// On a cluster: the targeted rows each replica still holds, where any.
-    pub per_replica: BTreeMap<Host, u64>,
-    /// On a cluster: replicas that could not be counted (only with
-    /// [`Unreadable::Skipped`]).
+    /// Among many hosts: the targeted rows each host still holds, where any.
+    pub per_host: BTreeMap<Host, u64>,
+    /// Hosts that could not be counted (only with [`Unreadable::Skipped`]).
     pub unread: Vec<Host>,
     /// The partitions holding the rows counted, when asked for
     /// ([`Partitions::Capture`]): where the mutations will leave old parts.
@@ -213,13 +206,13 @@ pub enum Partitions {
     Ignore,
 }
 
-/// What a replica that cannot be counted means.
+/// What a host that cannot be counted means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unreadable {
     /// The count fails: verification, where an unknown count is never zero.
     Fails,
-    /// It is left out: figures before anything is sent (a replica that is
-    /// down must not stop a request its shard's others can serve).
+    /// It is left out: figures before anything is sent (a host that is down
+    /// must not stop a request the other hosts of its shard can serve).
     Skipped,
 }
 
@@ -324,9 +317,8 @@ fn add_rows(
 
 /// Rows each target matches now, with exactly its statement's predicate
 /// (one grouped query per target, two where shared devices are included),
-/// wherever `at` reaches. On a cluster a shard's figure is its fullest
-/// replica's and the cluster's the sum over shards; a replica that cannot be
-/// counted fails the count (an unknown number of survivors is never zero),
+/// wherever `at` reaches, each row counted once ([`CountedOnce`]); a host
+/// that cannot be counted fails the count (an unknown number of survivors is never zero),
 /// or is left out, as `unreadable` says.
 pub async fn count_targets(
     at: &Reaching<'_>,
@@ -343,11 +335,11 @@ pub async fn count_targets(
             .count_statements(scope, partitions == Partitions::Capture)?
             .len();
         for index in 0..statements {
-            let build = |source: &str, replica: &str| {
+            let build = |source: &str, host_number: &str| {
                 let mut statements = target.count_statements_reading(
                     scope,
                     source,
-                    replica,
+                    host_number,
                     partitions == Partitions::Capture,
                 )?;
                 if index >= statements.len() {
@@ -365,15 +357,14 @@ pub async fn count_targets(
                 return Err(Failure::new(
                     ErrorCode::ConnectionFailed,
                     format!(
-                        "cannot count the rows left on every replica, so the erasure cannot be verified (an unknown count is never taken for zero): {}",
+                        "cannot {}, so the erasure cannot be verified (an unknown count is never taken for zero): {}",
+                        on_every_host("count the rows left"),
                         unreachable.join("; ")
                     ),
                 )
                 .into());
             }
-            // Per shard, the replica holding the most (replicas of a shard
-            // hold the same rows once caught up).
-            let mut fullest: BTreeMap<u32, (u64, Vec<IdCount>)> = BTreeMap::new();
+            let mut counted: CountedOnce<IdCount> = CountedOnce::default();
             for answer in answers {
                 let Ok(rows) = answer.rows else {
                     counts.unread.push(answer.host);
@@ -383,21 +374,18 @@ pub async fn count_targets(
                 if total > 0
                     && let Some(host) = at.key_host(&answer.host)
                 {
-                    *counts.per_replica.entry(host).or_default() += total;
+                    *counts.per_host.entry(host).or_default() += total;
                 }
-                // Old parts stay behind wherever a replica holds the rows,
-                // the fullest or not.
+                // Old parts stay behind wherever a host holds the rows,
+                // counted or not.
                 counts.partitions.extend(
                     rows.iter()
                         .filter(|r| !r.partition.is_empty())
                         .map(|r| r.partition.clone()),
                 );
-                let entry = fullest.entry(answer.host.shard).or_default();
-                if total > entry.0 || entry.1.is_empty() {
-                    *entry = (total, rows);
-                }
+                counted.add(&answer.host, total, rows);
             }
-            for (_, rows) in fullest.values() {
+            for rows in counted.rows() {
                 add_rows(&mut counts, &mut by_kind, rows)?;
             }
         }
@@ -461,8 +449,8 @@ pub async fn late_arrivals(
             server.capabilities.max_query_size,
         ),
     );
-    // Every replica where the request erased: rows that arrived on one
-    // replica only are late rows too.
+    // Every host where the request erased: rows that arrived on one host
+    // only are late rows too.
     let reach = Reach::resolve(server, &scope.place).await?;
     let user_counts = count_targets(
         &reach.on(server),
@@ -532,7 +520,7 @@ mod tests {
         // Rows inserted meanwhile can hide a loss, never invent one.
         assert_eq!(missing_outside(100, 10, 120), None);
         // Targets counted above the table's rows (a count taken across
-        // replicas, say) never underflow into a loss.
+        // hosts, say) never underflow into a loss.
         assert_eq!(missing_outside(5, 10, 0), None);
     }
 }

@@ -355,11 +355,11 @@ fn give_up(
 /// Which hosts hold survivors, where counts name hosts (` on host (shard
 /// 1): 3`).
 fn survivors_on(counts: &Counts) -> String {
-    if counts.per_replica.is_empty() {
+    if counts.per_host.is_empty() {
         return String::new();
     }
     let held: Vec<String> = counts
-        .per_replica
+        .per_host
         .iter()
         .map(|(host, n)| format!("{host}: {n}"))
         .collect();

@@ -342,8 +342,8 @@ pub struct TimeoutSettings(pub Vec<(String, u64)>);
 
 impl TimeoutSettings {
     /// The names chforget bounds per query: the query's own time, and the
-    /// connections a distributed read (`remote()`, `clusterAllReplicas`)
-    /// opens to other servers, which otherwise wait minutes on a hung host.
+    /// connections a read of many hosts (`remote()` and its kin) opens to
+    /// other servers, which otherwise wait minutes on a hung host.
     pub const NAMES: [&'static str; 6] = [
         "max_execution_time",
         "connect_timeout",
@@ -419,7 +419,7 @@ pub struct Connection {
     /// The server-side bounds sent with every query (none until known).
     timeouts: TimeoutSettings,
     /// At most this long per query, whatever time is left (a share of it
-    /// for reads of one replica among others, see [`Connection::capped`]).
+    /// for reads of one host among others, see [`Connection::capped`]).
     cap: Option<Duration>,
     /// Queries given up on while they ran: killed on the server by
     /// [`Connection::kill_abandoned`].
@@ -1046,7 +1046,8 @@ mod tests {
         );
         assert_eq!(value("receive_timeout").as_deref(), Some("8"));
         assert_eq!(value("send_timeout").as_deref(), Some("5"));
-        // Only an ON CLUSTER statement asks for it; its answer comes first.
+        // Only a statement queued for every host asks for it; its answer
+        // comes first.
         assert_eq!(value("distributed_ddl_task_timeout"), None);
         let ddl = known.for_budget(
             Duration::from_millis(7_300),

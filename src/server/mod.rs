@@ -1,5 +1,5 @@
 //! The server and what it can do: the HTTP connection, capabilities, the schema check,
-//! where the tables live (topology, replicas of a cluster), `system.mutations`, and the
+//! where the tables live and which hosts a statement reaches, `system.mutations`, and the
 //! identity a journal keeps of the server and table a request ran on.
 
 pub mod capabilities;

@@ -2,7 +2,7 @@
 //! [`crate::server::connected::Server`] sends with the rows, the success or
 //! the failure a test wrote for it, and keeps every statement sent. The
 //! decisions of the pipeline (a lost ALTER answer, survivors, a killed or
-//! vanished mutation, a replica that cannot be read) are tested against it
+//! vanished mutation, a host that cannot be read) are tested against it
 //! in milliseconds; their behaviour against real servers is tested by the
 //! integration suite.
 //!

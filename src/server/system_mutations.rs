@@ -1,36 +1,33 @@
 //! Typed access to `system.mutations`: one query shape for every server
-//! version, on one server or on every replica of a cluster, used by the
+//! version, on one server or on every host of a reach, used by the
 //! forget flow, the tracker and `chforget mutations`.
 
-use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::server::capabilities::Capabilities;
 use crate::server::connected::Server;
-use crate::server::reach::{Host, HostAnswer, OnHost};
+use crate::server::reach::{Host, HostAnswer, host_row};
 use crate::server::reach::{Reach, Reaching};
 use crate::vocabulary::sql::{Ident, QualifiedTable, in_list, render, string_literal};
 
 const MUTATIONS_SQL: &str = include_str!("../../sql/mutations.sql");
 const COMMAND_CONTAINS_SQL: &str = "position(command, {text}) > 0";
-/// Unfinished mutations of one table, per replica: a count, never the
-/// commands (a batch's statement runs to megabytes).
-const UNFINISHED_SQL: &str = "SELECT {replica} AS replica, toUInt64(count()) AS n FROM {source} WHERE database = {database} AND table = {table} AND is_done = 0 GROUP BY replica";
+const UNFINISHED_SQL: &str = include_str!("../../sql/unfinished_mutations.sql");
 
-/// A row as `sql/mutations.sql` reads it.
-#[derive(Deserialize, Row)]
-struct RawMutationRow {
-    replica: u32,
-    database: String,
-    table: String,
-    mutation_id: String,
-    command_hex: String,
-    create_time: u32,
-    parts_to_do: i64,
-    is_done: u8,
-    is_killed: u8,
-    latest_fail_reason_hex: String,
-    latest_failed_part: String,
+host_row! {
+    /// A row as `sql/mutations.sql` reads it.
+    struct RawMutationRow {
+        database: String,
+        table: String,
+        mutation_id: String,
+        command_hex: String,
+        create_time: u32,
+        parts_to_do: i64,
+        is_done: u8,
+        is_killed: u8,
+        latest_fail_reason_hex: String,
+        latest_failed_part: String,
+    }
 }
 
 /// Text the server sent as `hex()` because it may quote ids that are not
@@ -39,12 +36,6 @@ fn from_hex_lossy(hex: &str) -> anyhow::Result<String> {
     let bytes = crate::vocabulary::request::decode_hex(hex)
         .ok_or_else(|| anyhow::anyhow!("ClickHouse's hex() answer is not hex"))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-impl OnHost for RawMutationRow {
-    fn host_number(&self) -> u32 {
-        self.replica
-    }
 }
 
 impl RawMutationRow {
@@ -82,14 +73,14 @@ pub struct MutationRow {
     pub latest_failed_part: String,
 }
 
-/// Identifies a mutation: its id is unique only within its table, and on a
-/// cluster within its replica.
+/// Identifies a mutation: its id is unique only within its table, and among
+/// many hosts within its host.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MutationKey {
     pub database: String,
     pub table: String,
     pub mutation_id: String,
-    /// On a cluster: the replica whose `system.mutations` shows it.
+    /// Among many hosts: the host whose `system.mutations` shows it.
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
     pub host: Option<Host>,
 }
@@ -104,10 +95,10 @@ impl MutationRow {
         }
     }
 
-    /// Its key as seen on `replica`.
-    pub fn key_on(&self, replica: &Host) -> MutationKey {
+    /// Its key as seen on `host`.
+    pub fn key_on(&self, host: &Host) -> MutationKey {
         MutationKey {
-            host: Some(replica.clone()),
+            host: Some(host.clone()),
             ..self.key()
         }
     }
@@ -116,8 +107,8 @@ impl MutationRow {
 impl std::fmt::Display for MutationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{} {}", self.database, self.table, self.mutation_id)?;
-        if let Some(replica) = &self.host {
-            write!(f, " on {replica}")?;
+        if let Some(host) = &self.host {
+            write!(f, " on {host}")?;
         }
         Ok(())
     }
@@ -209,13 +200,13 @@ pub fn mutations_sql(server: &Server, filter: &MutationFilter) -> anyhow::Result
     )
 }
 
-/// As [`mutations_sql`], reading `source` (every replica's
-/// `system.mutations`), `replica` numbering them.
+/// As [`mutations_sql`], reading `source` (every host's
+/// `system.mutations`), `host_number` numbering them.
 fn mutations_sql_reading(
     caps: &Capabilities,
     filter: &MutationFilter,
     source: &str,
-    replica: &str,
+    host_number: &str,
 ) -> anyhow::Result<String> {
     let is_killed = if caps.mutation_is_killed {
         "toUInt8(is_killed)"
@@ -238,7 +229,7 @@ fn mutations_sql_reading(
             ("latest_failed_part", part),
             ("filter", &filter.to_sql()?),
             ("source", source),
-            ("replica", replica),
+            ("host_number", host_number),
         ],
     )
 }
@@ -252,15 +243,9 @@ pub async fn list(server: &Server, filter: &MutationFilter) -> anyhow::Result<Ve
     Ok(rows)
 }
 
-#[derive(Deserialize, Row)]
-struct Unfinished {
-    replica: u32,
-    n: u64,
-}
-
-impl OnHost for Unfinished {
-    fn host_number(&self) -> u32 {
-        self.replica
+host_row! {
+    struct Unfinished {
+        n: u64,
     }
 }
 
@@ -272,13 +257,13 @@ fn system_mutations_table() -> anyhow::Result<QualifiedTable> {
 }
 
 /// Unfinished mutations of `table` wherever `at` reaches, whoever issued
-/// them: on a cluster, the most any readable replica has.
+/// them: among many hosts, the most any readable host has.
 pub async fn unfinished(at: &Reaching<'_>, table: &QualifiedTable) -> anyhow::Result<u64> {
-    let build = |source: &str, replica: &str| {
+    let build = |source: &str, host_number: &str| {
         render(
             UNFINISHED_SQL,
             &[
-                ("replica", replica),
+                ("host_number", host_number),
                 ("source", source),
                 ("database", &string_literal(table.database.as_str())),
                 ("table", &string_literal(table.table.as_str())),
@@ -302,14 +287,14 @@ pub async fn unfinished(at: &Reaching<'_>, table: &QualifiedTable) -> anyhow::Re
 }
 
 /// `system.mutations` matching `filter` wherever `at` reaches: this
-/// server's rows, or each replica's rows (or why it could not be read) on
+/// server's rows, or each host's rows (or why it could not be read) on
 /// their own.
 pub async fn read(
     at: &Reaching<'_>,
     filter: &MutationFilter,
 ) -> anyhow::Result<Vec<HostAnswer<MutationRow>>> {
-    let build = |source: &str, replica: &str| {
-        mutations_sql_reading(&at.server.capabilities, filter, source, replica)
+    let build = |source: &str, host_number: &str| {
+        mutations_sql_reading(&at.server.capabilities, filter, source, host_number)
     };
     let during = at.everywhere("reading system.mutations");
     let answers: Vec<HostAnswer<RawMutationRow>> =
@@ -340,8 +325,8 @@ pub async fn read(
 }
 
 /// As [`read`], the rows of every readable answer in one list, each with
-/// its replica on a cluster (none on one server), and the replicas that
-/// could not be read, each with why.
+/// its host among many (none on one server), and the hosts that could not
+/// be read, each with why.
 pub async fn read_rows(
     at: &Reaching<'_>,
     filter: &MutationFilter,
@@ -364,55 +349,32 @@ pub async fn read_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::reach::replicas::Replicas;
-    use crate::server::reach::topology::{Cluster, Replica};
-    use crate::vocabulary::sql::ClusterName;
+    use crate::server::reach::steps::fixtures;
 
-    /// What a server with clusterAllReplicas (26.x) is sent to follow a
-    /// request's statements on every replica: one query, the replica told
-    /// by `_shard_num`, the columns that server has.
+    /// What a server that reads every host at once (26.x) is sent to
+    /// follow a request's statements on every host: one query, the host
+    /// told by its number, the columns that server has.
     #[test]
-    fn every_replica_in_one_query_on_new_servers() {
+    fn every_host_in_one_query_on_new_servers() {
         let caps = Capabilities {
             mutation_is_killed: true,
             mutation_fail_reason: true,
-            cluster_all_replicas: true,
             ..Capabilities::default()
         };
-        let replica = |shard, port| Replica {
-            shard,
-            replica: 1,
-            host_name: "ch".to_string(),
-            port,
-            is_local: false,
-        };
-        let cluster = Cluster {
-            name: "c".to_string(),
-            replicas: vec![replica(1, 9000), replica(2, 9001)],
-        };
-        let replicas = Replicas::new(
-            &ClusterName::new("c").expect("valid"),
-            &cluster,
-            caps.cluster_all_replicas,
-        );
         let filter = MutationFilter {
             markers: vec!["chforget:r:user:0".to_string()],
             ..MutationFilter::default()
         };
-        let system_mutations = QualifiedTable {
-            database: Ident::new("system").expect("valid"),
-            table: Ident::new("mutations").expect("valid"),
+        let build = |source: &str, host_number: &str| {
+            mutations_sql_reading(&caps, &filter, source, host_number)
         };
-        let build =
-            |source: &str, replica: &str| mutations_sql_reading(&caps, &filter, source, replica);
-        let queries = replicas.queries(&system_mutations, &build).expect("sql");
+        let (queries, source, host_column) =
+            fixtures::two_hosts_read_at_once(&system_mutations_table().expect("valid"), &build)
+                .expect("sql");
         assert_eq!(queries.len(), 1);
         let sql = &queries[0];
-        assert!(sql.contains("toUInt32(_shard_num) AS replica"), "{sql}");
-        assert!(
-            sql.contains("FROM clusterAllReplicas('c', 'system', 'mutations')"),
-            "{sql}"
-        );
+        assert!(sql.contains(&host_column), "{sql}");
+        assert!(sql.contains(&format!("FROM {source}")), "{sql}");
         assert!(sql.contains("toUInt8(is_killed) AS is_killed"), "{sql}");
         assert!(
             sql.contains("(position(command, '\\'chforget:r:user:0\\'') > 0)"),

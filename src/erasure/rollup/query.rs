@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::erasure::plan::{RollupKind, RollupScope};
 use crate::server::connected::Server;
+use crate::server::reach::steps::{SWAPPABLE_ENGINES, is_swappable_engine};
 use crate::server::schema;
 use crate::vocabulary::error::{ErrorCode, Failure, fail};
 use crate::vocabulary::profile::Profile;
@@ -172,8 +173,8 @@ struct TableRow {
 }
 
 /// Check that the rollup tables can be swapped by partition: they exist, are
-/// non-replicated MergeTree tables partitioned by `toYYYYMM(day)` and have
-/// the key columns.
+/// MergeTree tables kept on one server ([`SWAPPABLE_ENGINES`]) partitioned
+/// by `toYYYYMM(day)` and have the key columns.
 pub async fn check_tables(
     server: &Server,
     profile: &Profile,
@@ -210,11 +211,11 @@ pub(super) async fn inspect_table(
             ),
         );
     };
-    if !row.engine.ends_with("MergeTree") || row.engine.starts_with("Replicated") {
+    if !is_swappable_engine(&row.engine) {
         return fail(
             ErrorCode::SchemaMismatch,
             format!(
-                "rollup table {qualified} has engine {}; chforget swaps partitions of non-replicated MergeTree tables only",
+                "rollup table {qualified} has engine {}; chforget swaps partitions of {SWAPPABLE_ENGINES} tables only",
                 row.engine
             ),
         );

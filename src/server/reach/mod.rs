@@ -307,4 +307,7 @@ pub mod member;
 pub mod mutations;
 pub mod run_words;
 pub mod settle;
+pub mod steps;
 pub mod words;
+pub(crate) use steps::host_row;
+pub use steps::{CountedOnce, Delivery, Queued};
