@@ -26,6 +26,7 @@ pub struct DoctorReport {
     pub url: String,
     pub user: String,
     pub database: String,
+    #[serde(serialize_with = "words::capabilities_shown")]
     pub capabilities: Capabilities,
     pub may_delete: bool,
     pub tables: Vec<TableCheck>,

@@ -46,11 +46,13 @@ pub struct Capabilities {
     /// Either way chforget's predicates delete no NULL user_id row by
     /// accident (see sql/forget/user.sql); `doctor` shows which.
     pub null_in_is_null: bool,
-    /// The `clusterAllReplicas` table function exists: every replica of a
-    /// cluster is read in one query (else one `remote()` per replica).
-    pub cluster_all_replicas: bool,
-    /// `distributed_ddl_output_mode` exists (an `ON CLUSTER` statement is
-    /// sent with `throw`, whatever the login's profile says).
+    /// The table function that reads every host of a reach in one query
+    /// exists (see sql/capability_names.sql; else one `remote()` per host).
+    /// Shown by `doctor` under the function's name (`reach::words`).
+    #[serde(skip)]
+    pub reads_every_host_at_once: bool,
+    /// `distributed_ddl_output_mode` exists (a statement sent to every host
+    /// is sent with `throw`, whatever the login's profile says).
     pub distributed_ddl_output_mode: bool,
     /// `alter_sync` exists (sent as 0: chforget tracks the mutations).
     pub alter_sync: bool,
@@ -81,6 +83,8 @@ struct Number {
 struct Text {
     text: String,
 }
+
+const NAMES_SQL: &str = include_str!("../../sql/capability_names.sql");
 
 const DEFAULT_MAX_QUERY_SIZE: u64 = 262_144;
 
@@ -116,13 +120,7 @@ impl Capabilities {
             .await?;
         // One query for the names that must exist: a format and a table
         // function.
-        let names = server
-            .fetch::<Name>(
-                "SELECT name FROM system.formats WHERE name = 'RowBinaryWithNamesAndTypes' \
-                 UNION ALL SELECT name FROM system.table_functions WHERE name = 'clusterAllReplicas'",
-                during,
-            )
-            .await?;
+        let names = server.fetch::<Name>(NAMES_SQL, during).await?;
         let has_name = |name: &str| names.iter().any(|row| row.name == name);
         let system_disks = !server
             .fetch::<Name>(
@@ -147,8 +145,8 @@ impl Capabilities {
             lightweight_delete: setting("lightweight_deletes_sync").is_some()
                 || setting("allow_experimental_lightweight_delete").is_some(),
             mutations_sync: setting("mutations_sync").is_some(),
-            typed_row_validation: has_name("RowBinaryWithNamesAndTypes"),
-            cluster_all_replicas: has_name("clusterAllReplicas"),
+            typed_row_validation: has_name("typed_rows"),
+            reads_every_host_at_once: has_name("all_hosts_function"),
             distributed_ddl_output_mode: setting("distributed_ddl_output_mode").is_some(),
             alter_sync: setting("alter_sync").is_some(),
             timeouts: timeout_settings(&settings),

@@ -313,6 +313,7 @@ async fn doctor_reports_capabilities_of_the_engine() {
         "lightweight_delete",
         "mutations_sync",
         "typed_row_validation",
+        "cluster_all_replicas",
     ] {
         assert_eq!(caps[capability], !legacy, "{capability}: {caps:#}");
     }

@@ -56,7 +56,7 @@ pub fn render(report: &DoctorReport) -> String {
         ),
         ("typed row checks", yes_no(c.typed_row_validation)),
         ("max_query_size", c.max_query_size.to_string()),
-        words::all_hosts_read(c.cluster_all_replicas),
+        words::all_hosts_read(c.reads_every_host_at_once),
     ]);
     out.push_str(&output::table(
         &["table", "check"],

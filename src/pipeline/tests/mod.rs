@@ -75,7 +75,7 @@ pub(super) fn capabilities(engine: Engine) -> Capabilities {
             max_query_size: 262_144,
             system_disks: true,
             null_in_is_null: true,
-            cluster_all_replicas: true,
+            reads_every_host_at_once: true,
             distributed_ddl_output_mode: true,
             alter_sync: true,
             ..Capabilities::default()

@@ -127,7 +127,7 @@ impl Replicas {
         Ok(Replicas::new(
             name,
             cluster,
-            server.capabilities.cluster_all_replicas,
+            server.capabilities.reads_every_host_at_once,
         ))
     }
 

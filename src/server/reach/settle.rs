@@ -66,7 +66,7 @@ pub async fn settle_scope(server: &Server, scope: &mut Scope) -> anyhow::Result<
     if let Some(name) = &scope.place.cluster
         && let Some(cluster) = topology.cluster(name)
     {
-        Replicas::new(name, cluster, server.capabilities.cluster_all_replicas)
+        Replicas::new(name, cluster, server.capabilities.reads_every_host_at_once)
             .check_layout(server, &scope.events_table())
             .await?;
     }
@@ -122,7 +122,7 @@ impl Reach {
         Reach::within(
             topology,
             place.cluster.as_ref(),
-            server.capabilities.cluster_all_replicas,
+            server.capabilities.reads_every_host_at_once,
         )
     }
 

@@ -4,6 +4,7 @@
 //! that steps and renderers never spell it.
 
 use super::topology::Topology;
+use crate::server::capabilities::Capabilities;
 use crate::vocabulary::request::Place;
 use crate::vocabulary::sql::QualifiedTable;
 
@@ -102,5 +103,27 @@ pub fn erasure_verdict(topology: &Topology, events: &QualifiedTable) -> String {
             clusters.join("|")
         },
         reasons.join("; ")
+    )
+}
+
+/// Doctor's JSON of the server's capabilities: every detected one, and
+/// whether every host is read in one query under the function's name
+/// (`cluster_all_replicas`), as doctor has always shown it.
+pub fn capabilities_shown<S: serde::Serializer>(
+    capabilities: &Capabilities,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(serde::Serialize)]
+    struct Shown<'a> {
+        #[serde(flatten)]
+        detected: &'a Capabilities,
+        cluster_all_replicas: bool,
+    }
+    serde::Serialize::serialize(
+        &Shown {
+            detected: capabilities,
+            cluster_all_replicas: capabilities.reads_every_host_at_once,
+        },
+        serializer,
     )
 }
