@@ -58,33 +58,40 @@ struct Pending {
 /// lost on the way back is not taken for a refusal: the marker is looked up
 /// before anything is decided. `room` bounds the wait on servers with a
 /// limit of pending deletes.
-#[allow(clippy::too_many_arguments)]
 pub async fn issue(
     at: &Reaching<'_>,
-    scope: &Scope,
-    target: &Target,
-    marker: &str,
-    sent_before: bool,
+    out: Outgoing<'_>,
     ddl: &DdlQueue<'_>,
     room: &mut RoomWait<'_>,
 ) -> anyhow::Result<Issued> {
     match at.delivery() {
-        Delivery::Direct => send_direct(at, scope, target, marker, sent_before, room).await,
-        Delivery::Queued(queued) => {
-            send_queued(at, &queued, scope, target, marker, sent_before, ddl, room).await
-        }
+        Delivery::Direct => send_direct(at, out, room).await,
+        Delivery::Queued(queued) => send_queued(at, &queued, out, ddl, room).await,
     }
+}
+
+/// A target's statement on its way out: where it deletes, which ids, its
+/// marker, and whether the journal says an earlier run was sending it.
+#[derive(Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub scope: &'a Scope,
+    pub target: &'a Target,
+    pub marker: &'a str,
+    pub sent_before: bool,
 }
 
 /// [`issue`] to the one host: the plain ALTER, and the mutation it created.
 async fn send_direct(
     at: &Reaching<'_>,
-    scope: &Scope,
-    target: &Target,
-    marker: &str,
-    sent_before: bool,
+    out: Outgoing<'_>,
     room: &mut RoomWait<'_>,
 ) -> anyhow::Result<Issued> {
+    let Outgoing {
+        scope,
+        target,
+        marker,
+        sent_before,
+    } = out;
     let server = at.server;
     let table = scope.events_table();
     if sent_before {
@@ -290,20 +297,18 @@ pub async fn in_ddl_queue(server: &Server, ddl_path: &str, marker: &str) -> Opti
 /// [`issue`] once for every host, which queue it: before it, and after an
 /// answer that got lost, the marker is looked up on every host and in the
 /// DDL queue.
-#[allow(clippy::too_many_arguments)]
 async fn send_queued(
     at: &Reaching<'_>,
     queued: &Queued<'_>,
-    scope: &Scope,
-    target: &Target,
-    marker: &str,
-    sent_before: bool,
+    out: Outgoing<'_>,
     ddl: &DdlQueue<'_>,
     room: &mut RoomWait<'_>,
 ) -> anyhow::Result<Issued> {
     let server = at.server;
-    let table = scope.events_table();
-    if sent_before && let Some(earlier) = sent_earlier(at, queued, &table, marker, ddl).await? {
+    let table = out.scope.events_table();
+    if out.sent_before
+        && let Some(earlier) = sent_earlier(at, queued, &table, out.marker, ddl).await?
+    {
         return Ok(Issued::Earlier(earlier));
     }
     // Held until the hosts answer (they queue the mutation first).
@@ -311,10 +316,13 @@ async fn send_queued(
         Some(limit) => Some(wait_for_room(at, &table, limit, room).await?),
         None => None,
     };
-    let statement = target.delete_statement(scope, marker)?;
+    let statement = out.target.delete_statement(out.scope, out.marker)?;
     let settings = queued.settings(&server.capabilities, ddl.timeout);
     let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let during = queued.during(&format!("issuing the {} mutation on {table}", target.kind));
+    let during = queued.during(&format!(
+        "issuing the {} mutation on {table}",
+        out.target.kind
+    ));
     // The answer waits for every host (up to the DDL timeout): Ctrl-C ends
     // that wait, and the statement may be queued already.
     let Some(sent) = crate::vocabulary::interrupt::unless_requested(server.execute_with_settings(
@@ -325,7 +333,7 @@ async fn send_queued(
     ))
     .await
     else {
-        return fail(ErrorCode::Interrupted, queued.stopped_waiting(marker));
+        return fail(ErrorCode::Interrupted, queued.stopped_waiting(out.marker));
     };
     let Err(error) = sent else {
         return Ok(Issued::Now(Sighting::default()));
@@ -334,7 +342,7 @@ async fn send_queued(
         return Ok(Issued::HostsBehind(format!("{error:#}")));
     }
     // Refused, or the answer was lost: some hosts may have taken it anyway.
-    if let Ok(Some(earlier)) = sent_earlier(at, queued, &table, marker, ddl).await {
+    if let Ok(Some(earlier)) = sent_earlier(at, queued, &table, out.marker, ddl).await {
         return Ok(Issued::Earlier(earlier));
     }
     Err(error)

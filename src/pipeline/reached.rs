@@ -41,16 +41,13 @@ pub(super) async fn issue(
     room: &mut RoomWait<'_>,
 ) -> anyhow::Result<String> {
     let at = reach.on(ctx.server);
-    let issued = mutate::issue(
-        &at,
-        &journal.scope,
-        &journal.targets[index],
+    let out = mutate::Outgoing {
+        scope: &journal.scope,
+        target: &journal.targets[index],
         marker,
-        sent_before(journal, marker),
-        &ddl_queue(ctx, room.deadline),
-        room,
-    )
-    .await?;
+        sent_before: sent_before(journal, marker),
+    };
+    let issued = mutate::issue(&at, out, &ddl_queue(ctx, room.deadline), room).await?;
     let (sighting, earlier) = match &issued {
         Issued::Now(sighting) => (Some(sighting), false),
         Issued::Earlier(sighting) => (Some(sighting), true),

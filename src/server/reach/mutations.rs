@@ -119,21 +119,10 @@ pub fn hosts_behind(not_seen: &[(String, Host)], unreachable: &[(Host, String)])
 mod tests {
     use super::*;
     use crate::server::reach::replicas::Replicas;
-    use crate::server::reach::topology::{Cluster, Replica};
+    use crate::server::reach::steps::fixtures::two_shards;
 
     fn sharded() -> Reach {
-        let replica = |shard, port| Replica {
-            shard,
-            replica: 1,
-            host_name: "ch".to_string(),
-            port,
-            is_local: false,
-        };
-        let cluster = Cluster {
-            name: "sharded".to_string(),
-            replicas: vec![replica(1, 9000), replica(2, 9001)],
-        };
-        let name = ClusterName::new("sharded").expect("valid");
+        let (name, cluster) = two_shards("sharded");
         Reach::Cluster(Replicas::new(&name, &cluster, true))
     }
 

@@ -217,14 +217,9 @@ pub mod fixtures {
     use crate::server::reach::topology::{Cluster, Replica};
     use crate::vocabulary::sql::{QualifiedTable, table_function};
 
-    /// The SQL `build` makes to read `table` on two hosts (shards 1 and 2
-    /// of cluster `c`) in one query, as servers with `clusterAllReplicas`
-    /// (26.x) read them; with what it must select from, and the column
-    /// numbering the hosts.
-    pub fn two_hosts_read_at_once(
-        table: &QualifiedTable,
-        build: crate::server::reach::BuildRead<'_>,
-    ) -> anyhow::Result<(Vec<String>, String, String)> {
+    /// Cluster `name` of two shards of one replica each (`ch:9000`,
+    /// `ch:9001`).
+    pub fn two_shards(name: &str) -> (ClusterName, Cluster) {
         let replica = |shard, port| Replica {
             shard,
             replica: 1,
@@ -233,10 +228,21 @@ pub mod fixtures {
             is_local: false,
         };
         let cluster = Cluster {
-            name: "c".to_string(),
+            name: name.to_string(),
             replicas: vec![replica(1, 9000), replica(2, 9001)],
         };
-        let name = ClusterName::new("c")?;
+        (ClusterName::new(name).expect("a valid test name"), cluster)
+    }
+
+    /// The SQL `build` makes to read `table` on two hosts (shards 1 and 2
+    /// of cluster `c`) in one query, as servers with `clusterAllReplicas`
+    /// (26.x) read them; with what it must select from, and the column
+    /// numbering the hosts.
+    pub fn two_hosts_read_at_once(
+        table: &QualifiedTable,
+        build: crate::server::reach::BuildRead<'_>,
+    ) -> anyhow::Result<(Vec<String>, String, String)> {
+        let (name, cluster) = two_shards("c");
         let replicas = Replicas::new(&name, &cluster, true);
         Ok((
             replicas.queries(table, build)?,
