@@ -278,6 +278,11 @@ pub(super) async fn track_all(
         let mut lost = false;
         let mut looked = false;
         for on in hosts.iter_mut() {
+            // Done on a host stays done: a finished mutation that later
+            // leaves system.mutations (pruned) deleted what it had to.
+            if on.outcome == Some(AttemptOutcome::Done) {
+                continue;
+            }
             let Some(view) = report
                 .views
                 .get(&(followed.watch.marker.clone(), on.host.clone()))
