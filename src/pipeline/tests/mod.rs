@@ -419,14 +419,7 @@ impl Driven {
 /// Issue, track and verify `journal` (everything `run` does before the
 /// audit record).
 pub(super) async fn drive(f: &Fixture, journal: &mut RequestJournal, mode: RunMode) -> Driven {
-    let mut result = RunResult {
-        outcome: Outcome::Failed,
-        verified: None,
-        after: None,
-        rollups: None,
-        audit: None,
-        warnings: Vec::new(),
-    };
+    let mut result = RunResult::nothing_done();
     let mut watcher = Watcher::default();
     let outcome = super::run::drive(&f.ctx(), journal, mode, &mut watcher, &mut result).await;
     Driven {
