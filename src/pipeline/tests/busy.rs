@@ -73,7 +73,7 @@ async fn on_18_16_a_statement_waits_for_room_among_pending_deletes() {
     f.counts("u1", [0]);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(false)).await;
-    assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
+    d.assert_completed();
     let sent = f.script.sent();
     let counts: Vec<usize> = (0..sent.len())
         .filter(|i| sent[*i].contains("is_done = 0"))
@@ -109,12 +109,7 @@ async fn no_room_before_the_deadline_sends_nothing_and_keeps_the_journal_issuing
         ..waiting(false)
     };
     let d = drive(&f, &mut j, mode).await;
-    assert_eq!(d.code(), Some(ErrorCode::Timeout));
-    assert!(
-        d.error().contains("2 mutations are still pending"),
-        "{}",
-        d.error()
-    );
+    d.assert_fails(ErrorCode::Timeout, "2 mutations are still pending");
     assert_eq!(f.all_alters(), 0);
     assert_status(&f, &j, RequestStatus::Issuing);
 }
@@ -159,6 +154,6 @@ async fn another_process_issuing_into_the_table_holds_this_one_back() {
     // Its turn once the other process is done: resume issues it.
     drop(turn);
     let d = drive(&f, &mut j, waiting(true)).await;
-    assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
+    d.assert_completed();
     assert_eq!(f.alters(&marker(0)), 1);
 }

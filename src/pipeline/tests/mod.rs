@@ -394,6 +394,8 @@ impl TrackObserver for Watcher {
 
 /// What one call of `drive` did.
 pub(super) struct Driven {
+    /// The server the run was driven against, named by every assertion.
+    pub engine: Engine,
     pub outcome: anyhow::Result<Outcome>,
     pub result: RunResult,
     pub watcher: Watcher,
@@ -414,6 +416,40 @@ impl Driven {
             Err(error) => format!("{error:#}"),
         }
     }
+
+    /// Asserts that the run went through with `outcome`.
+    #[track_caller]
+    pub fn assert_outcome(&self, outcome: Outcome) {
+        assert_eq!(
+            self.outcome.as_ref().ok(),
+            Some(&outcome),
+            "{:?}: {:?}",
+            self.engine,
+            self.outcome.as_ref().err()
+        );
+    }
+
+    /// Asserts that the run went through to the end (the audit record
+    /// aside).
+    #[track_caller]
+    pub fn assert_completed(&self) {
+        self.assert_outcome(Outcome::Completed);
+    }
+
+    /// Asserts that the run failed with an error of class `code` that
+    /// says `part`.
+    #[track_caller]
+    pub fn assert_fails(&self, code: ErrorCode, part: &str) {
+        assert_eq!(self.code(), Some(code), "{:?}", self.engine);
+        self.assert_error_says(part);
+    }
+
+    /// Asserts that the run's error says `part`.
+    #[track_caller]
+    pub fn assert_error_says(&self, part: &str) {
+        let error = self.error();
+        assert!(error.contains(part), "{:?}: {error}", self.engine);
+    }
 }
 
 /// Issue, track and verify `journal` (everything `run` does before the
@@ -423,6 +459,7 @@ pub(super) async fn drive(f: &Fixture, journal: &mut RequestJournal, mode: RunMo
     let mut watcher = Watcher::default();
     let outcome = super::run::drive(&f.ctx(), journal, mode, &mut watcher, &mut result).await;
     Driven {
+        engine: f.engine,
         outcome,
         result,
         watcher,

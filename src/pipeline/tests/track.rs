@@ -40,13 +40,8 @@ async fn a_killed_mutation_fails_a_first_run_and_is_not_reissued() {
     );
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(false)).await;
-    assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-    assert!(
-        d.error().contains("mutation_1.txt: killed"),
-        "{}",
-        d.error()
-    );
-    assert!(d.error().contains(&format!("resume {ID}")), "{}", d.error());
+    d.assert_fails(ErrorCode::ForgetFailed, "mutation_1.txt: killed");
+    d.assert_error_says(&format!("resume {ID}"));
     assert_eq!(f.all_alters(), 1, "re-issued what someone killed");
     assert_eq!(f.counted(), 0);
     assert_eq!(j.targets[0].attempts.len(), 1);
@@ -65,7 +60,7 @@ async fn resume_reissues_a_killed_mutation_with_a_new_marker() {
     second_attempt_completes(&f);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(true)).await;
-    assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
+    d.assert_completed();
     assert_eq!(f.alters(&marker(0)), 1);
     assert_eq!(f.alters(&marker(1)), 1);
     let attempts = &j.targets[0].attempts;
@@ -99,15 +94,12 @@ async fn a_mutation_seen_then_gone_on_18_16_vanished_and_only_resume_reissues_it
             Some(AttemptOutcome::Vanished)
         );
         if reissue_killed {
-            assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
+            d.assert_completed();
             assert_eq!(f.alters(&marker(1)), 1);
         } else {
-            assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-            assert!(
-                d.error()
-                    .contains("vanished from system.mutations before it finished"),
-                "{}",
-                d.error()
+            d.assert_fails(
+                ErrorCode::ForgetFailed,
+                "vanished from system.mutations before it finished",
             );
             assert_eq!(f.alters(&marker(1)), 0, "a first run re-issued");
             assert_status(&f, &j, RequestStatus::Failed);
@@ -143,12 +135,7 @@ async fn a_mutation_killed_by_chforget_reads_as_killed_not_vanished_on_18_16() {
     );
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(false)).await;
-    assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-    assert!(
-        d.error().contains("mutation_1.txt: killed"),
-        "{}",
-        d.error()
-    );
+    d.assert_fails(ErrorCode::ForgetFailed, "mutation_1.txt: killed");
     assert_eq!(
         j.targets[0].attempts[0].outcome,
         Some(AttemptOutcome::Killed)
@@ -165,11 +152,7 @@ async fn a_mutation_never_seen_by_tracking_leaves_it_to_the_count() {
         f.counts("u1", [0]);
         let mut j = journal();
         let d = drive(&f, &mut j, waiting(false)).await;
-        assert_eq!(
-            d.outcome.as_ref().ok(),
-            Some(&Outcome::Completed),
-            "{engine:?}"
-        );
+        d.assert_completed();
         assert!(steps(&j).contains(&"vanished"), "{:?}", steps(&j));
         assert_eq!(f.counted(), 1, "the count decides");
         assert_eq!(f.all_alters(), 1);
@@ -189,12 +172,7 @@ async fn a_failing_mutation_is_never_reissued_even_by_resume() {
     );
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(true)).await;
-    assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-    assert!(
-        d.error().contains("failed: Memory limit exceeded"),
-        "{}",
-        d.error()
-    );
+    d.assert_fails(ErrorCode::ForgetFailed, "failed: Memory limit exceeded");
     assert_eq!(f.all_alters(), 1, "the server would fail it again");
     assert_eq!(f.counted(), 0);
     assert_status(&f, &j, RequestStatus::Failed);
@@ -218,7 +196,7 @@ async fn a_timeout_leaves_the_request_queued_with_its_mutation_running() {
             Outcome::after_error(RequestStatus::Failed, true, error),
             Outcome::Queued
         );
-        assert!(d.error().contains(&format!("resume {ID}")), "{}", d.error());
+        d.assert_error_says(&format!("resume {ID}"));
         assert_status(&f, &j, RequestStatus::Queued);
         assert_eq!(steps(&j).last(), Some(&"timeout"));
         assert_eq!(f.all_alters(), 1, "{engine:?}");
@@ -240,7 +218,7 @@ async fn a_poll_that_loses_its_connection_is_retried() {
     f.counts("u1", [0]);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(false)).await;
-    assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
+    d.assert_completed();
     assert!(
         d.watcher.notices.iter().any(|n| n.starts_with("Retrying")),
         "{:?}",
@@ -264,11 +242,9 @@ async fn killed_or_vanished_three_rounds_in_a_row_gives_up() {
     }
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(true)).await;
-    assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-    assert!(
-        d.error().contains("killed or vanished 3 times in a row"),
-        "{}",
-        d.error()
+    d.assert_fails(
+        ErrorCode::ForgetFailed,
+        "killed or vanished 3 times in a row",
     );
     for attempt in 0..3 {
         assert_eq!(f.alters(&marker(attempt)), 1, "attempt {attempt}");
