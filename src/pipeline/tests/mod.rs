@@ -200,10 +200,7 @@ impl Fixture {
         mutation_id: &str,
         shows: impl IntoIterator<Item = Shows>,
     ) {
-        let answers: Vec<Answer> = shows
-            .into_iter()
-            .map(|s| Answer::Rows(s.rows(0, mutation_id, marker)))
-            .collect();
+        let answers = answers(marker, mutation_id, shows);
         self.script
             .on(&[MUTATIONS_READ, &quoted(marker)], answers.clone());
         self.script
@@ -218,11 +215,10 @@ impl Fixture {
         mutation_id: &str,
         shows: impl IntoIterator<Item = Shows>,
     ) {
-        let answers: Vec<Answer> = shows
-            .into_iter()
-            .map(|s| Answer::Rows(s.rows(0, mutation_id, marker)))
-            .collect();
-        self.script.on(&[MUTATIONS_READ, &quoted(marker)], answers);
+        self.script.on(
+            &[MUTATIONS_READ, &quoted(marker)],
+            answers(marker, mutation_id, shows),
+        );
     }
 
     /// As [`Fixture::mutation_shows`], only to tracking (by mutation id).
@@ -230,11 +226,29 @@ impl Fixture {
         &self,
         marker: &str,
         mutation_id: &str,
-        shows: impl IntoIterator<Item = Answer>,
+        shows: impl IntoIterator<Item = Shows>,
     ) {
-        let _ = marker;
+        self.track_answers(mutation_id, answers(marker, mutation_id, shows));
+    }
+
+    /// What tracking `mutation_id` is answered, in turn (rows, or a
+    /// failure).
+    pub fn track_answers(&self, mutation_id: &str, answers: impl IntoIterator<Item = Answer>) {
         self.script
-            .on(&[MUTATIONS_READ, &format!("'{mutation_id}'")], shows);
+            .on(&[MUTATIONS_READ, &format!("'{mutation_id}'")], answers);
+    }
+
+    /// Attempt `attempt` is answered `answer` when sent, and
+    /// `system.mutations` shows it as `mutation_id`: `shows` in turn.
+    pub fn attempt_shows(
+        &self,
+        attempt: usize,
+        answer: Answer,
+        mutation_id: &str,
+        shows: impl IntoIterator<Item = Shows>,
+    ) {
+        self.on_alter(&marker(attempt), [answer]);
+        self.mutation_shows(&marker(attempt), mutation_id, shows);
     }
 
     /// 18.16 counts the table's unfinished mutations before each issue:
@@ -256,6 +270,19 @@ impl Fixture {
         self.script
             .on(&["count()", &format!("IN ('{user}')")], answers);
     }
+}
+
+/// The answers of reads of `system.mutations` that show `shows` of the
+/// statement with `marker`, in turn.
+pub(super) fn answers(
+    marker: &str,
+    mutation_id: &str,
+    shows: impl IntoIterator<Item = Shows>,
+) -> Vec<Answer> {
+    shows
+        .into_iter()
+        .map(|s| s.answer(mutation_id, marker))
+        .collect()
 }
 
 /// A fragment of every read of `system.mutations` (`sql/mutations.sql`),
@@ -313,6 +340,11 @@ pub(super) enum Shows {
 }
 
 impl Shows {
+    /// The answer of this server (host 0) to a read of `system.mutations`.
+    pub fn answer(&self, mutation_id: &str, marker: &str) -> Answer {
+        Answer::Rows(self.rows(0, mutation_id, marker))
+    }
+
     /// The rows `sql/mutations.sql` answers, `host` numbering the host
     /// that answered (0 on one server).
     pub fn rows(&self, host: u32, mutation_id: &str, marker: &str) -> serde_json::Value {

@@ -7,18 +7,23 @@
 use super::*;
 use crate::erasure::plan::AttemptOutcome;
 
-fn rows(shows: Shows, mutation_id: &str) -> Answer {
-    Answer::Rows(shows.rows(0, mutation_id, &marker(0)))
-}
-
 /// The first attempt was sent and found (`mutation_1.txt`); tracking then
-/// sees `tracking` in turn.
+/// is answered `tracking` in turn.
 fn sent_and_then(f: &Fixture, tracking: impl IntoIterator<Item = Answer>) {
     f.pending([0]);
     f.on_alter(&marker(0), [Answer::Done]);
     f.lookup_shows(&marker(0), "mutation_1.txt", [Shows::Running(2)]);
-    f.track_shows(&marker(0), "mutation_1.txt", tracking);
+    f.track_answers("mutation_1.txt", tracking);
 }
+
+/// As [`sent_and_then`], tracking seeing `shows` in turn.
+fn sent_and_shows(f: &Fixture, shows: impl IntoIterator<Item = Shows>) {
+    sent_and_then(f, answers(&marker(0), "mutation_1.txt", shows));
+}
+
+/// What tracking sees of a mutation that vanished: seen running, then gone
+/// from `system.mutations` before it was done.
+const SEEN_THEN_GONE: [Shows; 2] = [Shows::Running(2), Shows::Nothing];
 
 /// The attempt after the first one is sent and done at once, and nothing
 /// remains.
@@ -31,13 +36,7 @@ fn second_attempt_completes(f: &Fixture) {
 #[tokio::test]
 async fn a_killed_mutation_fails_a_first_run_and_is_not_reissued() {
     let f = Fixture::new(Engine::Current);
-    sent_and_then(
-        &f,
-        [
-            rows(Shows::Running(2), "mutation_1.txt"),
-            rows(Shows::Killed, "mutation_1.txt"),
-        ],
-    );
+    sent_and_shows(&f, [Shows::Running(2), Shows::Killed]);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(false)).await;
     d.assert_fails(ErrorCode::ForgetFailed, "mutation_1.txt: killed");
@@ -56,7 +55,7 @@ async fn a_killed_mutation_fails_a_first_run_and_is_not_reissued() {
 #[tokio::test]
 async fn resume_reissues_a_killed_mutation_with_a_new_marker() {
     let f = Fixture::new(Engine::Current);
-    sent_and_then(&f, [rows(Shows::Killed, "mutation_1.txt")]);
+    sent_and_shows(&f, [Shows::Killed]);
     second_attempt_completes(&f);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(true)).await;
@@ -78,13 +77,7 @@ async fn a_mutation_seen_then_gone_on_18_16_vanished_and_only_resume_reissues_it
     for reissue_killed in [false, true] {
         let f = Fixture::new(Engine::Legacy);
         // 18.16 has no is_killed: a killed mutation just leaves the table.
-        sent_and_then(
-            &f,
-            [
-                rows(Shows::Running(2), "mutation_1.txt"),
-                rows(Shows::Nothing, ""),
-            ],
-        );
+        sent_and_shows(&f, SEEN_THEN_GONE);
         second_attempt_completes(&f);
         f.pending([0]);
         let mut j = journal();
@@ -126,13 +119,7 @@ async fn a_mutation_killed_by_chforget_reads_as_killed_not_vanished_on_18_16() {
     crate::records::audit::AuditLog::of(&f.state)
         .append(&f.key, kill, [], false, |_, _| {})
         .expect("recorded");
-    sent_and_then(
-        &f,
-        [
-            rows(Shows::Running(2), "mutation_1.txt"),
-            rows(Shows::Nothing, ""),
-        ],
-    );
+    sent_and_shows(&f, SEEN_THEN_GONE);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(false)).await;
     d.assert_fails(ErrorCode::ForgetFailed, "mutation_1.txt: killed");
@@ -148,7 +135,7 @@ async fn a_mutation_never_seen_by_tracking_leaves_it_to_the_count() {
     for engine in ENGINES {
         let f = Fixture::new(engine);
         // Finished and pruned before the first poll.
-        sent_and_then(&f, [rows(Shows::Nothing, "")]);
+        sent_and_shows(&f, [Shows::Nothing]);
         f.counts("u1", [0]);
         let mut j = journal();
         let d = drive(&f, &mut j, waiting(false)).await;
@@ -163,13 +150,7 @@ async fn a_mutation_never_seen_by_tracking_leaves_it_to_the_count() {
 #[tokio::test]
 async fn a_failing_mutation_is_never_reissued_even_by_resume() {
     let f = Fixture::new(Engine::Current);
-    sent_and_then(
-        &f,
-        [rows(
-            Shows::Failing("Memory limit exceeded"),
-            "mutation_1.txt",
-        )],
-    );
+    sent_and_shows(&f, [Shows::Failing("Memory limit exceeded")]);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(true)).await;
     d.assert_fails(ErrorCode::ForgetFailed, "failed: Memory limit exceeded");
@@ -183,7 +164,7 @@ async fn a_failing_mutation_is_never_reissued_even_by_resume() {
 async fn a_timeout_leaves_the_request_queued_with_its_mutation_running() {
     for engine in ENGINES {
         let f = Fixture::new(engine);
-        sent_and_then(&f, [rows(Shows::Running(4), "mutation_1.txt")]);
+        sent_and_shows(&f, [Shows::Running(4)]);
         let mut j = journal();
         let mode = RunMode {
             track: fast(Duration::from_millis(100)),
@@ -212,7 +193,7 @@ async fn a_poll_that_loses_its_connection_is_retried() {
         &f,
         [
             Answer::Fails(ErrorCode::ConnectionFailed, "connection reset".into()),
-            rows(Shows::Done, "mutation_1.txt"),
+            Shows::Done.answer("mutation_1.txt", &marker(0)),
         ],
     );
     f.counts("u1", [0]);
@@ -234,11 +215,7 @@ async fn killed_or_vanished_three_rounds_in_a_row_gives_up() {
     for attempt in 0..3 {
         let id = format!("mutation_{attempt}.txt");
         f.lookup_shows(&marker(attempt), &id, [Shows::Running(1)]);
-        f.track_shows(
-            &marker(attempt),
-            &id,
-            [Answer::Rows(Shows::Killed.rows(0, &id, &marker(attempt)))],
-        );
+        f.track_shows(&marker(attempt), &id, [Shows::Killed]);
     }
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(true)).await;

@@ -13,12 +13,8 @@ use crate::records::journal::TableRows;
 fn every_attempt_done(f: &Fixture, attempts: usize) {
     f.pending([0]);
     for attempt in 0..attempts {
-        f.on_alter(&marker(attempt), [Answer::Done]);
-        f.mutation_shows(
-            &marker(attempt),
-            &format!("mutation_{attempt}.txt"),
-            [Shows::Done],
-        );
+        let mutation_id = format!("mutation_{attempt}.txt");
+        f.attempt_shows(attempt, Answer::Done, &mutation_id, [Shows::Done]);
     }
 }
 
