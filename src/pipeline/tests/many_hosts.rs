@@ -127,19 +127,19 @@ fn short(timeout_ms: u64) -> RunMode {
 
 use On::{Shows as S, Unreachable as Down};
 
+/// What the hosts show of a statement that reaches h1 first, then is done
+/// on both.
+const ON_ONE_THEN_DONE_ON_BOTH: &[[On; 2]] = &[
+    [S(Shows::Running(1)), S(Shows::Nothing)],
+    [S(Shows::Done), S(Shows::Done)],
+];
+
 #[tokio::test]
 async fn sent_once_to_every_host_and_done_on_each_completes() {
     for engine in ENGINES {
         let f = many_hosts(engine);
         f.on_alter(&marker(0), [Answer::Done]);
-        hosts_show(
-            &f,
-            0,
-            &[
-                [S(Shows::Running(1)), S(Shows::Nothing)],
-                [S(Shows::Done), S(Shows::Done)],
-            ],
-        );
+        hosts_show(&f, 0, ON_ONE_THEN_DONE_ON_BOTH);
         hosts_count(&f, &[[Some(0), Some(0)]]);
         let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, waiting(false)).await;
@@ -306,14 +306,7 @@ async fn an_answer_of_every_host_lost_but_seen_on_one_is_not_sent_again() {
     for engine in ENGINES {
         let f = many_hosts(engine);
         f.on_alter(&marker(0), [Answer::Lost]);
-        hosts_show(
-            &f,
-            0,
-            &[
-                [S(Shows::Running(1)), S(Shows::Nothing)],
-                [S(Shows::Done), S(Shows::Done)],
-            ],
-        );
+        hosts_show(&f, 0, ON_ONE_THEN_DONE_ON_BOTH);
         hosts_count(&f, &[[Some(0), Some(0)]]);
         let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, waiting(false)).await;
