@@ -220,6 +220,21 @@ pub struct RunResult {
     pub warnings: Vec<String>,
 }
 
+impl RunResult {
+    /// What a run reports before it has done anything: failed until it
+    /// ends otherwise, nothing verified, counted, re-aggregated or audited.
+    pub fn nothing_done() -> Self {
+        RunResult {
+            outcome: Outcome::Failed,
+            verified: None,
+            after: None,
+            rollups: None,
+            audit: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// The rollup scope a journal shows before it runs (for reports).
 pub fn planned_rollups(journal: &RequestJournal) -> Option<RollupReport> {
     let scope: &RollupScope = journal.rollup.as_ref()?;

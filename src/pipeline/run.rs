@@ -32,14 +32,7 @@ pub async fn run(
     mode: RunMode,
     observer: &mut dyn TrackObserver,
 ) -> (RunResult, anyhow::Result<()>) {
-    let mut result = RunResult {
-        outcome: Outcome::Failed,
-        verified: None,
-        after: None,
-        rollups: None,
-        audit: None,
-        warnings: Vec::new(),
-    };
+    let mut result = RunResult::nothing_done();
     // From here on Ctrl-C ends the current wait instead of the process, so
     // that the run still journals, reports and audits where it stopped.
     crate::vocabulary::interrupt::listen();

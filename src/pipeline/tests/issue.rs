@@ -25,20 +25,16 @@ async fn a_first_run_sends_one_alter_without_looking_up_first_and_completes() {
     for engine in ENGINES {
         let f = Fixture::new(engine);
         f.pending([0]);
-        f.on_alter(&marker(0), [Answer::Done]);
-        f.mutation_shows(
-            &marker(0),
+        f.attempt_shows(
+            0,
+            Answer::Done,
             "mutation_1.txt",
             [Shows::Running(2), Shows::Done],
         );
         f.counts("u1", [0]);
         let mut j = journal();
         let d = drive(&f, &mut j, waiting(false)).await;
-        assert_eq!(
-            d.outcome.as_ref().ok(),
-            Some(&Outcome::Completed),
-            "{engine:?}"
-        );
+        d.assert_completed();
         assert_eq!(d.result.verified, Some(true));
         assert_eq!(f.alters(&marker(0)), 1, "{engine:?}: one statement");
         // A marker never sent cannot be on the server: the lookup comes
@@ -68,8 +64,7 @@ async fn only_18_16_counts_pending_deletes_before_issuing() {
     for engine in ENGINES {
         let f = Fixture::new(engine);
         f.pending([0]);
-        f.on_alter(&marker(0), [Answer::Done]);
-        f.mutation_shows(&marker(0), "mutation_1.txt", [Shows::Done]);
+        f.attempt_shows(0, Answer::Done, "mutation_1.txt", [Shows::Done]);
         f.counts("u1", [0]);
         let mut j = journal();
         let d = drive(&f, &mut j, waiting(false)).await;
@@ -87,20 +82,17 @@ async fn a_lost_answer_whose_mutation_was_committed_is_tracked_not_sent_again() 
     for engine in ENGINES {
         let f = Fixture::new(engine);
         f.pending([0]);
-        f.on_alter(&marker(0), [Answer::Lost]);
-        f.mutation_shows(
-            &marker(0),
+        // The ALTER reached the server; its answer did not come back.
+        f.attempt_shows(
+            0,
+            Answer::Lost,
             "mutation_4.txt",
             [Shows::Running(1), Shows::Done],
         );
         f.counts("u1", [0]);
         let mut j = journal();
         let d = drive(&f, &mut j, waiting(false)).await;
-        assert_eq!(
-            d.outcome.as_ref().ok(),
-            Some(&Outcome::Completed),
-            "{engine:?}"
-        );
+        d.assert_completed();
         assert_eq!(f.alters(&marker(0)), 1, "{engine:?}: never sent twice");
         assert_eq!(f.all_alters(), 1);
         assert_eq!(
@@ -122,8 +114,7 @@ async fn a_lost_answer_with_no_mutation_keeps_the_error_and_the_journal_issuing(
         f.lookup_shows(&marker(0), "", [Shows::Nothing]);
         let mut j = journal();
         let d = drive(&f, &mut j, waiting(false)).await;
-        assert_eq!(d.code(), Some(ErrorCode::ConnectionFailed), "{engine:?}");
-        assert!(d.error().contains("connection closed"), "{}", d.error());
+        d.assert_fails(ErrorCode::ConnectionFailed, "connection closed");
         assert_eq!(f.alters(&marker(0)), 1, "{engine:?}: not sent again");
         assert_eq!(f.lookups(&marker(0)), 1, "{engine:?}: looked up once");
         // Not known to have reached the server: a later run looks it up.
@@ -145,25 +136,13 @@ async fn resume_after_a_lost_answer_looks_the_marker_up_before_sending() {
             "mutation_2.txt",
             [Shows::Nothing, Shows::Running(1), Shows::Done],
         );
-        f.track_shows(
-            &marker(0),
-            "mutation_2.txt",
-            [Answer::Rows(Shows::Done.rows(
-                0,
-                "mutation_2.txt",
-                &marker(0),
-            ))],
-        );
+        f.track_shows(&marker(0), "mutation_2.txt", [Shows::Done]);
         f.on_alter(&marker(0), [Answer::Done]);
         f.counts("u1", [0]);
         let mut j = left_while_issuing();
         f.journals().save(&j).expect("save");
         let d = drive(&f, &mut j, waiting(true)).await;
-        assert_eq!(
-            d.outcome.as_ref().ok(),
-            Some(&Outcome::Completed),
-            "{engine:?}"
-        );
+        d.assert_completed();
         let lookup = first(&f, |sql| sql.contains(&quoted(&marker(0)))).expect("looked up");
         let alter = first(&f, |sql| is_alter(sql, &marker(0))).expect("sent");
         assert!(lookup < alter, "{engine:?}: sent before looking up");
@@ -187,11 +166,7 @@ async fn resume_finds_the_statement_an_earlier_run_sent_and_sends_nothing() {
         f.counts("u1", [0]);
         let mut j = left_while_issuing();
         let d = drive(&f, &mut j, waiting(true)).await;
-        assert_eq!(
-            d.outcome.as_ref().ok(),
-            Some(&Outcome::Completed),
-            "{engine:?}"
-        );
+        d.assert_completed();
         assert_eq!(f.all_alters(), 0, "{engine:?}: sent again");
         // Nor did it wait for room to send: nothing was to be sent.
         assert!(f.sent("is_done = 0").is_empty());
@@ -235,8 +210,7 @@ async fn a_refused_statement_fails_the_request_without_a_lookup() {
     );
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(false)).await;
-    assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-    assert!(d.error().contains("Not enough privileges"), "{}", d.error());
+    d.assert_fails(ErrorCode::ForgetFailed, "Not enough privileges");
     assert_eq!(f.lookups(&marker(0)), 0, "a refusal created nothing");
     assert_status(&f, &j, RequestStatus::Failed);
     assert_eq!(steps(&j).last(), Some(&"issue_failed"));
@@ -268,12 +242,7 @@ async fn two_mutations_with_one_marker_fail_rather_than_pick_one() {
         .on(&[MUTATIONS_READ, &quoted(&marker(0))], [Answer::Rows(rows)]);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(false)).await;
-    assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-    assert!(
-        d.error().contains("2 mutations carry the marker"),
-        "{}",
-        d.error()
-    );
+    d.assert_fails(ErrorCode::ForgetFailed, "2 mutations carry the marker");
     assert!(f.sent("mutation_id IN").is_empty(), "tracked one of them");
     assert_eq!(f.alters(&marker(0)), 1);
 }
@@ -289,7 +258,7 @@ async fn without_wait_the_run_stops_queued_after_issuing_and_tracks_nothing() {
         ..waiting(false)
     };
     let d = drive(&f, &mut j, mode).await;
-    assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Queued));
+    d.assert_outcome(Outcome::Queued);
     assert!(f.sent("mutation_id IN").is_empty(), "tracked");
     assert_eq!(f.counted(), 0, "counted");
     assert_status(&f, &j, RequestStatus::Queued);

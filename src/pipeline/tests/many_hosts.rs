@@ -127,27 +127,23 @@ fn short(timeout_ms: u64) -> RunMode {
 
 use On::{Shows as S, Unreachable as Down};
 
+/// What the hosts show of a statement that reaches h1 first, then is done
+/// on both.
+const ON_ONE_THEN_DONE_ON_BOTH: &[[On; 2]] = &[
+    [S(Shows::Running(1)), S(Shows::Nothing)],
+    [S(Shows::Done), S(Shows::Done)],
+];
+
 #[tokio::test]
 async fn sent_once_to_every_host_and_done_on_each_completes() {
     for engine in ENGINES {
         let f = many_hosts(engine);
         f.on_alter(&marker(0), [Answer::Done]);
-        hosts_show(
-            &f,
-            0,
-            &[
-                [S(Shows::Running(1)), S(Shows::Nothing)],
-                [S(Shows::Done), S(Shows::Done)],
-            ],
-        );
+        hosts_show(&f, 0, ON_ONE_THEN_DONE_ON_BOTH);
         hosts_count(&f, &[[Some(0), Some(0)]]);
         let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, waiting(false)).await;
-        assert_eq!(
-            d.outcome.as_ref().ok(),
-            Some(&Outcome::Completed),
-            "{engine:?}"
-        );
+        d.assert_completed();
         let alters = f.sent("ALTER TABLE");
         assert_eq!(alters.len(), 1, "{engine:?}");
         assert!(
@@ -180,12 +176,7 @@ async fn a_host_that_cannot_be_read_while_tracking_never_lets_the_request_comple
         hosts_count(&f, &[[Some(0), Some(0)]]);
         let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, short(100)).await;
-        assert_eq!(d.code(), Some(ErrorCode::Timeout), "{engine:?}");
-        assert!(
-            d.error().contains("h2:9000 (shard 2) cannot be read"),
-            "{}",
-            d.error()
-        );
+        d.assert_fails(ErrorCode::Timeout, "h2:9000 (shard 2) cannot be read");
         let error = d.outcome.as_ref().expect_err("error");
         assert_eq!(
             Outcome::after_error(RequestStatus::Failed, true, error),
@@ -214,9 +205,8 @@ async fn a_host_that_cannot_be_counted_is_never_taken_for_zero() {
         hosts_count(&f, &[[Some(0), None]]);
         let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, waiting(false)).await;
-        assert_eq!(d.code(), Some(ErrorCode::ConnectionFailed), "{engine:?}");
-        assert!(d.error().contains("cannot be verified"), "{}", d.error());
-        assert!(d.error().contains("h2:9000"), "{}", d.error());
+        d.assert_fails(ErrorCode::ConnectionFailed, "cannot be verified");
+        d.assert_error_says("h2:9000");
         assert_eq!(d.result.verified, None);
         assert!(!steps(&j).contains(&"verified"));
         assert_status(&f, &j, RequestStatus::Queued);
@@ -231,12 +221,9 @@ async fn done_on_one_host_and_missing_on_another_is_waited_for_not_done() {
         hosts_show(&f, 0, &[[S(Shows::Done), S(Shows::Nothing)]]);
         let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, short(100)).await;
-        assert_eq!(d.code(), Some(ErrorCode::Timeout), "{engine:?}");
-        assert!(
-            d.error()
-                .contains(&format!("{} is not yet on h2:9000 (shard 2)", marker(0))),
-            "{}",
-            d.error()
+        d.assert_fails(
+            ErrorCode::Timeout,
+            &format!("{} is not yet on h2:9000 (shard 2)", marker(0)),
         );
         let hosts = &j.targets[0].attempts[0].hosts;
         assert_eq!(hosts[0].outcome, Some(AttemptOutcome::Done));
@@ -267,16 +254,11 @@ async fn killed_on_one_host_fails_a_first_run_and_resume_reissues_to_every_host(
             Some(AttemptOutcome::Killed)
         );
         if reissue_killed {
-            assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
+            d.assert_completed();
             assert_eq!(f.alters(&marker(1)), 1);
             assert!(f.sent("ALTER TABLE")[1].contains(&script_fragments::sent_to_all(NAME)));
         } else {
-            assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-            assert!(
-                d.error().contains("on h2:9000 (shard 2): killed"),
-                "{}",
-                d.error()
-            );
+            d.assert_fails(ErrorCode::ForgetFailed, "on h2:9000 (shard 2): killed");
             assert_eq!(f.alters(&marker(1)), 0);
             assert_status(&f, &j, RequestStatus::Failed);
         }
@@ -305,11 +287,7 @@ async fn an_answer_of_every_host_that_times_out_leaves_hosts_behind_and_is_track
         hosts_count(&f, &[[Some(0), Some(0)]]);
         let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, waiting(false)).await;
-        assert_eq!(
-            d.outcome.as_ref().ok(),
-            Some(&Outcome::Completed),
-            "{engine:?}"
-        );
+        d.assert_completed();
         assert!(
             detail(&j, "issued").contains("not every host answered in time"),
             "{}",
@@ -328,22 +306,11 @@ async fn an_answer_of_every_host_lost_but_seen_on_one_is_not_sent_again() {
     for engine in ENGINES {
         let f = many_hosts(engine);
         f.on_alter(&marker(0), [Answer::Lost]);
-        hosts_show(
-            &f,
-            0,
-            &[
-                [S(Shows::Running(1)), S(Shows::Nothing)],
-                [S(Shows::Done), S(Shows::Done)],
-            ],
-        );
+        hosts_show(&f, 0, ON_ONE_THEN_DONE_ON_BOTH);
         hosts_count(&f, &[[Some(0), Some(0)]]);
         let mut j = many_hosts_journal();
         let d = drive(&f, &mut j, waiting(false)).await;
-        assert_eq!(
-            d.outcome.as_ref().ok(),
-            Some(&Outcome::Completed),
-            "{engine:?}"
-        );
+        d.assert_completed();
         assert_eq!(f.all_alters(), 1, "{engine:?}: sent twice");
         assert!(
             detail(&j, "issued")
@@ -396,11 +363,9 @@ async fn resume_that_cannot_tell_whether_it_was_sent_sends_nothing() {
     j.status = RequestStatus::Issuing;
     j.record_step("issuing", marker(0));
     let d = drive(&f, &mut j, waiting(true)).await;
-    assert_eq!(d.code(), Some(ErrorCode::ConnectionFailed));
-    assert!(
-        d.error().contains("cannot tell whether the statement"),
-        "{}",
-        d.error()
+    d.assert_fails(
+        ErrorCode::ConnectionFailed,
+        "cannot tell whether the statement",
     );
     assert_eq!(f.all_alters(), 0, "sent without knowing");
     assert_status(&f, &j, RequestStatus::Issuing);

@@ -200,10 +200,7 @@ impl Fixture {
         mutation_id: &str,
         shows: impl IntoIterator<Item = Shows>,
     ) {
-        let answers: Vec<Answer> = shows
-            .into_iter()
-            .map(|s| Answer::Rows(s.rows(0, mutation_id, marker)))
-            .collect();
+        let answers = answers(marker, mutation_id, shows);
         self.script
             .on(&[MUTATIONS_READ, &quoted(marker)], answers.clone());
         self.script
@@ -218,11 +215,10 @@ impl Fixture {
         mutation_id: &str,
         shows: impl IntoIterator<Item = Shows>,
     ) {
-        let answers: Vec<Answer> = shows
-            .into_iter()
-            .map(|s| Answer::Rows(s.rows(0, mutation_id, marker)))
-            .collect();
-        self.script.on(&[MUTATIONS_READ, &quoted(marker)], answers);
+        self.script.on(
+            &[MUTATIONS_READ, &quoted(marker)],
+            answers(marker, mutation_id, shows),
+        );
     }
 
     /// As [`Fixture::mutation_shows`], only to tracking (by mutation id).
@@ -230,11 +226,29 @@ impl Fixture {
         &self,
         marker: &str,
         mutation_id: &str,
-        shows: impl IntoIterator<Item = Answer>,
+        shows: impl IntoIterator<Item = Shows>,
     ) {
-        let _ = marker;
+        self.track_answers(mutation_id, answers(marker, mutation_id, shows));
+    }
+
+    /// What tracking `mutation_id` is answered, in turn (rows, or a
+    /// failure).
+    pub fn track_answers(&self, mutation_id: &str, answers: impl IntoIterator<Item = Answer>) {
         self.script
-            .on(&[MUTATIONS_READ, &format!("'{mutation_id}'")], shows);
+            .on(&[MUTATIONS_READ, &format!("'{mutation_id}'")], answers);
+    }
+
+    /// Attempt `attempt` is answered `answer` when sent, and
+    /// `system.mutations` shows it as `mutation_id`: `shows` in turn.
+    pub fn attempt_shows(
+        &self,
+        attempt: usize,
+        answer: Answer,
+        mutation_id: &str,
+        shows: impl IntoIterator<Item = Shows>,
+    ) {
+        self.on_alter(&marker(attempt), [answer]);
+        self.mutation_shows(&marker(attempt), mutation_id, shows);
     }
 
     /// 18.16 counts the table's unfinished mutations before each issue:
@@ -256,6 +270,19 @@ impl Fixture {
         self.script
             .on(&["count()", &format!("IN ('{user}')")], answers);
     }
+}
+
+/// The answers of reads of `system.mutations` that show `shows` of the
+/// statement with `marker`, in turn.
+pub(super) fn answers(
+    marker: &str,
+    mutation_id: &str,
+    shows: impl IntoIterator<Item = Shows>,
+) -> Vec<Answer> {
+    shows
+        .into_iter()
+        .map(|s| s.answer(mutation_id, marker))
+        .collect()
 }
 
 /// A fragment of every read of `system.mutations` (`sql/mutations.sql`),
@@ -313,6 +340,11 @@ pub(super) enum Shows {
 }
 
 impl Shows {
+    /// The answer of this server (host 0) to a read of `system.mutations`.
+    pub fn answer(&self, mutation_id: &str, marker: &str) -> Answer {
+        Answer::Rows(self.rows(0, mutation_id, marker))
+    }
+
     /// The rows `sql/mutations.sql` answers, `host` numbering the host
     /// that answered (0 on one server).
     pub fn rows(&self, host: u32, mutation_id: &str, marker: &str) -> serde_json::Value {
@@ -394,6 +426,8 @@ impl TrackObserver for Watcher {
 
 /// What one call of `drive` did.
 pub(super) struct Driven {
+    /// The server the run was driven against, named by every assertion.
+    pub engine: Engine,
     pub outcome: anyhow::Result<Outcome>,
     pub result: RunResult,
     pub watcher: Watcher,
@@ -414,22 +448,50 @@ impl Driven {
             Err(error) => format!("{error:#}"),
         }
     }
+
+    /// Asserts that the run went through with `outcome`.
+    #[track_caller]
+    pub fn assert_outcome(&self, outcome: Outcome) {
+        assert_eq!(
+            self.outcome.as_ref().ok(),
+            Some(&outcome),
+            "{:?}: {:?}",
+            self.engine,
+            self.outcome.as_ref().err()
+        );
+    }
+
+    /// Asserts that the run went through to the end (the audit record
+    /// aside).
+    #[track_caller]
+    pub fn assert_completed(&self) {
+        self.assert_outcome(Outcome::Completed);
+    }
+
+    /// Asserts that the run failed with an error of class `code` that
+    /// says `part`.
+    #[track_caller]
+    pub fn assert_fails(&self, code: ErrorCode, part: &str) {
+        assert_eq!(self.code(), Some(code), "{:?}", self.engine);
+        self.assert_error_says(part);
+    }
+
+    /// Asserts that the run's error says `part`.
+    #[track_caller]
+    pub fn assert_error_says(&self, part: &str) {
+        let error = self.error();
+        assert!(error.contains(part), "{:?}: {error}", self.engine);
+    }
 }
 
 /// Issue, track and verify `journal` (everything `run` does before the
 /// audit record).
 pub(super) async fn drive(f: &Fixture, journal: &mut RequestJournal, mode: RunMode) -> Driven {
-    let mut result = RunResult {
-        outcome: Outcome::Failed,
-        verified: None,
-        after: None,
-        rollups: None,
-        audit: None,
-        warnings: Vec::new(),
-    };
+    let mut result = RunResult::nothing_done();
     let mut watcher = Watcher::default();
     let outcome = super::run::drive(&f.ctx(), journal, mode, &mut watcher, &mut result).await;
     Driven {
+        engine: f.engine,
         outcome,
         result,
         watcher,

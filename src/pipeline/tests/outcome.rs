@@ -3,8 +3,16 @@ use crate::pipeline::Outcome;
 use crate::records::journal::RequestStatus;
 use crate::vocabulary::error::{ErrorCode, Failure};
 
-fn error(code: ErrorCode) -> anyhow::Error {
-    Failure::new(code, "test").into()
+/// Asserts that an error of class `code` leaves a request its journal
+/// says is `status` (`issued`: whether any statement was) `expected`.
+#[track_caller]
+fn assert_leaves(status: RequestStatus, issued: bool, code: ErrorCode, expected: Outcome) {
+    let error = Failure::new(code, "test").into();
+    assert_eq!(
+        Outcome::after_error(status, issued, &error),
+        expected,
+        "{code:?}"
+    );
 }
 
 /// A run that stops after issuing leaves mutations that keep running:
@@ -17,27 +25,15 @@ fn an_error_after_issuing_leaves_the_request_queued_unless_a_mutation_failed() {
         ErrorCode::Interrupted,
         ErrorCode::ConnectionFailed,
     ] {
-        assert_eq!(
-            Outcome::after_error(RequestStatus::Failed, true, &error(code)),
-            Outcome::Queued,
-            "{code:?}"
-        );
-        assert_eq!(
-            Outcome::after_error(RequestStatus::Failed, false, &error(code)),
-            Outcome::Failed,
-            "{code:?}"
-        );
+        assert_leaves(RequestStatus::Failed, true, code, Outcome::Queued);
+        assert_leaves(RequestStatus::Failed, false, code, Outcome::Failed);
     }
     for code in [
         ErrorCode::ForgetFailed,
         ErrorCode::ServerError,
         ErrorCode::InvalidPayload,
     ] {
-        assert_eq!(
-            Outcome::after_error(RequestStatus::Failed, true, &error(code)),
-            Outcome::Failed,
-            "{code:?}"
-        );
+        assert_leaves(RequestStatus::Failed, true, code, Outcome::Failed);
     }
 }
 
@@ -53,20 +49,8 @@ fn a_request_left_in_flight_is_reported_as_the_journal_keeps_it() {
         ErrorCode::Interrupted,
         ErrorCode::ForgetFailed,
     ] {
-        assert_eq!(
-            Outcome::after_error(RequestStatus::Issuing, false, &error(code)),
-            Outcome::Issuing,
-            "{code:?}"
-        );
-        assert_eq!(
-            Outcome::after_error(RequestStatus::Queued, true, &error(code)),
-            Outcome::Queued,
-            "{code:?}"
-        );
-        assert_eq!(
-            Outcome::after_error(RequestStatus::Failed, false, &error(code)),
-            Outcome::Failed,
-            "{code:?}"
-        );
+        assert_leaves(RequestStatus::Issuing, false, code, Outcome::Issuing);
+        assert_leaves(RequestStatus::Queued, true, code, Outcome::Queued);
+        assert_leaves(RequestStatus::Failed, false, code, Outcome::Failed);
     }
 }

@@ -7,18 +7,23 @@
 use super::*;
 use crate::erasure::plan::AttemptOutcome;
 
-fn rows(shows: Shows, mutation_id: &str) -> Answer {
-    Answer::Rows(shows.rows(0, mutation_id, &marker(0)))
-}
-
 /// The first attempt was sent and found (`mutation_1.txt`); tracking then
-/// sees `tracking` in turn.
+/// is answered `tracking` in turn.
 fn sent_and_then(f: &Fixture, tracking: impl IntoIterator<Item = Answer>) {
     f.pending([0]);
     f.on_alter(&marker(0), [Answer::Done]);
     f.lookup_shows(&marker(0), "mutation_1.txt", [Shows::Running(2)]);
-    f.track_shows(&marker(0), "mutation_1.txt", tracking);
+    f.track_answers("mutation_1.txt", tracking);
 }
+
+/// As [`sent_and_then`], tracking seeing `shows` in turn.
+fn sent_and_shows(f: &Fixture, shows: impl IntoIterator<Item = Shows>) {
+    sent_and_then(f, answers(&marker(0), "mutation_1.txt", shows));
+}
+
+/// What tracking sees of a mutation that vanished: seen running, then gone
+/// from `system.mutations` before it was done.
+const SEEN_THEN_GONE: [Shows; 2] = [Shows::Running(2), Shows::Nothing];
 
 /// The attempt after the first one is sent and done at once, and nothing
 /// remains.
@@ -31,22 +36,11 @@ fn second_attempt_completes(f: &Fixture) {
 #[tokio::test]
 async fn a_killed_mutation_fails_a_first_run_and_is_not_reissued() {
     let f = Fixture::new(Engine::Current);
-    sent_and_then(
-        &f,
-        [
-            rows(Shows::Running(2), "mutation_1.txt"),
-            rows(Shows::Killed, "mutation_1.txt"),
-        ],
-    );
+    sent_and_shows(&f, [Shows::Running(2), Shows::Killed]);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(false)).await;
-    assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-    assert!(
-        d.error().contains("mutation_1.txt: killed"),
-        "{}",
-        d.error()
-    );
-    assert!(d.error().contains(&format!("resume {ID}")), "{}", d.error());
+    d.assert_fails(ErrorCode::ForgetFailed, "mutation_1.txt: killed");
+    d.assert_error_says(&format!("resume {ID}"));
     assert_eq!(f.all_alters(), 1, "re-issued what someone killed");
     assert_eq!(f.counted(), 0);
     assert_eq!(j.targets[0].attempts.len(), 1);
@@ -61,11 +55,11 @@ async fn a_killed_mutation_fails_a_first_run_and_is_not_reissued() {
 #[tokio::test]
 async fn resume_reissues_a_killed_mutation_with_a_new_marker() {
     let f = Fixture::new(Engine::Current);
-    sent_and_then(&f, [rows(Shows::Killed, "mutation_1.txt")]);
+    sent_and_shows(&f, [Shows::Killed]);
     second_attempt_completes(&f);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(true)).await;
-    assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
+    d.assert_completed();
     assert_eq!(f.alters(&marker(0)), 1);
     assert_eq!(f.alters(&marker(1)), 1);
     let attempts = &j.targets[0].attempts;
@@ -83,13 +77,7 @@ async fn a_mutation_seen_then_gone_on_18_16_vanished_and_only_resume_reissues_it
     for reissue_killed in [false, true] {
         let f = Fixture::new(Engine::Legacy);
         // 18.16 has no is_killed: a killed mutation just leaves the table.
-        sent_and_then(
-            &f,
-            [
-                rows(Shows::Running(2), "mutation_1.txt"),
-                rows(Shows::Nothing, ""),
-            ],
-        );
+        sent_and_shows(&f, SEEN_THEN_GONE);
         second_attempt_completes(&f);
         f.pending([0]);
         let mut j = journal();
@@ -99,15 +87,12 @@ async fn a_mutation_seen_then_gone_on_18_16_vanished_and_only_resume_reissues_it
             Some(AttemptOutcome::Vanished)
         );
         if reissue_killed {
-            assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
+            d.assert_completed();
             assert_eq!(f.alters(&marker(1)), 1);
         } else {
-            assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-            assert!(
-                d.error()
-                    .contains("vanished from system.mutations before it finished"),
-                "{}",
-                d.error()
+            d.assert_fails(
+                ErrorCode::ForgetFailed,
+                "vanished from system.mutations before it finished",
             );
             assert_eq!(f.alters(&marker(1)), 0, "a first run re-issued");
             assert_status(&f, &j, RequestStatus::Failed);
@@ -134,21 +119,10 @@ async fn a_mutation_killed_by_chforget_reads_as_killed_not_vanished_on_18_16() {
     crate::records::audit::AuditLog::of(&f.state)
         .append(&f.key, kill, [], false, |_, _| {})
         .expect("recorded");
-    sent_and_then(
-        &f,
-        [
-            rows(Shows::Running(2), "mutation_1.txt"),
-            rows(Shows::Nothing, ""),
-        ],
-    );
+    sent_and_shows(&f, SEEN_THEN_GONE);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(false)).await;
-    assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-    assert!(
-        d.error().contains("mutation_1.txt: killed"),
-        "{}",
-        d.error()
-    );
+    d.assert_fails(ErrorCode::ForgetFailed, "mutation_1.txt: killed");
     assert_eq!(
         j.targets[0].attempts[0].outcome,
         Some(AttemptOutcome::Killed)
@@ -161,15 +135,11 @@ async fn a_mutation_never_seen_by_tracking_leaves_it_to_the_count() {
     for engine in ENGINES {
         let f = Fixture::new(engine);
         // Finished and pruned before the first poll.
-        sent_and_then(&f, [rows(Shows::Nothing, "")]);
+        sent_and_shows(&f, [Shows::Nothing]);
         f.counts("u1", [0]);
         let mut j = journal();
         let d = drive(&f, &mut j, waiting(false)).await;
-        assert_eq!(
-            d.outcome.as_ref().ok(),
-            Some(&Outcome::Completed),
-            "{engine:?}"
-        );
+        d.assert_completed();
         assert!(steps(&j).contains(&"vanished"), "{:?}", steps(&j));
         assert_eq!(f.counted(), 1, "the count decides");
         assert_eq!(f.all_alters(), 1);
@@ -180,21 +150,10 @@ async fn a_mutation_never_seen_by_tracking_leaves_it_to_the_count() {
 #[tokio::test]
 async fn a_failing_mutation_is_never_reissued_even_by_resume() {
     let f = Fixture::new(Engine::Current);
-    sent_and_then(
-        &f,
-        [rows(
-            Shows::Failing("Memory limit exceeded"),
-            "mutation_1.txt",
-        )],
-    );
+    sent_and_shows(&f, [Shows::Failing("Memory limit exceeded")]);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(true)).await;
-    assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-    assert!(
-        d.error().contains("failed: Memory limit exceeded"),
-        "{}",
-        d.error()
-    );
+    d.assert_fails(ErrorCode::ForgetFailed, "failed: Memory limit exceeded");
     assert_eq!(f.all_alters(), 1, "the server would fail it again");
     assert_eq!(f.counted(), 0);
     assert_status(&f, &j, RequestStatus::Failed);
@@ -205,7 +164,7 @@ async fn a_failing_mutation_is_never_reissued_even_by_resume() {
 async fn a_timeout_leaves_the_request_queued_with_its_mutation_running() {
     for engine in ENGINES {
         let f = Fixture::new(engine);
-        sent_and_then(&f, [rows(Shows::Running(4), "mutation_1.txt")]);
+        sent_and_shows(&f, [Shows::Running(4)]);
         let mut j = journal();
         let mode = RunMode {
             track: fast(Duration::from_millis(100)),
@@ -218,7 +177,7 @@ async fn a_timeout_leaves_the_request_queued_with_its_mutation_running() {
             Outcome::after_error(RequestStatus::Failed, true, error),
             Outcome::Queued
         );
-        assert!(d.error().contains(&format!("resume {ID}")), "{}", d.error());
+        d.assert_error_says(&format!("resume {ID}"));
         assert_status(&f, &j, RequestStatus::Queued);
         assert_eq!(steps(&j).last(), Some(&"timeout"));
         assert_eq!(f.all_alters(), 1, "{engine:?}");
@@ -234,13 +193,13 @@ async fn a_poll_that_loses_its_connection_is_retried() {
         &f,
         [
             Answer::Fails(ErrorCode::ConnectionFailed, "connection reset".into()),
-            rows(Shows::Done, "mutation_1.txt"),
+            Shows::Done.answer("mutation_1.txt", &marker(0)),
         ],
     );
     f.counts("u1", [0]);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(false)).await;
-    assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
+    d.assert_completed();
     assert!(
         d.watcher.notices.iter().any(|n| n.starts_with("Retrying")),
         "{:?}",
@@ -256,19 +215,13 @@ async fn killed_or_vanished_three_rounds_in_a_row_gives_up() {
     for attempt in 0..3 {
         let id = format!("mutation_{attempt}.txt");
         f.lookup_shows(&marker(attempt), &id, [Shows::Running(1)]);
-        f.track_shows(
-            &marker(attempt),
-            &id,
-            [Answer::Rows(Shows::Killed.rows(0, &id, &marker(attempt)))],
-        );
+        f.track_shows(&marker(attempt), &id, [Shows::Killed]);
     }
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(true)).await;
-    assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-    assert!(
-        d.error().contains("killed or vanished 3 times in a row"),
-        "{}",
-        d.error()
+    d.assert_fails(
+        ErrorCode::ForgetFailed,
+        "killed or vanished 3 times in a row",
     );
     for attempt in 0..3 {
         assert_eq!(f.alters(&marker(attempt)), 1, "attempt {attempt}");

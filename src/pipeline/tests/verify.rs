@@ -13,12 +13,8 @@ use crate::records::journal::TableRows;
 fn every_attempt_done(f: &Fixture, attempts: usize) {
     f.pending([0]);
     for attempt in 0..attempts {
-        f.on_alter(&marker(attempt), [Answer::Done]);
-        f.mutation_shows(
-            &marker(attempt),
-            &format!("mutation_{attempt}.txt"),
-            [Shows::Done],
-        );
+        let mutation_id = format!("mutation_{attempt}.txt");
+        f.attempt_shows(attempt, Answer::Done, &mutation_id, [Shows::Done]);
     }
 }
 
@@ -31,11 +27,7 @@ async fn survivors_after_round_one_are_reissued_with_a_new_marker() {
         f.counts("u1", [2, 0]);
         let mut j = journal();
         let d = drive(&f, &mut j, waiting(false)).await;
-        assert_eq!(
-            d.outcome.as_ref().ok(),
-            Some(&Outcome::Completed),
-            "{engine:?}"
-        );
+        d.assert_completed();
         assert_eq!(f.alters(&marker(0)), 1, "{engine:?}");
         assert_eq!(f.alters(&marker(1)), 1, "{engine:?}");
         assert_eq!(f.counted(), 2);
@@ -63,12 +55,9 @@ async fn survivors_every_round_give_up_after_max_rounds() {
     f.counts("u1", [1]);
     let mut j = journal();
     let d = drive(&f, &mut j, waiting(true)).await;
-    assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
-    assert!(
-        d.error()
-            .contains(&format!("remain after {MAX_ROUNDS} rounds")),
-        "{}",
-        d.error()
+    d.assert_fails(
+        ErrorCode::ForgetFailed,
+        &format!("remain after {MAX_ROUNDS} rounds"),
     );
     for attempt in 0..MAX_ROUNDS {
         assert_eq!(f.alters(&marker(attempt)), 1, "attempt {attempt}");
@@ -138,11 +127,7 @@ async fn rows_gone_outside_the_targets_with_no_other_mutation_fail_the_run() {
     let d = drive(&f, &mut j, waiting(false)).await;
     assert_eq!(d.code(), Some(ErrorCode::ForgetFailed));
     assert!(d.error().starts_with("7 rows of"), "{}", d.error());
-    assert!(
-        d.error().contains("Restore them from a backup"),
-        "{}",
-        d.error()
-    );
+    d.assert_error_says("Restore them from a backup");
     assert_ne!(j.status, RequestStatus::Completed);
     assert_eq!(
         f.saved().steps.last().map(|s| s.step.as_str()),
@@ -162,7 +147,7 @@ async fn rows_gone_while_other_mutations_ran_are_a_warning() {
     let mut j = journal();
     counted_before(&mut j);
     let d = drive(&f, &mut j, waiting(false)).await;
-    assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
+    d.assert_completed();
     assert_eq!(d.result.warnings.len(), 1);
     assert!(
         d.result.warnings[0].contains("mutation_77.txt"),
@@ -182,7 +167,7 @@ async fn no_rows_gone_outside_asks_for_no_other_mutation() {
     let mut j = journal();
     counted_before(&mut j);
     let d = drive(&f, &mut j, waiting(false)).await;
-    assert_eq!(d.outcome.as_ref().ok(), Some(&Outcome::Completed));
+    d.assert_completed();
     assert!(d.result.warnings.is_empty());
     assert!(f.sent("toDateTime(").is_empty());
     assert_eq!(f.sent("system.parts").len(), 1);
@@ -213,11 +198,7 @@ async fn an_old_journals_ids_table_is_never_read_and_is_dropped_once_verified() 
         f.script.on(&["DROP TABLE"], [Answer::Done]);
         let mut j = with_ids_table();
         let d = drive(&f, &mut j, waiting(false)).await;
-        assert_eq!(
-            d.outcome.as_ref().ok(),
-            Some(&Outcome::Completed),
-            "{engine:?}"
-        );
+        d.assert_completed();
         // Whatever the table holds now (anybody who may write to the
         // database could have changed it), the statement and the counts
         // carry the ids themselves.
