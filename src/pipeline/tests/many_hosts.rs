@@ -370,3 +370,36 @@ async fn resume_that_cannot_tell_whether_it_was_sent_sends_nothing() {
     assert_eq!(f.all_alters(), 0, "sent without knowing");
     assert_status(&f, &j, RequestStatus::Issuing);
 }
+
+/// A host journaled done whose mutation has since left its
+/// `system.mutations` (pruned) stays done: the resume completes once the
+/// other host is done, and sends nothing again.
+#[tokio::test]
+async fn a_host_done_before_and_pruned_since_is_not_sent_again() {
+    for engine in ENGINES {
+        let first = many_hosts(engine);
+        first.on_alter(&marker(0), [Answer::Done]);
+        hosts_show(&first, 0, &[[S(Shows::Done), S(Shows::Running(1))]]);
+        let mut j = many_hosts_journal();
+        let d = drive(&first, &mut j, short(100)).await;
+        assert_eq!(d.code(), Some(ErrorCode::Timeout), "{engine:?}");
+        let hosts = &j.targets[0].attempts[0].hosts;
+        assert_eq!(hosts[0].outcome, Some(AttemptOutcome::Done), "{engine:?}");
+        assert_eq!(hosts[1].outcome, None, "{engine:?}");
+
+        let resumed = many_hosts(engine);
+        hosts_show(&resumed, 0, &[[S(Shows::Nothing), S(Shows::Done)]]);
+        hosts_count(&resumed, &[[Some(0), Some(0)]]);
+        let d = drive(&resumed, &mut j, waiting(true)).await;
+        d.assert_completed();
+        assert_eq!(resumed.all_alters(), 0, "{engine:?}: sent again");
+        assert_eq!(j.targets[0].attempts.len(), 1, "{engine:?}");
+        assert!(
+            j.targets[0].attempts[0]
+                .hosts
+                .iter()
+                .all(|h| h.outcome == Some(AttemptOutcome::Done)),
+            "{engine:?}"
+        );
+    }
+}
