@@ -120,7 +120,9 @@ impl Capabilities {
             .await?;
         // One query for the names that must exist: a format and a table
         // function.
-        let names = server.fetch::<Name>(NAMES_SQL, during).await?;
+        let names = server
+            .fetch::<Name>(&crate::vocabulary::sql::render(NAMES_SQL, &[])?, during)
+            .await?;
         let has_name = |name: &str| names.iter().any(|row| row.name == name);
         let system_disks = !server
             .fetch::<Name>(
