@@ -130,6 +130,22 @@ async fn map_finds_every_place_the_ids_live_and_nothing_else() {
         assert!(!names.contains(&absent), "{absent} listed: {names:?}");
     }
     assert_eq!(report["probe"], Value::Null);
+    // Without --probe, map reads system tables only: no query it sends
+    // reads a table of the database.
+    let echoed = run(db.chforget().args(["map", "--verbose"]));
+    assert_eq!(echoed.code, 0, "{}", echoed.stderr);
+    let queries: Vec<&str> = echoed
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("chforget: query "))
+        .collect();
+    assert!(queries.len() >= 3, "{}", echoed.stderr);
+    for query in queries {
+        assert!(
+            !query.contains("FROM `"),
+            "map read data without --probe: {query}"
+        );
+    }
 
     let probed = map_json(&db, &["--probe", "1000"]);
     assert_eq!(found_by(&probed, "audit_trail_ext"), ["probe"]);
