@@ -286,22 +286,44 @@ async fn merge_sources(server: &Server, engine_full: &str) -> anyhow::Result<Vec
         .collect())
 }
 
-/// The kind of id a column named `name` holds, if its name says so.
+/// The kind of id a column named `name` holds, if its name says so: the
+/// profile's id columns, its `[map]` patterns, then [`ID_COLUMN_PATTERNS`].
 pub fn id_kind(name: &str, profile: &Profile) -> Option<IdKind> {
     let lower = name.to_ascii_lowercase();
-    if lower == profile.columns.user_id.as_str().to_ascii_lowercase() {
-        return Some(IdKind::UserId);
+    let own = &profile.map;
+    let profile_patterns = [
+        (profile.columns.user_id.as_str(), IdKind::UserId),
+        (profile.columns.anonymous_id.as_str(), IdKind::AnonymousId),
+    ]
+    .into_iter()
+    .chain(
+        own.user_id_columns
+            .iter()
+            .map(|p| (p.as_str(), IdKind::UserId)),
+    )
+    .chain(
+        own.anonymous_id_columns
+            .iter()
+            .map(|p| (p.as_str(), IdKind::AnonymousId)),
+    )
+    .chain(
+        own.email_columns
+            .iter()
+            .map(|p| (p.as_str(), IdKind::Email)),
+    );
+    profile_patterns
+        .chain(ID_COLUMN_PATTERNS.iter().copied())
+        .find(|(pattern, _)| name_matches(&lower, &pattern.to_ascii_lowercase()))
+        .map(|(_, kind)| kind)
+}
+
+/// `lower` matches `pattern` (both lower case): equal, or for `*suffix`
+/// ending with the suffix after at least one character.
+fn name_matches(lower: &str, pattern: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => lower.len() > suffix.len() && lower.ends_with(suffix),
+        None => lower == pattern,
     }
-    if lower == profile.columns.anonymous_id.as_str().to_ascii_lowercase() {
-        return Some(IdKind::AnonymousId);
-    }
-    ID_COLUMN_PATTERNS
-        .iter()
-        .find(|(pattern, _)| match pattern.strip_prefix('*') {
-            Some(suffix) => lower.len() > suffix.len() && lower.ends_with(suffix),
-            None => lower == *pattern,
-        })
-        .map(|(_, kind)| *kind)
 }
 
 /// Engines whose tables hold no rows of their own.
@@ -826,8 +848,18 @@ mod tests {
         assert_eq!(id_kind("contact_email", &profile), Some(IdKind::Email));
         assert_eq!(id_kind("user_id_hash", &profile), None);
         assert_eq!(id_kind("title", &profile), None);
-        let custom: Profile = toml::from_str("[columns]\nuser_id = \"who\"\n").expect("profile");
+        let custom: Profile = toml::from_str(
+            "[columns]\nuser_id = \"who\"\n[map]\nanonymous_id_columns = [\"*_Cookie\"]\nemail_columns = [\"mail\"]\n",
+        )
+        .expect("profile");
         assert_eq!(id_kind("who", &custom), Some(IdKind::UserId));
+        assert_eq!(
+            id_kind("visitor_cookie", &custom),
+            Some(IdKind::AnonymousId)
+        );
+        assert_eq!(id_kind("MAIL", &custom), Some(IdKind::Email));
+        assert_eq!(id_kind("mail", &profile), None);
+        assert!(toml::from_str::<Profile>("[map]\npatterns = []\n").is_err());
     }
 
     #[test]

@@ -182,6 +182,12 @@ async fn map_finds_every_place_the_ids_live_and_nothing_else() {
         .collect();
     assert!(!probed_names.contains(&"forget_audit"), "{probed_names:?}");
 
+    // A profile may name more id columns: then `actor` is found by name.
+    let profile = db.state_path().join("profile.toml");
+    std::fs::write(&profile, "[map]\nuser_id_columns = [\"Actor\"]\n").expect("profile");
+    let named = map_json(&db, &["--config", profile.to_str().expect("utf-8")]);
+    assert_eq!(found_by(&named, "audit_trail_ext"), ["pattern"]);
+
     let human = run(db.chforget().args(["map", "--probe", "1000"]));
     assert_eq!(human.code, 0, "{}", human.stderr);
     for shown in [
