@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::server::connected::Server;
 use crate::server::schema::ColumnRow;
 use crate::vocabulary::profile::Profile;
+use crate::vocabulary::request::RawId;
 use crate::vocabulary::sql::{Ident, literal_list, render, string_literal};
 
 const TABLES_SQL: &str = include_str!("../../sql/map/tables.sql");
@@ -656,6 +657,7 @@ pub struct ProbedTable {
 #[derive(Row, Deserialize)]
 struct Sample {
     scanned: u64,
+    /// In hex (`sql/map/sample_ids.sql`).
     ids: Vec<String>,
 }
 
@@ -739,11 +741,16 @@ pub async fn probe(
         return Ok(report);
     };
     report.rows_read += sample.scanned;
-    report.ids_sampled = sample.ids.len();
-    if sample.ids.is_empty() {
+    let ids: Vec<RawId> = sample
+        .ids
+        .iter()
+        .filter_map(|hex| RawId::from_hex(hex))
+        .collect();
+    report.ids_sampled = ids.len();
+    if ids.is_empty() {
         return Ok(report);
     }
-    let id_list = literal_list(&sample.ids);
+    let id_list = literal_list(&ids.iter().map(RawId::as_bytes).collect::<Vec<_>>());
     for table in &schema.tables {
         if own(&table.name)
             || !stores_rows(&table.engine)

@@ -301,3 +301,32 @@ async fn the_probe_reads_no_more_than_its_cap_of_each_table() {
         usage.stderr
     );
 }
+
+/// Stored ids are any bytes: a user id that is not UTF-8 (and one with a
+/// quote and a backslash) is sampled and found in another table, quoted
+/// exactly, and a table holding a near miss of it is not listed.
+#[tokio::test]
+async fn the_probe_samples_ids_of_any_bytes() {
+    let db = crate::test_db!();
+    db.seed().await;
+    for sql in [
+        "INSERT INTO events (project_id, user_id, anonymous_id, session_id, event, ts) SELECT 'p1', unhex('FF41'), 'a9', 's9', 'pageview', toDateTime('2026-11-02 00:00:00')",
+        "INSERT INTO events (project_id, user_id, anonymous_id, session_id, event, ts) VALUES ('p1', 'o\\'b\\\\r', 'a8', 's8', 'pageview', '2026-11-02 00:00:00')",
+        "CREATE TABLE owners (owner String) ENGINE = MergeTree ORDER BY owner",
+        "INSERT INTO owners SELECT unhex('FF41')",
+        "CREATE TABLE quoted_owners (who String) ENGINE = MergeTree ORDER BY who",
+        "INSERT INTO quoted_owners VALUES ('o\\'b\\\\r')",
+        "CREATE TABLE near_misses (who String) ENGINE = MergeTree ORDER BY who",
+        "INSERT INTO near_misses SELECT unhex('FF42') UNION ALL SELECT 'o\\'b\\\\'",
+    ] {
+        db.exec(sql).await;
+    }
+    let report = map_json(&db, &["--probe", "1000"]);
+    assert!(
+        report["probe"]["ids_sampled"].as_u64() >= Some(2),
+        "{report:#}"
+    );
+    assert_eq!(found_by(&report, "owners"), ["probe"], "{report:#}");
+    assert_eq!(found_by(&report, "quoted_owners"), ["probe"], "{report:#}");
+    assert!(!listed(&report).contains(&"near_misses"), "{report:#}");
+}
