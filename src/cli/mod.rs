@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 use crate::vocabulary::output::Told;
 
 use commands::{
-    audit, completions, doctor, forget, init, man, mutations, resume, rollup, status, stitch,
+    audit, completions, doctor, forget, init, man, map, mutations, resume, rollup, status, stitch,
     verify,
 };
 
@@ -56,6 +56,8 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// List the anonymous ids a user was seen with in a project
     Stitch(stitch::StitchArgs),
+    /// List every table of the database that may hold a user's ids, and draft a map of them
+    Map(map::MapArgs),
     /// Delete a user's rows (and optionally its anonymous ids' rows) in one project
     Forget(forget::ForgetArgs),
     /// List, watch and kill ClickHouse mutations
@@ -87,6 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => init::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
         Command::Stitch(args) => stitch::run(args).await,
+        Command::Map(args) => map::run(args).await,
         Command::Forget(args) => forget::run(args).await,
         Command::Mutations(command) => mutations::run(command).await,
         Command::Status(args) => status::run(args).await,

@@ -12,6 +12,7 @@ pub mod forget_batch;
 pub mod forget_user;
 pub mod kill;
 pub mod late;
+pub mod map;
 pub mod mutations;
 pub mod physical;
 pub mod rollup;

@@ -112,6 +112,18 @@ pub struct Profile {
     pub audit: AuditSettings,
     pub cluster: ClusterSettings,
     pub connection: ConnectionSettings,
+    pub map: MapSettings,
+}
+
+/// What `chforget map` takes for id columns besides its built-in
+/// patterns: column names, `*` standing for any prefix (`*_uid`), matched
+/// case-insensitively.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MapSettings {
+    pub user_id_columns: Vec<String>,
+    pub anonymous_id_columns: Vec<String>,
+    pub email_columns: Vec<String>,
 }
 
 /// How to reach the server (the flags and variables win over it).

@@ -11,6 +11,7 @@ const COMMANDS: &[&[&str]] = &[
     &["init"],
     &["doctor"],
     &["stitch"],
+    &["map"],
     &["forget"],
     &["mutations"],
     &["mutations", "list"],

@@ -11,6 +11,7 @@ mod forget;
 mod help;
 mod ids;
 mod late;
+mod map;
 mod mutations;
 mod physical;
 mod progress;

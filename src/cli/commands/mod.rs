@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod forget;
 pub mod init;
 pub mod man;
+pub mod map;
 pub mod mutations;
 pub mod resume;
 pub mod rollup;

@@ -1,0 +1,256 @@
+//! `map`: every table of the configured database that may hold a data
+//! subject's ids, with how it was found and the role suggested for it, and
+//! (`--write`) the draft of a personal-data map for review. Reads system
+//! tables, and with `--probe` a capped number of rows of each other table;
+//! never changes anything on the server. chforget's own tables (the audit
+//! table, ids and scratch tables) are never listed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::records::audit::table::AUDIT_TABLE;
+use crate::server::connected::Server;
+use crate::server::discover::{self, FoundBy, FoundTable, IdKind, ProbeReport, Suggested};
+use crate::vocabulary::data_map::{DataMap, MappedTable, Role};
+use crate::vocabulary::error::{ErrorCode, Failure};
+use crate::vocabulary::output::plural;
+use crate::vocabulary::profile::Profile;
+use crate::vocabulary::sql::Ident;
+
+/// What `map` is asked to do besides looking at the schema.
+#[derive(Debug, Clone, Default)]
+pub struct MapOptions {
+    /// `--probe N`: how many ids to sample and look for.
+    pub probe: Option<u64>,
+    /// `--probe-max-rows`: rows read at most per table.
+    pub probe_max_rows: u64,
+    /// `--write FILE`.
+    pub write: Option<PathBuf>,
+    /// `--force`: overwrite FILE.
+    pub force: bool,
+}
+
+/// What `map` found (the JSON document of `map --output json`).
+#[derive(Debug, Serialize)]
+pub struct MapReport {
+    pub database: String,
+    /// One entry per table, the profile's events table included.
+    pub tables: Vec<FoundTable>,
+    /// What `--probe` read and found.
+    pub probe: Option<ProbeReport>,
+    /// The map file written (`--write`).
+    pub written: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Tables chforget itself creates: the audit table, the ids tables of
+/// requests, the scratch tables of a rollup.
+fn is_chforget_own(name: &str) -> bool {
+    name == AUDIT_TABLE || name.starts_with("chforget_ids_") || name.contains("_chforget_")
+}
+
+/// Look at the database (and probe, and write the map, when asked).
+pub async fn map(
+    server: &Server,
+    profile: &Profile,
+    options: &MapOptions,
+) -> anyhow::Result<MapReport> {
+    server.require_database()?;
+    if let Some(path) = &options.write
+        && !options.force
+        && path.exists()
+    {
+        return Err(exists(path).into());
+    }
+    let schema = discover::read_schema(server).await?;
+    let mut tables = discover::classify(&schema, profile, is_chforget_own);
+    let mut warnings = Vec::new();
+    if !tables
+        .iter()
+        .any(|t| t.table == profile.tables.events.as_str())
+    {
+        warnings.push(format!(
+            "the profile's events table {} does not exist in this database",
+            server.table(&profile.tables.events)
+        ));
+    }
+    let probe = match options.probe {
+        Some(ids) => Some(
+            discover::probe(
+                server,
+                &schema,
+                profile,
+                &mut tables,
+                is_chforget_own,
+                ids,
+                options.probe_max_rows,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let mut report = MapReport {
+        database: schema.database.clone(),
+        tables,
+        probe,
+        written: None,
+        warnings,
+    };
+    if let Some(path) = &options.write {
+        let (text, skipped) = map_file(&report);
+        for table in skipped {
+            report.warnings.push(format!(
+                "{table} is not written to the map: its name is not an identifier chforget accepts (letters, digits, '_'); a view's inner table is erased through a `TO` table instead"
+            ));
+        }
+        write_new(path, &text, options.force)?;
+        report.written = Some(path.display().to_string());
+    }
+    Ok(report)
+}
+
+fn exists(path: &Path) -> Failure {
+    Failure::new(
+        ErrorCode::InvalidPayload,
+        format!(
+            "{} exists; nothing was written. Review it, or pass --force to overwrite it",
+            path.display()
+        ),
+    )
+}
+
+/// Write `text` to a new file (any file when `force`).
+fn write_new(path: &Path, text: &str, force: bool) -> anyhow::Result<()> {
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true);
+    if force {
+        open.create(true).truncate(true);
+    } else {
+        open.create_new(true);
+    }
+    let mut file = open.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            exists(path)
+        } else {
+            Failure::new(
+                ErrorCode::InvalidPayload,
+                format!("cannot write the map to {}: {e}", path.display()),
+            )
+        }
+    })?;
+    file.write_all(text.as_bytes()).map_err(|e| {
+        Failure::new(
+            ErrorCode::InvalidPayload,
+            format!("cannot write the map to {}: {e}", path.display()),
+        )
+    })?;
+    Ok(())
+}
+
+/// The map drafted from a report, as TOML, and the tables left out (names
+/// a map cannot hold).
+pub fn map_file(report: &MapReport) -> (String, Vec<String>) {
+    let mut map = DataMap::default();
+    let mut notes = Vec::new();
+    let mut skipped = Vec::new();
+    for found in &report.tables {
+        match mapped(found) {
+            Some(entry) => {
+                map.tables.push(entry);
+                notes.push(note(found));
+            }
+            None => skipped.push(format!("{}.{}", found.database, found.table)),
+        }
+    }
+    let header = vec![
+        format!(
+            "Personal-data map of database {}, drafted by `chforget map`.",
+            report.database
+        ),
+        "Review every entry: role = \"erase\" | \"reaggregate\" | \"ignore\" (ignore needs a reason).".to_string(),
+        "Tables holding no rows of their own are ignored, covered through the tables they read.".to_string(),
+        "`chforget forget` does not read this map yet.".to_string(),
+    ];
+    (map.to_toml(&header, &notes), skipped)
+}
+
+/// The comment lines above a table's entry: how it was found.
+fn note(found: &FoundTable) -> Vec<String> {
+    let by: Vec<&str> = found.found_by.iter().map(|b| found_by_name(*b)).collect();
+    let mut line = format!("{}: found by {}", found.engine, by.join(", "));
+    if let Some(rows) = found.rows {
+        line.push_str(&format!("; {}", plural(rows, "row", "rows")));
+    }
+    if !found.reads_from.is_empty() {
+        line.push_str(&format!("; from {}", found.reads_from.join(", ")));
+    }
+    vec![line]
+}
+
+pub fn found_by_name(by: FoundBy) -> &'static str {
+    match by {
+        FoundBy::Profile => "profile",
+        FoundBy::Pattern => "pattern",
+        FoundBy::Lineage => "lineage",
+        FoundBy::Probe => "probe",
+    }
+}
+
+/// A found table as a map entry; none when its name is not an identifier.
+fn mapped(found: &FoundTable) -> Option<MappedTable> {
+    let ident = |name: &str| Ident::new(name).ok();
+    let columns = |kind: IdKind| -> Vec<Ident> {
+        found
+            .columns
+            .iter()
+            .filter(|c| c.kind == kind)
+            .filter_map(|c| ident(&c.name))
+            .collect()
+    };
+    let mut entry = MappedTable {
+        database: ident(&found.database)?,
+        table: ident(&found.table)?,
+        role: Role::Erase,
+        reason: None,
+        user_id_columns: columns(IdKind::UserId),
+        anonymous_id_columns: columns(IdKind::AnonymousId),
+        email_columns: columns(IdKind::Email),
+        project_column: found.project_column.as_deref().and_then(ident),
+        time_column: found.time_column.as_deref().and_then(ident),
+    };
+    let through = if found.reads_from.is_empty() {
+        "the tables it reads".to_string()
+    } else {
+        found.reads_from.join(", ")
+    };
+    let no_columns = entry.user_id_columns.is_empty()
+        && entry.anonymous_id_columns.is_empty()
+        && entry.email_columns.is_empty();
+    match found.role {
+        Suggested::Erase if no_columns => {
+            entry.role = Role::Ignore;
+            entry.reason = Some(
+                "no id column chforget can name was found: review, and name the columns or say why"
+                    .to_string(),
+            );
+        }
+        Suggested::Erase => {}
+        Suggested::Reaggregate => entry.role = Role::Reaggregate,
+        Suggested::Covered => {
+            entry.role = Role::Ignore;
+            entry.reason = Some(format!(
+                "covered through {through}: a {} table holds no rows of its own",
+                found.engine
+            ));
+        }
+        Suggested::CoveredOnceFlushed => {
+            entry.role = Role::Ignore;
+            entry.reason = Some(format!(
+                "covered through {through} once flushed: a Buffer's rows go to the table it is in front of"
+            ));
+        }
+    }
+    Some(entry)
+}

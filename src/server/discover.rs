@@ -1,0 +1,995 @@
+//! Where a data subject's ids may live in the configured database, found
+//! from the system tables (`chforget map`): by the profile, by column names
+//! ([`ID_COLUMN_PATTERNS`]), by lineage (materialized views and their
+//! targets, `Buffer`, `Distributed` and `Merge` tables over a found table),
+//! and, opt-in, by value ([`probe`]: sampled ids looked for in the string
+//! columns of the other tables, each read capped). Only this server's
+//! schema of one database is read; the columns `system.tables` lacks on a
+//! server (18.16) are detected, never assumed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::server::connected::Server;
+use crate::server::schema::ColumnRow;
+use crate::vocabulary::profile::Profile;
+use crate::vocabulary::request::RawId;
+use crate::vocabulary::sql::{Ident, literal_list, render, string_literal};
+
+const TABLES_SQL: &str = include_str!("../../sql/map/tables.sql");
+const SAMPLE_IDS_SQL: &str = include_str!("../../sql/map/sample_ids.sql");
+const PROBE_SQL: &str = include_str!("../../sql/map/probe.sql");
+const TABLES_COLUMNS_SQL: &str =
+    "SELECT name FROM system.columns WHERE database = 'system' AND table = 'tables'";
+const COLUMNS_SQL: &str =
+    "SELECT table, name, type FROM system.columns WHERE database = {database} ORDER BY table, name";
+const PART_ROWS_SQL: &str = "SELECT table, toUInt64(sum(rows)) AS rows FROM system.parts WHERE database = {database} AND active GROUP BY table";
+const MERGE_SOURCES_SQL: &str = "SELECT name FROM system.tables WHERE database = {database} AND match(name, {pattern}) ORDER BY name";
+
+/// What an id column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdKind {
+    UserId,
+    AnonymousId,
+    Email,
+}
+
+/// Column names that mark a column as holding a subject's ids, matched
+/// case-insensitively; `*` stands for any prefix. The profile's own user
+/// and anonymous id column names are added to these.
+pub const ID_COLUMN_PATTERNS: &[(&str, IdKind)] = &[
+    ("user_id", IdKind::UserId),
+    ("userid", IdKind::UserId),
+    ("uid", IdKind::UserId),
+    ("*_user_id", IdKind::UserId),
+    ("person_id", IdKind::UserId),
+    ("customer_id", IdKind::UserId),
+    ("anonymous_id", IdKind::AnonymousId),
+    ("anon_id", IdKind::AnonymousId),
+    ("*_anonymous_id", IdKind::AnonymousId),
+    ("distinct_id", IdKind::AnonymousId),
+    ("*_distinct_id", IdKind::AnonymousId),
+    ("device_id", IdKind::AnonymousId),
+    ("email", IdKind::Email),
+    ("email_address", IdKind::Email),
+    ("*_email", IdKind::Email),
+];
+
+/// How a table was found, in the order reports list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FoundBy {
+    /// The profile's events table (and its rollup tables).
+    Profile,
+    /// A column named like an id column.
+    Pattern,
+    /// It reads or is fed from a found table.
+    Lineage,
+    /// A string column holds sampled ids (`--probe`).
+    Probe,
+}
+
+/// What `map` suggests doing with a table. `erase`, `reaggregate` are roles
+/// of the map file; the two `covered` roles are tables holding no rows of
+/// their own, written to the map as `ignore` with the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suggested {
+    /// Holds the subject's rows: erase by id.
+    Erase,
+    /// Holds aggregates of the subject's rows but no ids (the profile's
+    /// rollups, a view target without id columns): recompute.
+    Reaggregate,
+    /// Holds no rows of its own (a view, a `Distributed` or `Merge` table):
+    /// covered through the tables it reads.
+    Covered,
+    /// A `Buffer`: its rows go to the table it is in front of; covered
+    /// through that table once flushed.
+    CoveredOnceFlushed,
+}
+
+impl Suggested {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suggested::Erase => "erase",
+            Suggested::Reaggregate => "reaggregate",
+            Suggested::Covered => "covered",
+            Suggested::CoveredOnceFlushed => "covered_once_flushed",
+        }
+    }
+}
+
+/// An id column of a found table.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdColumn {
+    pub name: String,
+    pub r#type: String,
+    pub kind: IdKind,
+    pub found_by: FoundBy,
+}
+
+/// A table that may hold the subject's ids.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoundTable {
+    pub database: String,
+    pub table: String,
+    pub engine: String,
+    /// Rows of its active parts (MergeTree family), else none.
+    pub rows: Option<u64>,
+    pub found_by: BTreeSet<FoundBy>,
+    pub role: Suggested,
+    pub columns: Vec<IdColumn>,
+    /// Lineage: the found tables it reads (a view, a Buffer...) or, for a
+    /// view's target, the view feeding it; qualified.
+    pub reads_from: Vec<String>,
+    pub project_column: Option<String>,
+    pub time_column: Option<String>,
+}
+
+/// One table of the database as the system tables describe it.
+#[derive(Debug, Clone, Default)]
+pub struct TableInfo {
+    pub name: String,
+    pub engine: String,
+    pub engine_full: String,
+    pub create_query: String,
+    /// The views that read it (`dependencies_*`, where the server has them).
+    pub dependents: Vec<(String, String)>,
+    pub uuid: String,
+    pub rows: Option<u64>,
+    pub columns: Vec<ColumnRow>,
+    /// For a `Merge` table: the tables of the database its pattern matches.
+    pub merge_sources: Vec<String>,
+}
+
+/// The schema of one database.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseSchema {
+    pub database: String,
+    pub tables: Vec<TableInfo>,
+}
+
+#[derive(Row, Deserialize)]
+struct TableRow {
+    name: String,
+    engine: String,
+    engine_full: String,
+    create_query: String,
+    dependents_database: Vec<String>,
+    dependents_table: Vec<String>,
+    uuid: String,
+}
+
+#[derive(Row, Deserialize)]
+struct Name {
+    name: String,
+}
+
+#[derive(Row, Deserialize)]
+struct PartRows {
+    table: String,
+    rows: u64,
+}
+
+/// Read the tables of the configured database, their columns and rows
+/// (system tables only).
+pub async fn read_schema(server: &Server) -> anyhow::Result<DatabaseSchema> {
+    let during = "reading the database's tables";
+    let database = string_literal(server.database().as_str());
+    let present: BTreeSet<String> = server
+        .fetch::<Name>(TABLES_COLUMNS_SQL, during)
+        .await?
+        .into_iter()
+        .map(|row| row.name)
+        .collect();
+    let column_or = |name: &str, empty: &'static str| {
+        if present.contains(name) {
+            name.to_string()
+        } else {
+            empty.to_string()
+        }
+    };
+    let sql = render(
+        TABLES_SQL,
+        &[
+            ("engine_full", &column_or("engine_full", "''")),
+            ("create_table_query", &column_or("create_table_query", "''")),
+            (
+                "dependencies_database",
+                &column_or("dependencies_database", "emptyArrayString()"),
+            ),
+            (
+                "dependencies_table",
+                &column_or("dependencies_table", "emptyArrayString()"),
+            ),
+            (
+                "uuid",
+                &if present.contains("uuid") {
+                    "toString(uuid)".to_string()
+                } else {
+                    "''".to_string()
+                },
+            ),
+            ("database", &database),
+        ],
+    )?;
+    let rows: Vec<TableRow> = server.fetch(&sql, during).await?;
+    let columns: Vec<ColumnRow> = server
+        .fetch(&render(COLUMNS_SQL, &[("database", &database)])?, during)
+        .await?;
+    let part_rows: BTreeMap<String, u64> = server
+        .fetch::<PartRows>(&render(PART_ROWS_SQL, &[("database", &database)])?, during)
+        .await?
+        .into_iter()
+        .map(|row| (row.table, row.rows))
+        .collect();
+    let mut tables = Vec::new();
+    for row in rows {
+        let merge_sources = if row.engine == "Merge" {
+            merge_sources(server, &row.engine_full).await?
+        } else {
+            Vec::new()
+        };
+        tables.push(TableInfo {
+            rows: row
+                .engine
+                .contains("MergeTree")
+                .then(|| part_rows.get(&row.name).copied().unwrap_or(0)),
+            columns: columns
+                .iter()
+                .filter(|c| c.table == row.name)
+                .cloned()
+                .collect(),
+            dependents: row
+                .dependents_database
+                .into_iter()
+                .zip(row.dependents_table)
+                .collect(),
+            name: row.name,
+            engine: row.engine,
+            engine_full: row.engine_full,
+            create_query: row.create_query,
+            uuid: row.uuid,
+            merge_sources,
+        });
+    }
+    Ok(DatabaseSchema {
+        database: server.database().as_str().to_string(),
+        tables,
+    })
+}
+
+/// The tables of this database a `Merge(db, 'pattern')` table reads,
+/// matched by the server (its regular expressions, not ours).
+async fn merge_sources(server: &Server, engine_full: &str) -> anyhow::Result<Vec<String>> {
+    let arguments = engine_arguments(engine_full);
+    let (Some(database), Some(pattern)) = (arguments.first(), arguments.get(1)) else {
+        return Ok(Vec::new());
+    };
+    if unquoted(database) != server.database().as_str() {
+        return Ok(Vec::new());
+    }
+    let sql = render(
+        MERGE_SOURCES_SQL,
+        &[
+            ("database", &string_literal(server.database().as_str())),
+            ("pattern", &string_literal(unquoted(pattern))),
+        ],
+    )?;
+    Ok(server
+        .fetch::<Name>(&sql, "reading the tables a Merge table reads")
+        .await?
+        .into_iter()
+        .map(|row| row.name)
+        .collect())
+}
+
+/// The kind of id a column named `name` holds, if its name says so: the
+/// profile's id columns, its `[map]` patterns, then [`ID_COLUMN_PATTERNS`].
+pub fn id_kind(name: &str, profile: &Profile) -> Option<IdKind> {
+    let lower = name.to_ascii_lowercase();
+    let own = &profile.map;
+    let profile_patterns = [
+        (profile.columns.user_id.as_str(), IdKind::UserId),
+        (profile.columns.anonymous_id.as_str(), IdKind::AnonymousId),
+    ]
+    .into_iter()
+    .chain(
+        own.user_id_columns
+            .iter()
+            .map(|p| (p.as_str(), IdKind::UserId)),
+    )
+    .chain(
+        own.anonymous_id_columns
+            .iter()
+            .map(|p| (p.as_str(), IdKind::AnonymousId)),
+    )
+    .chain(
+        own.email_columns
+            .iter()
+            .map(|p| (p.as_str(), IdKind::Email)),
+    );
+    profile_patterns
+        .chain(ID_COLUMN_PATTERNS.iter().copied())
+        .find(|(pattern, _)| name_matches(&lower, &pattern.to_ascii_lowercase()))
+        .map(|(_, kind)| kind)
+}
+
+/// `lower` matches `pattern` (both lower case): equal, or for `*suffix`
+/// ending with the suffix after at least one character.
+fn name_matches(lower: &str, pattern: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => lower.len() > suffix.len() && lower.ends_with(suffix),
+        None => lower == pattern,
+    }
+}
+
+/// Engines whose tables hold no rows of their own.
+fn holds_no_rows(engine: &str) -> bool {
+    matches!(
+        engine,
+        "View" | "MaterializedView" | "LiveView" | "WindowView" | "Distributed" | "Merge"
+    )
+}
+
+/// The arguments of `Engine(a, 'b', ...)`, split at top-level commas
+/// outside quotes, trimmed.
+fn engine_arguments(engine_full: &str) -> Vec<String> {
+    let Some(open) = engine_full.find('(') else {
+        return Vec::new();
+    };
+    let mut arguments = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in engine_full[open + 1..].chars() {
+        if let Some(q) = quote {
+            current.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '`' | '"' => {
+                quote = Some(c);
+                current.push(c);
+            }
+            '(' => {
+                depth += 1;
+                current.push(c);
+            }
+            ')' if depth == 0 => break,
+            ')' => {
+                depth -= 1;
+                current.push(c);
+            }
+            ',' if depth == 0 => arguments.push(std::mem::take(&mut current).trim().to_string()),
+            c => current.push(c),
+        }
+    }
+    arguments.push(current.trim().to_string());
+    arguments
+}
+
+/// A name without its quotes (`'x'`, `` `x` ``, `"x"`).
+fn unquoted(name: &str) -> &str {
+    let name = name.trim();
+    for q in ['\'', '`', '"'] {
+        if let Some(inner) = name.strip_prefix(q).and_then(|n| n.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    name
+}
+
+/// `db.t`, `` `db`.`t` `` or `t` as (database, table), `t` in `database`.
+fn qualified(token: &str, database: &str) -> (String, String) {
+    let clean: String = token.chars().filter(|c| *c != '`' && *c != '"').collect();
+    match clean.split_once('.') {
+        Some((db, table)) if !db.is_empty() => (db.to_string(), table.to_string()),
+        _ => (database.to_string(), clean),
+    }
+}
+
+/// The tables a view's query reads: the names after `FROM` and `JOIN`
+/// (table functions and subqueries skipped; a subquery's own `FROM` is
+/// read in turn).
+fn view_sources(create_query: &str, database: &str) -> Vec<(String, String)> {
+    let select = match create_query.to_ascii_uppercase().find(" AS SELECT") {
+        Some(at) => &create_query[at..],
+        None => create_query,
+    };
+    let tokens: Vec<&str> = select.split_whitespace().collect();
+    tokens
+        .windows(2)
+        .filter(|pair| matches!(pair[0].to_ascii_uppercase().as_str(), "FROM" | "JOIN"))
+        .map(|pair| pair[1].trim_end_matches([')', ',', ';']))
+        .filter(|name| !name.is_empty() && !name.contains('('))
+        .map(|name| qualified(name, database))
+        .collect()
+}
+
+/// The target of a materialized view: `TO db.t`, else its inner table
+/// (`.inner.view`, or `.inner_id.uuid` in an Atomic database).
+fn view_target(view: &TableInfo, schema: &DatabaseSchema) -> Option<String> {
+    let head = match view.create_query.to_ascii_uppercase().find(" AS SELECT") {
+        Some(at) => &view.create_query[..at],
+        None => view.create_query.as_str(),
+    };
+    let tokens: Vec<&str> = head.split_whitespace().collect();
+    if let Some(at) = tokens.iter().position(|t| t.eq_ignore_ascii_case("TO"))
+        && let Some(target) = tokens.get(at + 1)
+    {
+        let (database, table) = qualified(target, &schema.database);
+        return (database == schema.database).then_some(table);
+    }
+    let inner = format!(".inner.{}", view.name);
+    let inner_id = format!(".inner_id.{}", view.uuid);
+    schema
+        .tables
+        .iter()
+        .find(|t| t.name == inner || (!view.uuid.is_empty() && t.name == inner_id))
+        .map(|t| t.name.clone())
+}
+
+/// The tables of this database `table` reads (lineage): a view's query,
+/// the views a table's dependencies name, a `Buffer`'s or `Distributed`'s
+/// destination, a `Merge` table's matches.
+fn sources_of(table: &TableInfo, schema: &DatabaseSchema) -> Vec<String> {
+    let database = schema.database.as_str();
+    let mut sources: Vec<(String, String)> = match table.engine.as_str() {
+        "View" | "MaterializedView" | "LiveView" | "WindowView" => {
+            view_sources(&table.create_query, database)
+        }
+        "Buffer" => {
+            let arguments = engine_arguments(&table.engine_full);
+            match (arguments.first(), arguments.get(1)) {
+                (Some(db), Some(t)) => vec![(unquoted(db).to_string(), unquoted(t).to_string())],
+                _ => Vec::new(),
+            }
+        }
+        "Distributed" => {
+            let arguments = engine_arguments(&table.engine_full);
+            match (arguments.get(1), arguments.get(2)) {
+                (Some(db), Some(t)) => vec![(unquoted(db).to_string(), unquoted(t).to_string())],
+                _ => Vec::new(),
+            }
+        }
+        "Merge" => table
+            .merge_sources
+            .iter()
+            .map(|t| (database.to_string(), t.clone()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for other in &schema.tables {
+        if other
+            .dependents
+            .iter()
+            .any(|(db, view)| db == database && *view == table.name)
+        {
+            sources.push((database.to_string(), other.name.clone()));
+        }
+    }
+    let mut names: Vec<String> = sources
+        .into_iter()
+        .filter(|(db, t)| db == database && *t != table.name)
+        .map(|(_, t)| t)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Find, from the schema alone, the tables that may hold the subject's
+/// ids: the profile's, those with id-named columns, and their lineage.
+/// `own` says which tables are chforget's (never listed).
+pub fn classify(
+    schema: &DatabaseSchema,
+    profile: &Profile,
+    own: impl Fn(&str) -> bool,
+) -> Vec<FoundTable> {
+    let tables: Vec<&TableInfo> = schema.tables.iter().filter(|t| !own(&t.name)).collect();
+    let mut found: BTreeMap<String, FoundTable> = BTreeMap::new();
+    let entry = |found: &mut BTreeMap<String, FoundTable>, table: &TableInfo| {
+        found
+            .entry(table.name.clone())
+            .or_insert_with(|| new_entry(schema, table, profile));
+    };
+    let events = profile.tables.events.as_str();
+    let rollups = [
+        profile.tables.daily_rollup.as_str(),
+        profile.tables.sessions.as_str(),
+    ];
+    for table in &tables {
+        let by_profile = table.name == events || rollups.contains(&table.name.as_str());
+        let by_pattern = table
+            .columns
+            .iter()
+            .any(|c| id_kind(&c.name, profile).is_some());
+        if by_profile || by_pattern {
+            entry(&mut found, table);
+            if let Some(e) = found.get_mut(&table.name) {
+                if by_profile {
+                    e.found_by.insert(FoundBy::Profile);
+                }
+                if by_pattern {
+                    e.found_by.insert(FoundBy::Pattern);
+                }
+            }
+        }
+    }
+    // Lineage, until nothing new is found: whatever reads a found table
+    // (and a view's target) is found too.
+    loop {
+        let mut added = false;
+        for table in &tables {
+            let sources: Vec<String> = sources_of(table, schema)
+                .into_iter()
+                .filter(|s| found.contains_key(s))
+                .collect();
+            if sources.is_empty() {
+                continue;
+            }
+            let mut fed = vec![(table.name.clone(), sources)];
+            if table.engine == "MaterializedView"
+                && let Some(target) = view_target(table, schema)
+            {
+                fed.push((target, vec![table.name.clone()]));
+            }
+            for (name, reads) in fed {
+                let Some(info) = tables.iter().find(|t| t.name == name) else {
+                    continue;
+                };
+                let before = found
+                    .get(&name)
+                    .map(|e| (e.found_by.clone(), e.reads_from.clone()));
+                entry(&mut found, info);
+                if let Some(e) = found.get_mut(&name) {
+                    e.found_by.insert(FoundBy::Lineage);
+                    for source in reads {
+                        let shown = format!("{}.{source}", schema.database);
+                        if !e.reads_from.contains(&shown) {
+                            e.reads_from.push(shown);
+                        }
+                    }
+                    added |= before != Some((e.found_by.clone(), e.reads_from.clone()));
+                }
+            }
+        }
+        if !added {
+            break;
+        }
+    }
+    found
+        .into_values()
+        .map(|mut e| {
+            e.role = suggested_role(&e, profile);
+            e
+        })
+        .collect()
+}
+
+fn new_entry(schema: &DatabaseSchema, table: &TableInfo, profile: &Profile) -> FoundTable {
+    let column_named = |name: &Ident| {
+        table
+            .columns
+            .iter()
+            .find(|c| c.name == name.as_str())
+            .map(|c| c.name.clone())
+    };
+    FoundTable {
+        database: schema.database.clone(),
+        table: table.name.clone(),
+        engine: table.engine.clone(),
+        rows: table.rows,
+        found_by: BTreeSet::new(),
+        role: Suggested::Erase,
+        columns: table
+            .columns
+            .iter()
+            .filter_map(|c| {
+                Some(IdColumn {
+                    kind: id_kind(&c.name, profile)?,
+                    name: c.name.clone(),
+                    r#type: c.r#type.clone(),
+                    found_by: FoundBy::Pattern,
+                })
+            })
+            .collect(),
+        reads_from: Vec::new(),
+        project_column: column_named(&profile.columns.project_id),
+        time_column: column_named(&profile.columns.timestamp).or_else(|| {
+            table
+                .columns
+                .iter()
+                .find(|c| c.r#type.starts_with("DateTime"))
+                .map(|c| c.name.clone())
+        }),
+    }
+}
+
+fn suggested_role(entry: &FoundTable, profile: &Profile) -> Suggested {
+    if entry.engine == "Buffer" {
+        Suggested::CoveredOnceFlushed
+    } else if holds_no_rows(&entry.engine) {
+        Suggested::Covered
+    } else if entry.table == profile.tables.events.as_str() || !entry.columns.is_empty() {
+        Suggested::Erase
+    } else {
+        Suggested::Reaggregate
+    }
+}
+
+/// What `--probe` read and found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    /// Where the ids were sampled from (`db.table.column`).
+    pub sampled_from: String,
+    pub ids_sampled: usize,
+    /// The cap on rows read per table (`max_rows_to_read`).
+    pub max_rows_per_table: u64,
+    /// Rows read in all, the sample included: the probe's cost.
+    pub rows_read: u64,
+    pub tables: Vec<ProbedTable>,
+}
+
+/// One table the probe read.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbedTable {
+    pub table: String,
+    pub rows_read: u64,
+    /// The read stopped at the cap: ids past it were not looked for.
+    pub capped: bool,
+    /// The string columns holding sampled ids.
+    pub matching_columns: Vec<String>,
+}
+
+#[derive(Row, Deserialize)]
+struct Sample {
+    scanned: u64,
+    /// In hex (`sql/map/sample_ids.sql`).
+    ids: Vec<String>,
+}
+
+#[derive(Row, Deserialize)]
+struct Probed {
+    scanned: u64,
+    hits: Vec<u64>,
+}
+
+fn string_type(r#type: &str) -> bool {
+    matches!(
+        r#type,
+        "String"
+            | "Nullable(String)"
+            | "LowCardinality(String)"
+            | "LowCardinality(Nullable(String))"
+    )
+}
+
+/// Engines that store rows chforget may read (the MergeTree family, the
+/// Log family, Memory).
+fn stores_rows(engine: &str) -> bool {
+    engine.contains("MergeTree") || matches!(engine, "Log" | "TinyLog" | "StripeLog" | "Memory")
+}
+
+/// The cap settings of every probe query: stop reading a table after
+/// `cap` rows and answer with what was read.
+fn capped(cap: &str) -> [(&'static str, &str); 2] {
+    [("max_rows_to_read", cap), ("read_overflow_mode", "break")]
+}
+
+/// `--probe N`: sample up to `ids` user ids from the profile's events
+/// table, then look for them in the string columns of every table not
+/// found yet that stores rows, reading at most `cap` rows of each. Tables
+/// holding any are added to `found` (found by probe, role erase).
+pub async fn probe(
+    server: &Server,
+    schema: &DatabaseSchema,
+    profile: &Profile,
+    found: &mut Vec<FoundTable>,
+    own: impl Fn(&str) -> bool,
+    ids: u64,
+    cap: u64,
+) -> anyhow::Result<ProbeReport> {
+    let cap_text = cap.to_string();
+    let events = &profile.tables.events;
+    let column = &profile.columns.user_id;
+    let mut report = ProbeReport {
+        sampled_from: format!(
+            "{}.{}.{}",
+            schema.database,
+            events.as_str(),
+            column.as_str()
+        ),
+        ids_sampled: 0,
+        max_rows_per_table: cap,
+        rows_read: 0,
+        tables: Vec::new(),
+    };
+    let has_column = schema
+        .tables
+        .iter()
+        .any(|t| t.name == events.as_str() && t.columns.iter().any(|c| c.name == column.as_str()));
+    if !has_column || ids == 0 {
+        return Ok(report);
+    }
+    let sql = render(
+        SAMPLE_IDS_SQL,
+        &[
+            ("column", &column.to_string()),
+            ("table", &server.table(events).to_string()),
+            ("limit", &ids.to_string()),
+        ],
+    )?;
+    let sample = server
+        .fetch_with_settings::<Sample>(&sql, &capped(&cap_text), "sampling ids to probe for")
+        .await?
+        .into_iter()
+        .next();
+    let Some(sample) = sample else {
+        return Ok(report);
+    };
+    report.rows_read += sample.scanned;
+    let ids: Vec<RawId> = sample
+        .ids
+        .iter()
+        .filter_map(|hex| RawId::from_hex(hex))
+        .collect();
+    report.ids_sampled = ids.len();
+    if ids.is_empty() {
+        return Ok(report);
+    }
+    let id_list = literal_list(&ids.iter().map(RawId::as_bytes).collect::<Vec<_>>());
+    for table in &schema.tables {
+        if own(&table.name)
+            || !stores_rows(&table.engine)
+            || found.iter().any(|f| f.table == table.name)
+        {
+            continue;
+        }
+        let Ok(name) = Ident::new(&table.name) else {
+            continue;
+        };
+        let strings: Vec<(&ColumnRow, Ident)> = table
+            .columns
+            .iter()
+            .filter(|c| string_type(&c.r#type))
+            .filter_map(|c| Some((c, Ident::new(&c.name).ok()?)))
+            .collect();
+        if strings.is_empty() {
+            continue;
+        }
+        let hits: Vec<String> = strings
+            .iter()
+            .map(|(_, column)| format!("countIf(ifNull(toString({column}), '') IN {id_list})"))
+            .collect();
+        let sql = render(
+            PROBE_SQL,
+            &[
+                ("hits", &hits.join(", ")),
+                ("table", &server.table(&name).to_string()),
+            ],
+        )?;
+        let during = format!("probing {} for sampled ids", table.name);
+        let Some(probed) = server
+            .fetch_with_settings::<Probed>(&sql, &capped(&cap_text), &during)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            continue;
+        };
+        report.rows_read += probed.scanned;
+        let matching: Vec<&ColumnRow> = strings
+            .iter()
+            .zip(&probed.hits)
+            .filter(|(_, hits)| **hits > 0)
+            .map(|((c, _), _)| *c)
+            .collect();
+        report.tables.push(ProbedTable {
+            table: table.name.clone(),
+            rows_read: probed.scanned,
+            capped: probed.scanned >= cap,
+            matching_columns: matching.iter().map(|c| c.name.clone()).collect(),
+        });
+        if matching.is_empty() {
+            continue;
+        }
+        let mut entry = new_entry(schema, table, profile);
+        entry.found_by.insert(FoundBy::Probe);
+        entry.columns = matching
+            .iter()
+            .map(|c| IdColumn {
+                name: c.name.clone(),
+                r#type: c.r#type.clone(),
+                kind: IdKind::UserId,
+                found_by: FoundBy::Probe,
+            })
+            .collect();
+        entry.role = Suggested::Erase;
+        found.push(entry);
+    }
+    found.sort_by(|a, b| a.table.cmp(&b.table));
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(table: &str, name: &str, r#type: &str) -> ColumnRow {
+        ColumnRow {
+            table: table.to_string(),
+            name: name.to_string(),
+            r#type: r#type.to_string(),
+        }
+    }
+
+    fn table(name: &str, engine: &str, columns: &[(&str, &str)]) -> TableInfo {
+        TableInfo {
+            name: name.to_string(),
+            engine: engine.to_string(),
+            columns: columns.iter().map(|(n, t)| column(name, n, t)).collect(),
+            ..TableInfo::default()
+        }
+    }
+
+    #[test]
+    fn id_columns_are_found_by_name_and_profile() {
+        let profile = Profile::default();
+        assert_eq!(id_kind("user_id", &profile), Some(IdKind::UserId));
+        assert_eq!(id_kind("Buyer_User_ID", &profile), Some(IdKind::UserId));
+        assert_eq!(id_kind("_user_id", &profile), None);
+        assert_eq!(id_kind("distinct_id", &profile), Some(IdKind::AnonymousId));
+        assert_eq!(id_kind("contact_email", &profile), Some(IdKind::Email));
+        assert_eq!(id_kind("user_id_hash", &profile), None);
+        assert_eq!(id_kind("title", &profile), None);
+        let custom: Profile = toml::from_str(
+            "[columns]\nuser_id = \"who\"\n[map]\nanonymous_id_columns = [\"*_Cookie\"]\nemail_columns = [\"mail\"]\n",
+        )
+        .expect("profile");
+        assert_eq!(id_kind("who", &custom), Some(IdKind::UserId));
+        assert_eq!(
+            id_kind("visitor_cookie", &custom),
+            Some(IdKind::AnonymousId)
+        );
+        assert_eq!(id_kind("MAIL", &custom), Some(IdKind::Email));
+        assert_eq!(id_kind("mail", &profile), None);
+        assert!(toml::from_str::<Profile>("[map]\npatterns = []\n").is_err());
+    }
+
+    #[test]
+    fn engine_arguments_respect_quotes_and_parentheses() {
+        assert_eq!(
+            engine_arguments("Buffer('db', 'events', 16, 10, 100)"),
+            ["'db'", "'events'", "16", "10", "100"]
+        );
+        assert_eq!(
+            engine_arguments("Merge(db, '^(a,b)$')"),
+            ["db", "'^(a,b)$'"]
+        );
+        assert_eq!(
+            engine_arguments("Distributed(x, db, t, rand()) SETTINGS a = 1"),
+            ["x", "db", "t", "rand()"]
+        );
+        assert!(engine_arguments("MergeTree ORDER BY ts").is_empty());
+    }
+
+    #[test]
+    fn views_read_their_from_and_join_tables() {
+        let query = "CREATE MATERIALIZED VIEW db.mv TO db.by_user (`user_id` String) AS SELECT user_id FROM db.events AS e INNER JOIN `db`.`people` USING user_id WHERE x IN (SELECT y FROM other.t)";
+        assert_eq!(
+            view_sources(query, "db"),
+            [
+                ("db".to_string(), "events".to_string()),
+                ("db".to_string(), "people".to_string()),
+                ("other".to_string(), "t".to_string())
+            ]
+        );
+        assert_eq!(
+            view_sources("CREATE VIEW db.v AS SELECT * FROM events", "db"),
+            [("db".to_string(), "events".to_string())]
+        );
+    }
+
+    /// The issue's database: events, a view feeding events_by_user, a
+    /// Buffer and a Merge table over events, identifies (distinct_id), a
+    /// table of other strings, chforget's own tables.
+    fn schema() -> DatabaseSchema {
+        let mut mv = table("mv", "MaterializedView", &[("user_id", "String")]);
+        mv.create_query = "CREATE MATERIALIZED VIEW db.mv TO db.events_by_user (`user_id` String, `n` UInt64) AS SELECT ifNull(user_id, '') AS user_id, toUInt64(1) AS n FROM db.events".to_string();
+        let mut inner_view = table("rollup_view", "MaterializedView", &[]);
+        inner_view.create_query = "CREATE MATERIALIZED VIEW db.rollup_view (`n` UInt64) ENGINE = SummingMergeTree ORDER BY tuple() AS SELECT count() AS n FROM db.events_by_user".to_string();
+        let mut buffer = table(
+            "events_buffer",
+            "Buffer",
+            &[("user_id", "Nullable(String)")],
+        );
+        buffer.engine_full = "Buffer('db', 'events', 16, 10, 100)".to_string();
+        let mut merged = table("all_events", "Merge", &[("ts", "DateTime")]);
+        merged.merge_sources = vec!["events".to_string()];
+        DatabaseSchema {
+            database: "db".to_string(),
+            tables: vec![
+                table(
+                    "events",
+                    "MergeTree",
+                    &[
+                        ("project_id", "String"),
+                        ("user_id", "Nullable(String)"),
+                        ("anonymous_id", "String"),
+                        ("ts", "DateTime"),
+                    ],
+                ),
+                mv,
+                table(
+                    "events_by_user",
+                    "SummingMergeTree",
+                    &[("user_id", "String"), ("n", "UInt64")],
+                ),
+                inner_view,
+                table(".inner.rollup_view", "SummingMergeTree", &[("n", "UInt64")]),
+                buffer,
+                merged,
+                table(
+                    "identifies",
+                    "MergeTree",
+                    &[("distinct_id", "String"), ("at", "DateTime")],
+                ),
+                table(
+                    "products",
+                    "MergeTree",
+                    &[("sku", "String"), ("title", "String")],
+                ),
+                table("forget_audit", "MergeTree", &[("user_id", "String")]),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_issue_database_is_mapped_by_profile_pattern_and_lineage() {
+        let found = classify(&schema(), &Profile::default(), |name| {
+            name == "forget_audit"
+        });
+        let get = |name: &str| {
+            found
+                .iter()
+                .find(|f| f.table == name)
+                .unwrap_or_else(|| panic!("{name} not found: {found:#?}"))
+        };
+        let by = |name: &str| get(name).found_by.iter().copied().collect::<Vec<_>>();
+        assert_eq!(by("events"), [FoundBy::Profile, FoundBy::Pattern]);
+        assert_eq!(get("events").role, Suggested::Erase);
+        assert_eq!(get("events").project_column.as_deref(), Some("project_id"));
+        assert_eq!(get("events").time_column.as_deref(), Some("ts"));
+        assert_eq!(by("events_by_user"), [FoundBy::Pattern, FoundBy::Lineage]);
+        assert_eq!(get("events_by_user").role, Suggested::Erase);
+        assert_eq!(get("events_by_user").reads_from, ["db.mv"]);
+        assert_eq!(get("mv").role, Suggested::Covered);
+        assert_eq!(get("mv").reads_from, ["db.events"]);
+        assert_eq!(by(".inner.rollup_view"), [FoundBy::Lineage]);
+        assert_eq!(get(".inner.rollup_view").role, Suggested::Reaggregate);
+        assert_eq!(get("events_buffer").role, Suggested::CoveredOnceFlushed);
+        assert_eq!(get("all_events").role, Suggested::Covered);
+        assert_eq!(by("all_events"), [FoundBy::Lineage]);
+        assert_eq!(by("identifies"), [FoundBy::Pattern]);
+        assert_eq!(get("identifies").columns[0].kind, IdKind::AnonymousId);
+        assert_eq!(get("identifies").time_column.as_deref(), Some("at"));
+        assert!(
+            found
+                .iter()
+                .all(|f| f.table != "products" && f.table != "forget_audit")
+        );
+    }
+}

@@ -1,0 +1,332 @@
+//! `chforget map` end to end: on a database holding the ids in the places
+//! issue 19 names (a view target, a second raw table, a table whose column
+//! name says nothing, a Buffer), each is found with the right reason and
+//! role; a table of other strings and chforget's own tables are not; the
+//! drafted map parses back into the map type; the probe reads no more than
+//! its cap.
+
+use chforget::vocabulary::data_map::{DataMap, Role};
+use serde_json::Value;
+
+use crate::common::{TestDb, run};
+
+/// The issue's database: the reference schema (seeded), a materialized
+/// view feeding `events_by_user`, `identifies` keyed by `distinct_id`,
+/// `audit_trail_ext` holding user ids under `actor`, a Buffer in front of
+/// `events` with an unflushed row of u1, a table of product strings, and
+/// chforget's own tables (`init` made the audit table; an ids table).
+async fn issue_database(db: &TestDb) {
+    db.seed().await;
+    let name = &db.name;
+    for sql in [
+        "CREATE TABLE events_by_user (user_id String, events UInt64) ENGINE = SummingMergeTree ORDER BY user_id".to_string(),
+        format!("CREATE MATERIALIZED VIEW events_by_user_mv TO {name}.events_by_user AS SELECT ifNull(user_id, '') AS user_id, toUInt64(1) AS events FROM {name}.events"),
+        "CREATE TABLE identifies (distinct_id String, traits String, at DateTime) ENGINE = MergeTree ORDER BY distinct_id".to_string(),
+        "INSERT INTO identifies VALUES ('a1', 'plan=pro', '2026-11-01 00:00:00')".to_string(),
+        "CREATE TABLE audit_trail_ext (actor String, action String, at DateTime) ENGINE = MergeTree ORDER BY at".to_string(),
+        "INSERT INTO audit_trail_ext VALUES ('u1', 'login', '2026-11-01 00:00:00'), ('nobody', 'login', '2026-11-01 00:00:00')".to_string(),
+        format!("CREATE TABLE events_buffer AS {name}.events ENGINE = Buffer({name}, events, 16, 10, 100, 10000, 1000000, 10000000, 100000000)"),
+        "INSERT INTO events_buffer VALUES ('p1', 'u1', 'a1', 's-buffered', 'pageview', 'target-user', 'ip-u1', '2026-11-02 00:00:00')".to_string(),
+        "CREATE TABLE products (sku String, title String) ENGINE = MergeTree ORDER BY sku".to_string(),
+        "INSERT INTO products VALUES ('sku-1', 'A kettle'), ('sku-2', 'u-shaped pillow')".to_string(),
+        "CREATE TABLE chforget_ids_c1 (id String) ENGINE = MergeTree ORDER BY id".to_string(),
+    ] {
+        db.exec(&sql).await;
+    }
+    // A row through the view, so its target holds u1.
+    db.exec("INSERT INTO events VALUES ('p1', 'u1', 'a1', 's-late', 'click', 'target-user', 'ip-u1', '2026-11-03 00:00:00')")
+        .await;
+}
+
+fn map_json(db: &TestDb, flags: &[&str]) -> Value {
+    let output = run(db
+        .chforget()
+        .arg("map")
+        .args(flags)
+        .args(["--output", "json"]));
+    assert_eq!(
+        output.code, 0,
+        "map failed: {}\n{}",
+        output.stderr, output.stdout
+    );
+    output.json()
+}
+
+fn entry<'a>(report: &'a Value, table: &str) -> &'a Value {
+    report["tables"]
+        .as_array()
+        .expect("tables[]")
+        .iter()
+        .find(|t| t["table"] == table)
+        .unwrap_or_else(|| panic!("{table} not listed: {report:#}"))
+}
+
+fn listed(report: &Value) -> Vec<&str> {
+    report["tables"]
+        .as_array()
+        .expect("tables[]")
+        .iter()
+        .filter_map(|t| t["table"].as_str())
+        .collect()
+}
+
+fn found_by(report: &Value, table: &str) -> Vec<String> {
+    entry(report, table)["found_by"]
+        .as_array()
+        .expect("found_by[]")
+        .iter()
+        .map(|v| v.as_str().expect("string").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn map_finds_every_place_the_ids_live_and_nothing_else() {
+    let db = crate::test_db!();
+    issue_database(&db).await;
+    let report = map_json(&db, &[]);
+
+    for table in report["tables"].as_array().expect("tables[]") {
+        for key in ["database", "table", "engine", "found_by", "role", "columns"] {
+            assert!(!table[key].is_null(), "{key} missing in {table:#}");
+        }
+        assert_eq!(table["database"], db.name.as_str());
+    }
+    assert_eq!(found_by(&report, "events"), ["profile", "pattern"]);
+    assert_eq!(entry(&report, "events")["role"], "erase");
+    assert_eq!(entry(&report, "events")["engine"], "MergeTree");
+    assert_eq!(found_by(&report, "events_by_user"), ["pattern", "lineage"]);
+    assert_eq!(entry(&report, "events_by_user")["role"], "erase");
+    assert_eq!(
+        entry(&report, "events_by_user")["reads_from"][0],
+        format!("{}.events_by_user_mv", db.name)
+    );
+    assert_eq!(entry(&report, "events_by_user_mv")["role"], "covered");
+    assert!(found_by(&report, "events_by_user_mv").contains(&"lineage".to_string()));
+    assert_eq!(found_by(&report, "identifies"), ["pattern"]);
+    assert_eq!(entry(&report, "identifies")["role"], "erase");
+    assert_eq!(
+        entry(&report, "identifies")["columns"],
+        serde_json::json!([{"name": "distinct_id", "type": "String", "kind": "anonymous_id", "found_by": "pattern"}])
+    );
+    assert_eq!(found_by(&report, "events_buffer"), ["pattern", "lineage"]);
+    assert_eq!(
+        entry(&report, "events_buffer")["role"],
+        "covered_once_flushed"
+    );
+    assert_eq!(entry(&report, "events_buffer")["engine"], "Buffer");
+    for rollup in ["daily_rollup", "sessions"] {
+        assert_eq!(found_by(&report, rollup), ["profile"]);
+        assert_eq!(entry(&report, rollup)["role"], "reaggregate");
+    }
+    // Found only by value; strings without ids and chforget's own tables
+    // are never listed.
+    let names = listed(&report);
+    for absent in [
+        "audit_trail_ext",
+        "products",
+        "forget_audit",
+        "chforget_ids_c1",
+    ] {
+        assert!(!names.contains(&absent), "{absent} listed: {names:?}");
+    }
+    assert_eq!(report["probe"], Value::Null);
+    // Without --probe, map reads system tables only: no query it sends
+    // reads a table of the database.
+    let echoed = run(db.chforget().args(["map", "--verbose"]));
+    assert_eq!(echoed.code, 0, "{}", echoed.stderr);
+    let queries: Vec<&str> = echoed
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("chforget: query "))
+        .collect();
+    assert!(queries.len() >= 3, "{}", echoed.stderr);
+    for query in queries {
+        assert!(
+            !query.contains("FROM `"),
+            "map read data without --probe: {query}"
+        );
+    }
+
+    let probed = map_json(&db, &["--probe", "1000"]);
+    assert_eq!(found_by(&probed, "audit_trail_ext"), ["probe"]);
+    assert_eq!(entry(&probed, "audit_trail_ext")["role"], "erase");
+    assert_eq!(
+        entry(&probed, "audit_trail_ext")["columns"][0]["name"],
+        "actor"
+    );
+    assert_eq!(
+        entry(&probed, "audit_trail_ext")["columns"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let names = listed(&probed);
+    assert!(!names.contains(&"products"), "{names:?}");
+    let probe = &probed["probe"];
+    assert!(probe["ids_sampled"].as_u64().unwrap_or(0) >= 1, "{probe:#}");
+    let products = probe["tables"]
+        .as_array()
+        .expect("probe.tables[]")
+        .iter()
+        .find(|t| t["table"] == "products")
+        .unwrap_or_else(|| panic!("products not probed: {probe:#}"));
+    assert_eq!(products["rows_read"], 2);
+    assert_eq!(products["matching_columns"], serde_json::json!([]));
+    assert!(probe["rows_read"].as_u64().unwrap_or(0) >= 4, "{probe:#}");
+    // The probe never reads chforget's own tables.
+    let probed_names: Vec<&str> = probe["tables"]
+        .as_array()
+        .expect("probe.tables[]")
+        .iter()
+        .filter_map(|t| t["table"].as_str())
+        .collect();
+    assert!(!probed_names.contains(&"forget_audit"), "{probed_names:?}");
+
+    // A profile may name more id columns: then `actor` is found by name.
+    let profile = db.state_path().join("profile.toml");
+    std::fs::write(&profile, "[map]\nuser_id_columns = [\"Actor\"]\n").expect("profile");
+    let named = map_json(&db, &["--config", profile.to_str().expect("utf-8")]);
+    assert_eq!(found_by(&named, "audit_trail_ext"), ["pattern"]);
+
+    let human = run(db.chforget().args(["map", "--probe", "1000"]));
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    for shown in [
+        "events_by_user",
+        "covered_once_flushed",
+        "audit_trail_ext",
+        "probe: ",
+    ] {
+        assert!(
+            human.stdout.contains(shown),
+            "{shown} not in:\n{}",
+            human.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_written_map_parses_back_and_is_never_overwritten_unasked() {
+    let db = crate::test_db!();
+    issue_database(&db).await;
+    let path = db.state_path().join("map.toml");
+    let path_text = path.to_str().expect("utf-8 path");
+    let report = map_json(&db, &["--probe", "1000", "--write", path_text]);
+    assert_eq!(report["written"], path_text);
+    let text = std::fs::read_to_string(&path).expect("map written");
+    let map = DataMap::parse(&text, "map.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let role = |table: &str| {
+        map.tables
+            .iter()
+            .find(|t| t.table.as_str() == table)
+            .unwrap_or_else(|| panic!("{table} not in the map:\n{text}"))
+    };
+    assert_eq!(role("events").role, Role::Erase);
+    assert_eq!(
+        role("events").project_column.as_ref().map(|c| c.as_str()),
+        Some("project_id")
+    );
+    assert_eq!(
+        role("events").time_column.as_ref().map(|c| c.as_str()),
+        Some("ts")
+    );
+    assert_eq!(role("events_by_user").role, Role::Erase);
+    assert_eq!(
+        role("identifies").anonymous_id_columns[0].as_str(),
+        "distinct_id"
+    );
+    assert_eq!(role("audit_trail_ext").user_id_columns[0].as_str(), "actor");
+    assert_eq!(role("daily_rollup").role, Role::Reaggregate);
+    for covered in ["events_buffer", "events_by_user_mv"] {
+        assert_eq!(role(covered).role, Role::Ignore);
+        let reason = role(covered).reason.clone().unwrap_or_default();
+        assert!(reason.contains(&format!("{}.", db.name)), "{reason}");
+    }
+    assert_eq!(
+        map.tables.len(),
+        report["tables"].as_array().map_or(0, Vec::len)
+    );
+    let again = DataMap::parse(&map.to_toml(&[], &[]), "again").expect("round trip");
+    assert_eq!(again, map);
+
+    // An existing map is not overwritten without --force, and says so.
+    std::fs::write(&path, "# reviewed\n").expect("edit");
+    let refused = run(db.chforget().args(["map", "--write", path_text]));
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("kept"),
+        "# reviewed\n"
+    );
+    let forced = run(db.chforget().args(["map", "--write", path_text, "--force"]));
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert!(
+        forced.stdout.contains("map written to"),
+        "{}",
+        forced.stdout
+    );
+    let rewritten = std::fs::read_to_string(&path).expect("rewritten");
+    assert!(
+        DataMap::parse(&rewritten, "map.toml").is_ok(),
+        "{rewritten}"
+    );
+}
+
+#[tokio::test]
+async fn the_probe_reads_no_more_than_its_cap_of_each_table() {
+    let db = crate::test_db!();
+    db.seed().await;
+    db.exec("CREATE TABLE big_notes (note String) ENGINE = MergeTree ORDER BY tuple()")
+        .await;
+    db.exec("INSERT INTO big_notes SELECT concat('note-', toString(number)) FROM numbers(300000)")
+        .await;
+    let report = map_json(&db, &["--probe", "3", "--probe-max-rows", "1000"]);
+    let probe = &report["probe"];
+    assert_eq!(probe["max_rows_per_table"], 1000);
+    let big = probe["tables"]
+        .as_array()
+        .expect("probe.tables[]")
+        .iter()
+        .find(|t| t["table"] == "big_notes")
+        .unwrap_or_else(|| panic!("big_notes not probed: {probe:#}"));
+    let read = big["rows_read"].as_u64().expect("rows_read");
+    // The read stops at the first block past the cap: far from the table.
+    assert!((1000..300_000).contains(&read), "{big:#}");
+    assert_eq!(big["capped"], true);
+    assert!(!listed(&report).contains(&"big_notes"));
+
+    let usage = run(db.chforget().args(["map", "--probe-max-rows", "10"]));
+    assert_eq!(
+        usage.code, 2,
+        "--probe-max-rows without --probe: {}",
+        usage.stderr
+    );
+}
+
+/// Stored ids are any bytes: a user id that is not UTF-8 (and one with a
+/// quote and a backslash) is sampled and found in another table, quoted
+/// exactly, and a table holding a near miss of it is not listed.
+#[tokio::test]
+async fn the_probe_samples_ids_of_any_bytes() {
+    let db = crate::test_db!();
+    db.seed().await;
+    for sql in [
+        "INSERT INTO events (project_id, user_id, anonymous_id, session_id, event, ts) SELECT 'p1', unhex('FF41'), 'a9', 's9', 'pageview', toDateTime('2026-11-02 00:00:00')",
+        "INSERT INTO events (project_id, user_id, anonymous_id, session_id, event, ts) VALUES ('p1', 'o\\'b\\\\r', 'a8', 's8', 'pageview', '2026-11-02 00:00:00')",
+        "CREATE TABLE owners (owner String) ENGINE = MergeTree ORDER BY owner",
+        "INSERT INTO owners SELECT unhex('FF41')",
+        "CREATE TABLE quoted_owners (who String) ENGINE = MergeTree ORDER BY who",
+        "INSERT INTO quoted_owners VALUES ('o\\'b\\\\r')",
+        "CREATE TABLE near_misses (who String) ENGINE = MergeTree ORDER BY who",
+        "INSERT INTO near_misses SELECT unhex('FF42') UNION ALL SELECT 'o\\'b\\\\'",
+    ] {
+        db.exec(sql).await;
+    }
+    let report = map_json(&db, &["--probe", "1000"]);
+    assert!(
+        report["probe"]["ids_sampled"].as_u64() >= Some(2),
+        "{report:#}"
+    );
+    assert_eq!(found_by(&report, "owners"), ["probe"], "{report:#}");
+    assert_eq!(found_by(&report, "quoted_owners"), ["probe"], "{report:#}");
+    assert!(!listed(&report).contains(&"near_misses"), "{report:#}");
+}
