@@ -253,22 +253,23 @@ mod tests {
         );
     }
 
+    /// Each of many secrets is redacted from the text that holds it (its
+    /// cost is measured by scripts/bench, whose batches redact every id of
+    /// thousands of users; a timed unit test would only measure the machine).
     #[test]
-    fn many_secrets_in_many_texts_stay_fast() {
+    fn many_secrets_in_many_texts_are_all_redacted() {
         let mut secrets = Secrets::default();
-        for n in 0..50_000 {
+        for n in 0..5_000 {
             secrets.insert(format!("anon-{n:08}-device").as_bytes());
         }
-        let started = std::time::Instant::now();
-        for n in 0..50_000 {
+        for n in 0..5_000 {
             let out = secrets.redact_text(
                 &format!("user anon-{n:08}-device matches no row in project p1"),
                 &key(),
             );
             assert!(!out.contains("-device"), "{out}");
+            assert!(out.ends_with(" matches no row in project p1"), "{out}");
         }
-        // Quadratic (every secret tried on every text) took minutes here.
-        assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
     }
 
     #[test]
