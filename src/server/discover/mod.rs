@@ -7,6 +7,12 @@
 //! schema of one database is read; the columns `system.tables` lacks on a
 //! server (18.16) are detected, never assumed.
 
+mod lineage;
+mod probe;
+
+use lineage::{merge_sources, sources_of, view_target};
+pub use probe::{ProbeReport, ProbedTable, probe};
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use clickhouse::Row;
@@ -15,18 +21,14 @@ use serde::{Deserialize, Serialize};
 use crate::server::connected::Server;
 use crate::server::schema::ColumnRow;
 use crate::vocabulary::profile::Profile;
-use crate::vocabulary::request::RawId;
-use crate::vocabulary::sql::{Ident, literal_list, render, string_literal};
+use crate::vocabulary::sql::{Ident, render, string_literal};
 
-const TABLES_SQL: &str = include_str!("../../sql/map/tables.sql");
-const SAMPLE_IDS_SQL: &str = include_str!("../../sql/map/sample_ids.sql");
-const PROBE_SQL: &str = include_str!("../../sql/map/probe.sql");
+const TABLES_SQL: &str = include_str!("../../../sql/map/tables.sql");
 const TABLES_COLUMNS_SQL: &str =
     "SELECT name FROM system.columns WHERE database = 'system' AND table = 'tables'";
 const COLUMNS_SQL: &str =
     "SELECT table, name, type FROM system.columns WHERE database = {database} ORDER BY table, name";
 const PART_ROWS_SQL: &str = "SELECT table, toUInt64(sum(rows)) AS rows FROM system.parts WHERE database = {database} AND active GROUP BY table";
-const MERGE_SOURCES_SQL: &str = "SELECT name FROM system.tables WHERE database = {database} AND match(name, {pattern}) ORDER BY name";
 
 /// What an id column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -262,31 +264,6 @@ pub async fn read_schema(server: &Server) -> anyhow::Result<DatabaseSchema> {
     })
 }
 
-/// The tables of this database a `Merge(db, 'pattern')` table reads,
-/// matched by the server (its regular expressions, not ours).
-async fn merge_sources(server: &Server, engine_full: &str) -> anyhow::Result<Vec<String>> {
-    let arguments = engine_arguments(engine_full);
-    let (Some(database), Some(pattern)) = (arguments.first(), arguments.get(1)) else {
-        return Ok(Vec::new());
-    };
-    if unquoted(database) != server.database().as_str() {
-        return Ok(Vec::new());
-    }
-    let sql = render(
-        MERGE_SOURCES_SQL,
-        &[
-            ("database", &string_literal(server.database().as_str())),
-            ("pattern", &string_literal(unquoted(pattern))),
-        ],
-    )?;
-    Ok(server
-        .fetch::<Name>(&sql, "reading the tables a Merge table reads")
-        .await?
-        .into_iter()
-        .map(|row| row.name)
-        .collect())
-}
-
 /// The kind of id a column named `name` holds, if its name says so: the
 /// profile's id columns, its `[map]` patterns, then [`ID_COLUMN_PATTERNS`].
 pub fn id_kind(name: &str, profile: &Profile) -> Option<IdKind> {
@@ -333,161 +310,6 @@ fn holds_no_rows(engine: &str) -> bool {
         engine,
         "View" | "MaterializedView" | "LiveView" | "WindowView" | "Distributed" | "Merge"
     )
-}
-
-/// The arguments of `Engine(a, 'b', ...)`, split at top-level commas
-/// outside quotes, trimmed.
-fn engine_arguments(engine_full: &str) -> Vec<String> {
-    let Some(open) = engine_full.find('(') else {
-        return Vec::new();
-    };
-    let mut arguments = Vec::new();
-    let mut current = String::new();
-    let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for c in engine_full[open + 1..].chars() {
-        if let Some(q) = quote {
-            current.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '\'' | '`' | '"' => {
-                quote = Some(c);
-                current.push(c);
-            }
-            '(' => {
-                depth += 1;
-                current.push(c);
-            }
-            ')' if depth == 0 => break,
-            ')' => {
-                depth -= 1;
-                current.push(c);
-            }
-            ',' if depth == 0 => arguments.push(std::mem::take(&mut current).trim().to_string()),
-            c => current.push(c),
-        }
-    }
-    arguments.push(current.trim().to_string());
-    arguments
-}
-
-/// A name without its quotes (`'x'`, `` `x` ``, `"x"`).
-fn unquoted(name: &str) -> &str {
-    let name = name.trim();
-    for q in ['\'', '`', '"'] {
-        if let Some(inner) = name.strip_prefix(q).and_then(|n| n.strip_suffix(q)) {
-            return inner;
-        }
-    }
-    name
-}
-
-/// `db.t`, `` `db`.`t` `` or `t` as (database, table), `t` in `database`.
-fn qualified(token: &str, database: &str) -> (String, String) {
-    let clean: String = token.chars().filter(|c| *c != '`' && *c != '"').collect();
-    match clean.split_once('.') {
-        Some((db, table)) if !db.is_empty() => (db.to_string(), table.to_string()),
-        _ => (database.to_string(), clean),
-    }
-}
-
-/// The tables a view's query reads: the names after `FROM` and `JOIN`
-/// (table functions and subqueries skipped; a subquery's own `FROM` is
-/// read in turn).
-fn view_sources(create_query: &str, database: &str) -> Vec<(String, String)> {
-    let select = match create_query.to_ascii_uppercase().find(" AS SELECT") {
-        Some(at) => &create_query[at..],
-        None => create_query,
-    };
-    let tokens: Vec<&str> = select.split_whitespace().collect();
-    tokens
-        .windows(2)
-        .filter(|pair| matches!(pair[0].to_ascii_uppercase().as_str(), "FROM" | "JOIN"))
-        .map(|pair| pair[1].trim_end_matches([')', ',', ';']))
-        .filter(|name| !name.is_empty() && !name.contains('('))
-        .map(|name| qualified(name, database))
-        .collect()
-}
-
-/// The target of a materialized view: `TO db.t`, else its inner table
-/// (`.inner.view`, or `.inner_id.uuid` in an Atomic database).
-fn view_target(view: &TableInfo, schema: &DatabaseSchema) -> Option<String> {
-    let head = match view.create_query.to_ascii_uppercase().find(" AS SELECT") {
-        Some(at) => &view.create_query[..at],
-        None => view.create_query.as_str(),
-    };
-    let tokens: Vec<&str> = head.split_whitespace().collect();
-    if let Some(at) = tokens.iter().position(|t| t.eq_ignore_ascii_case("TO"))
-        && let Some(target) = tokens.get(at + 1)
-    {
-        let (database, table) = qualified(target, &schema.database);
-        return (database == schema.database).then_some(table);
-    }
-    let inner = format!(".inner.{}", view.name);
-    let inner_id = format!(".inner_id.{}", view.uuid);
-    schema
-        .tables
-        .iter()
-        .find(|t| t.name == inner || (!view.uuid.is_empty() && t.name == inner_id))
-        .map(|t| t.name.clone())
-}
-
-/// The tables of this database `table` reads (lineage): a view's query,
-/// the views a table's dependencies name, a `Buffer`'s or `Distributed`'s
-/// destination, a `Merge` table's matches.
-fn sources_of(table: &TableInfo, schema: &DatabaseSchema) -> Vec<String> {
-    let database = schema.database.as_str();
-    let mut sources: Vec<(String, String)> = match table.engine.as_str() {
-        "View" | "MaterializedView" | "LiveView" | "WindowView" => {
-            view_sources(&table.create_query, database)
-        }
-        "Buffer" => {
-            let arguments = engine_arguments(&table.engine_full);
-            match (arguments.first(), arguments.get(1)) {
-                (Some(db), Some(t)) => vec![(unquoted(db).to_string(), unquoted(t).to_string())],
-                _ => Vec::new(),
-            }
-        }
-        "Distributed" => {
-            let arguments = engine_arguments(&table.engine_full);
-            match (arguments.get(1), arguments.get(2)) {
-                (Some(db), Some(t)) => vec![(unquoted(db).to_string(), unquoted(t).to_string())],
-                _ => Vec::new(),
-            }
-        }
-        "Merge" => table
-            .merge_sources
-            .iter()
-            .map(|t| (database.to_string(), t.clone()))
-            .collect(),
-        _ => Vec::new(),
-    };
-    for other in &schema.tables {
-        if other
-            .dependents
-            .iter()
-            .any(|(db, view)| db == database && *view == table.name)
-        {
-            sources.push((database.to_string(), other.name.clone()));
-        }
-    }
-    let mut names: Vec<String> = sources
-        .into_iter()
-        .filter(|(db, t)| db == database && *t != table.name)
-        .map(|(_, t)| t)
-        .collect();
-    names.sort();
-    names.dedup();
-    names
 }
 
 /// Find, from the schema alone, the tables that may hold the subject's
@@ -579,7 +401,11 @@ pub fn classify(
         .collect()
 }
 
-fn new_entry(schema: &DatabaseSchema, table: &TableInfo, profile: &Profile) -> FoundTable {
+pub(super) fn new_entry(
+    schema: &DatabaseSchema,
+    table: &TableInfo,
+    profile: &Profile,
+) -> FoundTable {
     let column_named = |name: &Ident| {
         table
             .columns
@@ -630,200 +456,6 @@ fn suggested_role(entry: &FoundTable, profile: &Profile) -> Suggested {
     }
 }
 
-/// What `--probe` read and found.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProbeReport {
-    /// Where the ids were sampled from (`db.table.column`).
-    pub sampled_from: String,
-    pub ids_sampled: usize,
-    /// The cap on rows read per table (`max_rows_to_read`).
-    pub max_rows_per_table: u64,
-    /// Rows read in all, the sample included: the probe's cost.
-    pub rows_read: u64,
-    pub tables: Vec<ProbedTable>,
-}
-
-/// One table the probe read.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProbedTable {
-    pub table: String,
-    pub rows_read: u64,
-    /// The read stopped at the cap: ids past it were not looked for.
-    pub capped: bool,
-    /// The string columns holding sampled ids.
-    pub matching_columns: Vec<String>,
-}
-
-#[derive(Row, Deserialize)]
-struct Sample {
-    scanned: u64,
-    /// In hex (`sql/map/sample_ids.sql`).
-    ids: Vec<String>,
-}
-
-#[derive(Row, Deserialize)]
-struct Probed {
-    scanned: u64,
-    hits: Vec<u64>,
-}
-
-fn string_type(r#type: &str) -> bool {
-    matches!(
-        r#type,
-        "String"
-            | "Nullable(String)"
-            | "LowCardinality(String)"
-            | "LowCardinality(Nullable(String))"
-    )
-}
-
-/// Engines that store rows chforget may read (the MergeTree family, the
-/// Log family, Memory).
-fn stores_rows(engine: &str) -> bool {
-    engine.contains("MergeTree") || matches!(engine, "Log" | "TinyLog" | "StripeLog" | "Memory")
-}
-
-/// The cap settings of every probe query: stop reading a table after
-/// `cap` rows and answer with what was read.
-fn capped(cap: &str) -> [(&'static str, &str); 2] {
-    [("max_rows_to_read", cap), ("read_overflow_mode", "break")]
-}
-
-/// `--probe N`: sample up to `ids` user ids from the profile's events
-/// table, then look for them in the string columns of every table not
-/// found yet that stores rows, reading at most `cap` rows of each. Tables
-/// holding any are added to `found` (found by probe, role erase).
-pub async fn probe(
-    server: &Server,
-    schema: &DatabaseSchema,
-    profile: &Profile,
-    found: &mut Vec<FoundTable>,
-    own: impl Fn(&str) -> bool,
-    ids: u64,
-    cap: u64,
-) -> anyhow::Result<ProbeReport> {
-    let cap_text = cap.to_string();
-    let events = &profile.tables.events;
-    let column = &profile.columns.user_id;
-    let mut report = ProbeReport {
-        sampled_from: format!(
-            "{}.{}.{}",
-            schema.database,
-            events.as_str(),
-            column.as_str()
-        ),
-        ids_sampled: 0,
-        max_rows_per_table: cap,
-        rows_read: 0,
-        tables: Vec::new(),
-    };
-    let has_column = schema
-        .tables
-        .iter()
-        .any(|t| t.name == events.as_str() && t.columns.iter().any(|c| c.name == column.as_str()));
-    if !has_column || ids == 0 {
-        return Ok(report);
-    }
-    let sql = render(
-        SAMPLE_IDS_SQL,
-        &[
-            ("column", &column.to_string()),
-            ("table", &server.table(events).to_string()),
-            ("limit", &ids.to_string()),
-        ],
-    )?;
-    let sample = server
-        .fetch_with_settings::<Sample>(&sql, &capped(&cap_text), "sampling ids to probe for")
-        .await?
-        .into_iter()
-        .next();
-    let Some(sample) = sample else {
-        return Ok(report);
-    };
-    report.rows_read += sample.scanned;
-    let ids: Vec<RawId> = sample
-        .ids
-        .iter()
-        .filter_map(|hex| RawId::from_hex(hex))
-        .collect();
-    report.ids_sampled = ids.len();
-    if ids.is_empty() {
-        return Ok(report);
-    }
-    let id_list = literal_list(&ids.iter().map(RawId::as_bytes).collect::<Vec<_>>());
-    for table in &schema.tables {
-        if own(&table.name)
-            || !stores_rows(&table.engine)
-            || found.iter().any(|f| f.table == table.name)
-        {
-            continue;
-        }
-        let Ok(name) = Ident::new(&table.name) else {
-            continue;
-        };
-        let strings: Vec<(&ColumnRow, Ident)> = table
-            .columns
-            .iter()
-            .filter(|c| string_type(&c.r#type))
-            .filter_map(|c| Some((c, Ident::new(&c.name).ok()?)))
-            .collect();
-        if strings.is_empty() {
-            continue;
-        }
-        let hits: Vec<String> = strings
-            .iter()
-            .map(|(_, column)| format!("countIf(ifNull(toString({column}), '') IN {id_list})"))
-            .collect();
-        let sql = render(
-            PROBE_SQL,
-            &[
-                ("hits", &hits.join(", ")),
-                ("table", &server.table(&name).to_string()),
-            ],
-        )?;
-        let during = format!("probing {} for sampled ids", table.name);
-        let Some(probed) = server
-            .fetch_with_settings::<Probed>(&sql, &capped(&cap_text), &during)
-            .await?
-            .into_iter()
-            .next()
-        else {
-            continue;
-        };
-        report.rows_read += probed.scanned;
-        let matching: Vec<&ColumnRow> = strings
-            .iter()
-            .zip(&probed.hits)
-            .filter(|(_, hits)| **hits > 0)
-            .map(|((c, _), _)| *c)
-            .collect();
-        report.tables.push(ProbedTable {
-            table: table.name.clone(),
-            rows_read: probed.scanned,
-            capped: probed.scanned >= cap,
-            matching_columns: matching.iter().map(|c| c.name.clone()).collect(),
-        });
-        if matching.is_empty() {
-            continue;
-        }
-        let mut entry = new_entry(schema, table, profile);
-        entry.found_by.insert(FoundBy::Probe);
-        entry.columns = matching
-            .iter()
-            .map(|c| IdColumn {
-                name: c.name.clone(),
-                r#type: c.r#type.clone(),
-                kind: IdKind::UserId,
-                found_by: FoundBy::Probe,
-            })
-            .collect();
-        entry.role = Suggested::Erase;
-        found.push(entry);
-    }
-    found.sort_by(|a, b| a.table.cmp(&b.table));
-    Ok(report)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -867,40 +499,6 @@ mod tests {
         assert_eq!(id_kind("MAIL", &custom), Some(IdKind::Email));
         assert_eq!(id_kind("mail", &profile), None);
         assert!(toml::from_str::<Profile>("[map]\npatterns = []\n").is_err());
-    }
-
-    #[test]
-    fn engine_arguments_respect_quotes_and_parentheses() {
-        assert_eq!(
-            engine_arguments("Buffer('db', 'events', 16, 10, 100)"),
-            ["'db'", "'events'", "16", "10", "100"]
-        );
-        assert_eq!(
-            engine_arguments("Merge(db, '^(a,b)$')"),
-            ["db", "'^(a,b)$'"]
-        );
-        assert_eq!(
-            engine_arguments("Distributed(x, db, t, rand()) SETTINGS a = 1"),
-            ["x", "db", "t", "rand()"]
-        );
-        assert!(engine_arguments("MergeTree ORDER BY ts").is_empty());
-    }
-
-    #[test]
-    fn views_read_their_from_and_join_tables() {
-        let query = "CREATE MATERIALIZED VIEW db.mv TO db.by_user (`user_id` String) AS SELECT user_id FROM db.events AS e INNER JOIN `db`.`people` USING user_id WHERE x IN (SELECT y FROM other.t)";
-        assert_eq!(
-            view_sources(query, "db"),
-            [
-                ("db".to_string(), "events".to_string()),
-                ("db".to_string(), "people".to_string()),
-                ("other".to_string(), "t".to_string())
-            ]
-        );
-        assert_eq!(
-            view_sources("CREATE VIEW db.v AS SELECT * FROM events", "db"),
-            [("db".to_string(), "events".to_string())]
-        );
     }
 
     /// The issue's database: events, a view feeding events_by_user, a
