@@ -330,3 +330,30 @@ async fn the_probe_samples_ids_of_any_bytes() {
     assert_eq!(found_by(&report, "quoted_owners"), ["probe"], "{report:#}");
     assert!(!listed(&report).contains(&"near_misses"), "{report:#}");
 }
+
+/// `map` only reads, so a read-only login may run it; `--probe` caps each
+/// read with a setting such a login cannot change, and says so (and what
+/// to do) instead of passing on the server's error.
+#[tokio::test]
+async fn a_read_only_login_maps_and_is_told_why_it_cannot_probe() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let (user, password) = crate::common::READONLY_USER;
+    let plain = run(db
+        .chforget()
+        .env("CLICKHOUSE_USER", user)
+        .env("CLICKHOUSE_PASSWORD", password)
+        .args(["map", "--output", "json"]));
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert!(listed(&plain.json()).contains(&"events"));
+    let probing = run(db
+        .chforget()
+        .env("CLICKHOUSE_USER", user)
+        .env("CLICKHOUSE_PASSWORD", password)
+        .args(["map", "--probe", "10", "--output", "json"]));
+    assert_eq!(probing.code, 3, "{}", probing.stderr);
+    let report = probing.json();
+    assert_eq!(report["error"]["code"], "permission_denied", "{report:#}");
+    let message = report["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("without --probe"), "{message}");
+}

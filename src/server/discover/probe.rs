@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{DatabaseSchema, FoundBy, FoundTable, IdColumn, IdKind, Suggested, new_entry};
 use crate::server::connected::Server;
 use crate::server::schema::ColumnRow;
+use crate::vocabulary::error::{ErrorCode, fail, server_code, server_code_of};
 use crate::vocabulary::profile::Profile;
 use crate::vocabulary::request::RawId;
 use crate::vocabulary::sql::{Ident, literal_list, render};
@@ -75,6 +76,32 @@ fn capped(cap: &str) -> [(&'static str, &str); 2] {
     [("max_rows_to_read", cap), ("read_overflow_mode", "break")]
 }
 
+/// `sql` read with the cap of [`capped`]. A login of `readonly = 1` may not
+/// send settings: it is told that the cap is why, and what to do, rather
+/// than handed the server's words alone.
+async fn read_capped<T>(
+    server: &Server,
+    sql: &str,
+    cap: &str,
+    during: &str,
+) -> anyhow::Result<Vec<T>>
+where
+    T: clickhouse::RowOwned + clickhouse::RowRead,
+{
+    match server
+        .fetch_with_settings::<T>(sql, &capped(cap), during)
+        .await
+    {
+        Err(error) if server_code_of(&error) == Some(server_code::READONLY) => fail(
+            ErrorCode::PermissionDenied,
+            format!(
+                "--probe caps each table's read with the settings max_rows_to_read and read_overflow_mode, which this login (readonly = 1) may not send ({error:#}); run chforget map without --probe, or with a login whose readonly is 0 or 2"
+            ),
+        ),
+        other => other,
+    }
+}
+
 /// `--probe N`: sample up to `ids` user ids from the profile's events
 /// table, then look for them in the string columns of every table not
 /// found yet that stores rows, reading at most `cap` rows of each. Tables
@@ -118,8 +145,7 @@ pub async fn probe(
             ("limit", &ids.to_string()),
         ],
     )?;
-    let sample = server
-        .fetch_with_settings::<Sample>(&sql, &capped(&cap_text), "sampling ids to probe for")
+    let sample = read_capped::<Sample>(server, &sql, &cap_text, "sampling ids to probe for")
         .await?
         .into_iter()
         .next();
@@ -168,8 +194,7 @@ pub async fn probe(
             ],
         )?;
         let during = format!("probing {} for sampled ids", table.name);
-        let Some(probed) = server
-            .fetch_with_settings::<Probed>(&sql, &capped(&cap_text), &during)
+        let Some(probed) = read_capped::<Probed>(server, &sql, &cap_text, &during)
             .await?
             .into_iter()
             .next()
