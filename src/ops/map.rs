@@ -91,6 +91,14 @@ pub async fn map(
         ),
         None => None,
     };
+    if let Some(probe) = &probe
+        && !probe.not_probed.is_empty()
+    {
+        warnings.push(format!(
+            "not probed, as their names are not identifiers chforget quotes (letters, digits, '_'): {}; look for the ids in them by hand",
+            probe.not_probed.join(", ")
+        ));
+    }
     let mut report = MapReport {
         database: schema.database.clone(),
         tables,

@@ -318,6 +318,9 @@ async fn the_probe_samples_ids_of_any_bytes() {
         "INSERT INTO quoted_owners VALUES ('o\\'b\\\\r')",
         "CREATE TABLE near_misses (who String) ENGINE = MergeTree ORDER BY who",
         "INSERT INTO near_misses SELECT unhex('FF42') UNION ALL SELECT 'o\\'b\\\\'",
+        "CREATE TABLE `notes 2024` (who String) ENGINE = MergeTree ORDER BY who",
+        "INSERT INTO `notes 2024` VALUES ('o\\'b\\\\r')",
+        "CREATE TABLE remarks (`said by` String, topic String) ENGINE = MergeTree ORDER BY topic",
     ] {
         db.exec(sql).await;
     }
@@ -329,6 +332,15 @@ async fn the_probe_samples_ids_of_any_bytes() {
     assert_eq!(found_by(&report, "owners"), ["probe"], "{report:#}");
     assert_eq!(found_by(&report, "quoted_owners"), ["probe"], "{report:#}");
     assert!(!listed(&report).contains(&"near_misses"), "{report:#}");
+    // Names chforget cannot quote are never skipped in silence.
+    assert_eq!(
+        report["probe"]["not_probed"],
+        serde_json::json!(["notes 2024", "remarks.said by"]),
+        "{report:#}"
+    );
+    let warnings = report["warnings"].to_string();
+    assert!(warnings.contains("notes 2024"), "{warnings}");
+    assert!(warnings.contains("remarks.said by"), "{warnings}");
 }
 
 /// `map` only reads, so a read-only login may run it; `--probe` caps each

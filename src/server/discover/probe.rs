@@ -28,6 +28,10 @@ pub struct ProbeReport {
     /// Rows read in all, the sample included: the probe's cost.
     pub rows_read: u64,
     pub tables: Vec<ProbedTable>,
+    /// Tables and `table.column`s that could not be probed: their names
+    /// are not identifiers chforget quotes (letters, digits, `_`). Never
+    /// skipped in silence: `map` warns about each.
+    pub not_probed: Vec<String>,
 }
 
 /// One table the probe read.
@@ -129,6 +133,7 @@ pub async fn probe(
         max_rows_per_table: cap,
         rows_read: 0,
         tables: Vec::new(),
+        not_probed: Vec::new(),
     };
     let has_column = schema
         .tables
@@ -170,15 +175,22 @@ pub async fn probe(
         {
             continue;
         }
+        let string_columns = table.columns.iter().filter(|c| string_type(&c.r#type));
         let Ok(name) = Ident::new(&table.name) else {
+            if string_columns.count() > 0 {
+                report.not_probed.push(table.name.clone());
+            }
             continue;
         };
-        let strings: Vec<(&ColumnRow, Ident)> = table
-            .columns
-            .iter()
-            .filter(|c| string_type(&c.r#type))
-            .filter_map(|c| Some((c, Ident::new(&c.name).ok()?)))
-            .collect();
+        let mut strings: Vec<(&ColumnRow, Ident)> = Vec::new();
+        for column in string_columns {
+            match Ident::new(&column.name) {
+                Ok(quoted) => strings.push((column, quoted)),
+                Err(_) => report
+                    .not_probed
+                    .push(format!("{}.{}", table.name, column.name)),
+            }
+        }
         if strings.is_empty() {
             continue;
         }
