@@ -1,12 +1,31 @@
 //! Where a request's statements run and are checked: this server alone, or
-//! every replica of every shard of a cluster. Resolved once per request (from
-//! `--cluster`, the profile or the journal) and taken by every step, so that
-//! callers do not branch on clusters; what really differs between the two
-//! (a shard counts as its fullest replica, `remote()` per host on servers
-//! without `clusterAllReplicas`) lives in [`Replicas`].
+//! every replica of every shard of a cluster. Resolved once per request from
+//! its [`Place`] (`--cluster`, the profile or the journal) and taken by every
+//! step, so that callers do not branch on clusters. Everything that really
+//! differs between the two lives in this folder, and only here are clusters
+//! and replicas named:
+//! - [`topology`] and [`replicas`]: the cluster as `system.clusters` has it,
+//!   and reading every host (`remote()` per host, or `clusterAllReplicas`);
+//! - [`settle`]: a place checked against the events table's topology;
+//! - [`steps`]: sending a statement to every host and what a lost answer
+//!   means, a shard counted as its fullest replica, rows that name their host;
+//! - [`mutations`]: what `mutations list|watch|kill` send and say;
+//! - [`kept`]: the audit table kept on every host; [`member`]: continuing a
+//!   request through another server of its cluster;
+//! - [`words`] and [`run_words`]: what people read about the place.
 
+pub mod kept;
+pub mod member;
+pub mod mutations;
 pub mod replicas;
+pub mod run_words;
+pub mod settle;
+pub mod steps;
 pub mod topology;
+pub mod words;
+
+pub(crate) use steps::host_row;
+pub use steps::{CountedOnce, Delivery, Queued};
 
 use crate::server::connected::Server;
 use crate::vocabulary::request::Place;
@@ -301,13 +320,3 @@ impl Reaching<'_> {
         })
     }
 }
-
-pub mod kept;
-pub mod member;
-pub mod mutations;
-pub mod run_words;
-pub mod settle;
-pub mod steps;
-pub mod words;
-pub(crate) use steps::host_row;
-pub use steps::{CountedOnce, Delivery, Queued};
