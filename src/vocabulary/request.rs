@@ -440,11 +440,6 @@ impl Scope {
         ));
         values
     }
-
-    /// ` ON CLUSTER `name`` for statements that change every shard.
-    pub fn on_cluster(&self) -> String {
-        ClusterName::clause(self.place.cluster.as_ref())
-    }
 }
 
 /// Who asked, who approved, and what else was wiped: given on the command

@@ -222,7 +222,7 @@ impl Reaching<'_> {
     pub fn everywhere(&self, what: &str) -> String {
         match self.reach {
             Reach::Here => what.to_string(),
-            Reach::Cluster(_) => format!("{what} on every replica"),
+            Reach::Cluster(_) => steps::on_every_host(what),
         }
     }
 
