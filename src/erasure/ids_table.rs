@@ -14,6 +14,10 @@ use crate::vocabulary::error::{ErrorCode, server_code, server_code_of};
 use crate::vocabulary::request::Scope;
 use crate::vocabulary::sql::QualifiedTable;
 
+/// How the ids tables of earlier versions are named: this, then the
+/// request id.
+pub const IDS_TABLE_PREFIX: &str = "chforget_ids_";
+
 /// Drop `target`'s ids table, if its request was planned with one.
 pub async fn drop(server: &Server, scope: &Scope, target: &Target) -> anyhow::Result<()> {
     let Some(name) = &target.ids_table else {

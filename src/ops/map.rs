@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::erasure::ids_table::IDS_TABLE_PREFIX;
+use crate::erasure::rollup::SCRATCH_INFIX;
 use crate::records::audit::table::AUDIT_TABLE;
 use crate::server::connected::Server;
 use crate::server::discover::{self, FoundBy, FoundTable, IdKind, ProbeReport, Suggested};
@@ -48,7 +50,7 @@ pub struct MapReport {
 /// Tables chforget itself creates: the audit table, the ids tables of
 /// requests, the scratch tables of a rollup.
 fn is_chforget_own(name: &str) -> bool {
-    name == AUDIT_TABLE || name.starts_with("chforget_ids_") || name.contains("_chforget_")
+    name == AUDIT_TABLE || name.starts_with(IDS_TABLE_PREFIX) || name.contains(SCRATCH_INFIX)
 }
 
 /// Look at the database (and probe, and write the map, when asked).

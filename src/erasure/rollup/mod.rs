@@ -26,7 +26,7 @@ mod report;
 mod scope;
 mod swap;
 
-pub use query::{RollupJob, RollupTarget, check_tables, job};
+pub use query::{RollupJob, RollupTarget, SCRATCH_INFIX, check_tables, job};
 pub use report::{PartitionSwap, RollupReport, SwapMethod, TableReport, preview};
 pub use scope::{DayRange, capture, discover, parse_date};
 pub use swap::apply;

@@ -99,6 +99,10 @@ fn template(kind: RollupKind, profile: &Profile) -> anyhow::Result<String> {
     }
 }
 
+/// What a rollup's scratch tables carry in their names, between the rollup
+/// table's name and the request's short id.
+pub const SCRATCH_INFIX: &str = "_chforget_";
+
 /// Scratch table names for one rollup table of one request.
 fn scratch_name(table: &Ident, request_id: &RequestId, suffix: &str) -> anyhow::Result<Ident> {
     let hex: String = request_id
@@ -108,7 +112,7 @@ fn scratch_name(table: &Ident, request_id: &RequestId, suffix: &str) -> anyhow::
         .collect();
     let short = &hex[hex.len().saturating_sub(12)..];
     Ok(Ident::new(&format!(
-        "{}_chforget_{short}{suffix}",
+        "{}{SCRATCH_INFIX}{short}{suffix}",
         table.as_str()
     ))?)
 }
