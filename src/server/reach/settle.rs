@@ -133,7 +133,6 @@ impl Reach {
     pub fn statement_text_leaves_this_disk(&self, topology: &Topology) -> bool {
         self.is_cluster()
             || topology.replicas.is_some()
-            || !topology.engine.ends_with("MergeTree")
-            || topology.engine.starts_with("Replicated")
+            || !super::steps::is_unreplicated_merge_tree(&topology.engine)
     }
 }

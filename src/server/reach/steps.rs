@@ -199,13 +199,15 @@ pub fn is_plain_merge_tree(engine: &str) -> bool {
     matches!(engine, "MergeTree" | "ReplicatedMergeTree")
 }
 
-/// Rollup tables whose partitions chforget swaps, as a refusal names them:
-/// a `Replicated` engine copies each part between the replicas, which a swap
-/// on one server would not follow.
-pub const SWAPPABLE_ENGINES: &str = "non-replicated MergeTree";
+/// The engines kept whole on the server itself: a `MergeTree` of any kind
+/// that is not `Replicated` (which copies each part between replicas
+/// through ZooKeeper), as a refusal names them.
+pub const UNREPLICATED_MERGE_TREES: &str = "non-replicated MergeTree";
 
-/// Whether a table of `engine` is one of [`SWAPPABLE_ENGINES`].
-pub fn is_swappable_engine(engine: &str) -> bool {
+/// Whether a table of `engine` is one of [`UNREPLICATED_MERGE_TREES`]: its
+/// parts (and the text of its mutations) stay on this server's disk, and a
+/// swap of its partitions on one server is the whole swap.
+pub fn is_unreplicated_merge_tree(engine: &str) -> bool {
     engine.ends_with("MergeTree") && !engine.starts_with("Replicated")
 }
 
