@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::erasure::plan::{RollupKind, RollupScope};
 use crate::server::connected::Server;
-use crate::server::reach::steps::{UNREPLICATED_MERGE_TREES, is_unreplicated_merge_tree};
+use crate::server::reach::steps::{ONE_SERVER_MERGE_TREES, is_one_server_merge_tree};
 use crate::server::schema;
 use crate::vocabulary::error::{ErrorCode, Failure, fail};
 use crate::vocabulary::profile::Profile;
@@ -177,7 +177,7 @@ struct TableRow {
 }
 
 /// Check that the rollup tables can be swapped by partition: they exist, are
-/// MergeTree tables kept on one server ([`UNREPLICATED_MERGE_TREES`]) partitioned
+/// MergeTree tables kept on one server ([`ONE_SERVER_MERGE_TREES`]) partitioned
 /// by `toYYYYMM(day)` and have the key columns.
 pub async fn check_tables(
     server: &Server,
@@ -215,11 +215,11 @@ pub(super) async fn inspect_table(
             ),
         );
     };
-    if !is_unreplicated_merge_tree(&row.engine) {
+    if !is_one_server_merge_tree(&row.engine) {
         return fail(
             ErrorCode::SchemaMismatch,
             format!(
-                "rollup table {qualified} has engine {}; chforget swaps partitions of {UNREPLICATED_MERGE_TREES} tables only",
+                "rollup table {qualified} has engine {}; chforget swaps partitions of {ONE_SERVER_MERGE_TREES} tables only",
                 row.engine
             ),
         );

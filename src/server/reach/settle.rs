@@ -133,6 +133,6 @@ impl Reach {
     pub fn statement_text_leaves_this_disk(&self, topology: &Topology) -> bool {
         self.is_cluster()
             || topology.replicas.is_some()
-            || !super::steps::is_unreplicated_merge_tree(&topology.engine)
+            || !super::steps::is_one_server_merge_tree(&topology.engine)
     }
 }

@@ -202,12 +202,12 @@ pub fn is_plain_merge_tree(engine: &str) -> bool {
 /// The engines kept whole on the server itself: a `MergeTree` of any kind
 /// that is not `Replicated` (which copies each part between replicas
 /// through ZooKeeper), as a refusal names them.
-pub const UNREPLICATED_MERGE_TREES: &str = "non-replicated MergeTree";
+pub const ONE_SERVER_MERGE_TREES: &str = "non-replicated MergeTree";
 
-/// Whether a table of `engine` is one of [`UNREPLICATED_MERGE_TREES`]: its
+/// Whether a table of `engine` is one of [`ONE_SERVER_MERGE_TREES`]: its
 /// parts (and the text of its mutations) stay on this server's disk, and a
 /// swap of its partitions on one server is the whole swap.
-pub fn is_unreplicated_merge_tree(engine: &str) -> bool {
+pub fn is_one_server_merge_tree(engine: &str) -> bool {
     engine.ends_with("MergeTree") && !engine.starts_with("Replicated")
 }
 
