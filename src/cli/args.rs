@@ -9,6 +9,7 @@ use clap::Args;
 use clap::builder::BoolishValueParser;
 
 use crate::cli::progress::{ProgressFormat, ProgressSettings};
+use crate::vocabulary::data_map::RequestMap;
 use crate::vocabulary::output::OutputFormat;
 use crate::vocabulary::profile::Profile;
 use crate::vocabulary::request::Place;
@@ -295,6 +296,58 @@ impl PlaceArgs {
             });
         }
         self.cluster.place(profile)
+    }
+}
+
+/// The personal-data map a request erases by (`chforget map --write`
+/// drafts one).
+#[derive(Debug, Clone, Args)]
+pub struct MapArgs {
+    /// The reviewed personal-data map: every table the ids live in, erased one
+    /// statement each and verified one by one [default: the profile's [map] file,
+    /// else the events table and its rollups]
+    #[arg(
+        long = "map",
+        env = "CHFORGET_MAP",
+        value_name = "FILE",
+        help_heading = "Personal data"
+    )]
+    pub map: Option<std::path::PathBuf>,
+    /// Proceed although tables holding the ids are not in the map: they are
+    /// named in the report and the audit record, and the request ends
+    /// `completed_partial`, never `completed`
+    #[arg(long, help_heading = "Personal data")]
+    pub allow_unmapped: bool,
+}
+
+impl MapArgs {
+    /// The map file given, else the profile's; none: the reference schema.
+    pub fn resolve(&self, profile: &Profile) -> anyhow::Result<RequestMap> {
+        self.resolve_for(profile, None)
+    }
+
+    /// As [`MapArgs::resolve`], for a request planned with `coverage`: the
+    /// map file it was planned with comes before the profile's.
+    pub fn resolve_for(
+        &self,
+        profile: &Profile,
+        coverage: Option<&crate::vocabulary::data_map::Coverage>,
+    ) -> anyhow::Result<RequestMap> {
+        let planned = coverage
+            .and_then(|c| c.map.as_ref())
+            .map(std::path::PathBuf::from);
+        let path = self
+            .map
+            .as_ref()
+            .or(planned.as_ref())
+            .or(profile.map.file.as_ref());
+        Ok(match path {
+            Some(path) => RequestMap::load(path, self.allow_unmapped)?,
+            None => RequestMap {
+                allow_unmapped: self.allow_unmapped,
+                ..RequestMap::default()
+            },
+        })
     }
 }
 

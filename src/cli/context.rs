@@ -11,6 +11,7 @@ use crate::records::state::{Key, StateDir};
 use crate::server::connected::Server;
 use crate::server::connection::ConnectionConfig;
 use crate::server::identity::ServerIdentity;
+use crate::vocabulary::data_map::RequestMap;
 use crate::vocabulary::error::{ErrorCode, Failure, fail};
 use crate::vocabulary::output::{self, OutputFormat};
 use crate::vocabulary::profile::Profile;
@@ -19,8 +20,8 @@ use crate::vocabulary::request::RequestId;
 use crate::vocabulary::sql::{Ident, QualifiedTable};
 
 use super::args::{
-    AuditTableArgs, ChangeArgs, ConnectionArgs, LocalArgs, PlaceArgs, ProfileArgs, ServerArgs,
-    StateArgs, TrailArgs,
+    AuditTableArgs, ChangeArgs, ConnectionArgs, LocalArgs, MapArgs, PlaceArgs, ProfileArgs,
+    ServerArgs, StateArgs, TrailArgs,
 };
 
 /// What most commands need, resolved from their flags.
@@ -42,6 +43,8 @@ pub struct Session {
     pub database_given: bool,
     /// `--password-file`, for the advised commands.
     password_file: Option<String>,
+    /// The personal-data map new requests erase by (`MapArgs`).
+    pub map: RequestMap,
 }
 
 impl Session {
@@ -82,6 +85,7 @@ impl Session {
             password_file: connection
                 .and_then(|c| c.password_file.as_deref())
                 .map(shown),
+            map: RequestMap::default(),
         };
         session.advise();
         Ok(session)
@@ -217,6 +221,12 @@ impl Session {
     /// Take the place the arguments name (they win over the profile).
     pub fn placed(mut self, args: &PlaceArgs) -> anyhow::Result<Self> {
         self.place = args.place(&self.profile)?;
+        Ok(self)
+    }
+
+    /// Take the personal-data map the arguments (or the profile) name.
+    pub fn mapped(mut self, args: &MapArgs) -> anyhow::Result<Self> {
+        self.map = args.resolve(&self.profile)?;
         Ok(self)
     }
 
@@ -357,6 +367,7 @@ impl Open {
             key: &self.key,
             audit_table: &self.audit_table,
             place: &session.place,
+            map: &session.map,
             settled: &self.settled,
         }
     }

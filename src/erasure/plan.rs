@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::erasure::stitch::StitchedId;
 use crate::server::reach::{Host, PerHost};
-use crate::vocabulary::request::{RawId, RequestId, Scope, ValidId};
+use crate::vocabulary::request::{ErasedTable, RawId, RequestId, Scope, ValidId};
 use crate::vocabulary::sql::{
-    Ident, chunk_by_cost_and_count, literal_budget, literal_len, literal_list, render,
-    string_literal,
+    Ident, QualifiedTable, chunk_by_cost_and_count, literal_budget, literal_len, literal_list,
+    render, string_literal,
 };
 
 const USER_PREDICATE: &str = include_str!("../../sql/forget/user.sql");
@@ -28,6 +28,8 @@ const ANONYMOUS_INCLUDING_SHARED_PREDICATE: &str =
 const DELETE_SQL: &str =
     "ALTER TABLE {table}{every_host} DELETE WHERE ({predicate}) AND {marker} != ''";
 const COUNT_SQL: &str = include_str!("../../sql/count_targeted.sql");
+const MAPPED_USER_PREDICATE: &str = include_str!("../../sql/forget/mapped_user.sql");
+const MAPPED_ANONYMOUS_PREDICATE: &str = include_str!("../../sql/forget/mapped_anonymous.sql");
 
 /// Which rows a target deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -199,6 +201,10 @@ pub struct HostMutation {
 /// One statement's worth of ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
+    /// The mapped table it erases from (see `Scope::erased_tables`); none:
+    /// the events table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<Ident>,
     pub kind: TargetKind,
     pub chunk: usize,
     /// The user ids (user targets).
@@ -285,14 +291,35 @@ impl Target {
     /// sent). The first attempt's has no suffix.
     pub fn marker(
         request_id: &RequestId,
+        table: Option<&Ident>,
         kind: TargetKind,
         chunk: usize,
         attempt: usize,
     ) -> String {
+        // The events table's markers predate mapped tables: unchanged, so
+        // that an older journal's statements are found again.
+        let table = table
+            .map(|t| format!("{}:", t.as_str()))
+            .unwrap_or_default();
         match attempt {
-            0 => format!("chforget:{request_id}:{kind}:{chunk}"),
-            n => format!("chforget:{request_id}:{kind}:{chunk}:{n}"),
+            0 => format!("chforget:{request_id}:{table}{kind}:{chunk}"),
+            n => format!("chforget:{request_id}:{table}{kind}:{chunk}:{n}"),
         }
+    }
+
+    /// The scope as its statement sees it: its table's.
+    pub fn scope_in<'a>(&self, scope: &'a Scope) -> std::borrow::Cow<'a, Scope> {
+        scope.for_table(self.table.as_ref())
+    }
+
+    /// The table its statement deletes from.
+    pub fn table_in(&self, scope: &Scope) -> QualifiedTable {
+        self.scope_in(scope).events_table()
+    }
+
+    /// Whether it erases from the events table (not a mapped one).
+    pub fn is_on_events(&self) -> bool {
+        self.table.is_none()
     }
 
     /// The live or last attempt.
@@ -307,7 +334,13 @@ impl Target {
     /// Start a new attempt (after a killed or vanished mutation, or
     /// survivors) and return its marker.
     pub fn new_attempt(&mut self, request_id: &RequestId) -> String {
-        let marker = Target::marker(request_id, self.kind, self.chunk, self.attempts.len());
+        let marker = Target::marker(
+            request_id,
+            self.table.as_ref(),
+            self.kind,
+            self.chunk,
+            self.attempts.len(),
+        );
         self.attempts.push(Attempt::new(marker.clone()));
         marker
     }
@@ -338,6 +371,9 @@ impl Target {
 
     /// The predicate of one kind of rows it covers.
     fn predicate_of(&self, kind: TargetKind, scope: &Scope) -> anyhow::Result<String> {
+        if let Some(mapped) = scope.erased_table(self.table.as_ref()) {
+            return self.mapped_predicate_of(kind, scope, mapped);
+        }
         let mut values = scope.bindings();
         let template = match kind {
             TargetKind::User | TargetKind::UserAndAnonymous => {
@@ -357,8 +393,107 @@ impl Target {
         Ok(render_with(template, &values)?.replace('\n', " "))
     }
 
+    /// The predicate of one kind of rows on a mapped table: any of its
+    /// columns of that kind holding one of the ids, in the project where
+    /// the table has a project column. Anonymous rows are those with no
+    /// user id in any user-id column (as on the events table, rows of other
+    /// users on a shared device stay, unless `--include-shared`).
+    fn mapped_predicate_of(
+        &self,
+        kind: TargetKind,
+        scope: &Scope,
+        mapped: &ErasedTable,
+    ) -> anyhow::Result<String> {
+        let any_in = |columns: &[Ident], list: &str| {
+            columns
+                .iter()
+                .map(|c| format!("{c} IN {list}"))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        };
+        let in_project = match &mapped.project_column {
+            Some(column) => format!(
+                "{column} IN {} AND ",
+                literal_list(&[scope.project_id.as_str()])
+            ),
+            None => String::new(),
+        };
+        let (template, values) = match kind {
+            TargetKind::User | TargetKind::UserAndAnonymous => (
+                MAPPED_USER_PREDICATE,
+                vec![
+                    ("in_project", in_project),
+                    (
+                        "user_columns_in",
+                        any_in(&mapped.user_id_columns, &literal_list(&self.users)),
+                    ),
+                ],
+            ),
+            TargetKind::Anonymous => {
+                let anonymous = literal_list(&self.anonymous);
+                let no_user = match mapped.user_id_columns.as_slice() {
+                    [] => "1".to_string(),
+                    columns => columns
+                        .iter()
+                        .map(|c| format!("ifNull(toString({c}), '') = ''"))
+                        .collect::<Vec<_>>()
+                        .join(" AND "),
+                };
+                let owner = if self.shared.is_empty() {
+                    no_user
+                } else {
+                    format!(
+                        "({no_user}) OR {}",
+                        any_in(&mapped.anonymous_id_columns, &literal_list(&self.shared))
+                    )
+                };
+                (
+                    MAPPED_ANONYMOUS_PREDICATE,
+                    vec![
+                        ("in_project", in_project),
+                        (
+                            "anonymous_columns_in",
+                            any_in(&mapped.anonymous_id_columns, &anonymous),
+                        ),
+                        ("owner", owner),
+                    ],
+                )
+            }
+        };
+        Ok(render_with(template, &values)?.replace('\n', " "))
+    }
+
+    /// The id a mapped table's row is counted under: the first column of
+    /// the kind that holds one of the ids (user ids as text, anonymous ids
+    /// as hex, as the events table's count gives them).
+    fn mapped_id_of_row(&self, mapped: &ErasedTable) -> (String, String) {
+        let first = |columns: &[Ident], list: &str, shown: &dyn Fn(&Ident) -> String| match columns
+        {
+            [] => "''".to_string(),
+            [one] => shown(one),
+            many => {
+                let arms: Vec<String> = many
+                    .iter()
+                    .map(|c| format!("{c} IN {list}, {}", shown(c)))
+                    .collect();
+                format!("multiIf({}, '')", arms.join(", "))
+            }
+        };
+        let users = literal_list(&self.users);
+        let anonymous = literal_list(&self.anonymous);
+        (
+            first(&mapped.user_id_columns, &users, &|c| {
+                format!("toString(assumeNotNull({c}))")
+            }),
+            first(&mapped.anonymous_id_columns, &anonymous, &|c| {
+                format!("hex(assumeNotNull({c}))")
+            }),
+        )
+    }
+
     /// The statement as sent, with `marker` (always true) at the end.
     pub fn delete_statement(&self, scope: &Scope, marker: &str) -> anyhow::Result<String> {
+        let scope = &*self.scope_in(scope);
         render(
             DELETE_SQL,
             &[
@@ -376,7 +511,8 @@ impl Target {
     /// (two where shared devices' rows of other users are included, which
     /// only the predicates tell apart).
     pub fn count_statements(&self, scope: &Scope, partitions: bool) -> anyhow::Result<Vec<String>> {
-        self.count_statements_reading(scope, &scope.events_source(), "toUInt32(0)", partitions)
+        let source = self.scope_in(scope).events_source();
+        self.count_statements_reading(scope, &source, "toUInt32(0)", partitions)
     }
 
     /// As [`Target::count_statements`], reading `source` (one host's table,
@@ -388,6 +524,8 @@ impl Target {
         host_number: &str,
         partitions: bool,
     ) -> anyhow::Result<Vec<String>> {
+        let scope = &*self.scope_in(scope);
+        let mapped = scope.erased_table(self.table.as_ref());
         let groups = match self.kind {
             TargetKind::User => {
                 vec![("0".to_string(), self.predicate_of(TargetKind::User, scope)?)]
@@ -399,7 +537,10 @@ impl Target {
             // The anonymous predicate takes NULL user_ids only, the user
             // predicate listed users only: NULL tells the two apart.
             TargetKind::UserAndAnonymous if self.shared.is_empty() => vec![(
-                format!("isNull({})", scope.columns.user_id),
+                match mapped {
+                    Some(_) => format!("NOT ({})", self.predicate_of(TargetKind::User, scope)?),
+                    None => format!("isNull({})", scope.columns.user_id),
+                },
                 self.predicate(scope)?,
             )],
             TargetKind::UserAndAnonymous => vec![
@@ -414,6 +555,16 @@ impl Target {
             .into_iter()
             .map(|(anonymous, predicate)| {
                 let mut values = scope.bindings_reading(source);
+                if let Some(mapped) = mapped {
+                    let (user, anonymous) = self.mapped_id_of_row(mapped);
+                    for (name, value) in values.iter_mut() {
+                        match *name {
+                            "user_id" => *value = user.clone(),
+                            "anonymous_id" => *value = anonymous.clone(),
+                            _ => {}
+                        }
+                    }
+                }
                 values.push(("host_number", host_number.to_string()));
                 values.push(("anonymous", anonymous));
                 values.push((
@@ -474,6 +625,7 @@ pub fn plan(
         .enumerate()
         .map(|(chunk, ids)| {
             let mut target = Target {
+                table: None,
                 kind: TargetKind::User,
                 chunk,
                 users: Vec::new(),
@@ -497,6 +649,7 @@ pub fn plan(
             target.kind = TargetKind::covering(&target.users, &target.anonymous);
             target.attempts = vec![Attempt::new(Target::marker(
                 request_id,
+                None,
                 target.kind,
                 chunk,
                 0,
@@ -504,6 +657,54 @@ pub fn plan(
             target
         })
         .collect()
+}
+
+/// The targets of a request on a mapped table: as [`plan`], with the kinds
+/// of ids the table has columns for (user targets only where it has
+/// user-id columns, anonymous ones only where it has anonymous-id
+/// columns), each id listed once per column of its kind.
+pub fn plan_mapped(
+    request_id: &RequestId,
+    mapped: &ErasedTable,
+    users: &[ValidId],
+    stitched: &[StitchedId],
+    options: ForgetOptions,
+    limits: StatementLimits,
+) -> Vec<Target> {
+    let users = if mapped.user_id_columns.is_empty() {
+        &[]
+    } else {
+        users
+    };
+    let stitched = if mapped.anonymous_id_columns.is_empty() {
+        &[]
+    } else {
+        stitched
+    };
+    let times = mapped
+        .user_id_columns
+        .len()
+        .max(mapped.anonymous_id_columns.len())
+        .max(1);
+    let limits = StatementLimits {
+        bytes: limits.bytes / times,
+        literals: limits.literals / times,
+    };
+    let mut targets = plan(request_id, users, stitched, options, limits);
+    // An anonymous-only plan of no ids (no users, no anonymous ids) is one
+    // empty user target: nothing to erase from this table.
+    targets.retain(|t| t.id_count() > 0);
+    for target in &mut targets {
+        target.table = Some(mapped.table.clone());
+        target.attempts = vec![Attempt::new(Target::marker(
+            request_id,
+            target.table.as_ref(),
+            target.kind,
+            target.chunk,
+            0,
+        ))];
+    }
+    targets
 }
 
 #[cfg(test)]
@@ -528,6 +729,7 @@ mod tests {
             columns: EventColumns::default(),
             project_id: ValidId::new("--project", "p1").expect("valid"),
             place: Default::default(),
+            erased_tables: Vec::new(),
         }
     }
 

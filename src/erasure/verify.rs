@@ -118,6 +118,7 @@ pub async fn rows_lost_outside(
     let targeted: u64 = journal
         .targets
         .iter()
+        .filter(|target| target.is_on_events())
         .flat_map(|target| target.rows_before.values())
         .sum();
     let now = table_rows(server, &journal.scope).await?;
@@ -327,9 +328,9 @@ pub async fn count_targets(
     unreadable: Unreadable,
     partitions: Partitions,
 ) -> anyhow::Result<Counts> {
-    let table = scope.events_table();
     let mut counts = Counts::default();
     for target in targets {
+        let table = target.table_in(scope);
         let mut by_kind = zero_by_kind(target);
         let statements = target
             .count_statements(scope, partitions == Partitions::Capture)?
@@ -440,15 +441,27 @@ pub async fn late_arrivals(
 ) -> anyhow::Result<Vec<LateArrivals>> {
     let scope = &journal.scope;
     let plain: Vec<ValidId> = users.iter().map(|(user, _)| user.clone()).collect();
-    let user_targets = crate::erasure::plan::plan(
+    let limits = crate::erasure::plan::StatementLimits::within_query_size(
+        server.capabilities.max_query_size,
+    );
+    let mut user_targets = crate::erasure::plan::plan(
         &journal.request_id,
         &plain,
         &[],
         crate::erasure::plan::ForgetOptions::default(),
-        crate::erasure::plan::StatementLimits::within_query_size(
-            server.capabilities.max_query_size,
-        ),
+        limits,
     );
+    // The users' rows in every mapped table count as late rows too.
+    for mapped in &scope.erased_tables {
+        user_targets.extend(crate::erasure::plan::plan_mapped(
+            &journal.request_id,
+            mapped,
+            &plain,
+            &[],
+            crate::erasure::plan::ForgetOptions::default(),
+            limits,
+        ));
+    }
     // Every host where the request erased: rows that arrived on one host
     // only are late rows too.
     let reach = Reach::resolve(server, &scope.place).await?;

@@ -177,7 +177,7 @@ pub async fn resume(
             .to_string(),
     );
     if journal.status == RequestStatus::Completed {
-        report.status = Outcome::Completed;
+        report.status = Outcome::Completed.of_request(&journal);
         return Ok(());
     }
     ctx.server.name_queries_after(journal.request_id.as_str());
@@ -186,7 +186,7 @@ pub async fn resume(
     journal = ctx.journals().load(&journal.request_id)?;
     if journal.status == RequestStatus::Completed {
         *report = ForgetReport::of_journal(&journal);
-        report.status = Outcome::Completed;
+        report.status = Outcome::Completed.of_request(&journal);
         return Ok(());
     }
     journal.record_step("resumed", format!("from status {}", journal.status));
@@ -540,7 +540,7 @@ pub fn every_request_left(error: anyhow::Error, report: &BatchReport) -> anyhow:
     let requests = report.requests.summaries();
     let unfinished: Vec<&RequestSummary> = requests
         .iter()
-        .filter(|r| r.journaled && r.status != crate::pipeline::Outcome::Completed)
+        .filter(|r| r.journaled && !r.status.is_completed())
         .collect();
     let never_started: Vec<&RequestSummary> = requests.iter().filter(|r| !r.journaled).collect();
     let already_said = match unfinished.as_slice() {

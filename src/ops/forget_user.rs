@@ -6,7 +6,7 @@ use crate::erasure::track::TrackObserver;
 use crate::ops::forget::{self, ForgetRequest};
 use crate::ops::physical::{self, PhysicalRequest};
 use crate::ops::report::ForgetReport;
-use crate::pipeline::{Context, Outcome, RunMode};
+use crate::pipeline::{Context, RunMode};
 use crate::records::journal::Journals;
 use crate::records::state::{Key, StateDir};
 use crate::vocabulary::request::ValidId;
@@ -49,7 +49,7 @@ pub async fn forget_user(
 ) -> anyhow::Result<Option<anyhow::Error>> {
     let request_id = request.request_id.clone();
     forget::forget(ctx, request, mode, report, confirm, observer).await?;
-    if !physical || report.status != Outcome::Completed {
+    if !physical || !report.status.is_completed() {
         return Ok(None);
     }
     let mut journal = ctx.journals().load(&request_id)?;

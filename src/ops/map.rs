@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::erasure::ids_table::IDS_TABLE_PREFIX;
-use crate::erasure::rollup::SCRATCH_INFIX;
-use crate::records::audit::table::AUDIT_TABLE;
+use crate::pipeline::coverage::is_chforget_own;
 use crate::server::connected::Server;
 use crate::server::discover::{self, FoundBy, FoundTable, IdKind, ProbeReport, Suggested};
 use crate::vocabulary::data_map::{DataMap, MappedTable, Role};
@@ -47,12 +45,6 @@ pub struct MapReport {
     pub warnings: Vec<String>,
 }
 
-/// Tables chforget itself creates: the audit table, the ids tables of
-/// requests, the scratch tables of a rollup.
-fn is_chforget_own(name: &str) -> bool {
-    name == AUDIT_TABLE || name.starts_with(IDS_TABLE_PREFIX) || name.contains(SCRATCH_INFIX)
-}
-
 /// Look at the database (and probe, and write the map, when asked).
 pub async fn map(
     server: &Server,
@@ -66,7 +58,7 @@ pub async fn map(
     {
         return Err(exists(path).into());
     }
-    let schema = discover::read_schema(server).await?;
+    let schema = discover::read_schema(server, discover::RowsToo::Yes).await?;
     let mut tables = discover::classify(&schema, profile, is_chforget_own);
     let mut warnings = Vec::new();
     if !tables

@@ -12,7 +12,7 @@ use crate::erasure::plan::{ForgetOptions, TargetKind};
 use crate::erasure::rollup::RollupReport;
 use crate::erasure::stitch::StitchedId;
 use crate::erasure::verify::{Counts, RowCounts};
-use crate::pipeline::{Outcome, RunResult, planned_rollups, rows_by_kind};
+use crate::pipeline::{Outcome, RunResult, planned_rollups, rows_by_kind, rows_by_kind_of};
 use crate::records::audit::AuditOutcome;
 use crate::records::audit::record::{AuditedMutation, mutation_entries};
 use crate::records::journal::{RequestJournal, RequestStatus};
@@ -43,8 +43,14 @@ pub struct ForgetReport {
     pub stitched: Vec<StitchedId>,
     pub statements: Vec<String>,
     pub mutations: Vec<MutationReport>,
-    /// Rows matching each target kind, before and after.
+    /// Rows matching each target kind, before and after (every table).
     pub rows: BTreeMap<TargetKind, RowCounts>,
+    /// Every table of the personal-data map: what the request does with
+    /// it, its statements, mutations and rows before and after.
+    pub tables: Vec<TableReport>,
+    /// Tables holding the ids that the map left out (`--allow-unmapped`):
+    /// the request is then `completed_partial` at best.
+    pub unmapped: Vec<String>,
     pub verified: Option<bool>,
     /// Set when the credentials are read-only (a dry run still plans).
     pub may_delete: Option<bool>,
@@ -80,6 +86,8 @@ impl ForgetReport {
             statements: Vec::new(),
             mutations: Vec::new(),
             rows: BTreeMap::new(),
+            tables: Vec::new(),
+            unmapped: Vec::new(),
             verified: None,
             may_delete: None,
             journal: None,
@@ -114,16 +122,14 @@ impl ForgetReport {
         self.anonymous_ids = journal.stitched.len();
         self.shared_anonymous_ids = journal.stitched.iter().filter(|s| s.is_shared()).count();
         self.stitched = journal.stitched.clone();
-        self.statements = journal
-            .targets
-            .iter()
-            .flat_map(|t| {
-                t.attempts
-                    .iter()
-                    .filter_map(move |a| t.delete_statement(&journal.scope, &a.marker).ok())
-            })
-            .collect();
+        self.statements = statements_of(journal, |_| true);
         self.rows = rows_by_kind(&journal.targets, None);
+        self.tables = table_reports(journal, None);
+        self.unmapped = journal
+            .coverage
+            .as_ref()
+            .map(|c| c.unmapped.clone())
+            .unwrap_or_default();
         if self.rollups.is_none() {
             self.rollups = planned_rollups(journal);
         }
@@ -132,14 +138,18 @@ impl ForgetReport {
     /// What changed while it ran: mutations and their states.
     pub fn update(&mut self, journal: &RequestJournal) {
         self.mutations = mutation_entries(journal);
+        for table in &mut self.tables {
+            table.mutations = mutations_of(&self.mutations, &table.table);
+        }
     }
 
     /// The result of a run.
     pub fn apply(&mut self, journal: &RequestJournal, result: &RunResult) {
         self.update(journal);
-        self.status = result.outcome;
+        self.status = result.outcome.of_request(journal);
         self.verified = result.verified;
         self.rows = rows_by_kind(&journal.targets, result.after.as_ref());
+        self.tables = table_reports(journal, result.after.as_ref());
         if result.rollups.is_some() {
             self.rollups = result.rollups.clone();
         }
@@ -167,6 +177,82 @@ impl ForgetReport {
         self.status = Outcome::after_error(journaled, issued, error);
         self.error = Some(ErrorBody::of(error));
     }
+}
+
+/// One table of a request's map, as `forget` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    /// `database.table`.
+    pub table: String,
+    /// `erase`, `reaggregate`, `ignore`, `covered` or `flushed` (see
+    /// `CoveredTable`).
+    pub role: String,
+    pub reason: Option<String>,
+    /// Its statements (erased tables).
+    pub statements: Vec<String>,
+    pub mutations: Vec<MutationReport>,
+    /// Rows matching each kind of id in this table, before and after.
+    pub rows: BTreeMap<TargetKind, RowCounts>,
+}
+
+/// The tables of `journal`'s map, each with its statements and rows
+/// (`after`: the counts once verified). A journal from before maps lists
+/// the events table alone.
+pub fn table_reports(journal: &RequestJournal, after: Option<&Counts>) -> Vec<TableReport> {
+    let events = journal.scope.events_table().plain();
+    let covered = match &journal.coverage {
+        Some(coverage) => coverage.tables.clone(),
+        None => vec![crate::vocabulary::data_map::CoveredTable {
+            table: events.clone(),
+            role: "erase".to_string(),
+            reason: Some("the events table".to_string()),
+        }],
+    };
+    let mutations = mutation_entries(journal);
+    covered
+        .into_iter()
+        .map(|table| {
+            let of_table = |t: &crate::erasure::plan::Target| {
+                t.table_in(&journal.scope).plain() == table.table
+            };
+            let statements = statements_of(journal, of_table);
+            let rows = rows_by_kind_of(&journal.targets, after, of_table);
+            let mutations = mutations_of(&mutations, &table.table);
+            TableReport {
+                table: table.table,
+                role: table.role,
+                reason: table.reason,
+                statements,
+                mutations,
+                rows,
+            }
+        })
+        .collect()
+}
+
+/// The mutations of `table` (`database.table`) among `all`.
+fn mutations_of(all: &[MutationReport], table: &str) -> Vec<MutationReport> {
+    all.iter()
+        .filter(|m| table.ends_with(&format!(".{}", m.table)))
+        .cloned()
+        .collect()
+}
+
+/// Every attempt's statement of the targets `keep` keeps, as sent.
+fn statements_of(
+    journal: &RequestJournal,
+    keep: impl Fn(&crate::erasure::plan::Target) -> bool,
+) -> Vec<String> {
+    journal
+        .targets
+        .iter()
+        .filter(|t| keep(t))
+        .flat_map(|t| {
+            t.attempts
+                .iter()
+                .filter_map(move |a| t.delete_statement(&journal.scope, &a.marker).ok())
+        })
+        .collect()
 }
 
 /// The result for one user of a batch.
@@ -406,7 +492,7 @@ impl BatchReport {
         for member in &journal.members {
             let rows = Counts::member_rows(member, journal.options.anonymous, after);
             let remaining: u64 = rows.values().filter_map(|c| c.after).sum();
-            let status = if report.status == Outcome::Completed && remaining > 0 {
+            let status = if report.status.is_completed() && remaining > 0 {
                 Outcome::Failed
             } else {
                 report.status
@@ -438,6 +524,8 @@ impl BatchReport {
             Outcome::Queued
         } else if statuses.contains(&Outcome::Planned) {
             Outcome::Planned
+        } else if statuses.contains(&Outcome::CompletedPartial) {
+            Outcome::CompletedPartial
         } else {
             Outcome::Completed
         };

@@ -50,7 +50,7 @@ pub fn line(journal: &RequestJournal, state: &StateDir) -> StatusLine {
             .iter()
             .map(|m| m.user_id.as_str().to_string())
             .collect(),
-        status: journal.status.as_str().to_string(),
+        status: journal.status_word().to_string(),
         mutations: journal
             .targets
             .iter()

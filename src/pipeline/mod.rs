@@ -17,6 +17,7 @@
 //!   again (`resume`), it finishes whatever an earlier run left, issuing no
 //!   statement twice and re-issuing killed or vanished ones.
 
+pub mod coverage;
 mod decide;
 mod prepare;
 mod reached;
@@ -44,6 +45,7 @@ use crate::records::journal::{Journals, RequestJournal, RequestStatus};
 use crate::records::state::{Key, StateDir};
 use crate::server::connected::Server;
 use crate::server::reach::topology::Topology;
+use crate::vocabulary::data_map::RequestMap;
 use crate::vocabulary::error::ErrorCode;
 use crate::vocabulary::profile::Profile;
 use crate::vocabulary::request::Place;
@@ -64,6 +66,8 @@ pub struct Context<'a> {
     pub audit_table: &'a QualifiedTable,
     /// Where new requests erase (the place the command was given).
     pub place: &'a Place,
+    /// The personal-data map new requests erase by.
+    pub map: &'a RequestMap,
     /// Where the events table was found to live, by the first request of
     /// this run: the requests of a batch (one per project) check it once.
     pub settled: &'a Settled,
@@ -155,6 +159,9 @@ pub struct RunMode {
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Completed,
+    /// Completed for every table the map covers, while tables holding the
+    /// ids were left out of it (`--allow-unmapped`): never `completed`.
+    CompletedPartial,
     /// Stopped before every statement was known to be sent (a lost
     /// answer, a wait for room cut short): in flight, `resume` sends the
     /// rest after looking up what went out.
@@ -168,10 +175,25 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Completed => "completed",
+            Outcome::CompletedPartial => "completed_partial",
             Outcome::Issuing => "issuing",
             Outcome::Queued => "queued",
             Outcome::Failed => "failed",
             Outcome::Planned => "planned",
+        }
+    }
+
+    /// Whether the request finished (for every table it covers).
+    pub fn is_completed(self) -> bool {
+        matches!(self, Outcome::Completed | Outcome::CompletedPartial)
+    }
+
+    /// As reported of `journal`'s request: a completed run of a request
+    /// whose map left tables out is `completed_partial`.
+    pub fn of_request(self, journal: &RequestJournal) -> Outcome {
+        match self {
+            Outcome::Completed if journal.leaves_tables_out() => Outcome::CompletedPartial,
+            other => other,
         }
     }
 
@@ -252,8 +274,20 @@ pub fn rows_by_kind(
     targets: &[Target],
     after: Option<&Counts>,
 ) -> BTreeMap<TargetKind, verify::RowCounts> {
+    rows_by_kind_of(targets, after, |_| true)
+}
+
+/// As [`rows_by_kind`], of the targets `keep` keeps (one table's).
+pub fn rows_by_kind_of(
+    targets: &[Target],
+    after: Option<&Counts>,
+    keep: impl Fn(&Target) -> bool,
+) -> BTreeMap<TargetKind, verify::RowCounts> {
     let mut rows: BTreeMap<TargetKind, verify::RowCounts> = BTreeMap::new();
     for (index, target) in targets.iter().enumerate() {
+        if !keep(target) {
+            continue;
+        }
         for kind in target.kind.parts() {
             let entry = rows.entry(*kind).or_default();
             entry.before += target.rows_before.get(kind).copied().unwrap_or(0);

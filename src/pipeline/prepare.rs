@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::coverage;
 use crate::erasure::plan::{self, StatementLimits};
 use crate::erasure::rollup;
 use crate::erasure::stitch::{self, StitchedId};
@@ -34,6 +35,7 @@ pub fn scope_of(server: &Server, profile: &Profile, project_id: &ValidId, place:
         columns: profile.columns.clone(),
         project_id: project_id.clone(),
         place: place.clone(),
+        erased_tables: Vec::new(),
     }
 }
 
@@ -44,7 +46,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     let server = ctx.server;
     server.name_queries_after(request.request_id.as_str());
     let given = scope_of(server, ctx.profile, &request.project_id, &request.place);
-    let (scope, topology) = match ctx.settled.get(&given) {
+    let (mut scope, topology) = match ctx.settled.get(&given) {
         Some(known) => known,
         None => {
             let mut scope = given.clone();
@@ -54,8 +56,23 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
             (scope, topology)
         }
     };
+    // Every table the map erases, checked against what is there now,
+    // before anything is read for the request.
+    let covered = coverage::check(server, ctx.profile, ctx.map, &scope).await?;
+    scope.erased_tables = covered.erased.clone();
     // Where the request erases, from the topology just read.
     let reach = Reach::settled(server, &topology, &scope.place);
+    // Rows waiting in a Buffer are not in the table yet: flushed, they are
+    // stitched, counted and deleted with the others.
+    for buffer in &covered.buffers {
+        server
+            .execute(
+                &format!("OPTIMIZE TABLE {buffer}"),
+                &format!("flushing the Buffer table {buffer}"),
+                crate::vocabulary::error::ErrorCode::ForgetFailed,
+            )
+            .await?;
+    }
     if request.rollups {
         refuse_rollups(&scope.place)?;
         rollup::check_tables(server, ctx.profile, &plan::RollupKind::ALL).await?;
@@ -107,13 +124,18 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         }
     }
     let union = stitch::union(stitched.values().map(Vec::as_slice));
-    let mut targets = plan::plan(
-        &request.request_id,
-        &users,
-        &union,
-        request.options,
-        statement_limits(server, &reach, &topology),
-    );
+    let limits = statement_limits(server, &reach, &topology);
+    let mut targets = plan::plan(&request.request_id, &users, &union, request.options, limits);
+    for mapped in &scope.erased_tables {
+        targets.extend(plan::plan_mapped(
+            &request.request_id,
+            mapped,
+            &users,
+            &union,
+            request.options,
+            limits,
+        ));
+    }
     // Counted on every host of the reach, as the reach counts a shard. The
     // same scan finds the partitions the mutations will leave old parts in
     // (`verify --physical`).
@@ -205,6 +227,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         partitions,
         physical: None,
         table_rows_before,
+        coverage: Some(covered.coverage),
     };
     for warning in &warnings {
         journal.record_step("warning", warning.clone());

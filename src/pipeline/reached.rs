@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use crate::erasure::mutate::{self, DdlQueue, Issued, RoomWait};
 use crate::erasure::plan::{Attempt, AttemptOutcome, HostMutation};
 use crate::erasure::track::{
-    self, HostView, MatchBy, MutationState, TrackObserver, TrackOptions, TrackReport, Watch,
+    self, HostView, MatchBy, MutationState, TrackObserver, TrackOptions, TrackOutcome, TrackReport,
+    Watch,
 };
 use crate::records::audit;
 use crate::records::journal::{RequestJournal, now_rfc3339};
@@ -41,8 +42,9 @@ pub(super) async fn issue(
     room: &mut RoomWait<'_>,
 ) -> anyhow::Result<String> {
     let at = reach.on(ctx.server);
+    let scope = journal.targets[index].scope_in(&journal.scope);
     let out = mutate::Outgoing {
-        scope: &journal.scope,
+        scope: &scope,
         target: &journal.targets[index],
         marker,
         sent_before: sent_before(journal, marker),
@@ -233,17 +235,78 @@ pub(super) async fn track_all(
     reissue_killed: bool,
     observer: &mut dyn TrackObserver,
 ) -> anyhow::Result<Vec<usize>> {
-    let table = journal.scope.events_table();
     let at = reach.on(ctx.server);
+    // One watch per table: a mutation is a table's (the events table's,
+    // and each mapped table's), all of them issued before any is followed,
+    // so the tables are followed one after the other within one deadline.
+    let mut tables: Vec<QualifiedTable> = Vec::new();
+    for target in &journal.targets {
+        let table = target.table_in(&journal.scope);
+        if !tables.contains(&table) {
+            tables.push(table);
+        }
+    }
+    let started = Instant::now();
+    let mut tracked = Tracked {
+        outcome: TrackOutcome::AllDone,
+        failed: false,
+        lost: Vec::new(),
+        problems: Vec::new(),
+    };
+    let mut follow = String::new();
+    for table in tables {
+        let options = TrackOptions {
+            timeout: options.timeout.map(|t| t.saturating_sub(started.elapsed())),
+            ..options
+        };
+        let Some((of_table, hint)) =
+            track_table(ctx, journal, &at, &table, options, observer).await?
+        else {
+            continue;
+        };
+        follow = hint;
+        tracked.failed |= of_table.failed;
+        tracked.lost.extend(of_table.lost);
+        tracked.problems.extend(of_table.problems);
+        if of_table.outcome != TrackOutcome::AllDone {
+            tracked.outcome = of_table.outcome;
+            if matches!(
+                of_table.outcome,
+                TrackOutcome::TimedOut | TrackOutcome::Interrupted
+            ) {
+                break;
+            }
+        }
+    }
+    if follow.is_empty() {
+        return Ok(Vec::new());
+    }
+    conclude_tracking(ctx, journal, tracked, reissue_killed, &follow)
+}
+
+/// Follow the unfinished mutations of `table` (see [`track_all`]): what
+/// tracking found, and how to follow them; none when none is unfinished.
+async fn track_table(
+    ctx: &Context<'_>,
+    journal: &mut RequestJournal,
+    at: &Reaching<'_>,
+    table: &QualifiedTable,
+    options: TrackOptions,
+    observer: &mut dyn TrackObserver,
+) -> anyhow::Result<Option<(Tracked, String)>> {
+    let scope = journal.scope.clone();
     let mut followed: Vec<Followed> = Vec::new();
     for (index, target) in journal.targets.iter_mut().enumerate() {
+        if target.table_in(&scope) != *table {
+            continue;
+        }
         let Some(attempt) = target.current_mut() else {
             continue;
         };
         if !attempt.is_issued() || attempt.outcome == Some(AttemptOutcome::Done) {
             continue;
         }
-        let hosts = hosts_of(attempt, &at);
+        let hosts = hosts_of(attempt, at);
         let seen = hosts
             .iter()
             .filter_map(|h| Some((h.host.clone(), h.mutation_id.clone()?)))
@@ -261,12 +324,12 @@ pub(super) async fn track_all(
         });
     }
     if followed.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let watches: Vec<Watch> = followed.iter().map(|f| f.watch.clone()).collect();
-    let report = track::track(&at, &table, &watches, options, observer).await?;
-    let killed = killed_by_chforget(ctx, &table, &followed, &report);
-    let follow = follow_hint(journal, &table, &followed);
+    let report = track::track(at, table, &watches, options, observer).await?;
+    let killed = killed_by_chforget(ctx, table, &followed, &report);
+    let follow = follow_hint(journal, table, &followed);
     let mut tracked = Tracked {
         outcome: report.outcome,
         failed: false,
@@ -290,7 +353,7 @@ pub(super) async fn track_all(
                 continue;
             };
             looked = true;
-            let label = followed.label(&table, &on.host);
+            let label = followed.label(table, &on.host);
             match view {
                 HostView::Seen { mutation_id, state } => {
                     on.mutation_id = Some(mutation_id.clone());
@@ -345,7 +408,7 @@ pub(super) async fn track_all(
             tracked.lost.push(followed.index);
         }
     }
-    conclude_tracking(ctx, journal, tracked, reissue_killed, &follow)
+    Ok(Some((tracked, follow)))
 }
 
 /// How to follow the mutations: by their ids where each has one, or by the

@@ -58,7 +58,7 @@ pub async fn run(
     }
     let summary = RunSummary {
         action,
-        status: result.outcome.as_str(),
+        status: result.outcome.of_request(journal).as_str(),
         verified: result.verified,
         error: outcome.as_ref().err(),
         after: result.after.as_ref(),

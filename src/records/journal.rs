@@ -204,6 +204,10 @@ pub struct RequestJournal {
     /// merges or TTL remove rows of their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_rows_before: Option<TableRows>,
+    /// What the personal-data map covered when the request was planned
+    /// (none: planned before chforget checked it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::vocabulary::data_map::Coverage>,
 }
 
 /// When the disks were last checked for a request's rows, and what was
@@ -215,6 +219,22 @@ pub struct PhysicalCheck {
 }
 
 impl RequestJournal {
+    /// Its status as people read it: a completed request whose map left
+    /// tables holding the ids out is `completed_partial`.
+    pub fn status_word(&self) -> &'static str {
+        match self.status {
+            RequestStatus::Completed if self.leaves_tables_out() => "completed_partial",
+            status => status.as_str(),
+        }
+    }
+
+    /// Its map left tables holding the ids out (`--allow-unmapped`).
+    pub fn leaves_tables_out(&self) -> bool {
+        self.coverage
+            .as_ref()
+            .is_some_and(|c| !c.unmapped.is_empty())
+    }
+
     pub fn record_step(&mut self, step: &str, detail: impl Into<String>) {
         self.steps.push(StepEvent {
             step: step.to_string(),

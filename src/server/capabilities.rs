@@ -13,6 +13,10 @@ use crate::vocabulary::error::{ErrorCode, Failure, server_code};
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Capabilities {
     pub version: String,
+    /// Which of the lineage columns of `system.tables` the server has
+    /// (`engine_full`, `create_table_query`, `dependencies_database`,
+    /// `dependencies_table`, `uuid`).
+    pub system_tables_columns: Vec<String>,
     /// `system.mutations` has `latest_fail_reason` (and `latest_failed_part`).
     pub mutation_fail_reason: bool,
     /// `system.mutations` has `is_killed`.
@@ -148,6 +152,11 @@ impl Capabilities {
                 || setting("allow_experimental_lightweight_delete").is_some(),
             mutations_sync: setting("mutations_sync").is_some(),
             typed_row_validation: has_name("typed_rows"),
+            system_tables_columns: names
+                .iter()
+                .filter_map(|row| row.name.strip_prefix("tables."))
+                .map(str::to_string)
+                .collect(),
             reads_every_host_at_once: has_name("all_hosts_function"),
             distributed_ddl_output_mode: setting("distributed_ddl_output_mode").is_some(),
             alter_sync: setting("alter_sync").is_some(),

@@ -194,6 +194,80 @@ fn quoted(value: &str) -> String {
     out
 }
 
+/// What a request's map covered when it was planned (journaled, reported,
+/// audited): every table holding the ids, or reading a table that does,
+/// with what the request does with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// The map file (none: the reference schema's map).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<String>,
+    pub tables: Vec<CoveredTable>,
+    /// Tables holding the ids that the map leaves out (`--allow-unmapped`):
+    /// the request cannot be `completed`, only `completed_partial`.
+    #[serde(default)]
+    pub unmapped: Vec<String>,
+}
+
+/// One table of a request's coverage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoveredTable {
+    /// `database.table`.
+    pub table: String,
+    /// `erase`, `reaggregate`, `ignore`, `covered` (holds no rows of its
+    /// own), `flushed` (a Buffer, flushed before counting).
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The map a request erases by: a reviewed map file (`--map`,
+/// `CHFORGET_MAP`, the profile's `[map] file`), or none (the reference
+/// schema: the profile's events table, its rollups re-aggregated), and
+/// whether tables it leaves out may be (`--allow-unmapped`).
+#[derive(Debug, Clone, Default)]
+pub struct RequestMap {
+    pub map: Option<DataMap>,
+    /// Where the map came from, for messages.
+    pub source: Option<String>,
+    /// Proceed although tables holding ids are not in the map; the request
+    /// is then `completed_partial` at best.
+    pub allow_unmapped: bool,
+}
+
+impl RequestMap {
+    /// Read and validate the map file at `path`.
+    pub fn load(path: &std::path::Path, allow_unmapped: bool) -> Result<RequestMap, Failure> {
+        // Absolute: `verify --fix` finds it again from the journal.
+        let source = std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::new(
+                ErrorCode::InvalidPayload,
+                format!(
+                    "cannot read the map {source}: {e}; draft one with `chforget map --write {source}`"
+                ),
+            )
+        })?;
+        Ok(RequestMap {
+            map: Some(DataMap::parse(&text, &source)?),
+            source: Some(source),
+            allow_unmapped,
+        })
+    }
+
+    /// The entry of `database`.`table`, if the map lists it.
+    pub fn entry(&self, database: &str, table: &str) -> Option<&MappedTable> {
+        self.map
+            .as_ref()?
+            .tables
+            .iter()
+            .find(|t| t.database.as_str() == database && t.table.as_str() == table)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,6 +121,9 @@ pub struct Profile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MapSettings {
+    /// The reviewed personal-data map requests erase by (`--map` and
+    /// `CHFORGET_MAP` win over it).
+    pub file: Option<PathBuf>,
     pub user_id_columns: Vec<String>,
     pub anonymous_id_columns: Vec<String>,
     pub email_columns: Vec<String>,

@@ -370,6 +370,37 @@ pub struct Scope {
     /// Where it erases: the cluster, or this server only.
     #[serde(flatten)]
     pub place: Place,
+    /// The tables besides the events table that the personal-data map
+    /// erases (role `erase`): one statement each per request. Empty for
+    /// the reference schema.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erased_tables: Vec<ErasedTable>,
+}
+
+/// A table besides the events table whose rows holding a subject's ids a
+/// request deletes (a map entry with role `erase`): by its user-id columns
+/// always, by its anonymous-id columns when the request targets the
+/// stitched anonymous ids; in the project when it has a project column,
+/// else across the table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasedTable {
+    pub database: Ident,
+    pub table: Ident,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_id_columns: Vec<Ident>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous_id_columns: Vec<Ident>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_column: Option<Ident>,
+}
+
+impl ErasedTable {
+    pub fn qualified(&self) -> QualifiedTable {
+        QualifiedTable {
+            database: self.database.clone(),
+            table: self.table.clone(),
+        }
+    }
 }
 
 /// Where a command works: on a cluster (`--cluster`), or on this server only
@@ -399,6 +430,27 @@ impl Place {
 }
 
 impl Scope {
+    /// The mapped table named `table` (None: the events table).
+    pub fn erased_table(&self, table: Option<&Ident>) -> Option<&ErasedTable> {
+        let table = table?;
+        self.erased_tables.iter().find(|t| &t.table == table)
+    }
+
+    /// The scope as a statement on `table` sees it (None: the events
+    /// table): the same request, place and project, its `database` and
+    /// `events` naming that table.
+    pub fn for_table(&self, table: Option<&Ident>) -> std::borrow::Cow<'_, Scope> {
+        match self.erased_table(table) {
+            Some(mapped) => {
+                let mut scope = self.clone();
+                scope.database = mapped.database.clone();
+                scope.events = mapped.table.clone();
+                std::borrow::Cow::Owned(scope)
+            }
+            None => std::borrow::Cow::Borrowed(self),
+        }
+    }
+
     /// The local table, as `ALTER TABLE` names it.
     pub fn events_table(&self) -> QualifiedTable {
         QualifiedTable {

@@ -123,6 +123,13 @@ pub struct QualifiedTable {
     pub table: Ident,
 }
 
+impl QualifiedTable {
+    /// `database.table` unquoted, as reports and the map name it.
+    pub fn plain(&self) -> String {
+        format!("{}.{}", self.database.as_str(), self.table.as_str())
+    }
+}
+
 impl fmt::Display for QualifiedTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.database, self.table)

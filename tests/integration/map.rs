@@ -369,3 +369,271 @@ async fn a_read_only_login_maps_and_is_told_why_it_cannot_probe() {
     let message = report["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("without --probe"), "{message}");
 }
+
+/// Every table of the issue's database with the condition of the rows a
+/// forget of u1 with `--anonymous` targets there, and the columns its
+/// fingerprint hashes.
+const TARGETED: &[(&str, &str, &str)] = &[
+    (
+        "events",
+        "url IN ('target-user', 'target-anon')",
+        "project_id, ifNull(user_id, '<null>'), isNull(user_id), anonymous_id, session_id, event, url, ip_hash, ts",
+    ),
+    ("events_by_user", "user_id = 'u1'", "user_id, events"),
+    (
+        "identifies",
+        "distinct_id IN ('a1', 'a2', 'shared')",
+        "distinct_id, traits, at",
+    ),
+    ("audit_trail_ext", "actor = 'u1'", "actor, action, at"),
+    ("products", "0", "sku, title"),
+    ("daily_rollup", "0", "project_id, day, event, events"),
+];
+
+/// The issue's database, with rows of other subjects in every table the
+/// forget must leave alone.
+async fn issue_database_with_bystanders(db: &TestDb) {
+    issue_database(db).await;
+    for sql in [
+        "INSERT INTO events VALUES ('p1', 'u2', 'a3', 's-u2-late', 'click', 'other', 'ip-u2', '2026-11-03 00:00:00')",
+        "INSERT INTO identifies VALUES ('a3', 'plan=free', '2026-11-01 00:00:00'), ('a9', 'plan=pro', '2026-11-01 00:00:00')",
+        "INSERT INTO audit_trail_ext VALUES ('u2', 'logout', '2026-11-02 00:00:00')",
+    ] {
+        db.exec(sql).await;
+    }
+}
+
+/// (rows, checksum) of `table`'s rows matching `condition`.
+async fn table_fingerprint(db: &TestDb, table: &str, columns: &str, condition: &str) -> (u64, u64) {
+    let sql = format!(
+        "SELECT toUInt64(count()), toUInt64(sum(cityHash64({columns}))) FROM {table} WHERE {condition}"
+    );
+    db.client
+        .query_raw(&sql)
+        .fetch_one::<(u64, u64)>()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Per table: (targeted rows, fingerprint of every other row).
+async fn every_table(db: &TestDb) -> Vec<(String, u64, (u64, u64))> {
+    let mut out = Vec::new();
+    for (table, targeted, columns) in TARGETED {
+        let count = table_fingerprint(db, table, columns, targeted).await.0;
+        let others = table_fingerprint(db, table, columns, &format!("NOT ({targeted})")).await;
+        out.push((table.to_string(), count, others));
+    }
+    out
+}
+
+/// The reviewed map: `map --probe --write`, as drafted.
+fn written_map(db: &TestDb) -> std::path::PathBuf {
+    let path = db.state_path().join("personal-data.toml");
+    let path_text = path.to_str().expect("utf-8 path");
+    map_json(db, &["--probe", "1000", "--write", path_text]);
+    path
+}
+
+#[tokio::test]
+async fn forget_refuses_a_map_that_leaves_a_table_out_and_issues_nothing() {
+    let db = crate::test_db!();
+    issue_database_with_bystanders(&db).await;
+    let before = every_table(&db).await;
+
+    // No map: the default one (events and its rollups) leaves the view
+    // target and identifies out.
+    let refused = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--anonymous",
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(refused.code, 7, "{}\n{}", refused.stderr, refused.stdout);
+    let report = refused.json();
+    assert_eq!(report["error"]["code"], "schema_mismatch", "{report:#}");
+    let message = report["error"]["message"].as_str().unwrap_or_default();
+    for named in ["events_by_user", "identifies", "--allow-unmapped", "--map"] {
+        assert!(message.contains(named), "{named} not in: {message}");
+    }
+    assert!(
+        refused.stderr.contains("events_by_user"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(db.mutation_count().await, 0);
+
+    // A map without the view target: refused, naming it alone.
+    let path = written_map(&db);
+    let mut map =
+        DataMap::parse(&std::fs::read_to_string(&path).expect("map"), "map").expect("valid map");
+    map.tables.retain(|t| t.table.as_str() != "events_by_user");
+    std::fs::write(&path, map.to_toml(&[], &[])).expect("edited map");
+    let refused = run(db.chforget().args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--anonymous",
+        "--yes",
+        "--map",
+        path.to_str().expect("utf-8"),
+    ]));
+    assert_eq!(refused.code, 7, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("events_by_user"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("identifies"), "{}", refused.stderr);
+    assert_eq!(db.mutation_count().await, 0);
+    // The Buffer's row was flushed into events at most: no row was lost.
+    let after = every_table(&db).await;
+    for ((table, _, others_before), (_, _, others_after)) in before.iter().zip(&after) {
+        assert_eq!(others_before, others_after, "{table} changed");
+    }
+}
+
+#[tokio::test]
+async fn a_reviewed_map_erases_every_table_and_leaves_every_other_row() {
+    let db = crate::test_db!();
+    issue_database_with_bystanders(&db).await;
+    let path = written_map(&db);
+    let before = every_table(&db).await;
+    // The Buffer's unflushed row of u1 is not in events yet.
+    let (table, events_targeted, _) = &before[0];
+    assert_eq!(table, "events");
+
+    let report = crate::common::forget_json(&db, "u1", &["--map", path.to_str().expect("utf-8")]);
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert_eq!(report["unmapped"], serde_json::json!([]));
+    let tables = report["tables"].as_array().expect("tables[]");
+    let of = |name: &str| {
+        tables
+            .iter()
+            .find(|t| t["table"] == format!("{}.{name}", db.name))
+            .unwrap_or_else(|| panic!("{name} not in tables[]: {report:#}"))
+    };
+    for erased in ["events", "events_by_user", "identifies", "audit_trail_ext"] {
+        let entry = of(erased);
+        assert_eq!(entry["role"], "erase", "{entry:#}");
+        assert_eq!(
+            entry["statements"].as_array().map(Vec::len),
+            Some(1),
+            "{entry:#}"
+        );
+        let mutations = entry["mutations"].as_array().expect("mutations[]");
+        assert!(!mutations.is_empty(), "{entry:#}");
+        assert!(mutations.iter().all(|m| m["state"] == "done"), "{entry:#}");
+        let rows = entry["rows"].as_object().expect("rows{}");
+        let before: u64 = rows.values().filter_map(|r| r["before"].as_u64()).sum();
+        let after: u64 = rows.values().filter_map(|r| r["after"].as_u64()).sum();
+        assert!(before > 0, "{erased}: nothing counted before: {entry:#}");
+        assert_eq!(after, 0, "{entry:#}");
+    }
+    // The Buffer's row of u1 was flushed, then counted with the others.
+    let events_rows = of("events")["rows"].as_object().expect("rows{}");
+    let counted: u64 = events_rows
+        .values()
+        .filter_map(|r| r["before"].as_u64())
+        .sum();
+    assert_eq!(counted, events_targeted + 1, "{report:#}");
+    for ignored in ["events_buffer", "events_by_user_mv"] {
+        assert_eq!(of(ignored)["role"], "ignore", "{report:#}");
+        assert!(of(ignored)["reason"].is_string(), "{report:#}");
+    }
+    let after = every_table(&db).await;
+    for ((table, _, others_before), (_, left, others_after)) in before.iter().zip(&after) {
+        assert_eq!(*left, 0, "{table} still holds targeted rows");
+        assert_eq!(
+            others_before, others_after,
+            "{table}: rows not targeted changed"
+        );
+    }
+    let buffered =
+        table_fingerprint(&db, "events", "session_id", "session_id = 's-buffered'").await;
+    assert_eq!(buffered.0, 0, "the Buffer's row of u1 survived");
+
+    // The audit record lists every table, and the ignored ones' reasons.
+    let request_id = report["request_id"].as_str().expect("request_id");
+    let shown = run(db
+        .chforget()
+        .args(["audit", "show", request_id, "--output", "json"]));
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let text = shown.stdout;
+    for table in [
+        "events_by_user",
+        "identifies",
+        "audit_trail_ext",
+        "events_buffer",
+    ] {
+        assert!(
+            text.contains(&format!("{}.{table}", db.name)),
+            "{table} not in: {text}"
+        );
+    }
+    assert!(
+        text.contains("\"role\":\"ignore\"") || text.contains("\"role\": \"ignore\""),
+        "{text}"
+    );
+
+    // verify counts every table again, and a row arriving late in a mapped
+    // table is found.
+    let verified = run(db
+        .chforget()
+        .args(["verify", request_id, "--output", "json"]));
+    assert_eq!(verified.code, 0, "{}\n{}", verified.stderr, verified.stdout);
+    db.exec("INSERT INTO audit_trail_ext VALUES ('u1', 'login-again', '2026-11-05 00:00:00')")
+        .await;
+    let late = run(db
+        .chforget()
+        .args(["verify", request_id, "--output", "json"]));
+    assert_ne!(
+        late.code, 0,
+        "a late row in audit_trail_ext went unseen: {}",
+        late.stdout
+    );
+}
+
+#[tokio::test]
+async fn allow_unmapped_never_reports_plain_completed() {
+    let db = crate::test_db!();
+    issue_database_with_bystanders(&db).await;
+    let report = crate::common::forget_json(&db, "u1", &["--allow-unmapped"]);
+    assert_eq!(report["status"], "completed_partial", "{report:#}");
+    let unmapped: Vec<&str> = report["unmapped"]
+        .as_array()
+        .expect("unmapped[]")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for table in ["events_by_user", "identifies"] {
+        assert!(
+            unmapped.contains(&format!("{}.{table}", db.name).as_str()),
+            "{table} not in {unmapped:?}"
+        );
+    }
+    let request_id = report["request_id"].as_str().expect("request_id");
+    let lines = std::fs::read_to_string(db.state_path().join("audit.jsonl")).expect("audit.jsonl");
+    let record: Value = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .rfind(|r| r["request_id"] == request_id)
+        .expect("an audit record");
+    assert_eq!(record["status"], "completed_partial", "{record:#}");
+    assert!(
+        record["unmapped"].as_array().is_some_and(|u| u.len() >= 2),
+        "{record:#}"
+    );
+    let status = run(db.chforget().args(["status", request_id]));
+    assert!(
+        status.stdout.contains("completed_partial"),
+        "{}",
+        status.stdout
+    );
+}

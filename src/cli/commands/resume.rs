@@ -21,6 +21,15 @@ pub struct ResumeArgs {
     pub wait: WaitArgs,
     #[command(flatten)]
     pub trail: TrailArgs,
+    /// Accepted for runbooks that pass it to every command: a request keeps
+    /// the tables it was planned with (its journal), whatever map is given
+    #[arg(
+        long = "map",
+        env = "CHFORGET_MAP",
+        value_name = "FILE",
+        help_heading = "Personal data"
+    )]
+    pub map: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: ResumeArgs) -> anyhow::Result<()> {
@@ -37,9 +46,20 @@ async fn resume(args: &ResumeArgs, report: &mut ForgetReport) -> anyhow::Result<
     let mut session = Session::trail(&args.trail)?.until(args.wait.deadline());
     let (_, mut journal) = session.journal(&args.request_id)?;
     *report = ForgetReport::of_journal(&journal);
+    let planned = journal.coverage.as_ref().and_then(|c| c.map.clone());
+    if let Some(given) = &args.map
+        && planned.as_deref() != Some(given.display().to_string().as_str())
+    {
+        crate::cli::warn(&format!(
+            "--map {}: request {} keeps the tables it was planned with ({}); a new map applies to new requests",
+            given.display(),
+            journal.request_id,
+            planned.as_deref().unwrap_or("the default map")
+        ));
+    }
     if journal.status == RequestStatus::Completed {
         // Nothing to do, nothing is sent.
-        report.status = Outcome::Completed;
+        report.status = Outcome::Completed.of_request(&journal);
         return Ok(());
     }
     session.for_journal(&journal);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::args::{ConfirmArgs, ProgressArgs, TrailArgs};
+use crate::cli::args::{ConfirmArgs, MapArgs, ProgressArgs, TrailArgs};
 use crate::cli::context::{Confirm, Session};
 use crate::cli::render;
 use crate::cli::ui::Terminal;
@@ -61,12 +61,19 @@ pub struct VerifyArgs {
     pub trail: TrailArgs,
     #[command(flatten)]
     pub confirm: ConfirmArgs,
+    #[command(flatten)]
+    pub map: MapArgs,
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let mut session = Session::trail(&args.trail)?;
     let (key, journal) = session.journal(&args.request_id)?;
     session.for_journal(&journal);
+    // `--fix` erases the late rows as a new request, by the map the request
+    // was planned with unless another is given.
+    session.map = args
+        .map
+        .resolve_for(&session.profile, journal.coverage.as_ref())?;
     let wanted = match (&args.user_id, &args.user_hex) {
         (None, None) => None,
         (user, hex) => Some(user_arg(user.as_deref(), hex.as_deref())?),

@@ -140,8 +140,11 @@ pub async fn capture(
 ) -> anyhow::Result<RollupScope> {
     let mut days = BTreeSet::new();
     let mut sessions = BTreeSet::new();
+    // The rollups are the events table's: the rows of mapped tables feed
+    // none of them.
     let predicates = targets
         .iter()
+        .filter(|t| t.is_on_events())
         .map(|t| t.predicate(scope))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let budget = literal_budget(server.capabilities.max_query_size);

@@ -93,6 +93,7 @@ pub(super) struct Fixture {
     pub profile: Profile,
     pub audit_table: QualifiedTable,
     pub place: Place,
+    pub map: crate::vocabulary::data_map::RequestMap,
     pub settled: Settled,
     pub script: Arc<Script>,
     pub server: Server,
@@ -116,6 +117,7 @@ impl Fixture {
                 table: Ident::new("chforget_audit").expect("ident"),
             },
             place: Place::default(),
+            map: Default::default(),
             settled: Settled::default(),
             script,
             server,
@@ -130,6 +132,7 @@ impl Fixture {
             key: &self.key,
             audit_table: &self.audit_table,
             place: &self.place,
+            map: &self.map,
             settled: &self.settled,
         }
     }
@@ -304,6 +307,7 @@ pub(super) fn quoted(marker: &str) -> String {
 pub(super) fn marker(attempt: usize) -> String {
     Target::marker(
         &RequestId::parse(ID).expect("request id"),
+        None,
         TargetKind::User,
         0,
         attempt,

@@ -5,6 +5,7 @@
 //! and one short record per user that refers to it by hash, so the trail
 //! grows linearly with the number of users.
 
+use crate::vocabulary::data_map::CoveredTable;
 use crate::vocabulary::request::Place;
 use std::collections::BTreeMap;
 
@@ -85,6 +86,14 @@ pub struct AuditRecord {
     /// Where it erased (see `Place`).
     #[serde(flatten)]
     pub place: Place,
+    /// Every table the request's personal-data map covered: erased,
+    /// re-aggregated, ignored (with the reviewer's reason), or covered
+    /// through the tables it reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<CoveredTable>,
+    /// Tables holding the ids that the map left out (`--allow-unmapped`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmapped: Vec<String>,
     /// What `verify --physical` found on disk (action `verify-physical`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physical: Option<PhysicalReport>,
@@ -146,6 +155,8 @@ fn blank(action: &str, request_id: &str, project_id: &str, origin: &Origin) -> A
         server_host: origin.server_host.clone(),
         database: origin.database.clone(),
         place: Place::default(),
+        tables: Vec::new(),
+        unmapped: Vec::new(),
         physical: None,
         rollups: None,
         chain: None,
@@ -206,14 +217,14 @@ fn outcome_word(outcome: AttemptOutcome) -> &'static str {
 /// Every attempt of every target as reports and the trail list them: one
 /// entry per attempt, or one per attempt and host where it went to many.
 pub fn mutation_entries(journal: &RequestJournal) -> Vec<AuditedMutation> {
-    let table = journal.scope.events.as_str();
     journal
         .targets
         .iter()
         .flat_map(|target| {
+            let table = target.table_in(&journal.scope).table;
             target.attempts.iter().flat_map(move |attempt| {
                 let whole = AuditedMutation {
-                    table: table.to_string(),
+                    table: table.as_str().to_string(),
                     mutation_id: attempt.mutation_id.clone(),
                     kind: Some(target.kind),
                     is_done: attempt.outcome == Some(AttemptOutcome::Done),
@@ -278,7 +289,7 @@ fn fill_member(
     record.rows = Counts::member_rows(member, journal.options.anonymous, run.after);
     let remaining: u64 = record.rows.values().filter_map(|c| c.after).sum();
     record.verified = run.verified.map(|v| v && remaining == 0);
-    record.status = if run.status == "completed" && remaining > 0 {
+    record.status = if matches!(run.status, "completed" | "completed_partial") && remaining > 0 {
         "failed".to_string()
     } else {
         run.status.to_string()
@@ -300,6 +311,10 @@ pub fn request_records<'a>(
     let project = journal.scope.project_id.as_str();
     let placed = |record: &mut AuditRecord| {
         record.place = journal.scope.place.clone();
+        if let Some(coverage) = &journal.coverage {
+            record.tables = coverage.tables.clone();
+            record.unmapped = coverage.unmapped.clone();
+        }
     };
     let mut shared = blank(run.action, request_id, project, origin);
     placed(&mut shared);

@@ -24,8 +24,6 @@ use crate::vocabulary::profile::Profile;
 use crate::vocabulary::sql::{Ident, render, string_literal};
 
 const TABLES_SQL: &str = include_str!("../../../sql/map/tables.sql");
-const TABLES_COLUMNS_SQL: &str =
-    "SELECT name FROM system.columns WHERE database = 'system' AND table = 'tables'";
 const COLUMNS_SQL: &str =
     "SELECT table, name, type FROM system.columns WHERE database = {database} ORDER BY table, name";
 const PART_ROWS_SQL: &str = "SELECT table, toUInt64(sum(rows)) AS rows FROM system.parts WHERE database = {database} AND active GROUP BY table";
@@ -176,16 +174,24 @@ struct PartRows {
     rows: u64,
 }
 
+/// Whether [`read_schema`] also reads how many rows each table holds
+/// (`map` shows them; a request's coverage check needs none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowsToo {
+    Yes,
+    No,
+}
+
 /// Read the tables of the configured database, their columns and rows
 /// (system tables only).
-pub async fn read_schema(server: &Server) -> anyhow::Result<DatabaseSchema> {
+pub async fn read_schema(server: &Server, with_rows: RowsToo) -> anyhow::Result<DatabaseSchema> {
     let during = "reading the database's tables";
     let database = string_literal(server.database().as_str());
     let present: BTreeSet<String> = server
-        .fetch::<Name>(TABLES_COLUMNS_SQL, during)
-        .await?
-        .into_iter()
-        .map(|row| row.name)
+        .capabilities
+        .system_tables_columns
+        .iter()
+        .cloned()
         .collect();
     let column_or = |name: &str, empty: &'static str| {
         if present.contains(name) {
@@ -222,12 +228,15 @@ pub async fn read_schema(server: &Server) -> anyhow::Result<DatabaseSchema> {
     let columns: Vec<ColumnRow> = server
         .fetch(&render(COLUMNS_SQL, &[("database", &database)])?, during)
         .await?;
-    let part_rows: BTreeMap<String, u64> = server
-        .fetch::<PartRows>(&render(PART_ROWS_SQL, &[("database", &database)])?, during)
-        .await?
-        .into_iter()
-        .map(|row| (row.table, row.rows))
-        .collect();
+    let part_rows: BTreeMap<String, u64> = match with_rows {
+        RowsToo::Yes => server
+            .fetch::<PartRows>(&render(PART_ROWS_SQL, &[("database", &database)])?, during)
+            .await?
+            .into_iter()
+            .map(|row| (row.table, row.rows))
+            .collect(),
+        RowsToo::No => BTreeMap::new(),
+    };
     let mut tables = Vec::new();
     for row in rows {
         let merge_sources = if row.engine == "Merge" {

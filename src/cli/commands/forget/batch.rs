@@ -28,6 +28,7 @@ pub(super) async fn run(args: &ForgetArgs, path: &Path) -> anyhow::Result<()> {
 async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> anyhow::Result<()> {
     let session = Session::change(&args.change)?
         .placed(&args.place)?
+        .mapped(&args.map)?
         .until(args.wait.deadline());
     let how = BatchOptions {
         options: args.options(),

@@ -6,7 +6,7 @@ mod user;
 
 use clap::Args;
 
-use crate::cli::args::{ChangeArgs, PlaceArgs, WaitArgs};
+use crate::cli::args::{ChangeArgs, MapArgs, PlaceArgs, WaitArgs};
 use crate::cli::context::Session;
 use crate::erasure::plan::ForgetOptions;
 use crate::pipeline::RunMode;
@@ -61,6 +61,8 @@ pub struct ForgetArgs {
     pub change: ChangeArgs,
     #[command(flatten)]
     pub place: PlaceArgs,
+    #[command(flatten)]
+    pub map: MapArgs,
 }
 
 impl ForgetArgs {

@@ -63,6 +63,7 @@ async fn run_one(
     )?;
     let session = Session::change(&args.change)?
         .placed(&args.place)?
+        .mapped(&args.map)?
         .until(args.wait.deadline());
     let meta = args.meta(&session)?;
     let confirm = Confirm::new(args.change.confirm.yes);

@@ -1,0 +1,297 @@
+//! Before a request is planned: does the personal-data map cover every
+//! table the subject's ids live in? The structural and lineage discovery of
+//! `chforget map` (system tables only) is run again and compared with the
+//! map: a table holding the ids, or a view target fed from a mapped table,
+//! that the map neither erases, re-aggregates nor ignores is refused
+//! (`schema_mismatch`) unless `--allow-unmapped`; tables holding no rows
+//! of their own are covered through the tables they read, and a `Buffer`
+//! once flushed. Without a map file, the map is the reference schema's: the
+//! events table erased, its rollups re-aggregated.
+
+use crate::erasure::ids_table::IDS_TABLE_PREFIX;
+use crate::erasure::rollup::SCRATCH_INFIX;
+use crate::records::audit::table::AUDIT_TABLE;
+use crate::server::connected::Server;
+use crate::server::discover::{self, FoundTable, Suggested};
+use crate::vocabulary::data_map::{Coverage, CoveredTable, MappedTable, RequestMap, Role};
+use crate::vocabulary::error::{ErrorCode, Failure};
+use crate::vocabulary::hint;
+use crate::vocabulary::profile::Profile;
+use crate::vocabulary::request::{ErasedTable, Scope};
+use crate::vocabulary::sql::{Ident, QualifiedTable};
+
+/// Tables chforget itself creates: the audit table, the ids tables of
+/// requests, the scratch tables of a rollup. Never part of a map.
+pub fn is_chforget_own(name: &str) -> bool {
+    name == AUDIT_TABLE || name.starts_with(IDS_TABLE_PREFIX) || name.contains(SCRATCH_INFIX)
+}
+
+/// What the map makes of the database for one request.
+#[derive(Debug, Clone, Default)]
+pub struct Covered {
+    /// The mapped tables besides the events table that the request erases.
+    pub erased: Vec<ErasedTable>,
+    /// `Buffer` tables in front of covered tables: flushed before counting.
+    pub buffers: Vec<QualifiedTable>,
+    pub coverage: Coverage,
+}
+
+/// Compare the map with what discovery finds in the scope's database
+/// (`scope.events` is the settled local events table). Refuses a map that
+/// leaves a table out (unless allowed), names a table that is not there, or
+/// names a column a table lacks.
+pub async fn check(
+    server: &Server,
+    profile: &Profile,
+    map: &RequestMap,
+    scope: &Scope,
+) -> anyhow::Result<Covered> {
+    let schema = discover::read_schema(server, discover::RowsToo::No).await?;
+    let found = discover::classify(&schema, profile, is_chforget_own);
+    let covered = judge(&found, profile, map, scope)?;
+    // A mapped table must exist with the columns the map names: a statement
+    // on a column that is not there would fail only once issued.
+    for erased in &covered.erased {
+        if erased.database != scope.database {
+            continue;
+        }
+        let Some(info) = schema
+            .tables
+            .iter()
+            .find(|t| t.name == erased.table.as_str())
+        else {
+            return Err(mismatch(format!(
+                "the map{} erases {}, which is not in database {}",
+                shown_source(map),
+                erased.qualified(),
+                scope.database
+            )));
+        };
+        let columns = erased
+            .user_id_columns
+            .iter()
+            .chain(&erased.anonymous_id_columns)
+            .chain(&erased.project_column);
+        for column in columns {
+            if !info.columns.iter().any(|c| c.name == column.as_str()) {
+                return Err(mismatch(format!(
+                    "the map{} names column {column} of {}, which has no such column",
+                    shown_source(map),
+                    erased.qualified()
+                )));
+            }
+        }
+    }
+    Ok(covered)
+}
+
+/// The decision of [`check`], from what discovery found.
+pub fn judge(
+    found: &[FoundTable],
+    profile: &Profile,
+    map: &RequestMap,
+    scope: &Scope,
+) -> anyhow::Result<Covered> {
+    let database = scope.database.as_str();
+    let rollups = [
+        profile.tables.daily_rollup.as_str(),
+        profile.tables.sessions.as_str(),
+    ];
+    let mut covered = Covered {
+        coverage: Coverage {
+            map: map.source.clone(),
+            ..Coverage::default()
+        },
+        ..Covered::default()
+    };
+    let mut tables: Vec<CoveredTable> = Vec::new();
+    let listed =
+        |tables: &mut Vec<CoveredTable>, table: String, role: &str, reason: Option<String>| {
+            tables.push(CoveredTable {
+                table,
+                role: role.to_string(),
+                reason,
+            });
+        };
+    for table in found {
+        let name = format!("{}.{}", table.database, table.table);
+        let reads = || table.reads_from.join(", ");
+        if table.table == scope.events.as_str() {
+            listed(
+                &mut tables,
+                name,
+                "erase",
+                Some("the events table".to_string()),
+            );
+            continue;
+        }
+        // A Buffer's rows are flushed whatever the map says of it: until
+        // then they are in no table a count or a statement reads.
+        if table.role == Suggested::CoveredOnceFlushed
+            && let (Ok(database), Ok(buffer)) =
+                (Ident::new(&table.database), Ident::new(&table.table))
+        {
+            covered.buffers.push(QualifiedTable {
+                database,
+                table: buffer,
+            });
+        }
+        if let Some(entry) = map.entry(&table.database, &table.table) {
+            let (role, reason) = mapped_role(entry);
+            if role == Role::Erase && !holds_rows(table.role) {
+                return Err(mismatch(format!(
+                    "the map{} erases {name}, a {} table that holds no rows of its own; map the table it reads ({}) instead",
+                    shown_source(map),
+                    table.engine,
+                    reads()
+                )));
+            }
+            listed(&mut tables, name, role.as_str(), reason);
+            continue;
+        }
+        match table.role {
+            Suggested::Covered => listed(
+                &mut tables,
+                name,
+                "covered",
+                Some(format!("holds no rows of its own; reads {}", reads())),
+            ),
+            Suggested::CoveredOnceFlushed => {
+                listed(
+                    &mut tables,
+                    name,
+                    "flushed",
+                    Some(format!(
+                        "a Buffer in front of {}; flushed before counting",
+                        reads()
+                    )),
+                );
+            }
+            Suggested::Reaggregate
+                if map.map.is_none() && rollups.contains(&table.table.as_str()) =>
+            {
+                listed(
+                    &mut tables,
+                    name,
+                    "reaggregate",
+                    Some("a rollup of the events table (--rollups)".to_string()),
+                )
+            }
+            Suggested::Erase | Suggested::Reaggregate => {
+                covered.coverage.unmapped.push(name);
+            }
+        }
+    }
+    // Mapped tables discovery did not list (another database, or no id
+    // column by name): the map is what the reviewer decided.
+    if let Some(data_map) = &map.map {
+        for entry in &data_map.tables {
+            let name = format!("{}.{}", entry.database.as_str(), entry.table.as_str());
+            if tables.iter().any(|t| t.table == name) {
+                continue;
+            }
+            if entry.database.as_str() == database && entry.table == scope.events {
+                listed(
+                    &mut tables,
+                    name,
+                    "erase",
+                    Some("the events table".to_string()),
+                );
+                continue;
+            }
+            let (role, reason) = mapped_role(entry);
+            listed(&mut tables, name, role.as_str(), reason);
+        }
+        for entry in &data_map.tables {
+            let is_events = entry.database.as_str() == database && entry.table == scope.events;
+            if entry.role == Role::Erase && !is_events {
+                covered.erased.push(ErasedTable {
+                    database: entry.database.clone(),
+                    table: entry.table.clone(),
+                    user_id_columns: entry.user_id_columns.clone(),
+                    anonymous_id_columns: entry.anonymous_id_columns.clone(),
+                    project_column: entry.project_column.clone(),
+                });
+            }
+        }
+    }
+    covered.coverage.tables = tables;
+    let unmapped = &covered.coverage.unmapped;
+    if !unmapped.is_empty() && !map.allow_unmapped {
+        return Err(mismatch(refusal(unmapped, map, found)));
+    }
+    Ok(covered)
+}
+
+/// The role a map entry gives, and what the report says of it.
+fn mapped_role(entry: &MappedTable) -> (Role, Option<String>) {
+    let reason = match entry.role {
+        Role::Erase => Some(match &entry.project_column {
+            Some(column) => format!("erased by id in the project (column {column})"),
+            None => "erased by id across the whole table (it has no project column)".to_string(),
+        }),
+        Role::Reaggregate => Some(
+            "holds aggregates of erased rows: recompute it (chforget recomputes the profile's rollups only)"
+                .to_string(),
+        ),
+        Role::Ignore => entry.reason.clone(),
+    };
+    (entry.role, reason)
+}
+
+fn holds_rows(role: Suggested) -> bool {
+    matches!(role, Suggested::Erase | Suggested::Reaggregate)
+}
+
+fn shown_source(map: &RequestMap) -> String {
+    map.source
+        .as_deref()
+        .map(|s| format!(" {s}"))
+        .unwrap_or_default()
+}
+
+fn mismatch(message: String) -> anyhow::Error {
+    Failure::new(ErrorCode::SchemaMismatch, message).into()
+}
+
+/// Why a request is refused: which tables, how they were found, and the
+/// two ways on.
+fn refusal(unmapped: &[String], map: &RequestMap, found: &[FoundTable]) -> String {
+    let described: Vec<String> = unmapped
+        .iter()
+        .map(|name| {
+            let table = found
+                .iter()
+                .find(|t| format!("{}.{}", t.database, t.table) == *name);
+            match table {
+                Some(t) if !t.columns.is_empty() => format!(
+                    "{name} (columns {})",
+                    t.columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Some(t) if !t.reads_from.is_empty() => {
+                    format!("{name} (fed from {})", t.reads_from.join(", "))
+                }
+                _ => name.clone(),
+            }
+        })
+        .collect();
+    let which = match &map.source {
+        Some(source) => format!("the map {source}"),
+        None => "the default map (the events table and its rollups; no --map given)".to_string(),
+    };
+    format!(
+        "{} may hold the subject's ids but {which} does not cover {}: {}; nothing was issued. Draft a map with `{}`, review it (role erase, or ignore with a reason), and pass it with --map; or pass --allow-unmapped to erase what the map covers (the request then ends completed_partial)",
+        if unmapped.len() == 1 {
+            "a table"
+        } else {
+            "tables"
+        },
+        if unmapped.len() == 1 { "it" } else { "them" },
+        described.join("; "),
+        hint::command("map --write personal-data.toml")
+    )
+}
