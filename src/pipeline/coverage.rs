@@ -167,8 +167,8 @@ pub fn judge(
                     )),
                 );
             }
-            Suggested::Reaggregate
-                if map.map.is_none() && rollups.contains(&table.table.as_str()) =>
+            // The profile's rollups hold no ids; `--rollups` recomputes them.
+            Suggested::Reaggregate if rollups.contains(&table.table.as_str()) =>
             {
                 listed(
                     &mut tables,
@@ -216,6 +216,19 @@ pub fn judge(
         }
     }
     covered.coverage.tables = tables;
+    // A request's statements name their table by name (its journal, its
+    // markers): one erased table per name, the events table's included.
+    let mut names = vec![scope.events.as_str()];
+    for erased in &covered.erased {
+        if names.contains(&erased.table.as_str()) {
+            return Err(mismatch(format!(
+                "the map{} erases two tables named {} (in different databases); chforget erases one table per name: rename one, or erase it in a request of its own database",
+                shown_source(map),
+                erased.table.as_str()
+            )));
+        }
+        names.push(erased.table.as_str());
+    }
     let unmapped = &covered.coverage.unmapped;
     if !unmapped.is_empty() && !map.allow_unmapped {
         return Err(mismatch(refusal(unmapped, map, found)));
@@ -294,4 +307,216 @@ fn refusal(unmapped: &[String], map: &RequestMap, found: &[FoundTable]) -> Strin
         described.join("; "),
         hint::command("map --write personal-data.toml")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::discover::{FoundBy, IdColumn, IdKind};
+    use crate::vocabulary::data_map::DataMap;
+    use crate::vocabulary::request::{Place, ValidId};
+
+    fn ident(name: &str) -> Ident {
+        Ident::new(name).expect("ident")
+    }
+
+    fn scope(events: &str) -> Scope {
+        Scope {
+            database: ident("db"),
+            events: ident(events),
+            columns: Default::default(),
+            project_id: ValidId::new("--project", "p1").expect("id"),
+            place: Place::default(),
+            erased_tables: Vec::new(),
+        }
+    }
+
+    fn found(table: &str, engine: &str, role: Suggested, id_column: Option<&str>) -> FoundTable {
+        FoundTable {
+            database: "db".to_string(),
+            table: table.to_string(),
+            engine: engine.to_string(),
+            rows: None,
+            found_by: [FoundBy::Pattern].into_iter().collect(),
+            role,
+            columns: id_column
+                .map(|name| IdColumn {
+                    name: name.to_string(),
+                    r#type: "String".to_string(),
+                    kind: IdKind::UserId,
+                    found_by: FoundBy::Pattern,
+                })
+                .into_iter()
+                .collect(),
+            reads_from: vec!["db.events".to_string()],
+            project_column: None,
+            time_column: None,
+        }
+    }
+
+    /// The reference schema, a view target keyed by user, a Buffer, a view
+    /// and a Distributed table over events.
+    fn database() -> Vec<FoundTable> {
+        vec![
+            found("events", "MergeTree", Suggested::Erase, Some("user_id")),
+            found("daily_rollup", "MergeTree", Suggested::Reaggregate, None),
+            found("sessions", "MergeTree", Suggested::Reaggregate, None),
+            found(
+                "events_by_user",
+                "MergeTree",
+                Suggested::Erase,
+                Some("user_id"),
+            ),
+            found(
+                "events_by_user_mv",
+                "MaterializedView",
+                Suggested::Covered,
+                None,
+            ),
+            found(
+                "events_buffer",
+                "Buffer",
+                Suggested::CoveredOnceFlushed,
+                Some("user_id"),
+            ),
+            found(
+                "all_events",
+                "Distributed",
+                Suggested::Covered,
+                Some("user_id"),
+            ),
+        ]
+    }
+
+    fn map(text: &str, allow_unmapped: bool) -> RequestMap {
+        RequestMap {
+            map: Some(DataMap::parse(text, "test").expect("valid map")),
+            source: Some("m.toml".to_string()),
+            allow_unmapped,
+        }
+    }
+
+    const VIEW_TARGET: &str = "[[table]]\ndatabase = \"db\"\ntable = \"events_by_user\"\nrole = \"erase\"\nuser_id_columns = [\"user_id\"]\nproject_column = \"project_id\"\n";
+
+    #[test]
+    fn the_default_map_refuses_a_view_target_and_names_it() {
+        let error = judge(
+            &database(),
+            &Profile::default(),
+            &RequestMap::default(),
+            &scope("events"),
+        )
+        .expect_err("refused");
+        let failure = error.downcast_ref::<Failure>().expect("a failure");
+        assert_eq!(failure.code, ErrorCode::SchemaMismatch);
+        assert!(
+            failure
+                .message
+                .contains("db.events_by_user (columns user_id)"),
+            "{}",
+            failure.message
+        );
+        assert!(
+            failure.message.contains("--allow-unmapped"),
+            "{}",
+            failure.message
+        );
+        // Tables without rows of their own and the Buffer are not refused.
+        for covered in [
+            "events_by_user_mv",
+            "events_buffer",
+            "all_events",
+            "daily_rollup",
+        ] {
+            assert!(
+                !failure.message.contains(&format!("db.{covered}")),
+                "{}",
+                failure.message
+            );
+        }
+    }
+
+    #[test]
+    fn allowed_unmapped_tables_are_recorded_and_nothing_else_is_erased() {
+        let allowed = RequestMap {
+            allow_unmapped: true,
+            ..RequestMap::default()
+        };
+        let covered =
+            judge(&database(), &Profile::default(), &allowed, &scope("events")).expect("allowed");
+        assert_eq!(covered.coverage.unmapped, ["db.events_by_user"]);
+        assert!(covered.erased.is_empty());
+        assert_eq!(covered.buffers.len(), 1);
+    }
+
+    #[test]
+    fn a_mapped_view_target_is_erased_and_the_buffer_flushed_even_when_ignored() {
+        let text = format!(
+            "{VIEW_TARGET}[[table]]\ndatabase = \"db\"\ntable = \"events_buffer\"\nrole = \"ignore\"\nreason = \"a Buffer\"\n"
+        );
+        let covered = judge(
+            &database(),
+            &Profile::default(),
+            &map(&text, false),
+            &scope("events"),
+        )
+        .expect("covered");
+        assert_eq!(covered.erased.len(), 1);
+        assert_eq!(covered.erased[0].table.as_str(), "events_by_user");
+        assert_eq!(
+            covered
+                .buffers
+                .iter()
+                .map(|b| b.table.as_str())
+                .collect::<Vec<_>>(),
+            ["events_buffer"]
+        );
+        let role = |name: &str| {
+            covered
+                .coverage
+                .tables
+                .iter()
+                .find(|t| t.table == format!("db.{name}"))
+                .map(|t| t.role.clone())
+        };
+        assert_eq!(role("events").as_deref(), Some("erase"));
+        assert_eq!(role("events_buffer").as_deref(), Some("ignore"));
+        assert_eq!(role("all_events").as_deref(), Some("covered"));
+        // The profile's rollups need no entry: `--rollups` recomputes them.
+        assert_eq!(role("daily_rollup").as_deref(), Some("reaggregate"));
+    }
+
+    #[test]
+    fn a_map_erasing_a_table_without_rows_of_its_own_is_refused() {
+        let text = "[[table]]\ndatabase = \"db\"\ntable = \"all_events\"\nrole = \"erase\"\nuser_id_columns = [\"user_id\"]\n";
+        let error = judge(
+            &database(),
+            &Profile::default(),
+            &map(text, true),
+            &scope("events"),
+        )
+        .expect_err("refused");
+        assert!(format!("{error}").contains("Distributed"), "{error}");
+    }
+
+    #[test]
+    fn on_a_cluster_the_settled_local_table_is_the_events_table() {
+        let mut tables = database();
+        tables.retain(|t| t.table != "events_by_user");
+        tables[0].table = "events_local".to_string();
+        tables.push(found(
+            "events",
+            "Distributed",
+            Suggested::Covered,
+            Some("user_id"),
+        ));
+        let covered = judge(
+            &tables,
+            &Profile::default(),
+            &RequestMap::default(),
+            &scope("events_local"),
+        )
+        .expect("the reference schema behind a Distributed table needs no map");
+        assert!(covered.coverage.unmapped.is_empty());
+    }
 }
