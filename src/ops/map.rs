@@ -173,7 +173,8 @@ pub fn map_file(report: &MapReport) -> (String, Vec<String>) {
         ),
         "Review every entry: role = \"erase\" | \"reaggregate\" | \"ignore\" (ignore needs a reason).".to_string(),
         "Tables holding no rows of their own are ignored, covered through the tables they read.".to_string(),
-        "`chforget forget` does not read this map yet.".to_string(),
+        "Once reviewed, requests erase by it: `chforget forget --map FILE` (or [map] file in the profile).".to_string(),
+        "Tables without a project column are erased by id across the whole table.".to_string(),
     ];
     (map.to_toml(&header, &notes), skipped)
 }

@@ -20,6 +20,9 @@ use crate::vocabulary::profile::Profile;
 use crate::vocabulary::request::{ErasedTable, Scope};
 use crate::vocabulary::sql::{Ident, QualifiedTable};
 
+/// Why the profile's rollups are covered.
+const PROFILE_ROLLUP: &str = "a rollup of the events table: recomputed with --rollups";
+
 /// Tables chforget itself creates: the audit table, the ids tables of
 /// requests, the scratch tables of a rollup. Never part of a map.
 pub fn is_chforget_own(name: &str) -> bool {
@@ -137,7 +140,10 @@ pub fn judge(
             });
         }
         if let Some(entry) = map.entry(&table.database, &table.table) {
-            let (role, reason) = mapped_role(entry);
+            let (role, mut reason) = mapped_role(entry);
+            if role == Role::Reaggregate && rollups.contains(&table.table.as_str()) {
+                reason = Some(PROFILE_ROLLUP.to_string());
+            }
             if role == Role::Erase && !holds_rows(table.role) {
                 return Err(mismatch(format!(
                     "the map{} erases {name}, a {} table that holds no rows of its own; map the table it reads ({}) instead",
@@ -168,15 +174,12 @@ pub fn judge(
                 );
             }
             // The profile's rollups hold no ids; `--rollups` recomputes them.
-            Suggested::Reaggregate if rollups.contains(&table.table.as_str()) =>
-            {
-                listed(
-                    &mut tables,
-                    name,
-                    "reaggregate",
-                    Some("a rollup of the events table (--rollups)".to_string()),
-                )
-            }
+            Suggested::Reaggregate if rollups.contains(&table.table.as_str()) => listed(
+                &mut tables,
+                name,
+                "reaggregate",
+                Some(PROFILE_ROLLUP.to_string()),
+            ),
             Suggested::Erase | Suggested::Reaggregate => {
                 covered.coverage.unmapped.push(name);
             }
@@ -240,7 +243,7 @@ pub fn judge(
 fn mapped_role(entry: &MappedTable) -> (Role, Option<String>) {
     let reason = match entry.role {
         Role::Erase => Some(match &entry.project_column {
-            Some(column) => format!("erased by id in the project (column {column})"),
+            Some(column) => format!("erased by id in the project (column {})", column.as_str()),
             None => "erased by id across the whole table (it has no project column)".to_string(),
         }),
         Role::Reaggregate => Some(

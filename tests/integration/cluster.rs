@@ -1171,3 +1171,123 @@ async fn a_stopped_replica_holds_no_command_past_its_timeout() {
         .await;
     assert_eq!(db.fingerprints(&kept()).await, before);
 }
+
+/// The personal-data map on a cluster: a second replicated table of the
+/// users' ids is refused while unmapped, then erased with the events on
+/// every replica of every shard, every other row of both tables identical
+/// on every node.
+#[tokio::test]
+async fn a_mapped_table_is_erased_on_every_replica_of_every_shard() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let path = format!(
+        "/clickhouse/tables/sharded/{{shard}}/{}-{run_id}/persons",
+        db.name
+    );
+    for client in &db.clients {
+        client
+            .query(&format!(
+                "CREATE TABLE persons (project_id String, person_id String, name String) \
+                 ENGINE = ReplicatedMergeTree('{path}', '{{replica}}') ORDER BY person_id"
+            ))
+            .execute()
+            .await
+            .expect("persons");
+    }
+    for (node, rows) in [
+        (0, "('p1', 'u1', 'Alice'), ('p1', 'u2', 'Bob')"),
+        (
+            2,
+            "('p1', 'u1', 'Alice 2'), ('p2', 'u1', 'Alice elsewhere')",
+        ),
+    ] {
+        db.clients[node]
+            .query(&format!("INSERT INTO persons VALUES {rows}"))
+            .execute()
+            .await
+            .expect("insert persons");
+    }
+    for client in &db.clients {
+        client
+            .query("SYSTEM SYNC REPLICA persons")
+            .execute()
+            .await
+            .expect("sync persons");
+    }
+    let persons = async |node: usize, condition: &str| -> (u64, u64) {
+        db.clients[node]
+            .query(&format!(
+                "SELECT toUInt64(count()), toUInt64(sum(cityHash64(project_id, person_id, name))) FROM persons WHERE {condition}"
+            ))
+            .fetch_one::<(u64, u64)>()
+            .await
+            .expect("persons fingerprint")
+    };
+    let targeted = "project_id = 'p1' AND person_id = 'u1'";
+    let others = format!("NOT ({targeted})");
+    let mut persons_before = Vec::new();
+    for node in 0..3 {
+        persons_before.push(persons(node, &others).await);
+    }
+    let events_before = db.fingerprints(&kept()).await;
+
+    let refused = run(db.chforget().args(forget_args("sharded")));
+    assert_eq!(refused.code, 7, "{}\n{}", refused.stderr, refused.stdout);
+    assert!(refused.stderr.contains("persons"), "{}", refused.stderr);
+    assert_eq!(
+        db.mutations_with(0, "ALTER").await.len() + db.mutations_with(0, "DELETE").await.len(),
+        0
+    );
+
+    let map = db.state_dir.path().join("map.toml");
+    std::fs::write(
+        &map,
+        format!(
+            "[[table]]\ndatabase = \"{name}\"\ntable = \"events\"\nrole = \"erase\"\nuser_id_columns = [\"user_id\"]\nanonymous_id_columns = [\"anonymous_id\"]\nproject_column = \"project_id\"\n\n[[table]]\ndatabase = \"{name}\"\ntable = \"persons\"\nrole = \"erase\"\nuser_id_columns = [\"person_id\"]\nproject_column = \"project_id\"\n",
+            name = db.name
+        ),
+    )
+    .expect("map");
+    let output = run(db
+        .chforget()
+        .args(forget_args("sharded"))
+        .args(["--map", map.to_str().expect("utf-8")]));
+    assert_eq!(output.code, 0, "{}\n{}", output.stderr, output.stdout);
+    let report = output.json();
+    assert_eq!(report["status"], "completed", "{report:#}");
+    assert_per_replica(&report, &SHARDED);
+    let entry = report["tables"]
+        .as_array()
+        .expect("tables[]")
+        .iter()
+        .find(|t| t["table"] == format!("{}.persons", db.name))
+        .unwrap_or_else(|| panic!("persons not in tables[]: {report:#}"))
+        .clone();
+    assert_eq!(entry["rows"]["user"]["before"], 2, "{entry:#}");
+    assert_eq!(entry["rows"]["user"]["after"], 0, "{entry:#}");
+    assert_eq!(
+        entry["mutations"].as_array().map(Vec::len),
+        Some(3),
+        "one per replica: {entry:#}"
+    );
+    for node in 0..3 {
+        assert_eq!(
+            persons(node, targeted).await.0,
+            0,
+            "u1 left in persons on node{}",
+            node + 1
+        );
+        assert_eq!(
+            persons(node, &others).await,
+            persons_before[node],
+            "persons changed on node{}",
+            node + 1
+        );
+    }
+    db.assert_gone_everywhere(&deleted_condition(true, false))
+        .await;
+    assert_eq!(db.fingerprints(&kept()).await, events_before);
+}

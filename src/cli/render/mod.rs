@@ -66,6 +66,38 @@ pub fn render_forget(report: &ForgetReport) -> String {
         ));
         out.push('\n');
     }
+    // Beyond the reference schema: every table of the map, and why.
+    if report.tables.len() > 1 {
+        out.push_str(&output::table(
+            &["table", "role", "rows before", "rows after", "why"],
+            report.tables.iter().map(|t| {
+                let before: u64 = t.rows.values().map(|r| r.before).sum();
+                let after: Option<u64> = t.rows.values().map(|r| r.after).sum();
+                let erased = t.role == "erase";
+                vec![
+                    t.table.clone(),
+                    t.role.clone(),
+                    if erased {
+                        before.to_string()
+                    } else {
+                        "-".to_string()
+                    },
+                    match after {
+                        Some(after) if erased => after.to_string(),
+                        _ => "-".to_string(),
+                    },
+                    t.reason.clone().unwrap_or_default(),
+                ]
+            }),
+        ));
+        out.push('\n');
+    }
+    if !report.unmapped.is_empty() {
+        out.push_str(&format!(
+            "not covered by the map (--allow-unmapped; the request is completed_partial at best): {}\n",
+            report.unmapped.join(", ")
+        ));
+    }
     if !report.mutations.is_empty() {
         let many_hosts = report.mutations.iter().any(|m| m.host.is_some());
         let mut headers = vec!["table", "mutation_id", "kind", "state"];
