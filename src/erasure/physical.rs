@@ -118,6 +118,16 @@ pub struct Subject<'a> {
     pub issued: u64,
 }
 
+impl Subject<'_> {
+    /// The tables the request erased: the events table, then every
+    /// mapped one.
+    fn tables(&self) -> Vec<QualifiedTable> {
+        let mut tables = vec![self.scope.events_table()];
+        tables.extend(self.scope.erased_tables.iter().map(|t| t.qualified()));
+        tables
+    }
+}
+
 host_row! {
     struct Inactive {
         parts: u64,
@@ -162,151 +172,39 @@ fn system_table(name: &str) -> anyhow::Result<QualifiedTable> {
     })
 }
 
-/// Look at the disks for `subject`'s rows and traces.
+/// Look at the disks for `subject`'s rows and traces: in every table it
+/// erased (the events table in the partitions its rows were in, mapped
+/// tables in all of theirs).
 pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Result<PhysicalReport> {
     let server = reach.server();
-    let table = subject.scope.events_table();
-    let database = string_literal(table.database.as_str());
-    let table_name = string_literal(table.table.as_str());
-    // Unknown partitions (a table without `_partition_id`): all of them;
-    // none (the request matched no row): nothing of it can be in a part.
-    let partitions = match subject.partitions {
-        None => "1".to_string(),
-        Some([]) => "0".to_string(),
-        Some(partitions) => format!("partition_id IN {}", literal_list(partitions)),
-    };
     let mut findings = Vec::new();
     let mut unreadable: Vec<String> = Vec::new();
     let system = system_tables(server).await?;
     let has = |name: &str| system.iter().any(|n| n == name);
-    // Inactive parts older than the request's last mutation.
-    let issued = last_mutation_time(reach, subject).await?.to_string();
-    let build = |source: &str, host_number: &str| {
-        render(
-            INACTIVE_PARTS_SQL,
-            &[
-                ("host_number", host_number),
-                ("source", source),
-                ("database", &database),
-                ("table", &table_name),
-                ("in_partitions", &partitions),
-                ("issued", &issued),
-            ],
-        )
-    };
-    let answers: Vec<(Host, Vec<Inactive>)> = reach
-        .read_readable(
-            &system_table("parts")?,
-            &build,
-            "reading inactive parts",
-            &mut unreadable,
-        )
-        .await?;
-    let (mut inactive_parts, mut inactive_bytes, mut outdated_at) = (0, 0, 0);
-    for row in answers.iter().flat_map(|(_, rows)| rows) {
-        inactive_parts += row.parts;
-        inactive_bytes += row.bytes;
-        outdated_at = outdated_at.max(row.outdated_at);
-    }
-    let lifetime = old_parts_lifetime(server, &table).await?;
-    let remove_after = (inactive_parts > 0).then(|| {
-        let at = UNIX_EPOCH + Duration::from_secs(u64::from(outdated_at)) + lifetime;
-        humantime::format_rfc3339_seconds(at).to_string()
-    });
-    if let Some(at) = &remove_after {
-        findings.push(format!(
-            "{inactive_parts} inactive parts ({inactive_bytes} bytes) of {table} in the partitions the request touched still hold the rows as they were before the deletion; the server removes them by itself, old_parts_lifetime ({}) after they went out of use: {}",
-            humantime::format_duration(lifetime),
-            removal_due(at)
-        ));
-    }
-    // Detached parts.
-    let detached_parts = if has("detached_parts") {
-        let build = |source: &str, host_number: &str| {
-            render(
-                DETACHED_PARTS_SQL,
-                &[
-                    ("host_number", host_number),
-                    ("source", source),
-                    ("database", &database),
-                    ("table", &table_name),
-                ],
-            )
-        };
-        let answers: Vec<(Host, Vec<Detached>)> = reach
-            .read_readable(
-                &system_table("detached_parts")?,
-                &build,
-                "reading detached parts",
-                &mut unreadable,
-            )
-            .await?;
-        let mut found: Vec<String> = Vec::new();
-        for (host, rows) in answers {
-            found.extend(rows.into_iter().map(|row| {
-                format!(
-                    "{} (partition {}{})",
-                    row.name,
-                    row.partition_id,
-                    reach.on_host(&host)
-                )
-            }));
-        }
-        if !found.is_empty() {
-            findings.push(format!(
-                "detached parts of {table}: {}. A mutation never touches a detached part, so rows of the user may be there. Attach them (`ALTER TABLE {table} ATTACH PARTITION ID`) and run `{}`, or drop them if nobody needs them (`ALTER TABLE {table} DROP DETACHED PART 'name'`)",
-                found.join(", "),
-                crate::vocabulary::hint::command(&format!("verify {} --fix", subject.request_id))
-            ));
-        }
-        Some(found.len() as u64)
-    } else {
-        findings.push(format!(
-            "ClickHouse {} cannot list detached parts (no system.detached_parts): look in the `detached/` directory of {table}'s data path on every server; a mutation never touches a part there",
-            server.capabilities.version
-        ));
-        None
-    };
-    // Lightweight-delete masks.
     let masks_known = !server
         .fetch_with_settings::<Name>(LIGHTWEIGHT_MASK_SQL, &[], "reading system.parts columns")
         .await?
         .is_empty();
-    let masked_parts = if masks_known {
-        let build = |source: &str, host_number: &str| {
-            render(
-                MASKED_PARTS_SQL,
-                &[
-                    ("host_number", host_number),
-                    ("source", source),
-                    ("database", &database),
-                    ("table", &table_name),
-                    ("in_partitions", &partitions),
-                ],
-            )
+    let mut disk = OnDisk::default();
+    for (index, table) in subject.tables().into_iter().enumerate() {
+        let partitions = if index == 0 { subject.partitions } else { None };
+        let on_table = Looked {
+            table: &table,
+            partitions,
+            detached_listed: has("detached_parts"),
+            masks_known,
         };
-        let answers: Vec<(Host, Vec<Masked>)> = reach
-            .read_readable(
-                &system_table("parts")?,
-                &build,
-                "reading masked parts",
-                &mut unreadable,
-            )
+        on_table
+            .look(reach, subject, &mut disk, &mut findings, &mut unreadable)
             .await?;
-        let masked: u64 = answers
-            .iter()
-            .flat_map(|(_, rows)| rows)
-            .map(|r| r.parts)
-            .sum();
-        if masked > 0 {
-            findings.push(format!(
-                "{masked} active parts of {table} in the touched partitions carry a lightweight-delete mask: rows hidden from queries are still on disk. Rewrite them with `OPTIMIZE TABLE {table} PARTITION ID FINAL`"
-            ));
-        }
-        Some(masked)
-    } else {
-        masks_known.then_some(0)
-    };
+    }
+    let OnDisk {
+        inactive_parts,
+        inactive_bytes,
+        remove_after,
+        detached_parts,
+        masked_parts,
+    } = disk;
     let traces = traces(reach, subject, &has).await;
     match &traces {
         Ok(found) if found.values().any(|n| *n > 0) => findings.push(format!(
@@ -349,6 +247,200 @@ pub async fn check(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Resul
     })
 }
 
+/// What the disks hold, summed over the tables a request erased.
+struct OnDisk {
+    inactive_parts: u64,
+    inactive_bytes: u64,
+    remove_after: Option<String>,
+    detached_parts: Option<u64>,
+    masked_parts: Option<u64>,
+}
+
+impl Default for OnDisk {
+    fn default() -> Self {
+        OnDisk {
+            inactive_parts: 0,
+            inactive_bytes: 0,
+            remove_after: None,
+            detached_parts: Some(0),
+            masked_parts: Some(0),
+        }
+    }
+}
+
+/// One table a request erased, as the disks are looked at.
+struct Looked<'a> {
+    table: &'a QualifiedTable,
+    /// The partitions its rows were in (none: look at all).
+    partitions: Option<&'a [String]>,
+    /// The server lists detached parts (`system.detached_parts`).
+    detached_listed: bool,
+    /// The server marks parts with lightweight-delete masks.
+    masks_known: bool,
+}
+
+impl Looked<'_> {
+    /// Add what the disks hold of this table to `disk`.
+    async fn look(
+        &self,
+        reach: &Reaching<'_>,
+        subject: &Subject<'_>,
+        disk: &mut OnDisk,
+        findings: &mut Vec<String>,
+        unreadable: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        let server = reach.server();
+        let table = self.table;
+        let database = string_literal(table.database.as_str());
+        let table_name = string_literal(table.table.as_str());
+        // Unknown partitions (a table without `_partition_id`): all of them;
+        // none (the request matched no row): nothing of it can be in a part.
+        let partitions = match self.partitions {
+            None => "1".to_string(),
+            Some([]) => "0".to_string(),
+            Some(partitions) => format!("partition_id IN {}", literal_list(partitions)),
+        };
+        // Inactive parts older than the request's last mutation.
+        let issued = last_mutation_time(reach, subject, table).await?.to_string();
+        let build = |source: &str, host_number: &str| {
+            render(
+                INACTIVE_PARTS_SQL,
+                &[
+                    ("host_number", host_number),
+                    ("source", source),
+                    ("database", &database),
+                    ("table", &table_name),
+                    ("in_partitions", &partitions),
+                    ("issued", &issued),
+                ],
+            )
+        };
+        let answers: Vec<(Host, Vec<Inactive>)> = reach
+            .read_readable(
+                &system_table("parts")?,
+                &build,
+                "reading inactive parts",
+                unreadable,
+            )
+            .await?;
+        let (mut inactive_parts, mut inactive_bytes, mut outdated_at) = (0, 0, 0);
+        for row in answers.iter().flat_map(|(_, rows)| rows) {
+            inactive_parts += row.parts;
+            inactive_bytes += row.bytes;
+            outdated_at = outdated_at.max(row.outdated_at);
+        }
+        let lifetime = old_parts_lifetime(server, table).await?;
+        let remove_after = (inactive_parts > 0).then(|| {
+            let at = UNIX_EPOCH + Duration::from_secs(u64::from(outdated_at)) + lifetime;
+            humantime::format_rfc3339_seconds(at).to_string()
+        });
+        disk.inactive_parts += inactive_parts;
+        disk.inactive_bytes += inactive_bytes;
+        if remove_after > disk.remove_after {
+            disk.remove_after = remove_after.clone();
+        }
+        if let Some(at) = &remove_after {
+            findings.push(format!(
+                "{inactive_parts} inactive parts ({inactive_bytes} bytes) of {table} in the partitions the request touched still hold the rows as they were before the deletion; the server removes them by itself, old_parts_lifetime ({}) after they went out of use: {}",
+                humantime::format_duration(lifetime),
+                removal_due(at)
+            ));
+        }
+        // Detached parts.
+        let detached_parts = if self.detached_listed {
+            let build = |source: &str, host_number: &str| {
+                render(
+                    DETACHED_PARTS_SQL,
+                    &[
+                        ("host_number", host_number),
+                        ("source", source),
+                        ("database", &database),
+                        ("table", &table_name),
+                    ],
+                )
+            };
+            let answers: Vec<(Host, Vec<Detached>)> = reach
+                .read_readable(
+                    &system_table("detached_parts")?,
+                    &build,
+                    "reading detached parts",
+                    unreadable,
+                )
+                .await?;
+            let mut found: Vec<String> = Vec::new();
+            for (host, rows) in answers {
+                found.extend(rows.into_iter().map(|row| {
+                    format!(
+                        "{} (partition {}{})",
+                        row.name,
+                        row.partition_id,
+                        reach.on_host(&host)
+                    )
+                }));
+            }
+            if !found.is_empty() {
+                findings.push(format!(
+                    "detached parts of {table}: {}. A mutation never touches a detached part, so rows of the user may be there. Attach them (`ALTER TABLE {table} ATTACH PARTITION ID`) and run `{}`, or drop them if nobody needs them (`ALTER TABLE {table} DROP DETACHED PART 'name'`)",
+                    found.join(", "),
+                    crate::vocabulary::hint::command(&format!("verify {} --fix", subject.request_id))
+                ));
+            }
+            Some(found.len() as u64)
+        } else {
+            findings.push(format!(
+                "ClickHouse {} cannot list detached parts (no system.detached_parts): look in the `detached/` directory of {table}'s data path on every server; a mutation never touches a part there",
+                server.capabilities.version
+            ));
+            None
+        };
+        disk.detached_parts = match (disk.detached_parts, detached_parts) {
+            (Some(sum), Some(n)) => Some(sum + n),
+            _ => None,
+        };
+        // Lightweight-delete masks.
+        let masked_parts = if self.masks_known {
+            let build = |source: &str, host_number: &str| {
+                render(
+                    MASKED_PARTS_SQL,
+                    &[
+                        ("host_number", host_number),
+                        ("source", source),
+                        ("database", &database),
+                        ("table", &table_name),
+                        ("in_partitions", &partitions),
+                    ],
+                )
+            };
+            let answers: Vec<(Host, Vec<Masked>)> = reach
+                .read_readable(
+                    &system_table("parts")?,
+                    &build,
+                    "reading masked parts",
+                    unreadable,
+                )
+                .await?;
+            let masked: u64 = answers
+                .iter()
+                .flat_map(|(_, rows)| rows)
+                .map(|r| r.parts)
+                .sum();
+            if masked > 0 {
+                findings.push(format!(
+                    "{masked} active parts of {table} in the touched partitions carry a lightweight-delete mask: rows hidden from queries are still on disk. Rewrite them with `OPTIMIZE TABLE {table} PARTITION ID FINAL`"
+                ));
+            }
+            Some(masked)
+        } else {
+            None
+        };
+        disk.masked_parts = match (disk.masked_parts, masked_parts) {
+            (Some(sum), Some(n)) => Some(sum + n),
+            _ => None,
+        };
+        Ok(())
+    }
+}
+
 /// The names of the server's system tables (which of them it keeps differs
 /// by version and configuration).
 async fn system_tables(server: &Server) -> anyhow::Result<Vec<String>> {
@@ -374,21 +466,31 @@ async fn flush_logs(server: &Server) {
 }
 
 /// `template` over `system.mutations` of `source`, for the request's
-/// mutations of its events table.
+/// mutations of `tables`.
 fn mutations_query(
     template: &str,
     subject: &Subject<'_>,
+    tables: &[QualifiedTable],
     source: &str,
     host_number: &str,
 ) -> anyhow::Result<String> {
-    let table = subject.scope.events_table();
+    let tables = tables
+        .iter()
+        .map(|table| {
+            format!(
+                "(database = {} AND table = {})",
+                string_literal(table.database.as_str()),
+                string_literal(table.table.as_str())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ");
     render(
         template,
         &[
             ("host_number", host_number),
             ("source", source),
-            ("database", &string_literal(table.database.as_str())),
-            ("table", &string_literal(table.table.as_str())),
+            ("tables", &tables),
             (
                 "request",
                 &string_literal(format!("chforget:{}:", subject.request_id)),
@@ -401,10 +503,15 @@ fn mutations_query(
 /// servers' clocks; where the mutations are pruned, chforget's time of the
 /// last statement, with room for clocks that disagree by minutes (counting
 /// a part too many only delays `erased`).
-async fn last_mutation_time(reach: &Reaching<'_>, subject: &Subject<'_>) -> anyhow::Result<u64> {
+async fn last_mutation_time(
+    reach: &Reaching<'_>,
+    subject: &Subject<'_>,
+    table: &QualifiedTable,
+) -> anyhow::Result<u64> {
     const CLOCK_SLACK_SECONDS: u64 = 300;
+    let tables = [table.clone()];
     let build = |source: &str, host_number: &str| {
-        mutations_query(MUTATION_TIME_SQL, subject, source, host_number)
+        mutations_query(MUTATION_TIME_SQL, subject, &tables, source, host_number)
     };
     let answers: Vec<HostAnswer<Number>> = reach
         .read(
@@ -530,8 +637,9 @@ async fn traces(
     // complete (a login that may not flush gets the count as it is).
     flush_logs(server).await;
     let mut found = BTreeMap::new();
+    let tables = subject.tables();
     let build = |source: &str, host_number: &str| {
-        mutations_query(MUTATION_TRACES_SQL, subject, source, host_number)
+        mutations_query(MUTATION_TRACES_SQL, subject, &tables, source, host_number)
     };
     found.insert(
         "mutations".to_string(),
