@@ -1273,7 +1273,7 @@ async fn a_mapped_table_is_erased_on_every_replica_of_every_shard() {
         Some(3),
         "one per replica: {entry:#}"
     );
-    for node in 0..3 {
+    for (node, before) in persons_before.iter().enumerate() {
         assert_eq!(
             persons(node, targeted).await.0,
             0,
@@ -1282,7 +1282,7 @@ async fn a_mapped_table_is_erased_on_every_replica_of_every_shard() {
         );
         assert_eq!(
             persons(node, &others).await,
-            persons_before[node],
+            *before,
             "persons changed on node{}",
             node + 1
         );
