@@ -584,10 +584,15 @@ async fn a_reviewed_map_erases_every_table_and_leaves_every_other_row() {
 
     // --physical looks at every erased table's parts: the replaced parts
     // of the mapped tables are there until the server removes them.
-    let physical = run(db.chforget().args(["verify", request_id, "--physical", "--output", "json"]));
+    let physical =
+        run(db
+            .chforget()
+            .args(["verify", request_id, "--physical", "--output", "json"]));
     for table in ["events_by_user", "identifies", "audit_trail_ext"] {
         assert!(
-            physical.stdout.contains(&format!("`{}`.`{table}`", db.name)),
+            physical
+                .stdout
+                .contains(&format!("`{}`.`{table}`", db.name)),
             "--physical says nothing of {table}: {}",
             physical.stdout
         );
@@ -646,5 +651,121 @@ async fn allow_unmapped_never_reports_plain_completed() {
         status.stdout.contains("completed_partial"),
         "{}",
         status.stdout
+    );
+}
+
+/// kill -9 at every step of a request over four mapped tables, then
+/// `resume`: each table ends with one mutation of the request, no targeted
+/// row and every other row as it was.
+#[tokio::test]
+async fn a_mapped_request_killed_at_any_step_resumes_without_a_second_statement() {
+    let points = [
+        "planned",
+        "issuing:0",
+        "sent:0",
+        "issuing:1",
+        "sent:1",
+        "sent:2",
+        "sent:3",
+        "queued",
+        "mutations_done",
+        "verified",
+        "audited",
+    ];
+    for (index, point) in points.iter().enumerate() {
+        let db = crate::test_db!(format!("_{index}"));
+        issue_database_with_bystanders(&db).await;
+        let path = written_map(&db);
+        let map_arg = path.to_str().expect("utf-8").to_string();
+        let before = every_table(&db).await;
+        let crashed = run(db.chforget().env("CHFORGET_CRASH_AT", point).args([
+            "forget",
+            "--project",
+            "p1",
+            "--user",
+            "u1",
+            "--anonymous",
+            "--yes",
+            "--map",
+            &map_arg,
+        ]));
+        assert_ne!(crashed.code, 0, "{point}: the crash point was not reached");
+        let pending = run(db.chforget().args(["status", "--output", "json"])).json();
+        let request = pending[0]["request_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(!request.is_empty(), "{point}: {pending:#}");
+        let resumed = run(db.chforget().args(["resume", &request, "--output", "json"]));
+        assert_eq!(
+            resumed.code, 0,
+            "{point}: {}\n{}",
+            resumed.stderr, resumed.stdout
+        );
+        assert_eq!(resumed.json()["status"], "completed", "{point}");
+        for table in ["events", "events_by_user", "identifies", "audit_trail_ext"] {
+            let mutations = db
+                .count(&format!(
+                    "SELECT count() FROM system.mutations WHERE database = '{}' AND table = '{table}' AND position(command, '{request}') > 0",
+                    db.name
+                ))
+                .await;
+            assert_eq!(
+                mutations, 1,
+                "{point}: {table} has {mutations} mutations of the request"
+            );
+        }
+        let after = every_table(&db).await;
+        for ((table, _, others_before), (_, left, others_after)) in before.iter().zip(&after) {
+            assert_eq!(*left, 0, "{point}: {table} still holds targeted rows");
+            assert_eq!(
+                others_before, others_after,
+                "{point}: {table}: other rows changed"
+            );
+        }
+    }
+}
+
+/// A batch over two projects erases every mapped table, per project.
+#[tokio::test]
+async fn a_batch_erases_every_mapped_table() {
+    let db = crate::test_db!();
+    issue_database_with_bystanders(&db).await;
+    db.exec("INSERT INTO audit_trail_ext VALUES ('u10', 'login', '2026-11-01 00:00:00')")
+        .await;
+    let path = written_map(&db);
+    let file = db.state_path().join("batch.csv");
+    std::fs::write(&file, "project_id,user_id\np1,u1\np1,u10\np2,u1\n").expect("batch file");
+    let output = run(db.chforget().args([
+        "forget",
+        "--batch",
+        file.to_str().expect("utf-8"),
+        "--yes",
+        "--output",
+        "json",
+        "--map",
+        path.to_str().expect("utf-8"),
+    ]));
+    assert_eq!(output.code, 0, "{}\n{}", output.stderr, output.stdout);
+    let report = output.json();
+    assert_eq!(report["status"], "completed", "{report:#}");
+    // By user id across the table (no project column): u1 and u10 both.
+    let left = db
+        .count("SELECT count() FROM audit_trail_ext WHERE actor IN ('u1', 'u10')")
+        .await;
+    assert_eq!(left, 0);
+    assert_eq!(
+        db.count("SELECT count() FROM audit_trail_ext WHERE actor = 'u2'")
+            .await,
+        1
+    );
+    assert_eq!(
+        db.count("SELECT count() FROM events_by_user WHERE user_id = 'u1'")
+            .await,
+        0
+    );
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE user_id IN ('u1', 'u10') AND project_id IN ('p1', 'p2')").await,
+        0
     );
 }
