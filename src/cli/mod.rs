@@ -18,7 +18,8 @@ use clap::{Parser, Subcommand};
 use crate::vocabulary::output::Told;
 
 use commands::{
-    audit, completions, doctor, forget, init, man, map, mutations, resume, rollup, status, stitch,
+    audit, completions, doctor, forget, init, man, map, mutations, queue, report, request, resume,
+    rollup, status, stitch,
     verify,
 };
 
@@ -72,6 +73,13 @@ pub enum Command {
     Audit(audit::AuditCommand),
     /// Finish an interrupted request from its journal, issuing nothing twice
     Resume(resume::ResumeArgs),
+    /// Record requests as they arrive, and the decisions on them (approve, reject, extend)
+    #[command(subcommand)]
+    Request(request::RequestCommand),
+    /// List the open requests with their due dates (exit 9 when one is overdue); `queue run` erases them
+    Queue(queue::QueueArgs),
+    /// How the requests of a period were answered: on time, days to completion, overdue, extensions
+    Report(report::ReportArgs),
     /// Recompute a project's daily_rollup and sessions rows for a day range from the events
     Rollup(rollup::RollupArgs),
     /// Print the shell completion script (bash, zsh, fish, powershell) on stdout
@@ -96,6 +104,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(command) => audit::run(command).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Resume(args) => resume::run(args).await,
+        Command::Request(command) => request::run(command).await,
+        Command::Queue(args) => queue::run(args).await,
+        Command::Report(args) => report::run(args).await,
         Command::Rollup(args) => rollup::run(args).await,
         Command::Completions(args) => completions::run(args).await,
         Command::Man(args) => man::run(args).await,

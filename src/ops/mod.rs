@@ -2,6 +2,7 @@
 //! call one of these and render what comes back.
 
 pub mod batch;
+pub mod compliance;
 pub mod report;
 
 pub mod audit;
@@ -10,6 +11,7 @@ pub mod drive;
 pub mod forget;
 pub mod forget_batch;
 pub mod forget_user;
+pub mod intake;
 pub mod kill;
 pub mod late;
 pub mod map;

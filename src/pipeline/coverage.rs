@@ -11,6 +11,7 @@
 use crate::erasure::ids_table::IDS_TABLE_PREFIX;
 use crate::erasure::rollup::SCRATCH_INFIX;
 use crate::records::audit::table::AUDIT_TABLE;
+use crate::records::intake::table::INTAKE_TABLE;
 use crate::server::connected::Server;
 use crate::server::discover::{self, FoundTable, Suggested};
 use crate::vocabulary::data_map::{Coverage, CoveredTable, MappedTable, RequestMap, Role};
@@ -23,10 +24,14 @@ use crate::vocabulary::sql::{Ident, QualifiedTable};
 /// Why the profile's rollups are covered.
 const PROFILE_ROLLUP: &str = "a rollup of the events table: recomputed with --rollups";
 
-/// Tables chforget itself creates: the audit table, the ids tables of
-/// requests, the scratch tables of a rollup. Never part of a map.
+/// Tables chforget itself creates: the audit table, the intake table of
+/// requests, the ids tables of requests, the scratch tables of a rollup.
+/// Never part of a map.
 pub fn is_chforget_own(name: &str) -> bool {
-    name == AUDIT_TABLE || name.starts_with(IDS_TABLE_PREFIX) || name.contains(SCRATCH_INFIX)
+    name == AUDIT_TABLE
+        || name == INTAKE_TABLE
+        || name.starts_with(IDS_TABLE_PREFIX)
+        || name.contains(SCRATCH_INFIX)
 }
 
 /// What the map makes of the database for one request.

@@ -2,5 +2,6 @@
 //! hash-chained audit trail (local and in ClickHouse).
 
 pub mod audit;
+pub mod intake;
 pub mod journal;
 pub mod state;

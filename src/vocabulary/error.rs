@@ -39,6 +39,8 @@ pub enum ErrorCode {
     /// The audit trail was edited, reordered or truncated, or its two copies
     /// disagree.
     AuditBroken,
+    /// An open request is past its legal due date (`queue`).
+    Overdue,
 }
 
 impl ErrorCode {
@@ -56,6 +58,7 @@ impl ErrorCode {
             ErrorCode::Busy => "busy",
             ErrorCode::ServerError => "server_error",
             ErrorCode::AuditBroken => "audit_broken",
+            ErrorCode::Overdue => "overdue",
         }
     }
 
@@ -70,6 +73,7 @@ impl ErrorCode {
             ErrorCode::SchemaMismatch => 7,
             ErrorCode::StateError | ErrorCode::ServerError => 1,
             ErrorCode::AuditBroken => 8,
+            ErrorCode::Overdue => 9,
             ErrorCode::Interrupted => 130,
             ErrorCode::Busy => 10,
         }
@@ -324,6 +328,7 @@ mod tests {
             (Busy, "busy", 10),
             (ServerError, "server_error", 1),
             (AuditBroken, "audit_broken", 8),
+            (Overdue, "overdue", 9),
         ];
         // README's table of errors gives every code its exit status.
         let readme = include_str!("../../README.md");

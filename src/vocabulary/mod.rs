@@ -3,6 +3,7 @@
 //! helpers, advised commands, Ctrl-C, and the personal-data map file.
 
 pub mod data_map;
+pub mod deadline;
 pub mod error;
 pub mod hint;
 pub mod interrupt;

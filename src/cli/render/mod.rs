@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod doctor;
 pub mod forget;
+pub mod intake;
 pub mod map;
 pub mod mutations;
 pub mod status;

@@ -1,0 +1,558 @@
+//! Requests as a process with a legal clock: `request add` records one on
+//! arrival (a ticket recorded twice is the same request), `request
+//! approve|reject|extend` decide, `queue` lists the open ones with their
+//! due dates, and `queue run` erases a window of them through the batch
+//! pipeline (journal, resume, audit record per request), then marks each
+//! completed and replaces its raw user id by its keyed hash.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::erasure::plan::ForgetOptions;
+use crate::erasure::track::TrackObserver;
+use crate::ops::forget_batch::{self, BatchOptions};
+use crate::ops::report::{BatchReport, ForgetReport};
+use crate::pipeline::{Context, RunMode};
+use crate::records::intake::table::{self, Which};
+use crate::records::intake::{Intake, IntakeRow, State, now_ms};
+use crate::records::journal::{RequestJournal, RequestStatus};
+use crate::server::connected::Server;
+use crate::vocabulary::deadline::{Regime, rfc3339};
+use crate::vocabulary::error::{ErrorCode, Failure, fail, shown};
+use crate::vocabulary::request::{Place, RequestId, ValidId};
+use crate::vocabulary::sql::QualifiedTable;
+
+/// The note a window's batch line carries: which intake request it is.
+const NOTE_PREFIX: &str = "intake:";
+
+/// Where the intake table is and where it is kept.
+pub struct IntakeAt<'a> {
+    pub server: &'a Server,
+    pub table: &'a QualifiedTable,
+    pub place: &'a Place,
+}
+
+/// A request as it arrives.
+#[derive(Debug, Clone)]
+pub struct NewIntake {
+    pub project_id: ValidId,
+    pub user_id: ValidId,
+    pub anonymous: bool,
+    /// When it was received (default: now).
+    pub received_at: Option<u64>,
+    pub requested_by: Option<String>,
+    pub ticket: Option<String>,
+    pub regime: Regime,
+    pub also_wiped: Vec<String>,
+}
+
+/// What `request add` answers.
+#[derive(Debug, Serialize)]
+pub struct Added {
+    #[serde(flatten)]
+    pub request: Intake,
+    /// The ticket was recorded before: this is that request.
+    pub already_recorded: bool,
+}
+
+fn now() -> u64 {
+    now_ms() / 1000
+}
+
+/// Record a request (or find the one its ticket names).
+pub async fn add(at: &IntakeAt<'_>, new: NewIntake) -> anyhow::Result<Added> {
+    table::ensure(at.server, at.table, at.place).await?;
+    if let Some(ticket) = &new.ticket {
+        let known = table::current(at.server, at.table, Which::Ticket(ticket)).await?;
+        if let Some(row) = known.first() {
+            let same = row.project_id == new.project_id.as_str()
+                && (row.user_id == new.user_id.as_str() || row.user_hashed == 1);
+            if !same {
+                return fail(
+                    ErrorCode::InvalidPayload,
+                    format!(
+                        "ticket {} is request {} of another project or user; nothing was recorded",
+                        shown(ticket),
+                        row.request_id
+                    ),
+                );
+            }
+            return Ok(Added {
+                request: row.shown(now())?,
+                already_recorded: true,
+            });
+        }
+    }
+    let received = new.received_at.unwrap_or_else(now);
+    let version = now_ms();
+    let row = IntakeRow {
+        request_id: RequestId::generate().as_str().to_string(),
+        version,
+        state: State::Received.as_str().to_string(),
+        ticket: new.ticket.clone().unwrap_or_default(),
+        project_id: new.project_id.as_str().to_string(),
+        user_id: new.user_id.as_str().to_string(),
+        user_hashed: 0,
+        anonymous: u8::from(new.anonymous),
+        regime: new.regime.name(),
+        received_at: clamp(received),
+        due_at: clamp(new.regime.due(received)),
+        extended_until: 0,
+        extension_reason: String::new(),
+        requested_by: new.requested_by.clone().unwrap_or_default(),
+        approved_by: String::new(),
+        reason: String::new(),
+        also_wiped: new.also_wiped.clone(),
+        erasure_id: String::new(),
+        hidden_at: 0,
+        completed_at: 0,
+        recorded_at: clamp(version / 1000),
+    };
+    table::append(at.server, at.table, std::slice::from_ref(&row)).await?;
+    Ok(Added {
+        request: row.shown(now())?,
+        already_recorded: false,
+    })
+}
+
+/// DateTime columns hold 32-bit seconds.
+fn clamp(time: u64) -> u32 {
+    u32::try_from(time).unwrap_or(u32::MAX)
+}
+
+/// A decision on a request.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    Approve { by: String },
+    Reject { reason: String },
+    Extend { reason: String, until: Option<u64> },
+}
+
+/// What a decision answers: the request now, and what a person must do.
+#[derive(Debug, Serialize)]
+pub struct Decided {
+    #[serde(flatten)]
+    pub request: Intake,
+    /// Said when an extension was recorded: who must be told what.
+    pub notice: Option<String>,
+}
+
+/// Record `decision` on request `id`.
+pub async fn decide(at: &IntakeAt<'_>, id: &str, decision: Decision) -> anyhow::Result<Decided> {
+    table::ensure(at.server, at.table, at.place).await?;
+    let ids = [id.to_string()];
+    let Some(row) = table::current(at.server, at.table, Which::Ids(&ids))
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "no request {} in {}; list them with `{}`",
+                shown(id),
+                at.table,
+                crate::vocabulary::hint::command("queue --state received,approved,in_progress,completed,rejected")
+            ),
+        );
+    };
+    let state = row.state()?;
+    let refuse = |what: &str| -> anyhow::Result<Decided> {
+        fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "request {id} is {}: it cannot be {what}; nothing was recorded",
+                state.as_str()
+            ),
+        )
+    };
+    let mut notice = None;
+    let next = match &decision {
+        Decision::Approve { by } => {
+            if state != State::Received {
+                return refuse("approved");
+            }
+            row.next(now_ms(), |r| {
+                r.state = State::Approved.as_str().to_string();
+                r.approved_by = by.clone();
+            })
+        }
+        Decision::Reject { reason } => {
+            if !matches!(state, State::Received | State::Approved) {
+                return refuse("rejected");
+            }
+            row.next(now_ms(), |r| {
+                r.state = State::Rejected.as_str().to_string();
+                r.reason = reason.clone();
+            })
+        }
+        Decision::Extend { reason, until } => {
+            if !state.is_open() {
+                return refuse("extended");
+            }
+            let regime = row.regime()?;
+            let Some(latest) = regime.latest_extension(u64::from(row.received_at)) else {
+                return fail(
+                    ErrorCode::InvalidPayload,
+                    format!(
+                        "request {id} falls under {}, which allows no extension; nothing was recorded",
+                        regime.name()
+                    ),
+                );
+            };
+            let until = until.unwrap_or(latest);
+            if until > latest {
+                return fail(
+                    ErrorCode::InvalidPayload,
+                    format!(
+                        "--until {} is past what {} allows for request {id} ({}); nothing was recorded",
+                        rfc3339(until),
+                        regime.name(),
+                        rfc3339(latest)
+                    ),
+                );
+            }
+            if until <= u64::from(row.due()) {
+                return fail(
+                    ErrorCode::InvalidPayload,
+                    format!(
+                        "--until {} is not after the due date {} of request {id}; nothing was recorded",
+                        rfc3339(until),
+                        rfc3339(u64::from(row.due()))
+                    ),
+                );
+            }
+            notice = Some(regime.extension_notice().to_string());
+            row.next(now_ms(), |r| {
+                r.extended_until = clamp(until);
+                r.extension_reason = reason.clone();
+            })
+        }
+    };
+    table::append(at.server, at.table, std::slice::from_ref(&next)).await?;
+    Ok(Decided {
+        request: next.shown(now())?,
+        notice,
+    })
+}
+
+/// What `queue` lists.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    /// Only requests due within this long from now (overdue ones included).
+    pub due_within: Option<std::time::Duration>,
+    /// These states (none: the open ones).
+    pub states: Vec<State>,
+}
+
+/// What `queue` prints.
+#[derive(Debug, Serialize)]
+pub struct QueueReport {
+    pub requests: Vec<Intake>,
+    /// Open requests past their due date (of all, whatever the filter).
+    pub overdue: Vec<String>,
+    pub checked_at: String,
+}
+
+/// The requests `filter` selects, by due date.
+pub async fn queue(at: &IntakeAt<'_>, filter: &QueueFilter) -> anyhow::Result<QueueReport> {
+    table::ensure(at.server, at.table, at.place).await?;
+    let now = now();
+    let rows = table::current(at.server, at.table, Which::All).await?;
+    let mut requests = Vec::new();
+    let mut overdue = Vec::new();
+    for row in &rows {
+        let shown = row.shown(now)?;
+        if shown.overdue {
+            overdue.push(shown.request_id.clone());
+        }
+        let state_wanted = if filter.states.is_empty() {
+            shown.state.is_open()
+        } else {
+            filter.states.contains(&shown.state)
+        };
+        let due_wanted = filter
+            .due_within
+            .is_none_or(|within| u64::from(row.due()) <= now + within.as_secs());
+        if state_wanted && due_wanted {
+            requests.push((row.due(), shown));
+        }
+    }
+    requests.sort_by(|a, b| (a.0, &a.1.request_id).cmp(&(b.0, &b.1.request_id)));
+    Ok(QueueReport {
+        requests: requests.into_iter().map(|(_, r)| r).collect(),
+        overdue,
+        checked_at: rfc3339(now),
+    })
+}
+
+/// How a window is chosen and run.
+pub struct WindowOptions {
+    pub due_within: Option<std::time::Duration>,
+    pub max_users: Option<usize>,
+    /// Only approved requests are erased (`[audit] require_approval`).
+    pub require_approval: bool,
+    pub mode: RunMode,
+}
+
+/// What `queue run` prints.
+#[derive(Debug, Serialize)]
+pub struct WindowReport {
+    /// The requests of the window, as they ended.
+    pub requests: Vec<Intake>,
+    /// The erasures that ran (one batch per kind of request: with and
+    /// without `--anonymous`), as `forget --batch` reports them.
+    pub batches: Vec<BatchReport>,
+    /// Requests of an earlier interrupted run, finished from their journal.
+    pub resumed: Vec<ForgetReport>,
+    pub completed: usize,
+    pub left_open: usize,
+}
+
+/// The intake request a journal member erases, from its note.
+fn intake_of(note: Option<&str>) -> Option<&str> {
+    note?.strip_prefix(NOTE_PREFIX)
+}
+
+/// Erase a window of requests: those an earlier run left in progress are
+/// finished from their journals (never sent again), then every eligible
+/// request is erased in one batch per kind, and each completed one is
+/// marked so, its user id replaced by its keyed hash.
+pub async fn run_window(
+    ctx: &Context<'_>,
+    at: &IntakeAt<'_>,
+    options: &WindowOptions,
+    confirm: &mut dyn FnMut(usize) -> anyhow::Result<()>,
+    observer: &mut dyn FnMut() -> Box<dyn TrackObserver>,
+) -> anyhow::Result<WindowReport> {
+    table::ensure(at.server, at.table, at.place).await?;
+    let now = now();
+    let rows = table::current(at.server, at.table, Which::All).await?;
+    let mut report = WindowReport {
+        requests: Vec::new(),
+        batches: Vec::new(),
+        resumed: Vec::new(),
+        completed: 0,
+        left_open: 0,
+    };
+    // An earlier run's requests: their journals say how far they got.
+    let in_progress: Vec<&IntakeRow> = rows
+        .iter()
+        .filter(|r| r.state == State::InProgress.as_str())
+        .collect();
+    let mut erased: Vec<(String, String)> = Vec::new();
+    let mut started: Vec<String> = Vec::new();
+    if !in_progress.is_empty() {
+        let (journals, _) = ctx.journals().list()?;
+        for journal in journals {
+            let ids: Vec<String> = journal
+                .members
+                .iter()
+                .filter_map(|m| intake_of(m.meta.note.as_deref()).map(str::to_string))
+                .filter(|id| in_progress.iter().any(|r| r.request_id == *id))
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            started.extend(ids.iter().cloned());
+            let done = finish(ctx, journal, options.mode, &mut report, observer).await?;
+            if done.0 {
+                erased.extend(ids.into_iter().map(|id| (id, done.1.clone())));
+            }
+        }
+    }
+    let eligible: Vec<&IntakeRow> = {
+        let mut eligible: Vec<&IntakeRow> = rows
+            .iter()
+            .filter(|r| {
+                r.state == State::Approved.as_str()
+                    || (!options.require_approval && r.state == State::Received.as_str())
+                    // Marked in progress by a run that died before its
+                    // journal was written: nothing was sent for it.
+                    || (r.state == State::InProgress.as_str() && !started.contains(&r.request_id))
+            })
+            .filter(|r| {
+                options
+                    .due_within
+                    .is_none_or(|within| u64::from(r.due()) <= now + within.as_secs())
+            })
+            .collect();
+        eligible.sort_by_key(|r| (r.due(), r.request_id.clone()));
+        if let Some(max) = options.max_users {
+            eligible.truncate(max);
+        }
+        eligible
+    };
+    if !eligible.is_empty() {
+        confirm(eligible.len())?;
+        let marked: Vec<IntakeRow> = eligible
+            .iter()
+            .map(|r| {
+                r.next(now_ms(), |n| {
+                    n.state = State::InProgress.as_str().to_string();
+                })
+            })
+            .collect();
+        table::append(at.server, at.table, &marked).await?;
+        for anonymous in [true, false] {
+            let group: Vec<&IntakeRow> = eligible
+                .iter()
+                .copied()
+                .filter(|r| (r.anonymous == 1) == anonymous)
+                .collect();
+            if group.is_empty() {
+                continue;
+            }
+            let batch = erase_group(ctx, &group, anonymous, options, observer).await?;
+            for user in batch.users.iter() {
+                let user = user?;
+                let Some(row) = group.get(user.line.saturating_sub(1)) else {
+                    continue;
+                };
+                if user.status.is_completed()
+                    && let Some(erasure) = &user.request_id
+                {
+                    erased.push((row.request_id.clone(), erasure.clone()));
+                }
+            }
+            report.batches.push(batch);
+        }
+    }
+    // Completed: the history keeps the keyed hash only.
+    let ids: Vec<String> = erased.iter().map(|(id, _)| id.clone()).collect();
+    let current = table::current(at.server, at.table, Which::Ids(&ids)).await?;
+    let completed: Vec<IntakeRow> = current
+        .iter()
+        .map(|row| {
+            let erasure = erased
+                .iter()
+                .find(|(id, _)| *id == row.request_id)
+                .map(|(_, e)| e.clone())
+                .unwrap_or_default();
+            row.next(now_ms(), |n| {
+                n.state = State::Completed.as_str().to_string();
+                n.completed_at = clamp(now_ms() / 1000);
+                n.erasure_id = erasure;
+                if n.user_hashed == 0 {
+                    n.user_id = ctx.key.hash(&n.user_id);
+                    n.user_hashed = 1;
+                }
+            })
+        })
+        .collect();
+    table::append(at.server, at.table, &completed).await?;
+    table::forget_raw_ids(at.server, at.table, at.place, &ids).await?;
+    report.completed = completed.len();
+    let window: Vec<String> = eligible
+        .iter()
+        .map(|r| r.request_id.clone())
+        .chain(started)
+        .collect();
+    let now = self::now();
+    for row in table::current(at.server, at.table, Which::Ids(&window)).await? {
+        let shown = row.shown(now)?;
+        if shown.state.is_open() {
+            report.left_open += 1;
+        }
+        report.requests.push(shown);
+    }
+    Ok(report)
+}
+
+impl WindowReport {
+    /// The run's verdict once printed: requests left open fail it.
+    pub fn verdict(&self) -> anyhow::Result<()> {
+        if self.left_open == 0 {
+            return Ok(());
+        }
+        fail(
+            ErrorCode::ForgetFailed,
+            format!(
+                "{} of the window's requests are not completed (see each batch's errors); run `{}` again: it finishes them from their journals",
+                self.left_open,
+                crate::vocabulary::hint::command("queue run --yes")
+            ),
+        )
+    }
+}
+
+/// Finish an earlier run's journal: true when it is completed, with its id.
+async fn finish(
+    ctx: &Context<'_>,
+    journal: RequestJournal,
+    mode: RunMode,
+    report: &mut WindowReport,
+    observer: &mut dyn FnMut() -> Box<dyn TrackObserver>,
+) -> anyhow::Result<(bool, String)> {
+    let id = journal.request_id.as_str().to_string();
+    if journal.status == RequestStatus::Completed {
+        return Ok((true, id));
+    }
+    let mut resumed = ForgetReport::new(&id, journal.scope.project_id.as_str(), "", journal.options);
+    let mut follow = observer();
+    let outcome = crate::ops::forget::resume(ctx, journal, mode, &mut resumed, &mut *follow).await;
+    if let Err(error) = &outcome {
+        resumed.fail_with(error);
+    }
+    let done = resumed.status.is_completed();
+    report.resumed.push(resumed);
+    Ok((done, id))
+}
+
+/// Erase `group` (requests of one kind) as a batch: a JSON-lines batch
+/// file of their ids, each line's note naming its intake request.
+async fn erase_group(
+    ctx: &Context<'_>,
+    group: &[&IntakeRow],
+    anonymous: bool,
+    options: &WindowOptions,
+    observer: &mut dyn FnMut() -> Box<dyn TrackObserver>,
+) -> anyhow::Result<BatchReport> {
+    let mut file = tempfile::NamedTempFile::new().map_err(|e| {
+        Failure::new(ErrorCode::StateError, format!("creating the window's batch file: {e}"))
+    })?;
+    for row in group {
+        let line = serde_json::json!({
+            "project_id": row.project_id,
+            "user_id": row.user_id,
+            "requested_by": (!row.requested_by.is_empty()).then_some(&row.requested_by),
+            "approved_by": (!row.approved_by.is_empty()).then_some(&row.approved_by),
+            "ticket": (!row.ticket.is_empty()).then_some(&row.ticket),
+            "note": format!("{NOTE_PREFIX}{}", row.request_id),
+        });
+        writeln!(file, "{line}").map_err(|e| {
+            Failure::new(ErrorCode::StateError, format!("writing the window's batch file: {e}"))
+        })?;
+    }
+    file.flush()
+        .map_err(|e| Failure::new(ErrorCode::StateError, format!("writing the window's batch file: {e}")))?;
+    let path = file.path().to_path_buf();
+    let how = BatchOptions {
+        options: ForgetOptions {
+            anonymous,
+            include_shared: false,
+        },
+        rollups: false,
+        dry_run: false,
+        defaults: Default::default(),
+        require_approval: options.require_approval,
+    };
+    let mut batch = BatchReport::new();
+    let plan = forget_batch::read(
+        &path,
+        ctx.state,
+        Some(ctx.key),
+        ctx.server.database().as_str(),
+        &how,
+        &mut batch,
+    )?;
+    let mut confirmed = |_: usize| Ok(());
+    if let Err(error) =
+        forget_batch::run(ctx, plan, how, options.mode, &mut batch, &mut confirmed, observer).await
+    {
+        batch.settle();
+        crate::vocabulary::output::warn(format!("{error:#}"));
+    }
+    Ok(batch)
+}

@@ -1,0 +1,165 @@
+//! The `forget_requests` table: created where missing (one replicated
+//! table every server holds whole on a cluster, as the audit table), rows
+//! appended, current states read, and the raw ids of completed requests
+//! removed from the history.
+
+use crate::server::connected::Server;
+use crate::server::reach::kept::{Created, create_kept, kept_table};
+use crate::vocabulary::error::{ErrorCode, classify_clickhouse};
+use crate::vocabulary::request::Place;
+use crate::vocabulary::sql::{Ident, QualifiedTable, literal_list, render, string_literal};
+
+use super::IntakeRow;
+
+const CREATE_SQL: &str = include_str!("../../../sql/intake/create.sql");
+const CURRENT_SQL: &str = include_str!("../../../sql/intake/current.sql");
+const EXISTS_SQL: &str =
+    "SELECT name FROM system.tables WHERE database = {database} AND name = {name}";
+/// Once a request is completed, its history rows holding the raw user id
+/// go; the completed row holds the keyed hash.
+const FORGET_RAW_SQL: &str =
+    "ALTER TABLE {table}{on_every_host} DELETE WHERE request_id IN {ids} AND user_hashed = 0";
+pub const INTAKE_TABLE: &str = "forget_requests";
+
+/// The intake table in `database` (the audit table's).
+pub fn intake_table(database: &Ident) -> QualifiedTable {
+    QualifiedTable {
+        database: database.clone(),
+        table: Ident::new(INTAKE_TABLE).unwrap_or_else(|_| database.clone()),
+    }
+}
+
+/// The statement creating the table on every host of `place`.
+pub fn create_sql(table: &QualifiedTable, place: &Place) -> anyhow::Result<String> {
+    let (on_every_host, engine) = kept_table(place, table);
+    render(
+        CREATE_SQL,
+        &[
+            ("table", &table.to_string()),
+            ("on_every_host", &on_every_host),
+            ("engine", &engine),
+        ],
+    )
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct Name {
+    #[allow(dead_code)]
+    name: String,
+}
+
+/// Create the table where it is missing.
+pub async fn ensure(server: &Server, table: &QualifiedTable, place: &Place) -> anyhow::Result<()> {
+    let exists = || async {
+        let found: Vec<Name> = server
+            .fetch(
+                &render(
+                    EXISTS_SQL,
+                    &[
+                        ("database", &string_literal(table.database.as_str())),
+                        ("name", &string_literal(table.table.as_str())),
+                    ],
+                )?,
+                "looking up the intake table",
+            )
+            .await?;
+        anyhow::Ok(!found.is_empty())
+    };
+    if exists().await? {
+        return Ok(());
+    }
+    let sql = create_sql(table, place)?;
+    match create_kept(server, place, table, &sql, "the intake table").await? {
+        Created::Everywhere => Ok(()),
+        Created::Unconfirmed { warning, .. } if exists().await? => {
+            crate::vocabulary::output::warn(warning);
+            Ok(())
+        }
+        Created::Unconfirmed { error, .. } => Err(error),
+    }
+}
+
+/// Append `rows` (state changes).
+pub async fn append(server: &Server, table: &QualifiedTable, rows: &[IntakeRow]) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let during = "recording the requests";
+    let (client, budget) = server.insert_client(during)?;
+    let write = async {
+        let mut insert = client
+            .insert_unescaped::<IntakeRow>(&table.to_string())
+            .await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await
+    };
+    match tokio::time::timeout(budget, write).await {
+        Ok(result) => result.map_err(|e| classify_clickhouse(&e, during, ErrorCode::ServerError).into()),
+        Err(_) => Err(crate::vocabulary::error::Failure::new(
+            ErrorCode::ConnectionFailed,
+            format!("{during}: no answer from ClickHouse in time"),
+        )
+        .into()),
+    }
+}
+
+/// Which requests [`current`] reads.
+pub enum Which<'a> {
+    All,
+    Ids(&'a [String]),
+    Ticket(&'a str),
+}
+
+/// The current row of each request `which` names.
+pub async fn current(
+    server: &Server,
+    table: &QualifiedTable,
+    which: Which<'_>,
+) -> anyhow::Result<Vec<IntakeRow>> {
+    // Only on what never changes: a state would pick an older version.
+    let condition = match which {
+        Which::Ids([]) => return Ok(Vec::new()),
+        Which::All => "1".to_string(),
+        Which::Ids(ids) => format!("request_id IN {}", literal_list(ids)),
+        Which::Ticket(ticket) => format!("ticket = {}", string_literal(ticket)),
+    };
+    server
+        .fetch(
+            &render(
+                CURRENT_SQL,
+                &[("table", &table.to_string()), ("condition", &condition)],
+            )?,
+            "reading the requests",
+        )
+        .await
+}
+
+/// Remove the history rows holding the raw user ids of `ids` (completed:
+/// their current row holds the hash).
+pub async fn forget_raw_ids(
+    server: &Server,
+    table: &QualifiedTable,
+    place: &Place,
+    ids: &[String],
+) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let (on_every_host, _) = kept_table(place, table);
+    server
+        .execute(
+            &render(
+                FORGET_RAW_SQL,
+                &[
+                    ("table", &table.to_string()),
+                    ("on_every_host", &on_every_host),
+                    ("ids", &literal_list(ids)),
+                ],
+            )?,
+            "removing the raw ids of completed requests from their history",
+            ErrorCode::ServerError,
+        )
+        .await
+}
