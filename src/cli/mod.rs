@@ -19,8 +19,7 @@ use crate::vocabulary::output::Told;
 
 use commands::{
     audit, completions, doctor, forget, init, man, map, mutations, queue, report, request, resume,
-    rollup, status, stitch,
-    verify,
+    rollup, status, stitch, verify,
 };
 
 #[derive(Debug, Parser)]

@@ -151,8 +151,8 @@ pub async fn report(
             }
         }
     }
-    report.on_time_share = (report.completed > 0)
-        .then(|| report.completed_on_time as f64 / report.completed as f64);
+    report.on_time_share =
+        (report.completed > 0).then(|| report.completed_on_time as f64 / report.completed as f64);
     report.to_completed = Spread::of(to_completed);
     report.to_erased = Spread::of(to_erased);
     Ok(report)
@@ -181,7 +181,10 @@ impl ComplianceReport {
             (None, None) => "all requests received".to_string(),
         };
         let days = |spread: &Spread| match (spread.median_days, spread.p95_days) {
-            (Some(median), Some(p95)) => format!("{median} (median), {p95} (95th percentile), over {} requests", spread.count),
+            (Some(median), Some(p95)) => format!(
+                "{median} (median), {p95} (95th percentile), over {} requests",
+                spread.count
+            ),
             _ => "no request yet".to_string(),
         };
         let share = self
@@ -231,15 +234,27 @@ impl ComplianceReport {
         vec![
             ("received".into(), self.received.to_string()),
             ("completed".into(), self.completed.to_string()),
-            ("completed_on_time".into(), self.completed_on_time.to_string()),
+            (
+                "completed_on_time".into(),
+                self.completed_on_time.to_string(),
+            ),
             ("on_time_share".into(), opt(self.on_time_share)),
             ("rejected".into(), self.rejected.to_string()),
             ("extended".into(), self.extended.to_string()),
             ("open".into(), self.open.to_string()),
             ("overdue".into(), self.overdue.len().to_string()),
-            ("median_days_to_completed".into(), opt(self.to_completed.median_days)),
-            ("p95_days_to_completed".into(), opt(self.to_completed.p95_days)),
-            ("median_days_to_erased".into(), opt(self.to_erased.median_days)),
+            (
+                "median_days_to_completed".into(),
+                opt(self.to_completed.median_days),
+            ),
+            (
+                "p95_days_to_completed".into(),
+                opt(self.to_completed.p95_days),
+            ),
+            (
+                "median_days_to_erased".into(),
+                opt(self.to_erased.median_days),
+            ),
             ("p95_days_to_erased".into(), opt(self.to_erased.p95_days)),
         ]
     }

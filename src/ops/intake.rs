@@ -153,7 +153,9 @@ pub async fn decide(at: &IntakeAt<'_>, id: &str, decision: Decision) -> anyhow::
                 "no request {} in {}; list them with `{}`",
                 shown(id),
                 at.table,
-                crate::vocabulary::hint::command("queue --state received,approved,in_progress,completed,rejected")
+                crate::vocabulary::hint::command(
+                    "queue --state received,approved,in_progress,completed,rejected"
+                )
             ),
         );
     };
@@ -489,7 +491,8 @@ async fn finish(
     if journal.status == RequestStatus::Completed {
         return Ok((true, id));
     }
-    let mut resumed = ForgetReport::new(&id, journal.scope.project_id.as_str(), "", journal.options);
+    let mut resumed =
+        ForgetReport::new(&id, journal.scope.project_id.as_str(), "", journal.options);
     let mut follow = observer();
     let outcome = crate::ops::forget::resume(ctx, journal, mode, &mut resumed, &mut *follow).await;
     if let Err(error) = &outcome {
@@ -510,7 +513,10 @@ async fn erase_group(
     observer: &mut dyn FnMut() -> Box<dyn TrackObserver>,
 ) -> anyhow::Result<BatchReport> {
     let mut file = tempfile::NamedTempFile::new().map_err(|e| {
-        Failure::new(ErrorCode::StateError, format!("creating the window's batch file: {e}"))
+        Failure::new(
+            ErrorCode::StateError,
+            format!("creating the window's batch file: {e}"),
+        )
     })?;
     for row in group {
         let line = serde_json::json!({
@@ -522,11 +528,18 @@ async fn erase_group(
             "note": format!("{NOTE_PREFIX}{}", row.request_id),
         });
         writeln!(file, "{line}").map_err(|e| {
-            Failure::new(ErrorCode::StateError, format!("writing the window's batch file: {e}"))
+            Failure::new(
+                ErrorCode::StateError,
+                format!("writing the window's batch file: {e}"),
+            )
         })?;
     }
-    file.flush()
-        .map_err(|e| Failure::new(ErrorCode::StateError, format!("writing the window's batch file: {e}")))?;
+    file.flush().map_err(|e| {
+        Failure::new(
+            ErrorCode::StateError,
+            format!("writing the window's batch file: {e}"),
+        )
+    })?;
     let path = file.path().to_path_buf();
     let how = BatchOptions {
         options: ForgetOptions {
@@ -548,8 +561,16 @@ async fn erase_group(
         &mut batch,
     )?;
     let mut confirmed = |_: usize| Ok(());
-    if let Err(error) =
-        forget_batch::run(ctx, plan, how, options.mode, &mut batch, &mut confirmed, observer).await
+    if let Err(error) = forget_batch::run(
+        ctx,
+        plan,
+        how,
+        options.mode,
+        &mut batch,
+        &mut confirmed,
+        observer,
+    )
+    .await
     {
         batch.settle();
         crate::vocabulary::output::warn(format!("{error:#}"));

@@ -91,7 +91,10 @@ pub fn add_months(time: u64, months: u32) -> u64 {
     let (days, seconds) = (time / DAY, time % DAY);
     let (year, month, day) = civil_from_days(days as i64);
     let index = i64::from(month) - 1 + i64::from(months);
-    let (year, month) = (year + index.div_euclid(12), (index.rem_euclid(12) + 1) as u32);
+    let (year, month) = (
+        year + index.div_euclid(12),
+        (index.rem_euclid(12) + 1) as u32,
+    );
     let day = day.min(days_in_month(year, month));
     (days_from_civil(year, month, day) as u64) * DAY + seconds
 }
@@ -148,7 +151,8 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -178,8 +182,14 @@ mod tests {
 
     #[test]
     fn gdpr_is_one_calendar_month_clamped_to_the_month_end() {
-        assert_eq!(rfc3339(Regime::Gdpr.due(at("2026-01-31"))), "2026-02-28T00:00:00Z");
-        assert_eq!(rfc3339(Regime::Gdpr.due(at("2028-01-31"))), "2028-02-29T00:00:00Z");
+        assert_eq!(
+            rfc3339(Regime::Gdpr.due(at("2026-01-31"))),
+            "2026-02-28T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(Regime::Gdpr.due(at("2028-01-31"))),
+            "2028-02-29T00:00:00Z"
+        );
         assert_eq!(
             rfc3339(Regime::Gdpr.due(at("2026-12-15T10:30:00Z"))),
             "2027-01-15T10:30:00Z"
@@ -192,12 +202,18 @@ mod tests {
 
     #[test]
     fn ccpa_and_fixed_days_count_days() {
-        assert_eq!(rfc3339(Regime::Ccpa.due(at("2026-01-01"))), "2026-02-15T00:00:00Z");
+        assert_eq!(
+            rfc3339(Regime::Ccpa.due(at("2026-01-01"))),
+            "2026-02-15T00:00:00Z"
+        );
         assert_eq!(
             Regime::Ccpa.latest_extension(at("2026-01-01")).map(rfc3339),
             Some("2026-04-01T00:00:00Z".to_string())
         );
-        assert_eq!(Regime::parse("days:10").map(|r| r.due(0)).ok(), Some(10 * DAY));
+        assert_eq!(
+            Regime::parse("days:10").map(|r| r.due(0)).ok(),
+            Some(10 * DAY)
+        );
         assert_eq!(Regime::Days(10).latest_extension(0), None);
         for bad in ["days:0", "days:x", "GDPR", "", "days:99999"] {
             assert!(Regime::parse(bad).is_err(), "{bad}");
@@ -211,6 +227,9 @@ mod tests {
             assert_eq!(days_from_civil(y, m, d), days);
         }
         assert_eq!(days_between(at("2026-12-01"), at("2026-11-21")), -10);
-        assert_eq!(days_between(at("2026-12-01"), at("2026-12-01T23:00:00Z")), 0);
+        assert_eq!(
+            days_between(at("2026-12-01"), at("2026-12-01T23:00:00Z")),
+            0
+        );
     }
 }

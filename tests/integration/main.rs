@@ -10,6 +10,7 @@ mod errors;
 mod forget;
 mod help;
 mod ids;
+mod intake;
 mod late;
 mod map;
 mod mutations;

@@ -95,7 +95,11 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         states,
     };
     let report = intake::queue(&at, &filter).await?;
-    output::emit(args.trail.server.output.output, &report, render::intake::queue)?;
+    output::emit(
+        args.trail.server.output.output,
+        &report,
+        render::intake::queue,
+    )?;
     if !report.overdue.is_empty() {
         return fail(
             ErrorCode::Overdue,
@@ -126,7 +130,9 @@ async fn run_window(args: RunArgs) -> anyhow::Result<()> {
     };
     let options = WindowOptions {
         due_within: args.due_within,
-        max_users: args.max_users.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        max_users: args
+            .max_users
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         require_approval: args.change.audit.require_approval
             || session.profile.audit.require_approval,
         mode: RunMode {
@@ -147,6 +153,10 @@ async fn run_window(args: RunArgs) -> anyhow::Result<()> {
     };
     let mut observer = || progress::for_stderr(args.wait.progress.settings());
     let report = intake::run_window(&ctx, &at, &options, &mut ask, &mut observer).await?;
-    output::emit(args.change.server.output.output, &report, render::intake::window)?;
+    output::emit(
+        args.change.server.output.output,
+        &report,
+        render::intake::window,
+    )?;
     report.verdict()
 }

@@ -36,8 +36,16 @@ pub struct ReportArgs {
 }
 
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
-    let from = args.from.as_deref().map(|t| parse_time("--from", t)).transpose()?;
-    let to = args.to.as_deref().map(|t| parse_time("--to", t)).transpose()?;
+    let from = args
+        .from
+        .as_deref()
+        .map(|t| parse_time("--from", t))
+        .transpose()?;
+    let to = args
+        .to
+        .as_deref()
+        .map(|t| parse_time("--to", t))
+        .transpose()?;
     let session = Session::trail(&args.trail)?;
     let open = session.open(false, None).await?;
     let ctx = open.context(&session);
@@ -48,10 +56,12 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         place: &session.place,
     };
     let report = compliance::report(&at, &ctx.journals(), from, to).await?;
-    let format = args.format.unwrap_or(match args.trail.server.output.output {
-        OutputFormat::Json => ReportFormat::Json,
-        _ => ReportFormat::Table,
-    });
+    let format = args
+        .format
+        .unwrap_or(match args.trail.server.output.output {
+            OutputFormat::Json => ReportFormat::Json,
+            _ => ReportFormat::Table,
+        });
     match format {
         ReportFormat::Json => output::emit(OutputFormat::Json, &report, |_| String::new()),
         ReportFormat::Table => output::emit(OutputFormat::Human, &report, render::intake::report),

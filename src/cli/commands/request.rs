@@ -31,7 +31,11 @@ pub struct AddArgs {
     #[arg(long, env = "CHFORGET_PROJECT")]
     pub project: String,
     /// The user_id to erase
-    #[arg(long = "user", value_name = "USER_ID", required_unless_present = "user_hex")]
+    #[arg(
+        long = "user",
+        value_name = "USER_ID",
+        required_unless_present = "user_hex"
+    )]
     pub user_id: Option<String>,
     /// The user_id as its bytes in hex (for ids with control characters)
     #[arg(long = "user-hex", value_name = "HEX", conflicts_with = "user_id")]
@@ -136,7 +140,11 @@ fn text(flag: &str, value: &str) -> anyhow::Result<String> {
 }
 
 async fn add(args: AddArgs) -> anyhow::Result<()> {
-    let subject = Subject::new(&args.project, args.user_id.as_deref(), args.user_hex.as_deref())?;
+    let subject = Subject::new(
+        &args.project,
+        args.user_id.as_deref(),
+        args.user_hex.as_deref(),
+    )?;
     let new = NewIntake {
         project_id: subject.project_id,
         user_id: user_arg(args.user_id.as_deref(), args.user_hex.as_deref())?,
@@ -174,7 +182,11 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
             added.request.request_id
         ));
     }
-    output::emit(args.trail.server.output.output, &added, render::intake::added)
+    output::emit(
+        args.trail.server.output.output,
+        &added,
+        render::intake::added,
+    )
 }
 
 async fn decide(trail: &TrailArgs, id: &str, decision: Decision) -> anyhow::Result<()> {
@@ -190,5 +202,9 @@ async fn decide(trail: &TrailArgs, id: &str, decision: Decision) -> anyhow::Resu
     if let Some(notice) = decided.notice.as_deref().filter(|n| !n.is_empty()) {
         crate::cli::warn(&format!("request {id} extended: {notice}"));
     }
-    output::emit(trail.server.output.output, &decided, render::intake::decided)
+    output::emit(
+        trail.server.output.output,
+        &decided,
+        render::intake::decided,
+    )
 }

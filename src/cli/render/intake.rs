@@ -19,7 +19,11 @@ fn request_fields(request: &Intake) -> String {
     if let Some(ticket) = &request.ticket {
         fields.push(("ticket", ticket.clone()));
     }
-    if let Some(reason) = request.extension_reason.as_ref().filter(|_| request.extended) {
+    if let Some(reason) = request
+        .extension_reason
+        .as_ref()
+        .filter(|_| request.extended)
+    {
         fields.push(("extended", reason.clone()));
     }
     if let Some(reason) = &request.reason {
@@ -38,13 +42,25 @@ pub fn decided(decided: &Decided) -> String {
 
 fn requests_table(requests: &[Intake]) -> String {
     output::table(
-        &["request", "ticket", "project", "state", "received", "due", "days left"],
+        &[
+            "request",
+            "ticket",
+            "project",
+            "state",
+            "received",
+            "due",
+            "days left",
+        ],
         requests.iter().map(|r| {
             vec![
                 r.request_id.clone(),
                 r.ticket.clone().unwrap_or_else(|| "-".to_string()),
                 r.project_id.clone(),
-                format!("{}{}", r.state.as_str(), if r.extended { " (extended)" } else { "" }),
+                format!(
+                    "{}{}",
+                    r.state.as_str(),
+                    if r.extended { " (extended)" } else { "" }
+                ),
                 r.received_at.clone(),
                 r.due_at.clone(),
                 match r.days_left {
@@ -78,7 +94,8 @@ pub fn window(report: &WindowReport) -> String {
 }
 
 pub fn report(report: &ComplianceReport) -> String {
-    let days = |spread: &crate::ops::compliance::Spread| match (spread.median_days, spread.p95_days) {
+    let days = |spread: &crate::ops::compliance::Spread| match (spread.median_days, spread.p95_days)
+    {
         (Some(median), Some(p95)) => format!("median {median}, p95 {p95}"),
         _ => "-".to_string(),
     };
@@ -112,7 +129,10 @@ pub fn report(report: &ComplianceReport) -> String {
         }
         out.push_str(&format!("{title}:\n"));
         for n in list {
-            out.push_str(&format!("  {} (due {}): {}\n", n.request_id, n.due_at, n.detail));
+            out.push_str(&format!(
+                "  {} (due {}): {}\n",
+                n.request_id, n.due_at, n.detail
+            ));
         }
     }
     out

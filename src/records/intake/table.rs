@@ -80,7 +80,11 @@ pub async fn ensure(server: &Server, table: &QualifiedTable, place: &Place) -> a
 }
 
 /// Append `rows` (state changes).
-pub async fn append(server: &Server, table: &QualifiedTable, rows: &[IntakeRow]) -> anyhow::Result<()> {
+pub async fn append(
+    server: &Server,
+    table: &QualifiedTable,
+    rows: &[IntakeRow],
+) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -96,7 +100,9 @@ pub async fn append(server: &Server, table: &QualifiedTable, rows: &[IntakeRow])
         insert.end().await
     };
     match tokio::time::timeout(budget, write).await {
-        Ok(result) => result.map_err(|e| classify_clickhouse(&e, during, ErrorCode::ServerError).into()),
+        Ok(result) => {
+            result.map_err(|e| classify_clickhouse(&e, during, ErrorCode::ServerError).into())
+        }
         Err(_) => Err(crate::vocabulary::error::Failure::new(
             ErrorCode::ConnectionFailed,
             format!("{during}: no answer from ClickHouse in time"),

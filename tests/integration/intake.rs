@@ -1,0 +1,321 @@
+//! Requests as they arrive (issue 20): recorded with their legal clock,
+//! decided, listed by `queue` (exit 9 when one is overdue), erased in a
+//! window by `queue run` (also after a kill -9), and reported on.
+
+use serde_json::Value;
+
+use crate::common::{TestDb, run};
+
+/// `chforget ARGS --output json`, which must exit `code`.
+fn json(db: &TestDb, args: &[&str], code: i32) -> Value {
+    let output = run(db.chforget().args(args).args(["--output", "json"]));
+    assert_eq!(
+        output.code, code,
+        "{args:?}: {}\n{}",
+        output.stderr, output.stdout
+    );
+    output.json()
+}
+
+fn add(db: &TestDb, project: &str, user: &str, ticket: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "request",
+        "add",
+        "--project",
+        project,
+        "--user",
+        user,
+        "--ticket",
+        ticket,
+    ];
+    args.extend_from_slice(extra);
+    json(db, &args, 0)
+}
+
+fn id(request: &Value) -> String {
+    request["request_id"]
+        .as_str()
+        .expect("request_id")
+        .to_string()
+}
+
+/// The rows the window erases: u1's in p1, p2 and p10.
+const ERASED: &str = "user_id = 'u1' AND project_id IN ('p1', 'p2', 'p10')";
+
+/// Five requests over three projects: a (p1 u1), b (p2 u1), c (p10 u1,
+/// received 40 days ago), d (p1 u2, to be rejected), e (p1 u10, never
+/// approved); a's ticket recorded twice.
+struct Five {
+    a: String,
+    b: String,
+    c: String,
+    d: String,
+    e: String,
+}
+
+fn five(db: &TestDb) -> Five {
+    let a = add(db, "p1", "u1", "T-A", &["--requested-by", "support"]);
+    assert_eq!(a["state"], "received");
+    assert_eq!(a["ticket"], "T-A");
+    for key in ["received_at", "due_at"] {
+        assert!(a[key].is_string(), "{a:#}");
+    }
+    assert_eq!(a["hidden_at"], Value::Null);
+    assert_eq!(a["completed_at"], Value::Null);
+    let again = add(db, "p1", "u1", "T-A", &[]);
+    assert_eq!(id(&again), id(&a), "the same ticket is the same request");
+    let forty_days_ago = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400),
+    )
+    .to_string();
+    Five {
+        a: id(&a),
+        b: id(&add(db, "p2", "u1", "T-B", &[])),
+        c: id(&add(
+            db,
+            "p10",
+            "u1",
+            "T-C",
+            &["--received-at", &forty_days_ago],
+        )),
+        d: id(&add(db, "p1", "u2", "T-D", &[])),
+        e: id(&add(db, "p1", "u10", "T-E", &["--regime", "ccpa"])),
+    }
+}
+
+fn queue_ids(report: &Value) -> Vec<String> {
+    report["requests"]
+        .as_array()
+        .expect("requests[]")
+        .iter()
+        .map(id)
+        .collect()
+}
+
+/// Decide the five: c is overdue until extended; a, b, c approved, d
+/// rejected, e left received.
+fn decide(db: &TestDb, five: &Five) {
+    let queue = json(db, &["queue"], 9);
+    let listed = queue_ids(&queue);
+    assert_eq!(listed.len(), 5, "{queue:#}");
+    assert_eq!(listed[0], five.c, "the overdue one first: {queue:#}");
+    let c = &queue["requests"][0];
+    assert_eq!(c["overdue"], true);
+    assert!(c["days_left"].as_i64() < Some(0), "{c:#}");
+    assert_eq!(queue["overdue"], serde_json::json!([five.c]));
+
+    let extended = json(
+        db,
+        &[
+            "request",
+            "extend",
+            &five.c,
+            "--reason",
+            "backups to search",
+        ],
+        0,
+    );
+    assert_eq!(extended["extended"], true);
+    assert_eq!(extended["extension_reason"], "backups to search");
+    assert!(
+        extended["notice"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("told"),
+        "{extended:#}"
+    );
+    for approved in [&five.a, &five.b, &five.c] {
+        let decided = json(
+            db,
+            &["request", "approve", approved, "--approved-by", "dpo"],
+            0,
+        );
+        assert_eq!(decided["state"], "approved");
+    }
+    let rejected = json(
+        db,
+        &["request", "reject", &five.d, "--reason", "not our customer"],
+        0,
+    );
+    assert_eq!(rejected["state"], "rejected");
+    // Decisions follow the states: a rejected request is not approved.
+    let refused = run(db
+        .chforget()
+        .args(["request", "approve", &five.d, "--approved-by", "dpo"]));
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    // Nothing is overdue any more.
+    let queue = json(db, &["queue"], 0);
+    assert_eq!(queue_ids(&queue).len(), 4, "{queue:#}");
+    let soon = json(db, &["queue", "--due-within", "35d"], 0);
+    assert!(
+        !queue_ids(&soon).contains(&five.c),
+        "c is extended: {soon:#}"
+    );
+}
+
+/// Once the window ran: a, b, c completed (user id hashed, an erasure
+/// journal and audit record each), d rejected, e received; only their
+/// rows gone.
+async fn assert_window_done(db: &TestDb, five: &Five, kept: (u64, u64)) {
+    assert_eq!(
+        db.count(&format!("SELECT count() FROM events WHERE {ERASED}"))
+            .await,
+        0
+    );
+    assert_eq!(db.fingerprint(&format!("NOT ({ERASED})")).await, kept);
+    let all = json(
+        db,
+        &[
+            "queue",
+            "--state",
+            "received,approved,in_progress,completed,rejected",
+        ],
+        0,
+    );
+    let state = |which: &str| {
+        all["requests"]
+            .as_array()
+            .expect("requests[]")
+            .iter()
+            .find(|r| r["request_id"] == which)
+            .cloned()
+            .unwrap_or_else(|| panic!("{which} not listed: {all:#}"))
+    };
+    let audit = std::fs::read_to_string(db.state_path().join("audit.jsonl")).expect("audit.jsonl");
+    for done in [&five.a, &five.b, &five.c] {
+        let request = state(done);
+        assert_eq!(request["state"], "completed", "{request:#}");
+        assert!(request["completed_at"].is_string(), "{request:#}");
+        assert_eq!(request["user_id_hashed"], true, "{request:#}");
+        assert!(
+            request["user_id"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("hmac-sha256:")
+        );
+        let erasure = request["erasure_id"].as_str().expect("erasure_id");
+        assert!(
+            db.state_path()
+                .join("requests")
+                .join(format!("{erasure}.json"))
+                .exists(),
+            "no journal for {done}"
+        );
+        assert!(audit.contains(erasure), "no audit record for {done}");
+    }
+    assert_eq!(state(&five.d)["state"], "rejected");
+    assert_eq!(state(&five.e)["state"], "received");
+    // The raw user ids are gone from the history of completed requests.
+    let raw = db
+        .count(&format!(
+            "SELECT count() FROM forget_requests WHERE request_id IN ('{}', '{}', '{}') AND user_id = 'u1'",
+            five.a, five.b, five.c
+        ))
+        .await;
+    assert_eq!(
+        raw, 0,
+        "a completed request's history still holds its raw user id"
+    );
+}
+
+#[tokio::test]
+async fn a_window_erases_the_approved_requests_and_the_report_counts_them() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let kept = db.fingerprint(&format!("NOT ({ERASED})")).await;
+    let five = five(&db);
+    decide(&db, &five);
+
+    let window = json(
+        db_ref(&db),
+        &["queue", "run", "--yes", "--require-approval"],
+        0,
+    );
+    assert_eq!(window["completed"], 3, "{window:#}");
+    assert_eq!(window["left_open"], 0, "{window:#}");
+    assert_window_done(&db, &five, kept).await;
+    // One statement per project of the window: each erasure's mutation.
+    let mutations = db
+        .count(&format!(
+            "SELECT count() FROM system.mutations WHERE database = '{}' AND table = 'events'",
+            db.name
+        ))
+        .await;
+    assert_eq!(mutations, 3);
+
+    let markdown = run(db.chforget().args(["report", "--format", "markdown"]));
+    assert_eq!(markdown.code, 0, "{}", markdown.stderr);
+    for row in [
+        "| Received | 5 |",
+        "| Completed | 3 |",
+        "| Completed on time | 3 (100 %) |",
+        "| Rejected | 1 |",
+        "| Extended | 1 |",
+        "| Open | 1 |",
+        "| Overdue | 0 |",
+        "not our customer",
+        "backups to search",
+    ] {
+        assert!(
+            markdown.stdout.contains(row),
+            "{row} not in:\n{}",
+            markdown.stdout
+        );
+    }
+    let report = json(&db, &["report"], 0);
+    assert_eq!(report["to_completed"]["count"], 3);
+    // c was received 40 days ago: its days to completion are the p95.
+    assert!(
+        report["to_completed"]["p95_days"].as_f64() >= Some(39.9),
+        "{report:#}"
+    );
+    let csv = run(db.chforget().args(["report", "--format", "csv"]));
+    assert!(
+        csv.stdout.starts_with("measure,value\nreceived,5\n"),
+        "{}",
+        csv.stdout
+    );
+}
+
+fn db_ref(db: &TestDb) -> &TestDb {
+    db
+}
+
+#[tokio::test]
+async fn a_window_killed_mid_mutation_finishes_without_a_second_statement() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let kept = db.fingerprint(&format!("NOT ({ERASED})")).await;
+    let five = five(&db);
+    decide(&db, &five);
+    let crashed = run(db.chforget().env("CHFORGET_CRASH_AT", "sent:0").args([
+        "queue",
+        "run",
+        "--yes",
+        "--require-approval",
+    ]));
+    assert_ne!(crashed.code, 0, "the crash point was not reached");
+    let midway = json(&db, &["queue", "--state", "in_progress"], 0);
+    assert_eq!(queue_ids(&midway).len(), 3, "{midway:#}");
+
+    let window = json(&db, &["queue", "run", "--yes", "--require-approval"], 0);
+    assert_eq!(window["completed"], 3, "{window:#}");
+    assert_eq!(
+        window["resumed"].as_array().map(Vec::len),
+        Some(1),
+        "{window:#}"
+    );
+    assert_window_done(&db, &five, kept).await;
+    // Every erasure sent its statement once.
+    let per_erasure: Vec<(String, u64)> = db
+        .client
+        .query(&format!(
+            "SELECT extract(command, 'chforget:([0-9a-f-]+):') AS request, count() FROM system.mutations WHERE database = '{}' AND table = 'events' GROUP BY request",
+            db.name
+        ))
+        .fetch_all()
+        .await
+        .expect("mutations");
+    assert_eq!(per_erasure.len(), 3, "{per_erasure:?}");
+    assert!(per_erasure.iter().all(|(_, n)| *n == 1), "{per_erasure:?}");
+}
