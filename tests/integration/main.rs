@@ -12,6 +12,7 @@ mod help;
 mod ids;
 mod late;
 mod map;
+mod map_hostile;
 mod mutations;
 mod physical;
 mod progress;

@@ -1,0 +1,89 @@
+//! Hostile tests of mapped erasure (issue 19): each one is a way a reviewed
+//! personal-data map makes `forget` delete a row the request does not
+//! target, leave a row it does while reporting `completed`, or fail a
+//! request it should finish.
+
+use serde_json::Value;
+
+use crate::common::{Run, TestDb, run};
+
+/// A map erasing the events table (as the profile has it) and
+/// re-aggregating its rollups, plus `extra` (`[[table]]` entries).
+fn write_map(db: &TestDb, extra: &str) -> std::path::PathBuf {
+    let name = &db.name;
+    let text = format!(
+        "[[table]]\ndatabase = \"{name}\"\ntable = \"events\"\nrole = \"erase\"\n\
+         user_id_columns = [\"user_id\"]\nanonymous_id_columns = [\"anonymous_id\"]\n\
+         project_column = \"project_id\"\n\n\
+         [[table]]\ndatabase = \"{name}\"\ntable = \"daily_rollup\"\nrole = \"reaggregate\"\n\n\
+         [[table]]\ndatabase = \"{name}\"\ntable = \"sessions\"\nrole = \"reaggregate\"\n\n{extra}"
+    );
+    let path = db.state_path().join("personal-data.toml");
+    std::fs::write(&path, text).expect("map written");
+    path
+}
+
+/// `forget --project p1 --user USER --yes --output json --map MAP` and
+/// `extra` flags.
+fn forget_mapped(db: &TestDb, user: &str, map: &std::path::Path, extra: &[&str]) -> Run {
+    run(db
+        .chforget()
+        .args(["forget", "--project", "p1", "--user", user, "--yes"])
+        .args(["--output", "json", "--map", map.to_str().expect("utf-8")])
+        .args(extra))
+}
+
+async fn rows(db: &TestDb, sql: &str) -> Vec<String> {
+    db.client
+        .query_raw(sql)
+        .fetch_all::<String>()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A mapped table whose user-id column is numeric (UInt64): the ids are
+/// compared as the column's type, so `--user 042` (another subject than
+/// user 42 on the events table, whose user_id is a String) deletes user
+/// 42's rows on the current engine, and a user id that is not a number
+/// (or any id on 18.16) fails the request at its first count.
+#[tokio::test]
+async fn a_numeric_user_id_column_erases_only_the_id_as_written() {
+    let db = crate::test_db!();
+    db.seed().await;
+    db.exec(
+        "CREATE TABLE orders (user_id UInt64, note String) ENGINE = MergeTree ORDER BY user_id",
+    )
+    .await;
+    db.exec("INSERT INTO orders VALUES (42, 'user 42'), (43, 'user 43')")
+        .await;
+    let name = &db.name;
+    let map = write_map(
+        &db,
+        &format!(
+            "[[table]]\ndatabase = \"{name}\"\ntable = \"orders\"\nrole = \"erase\"\nuser_id_columns = [\"user_id\"]\n"
+        ),
+    );
+
+    // "042" is not 42: user 42's order must stay.
+    let zero_padded = forget_mapped(&db, "042", &map, &[]);
+    assert_eq!(
+        zero_padded.code, 0,
+        "{}\n{}",
+        zero_padded.stderr, zero_padded.stdout
+    );
+    assert_eq!(zero_padded.json()["status"], "completed");
+    assert_eq!(
+        rows(&db, "SELECT note FROM orders ORDER BY note").await,
+        ["user 42", "user 43"],
+        "forgetting user \"042\" deleted another subject's row"
+    );
+
+    // u1 cannot be in a UInt64 column: the request finishes.
+    let textual = forget_mapped(&db, "u1", &map, &[]);
+    assert_eq!(textual.code, 0, "{}\n{}", textual.stderr, textual.stdout);
+    assert_eq!(textual.json()["status"], "completed");
+    assert_eq!(
+        rows(&db, "SELECT note FROM orders ORDER BY note").await,
+        ["user 42", "user 43"]
+    );
+}
