@@ -87,3 +87,39 @@ async fn a_numeric_user_id_column_erases_only_the_id_as_written() {
         ["user 42", "user 43"]
     );
 }
+
+/// A map entry with role erase naming only `email_columns` (what `map
+/// --write` drafts for a table with an `email` column) passes validation,
+/// is reported as erased, yet gets no statement: the table is left as it
+/// was and the request says `completed`.
+#[tokio::test]
+async fn an_email_only_entry_is_never_reported_completed_untouched() {
+    let db = crate::test_db!();
+    db.seed().await;
+    db.exec("CREATE TABLE contacts (email String, note String) ENGINE = MergeTree ORDER BY email")
+        .await;
+    db.exec("INSERT INTO contacts VALUES ('u1@example.com', 'u1'), ('u2@example.com', 'u2')")
+        .await;
+    let name = &db.name;
+    let map = write_map(
+        &db,
+        &format!(
+            "[[table]]\ndatabase = \"{name}\"\ntable = \"contacts\"\nrole = \"erase\"\nemail_columns = [\"email\"]\n"
+        ),
+    );
+    let output = forget_mapped(&db, "u1", &map, &[]);
+    if output.code == 0 {
+        let report = output.json();
+        let contacts = report["tables"]
+            .as_array()
+            .expect("tables[]")
+            .iter()
+            .find(|t| t["table"] == format!("{name}.contacts"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_ne!(
+            report["status"], "completed",
+            "contacts is mapped erase but got no statement: {contacts:#}"
+        );
+    }
+}
