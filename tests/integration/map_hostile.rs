@@ -123,3 +123,42 @@ async fn an_email_only_entry_is_never_reported_completed_untouched() {
         );
     }
 }
+
+/// A Buffer in another database in front of a mapped table: its unflushed
+/// row of u1 is not flushed before counting (discovery reads the request's
+/// database only), the request says `completed`, and the row lands in the
+/// mapped table on the next flush.
+#[tokio::test]
+async fn a_buffer_in_another_database_is_flushed_before_counting() {
+    let db = crate::test_db!();
+    let buffers = crate::test_db!("_buffers");
+    db.seed().await;
+    let name = &db.name;
+    db.exec("CREATE TABLE logins (uid String, note String) ENGINE = MergeTree ORDER BY note")
+        .await;
+    db.exec("INSERT INTO logins VALUES ('u1', 'flushed'), ('u2', 'other')")
+        .await;
+    buffers
+        .exec(&format!(
+            "CREATE TABLE logins_buffer AS {name}.logins ENGINE = Buffer({name}, logins, 16, 1000, 1000, 10000, 1000000, 10000000, 100000000)"
+        ))
+        .await;
+    buffers
+        .exec("INSERT INTO logins_buffer VALUES ('u1', 'buffered')")
+        .await;
+    let map = write_map(
+        &db,
+        &format!(
+            "[[table]]\ndatabase = \"{name}\"\ntable = \"logins\"\nrole = \"erase\"\nuser_id_columns = [\"uid\"]\n"
+        ),
+    );
+    let output = forget_mapped(&db, "u1", &map, &[]);
+    assert_eq!(output.code, 0, "{}\n{}", output.stderr, output.stdout);
+    let status = output.json()["status"].clone();
+    buffers.exec("OPTIMIZE TABLE logins_buffer").await;
+    let left = rows(&db, "SELECT note FROM logins WHERE uid = 'u1'").await;
+    assert!(
+        status != "completed" || left.is_empty(),
+        "status {status} but u1's buffered row is in logins after the flush: {left:?}"
+    );
+}
