@@ -162,3 +162,38 @@ async fn a_buffer_in_another_database_is_flushed_before_counting() {
         "status {status} but u1's buffered row is in logins after the flush: {left:?}"
     );
 }
+
+/// The map's entry for the events table names a second user-id column
+/// (`map --write` drafts `referrer_user_id` there): forget ignores the
+/// entry's columns for the events table, erases by `user_id` alone and
+/// says `completed` while u1 is still in `referrer_user_id`.
+#[tokio::test]
+async fn the_events_entry_columns_are_erased_or_refused() {
+    let db = crate::test_db!();
+    db.seed().await;
+    db.exec("ALTER TABLE events ADD COLUMN referrer_user_id String DEFAULT ''")
+        .await;
+    db.exec(
+        "INSERT INTO events (project_id, user_id, anonymous_id, session_id, event, url, ip_hash, ts, referrer_user_id) \
+         VALUES ('p1', 'u9', 'a9', 's9', 'invite', 'x', 'ip', '2026-11-01 00:00:00', 'u1')",
+    )
+    .await;
+    let path = db.state_path().join("drafted.toml");
+    let drafted = run(db
+        .chforget()
+        .args(["map", "--write", path.to_str().expect("utf-8")]));
+    assert_eq!(drafted.code, 0, "{}", drafted.stderr);
+    let text = std::fs::read_to_string(&path).expect("map");
+    assert!(text.contains("referrer_user_id"), "{text}");
+    let output = forget_mapped(&db, "u1", &path, &[]);
+    if output.code == 0 {
+        let status = output.json()["status"].clone();
+        let left = db
+            .count("SELECT count() FROM events WHERE referrer_user_id = 'u1'")
+            .await;
+        assert!(
+            left == 0 || status != "completed",
+            "status {status}, yet u1 is still in {left} row(s) of events.referrer_user_id, a user-id column of the map"
+        );
+    }
+}
