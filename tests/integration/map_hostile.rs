@@ -197,3 +197,39 @@ async fn the_events_entry_columns_are_erased_or_refused() {
         );
     }
 }
+
+/// A mapped table shaped like the events table (Nullable user id, an
+/// anonymous id): `forget --anonymous` counts both kinds in one scan,
+/// telling them apart by `NOT (user_id IN (...))`, which is
+/// Nullable(UInt8) on the current engine; the count does not decode and
+/// the request fails before anything is issued.
+#[tokio::test]
+async fn a_nullable_user_column_with_anonymous_ids_is_counted() {
+    let db = crate::test_db!();
+    db.seed().await;
+    db.exec(
+        "CREATE TABLE identified (user_id Nullable(String), anonymous_id String, note String) \
+         ENGINE = MergeTree ORDER BY note",
+    )
+    .await;
+    db.exec(
+        "INSERT INTO identified VALUES ('u1', 'a1', 'u1'), (NULL, 'a1', 'a1 anonymous'), \
+         ('u2', 'a1', 'u2 on a1'), (NULL, 'a9', 'never stitched')",
+    )
+    .await;
+    let name = &db.name;
+    let map = write_map(
+        &db,
+        &format!(
+            "[[table]]\ndatabase = \"{name}\"\ntable = \"identified\"\nrole = \"erase\"\n\
+             user_id_columns = [\"user_id\"]\nanonymous_id_columns = [\"anonymous_id\"]\n"
+        ),
+    );
+    let output = forget_mapped(&db, "u1", &map, &["--anonymous"]);
+    assert_eq!(output.code, 0, "{}\n{}", output.stderr, output.stdout);
+    assert_eq!(output.json()["status"], "completed");
+    assert_eq!(
+        rows(&db, "SELECT note FROM identified ORDER BY note").await,
+        ["never stitched", "u2 on a1"]
+    );
+}
