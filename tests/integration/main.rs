@@ -13,6 +13,7 @@ mod ids;
 mod intake;
 mod late;
 mod map;
+mod map_hostile;
 mod mutations;
 mod physical;
 mod progress;
