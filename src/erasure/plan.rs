@@ -538,7 +538,11 @@ impl Target {
             // predicate listed users only: NULL tells the two apart.
             TargetKind::UserAndAnonymous if self.shared.is_empty() => vec![(
                 match mapped {
-                    Some(_) => format!("NOT ({})", self.predicate_of(TargetKind::User, scope)?),
+                    // NULL where the user-id column is: an anonymous row.
+                    Some(_) => format!(
+                        "ifNull(NOT ({}), 1)",
+                        self.predicate_of(TargetKind::User, scope)?
+                    ),
                     None => format!("isNull({})", scope.columns.user_id),
                 },
                 self.predicate(scope)?,
@@ -676,8 +680,18 @@ pub fn plan_mapped(
     } else {
         users
     };
+    // Without a user-id column, a shared id's rows cannot be told apart
+    // from other users': they go only with --include-shared.
+    let unshared: Vec<StitchedId>;
     let stitched = if mapped.anonymous_id_columns.is_empty() {
         &[]
+    } else if mapped.user_id_columns.is_empty() && !options.include_shared {
+        unshared = stitched
+            .iter()
+            .filter(|s| !s.is_shared())
+            .cloned()
+            .collect();
+        &unshared[..]
     } else {
         stitched
     };

@@ -56,37 +56,76 @@ pub async fn check(
 ) -> anyhow::Result<Covered> {
     let schema = discover::read_schema(server, discover::RowsToo::No).await?;
     let found = discover::classify(&schema, profile, is_chforget_own);
-    let covered = judge(&found, profile, map, scope)?;
-    // A mapped table must exist with the columns the map names: a statement
-    // on a column that is not there would fail only once issued.
+    let mut covered = judge(&found, profile, map, scope)?;
+    // A mapped table must exist, in any database, with the columns the map
+    // names, holding text: a statement on a column that is not there would
+    // fail only once issued, and a number compares '042' equal to 42.
+    let pairs: Vec<(String, String)> = covered
+        .erased
+        .iter()
+        .map(|t| {
+            (
+                t.database.as_str().to_string(),
+                t.table.as_str().to_string(),
+            )
+        })
+        .collect();
+    let columns = discover::columns_of(server, &pairs).await?;
     for erased in &covered.erased {
-        if erased.database != scope.database {
-            continue;
-        }
-        let Some(info) = schema
-            .tables
+        let of_table: Vec<&discover::TypedColumn> = columns
             .iter()
-            .find(|t| t.name == erased.table.as_str())
-        else {
+            .filter(|c| c.database == erased.database.as_str() && c.table == erased.table.as_str())
+            .collect();
+        if of_table.is_empty() {
             return Err(mismatch(format!(
-                "the map{} erases {}, which is not in database {}",
+                "the map{} erases {}, which does not exist",
                 shown_source(map),
-                erased.qualified(),
-                scope.database
+                erased.qualified()
             )));
-        };
-        let columns = erased
+        }
+        let named = erased
             .user_id_columns
             .iter()
             .chain(&erased.anonymous_id_columns)
             .chain(&erased.project_column);
-        for column in columns {
-            if !info.columns.iter().any(|c| c.name == column.as_str()) {
+        for column in named {
+            let Some(found) = of_table.iter().find(|c| c.name == column.as_str()) else {
                 return Err(mismatch(format!(
-                    "the map{} names column {column} of {}, which has no such column",
+                    "the map{} names column {} of {}, which has no such column",
                     shown_source(map),
+                    column.as_str(),
                     erased.qualified()
                 )));
+            };
+            if !discover::is_text_type(&found.r#type) {
+                return Err(mismatch(format!(
+                    "column {} of {} is {}: chforget compares ids as text and erases by String columns only (also Nullable or LowCardinality); a {} would match other ids ('042' equals 42, or an id cut to its length). Map a String column, or ignore the table with a reason and erase it by hand",
+                    column.as_str(),
+                    erased.qualified(),
+                    found.r#type,
+                    found.r#type
+                )));
+            }
+        }
+    }
+    // Rows waiting in a Buffer of any database in front of a mapped table.
+    let mut targets = pairs;
+    targets.push((
+        scope.database.as_str().to_string(),
+        scope.events.as_str().to_string(),
+    ));
+    for (database, name) in discover::buffers_into(server, &targets).await? {
+        if let (Ok(database), Ok(table)) = (Ident::new(&database), Ident::new(&name)) {
+            let buffer = QualifiedTable { database, table };
+            if !covered.buffers.contains(&buffer) {
+                covered.coverage.tables.push(CoveredTable {
+                    table: buffer.plain(),
+                    role: "flushed".to_string(),
+                    reason: Some(
+                        "a Buffer in front of a mapped table; flushed before counting".to_string(),
+                    ),
+                });
+                covered.buffers.push(buffer);
             }
         }
     }
@@ -212,6 +251,9 @@ pub fn judge(
         }
         for entry in &data_map.tables {
             let is_events = entry.database.as_str() == database && entry.table == scope.events;
+            if entry.role == Role::Erase {
+                refuse_unsupported(entry, is_events, profile, map)?;
+            }
             if entry.role == Role::Erase && !is_events {
                 covered.erased.push(ErasedTable {
                     database: entry.database.clone(),
@@ -242,6 +284,55 @@ pub fn judge(
         return Err(mismatch(refusal(unmapped, map, found)));
     }
     Ok(covered)
+}
+
+/// What an `erase` entry asks that chforget cannot do: erase by e-mail
+/// alone, or erase the events table by columns other than the profile's.
+/// Refused rather than reported done.
+fn refuse_unsupported(
+    entry: &MappedTable,
+    is_events: bool,
+    profile: &Profile,
+    map: &RequestMap,
+) -> anyhow::Result<()> {
+    let name = format!("{}.{}", entry.database.as_str(), entry.table.as_str());
+    if entry.user_id_columns.is_empty() && entry.anonymous_id_columns.is_empty() {
+        return Err(mismatch(format!(
+            "the map{} erases {name} by e-mail columns only ({}): chforget erases by user ids and anonymous ids; name the table's user-id columns, or ignore it with a reason and erase it by hand",
+            shown_source(map),
+            entry
+                .email_columns
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if is_events {
+        let own_user = profile.columns.user_id.as_str();
+        let own_anonymous = profile.columns.anonymous_id.as_str();
+        let extra: Vec<&str> = entry
+            .user_id_columns
+            .iter()
+            .map(|c| c.as_str())
+            .filter(|c| *c != own_user)
+            .chain(
+                entry
+                    .anonymous_id_columns
+                    .iter()
+                    .map(|c| c.as_str())
+                    .filter(|c| *c != own_anonymous),
+            )
+            .collect();
+        if !extra.is_empty() {
+            return Err(mismatch(format!(
+                "the map{} erases the events table {name} by {}, but chforget erases it by the profile's columns ({own_user}, {own_anonymous}) only: rows holding the ids there alone would stay. Remove them from the entry once you know they hold no ids to erase, or erase them by hand",
+                shown_source(map),
+                extra.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The role a map entry gives, and what the report says of it.

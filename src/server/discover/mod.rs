@@ -273,6 +273,103 @@ pub async fn read_schema(server: &Server, with_rows: RowsToo) -> anyhow::Result<
     })
 }
 
+#[derive(Row, Deserialize)]
+struct BufferRow {
+    database: String,
+    name: String,
+    engine_full: String,
+}
+
+/// `Buffer` tables in any database whose destination is one of `tables`
+/// (`(database, table)`): their rows are not in the table until flushed.
+pub async fn buffers_into(
+    server: &Server,
+    tables: &[(String, String)],
+) -> anyhow::Result<Vec<(String, String)>> {
+    if tables.is_empty()
+        || !server
+            .capabilities
+            .system_tables_columns
+            .iter()
+            .any(|c| c == "engine_full")
+    {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<BufferRow> = server
+        .fetch(
+            "SELECT database, name, engine_full FROM system.tables WHERE engine = 'Buffer'",
+            "looking for Buffer tables in front of the mapped tables",
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| {
+            let arguments = lineage::engine_arguments(&row.engine_full);
+            match (arguments.first(), arguments.get(1)) {
+                (Some(db), Some(table)) => tables
+                    .iter()
+                    .any(|(d, t)| d == lineage::unquoted(db) && t == lineage::unquoted(table)),
+                _ => false,
+            }
+        })
+        .map(|row| (row.database, row.name))
+        .collect())
+}
+
+#[derive(Row, Deserialize, Clone)]
+pub struct TypedColumn {
+    pub database: String,
+    pub table: String,
+    pub name: String,
+    pub r#type: String,
+}
+
+/// The columns of `tables` (`(database, table)`), in any database.
+pub async fn columns_of(
+    server: &Server,
+    tables: &[(String, String)],
+) -> anyhow::Result<Vec<TypedColumn>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let databases: Vec<&str> = tables.iter().map(|(d, _)| d.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|(_, t)| t.as_str()).collect();
+    let sql = format!(
+        "SELECT database, table, name, type FROM system.columns WHERE database IN {} AND table IN {}",
+        crate::vocabulary::sql::literal_list(&databases),
+        crate::vocabulary::sql::literal_list(&names)
+    );
+    let columns: Vec<TypedColumn> = server
+        .fetch(&sql, "reading the mapped tables' columns")
+        .await?;
+    Ok(columns
+        .into_iter()
+        .filter(|c| {
+            tables
+                .iter()
+                .any(|(d, t)| *d == c.database && *t == c.table)
+        })
+        .collect())
+}
+
+/// Whether a column of type `type` holds text chforget compares ids with
+/// exactly: `String`, possibly `Nullable` and `LowCardinality` (a number
+/// would compare `'042'` equal to 42; a `FixedString` pads with zero bytes).
+pub fn is_text_type(r#type: &str) -> bool {
+    let mut inner = r#type.trim();
+    loop {
+        let unwrapped = ["LowCardinality(", "Nullable("].iter().find_map(|w| {
+            inner
+                .strip_prefix(w)
+                .and_then(|rest| rest.strip_suffix(')'))
+        });
+        match unwrapped {
+            Some(rest) => inner = rest.trim(),
+            None => return inner == "String",
+        }
+    }
+}
+
 /// The kind of id a column named `name` holds, if its name says so: the
 /// profile's id columns, its `[map]` patterns, then [`ID_COLUMN_PATTERNS`].
 pub fn id_kind(name: &str, profile: &Profile) -> Option<IdKind> {
