@@ -72,12 +72,12 @@ pub enum Command {
     Audit(audit::AuditCommand),
     /// Finish an interrupted request from its journal, issuing nothing twice
     Resume(resume::ResumeArgs),
-    /// Record requests as they arrive, and the decisions on them (approve, reject, extend)
+    /// Record requests as they arrive, and approve, reject or extend them
     #[command(subcommand)]
     Request(request::RequestCommand),
-    /// List the open requests with their due dates (exit 9 when one is overdue); `queue run` erases them
+    /// List open requests and due dates (exit 9 if overdue); `queue run` erases
     Queue(queue::QueueArgs),
-    /// How the requests of a period were answered: on time, days to completion, overdue, extensions
+    /// How a period's requests were answered: on time, days taken, overdue
     Report(report::ReportArgs),
     /// Recompute a project's daily_rollup and sessions rows for a day range from the events
     Rollup(rollup::RollupArgs),

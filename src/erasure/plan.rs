@@ -464,30 +464,23 @@ impl Target {
     }
 
     /// The id a mapped table's row is counted under: the first column of
-    /// the kind that holds one of the ids (user ids as text, anonymous ids
-    /// as hex, as the events table's count gives them).
+    /// the kind that holds one of the ids, as text (the count template
+    /// shows it as the events table's count does: anonymous ids in hex).
     fn mapped_id_of_row(&self, mapped: &ErasedTable) -> (String, String) {
-        let first = |columns: &[Ident], list: &str, shown: &dyn Fn(&Ident) -> String| match columns
-        {
+        let first = |columns: &[Ident], list: &str| match columns {
             [] => "''".to_string(),
-            [one] => shown(one),
+            [one] => format!("toString({one})"),
             many => {
                 let arms: Vec<String> = many
                     .iter()
-                    .map(|c| format!("{c} IN {list}, {}", shown(c)))
+                    .map(|c| format!("{c} IN {list}, toString({c})"))
                     .collect();
                 format!("multiIf({}, '')", arms.join(", "))
             }
         };
-        let users = literal_list(&self.users);
-        let anonymous = literal_list(&self.anonymous);
         (
-            first(&mapped.user_id_columns, &users, &|c| {
-                format!("toString(assumeNotNull({c}))")
-            }),
-            first(&mapped.anonymous_id_columns, &anonymous, &|c| {
-                format!("hex(assumeNotNull({c}))")
-            }),
+            first(&mapped.user_id_columns, &literal_list(&self.users)),
+            first(&mapped.anonymous_id_columns, &literal_list(&self.anonymous)),
         )
     }
 

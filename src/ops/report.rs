@@ -149,7 +149,17 @@ impl ForgetReport {
         self.status = result.outcome.of_request(journal);
         self.verified = result.verified;
         self.rows = rows_by_kind(&journal.targets, result.after.as_ref());
-        self.tables = table_reports(journal, result.after.as_ref());
+        // The statements as planned stay (once completed, the journal holds
+        // the anonymous ids as hashes); rows and mutations are the run's.
+        let now = table_reports(journal, result.after.as_ref());
+        if self.tables.len() == now.len() {
+            for (table, run) in self.tables.iter_mut().zip(now) {
+                table.rows = run.rows;
+                table.mutations = run.mutations;
+            }
+        } else {
+            self.tables = now;
+        }
         if result.rollups.is_some() {
             self.rollups = result.rollups.clone();
         }

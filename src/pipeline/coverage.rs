@@ -404,7 +404,7 @@ fn refusal(unmapped: &[String], map: &RequestMap, found: &[FoundTable]) -> Strin
         },
         if unmapped.len() == 1 { "it" } else { "them" },
         described.join("; "),
-        hint::command("map --write personal-data.toml")
+        hint::server_command("map --write personal-data.toml")
     )
 }
 

@@ -85,6 +85,20 @@ pub fn command(words: &str) -> String {
     )
 }
 
+/// `chforget WORDS` for a command that reads the server and the profile
+/// only (`map`, `doctor`): this run's server and `--config`, no state
+/// directory.
+pub fn server_command(words: &str) -> String {
+    let flags = flags();
+    spell(
+        words,
+        flags
+            .server
+            .iter()
+            .chain(flags.local.iter().filter(|(flag, _)| *flag == "--config")),
+    )
+}
+
 /// As [`command`], on the server at `url` (and in `database`, when
 /// given) instead of this run's.
 pub fn command_on(words: &str, url: &str, database: Option<&str>) -> String {

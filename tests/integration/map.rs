@@ -559,8 +559,30 @@ async fn a_reviewed_map_erases_every_table_and_leaves_every_other_row() {
         table_fingerprint(&db, "events", "session_id", "session_id = 's-buffered'").await;
     assert_eq!(buffered.0, 0, "the Buffer's row of u1 survived");
 
-    // The audit record lists every table, and the ignored ones' reasons.
+    // The user's own figures (the audit record's) count every table's rows,
+    // the mapped tables' anonymous rows included.
+    let per_kind = |kind: &str| -> u64 {
+        tables
+            .iter()
+            .filter_map(|t| t["rows"][kind]["before"].as_u64())
+            .sum()
+    };
     let request_id = report["request_id"].as_str().expect("request_id");
+    let lines = std::fs::read_to_string(db.state_path().join("audit.jsonl")).expect("audit.jsonl");
+    let record: Value = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .rfind(|r| r["request_id"] == request_id)
+        .expect("an audit record");
+    for kind in ["user", "anonymous"] {
+        assert_eq!(
+            record["rows"][kind]["before"].as_u64(),
+            Some(per_kind(kind)),
+            "{kind}: {record:#}"
+        );
+    }
+
+    // The audit record lists every table, and the ignored ones' reasons.
     let shown = run(db
         .chforget()
         .args(["audit", "show", request_id, "--output", "json"]));

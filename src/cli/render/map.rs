@@ -75,7 +75,7 @@ pub fn render(report: &MapReport) -> String {
     }
     match &report.written {
         Some(path) => out.push_str(&format!(
-            "map written to {path}: review every role before use (`forget` does not read it yet)\n"
+            "map written to {path}: review every role, then erase by it with `forget --map {path}`\n"
         )),
         None => out.push_str("roles: erase, reaggregate, covered (no rows of its own), covered_once_flushed (a Buffer); `--write FILE` drafts a map to review\n"),
     }
