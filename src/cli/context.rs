@@ -358,6 +358,16 @@ pub struct Open {
 }
 
 impl Open {
+    /// Where the requests as they arrive are kept: `forget_requests`, next
+    /// to the audit table.
+    pub fn intake<'a>(&'a self, session: &'a Session) -> crate::ops::intake::IntakeAt<'a> {
+        crate::ops::intake::IntakeAt {
+            server: &self.server,
+            table: crate::records::intake::table::intake_table(&self.audit_table.database),
+            place: &session.place,
+        }
+    }
+
     /// What the pipeline and the operations need.
     pub fn context<'a>(&'a self, session: &'a Session) -> Context<'a> {
         Context {

@@ -81,9 +81,9 @@ pub async fn report(
     from: Option<u64>,
     to: Option<u64>,
 ) -> anyhow::Result<ComplianceReport> {
-    table::ensure(at.server, at.table, at.place).await?;
+    table::ensure(at.server, &at.table, at.place).await?;
     let now = now_ms() / 1000;
-    let rows: Vec<IntakeRow> = table::current(at.server, at.table, Which::All)
+    let rows: Vec<IntakeRow> = table::current(at.server, &at.table, Which::All)
         .await?
         .into_iter()
         .filter(|r| from.is_none_or(|f| u64::from(r.received_at) >= f))

@@ -29,7 +29,7 @@ const NOTE_PREFIX: &str = "intake:";
 /// Where the intake table is and where it is kept.
 pub struct IntakeAt<'a> {
     pub server: &'a Server,
-    pub table: &'a QualifiedTable,
+    pub table: QualifiedTable,
     pub place: &'a Place,
 }
 
@@ -62,9 +62,9 @@ fn now() -> u64 {
 
 /// Record a request (or find the one its ticket names).
 pub async fn add(at: &IntakeAt<'_>, new: NewIntake) -> anyhow::Result<Added> {
-    table::ensure(at.server, at.table, at.place).await?;
+    table::ensure(at.server, &at.table, at.place).await?;
     if let Some(ticket) = &new.ticket {
-        let known = table::current(at.server, at.table, Which::Ticket(ticket)).await?;
+        let known = table::current(at.server, &at.table, Which::Ticket(ticket)).await?;
         if let Some(row) = known.first() {
             let same = row.project_id == new.project_id.as_str()
                 && (row.user_id == new.user_id.as_str() || row.user_hashed == 1);
@@ -109,7 +109,7 @@ pub async fn add(at: &IntakeAt<'_>, new: NewIntake) -> anyhow::Result<Added> {
         completed_at: 0,
         recorded_at: clamp(version / 1000),
     };
-    table::append(at.server, at.table, std::slice::from_ref(&row)).await?;
+    table::append(at.server, &at.table, std::slice::from_ref(&row)).await?;
     Ok(Added {
         request: row.shown(now())?,
         already_recorded: false,
@@ -140,9 +140,9 @@ pub struct Decided {
 
 /// Record `decision` on request `id`.
 pub async fn decide(at: &IntakeAt<'_>, id: &str, decision: Decision) -> anyhow::Result<Decided> {
-    table::ensure(at.server, at.table, at.place).await?;
+    table::ensure(at.server, &at.table, at.place).await?;
     let ids = [id.to_string()];
-    let Some(row) = table::current(at.server, at.table, Which::Ids(&ids))
+    let Some(row) = table::current(at.server, &at.table, Which::Ids(&ids))
         .await?
         .into_iter()
         .next()
@@ -232,7 +232,7 @@ pub async fn decide(at: &IntakeAt<'_>, id: &str, decision: Decision) -> anyhow::
             })
         }
     };
-    table::append(at.server, at.table, std::slice::from_ref(&next)).await?;
+    table::append(at.server, &at.table, std::slice::from_ref(&next)).await?;
     Ok(Decided {
         request: next.shown(now())?,
         notice,
@@ -259,9 +259,9 @@ pub struct QueueReport {
 
 /// The requests `filter` selects, by due date.
 pub async fn queue(at: &IntakeAt<'_>, filter: &QueueFilter) -> anyhow::Result<QueueReport> {
-    table::ensure(at.server, at.table, at.place).await?;
+    table::ensure(at.server, &at.table, at.place).await?;
     let now = now();
-    let rows = table::current(at.server, at.table, Which::All).await?;
+    let rows = table::current(at.server, &at.table, Which::All).await?;
     let mut requests = Vec::new();
     let mut overdue = Vec::new();
     for row in &rows {
@@ -328,9 +328,9 @@ pub async fn run_window(
     confirm: &mut dyn FnMut(usize) -> anyhow::Result<()>,
     observer: &mut dyn FnMut() -> Box<dyn TrackObserver>,
 ) -> anyhow::Result<WindowReport> {
-    table::ensure(at.server, at.table, at.place).await?;
+    table::ensure(at.server, &at.table, at.place).await?;
     let now = now();
-    let rows = table::current(at.server, at.table, Which::All).await?;
+    let rows = table::current(at.server, &at.table, Which::All).await?;
     let mut report = WindowReport {
         requests: Vec::new(),
         batches: Vec::new(),
@@ -396,7 +396,7 @@ pub async fn run_window(
                 })
             })
             .collect();
-        table::append(at.server, at.table, &marked).await?;
+        table::append(at.server, &at.table, &marked).await?;
         for anonymous in [true, false] {
             let group: Vec<&IntakeRow> = eligible
                 .iter()
@@ -423,7 +423,7 @@ pub async fn run_window(
     }
     // Completed: the history keeps the keyed hash only.
     let ids: Vec<String> = erased.iter().map(|(id, _)| id.clone()).collect();
-    let current = table::current(at.server, at.table, Which::Ids(&ids)).await?;
+    let current = table::current(at.server, &at.table, Which::Ids(&ids)).await?;
     let completed: Vec<IntakeRow> = current
         .iter()
         .map(|row| {
@@ -443,8 +443,8 @@ pub async fn run_window(
             })
         })
         .collect();
-    table::append(at.server, at.table, &completed).await?;
-    table::forget_raw_ids(at.server, at.table, at.place, &ids).await?;
+    table::append(at.server, &at.table, &completed).await?;
+    table::forget_raw_ids(at.server, &at.table, at.place, &ids).await?;
     report.completed = completed.len();
     let window: Vec<String> = eligible
         .iter()
@@ -452,7 +452,7 @@ pub async fn run_window(
         .chain(started)
         .collect();
     let now = self::now();
-    for row in table::current(at.server, at.table, Which::Ids(&window)).await? {
+    for row in table::current(at.server, &at.table, Which::Ids(&window)).await? {
         let shown = row.shown(now)?;
         if shown.state.is_open() {
             report.left_open += 1;

@@ -205,23 +205,5 @@ async fn fix_request(
 
 /// `--since`: `YYYY-MM-DD` or RFC 3339, as Unix seconds.
 pub fn parse_since(text: &str) -> anyhow::Result<u64> {
-    let full = if text.len() == 10 {
-        format!("{text} 00:00:00")
-    } else {
-        text.to_string()
-    };
-    humantime::parse_rfc3339_weak(&full)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
-        .ok_or_else(|| {
-            Failure::new(
-                ErrorCode::InvalidPayload,
-                format!(
-                    "--since {} is not a date (YYYY-MM-DD) or RFC 3339 time",
-                    crate::vocabulary::error::shown(text)
-                ),
-            )
-            .into()
-        })
+    Ok(crate::vocabulary::deadline::parse_time("--since", text)?)
 }

@@ -599,7 +599,7 @@ mod tests {
     }
 
     #[test]
-    fn on_a_cluster_the_settled_local_table_is_the_events_table() {
+    fn behind_a_distributed_table_the_settled_local_table_is_the_events_table() {
         let mut tables = database();
         tables.retain(|t| t.table != "events_by_user");
         tables[0].table = "events_local".to_string();

@@ -6,10 +6,9 @@ use clap::{Args, Subcommand};
 use crate::cli::args::{ChangeArgs, MapArgs, PlaceArgs, TrailArgs, WaitArgs};
 use crate::cli::context::{Confirm, Session};
 use crate::cli::{progress, render};
-use crate::ops::intake::{self, IntakeAt, QueueFilter, WindowOptions};
+use crate::ops::intake::{self, QueueFilter, WindowOptions};
 use crate::pipeline::RunMode;
 use crate::records::intake::State;
-use crate::records::intake::table::intake_table;
 use crate::vocabulary::error::{ErrorCode, Failure, fail};
 use crate::vocabulary::output;
 
@@ -84,12 +83,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<State>, Failure>>()?;
     let session = Session::trail(&args.trail)?;
     let open = session.open(false, None).await?;
-    let table = intake_table(&open.audit_table.database);
-    let at = IntakeAt {
-        server: &open.server,
-        table: &table,
-        place: &session.place,
-    };
+    let at = open.intake(&session);
     let filter = QueueFilter {
         due_within: args.due_within,
         states,
@@ -122,12 +116,7 @@ async fn run_window(args: RunArgs) -> anyhow::Result<()> {
     confirm.ensure_possible("delete")?;
     let open = session.open(true, None).await?;
     let ctx = open.context(&session);
-    let table = intake_table(&open.audit_table.database);
-    let at = IntakeAt {
-        server: &open.server,
-        table: &table,
-        place: &session.place,
-    };
+    let at = open.intake(&session);
     let options = WindowOptions {
         due_within: args.due_within,
         max_users: args

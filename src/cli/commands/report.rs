@@ -7,8 +7,6 @@ use crate::cli::args::TrailArgs;
 use crate::cli::context::Session;
 use crate::cli::render;
 use crate::ops::compliance;
-use crate::ops::intake::IntakeAt;
-use crate::records::intake::table::intake_table;
 use crate::vocabulary::deadline::parse_time;
 use crate::vocabulary::output::{self, OutputFormat};
 
@@ -49,12 +47,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let session = Session::trail(&args.trail)?;
     let open = session.open(false, None).await?;
     let ctx = open.context(&session);
-    let table = intake_table(&open.audit_table.database);
-    let at = IntakeAt {
-        server: &open.server,
-        table: &table,
-        place: &session.place,
-    };
+    let at = open.intake(&session);
     let report = compliance::report(&at, &ctx.journals(), from, to).await?;
     let format = args
         .format

@@ -7,8 +7,7 @@ use clap::{Args, Subcommand};
 use crate::cli::args::TrailArgs;
 use crate::cli::context::Session;
 use crate::cli::render;
-use crate::ops::intake::{self, Decision, IntakeAt, NewIntake};
-use crate::records::intake::table::intake_table;
+use crate::ops::intake::{self, Decision, NewIntake};
 use crate::vocabulary::deadline::{Regime, parse_time};
 use crate::vocabulary::output;
 use crate::vocabulary::request::{Subject, user_arg};
@@ -168,12 +167,7 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
     .validate()?;
     let session = Session::trail(&args.trail)?;
     let open = session.open(false, None).await?;
-    let table = intake_table(&open.audit_table.database);
-    let at = IntakeAt {
-        server: &open.server,
-        table: &table,
-        place: &session.place,
-    };
+    let at = open.intake(&session);
     let added = intake::add(&at, new).await?;
     if added.already_recorded {
         crate::cli::warn(&format!(
@@ -192,12 +186,7 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
 async fn decide(trail: &TrailArgs, id: &str, decision: Decision) -> anyhow::Result<()> {
     let session = Session::trail(trail)?;
     let open = session.open(false, None).await?;
-    let table = intake_table(&open.audit_table.database);
-    let at = IntakeAt {
-        server: &open.server,
-        table: &table,
-        place: &session.place,
-    };
+    let at = open.intake(&session);
     let decided = intake::decide(&at, id, decision).await?;
     if let Some(notice) = decided.notice.as_deref().filter(|n| !n.is_empty()) {
         crate::cli::warn(&format!("request {id} extended: {notice}"));

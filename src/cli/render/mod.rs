@@ -67,8 +67,13 @@ pub fn render_forget(report: &ForgetReport) -> String {
         ));
         out.push('\n');
     }
-    // Beyond the reference schema: every table of the map, and why.
-    if report.tables.len() > 1 {
+    // Beyond the reference schema (the events table and its rollups):
+    // every table of the map, and why.
+    let beyond_reference = report
+        .tables
+        .iter()
+        .any(|t| t.role != "reaggregate" && t.reason.as_deref() != Some("the events table"));
+    if beyond_reference {
         out.push_str(&output::table(
             &["table", "role", "rows before", "rows after", "why"],
             report.tables.iter().map(|t| {

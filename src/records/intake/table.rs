@@ -1,5 +1,5 @@
-//! The `forget_requests` table: created where missing (one replicated
-//! table every server holds whole on a cluster, as the audit table), rows
+//! The `forget_requests` table: created where missing (kept on every host
+//! of the place, as the audit table: see `server::reach::kept`), rows
 //! appended, current states read, and the raw ids of completed requests
 //! removed from the history.
 
