@@ -385,6 +385,16 @@ pub struct TrailArgs {
     pub audit: AuditTableArgs,
 }
 
+/// A command on the requests as they arrive (`forget_requests`, next to the
+/// audit table; kept on every server of `--cluster`).
+#[derive(Debug, Clone, Args)]
+pub struct IntakeArgs {
+    #[command(flatten)]
+    pub trail: TrailArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
 /// A command that changes data: it asks first and is recorded in the audit
 /// trail.
 #[derive(Debug, Clone, Args)]

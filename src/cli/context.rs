@@ -20,8 +20,8 @@ use crate::vocabulary::request::RequestId;
 use crate::vocabulary::sql::{Ident, QualifiedTable};
 
 use super::args::{
-    AuditTableArgs, ChangeArgs, ConnectionArgs, LocalArgs, MapArgs, PlaceArgs, ProfileArgs,
-    ServerArgs, StateArgs, TrailArgs,
+    AuditTableArgs, ChangeArgs, ConnectionArgs, IntakeArgs, LocalArgs, MapArgs, PlaceArgs,
+    ProfileArgs, ServerArgs, StateArgs, TrailArgs,
 };
 
 /// What most commands need, resolved from their flags.
@@ -272,6 +272,14 @@ impl Session {
             Some(&args.audit),
             server.output.output,
         )
+    }
+
+    /// A command on the requests as they arrive: the trail's settings, kept
+    /// where `--cluster` (or the profile) says.
+    pub fn intake(args: &IntakeArgs) -> anyhow::Result<Self> {
+        let mut session = Session::trail(&args.trail)?;
+        session.place = args.cluster.place(&session.profile)?;
+        Ok(session)
     }
 
     pub fn change(args: &ChangeArgs) -> anyhow::Result<Self> {

@@ -76,7 +76,7 @@ pub enum Command {
     #[command(subcommand)]
     Request(request::RequestCommand),
     /// List open requests and due dates (exit 9 if overdue); `queue run` erases
-    Queue(queue::QueueArgs),
+    Queue(Box<queue::QueueArgs>),
     /// How a period's requests were answered: on time, days taken, overdue
     Report(report::ReportArgs),
     /// Recompute a project's daily_rollup and sessions rows for a day range from the events
@@ -104,7 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args).await,
         Command::Resume(args) => resume::run(args).await,
         Command::Request(command) => request::run(command).await,
-        Command::Queue(args) => queue::run(args).await,
+        Command::Queue(args) => queue::run(*args).await,
         Command::Report(args) => report::run(args).await,
         Command::Rollup(args) => rollup::run(args).await,
         Command::Completions(args) => completions::run(args).await,

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::erasure::plan::ForgetOptions;
 use crate::erasure::track::TrackObserver;
@@ -31,6 +31,228 @@ pub struct IntakeAt<'a> {
     pub server: &'a Server,
     pub table: QualifiedTable,
     pub place: &'a Place,
+}
+
+/// How many lines of an intake file are recorded at once: memory stays
+/// bounded whatever the file's size.
+const INTAKE_CHUNK: usize = 10_000;
+
+/// One line of an intake file (`request add --from FILE`): CSV with a
+/// header, or JSON lines; empty CSV fields are absent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntakeLine {
+    project_id: String,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    user_hex: Option<String>,
+    #[serde(default)]
+    ticket: Option<String>,
+    #[serde(default)]
+    requested_by: Option<String>,
+    #[serde(default)]
+    received_at: Option<String>,
+    #[serde(default)]
+    regime: Option<String>,
+    /// `true`/`false` (also `1`/`0`).
+    #[serde(default)]
+    anonymous: Option<serde_json::Value>,
+    /// `SYSTEM:ID`, several separated by spaces.
+    #[serde(default)]
+    also_wiped: Option<String>,
+}
+
+impl IntakeLine {
+    fn request(self, regime: Regime) -> anyhow::Result<NewIntake> {
+        let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+        let user_id = crate::vocabulary::request::user_arg(
+            given(self.user_id).as_deref(),
+            given(self.user_hex).as_deref(),
+        )?;
+        let anonymous = match self.anonymous {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Bool(b)) => b,
+            Some(serde_json::Value::String(s)) if s.is_empty() => false,
+            Some(serde_json::Value::String(s)) => match s.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                other => {
+                    return fail(
+                        ErrorCode::InvalidPayload,
+                        format!("anonymous: {other:?} is not true or false"),
+                    );
+                }
+            },
+            Some(other) => {
+                return fail(
+                    ErrorCode::InvalidPayload,
+                    format!("anonymous: {other} is not true or false"),
+                );
+            }
+        };
+        let new = NewIntake {
+            project_id: ValidId::new("project_id", &self.project_id)?,
+            user_id,
+            anonymous,
+            received_at: given(self.received_at)
+                .map(|t| crate::vocabulary::deadline::parse_time("received_at", &t))
+                .transpose()?,
+            requested_by: given(self.requested_by),
+            ticket: given(self.ticket),
+            regime: match given(self.regime) {
+                Some(text) => Regime::parse(&text)?,
+                None => regime,
+            },
+            also_wiped: given(self.also_wiped)
+                .map(|s| s.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+        };
+        crate::vocabulary::request::AuditMeta {
+            requested_by: new.requested_by.clone(),
+            ticket: new.ticket.clone(),
+            also_wiped: new.also_wiped.clone(),
+            ..Default::default()
+        }
+        .validate()?;
+        Ok(new)
+    }
+}
+
+/// What `request add --from FILE` answers.
+#[derive(Debug, Default, Serialize)]
+pub struct AddedMany {
+    /// Requests recorded now.
+    pub added: usize,
+    /// Lines whose ticket was recorded before (the same request).
+    pub already_recorded: usize,
+    pub rejected: Vec<crate::ops::report::RejectedLine>,
+}
+
+/// Record every valid line of an intake file, `INTAKE_CHUNK` at a time;
+/// refused lines are listed (the valid ones are recorded).
+pub async fn add_file(
+    at: &IntakeAt<'_>,
+    path: &std::path::Path,
+    regime: Regime,
+) -> anyhow::Result<AddedMany> {
+    table::ensure(at.server, &at.table, at.place).await?;
+    let text_error = |e: &dyn std::fmt::Display| {
+        Failure::new(
+            ErrorCode::InvalidPayload,
+            format!("{}: {e}", path.display()),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(|e| text_error(&e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let json_lines = {
+        use std::io::BufRead;
+        let head = reader.fill_buf().map_err(|e| text_error(&e))?;
+        String::from_utf8_lossy(head).trim_start().starts_with('{')
+    };
+    let mut report = AddedMany::default();
+    let mut chunk: Vec<(usize, NewIntake)> = Vec::new();
+    let take = |line: usize,
+                parsed: anyhow::Result<IntakeLine>,
+                chunk: &mut Vec<(usize, NewIntake)>,
+                report: &mut AddedMany| {
+        match parsed.and_then(|l| l.request(regime)) {
+            Ok(new) => chunk.push((line, new)),
+            Err(error) => report.rejected.push(crate::ops::report::RejectedLine {
+                line,
+                error: format!("{error:#}"),
+            }),
+        }
+    };
+    if json_lines {
+        use std::io::BufRead;
+        for (index, line) in reader.lines().enumerate() {
+            let line_number = index + 1;
+            let text = line.map_err(|e| text_error(&e))?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let parsed = serde_json::from_str::<IntakeLine>(&text).map_err(anyhow::Error::from);
+            take(line_number, parsed, &mut chunk, &mut report);
+            if chunk.len() >= INTAKE_CHUNK {
+                record_chunk(at, std::mem::take(&mut chunk), &mut report).await?;
+            }
+        }
+    } else {
+        let mut csv = csv::Reader::from_reader(reader);
+        for (index, row) in csv.deserialize::<IntakeLine>().enumerate() {
+            // The header is line 1.
+            take(
+                index + 2,
+                row.map_err(anyhow::Error::from),
+                &mut chunk,
+                &mut report,
+            );
+            if chunk.len() >= INTAKE_CHUNK {
+                record_chunk(at, std::mem::take(&mut chunk), &mut report).await?;
+            }
+        }
+    }
+    record_chunk(at, chunk, &mut report).await?;
+    Ok(report)
+}
+
+/// Record a chunk of new requests: those whose ticket is known (before, or
+/// earlier in the chunk) are the same request.
+async fn record_chunk(
+    at: &IntakeAt<'_>,
+    chunk: Vec<(usize, NewIntake)>,
+    report: &mut AddedMany,
+) -> anyhow::Result<()> {
+    let tickets: Vec<String> = chunk.iter().filter_map(|(_, n)| n.ticket.clone()).collect();
+    let mut known: std::collections::BTreeSet<String> =
+        table::current(at.server, &at.table, Which::Tickets(&tickets))
+            .await?
+            .into_iter()
+            .map(|r| r.ticket)
+            .collect();
+    let mut rows = Vec::new();
+    for (_, new) in chunk {
+        if let Some(ticket) = &new.ticket
+            && !known.insert(ticket.clone())
+        {
+            report.already_recorded += 1;
+            continue;
+        }
+        rows.push(new_row(&new));
+    }
+    table::append(at.server, &at.table, &rows).await?;
+    report.added += rows.len();
+    Ok(())
+}
+
+/// The first row of a request as it arrives.
+fn new_row(new: &NewIntake) -> IntakeRow {
+    let received = new.received_at.unwrap_or_else(now);
+    let version = now_ms();
+    IntakeRow {
+        request_id: RequestId::generate().as_str().to_string(),
+        version,
+        state: State::Received.as_str().to_string(),
+        ticket: new.ticket.clone().unwrap_or_default(),
+        project_id: new.project_id.as_str().to_string(),
+        user_id: new.user_id.as_str().to_string(),
+        user_hashed: 0,
+        anonymous: u8::from(new.anonymous),
+        regime: new.regime.name(),
+        received_at: clamp(received),
+        due_at: clamp(new.regime.due(received)),
+        extended_until: 0,
+        extension_reason: String::new(),
+        requested_by: new.requested_by.clone().unwrap_or_default(),
+        approved_by: String::new(),
+        reason: String::new(),
+        also_wiped: new.also_wiped.clone(),
+        erasure_id: String::new(),
+        hidden_at: 0,
+        completed_at: 0,
+        recorded_at: clamp(version / 1000),
+    }
 }
 
 /// A request as it arrives.
@@ -84,31 +306,7 @@ pub async fn add(at: &IntakeAt<'_>, new: NewIntake) -> anyhow::Result<Added> {
             });
         }
     }
-    let received = new.received_at.unwrap_or_else(now);
-    let version = now_ms();
-    let row = IntakeRow {
-        request_id: RequestId::generate().as_str().to_string(),
-        version,
-        state: State::Received.as_str().to_string(),
-        ticket: new.ticket.clone().unwrap_or_default(),
-        project_id: new.project_id.as_str().to_string(),
-        user_id: new.user_id.as_str().to_string(),
-        user_hashed: 0,
-        anonymous: u8::from(new.anonymous),
-        regime: new.regime.name(),
-        received_at: clamp(received),
-        due_at: clamp(new.regime.due(received)),
-        extended_until: 0,
-        extension_reason: String::new(),
-        requested_by: new.requested_by.clone().unwrap_or_default(),
-        approved_by: String::new(),
-        reason: String::new(),
-        also_wiped: new.also_wiped.clone(),
-        erasure_id: String::new(),
-        hidden_at: 0,
-        completed_at: 0,
-        recorded_at: clamp(version / 1000),
-    };
+    let row = new_row(&new);
     table::append(at.server, &at.table, std::slice::from_ref(&row)).await?;
     Ok(Added {
         request: row.shown(now())?,

@@ -1291,3 +1291,76 @@ async fn a_mapped_table_is_erased_on_every_replica_of_every_shard() {
         .await;
     assert_eq!(db.fingerprints(&kept()).await, events_before);
 }
+
+/// Requests as they arrive, on a cluster: recorded in one intake table
+/// every server holds, erased by `queue run --cluster` on every replica of
+/// every shard, each marked completed on every server.
+#[tokio::test]
+async fn a_window_erases_on_every_replica_and_every_server_sees_it_completed() {
+    let db = cluster_db!("sharded");
+    db.seed().await;
+    let targeted = "user_id = 'u1' AND project_id IN ('p1', 'p2')";
+    let kept = db.fingerprints(&format!("NOT ({targeted})")).await;
+    let mut ids = Vec::new();
+    for (project, ticket) in [("p1", "C-1"), ("p2", "C-2")] {
+        let added = run(db.chforget().args([
+            "request",
+            "add",
+            "--project",
+            project,
+            "--user",
+            "u1",
+            "--ticket",
+            ticket,
+            "--cluster",
+            "sharded",
+            "--output",
+            "json",
+        ]));
+        assert_eq!(added.code, 0, "{}", added.stderr);
+        let id = added.json()["request_id"]
+            .as_str()
+            .expect("request_id")
+            .to_string();
+        let approved = run(db.chforget().args([
+            "request",
+            "approve",
+            &id,
+            "--approved-by",
+            "dpo",
+            "--cluster",
+            "sharded",
+        ]));
+        assert_eq!(approved.code, 0, "{}", approved.stderr);
+        ids.push(id);
+    }
+    let window = run(db.chforget().args([
+        "queue",
+        "run",
+        "--yes",
+        "--require-approval",
+        "--cluster",
+        "sharded",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(window.code, 0, "{}\n{}", window.stderr, window.stdout);
+    assert_eq!(window.json()["completed"], 2, "{}", window.stdout);
+    db.assert_gone_everywhere(targeted).await;
+    assert_eq!(db.fingerprints(&format!("NOT ({targeted})")).await, kept);
+    // The intake table is one replicated table every server holds whole.
+    for (node, client) in db.clients.iter().enumerate() {
+        let completed = async || {
+            client
+                .query("SELECT count() FROM (SELECT request_id, argMax(state, version) AS state FROM forget_requests GROUP BY request_id) WHERE state = 'completed'")
+                .fetch_one::<u64>()
+                .await
+                .unwrap_or(0)
+        };
+        let what = format!("node{} sees both requests completed", node + 1);
+        wait_until(&what, Duration::from_secs(60), async || {
+            completed().await == 2
+        })
+        .await;
+    }
+}

@@ -319,3 +319,77 @@ async fn a_window_killed_mid_mutation_finishes_without_a_second_statement() {
     assert_eq!(per_erasure.len(), 3, "{per_erasure:?}");
     assert!(per_erasure.iter().all(|(_, n)| *n == 1), "{per_erasure:?}");
 }
+
+/// `request add --from FILE`: every valid line of a CSV or JSON-lines
+/// intake file recorded, a ticket seen before (or twice in the file) is the
+/// same request, refused lines named and the command failing once the
+/// others are recorded.
+#[tokio::test]
+async fn an_intake_file_records_every_valid_line_once() {
+    let db = crate::test_db!();
+    db.seed().await;
+    add(&db, "p1", "u1", "T-1", &[]);
+    let csv = db.state_path().join("intake.csv");
+    std::fs::write(
+        &csv,
+        "project_id,user_id,ticket,received_at,regime,anonymous\n\
+         p1,u1,T-1,,,\n\
+         p1,u2,T-2,2026-11-01,ccpa,true\n\
+         p2,u1,T-3,,,\n\
+         p2,u1,T-3,,,\n\
+         p1,,T-4,,,\n\
+         p1,u3,T-5,yesterday,,\n",
+    )
+    .expect("intake file");
+    let output = run(db.chforget().args([
+        "request",
+        "add",
+        "--from",
+        csv.to_str().expect("utf-8"),
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 2, "{}\n{}", output.stderr, output.stdout);
+    let report = output.json();
+    assert_eq!(report["added"], 2, "{report:#}");
+    assert_eq!(report["already_recorded"], 2, "{report:#}");
+    let refused: Vec<u64> = report["rejected"]
+        .as_array()
+        .expect("rejected[]")
+        .iter()
+        .filter_map(|r| r["line"].as_u64())
+        .collect();
+    assert_eq!(refused, [6, 7], "{report:#}");
+    let all = json(&db, &["queue"], 0);
+    let requests = all["requests"].as_array().expect("requests[]");
+    assert_eq!(requests.len(), 3, "{all:#}");
+    let t2 = requests
+        .iter()
+        .find(|r| r["ticket"] == "T-2")
+        .unwrap_or_else(|| panic!("T-2: {all:#}"));
+    assert_eq!(t2["regime"], "ccpa");
+    assert_eq!(t2["anonymous"], true);
+    assert_eq!(t2["received_at"], "2026-11-01T00:00:00Z");
+    assert_eq!(t2["due_at"], "2026-12-16T00:00:00Z");
+
+    let jsonl = db.state_path().join("intake.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"project_id\": \"p1\", \"user_hex\": \"610962\", \"ticket\": \"T-6\"}\n{\"project_id\": \"p1\", \"user_id\": \"u4\", \"surprise\": 1}\n",
+    )
+    .expect("intake file");
+    let output = run(db.chforget().args([
+        "request",
+        "add",
+        "--from",
+        jsonl.to_str().expect("utf-8"),
+        "--output",
+        "json",
+    ]));
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert_eq!(output.json()["added"], 1);
+    let tab = db
+        .count("SELECT count() FROM forget_requests WHERE user_id = 'a\\tb'")
+        .await;
+    assert_eq!(tab, 1, "the hex id is stored as its bytes");
+}

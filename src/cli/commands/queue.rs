@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 
-use crate::cli::args::{ChangeArgs, MapArgs, PlaceArgs, TrailArgs, WaitArgs};
+use crate::cli::args::{ChangeArgs, IntakeArgs, MapArgs, PlaceArgs, WaitArgs};
 use crate::cli::context::{Confirm, Session};
 use crate::cli::{progress, render};
 use crate::ops::intake::{self, QueueFilter, WindowOptions};
@@ -37,7 +37,7 @@ pub struct ListArgs {
     #[arg(long, value_name = "STATES", value_delimiter = ',')]
     pub state: Vec<String>,
     #[command(flatten)]
-    pub trail: TrailArgs,
+    pub intake: IntakeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -81,7 +81,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
             })
         })
         .collect::<Result<Vec<State>, Failure>>()?;
-    let session = Session::trail(&args.trail)?;
+    let session = Session::intake(&args.intake)?;
     let open = session.open(false, None).await?;
     let at = open.intake(&session);
     let filter = QueueFilter {
@@ -90,7 +90,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     };
     let report = intake::queue(&at, &filter).await?;
     output::emit(
-        args.trail.server.output.output,
+        args.intake.trail.server.output.output,
         &report,
         render::intake::queue,
     )?;

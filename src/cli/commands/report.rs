@@ -3,7 +3,7 @@
 
 use clap::{Args, ValueEnum};
 
-use crate::cli::args::TrailArgs;
+use crate::cli::args::IntakeArgs;
 use crate::cli::context::Session;
 use crate::cli::render;
 use crate::ops::compliance;
@@ -30,7 +30,7 @@ pub struct ReportArgs {
     #[arg(long, value_enum)]
     pub format: Option<ReportFormat>,
     #[command(flatten)]
-    pub trail: TrailArgs,
+    pub intake: IntakeArgs,
 }
 
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
@@ -44,14 +44,14 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|t| parse_time("--to", t))
         .transpose()?;
-    let session = Session::trail(&args.trail)?;
+    let session = Session::intake(&args.intake)?;
     let open = session.open(false, None).await?;
     let ctx = open.context(&session);
     let at = open.intake(&session);
     let report = compliance::report(&at, &ctx.journals(), from, to).await?;
     let format = args
         .format
-        .unwrap_or(match args.trail.server.output.output {
+        .unwrap_or(match args.intake.trail.server.output.output {
             OutputFormat::Json => ReportFormat::Json,
             _ => ReportFormat::Table,
         });

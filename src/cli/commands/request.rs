@@ -4,7 +4,7 @@
 
 use clap::{Args, Subcommand};
 
-use crate::cli::args::TrailArgs;
+use crate::cli::args::IntakeArgs;
 use crate::cli::context::Session;
 use crate::cli::render;
 use crate::ops::intake::{self, Decision, NewIntake};
@@ -27,13 +27,13 @@ pub enum RequestCommand {
 #[derive(Debug, Args)]
 pub struct AddArgs {
     /// Project the user belongs to
-    #[arg(long, env = "CHFORGET_PROJECT")]
-    pub project: String,
+    #[arg(long, env = "CHFORGET_PROJECT", required_unless_present = "from")]
+    pub project: Option<String>,
     /// The user_id to erase
     #[arg(
         long = "user",
         value_name = "USER_ID",
-        required_unless_present = "user_hex"
+        required_unless_present_any = ["user_hex", "from"]
     )]
     pub user_id: Option<String>,
     /// The user_id as its bytes in hex (for ids with control characters)
@@ -58,8 +58,18 @@ pub struct AddArgs {
     /// Another system wiped for this request, as SYSTEM:ID (repeatable)
     #[arg(long = "also-wiped", value_name = "SYSTEM:ID")]
     pub also_wiped: Vec<String>,
+    /// Record every line of a CSV (header row) or JSON-lines file with the
+    /// fields project_id, user_id (or user_hex) and optionally ticket,
+    /// requested_by, received_at, regime, anonymous, also_wiped; refused lines
+    /// are listed, the valid ones recorded
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["project", "user_id", "user_hex", "ticket", "received_at", "anonymous", "requested_by", "also_wiped"]
+    )]
+    pub from: Option<std::path::PathBuf>,
     #[command(flatten)]
-    pub trail: TrailArgs,
+    pub intake: IntakeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -70,7 +80,7 @@ pub struct ApproveArgs {
     #[arg(long, env = "CHFORGET_APPROVED_BY", value_name = "WHO")]
     pub approved_by: String,
     #[command(flatten)]
-    pub trail: TrailArgs,
+    pub intake: IntakeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -81,7 +91,7 @@ pub struct RejectArgs {
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
     #[command(flatten)]
-    pub trail: TrailArgs,
+    pub intake: IntakeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -95,7 +105,7 @@ pub struct ExtendArgs {
     #[arg(long, value_name = "DATE")]
     pub until: Option<String>,
     #[command(flatten)]
-    pub trail: TrailArgs,
+    pub intake: IntakeArgs,
 }
 
 pub async fn run(command: RequestCommand) -> anyhow::Result<()> {
@@ -105,13 +115,13 @@ pub async fn run(command: RequestCommand) -> anyhow::Result<()> {
             let decision = Decision::Approve {
                 by: text("--approved-by", &args.approved_by)?,
             };
-            decide(&args.trail, &args.request_id, decision).await
+            decide(&args.intake, &args.request_id, decision).await
         }
         RequestCommand::Reject(args) => {
             let decision = Decision::Reject {
                 reason: text("--reason", &args.reason)?,
             };
-            decide(&args.trail, &args.request_id, decision).await
+            decide(&args.intake, &args.request_id, decision).await
         }
         RequestCommand::Extend(args) => {
             let decision = Decision::Extend {
@@ -122,7 +132,7 @@ pub async fn run(command: RequestCommand) -> anyhow::Result<()> {
                     .map(|t| parse_time("--until", t))
                     .transpose()?,
             };
-            decide(&args.trail, &args.request_id, decision).await
+            decide(&args.intake, &args.request_id, decision).await
         }
     }
 }
@@ -139,8 +149,11 @@ fn text(flag: &str, value: &str) -> anyhow::Result<String> {
 }
 
 async fn add(args: AddArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.from {
+        return add_file(&args, path).await;
+    }
     let subject = Subject::new(
-        &args.project,
+        args.project.as_deref().unwrap_or_default(),
         args.user_id.as_deref(),
         args.user_hex.as_deref(),
     )?;
@@ -165,7 +178,7 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
         ..Default::default()
     }
     .validate()?;
-    let session = Session::trail(&args.trail)?;
+    let session = Session::intake(&args.intake)?;
     let open = session.open(false, None).await?;
     let at = open.intake(&session);
     let added = intake::add(&at, new).await?;
@@ -177,14 +190,40 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
         ));
     }
     output::emit(
-        args.trail.server.output.output,
+        args.intake.trail.server.output.output,
         &added,
         render::intake::added,
     )
 }
 
-async fn decide(trail: &TrailArgs, id: &str, decision: Decision) -> anyhow::Result<()> {
-    let session = Session::trail(trail)?;
+/// `request add --from FILE`: every valid line recorded; refused lines
+/// make the command fail once the others are recorded.
+async fn add_file(args: &AddArgs, path: &std::path::Path) -> anyhow::Result<()> {
+    let regime = Regime::parse(&args.regime)?;
+    let session = Session::intake(&args.intake)?;
+    let open = session.open(false, None).await?;
+    let at = open.intake(&session);
+    let added = intake::add_file(&at, path, regime).await?;
+    output::emit(
+        args.intake.trail.server.output.output,
+        &added,
+        render::intake::added_many,
+    )?;
+    if !added.rejected.is_empty() {
+        return crate::vocabulary::error::fail(
+            crate::vocabulary::error::ErrorCode::InvalidPayload,
+            format!(
+                "{} of {} refused (see `rejected`); the valid lines were recorded",
+                output::plural(added.rejected.len(), "line", "lines"),
+                path.display()
+            ),
+        );
+    }
+    Ok(())
+}
+
+async fn decide(intake: &IntakeArgs, id: &str, decision: Decision) -> anyhow::Result<()> {
+    let session = Session::intake(intake)?;
     let open = session.open(false, None).await?;
     let at = open.intake(&session);
     let decided = intake::decide(&at, id, decision).await?;
@@ -192,7 +231,7 @@ async fn decide(trail: &TrailArgs, id: &str, decision: Decision) -> anyhow::Resu
         crate::cli::warn(&format!("request {id} extended: {notice}"));
     }
     output::emit(
-        trail.server.output.output,
+        intake.trail.server.output.output,
         &decided,
         render::intake::decided,
     )

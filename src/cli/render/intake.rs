@@ -2,7 +2,7 @@
 //! the queue, a window run, the compliance report's table.
 
 use crate::ops::compliance::ComplianceReport;
-use crate::ops::intake::{Added, Decided, QueueReport, WindowReport};
+use crate::ops::intake::{Added, AddedMany, Decided, QueueReport, WindowReport};
 use crate::records::intake::Intake;
 use crate::vocabulary::output;
 use crate::vocabulary::request::id_for_people;
@@ -34,6 +34,19 @@ fn request_fields(request: &Intake) -> String {
 
 pub fn added(added: &Added) -> String {
     request_fields(&added.request)
+}
+
+pub fn added_many(added: &AddedMany) -> String {
+    let mut out = format!(
+        "{} recorded, {} already recorded (same ticket), {} refused\n",
+        output::plural(added.added, "request", "requests"),
+        added.already_recorded,
+        added.rejected.len()
+    );
+    for line in &added.rejected {
+        out.push_str(&format!("  line {}: {}\n", line.line, line.error));
+    }
+    out
 }
 
 pub fn decided(decided: &Decided) -> String {

@@ -116,6 +116,7 @@ pub enum Which<'a> {
     All,
     Ids(&'a [String]),
     Ticket(&'a str),
+    Tickets(&'a [String]),
 }
 
 /// The current row of each request `which` names.
@@ -126,7 +127,8 @@ pub async fn current(
 ) -> anyhow::Result<Vec<IntakeRow>> {
     // Only on what never changes: a state would pick an older version.
     let condition = match which {
-        Which::Ids([]) => return Ok(Vec::new()),
+        Which::Ids([]) | Which::Tickets([]) => return Ok(Vec::new()),
+        Which::Tickets(tickets) => format!("ticket IN {}", literal_list(tickets)),
         Which::All => "1".to_string(),
         Which::Ids(ids) => format!("request_id IN {}", literal_list(ids)),
         Which::Ticket(ticket) => format!("ticket = {}", string_literal(ticket)),
