@@ -84,6 +84,8 @@ pub async fn table_rows(server: &Server, scope: &Scope) -> anyhow::Result<TableR
 /// Rows of the table that the request did not target and that are gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutsideLoss {
+    /// The table they are gone from.
+    pub table: crate::vocabulary::sql::QualifiedTable,
     /// At least this many rows the request did not target are gone.
     pub missing: u64,
     pub before: TableRows,
@@ -112,54 +114,67 @@ pub async fn rows_lost_outside(
     server: &Server,
     journal: &RequestJournal,
 ) -> anyhow::Result<Option<OutsideLoss>> {
-    let Some(before) = journal.table_rows_before.clone() else {
-        return Ok(None);
-    };
-    let targeted: u64 = journal
-        .targets
-        .iter()
-        .filter(|target| target.is_on_events())
-        .flat_map(|target| target.rows_before.values())
-        .sum();
-    let now = table_rows(server, &journal.scope).await?;
-    let Some(missing) = missing_outside(before.rows, targeted, now.rows) else {
-        return Ok(None);
-    };
-    let sql = render(
-        OTHER_MUTATIONS_SQL,
-        &[
-            (
-                "database",
-                &crate::vocabulary::sql::string_literal(journal.scope.database.as_str()),
-            ),
-            (
-                "table",
-                &crate::vocabulary::sql::string_literal(journal.scope.events.as_str()),
-            ),
-            ("since", &before.at_unix.to_string()),
-            (
-                "request_id",
-                &crate::vocabulary::sql::string_literal(journal.request_id.as_str()),
-            ),
-        ],
-    )?;
-    // Mutations created since, and those still running at the time: any
-    // of them may have removed the rows.
-    let mut other_mutations: Vec<String> = before.pending.clone();
-    for row in server
-        .fetch::<MutationName>(&sql, "looking for other mutations of the table")
-        .await?
-    {
-        if !other_mutations.contains(&row.mutation_id) {
-            other_mutations.push(row.mutation_id);
-        }
+    // The events table, then each mapped table counted before.
+    let mut tables: Vec<(Option<crate::vocabulary::sql::Ident>, TableRows)> = Vec::new();
+    if let Some(before) = &journal.table_rows_before {
+        tables.push((None, before.clone()));
     }
-    Ok(Some(OutsideLoss {
-        missing,
-        before,
-        now,
-        other_mutations,
-    }))
+    for (name, before) in &journal.mapped_rows_before {
+        tables.push((
+            Some(crate::vocabulary::sql::Ident::new(name)?),
+            before.clone(),
+        ));
+    }
+    for (table, before) in tables {
+        let scope = journal.scope.for_table(table.as_ref());
+        let targeted: u64 = journal
+            .targets
+            .iter()
+            .filter(|target| target.table == table)
+            .flat_map(|target| target.rows_before.values())
+            .sum();
+        let now = table_rows(server, &scope).await?;
+        let Some(missing) = missing_outside(before.rows, targeted, now.rows) else {
+            continue;
+        };
+        let sql = render(
+            OTHER_MUTATIONS_SQL,
+            &[
+                (
+                    "database",
+                    &crate::vocabulary::sql::string_literal(scope.database.as_str()),
+                ),
+                (
+                    "table",
+                    &crate::vocabulary::sql::string_literal(scope.events.as_str()),
+                ),
+                ("since", &before.at_unix.to_string()),
+                (
+                    "request_id",
+                    &crate::vocabulary::sql::string_literal(journal.request_id.as_str()),
+                ),
+            ],
+        )?;
+        // Mutations created since, and those still running at the time: any
+        // of them may have removed the rows.
+        let mut other_mutations: Vec<String> = before.pending.clone();
+        for row in server
+            .fetch::<MutationName>(&sql, "looking for other mutations of the table")
+            .await?
+        {
+            if !other_mutations.contains(&row.mutation_id) {
+                other_mutations.push(row.mutation_id);
+            }
+        }
+        return Ok(Some(OutsideLoss {
+            table: scope.events_table(),
+            missing,
+            before,
+            now,
+            other_mutations,
+        }));
+    }
+    Ok(None)
 }
 
 host_row! {

@@ -176,6 +176,34 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         } else {
             None
         };
+    // The same for each mapped table where rows can be compared.
+    let mut mapped_rows_before = BTreeMap::new();
+    if !scope.erased_tables.is_empty() && scope.place.is_one_server() {
+        let pairs: Vec<(String, String)> = scope
+            .erased_tables
+            .iter()
+            .map(|t| {
+                (
+                    t.database.as_str().to_string(),
+                    t.table.as_str().to_string(),
+                )
+            })
+            .collect();
+        for engine in crate::server::discover::engines_of(server, &pairs).await? {
+            let Some(mapped) = scope.erased_tables.iter().find(|t| {
+                t.database.as_str() == engine.database && t.table.as_str() == engine.name
+            }) else {
+                continue;
+            };
+            let of_table = scope.for_table(Some(&mapped.table));
+            if verify::table_rows_comparable(&of_table, &engine.engine, &engine.engine_full) {
+                mapped_rows_before.insert(
+                    engine.name.clone(),
+                    verify::table_rows(server, &of_table).await?,
+                );
+            }
+        }
+    }
     if !counts.unread.is_empty() {
         let mut unread: Vec<String> = counts.unread.iter().map(ToString::to_string).collect();
         unread.sort();
@@ -227,6 +255,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         partitions,
         physical: None,
         table_rows_before,
+        mapped_rows_before,
         coverage: Some(covered.coverage),
     };
     for warning in &warnings {

@@ -292,7 +292,7 @@ fn judge_outside_loss(journal: &mut RequestJournal, loss: &verify::OutsideLoss) 
     let what = format!(
         "{} rows of {} that this request did not target are gone: it held {} rows at {before} when the targets were counted, the targets were {} of them, and it holds {} now",
         loss.missing,
-        journal.scope.events_table(),
+        loss.table,
         loss.before.rows,
         loss.before
             .rows
@@ -314,7 +314,13 @@ fn judge_outside_loss(journal: &mut RequestJournal, loss: &verify::OutsideLoss) 
     );
     journal.record_step("rows_lost_outside", message.clone());
     // Counted again: the loss is reported once, not at every resume.
-    journal.table_rows_before = Some(loss.now.clone());
+    if loss.table == journal.scope.events_table() {
+        journal.table_rows_before = Some(loss.now.clone());
+    } else {
+        journal
+            .mapped_rows_before
+            .insert(loss.table.table.as_str().to_string(), loss.now.clone());
+    }
     LossVerdict::Failed(Failure::new(ErrorCode::ForgetFailed, message).into())
 }
 
@@ -511,6 +517,10 @@ mod tests {
 
     fn loss(other_mutations: &[&str]) -> verify::OutsideLoss {
         verify::OutsideLoss {
+            table: crate::vocabulary::sql::QualifiedTable {
+                database: crate::vocabulary::sql::Ident::new("db").expect("ident"),
+                table: crate::vocabulary::sql::Ident::new("events").expect("ident"),
+            },
             missing: 5,
             before: TableRows {
                 rows: 100,

@@ -204,6 +204,10 @@ pub struct RequestJournal {
     /// merges or TTL remove rows of their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_rows_before: Option<TableRows>,
+    /// The same count for each mapped table where it can be taken (by
+    /// table name).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub mapped_rows_before: std::collections::BTreeMap<String, TableRows>,
     /// What the personal-data map covered when the request was planned
     /// (none: planned before chforget checked it).
     #[serde(default, skip_serializing_if = "Option::is_none")]

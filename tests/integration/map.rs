@@ -791,3 +791,52 @@ async fn a_batch_erases_every_mapped_table() {
         0
     );
 }
+
+/// Rows of a mapped table that the request did not target and that are
+/// gone once it is verified (a partition dropped outside any mutation) stop
+/// the request, naming the table: `completed` is never said over a loss.
+#[tokio::test]
+async fn rows_gone_from_a_mapped_table_outside_the_targets_stop_the_request() {
+    let db = crate::test_db!();
+    issue_database_with_bystanders(&db).await;
+    let path = written_map(&db);
+    let map_arg = path.to_str().expect("utf-8").to_string();
+    let crashed = run(db.chforget().env("CHFORGET_CRASH_AT", "queued").args([
+        "forget",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--anonymous",
+        "--yes",
+        "--map",
+        &map_arg,
+    ]));
+    assert_ne!(crashed.code, 0, "the crash point was not reached");
+    let pending = run(db.chforget().args(["status", "--output", "json"])).json();
+    let request = pending[0]["request_id"].as_str().expect("id").to_string();
+    crate::common::wait_until(
+        "the request's mutations are done",
+        std::time::Duration::from_secs(60),
+        async || {
+            db.count(&format!(
+                "SELECT toUInt64(count()) FROM system.mutations WHERE database = currentDatabase() AND is_done = 0 AND position(command, '{request}') > 0"
+            ))
+            .await
+                == 0
+        },
+    )
+    .await;
+    // The bystanders of audit_trail_ext go with its only partition.
+    db.exec("ALTER TABLE audit_trail_ext DROP PARTITION tuple()")
+        .await;
+    let resumed = run(db.chforget().args(["resume", "--output", "json", &request]));
+    assert_eq!(resumed.code, 4, "{}\n{}", resumed.stderr, resumed.stdout);
+    let report = resumed.json();
+    assert_ne!(report["status"], "completed", "{report:#}");
+    let message = report["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("audit_trail_ext") && message.contains("2 rows"),
+        "{message}"
+    );
+}

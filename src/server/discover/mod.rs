@@ -317,6 +317,49 @@ pub async fn buffers_into(
 }
 
 #[derive(Row, Deserialize, Clone)]
+pub struct TableEngine {
+    pub database: String,
+    pub name: String,
+    pub engine: String,
+    pub engine_full: String,
+}
+
+/// The engines of `tables` (`(database, table)`), in any database
+/// (`engine_full` empty where the server lacks it).
+pub async fn engines_of(
+    server: &Server,
+    tables: &[(String, String)],
+) -> anyhow::Result<Vec<TableEngine>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let engine_full = if server
+        .capabilities
+        .system_tables_columns
+        .iter()
+        .any(|c| c == "engine_full")
+    {
+        "engine_full"
+    } else {
+        "''"
+    };
+    let databases: Vec<&str> = tables.iter().map(|(d, _)| d.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|(_, t)| t.as_str()).collect();
+    let sql = format!(
+        "SELECT database, name, engine, {engine_full} AS engine_full FROM system.tables WHERE database IN {} AND name IN {}",
+        crate::vocabulary::sql::literal_list(&databases),
+        crate::vocabulary::sql::literal_list(&names)
+    );
+    let engines: Vec<TableEngine> = server
+        .fetch(&sql, "reading the mapped tables' engines")
+        .await?;
+    Ok(engines
+        .into_iter()
+        .filter(|e| tables.iter().any(|(d, t)| *d == e.database && *t == e.name))
+        .collect())
+}
+
+#[derive(Row, Deserialize, Clone)]
 pub struct TypedColumn {
     pub database: String,
     pub table: String,
