@@ -13,10 +13,13 @@ use serde::Serialize;
 use crate::pipeline::coverage::is_chforget_own;
 use crate::server::connected::Server;
 use crate::server::discover::{self, FoundBy, FoundTable, IdKind, ProbeReport, Suggested};
+use crate::server::reach::Reach;
+use crate::server::reach::schemas::{self, Schemas};
 use crate::vocabulary::data_map::{DataMap, MappedTable, Role};
 use crate::vocabulary::error::{ErrorCode, Failure};
 use crate::vocabulary::output::plural;
 use crate::vocabulary::profile::Profile;
+use crate::vocabulary::request::Place;
 use crate::vocabulary::sql::Ident;
 
 /// What `map` is asked to do besides looking at the schema.
@@ -30,6 +33,8 @@ pub struct MapOptions {
     pub write: Option<PathBuf>,
     /// `--force`: overwrite FILE.
     pub force: bool,
+    /// Where to compare the schema (every server of a place, or this one).
+    pub place: Place,
 }
 
 /// What `map` found (the JSON document of `map --output json`).
@@ -40,6 +45,9 @@ pub struct MapReport {
     pub tables: Vec<FoundTable>,
     /// What `--probe` read and found.
     pub probe: Option<ProbeReport>,
+    /// With a place of many servers: the database's tables compared across
+    /// them (tables some lack are also warnings).
+    pub replicas: Option<Schemas>,
     /// The map file written (`--write`).
     pub written: Option<String>,
     pub warnings: Vec<String>,
@@ -93,10 +101,19 @@ pub async fn map(
             probe.not_probed.join(", ")
         ));
     }
+    let replicas = if options.place.is_one_server() {
+        None
+    } else {
+        let reach = Reach::resolve(server, &options.place).await?;
+        let compared = schemas::compare(&reach.on(server), server.database()).await?;
+        warnings.extend(compared.warnings());
+        Some(compared)
+    };
     let mut report = MapReport {
         database: schema.database.clone(),
         tables,
         probe,
+        replicas,
         written: None,
         warnings,
     };

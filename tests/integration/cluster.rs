@@ -1364,3 +1364,43 @@ async fn a_window_erases_on_every_replica_and_every_server_sees_it_completed() {
         .await;
     }
 }
+
+/// `map --cluster`: a table some servers lack is named with the servers
+/// it is missing on (the JSON's `replicas.uneven`, and a warning).
+#[tokio::test]
+async fn map_on_a_cluster_names_a_table_some_servers_lack() {
+    let db = cluster_db!("sharded");
+    for client in &db.clients[..2] {
+        client
+            .query("CREATE TABLE persons (person_id String) ENGINE = MergeTree ORDER BY person_id")
+            .execute()
+            .await
+            .expect("persons");
+    }
+    let output = run(db
+        .chforget()
+        .args(["map", "--cluster", "sharded", "--output", "json"]));
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report = output.json();
+    assert_eq!(report["replicas"]["replicas_read"], 3, "{report:#}");
+    let uneven = report["replicas"]["uneven"].as_array().expect("uneven[]");
+    assert_eq!(uneven.len(), 1, "{report:#}");
+    assert_eq!(uneven[0]["table"], format!("{}.persons", db.name));
+    let missing: Vec<&str> = uneven[0]["replicas"]
+        .as_array()
+        .expect("replicas[]")
+        .iter()
+        .filter(|r| r["engine"].is_null())
+        .filter_map(|r| r["host"].as_str())
+        .collect();
+    assert_eq!(missing.len(), 1, "{report:#}");
+    assert!(missing[0].contains(HOSTS[2]), "{missing:?}");
+    assert!(
+        output.stderr.contains("persons is missing on 1 of the 3"),
+        "{}",
+        output.stderr
+    );
+    // Without --cluster, this server's schema alone.
+    let here = run(db.chforget().args(["map", "--output", "json"]));
+    assert_eq!(here.json()["replicas"], serde_json::Value::Null);
+}

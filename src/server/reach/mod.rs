@@ -11,7 +11,8 @@
 //!   means, a shard counted as its fullest replica, rows that name their host;
 //! - [`mutations`]: what `mutations list|watch|kill` send and say;
 //! - [`kept`]: the audit table kept on every host; [`member`]: continuing a
-//!   request through another server of its cluster;
+//!   request through another server of its cluster; [`schemas`]: the
+//!   database's tables compared across the replicas (`map --cluster`);
 //! - [`words`] and [`run_words`]: what people read about the place.
 
 pub mod kept;
@@ -19,6 +20,7 @@ pub mod member;
 pub mod mutations;
 pub mod replicas;
 pub mod run_words;
+pub mod schemas;
 pub mod settle;
 pub mod steps;
 pub mod topology;
