@@ -392,7 +392,7 @@ pub struct IntakeArgs {
     #[command(flatten)]
     pub trail: TrailArgs,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub reach: ReachArgs,
 }
 
 /// A command that changes data: it asks first and is recorded in the audit

@@ -275,10 +275,10 @@ impl Session {
     }
 
     /// A command on the requests as they arrive: the trail's settings, kept
-    /// where `--cluster` (or the profile) says.
+    /// where the arguments (or the profile) say.
     pub fn intake(args: &IntakeArgs) -> anyhow::Result<Self> {
         let mut session = Session::trail(&args.trail)?;
-        session.place = args.cluster.place(&session.profile)?;
+        session.place = args.reach.place(&session.profile)?;
         Ok(session)
     }
 

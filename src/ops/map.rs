@@ -47,7 +47,7 @@ pub struct MapReport {
     pub probe: Option<ProbeReport>,
     /// With a place of many servers: the database's tables compared across
     /// them (tables some lack are also warnings).
-    pub replicas: Option<Schemas>,
+    pub hosts: Option<Schemas>,
     /// The map file written (`--write`).
     pub written: Option<String>,
     pub warnings: Vec<String>,
@@ -101,7 +101,7 @@ pub async fn map(
             probe.not_probed.join(", ")
         ));
     }
-    let replicas = if options.place.is_one_server() {
+    let hosts = if options.place.is_one_server() {
         None
     } else {
         let reach = Reach::resolve(server, &options.place).await?;
@@ -113,7 +113,7 @@ pub async fn map(
         database: schema.database.clone(),
         tables,
         probe,
-        replicas,
+        hosts,
         written: None,
         warnings,
     };

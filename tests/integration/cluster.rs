@@ -1366,7 +1366,7 @@ async fn a_window_erases_on_every_replica_and_every_server_sees_it_completed() {
 }
 
 /// `map --cluster`: a table some servers lack is named with the servers
-/// it is missing on (the JSON's `replicas.uneven`, and a warning).
+/// it is missing on (the JSON's `hosts.uneven`, and a warning).
 #[tokio::test]
 async fn map_on_a_cluster_names_a_table_some_servers_lack() {
     let db = cluster_db!("sharded");
@@ -1382,8 +1382,8 @@ async fn map_on_a_cluster_names_a_table_some_servers_lack() {
         .args(["map", "--cluster", "sharded", "--output", "json"]));
     assert_eq!(output.code, 0, "{}", output.stderr);
     let report = output.json();
-    assert_eq!(report["replicas"]["replicas_read"], 3, "{report:#}");
-    let uneven = report["replicas"]["uneven"].as_array().expect("uneven[]");
+    assert_eq!(report["hosts"]["replicas_read"], 3, "{report:#}");
+    let uneven = report["hosts"]["uneven"].as_array().expect("uneven[]");
     assert_eq!(uneven.len(), 1, "{report:#}");
     assert_eq!(uneven[0]["table"], format!("{}.persons", db.name));
     let missing: Vec<&str> = uneven[0]["replicas"]
@@ -1402,5 +1402,5 @@ async fn map_on_a_cluster_names_a_table_some_servers_lack() {
     );
     // Without --cluster, this server's schema alone.
     let here = run(db.chforget().args(["map", "--output", "json"]));
-    assert_eq!(here.json()["replicas"], serde_json::Value::Null);
+    assert_eq!(here.json()["hosts"], serde_json::Value::Null);
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::args::{ClusterArgs, ServerArgs};
+use crate::cli::args::{ReachArgs, ServerArgs};
 use crate::cli::context::Session;
 use crate::cli::render;
 use crate::ops::map::{self, MapOptions};
@@ -33,7 +33,7 @@ pub struct MapArgs {
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub reach: ReachArgs,
 }
 
 pub async fn run(args: MapArgs) -> anyhow::Result<()> {
@@ -44,7 +44,7 @@ pub async fn run(args: MapArgs) -> anyhow::Result<()> {
         probe_max_rows: args.probe_max_rows,
         write: args.write.clone(),
         force: args.force,
-        place: args.cluster.place(&session.profile)?,
+        place: args.reach.place(&session.profile)?,
     };
     let report = map::map(&server, &session.profile, &options).await?;
     crate::cli::warn_new(&report.warnings, &mut 0);
