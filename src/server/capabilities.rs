@@ -37,6 +37,12 @@ pub struct Capabilities {
     pub typed_row_validation: bool,
     /// The session is read-only (`readonly` setting is not 0).
     pub readonly: bool,
+    /// Settings every read carries so that it sees what is on disk: rows a
+    /// lightweight `DELETE` masked (`apply_deleted_mask = 0`) and no
+    /// aggregate projection answering for the rows (`optimize_use_projections
+    /// = 0`). Empty where the server has neither, or the login may not set
+    /// settings (readonly = 1).
+    pub read_settings: Vec<(String, String)>,
     /// `max_query_size` in bytes; literal id lists are chunked under it.
     pub max_query_size: u64,
     /// `system.disks` exists (free space for stuck diagnosis).
@@ -118,7 +124,8 @@ impl Capabilities {
                  'allow_experimental_lightweight_delete', 'lightweight_deletes_sync', \
                  'distributed_ddl_output_mode', 'alter_sync', \
                  'max_execution_time', 'connect_timeout', 'connect_timeout_with_failover_ms', \
-                 'receive_timeout', 'send_timeout', 'distributed_ddl_task_timeout')",
+                 'receive_timeout', 'send_timeout', 'distributed_ddl_task_timeout', \
+                 'apply_deleted_mask', 'optimize_use_projections')",
                 during,
             )
             .await?;
@@ -162,6 +169,15 @@ impl Capabilities {
             alter_sync: setting("alter_sync").is_some(),
             timeouts: timeout_settings(&settings),
             readonly: setting("readonly").is_some_and(|v| v != "0"),
+            read_settings: if setting("readonly").is_some_and(|v| v == "1") {
+                Vec::new()
+            } else {
+                ["apply_deleted_mask", "optimize_use_projections"]
+                    .into_iter()
+                    .filter(|name| setting(name).is_some())
+                    .map(|name| (name.to_string(), "0".to_string()))
+                    .collect()
+            },
             max_query_size: setting("max_query_size")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DEFAULT_MAX_QUERY_SIZE),

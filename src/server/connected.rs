@@ -58,11 +58,13 @@ impl Server {
             .await?
             .is_empty();
         Ok(Server {
-            connection: probe.configured(
-                capabilities.typed_row_validation,
-                capabilities.max_query_size,
-                capabilities.timeouts.clone(),
-            ),
+            connection: probe
+                .configured(
+                    capabilities.typed_row_validation,
+                    capabilities.max_query_size,
+                    capabilities.timeouts.clone(),
+                )
+                .reading_with(capabilities.read_settings.clone()),
             database_exists,
             capabilities,
         })

@@ -418,6 +418,8 @@ pub struct Connection {
     quiet: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The server-side bounds sent with every query (none until known).
     timeouts: TimeoutSettings,
+    /// Settings every read carries (see `Capabilities::read_settings`).
+    read_settings: Vec<(String, String)>,
     /// At most this long per query, whatever time is left (a share of it
     /// for reads of one host among others, see [`Connection::capped`]).
     cap: Option<Duration>,
@@ -460,6 +462,7 @@ impl Connection {
             }),
             quiet: std::sync::Arc::default(),
             timeouts: TimeoutSettings::default(),
+            read_settings: Vec::new(),
             cap: None,
             abandoned: std::sync::Arc::default(),
             unanswering: std::sync::Arc::default(),
@@ -533,6 +536,7 @@ impl Connection {
             query_ids: self.query_ids.clone(),
             quiet: self.quiet.clone(),
             timeouts,
+            read_settings: self.read_settings.clone(),
             cap: self.cap,
             abandoned: self.abandoned.clone(),
             unanswering: self.unanswering.clone(),
@@ -540,6 +544,12 @@ impl Connection {
             #[cfg(test)]
             scripted: self.scripted.clone(),
         }
+    }
+
+    /// The same connection, every read carrying `settings` as well.
+    pub fn reading_with(mut self, settings: Vec<(String, String)>) -> Self {
+        self.read_settings = settings;
+        self
     }
 
     /// Remember that `host` (read through this server) did not answer in
@@ -882,7 +892,14 @@ impl Connection {
             self.budget(during)?;
             return script.fetch(sql, during);
         }
-        let (query, id, budget) = self.query(&self.client, sql, settings, true, during)?;
+        let mut all: Vec<(&str, &str)> = self
+            .read_settings
+            .iter()
+            .filter(|(name, _)| !settings.iter().any(|(given, _)| given == name))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        all.extend_from_slice(settings);
+        let (query, id, budget) = self.query(&self.client, sql, &all, true, during)?;
         let mut in_flight = self.start(&id);
         let answer = tokio::time::timeout(budget, query.fetch_all::<T>()).await;
         in_flight.done = true;

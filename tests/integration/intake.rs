@@ -393,3 +393,75 @@ async fn an_intake_file_records_every_valid_line_once() {
         .await;
     assert_eq!(tab, 1, "the hex id is stored as its bytes");
 }
+
+/// `--hide-now` (26.x): the subject's rows stop appearing in queries the
+/// day the request arrives, though they are still on disk (seen with
+/// `apply_deleted_mask = 0`); the window then erases them, and only then
+/// is the request completed. 18.16 has no lightweight DELETE: refused,
+/// the request recorded.
+#[tokio::test]
+async fn hidden_at_arrival_the_rows_are_erased_by_the_window() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let targeted = "user_id = 'u1' AND project_id = 'p1'";
+    let kept = db.fingerprint(&format!("NOT ({targeted})")).await;
+    let hide = run(db.chforget().args([
+        "request",
+        "add",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--ticket",
+        "H-1",
+        "--hide-now",
+        "--output",
+        "json",
+    ]));
+    if crate::common::engine() == crate::common::Engine::Legacy {
+        assert_eq!(hide.code, 2, "{}", hide.stderr);
+        assert!(
+            hide.stderr.contains("lightweight DELETE"),
+            "{}",
+            hide.stderr
+        );
+        let queue = json(&db, &["queue"], 0);
+        assert_eq!(queue["requests"][0]["hidden_at"], Value::Null, "{queue:#}");
+        return;
+    }
+    assert_eq!(hide.code, 0, "{}\n{}", hide.stderr, hide.stdout);
+    let request = hide.json();
+    assert!(request["hidden_at"].is_string(), "{request:#}");
+    assert_eq!(request["completed_at"], Value::Null);
+    let visible = db
+        .count(&format!("SELECT count() FROM events WHERE {targeted}"))
+        .await;
+    let on_disk = db
+        .count(&format!(
+            "SELECT count() FROM events WHERE {targeted} SETTINGS apply_deleted_mask = 0"
+        ))
+        .await;
+    assert_eq!(visible, 0, "hidden rows still appear");
+    assert!(
+        on_disk > 0,
+        "hidden is not erased: the rows must still be on disk"
+    );
+    let queue = json(&db, &["queue"], 0);
+    assert_eq!(
+        queue["requests"][0]["state"], "received",
+        "hidden is never completed"
+    );
+
+    let window = json(&db, &["queue", "run", "--yes"], 0);
+    assert_eq!(window["completed"], 1, "{window:#}");
+    let on_disk = db
+        .count(&format!(
+            "SELECT count() FROM events WHERE {targeted} SETTINGS apply_deleted_mask = 0"
+        ))
+        .await;
+    assert_eq!(on_disk, 0, "the window left masked rows on disk");
+    assert_eq!(db.fingerprint(&format!("NOT ({targeted})")).await, kept);
+    let done = json(&db, &["queue", "--state", "completed"], 0);
+    assert!(done["requests"][0]["hidden_at"].is_string(), "{done:#}");
+    assert!(done["requests"][0]["completed_at"].is_string(), "{done:#}");
+}

@@ -25,6 +25,18 @@ pub struct QueueArgs {
 pub enum QueueCommand {
     /// Erase every approved open request in one window (one batch), then mark each completed
     Run(RunArgs),
+    /// Hide the rows of every open request at once (lightweight DELETE, 26.x); the window erases them
+    Hide(HideArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HideArgs {
+    #[command(flatten)]
+    pub change: ChangeArgs,
+    #[command(flatten)]
+    pub place: PlaceArgs,
+    #[command(flatten)]
+    pub map: MapArgs,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +73,7 @@ pub struct RunArgs {
 pub async fn run(args: QueueArgs) -> anyhow::Result<()> {
     match args.command {
         Some(QueueCommand::Run(run_args)) => run_window(run_args).await,
+        Some(QueueCommand::Hide(hide_args)) => hide(hide_args).await,
         None => list(args.list).await,
     }
 }
@@ -148,4 +161,26 @@ async fn run_window(args: RunArgs) -> anyhow::Result<()> {
         render::intake::window,
     )?;
     report.verdict()
+}
+
+async fn hide(args: HideArgs) -> anyhow::Result<()> {
+    let session = Session::change(&args.change)?
+        .placed(&args.place)?
+        .mapped(&args.map)?;
+    let confirm = Confirm::new(args.change.confirm.yes);
+    confirm.ensure_possible("hide rows")?;
+    confirm.ask(
+        "",
+        "Hide the rows of every open request not hidden yet (a lightweight DELETE)?",
+        "nothing was hidden",
+    )?;
+    let open = session.open(true, None).await?;
+    let ctx = open.context(&session);
+    let at = open.intake(&session);
+    let report = intake::hide(&ctx, &at, None).await?;
+    output::emit(
+        args.change.server.output.output,
+        &report,
+        render::intake::hidden,
+    )
 }

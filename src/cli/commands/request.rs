@@ -58,6 +58,18 @@ pub struct AddArgs {
     /// Another system wiped for this request, as SYSTEM:ID (repeatable)
     #[arg(long = "also-wiped", value_name = "SYSTEM:ID")]
     pub also_wiped: Vec<String>,
+    /// Also hide the user's rows at once with a lightweight DELETE (26.x; the
+    /// window erases them physically, and only then is the request completed)
+    #[arg(long)]
+    pub hide_now: bool,
+    /// With --hide-now: the personal-data map whose tables are hidden too
+    #[arg(
+        long = "map",
+        env = "CHFORGET_MAP",
+        value_name = "FILE",
+        requires = "hide_now"
+    )]
+    pub map: Option<std::path::PathBuf>,
     /// Record every line of a CSV (header row) or JSON-lines file with the
     /// fields project_id, user_id (or user_hex) and optionally ticket,
     /// requested_by, received_at, regime, anonymous, also_wiped; refused lines
@@ -181,7 +193,28 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
     let session = Session::intake(&args.intake)?;
     let open = session.open(false, None).await?;
     let at = open.intake(&session);
-    let added = intake::add(&at, new).await?;
+    let mut added = intake::add(&at, new).await?;
+    if args.hide_now && !added.already_recorded {
+        let session = session.mapped(&crate::cli::args::MapArgs {
+            map: args.map.clone(),
+            allow_unmapped: false,
+        })?;
+        let open = session.open(true, None).await?;
+        let ctx = open.context(&session);
+        let at = open.intake(&session);
+        let ids = [added.request.request_id.clone()];
+        intake::hide(&ctx, &at, Some(&ids)).await?;
+        if let Some(now) = crate::records::intake::table::current(
+            ctx.server,
+            &at.table,
+            crate::records::intake::table::Which::Ids(&ids),
+        )
+        .await?
+        .first()
+        {
+            added.request = now.shown(crate::records::intake::now_ms() / 1000)?;
+        }
+    }
     if added.already_recorded {
         crate::cli::warn(&format!(
             "ticket {} was recorded before: request {} (nothing new was recorded)",

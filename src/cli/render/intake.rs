@@ -2,7 +2,7 @@
 //! the queue, a window run, the compliance report's table.
 
 use crate::ops::compliance::ComplianceReport;
-use crate::ops::intake::{Added, AddedMany, Decided, QueueReport, WindowReport};
+use crate::ops::intake::{Added, AddedMany, Decided, HideReport, QueueReport, WindowReport};
 use crate::records::intake::Intake;
 use crate::vocabulary::output;
 use crate::vocabulary::request::id_for_people;
@@ -147,6 +147,21 @@ pub fn report(report: &ComplianceReport) -> String {
                 n.request_id, n.due_at, n.detail
             ));
         }
+    }
+    out
+}
+
+pub fn hidden(report: &HideReport) -> String {
+    let mut out = format!(
+        "{} hidden ({} lightweight DELETE statements); the window erases their rows\n",
+        output::plural(report.hidden.len(), "request", "requests"),
+        report.statements
+    );
+    if !report.kept_for_the_window.is_empty() {
+        out.push_str(&format!(
+            "still visible until the window (a lightweight DELETE is refused there): {}\n",
+            report.kept_for_the_window.join(", ")
+        ));
     }
     out
 }
