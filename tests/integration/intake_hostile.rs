@@ -1,0 +1,98 @@
+//! Hostile tests of requests as they arrive (issue 20): each one is a way
+//! the intake table and `queue run` delete a row no request targets, lose
+//! what a request needs to finish, or leave a request in a state that is
+//! not true.
+
+use serde_json::Value;
+
+use crate::common::{Run, TestDb, run};
+
+fn cmd(db: &TestDb, args: &[&str]) -> Run {
+    run(db.chforget().args(args).args(["--output", "json"]))
+}
+
+fn json(db: &TestDb, args: &[&str], code: i32) -> Value {
+    let output = cmd(db, args);
+    assert_eq!(
+        output.code, code,
+        "{args:?}: {}\n{}",
+        output.stderr, output.stdout
+    );
+    output.json()
+}
+
+fn id(request: &Value) -> String {
+    request["request_id"]
+        .as_str()
+        .expect("request_id")
+        .to_string()
+}
+
+/// Every request, whatever its state.
+fn all(db: &TestDb) -> Vec<Value> {
+    json(
+        db,
+        &[
+            "queue",
+            "--state",
+            "received,approved,in_progress,completed,rejected",
+        ],
+        0,
+    )["requests"]
+        .as_array()
+        .expect("requests[]")
+        .clone()
+}
+
+fn state_of(db: &TestDb, request: &str) -> String {
+    all(db)
+        .iter()
+        .find(|r| r["request_id"] == request)
+        .map(|r| r["state"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_else(|| panic!("{request} not listed"))
+}
+
+fn add(db: &TestDb, project: &str, user: &str, extra: &[&str]) -> String {
+    let mut args = vec!["request", "add", "--project", project, "--user", user];
+    args.extend_from_slice(extra);
+    id(&json(db, &args, 0))
+}
+
+/// Mutations of the events table, by the erasure (chforget request) that
+/// sent them.
+async fn mutations_per_erasure(db: &TestDb) -> Vec<(String, u64)> {
+    db.client
+        .query(&format!(
+            "SELECT extract(command, 'chforget:([0-9a-f-]+):') AS request, count() FROM system.mutations WHERE database = '{}' AND table = 'events' GROUP BY request",
+            db.name
+        ))
+        .fetch_all()
+        .await
+        .expect("mutations")
+}
+
+/// Two requests of the same user in the same project (two tickets, two
+/// channels) in one window: the batch refused the second line as a
+/// duplicate, so `queue run` failed (exit 4) and left that request
+/// `in_progress` although the user's rows were gone; the next run erased
+/// the user again (a second mutation for nothing). Both requests are
+/// answered by the one erasure.
+#[tokio::test]
+async fn a_user_asked_twice_in_a_project_is_erased_once_for_both_requests() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let first = add(&db, "p1", "u1", &["--ticket", "T-1"]);
+    let second = add(&db, "p1", "u1", &["--ticket", "T-2"]);
+    let window = cmd(&db, &["queue", "run", "--yes"]);
+    assert_eq!(window.code, 0, "{}\n{}", window.stderr, window.stdout);
+    let window = window.json();
+    assert_eq!(window["completed"], 2, "{window:#}");
+    assert_eq!(window["left_open"], 0, "{window:#}");
+    for request in [&first, &second] {
+        assert_eq!(state_of(&db, request), "completed", "{request}");
+    }
+    let again = json(&db, &["queue", "run", "--yes"], 0);
+    assert_eq!(again["completed"], 0, "{again:#}");
+    let per = mutations_per_erasure(&db).await;
+    assert_eq!(per.len(), 1, "one erasure, one statement: {per:?}");
+}
