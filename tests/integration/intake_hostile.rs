@@ -96,3 +96,63 @@ async fn a_user_asked_twice_in_a_project_is_erased_once_for_both_requests() {
     let per = mutations_per_erasure(&db).await;
     assert_eq!(per.len(), 1, "one erasure, one statement: {per:?}");
 }
+
+/// A ticket names one request: reused for another user once its request
+/// is completed (its user id then a keyed hash), `request add` answered
+/// "recorded before" (exit 0) and the other user's request was never
+/// recorded. Another user's request under a known ticket is refused, as it
+/// is while the first request is open.
+#[tokio::test]
+async fn a_completed_requests_ticket_is_refused_for_another_user() {
+    let db = crate::test_db!();
+    db.seed().await;
+    add(&db, "p1", "u1", &["--ticket", "T-1"]);
+    let open_other = cmd(
+        &db,
+        &[
+            "request",
+            "add",
+            "--project",
+            "p1",
+            "--user",
+            "u2",
+            "--ticket",
+            "T-1",
+        ],
+    );
+    assert_eq!(open_other.code, 2, "while open: {}", open_other.stderr);
+    json(&db, &["queue", "run", "--yes"], 0);
+    let other = cmd(
+        &db,
+        &[
+            "request",
+            "add",
+            "--project",
+            "p1",
+            "--user",
+            "u2",
+            "--ticket",
+            "T-1",
+        ],
+    );
+    assert_eq!(
+        other.code, 2,
+        "u2's request was taken for u1's completed one: {}\n{}",
+        other.stderr, other.stdout
+    );
+    let same = cmd(
+        &db,
+        &[
+            "request",
+            "add",
+            "--project",
+            "p1",
+            "--user",
+            "u1",
+            "--ticket",
+            "T-1",
+        ],
+    );
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    assert_eq!(same.json()["already_recorded"], true);
+}
