@@ -156,3 +156,35 @@ async fn a_completed_requests_ticket_is_refused_for_another_user() {
     assert_eq!(same.code, 0, "{}", same.stderr);
     assert_eq!(same.json()["already_recorded"], true);
 }
+
+/// `request add --from FILE` took a line whose ticket is another user's
+/// request (recorded before, or on an earlier line of the file) for that
+/// request: counted `already_recorded`, exit 0, the line's user never
+/// recorded. `request add` refuses it; the file must refuse the line.
+#[tokio::test]
+async fn an_intake_file_refuses_a_ticket_of_another_user() {
+    let db = crate::test_db!();
+    db.seed().await;
+    add(&db, "p1", "u1", &["--ticket", "T-1"]);
+    let csv = db.state_path().join("intake.csv");
+    std::fs::write(
+        &csv,
+        "project_id,user_id,ticket\np1,u2,T-1\np2,u2,T-9\np1,u10,T-9\np1,u1,T-1\n",
+    )
+    .expect("intake file");
+    let output = cmd(
+        &db,
+        &["request", "add", "--from", csv.to_str().expect("utf-8")],
+    );
+    assert_eq!(output.code, 2, "{}\n{}", output.stderr, output.stdout);
+    let report = output.json();
+    assert_eq!(report["added"], 1, "{report:#}");
+    assert_eq!(report["already_recorded"], 1, "{report:#}");
+    let refused: Vec<u64> = report["rejected"]
+        .as_array()
+        .expect("rejected[]")
+        .iter()
+        .filter_map(|r| r["line"].as_u64())
+        .collect();
+    assert_eq!(refused, [2, 4], "{report:#}");
+}
