@@ -5,7 +5,10 @@
 
 use serde_json::Value;
 
-use crate::common::{Run, TestDb, run};
+use crate::common::{Run, TestDb, event, insert_events, run};
+
+/// 2026-11-01 00:00:00 UTC.
+const NOV_2026: u32 = 1_793_491_200;
 
 fn cmd(db: &TestDb, args: &[&str]) -> Run {
     run(db.chforget().args(args).args(["--output", "json"]))
@@ -187,4 +190,47 @@ async fn an_intake_file_refuses_a_ticket_of_another_user() {
         .filter_map(|r| r["line"].as_u64())
         .collect();
     assert_eq!(refused, [2, 4], "{report:#}");
+}
+
+/// `--user-hex` exists to name a stored id with surrounding whitespace;
+/// `request add` recorded " u1" but `queue run` wrote it to its batch
+/// file, whose lines refuse surrounding whitespace: the run failed (exit
+/// 2, "no valid line in /tmp/.tmpXXXX", a file already gone) and left the
+/// request `in_progress` with nothing sent, at every run after. The
+/// request is erased (its row only), or refused when it is recorded.
+#[tokio::test]
+async fn an_id_with_surrounding_whitespace_is_erased_by_the_window() {
+    let db = crate::test_db!();
+    db.seed().await;
+    insert_events(
+        &db.client,
+        &[event(
+            "p1",
+            Some(" u1"),
+            "a-ws",
+            "s-ws",
+            "pageview",
+            "ws",
+            "ip",
+            NOV_2026,
+        )],
+    )
+    .await;
+    let kept = db.fingerprint("url != 'ws'").await;
+    let request = id(&json(
+        &db,
+        &["request", "add", "--project", "p1", "--user-hex", "207531"],
+        0,
+    ));
+    for _ in 0..2 {
+        let window = cmd(&db, &["queue", "run", "--yes"]);
+        assert_eq!(window.code, 0, "{}\n{}", window.stderr, window.stdout);
+    }
+    assert_eq!(state_of(&db, &request), "completed");
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE user_id = ' u1'")
+            .await,
+        0
+    );
+    assert_eq!(db.fingerprint("url != 'ws'").await, kept);
 }
