@@ -234,3 +234,35 @@ async fn an_id_with_surrounding_whitespace_is_erased_by_the_window() {
     );
     assert_eq!(db.fingerprint("url != 'ws'").await, kept);
 }
+
+/// The same for a requester with surrounding whitespace: `request add`
+/// recorded `--requested-by " support "`, the window's batch line refused
+/// it, and the request stayed `in_progress` (nothing sent) run after run,
+/// taking the whole window down with it when alone. Either the intake
+/// refuses it or the window finishes it.
+#[tokio::test]
+async fn a_requester_with_surrounding_whitespace_never_strands_a_request() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let added = cmd(
+        &db,
+        &[
+            "request",
+            "add",
+            "--project",
+            "p1",
+            "--user",
+            "u2",
+            "--requested-by",
+            " support ",
+        ],
+    );
+    if added.code == 2 {
+        return;
+    }
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let request = id(&added.json());
+    let window = cmd(&db, &["queue", "run", "--yes"]);
+    assert_eq!(window.code, 0, "{}\n{}", window.stderr, window.stdout);
+    assert_eq!(state_of(&db, &request), "completed");
+}
