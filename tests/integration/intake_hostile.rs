@@ -266,3 +266,34 @@ async fn a_requester_with_surrounding_whitespace_never_strands_a_request() {
     assert_eq!(window.code, 0, "{}\n{}", window.stderr, window.stdout);
     assert_eq!(state_of(&db, &request), "completed");
 }
+
+/// DateTime columns end in February 2106: a request received in 2107 was
+/// recorded as received 2106-02-07T06:28:15Z (exit 0) with its due date
+/// equal to its receipt, and one received in January 2106 got a due date
+/// before the one its regime gives. A time the table cannot hold is
+/// refused, never changed.
+#[tokio::test]
+async fn a_receipt_or_due_date_past_2106_is_refused_not_clamped() {
+    let db = crate::test_db!();
+    db.seed().await;
+    for received in ["2107-01-01", "2106-01-20"] {
+        let added = cmd(
+            &db,
+            &[
+                "request",
+                "add",
+                "--project",
+                "p1",
+                "--user",
+                "u1",
+                "--received-at",
+                received,
+            ],
+        );
+        assert_eq!(
+            added.code, 2,
+            "--received-at {received}: {}\n{}",
+            added.stderr, added.stdout
+        );
+    }
+}
