@@ -297,3 +297,33 @@ async fn a_receipt_or_due_date_past_2106_is_refused_not_clamped() {
         );
     }
 }
+
+/// A request cannot be received in the future: `--received-at
+/// 2099-01-01` was recorded (exit 0), and once completed the report gave
+/// -26,000 days from receipt to completion as its median and p95 (and
+/// "completed on time"). A receipt after now is refused.
+#[tokio::test]
+async fn a_receipt_in_the_future_is_refused() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let added = cmd(
+        &db,
+        &[
+            "request",
+            "add",
+            "--project",
+            "p1",
+            "--user",
+            "u1",
+            "--received-at",
+            "2099-01-01",
+        ],
+    );
+    assert_eq!(added.code, 2, "{}\n{}", added.stderr, added.stdout);
+    json(&db, &["queue", "run", "--yes"], 0);
+    let report = json(&db, &["report"], 0);
+    for key in ["median_days", "p95_days"] {
+        let days = report["to_completed"][key].as_f64();
+        assert!(days.is_none_or(|d| d >= 0.0), "{report:#}");
+    }
+}
