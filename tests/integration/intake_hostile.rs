@@ -327,3 +327,31 @@ async fn a_receipt_in_the_future_is_refused() {
         assert!(days.is_none_or(|d| d >= 0.0), "{report:#}");
     }
 }
+
+/// An empty `--approved-by` (or `--reason`) is the operator's mistake:
+/// it exited 1 as `server_error`, saying "--note must be ...; nothing was
+/// sent", as if ClickHouse had failed. It is an invalid payload (exit 2)
+/// naming the flag given.
+#[tokio::test]
+async fn an_empty_decision_text_is_an_invalid_payload() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let request = add(&db, "p1", "u1", &[]);
+    for args in [
+        ["request", "approve", request.as_str(), "--approved-by", ""],
+        ["request", "reject", request.as_str(), "--reason", ""],
+    ] {
+        let refused = cmd(&db, &args);
+        assert_eq!(refused.code, 2, "{args:?}: {}", refused.stderr);
+        let error = &refused.json()["error"];
+        assert_eq!(error["code"], "invalid_payload", "{error:#}");
+        assert!(
+            !error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("--note"),
+            "{error:#}"
+        );
+    }
+    assert_eq!(state_of(&db, &request), "received");
+}
