@@ -355,3 +355,36 @@ async fn an_empty_decision_text_is_an_invalid_payload() {
     }
     assert_eq!(state_of(&db, &request), "received");
 }
+
+/// A window killed mid-erasure left its batch file (every user id of the
+/// window, raw) in the temporary directory; the run that finished the
+/// requests did not remove it, so the ids of erased subjects stayed on
+/// disk for good. Nothing of the window holding raw ids outlives it.
+#[tokio::test]
+async fn a_killed_window_leaves_no_file_of_raw_ids_behind() {
+    let db = crate::test_db!();
+    db.seed().await;
+    add(&db, "p1", "u1", &[]);
+    add(&db, "p2", "u1", &[]);
+    let tmp = db.state_path().join("tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp dir");
+    let crashed = run(db
+        .chforget()
+        .env("CHFORGET_CRASH_AT", "sent:0")
+        .env("TMPDIR", &tmp)
+        .args(["queue", "run", "--yes"]));
+    assert_ne!(crashed.code, 0, "the crash point was not reached");
+    let window = run(db
+        .chforget()
+        .env("TMPDIR", &tmp)
+        .args(["queue", "run", "--yes", "--output", "json"]));
+    assert_eq!(window.code, 0, "{}", window.stderr);
+    assert_eq!(window.json()["completed"], 2);
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .expect("tmp dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|text| text.contains("\"u1\"")))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert!(left.is_empty(), "raw user ids left in {left:?}");
+}
