@@ -388,3 +388,37 @@ async fn a_killed_window_leaves_no_file_of_raw_ids_behind() {
         .collect();
     assert!(left.is_empty(), "raw user ids left in {left:?}");
 }
+
+/// `queue run` marks a request completed, then removes its history rows
+/// holding the raw id; killed (or failing) between the two, the request is
+/// completed and its raw id stays in `forget_requests` for good: no later
+/// run looks at completed requests again. The next run removes it.
+#[tokio::test]
+async fn raw_ids_left_by_a_completed_request_are_removed_by_the_next_run() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let request = add(&db, "p1", "u1", &[]);
+    json(&db, &["queue", "run", "--yes"], 0);
+    assert_eq!(state_of(&db, &request), "completed");
+    // What a kill between the completed row and the delete leaves: the
+    // request's first row, raw id and all.
+    db.exec(&format!(
+        "INSERT INTO forget_requests (request_id, version, state, project_id, user_id, user_hashed, regime, received_at, due_at, recorded_at) \
+         VALUES ('{request}', 1, 'received', 'p1', 'u1', 0, 'gdpr', now(), now() + 86400 * 30, now())"
+    ))
+    .await;
+    assert_eq!(state_of(&db, &request), "completed");
+    json(&db, &["queue", "run", "--yes"], 0);
+    let raw = "SELECT count() FROM forget_requests WHERE user_hashed = 0";
+    for _ in 0..50 {
+        if db.count(raw).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        db.count(raw).await,
+        0,
+        "the raw id of a completed request is still in its history"
+    );
+}
