@@ -11,6 +11,7 @@ mod forget;
 mod help;
 mod ids;
 mod intake;
+mod intake_hostile;
 mod late;
 mod map;
 mod map_hostile;
