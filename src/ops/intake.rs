@@ -934,7 +934,8 @@ async fn apply_masks(ctx: &Context<'_>, projects: &[&str]) -> anyhow::Result<()>
         let project_id = ValidId::new("project_id", project)?;
         let mut scope = crate::pipeline::scope_of(server, ctx.profile, &project_id, ctx.place);
         crate::pipeline::settle_scope(server, &mut scope).await?;
-        let covered = crate::pipeline::coverage::check(server, ctx.profile, ctx.map, &scope).await?;
+        let covered =
+            crate::pipeline::coverage::check(server, ctx.profile, ctx.map, &scope).await?;
         let clause = scope.place.every_host_clause();
         let mut each = vec![scope.events_table()];
         each.extend(covered.erased.iter().map(|t| t.qualified()));

@@ -3,7 +3,10 @@
 //! (`--write`) the draft of a personal-data map for review. Reads system
 //! tables, and with `--probe` a capped number of rows of each other table;
 //! never changes anything on the server. chforget's own tables (the audit
-//! table, ids and scratch tables) are never listed.
+//! table, ids and scratch tables) are never listed. Besides the tables: the
+//! dictionaries loaded from them (reloaded by hand after an erasure) and,
+//! per table, the projections and skipping indexes over its id columns
+//! (erased with the parts an `ALTER DELETE` rewrites).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,7 +15,9 @@ use serde::Serialize;
 
 use crate::pipeline::coverage::is_chforget_own;
 use crate::server::connected::Server;
-use crate::server::discover::{self, FoundBy, FoundTable, IdKind, ProbeReport, Suggested};
+use crate::server::discover::{
+    self, FoundBy, FoundDictionary, FoundTable, IdKind, ProbeReport, Suggested,
+};
 use crate::server::reach::Reach;
 use crate::server::reach::schemas::{self, Schemas};
 use crate::vocabulary::data_map::{DataMap, MappedTable, Role};
@@ -43,6 +48,8 @@ pub struct MapReport {
     pub database: String,
     /// One entry per table, the profile's events table included.
     pub tables: Vec<FoundTable>,
+    /// The dictionaries keeping a loaded copy of a listed table's ids.
+    pub dictionaries: Vec<FoundDictionary>,
     /// What `--probe` read and found.
     pub probe: Option<ProbeReport>,
     /// With a place of many servers: the database's tables compared across
@@ -93,6 +100,18 @@ pub async fn map(
         ),
         None => None,
     };
+    // What keeps a copy of the ids, once every id column is known (the
+    // probe's included).
+    discover::add_derived(&schema, &mut tables);
+    if !server
+        .capabilities
+        .system_tables_columns
+        .iter()
+        .any(|c| c == "create_table_query")
+    {
+        warnings.push("system.tables has no create_table_query on this server: projections and skipping indexes are not listed".to_string());
+    }
+    let dictionaries = discover::dictionaries_of(server, &schema, &tables, profile).await?;
     if let Some(probe) = &probe
         && !probe.not_probed.is_empty()
     {
@@ -112,6 +131,7 @@ pub async fn map(
     let mut report = MapReport {
         database: schema.database.clone(),
         tables,
+        dictionaries,
         probe,
         hosts,
         written: None,
@@ -183,7 +203,7 @@ pub fn map_file(report: &MapReport) -> (String, Vec<String>) {
             None => skipped.push(format!("{}.{}", found.database, found.table)),
         }
     }
-    let header = vec![
+    let mut header = vec![
         format!(
             "Personal-data map of database {}, drafted by `chforget map`.",
             report.database
@@ -193,6 +213,17 @@ pub fn map_file(report: &MapReport) -> (String, Vec<String>) {
         "Once reviewed, requests erase by it: `chforget forget --map FILE` (or [map] file in the profile).".to_string(),
         "Tables without a project column are erased by id across the whole table.".to_string(),
     ];
+    for dictionary in &report.dictionaries {
+        let from = if dictionary.reads_from.is_empty() {
+            dictionary.source.clone()
+        } else {
+            dictionary.reads_from.join(", ")
+        };
+        header.push(format!(
+            "Dictionary {} keeps a copy of {from}: after each erasure, `{}` (no request reloads it).",
+            dictionary.name, dictionary.reload
+        ));
+    }
     (map.to_toml(&header, &notes), skipped)
 }
 

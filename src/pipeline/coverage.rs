@@ -450,6 +450,7 @@ mod tests {
             reads_from: vec!["db.events".to_string()],
             project_column: None,
             time_column: None,
+            derived: Vec::new(),
         }
     }
 

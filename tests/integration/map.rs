@@ -204,6 +204,167 @@ async fn map_finds_every_place_the_ids_live_and_nothing_else() {
     }
 }
 
+/// What keeps copies of the ids besides the rows (issue 19): on 26.x a
+/// projection and a skipping index over `orders.user_id` (one more index
+/// over a column holding no ids, not listed), and dictionaries loaded from
+/// `events`, by table (never loaded) and by query (loaded); a dictionary
+/// from `products` is not listed, and no dictionary is listed as a table
+/// to erase. 18.16 has no projections, no skipping indexes and no
+/// `CREATE DICTIONARY` (its dictionaries are XML configuration): nothing is
+/// listed, and map reads its system.dictionaries without failing.
+#[tokio::test]
+async fn map_lists_projections_skipping_indexes_and_dictionaries_over_the_ids() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let name = &db.name;
+    let current = crate::common::engine() == crate::common::Engine::Current;
+    let mut statements = vec![
+        "CREATE TABLE products (sku String, title String) ENGINE = MergeTree ORDER BY sku"
+            .to_string(),
+    ];
+    if current {
+        statements.extend([
+            "CREATE TABLE orders (order_id String, user_id String, total UInt64, \
+             INDEX idx_user user_id TYPE bloom_filter GRANULARITY 1, \
+             INDEX idx_total total TYPE minmax GRANULARITY 1, \
+             PROJECTION by_user (SELECT user_id, sum(total) GROUP BY user_id)) \
+             ENGINE = MergeTree ORDER BY order_id"
+                .to_string(),
+            "INSERT INTO orders VALUES ('o1', 'u1', 10), ('o2', 'u2', 20)".to_string(),
+            format!(
+                "CREATE DICTIONARY users_dict (anonymous_id String, project_id String) PRIMARY KEY anonymous_id \
+                 SOURCE(CLICKHOUSE(TABLE 'events' DB '{name}')) LAYOUT(COMPLEX_KEY_HASHED()) LIFETIME(0)"
+            ),
+            format!(
+                "CREATE DICTIONARY last_event (anonymous_id String, event String) PRIMARY KEY anonymous_id \
+                 SOURCE(CLICKHOUSE(QUERY 'SELECT anonymous_id, any(event) AS event FROM {name}.events GROUP BY anonymous_id')) \
+                 LAYOUT(COMPLEX_KEY_HASHED()) LIFETIME(0)"
+            ),
+            format!("SYSTEM RELOAD DICTIONARY {name}.last_event"),
+            format!(
+                "CREATE DICTIONARY titles (sku String, title String) PRIMARY KEY sku \
+                 SOURCE(CLICKHOUSE(TABLE 'products' DB '{name}')) LAYOUT(COMPLEX_KEY_HASHED()) LIFETIME(0)"
+            ),
+        ]);
+    } else {
+        statements.push(
+            "CREATE TABLE orders (order_id String, user_id String, total UInt64) ENGINE = MergeTree ORDER BY order_id"
+                .to_string(),
+        );
+    }
+    for sql in &statements {
+        db.exec(sql).await;
+    }
+    let report = map_json(&db, &[]);
+    let names = listed(&report);
+    for dictionary in ["users_dict", "last_event", "titles"] {
+        assert!(
+            !names.contains(&dictionary),
+            "{dictionary} listed as a table: {names:?}"
+        );
+    }
+    let dictionaries = report["dictionaries"].as_array().expect("dictionaries[]");
+    if !current {
+        assert!(dictionaries.is_empty(), "{report:#}");
+        assert_eq!(entry(&report, "orders")["derived"], serde_json::json!([]));
+        assert_eq!(entry(&report, "events")["derived"], serde_json::json!([]));
+        return;
+    }
+
+    let derived = entry(&report, "orders")["derived"]
+        .as_array()
+        .expect("derived[]");
+    let shown: Vec<(&str, &str)> = derived
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap_or_default(),
+                d["name"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [("skipping_index", "idx_user"), ("projection", "by_user")],
+        "{report:#}"
+    );
+    assert_eq!(derived[0]["expression"], "user_id");
+    assert_eq!(derived[0]["columns"], serde_json::json!(["user_id"]));
+    assert!(
+        derived[1]["expression"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sum(total)"),
+        "{report:#}"
+    );
+    assert!(
+        derived[1]["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("lightweight_mutation_projection_mode"),
+        "{report:#}"
+    );
+
+    let dictionary = |wanted: &str| {
+        dictionaries
+            .iter()
+            .find(|d| d["name"] == wanted)
+            .unwrap_or_else(|| panic!("{wanted} not listed: {report:#}"))
+    };
+    let events = format!("{name}.events");
+    for listed in ["users_dict", "last_event"] {
+        let d = dictionary(listed);
+        assert_eq!(d["database"], name.as_str());
+        assert_eq!(d["reads_from"], serde_json::json!([events]), "{d:#}");
+        let reload = format!("SYSTEM RELOAD DICTIONARY {name}.{listed}");
+        assert_eq!(d["reload"], reload.as_str());
+        assert!(
+            d["note"].as_str().unwrap_or_default().contains(&reload),
+            "{d:#}"
+        );
+    }
+    // Never loaded: its statement says where from.
+    assert!(
+        dictionary("users_dict")["source"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("TABLE 'events'"),
+        "{report:#}"
+    );
+    assert!(
+        dictionaries.iter().all(|d| d["name"] != "titles"),
+        "{report:#}"
+    );
+
+    let human = run(db.chforget().arg("map"));
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    for shown in [
+        "projection by_user (user_id)",
+        "skipping_index idx_user (user_id)",
+        &format!("SYSTEM RELOAD DICTIONARY {name}.users_dict"),
+    ] {
+        assert!(
+            human.stdout.contains(shown),
+            "{shown} not in:\n{}",
+            human.stdout
+        );
+    }
+    assert!(!human.stdout.contains("idx_total"), "{}", human.stdout);
+    // The drafted map says which dictionaries to reload.
+    let path = db.state_path().join("map.toml");
+    let written = run(db
+        .chforget()
+        .args(["map", "--write", path.to_str().expect("utf-8 path")]));
+    assert_eq!(written.code, 0, "{}", written.stderr);
+    let text = std::fs::read_to_string(&path).expect("map written");
+    assert!(
+        text.contains(&format!("SYSTEM RELOAD DICTIONARY {name}.last_event")),
+        "{text}"
+    );
+    let map = DataMap::parse(&text, "map.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(map.tables.iter().all(|t| t.table.as_str() != "users_dict"));
+}
+
 #[tokio::test]
 async fn the_written_map_parses_back_and_is_never_overwritten_unasked() {
     let db = crate::test_db!();

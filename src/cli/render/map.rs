@@ -1,6 +1,8 @@
 //! `map` for people: one row per table that may hold a subject's ids
 //! (engine, rows, id columns and their kind, how it was found, the role
-//! suggested), then what `--probe` read and where `--write` wrote.
+//! suggested), the projections and skipping indexes over id columns, the
+//! dictionaries to reload after an erasure, then what `--probe` read and
+//! where `--write` wrote.
 
 use crate::ops::map::{MapReport, found_by_name};
 use crate::server::discover::IdKind;
@@ -47,6 +49,40 @@ pub fn render(report: &MapReport) -> String {
         rows,
     );
     out.push('\n');
+    let derived: Vec<String> = report
+        .tables
+        .iter()
+        .filter(|t| !t.derived.is_empty())
+        .map(|t| {
+            let each: Vec<String> = t
+                .derived
+                .iter()
+                .map(|d| format!("{} {} ({})", d.kind.as_str(), d.name, d.columns.join(", ")))
+                .collect();
+            format!("  {}.{}: {}\n", t.database, t.table, each.join("; "))
+        })
+        .collect();
+    if !derived.is_empty() {
+        out.push_str("over id columns, erased with the parts an ALTER DELETE rewrites:\n");
+        out.extend(derived);
+    }
+    if !report.dictionaries.is_empty() {
+        out.push_str(
+            "dictionaries keeping a loaded copy of the ids, to reload after each erasure:\n",
+        );
+        for d in &report.dictionaries {
+            let name = match &d.database {
+                Some(database) => format!("{database}.{}", d.name),
+                None => d.name.clone(),
+            };
+            let from = if d.reads_from.is_empty() {
+                format!("loads from {} (erase the ids there)", d.source)
+            } else {
+                format!("from {}", d.reads_from.join(", "))
+            };
+            out.push_str(&format!("  {name}, {from}: {}\n", d.reload));
+        }
+    }
     if let Some(probe) = &report.probe {
         out.push_str(&format!(
             "probe: {} sampled from {}; {} read in all (at most {} per table)\n",

@@ -41,15 +41,47 @@ pub(super) async fn merge_sources(
 /// The arguments of `Engine(a, 'b', ...)`, split at top-level commas
 /// outside quotes, trimmed.
 pub(super) fn engine_arguments(engine_full: &str) -> Vec<String> {
-    let Some(open) = engine_full.find('(') else {
-        return Vec::new();
-    };
+    match engine_full.find('(') {
+        Some(open) => items_after(&engine_full[open + 1..]),
+        None => Vec::new(),
+    }
+}
+
+/// The items of the first parenthesized list of `text` (the first `(`
+/// outside quotes): `CREATE TABLE db.t (a String, INDEX i a TYPE ...)`
+/// gives its columns, indexes and projections.
+pub(super) fn first_list(text: &str) -> Vec<String> {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (at, c) in text.char_indices() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '`' | '"' => quote = Some(c),
+            '(' => return items_after(&text[at + 1..]),
+            _ => {}
+        }
+    }
+    Vec::new()
+}
+
+/// The items of a list whose `(` was just read: split at top-level commas
+/// outside quotes, trimmed, up to its closing `)`.
+fn items_after(list: &str) -> Vec<String> {
     let mut arguments = Vec::new();
     let mut current = String::new();
     let mut depth = 0usize;
     let mut quote: Option<char> = None;
     let mut escaped = false;
-    for c in engine_full[open + 1..].chars() {
+    for c in list.chars() {
         if let Some(q) = quote {
             current.push(c);
             if escaped {

@@ -5,11 +5,18 @@
 //! and, opt-in, by value ([`probe`]: sampled ids looked for in the string
 //! columns of the other tables, each read capped). Only this server's
 //! schema of one database is read; the columns `system.tables` lacks on a
-//! server (18.16) are detected, never assumed.
+//! server (18.16) are detected, never assumed. Besides the tables, `map`
+//! lists what keeps a copy of their ids: the [`dictionaries`] loaded from
+//! them, and the projections and skipping indexes over their id columns
+//! ([`derived`]).
 
+mod derived;
+mod dictionaries;
 mod lineage;
 mod probe;
 
+pub use derived::{Derived, DerivedKind, add_derived};
+pub use dictionaries::FoundDictionary;
 use lineage::{merge_sources, sources_of, view_target};
 pub use probe::{ProbeReport, ProbedTable, probe};
 
@@ -127,6 +134,9 @@ pub struct FoundTable {
     pub reads_from: Vec<String>,
     pub project_column: Option<String>,
     pub time_column: Option<String>,
+    /// Its projections and skipping indexes over its id columns
+    /// ([`add_derived`]).
+    pub derived: Vec<Derived>,
 }
 
 /// One table of the database as the system tables describe it.
@@ -453,23 +463,50 @@ fn name_matches(lower: &str, pattern: &str) -> bool {
     }
 }
 
-/// Engines whose tables hold no rows of their own.
+/// Engines whose tables hold no rows of their own (a `Dictionary` table
+/// shows a dictionary's).
 fn holds_no_rows(engine: &str) -> bool {
     matches!(
         engine,
-        "View" | "MaterializedView" | "LiveView" | "WindowView" | "Distributed" | "Merge"
+        "View"
+            | "MaterializedView"
+            | "LiveView"
+            | "WindowView"
+            | "Distributed"
+            | "Merge"
+            | "Dictionary"
     )
+}
+
+/// The dictionaries that keep a copy of the ids of the `found` tables
+/// (system tables only): see [`dictionaries`].
+pub async fn dictionaries_of(
+    server: &Server,
+    schema: &DatabaseSchema,
+    found: &[FoundTable],
+    profile: &Profile,
+) -> anyhow::Result<Vec<FoundDictionary>> {
+    let all = dictionaries::read_dictionaries(server).await?;
+    Ok(dictionaries::dictionaries_over(
+        &all, schema, found, profile,
+    ))
 }
 
 /// Find, from the schema alone, the tables that may hold the subject's
 /// ids: the profile's, those with id-named columns, and their lineage.
-/// `own` says which tables are chforget's (never listed).
+/// `own` says which tables are chforget's (never listed). A dictionary
+/// made by `CREATE DICTIONARY` is in `system.tables` but is no table: no
+/// statement erases it (it is listed with the dictionaries).
 pub fn classify(
     schema: &DatabaseSchema,
     profile: &Profile,
     own: impl Fn(&str) -> bool,
 ) -> Vec<FoundTable> {
-    let tables: Vec<&TableInfo> = schema.tables.iter().filter(|t| !own(&t.name)).collect();
+    let tables: Vec<&TableInfo> = schema
+        .tables
+        .iter()
+        .filter(|t| !own(&t.name) && !dictionaries::is_create_dictionary(&t.create_query))
+        .collect();
     let mut found: BTreeMap<String, FoundTable> = BTreeMap::new();
     let entry = |found: &mut BTreeMap<String, FoundTable>, table: &TableInfo| {
         found
@@ -590,6 +627,7 @@ pub(super) fn new_entry(
                 .find(|c| c.r#type.starts_with("DateTime"))
                 .map(|c| c.name.clone())
         }),
+        derived: Vec::new(),
     }
 }
 
@@ -738,5 +776,27 @@ mod tests {
                 .iter()
                 .all(|f| f.table != "products" && f.table != "forget_audit")
         );
+    }
+
+    /// A `CREATE DICTIONARY` dictionary has columns in system.tables, but
+    /// no statement erases it: it is not a table of the map. A table of
+    /// engine `Dictionary` shows one, holding no rows of its own.
+    #[test]
+    fn dictionaries_are_not_tables_to_erase() {
+        let mut schema = schema();
+        let mut dictionary = table("users_dict", "Dictionary", &[("user_id", "String")]);
+        dictionary.create_query = "CREATE DICTIONARY db.users_dict (`user_id` String) PRIMARY KEY user_id SOURCE(CLICKHOUSE(TABLE 'events')) LIFETIME(MIN 0 MAX 0) LAYOUT(COMPLEX_KEY_HASHED())".to_string();
+        let mut shown = table("users_table", "Dictionary", &[("user_id", "String")]);
+        shown.create_query =
+            "CREATE TABLE db.users_table (`user_id` String) ENGINE = Dictionary(users_dict)"
+                .to_string();
+        schema.tables.extend([dictionary, shown]);
+        let found = classify(&schema, &Profile::default(), |_| false);
+        assert!(found.iter().all(|f| f.table != "users_dict"), "{found:#?}");
+        let shown = found
+            .iter()
+            .find(|f| f.table == "users_table")
+            .expect("users_table");
+        assert_eq!(shown.role, Suggested::Covered);
     }
 }
