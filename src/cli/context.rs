@@ -371,6 +371,7 @@ impl Open {
     pub fn intake<'a>(&'a self, session: &'a Session) -> crate::ops::intake::IntakeAt<'a> {
         crate::ops::intake::IntakeAt {
             server: &self.server,
+            key: &self.key,
             table: crate::records::intake::table::intake_table(&self.audit_table.database),
             place: &session.place,
         }

@@ -30,15 +30,20 @@ pub struct BatchLine {
 struct RawLine {
     project_id: Option<String>,
     user_id: Option<String>,
+    /// The user id's bytes in hex (an id with surrounding whitespace or
+    /// control characters, named exactly).
+    #[serde(default)]
+    user_hex: Option<String>,
     requested_by: Option<String>,
     approved_by: Option<String>,
     ticket: Option<String>,
     note: Option<String>,
 }
 
-const FIELDS: [&str; 6] = [
+const FIELDS: [&str; 7] = [
     "project_id",
     "user_id",
+    "user_hex",
     "requested_by",
     "approved_by",
     "ticket",
@@ -371,6 +376,7 @@ impl<R: Read> Iterator for RawLines<R> {
                     Ok(RawLine {
                         project_id: get("project_id"),
                         user_id: get("user_id"),
+                        user_hex: get("user_hex").filter(|h| !h.is_empty()),
                         requested_by: get("requested_by"),
                         approved_by: get("approved_by"),
                         ticket: get("ticket"),
@@ -485,7 +491,9 @@ fn header_problem(names: &[String]) -> Option<String> {
             return Some(format!("header field {name:?} appears twice"));
         }
     }
-    if !names.iter().any(|h| h == "project_id") || !names.iter().any(|h| h == "user_id") {
+    if !names.iter().any(|h| h == "project_id")
+        || !names.iter().any(|h| h == "user_id" || h == "user_hex")
+    {
         return Some(expected());
     }
     None
@@ -521,11 +529,13 @@ fn validate(
     }
     let project_id = ValidId::new("project_id", raw.project_id.as_deref().unwrap_or_default())
         .map_err(|e| e.message)?;
-    let user_id = raw.user_id.as_deref().unwrap_or_default();
-    let user_id = if json {
-        ValidId::with_controls("user_id", user_id)
-    } else {
-        ValidId::new("user_id", user_id)
+    let user_id = match (&raw.user_hex, raw.user_id.as_deref()) {
+        (Some(_), Some(id)) if !id.is_empty() => {
+            return Err("give user_id or user_hex, not both".to_string());
+        }
+        (Some(hex), _) => ValidId::from_hex("user_hex", hex),
+        (None, id) if json => ValidId::with_controls("user_id", id.unwrap_or_default()),
+        (None, id) => ValidId::new("user_id", id.unwrap_or_default()),
     }
     .map_err(|e| e.message)?;
     let empty_as_none = |v: Option<String>| v.filter(|s| !s.is_empty());

@@ -17,18 +17,43 @@ use crate::pipeline::{Context, RunMode};
 use crate::records::intake::table::{self, Which};
 use crate::records::intake::{Intake, IntakeRow, State, now_ms};
 use crate::records::journal::{RequestJournal, RequestStatus};
+use crate::records::state::Key;
 use crate::server::connected::Server;
 use crate::vocabulary::deadline::{Regime, rfc3339};
 use crate::vocabulary::error::{ErrorCode, Failure, fail, shown};
 use crate::vocabulary::request::{Place, RequestId, ValidId};
 use crate::vocabulary::sql::QualifiedTable;
 
-/// The note a window's batch line carries: which intake request it is.
+/// The note a window's batch line carries: which intake requests it is.
 const NOTE_PREFIX: &str = "intake:";
+/// The window's batch files, in the state directory's requests folder.
+const WINDOW_FILE_PREFIX: &str = ".window-";
+
+/// Remove the batch files of windows that died (they hold raw ids); called
+/// under the window lock, so none is in use.
+fn remove_stale_window_files(ctx: &Context<'_>) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(ctx.state.requests_dir()) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(WINDOW_FILE_PREFIX) {
+            std::fs::remove_file(entry.path()).map_err(|e| {
+                Failure::new(
+                    ErrorCode::StateError,
+                    format!("removing {}: {e}", entry.path().display()),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
 
 /// Where the intake table is and where it is kept.
 pub struct IntakeAt<'a> {
     pub server: &'a Server,
+    /// Hashes user ids once their request is completed (and compares them).
+    pub key: &'a Key,
     pub table: QualifiedTable,
     pub place: &'a Place,
 }
@@ -205,18 +230,41 @@ async fn record_chunk(
     report: &mut AddedMany,
 ) -> anyhow::Result<()> {
     let tickets: Vec<String> = chunk.iter().filter_map(|(_, n)| n.ticket.clone()).collect();
-    let mut known: std::collections::BTreeSet<String> =
+    // Each known ticket's owner: its project and user (or the user's hash).
+    let mut known: std::collections::BTreeMap<String, IntakeRow> =
         table::current(at.server, &at.table, Which::Tickets(&tickets))
             .await?
             .into_iter()
-            .map(|r| r.ticket)
+            .map(|r| (r.ticket.clone(), r))
             .collect();
     let mut rows = Vec::new();
-    for (_, new) in chunk {
-        if let Some(ticket) = &new.ticket
-            && !known.insert(ticket.clone())
-        {
-            report.already_recorded += 1;
+    for (line, new) in chunk {
+        if let Err(error) = new.check(now()) {
+            report.rejected.push(crate::ops::report::RejectedLine {
+                line,
+                error: format!("{error:#}"),
+            });
+            continue;
+        }
+        if let Some(ticket) = &new.ticket {
+            if let Some(owner) = known.get(ticket) {
+                if is_owner(owner, &new, at.key) {
+                    report.already_recorded += 1;
+                } else {
+                    report.rejected.push(crate::ops::report::RejectedLine {
+                        line,
+                        error: format!(
+                            "ticket {} is request {} of another project or user",
+                            shown(ticket),
+                            owner.request_id
+                        ),
+                    });
+                }
+                continue;
+            }
+            let row = new_row(&new);
+            known.insert(ticket.clone(), row.clone());
+            rows.push(row);
             continue;
         }
         rows.push(new_row(&new));
@@ -224,6 +272,68 @@ async fn record_chunk(
     table::append(at.server, &at.table, &rows).await?;
     report.added += rows.len();
     Ok(())
+}
+
+/// Whether `row` (a request recorded with the same ticket) is `new`'s: the
+/// same project and user, the user compared by its keyed hash once the
+/// request completed.
+fn is_owner(row: &IntakeRow, new: &NewIntake, key: &Key) -> bool {
+    let user = if row.user_hashed == 1 {
+        key.hash(new.user_id.as_str())
+    } else {
+        new.user_id.as_str().to_string()
+    };
+    row.project_id == new.project_id.as_str() && row.user_id == user
+}
+
+impl NewIntake {
+    /// What the table and the window can hold: a receipt not in the
+    /// future, a due date within the table's time range (2106), and texts
+    /// without surrounding whitespace (the batch a window runs refuses it).
+    fn check(&self, now: u64) -> anyhow::Result<()> {
+        /// Clocks may disagree by a few minutes.
+        const SLACK: u64 = 300;
+        let received = self.received_at.unwrap_or(now);
+        if received > now + SLACK {
+            return fail(
+                ErrorCode::InvalidPayload,
+                format!(
+                    "received_at {} is in the future; give the time the request was received",
+                    rfc3339(received)
+                ),
+            );
+        }
+        let latest = self
+            .regime
+            .latest_extension(received)
+            .unwrap_or_else(|| self.regime.due(received));
+        if latest > u64::from(u32::MAX) {
+            return fail(
+                ErrorCode::InvalidPayload,
+                format!(
+                    "a request received at {} falls due after 2106, past what the intake table holds; nothing was recorded",
+                    rfc3339(received)
+                ),
+            );
+        }
+        for (name, value) in [
+            ("requested_by", &self.requested_by),
+            ("ticket", &self.ticket),
+        ] {
+            if let Some(value) = value
+                && value.trim() != value
+            {
+                return fail(
+                    ErrorCode::InvalidPayload,
+                    format!(
+                        "{name} {} has surrounding whitespace; write it without",
+                        shown(value)
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The first row of a request as it arrives.
@@ -284,13 +394,12 @@ fn now() -> u64 {
 
 /// Record a request (or find the one its ticket names).
 pub async fn add(at: &IntakeAt<'_>, new: NewIntake) -> anyhow::Result<Added> {
+    new.check(now())?;
     table::ensure(at.server, &at.table, at.place).await?;
     if let Some(ticket) = &new.ticket {
         let known = table::current(at.server, &at.table, Which::Ticket(ticket)).await?;
         if let Some(row) = known.first() {
-            let same = row.project_id == new.project_id.as_str()
-                && (row.user_id == new.user_id.as_str() || row.user_hashed == 1);
-            if !same {
+            if !is_owner(row, &new, at.key) {
                 return fail(
                     ErrorCode::InvalidPayload,
                     format!(
@@ -511,8 +620,10 @@ pub struct WindowReport {
 }
 
 /// The intake request a journal member erases, from its note.
-fn intake_of(note: Option<&str>) -> Option<&str> {
-    note?.strip_prefix(NOTE_PREFIX)
+fn intake_of(note: Option<&str>) -> Vec<&str> {
+    note.and_then(|n| n.strip_prefix(NOTE_PREFIX))
+        .map(|ids| ids.split(',').collect())
+        .unwrap_or_default()
 }
 
 /// Erase a window of requests: those an earlier run left in progress are
@@ -527,8 +638,21 @@ pub async fn run_window(
     observer: &mut dyn FnMut() -> Box<dyn TrackObserver>,
 ) -> anyhow::Result<WindowReport> {
     table::ensure(at.server, &at.table, at.place).await?;
+    // One window at a time (per state directory): two would erase the same
+    // requests twice.
+    let _window = ctx.state.lock_window()?;
+    remove_stale_window_files(ctx)?;
     let now = now();
     let rows = table::current(at.server, &at.table, Which::All).await?;
+    // A run that died between marking requests completed and removing
+    // their raw ids: removed now.
+    let completed_ids: Vec<String> = rows
+        .iter()
+        .filter(|r| r.state == State::Completed.as_str())
+        .map(|r| r.request_id.clone())
+        .collect();
+    let raw_left = table::holding_raw_ids(at.server, &at.table, &completed_ids).await?;
+    table::forget_raw_ids(at.server, &at.table, at.place, &raw_left).await?;
     let mut report = WindowReport {
         requests: Vec::new(),
         batches: Vec::new(),
@@ -557,7 +681,8 @@ pub async fn run_window(
             let ids: Vec<String> = journal
                 .members
                 .iter()
-                .filter_map(|m| intake_of(m.meta.note.as_deref()).map(str::to_string))
+                .flat_map(|m| intake_of(m.meta.note.as_deref()))
+                .map(str::to_string)
                 .filter(|id| in_progress.iter().any(|r| r.request_id == *id))
                 .collect();
             if ids.is_empty() {
@@ -622,16 +747,30 @@ pub async fn run_window(
             if group.is_empty() {
                 continue;
             }
-            let batch = erase_group(ctx, &group, anonymous, options, observer).await?;
+            // One line per user and project: a user asked twice is erased
+            // once, for both requests.
+            let mut lines: Vec<Vec<&IntakeRow>> = Vec::new();
+            for row in group {
+                match lines
+                    .iter_mut()
+                    .find(|l| l[0].project_id == row.project_id && l[0].user_id == row.user_id)
+                {
+                    Some(line) => line.push(row),
+                    None => lines.push(vec![row]),
+                }
+            }
+            let batch = erase_group(ctx, &lines, anonymous, options, observer).await?;
             for user in batch.users.iter() {
                 let user = user?;
-                let Some(row) = group.get(user.line.saturating_sub(1)) else {
+                let Some(line) = lines.get(user.line.saturating_sub(1)) else {
                     continue;
                 };
                 if user.status.is_completed()
                     && let Some(erasure) = &user.request_id
                 {
-                    erased.push((row.request_id.clone(), erasure.clone()));
+                    for row in line {
+                        erased.push((row.request_id.clone(), erasure.clone()));
+                    }
                 }
             }
             report.batches.push(batch);
@@ -723,25 +862,35 @@ async fn finish(
 /// file of their ids, each line's note naming its intake request.
 async fn erase_group(
     ctx: &Context<'_>,
-    group: &[&IntakeRow],
+    lines: &[Vec<&IntakeRow>],
     anonymous: bool,
     options: &WindowOptions,
     observer: &mut dyn FnMut() -> Box<dyn TrackObserver>,
 ) -> anyhow::Result<BatchReport> {
-    let mut file = tempfile::NamedTempFile::new().map_err(|e| {
-        Failure::new(
-            ErrorCode::StateError,
-            format!("creating the window's batch file: {e}"),
-        )
-    })?;
-    for row in group {
+    // In the state directory (private), removed when done, and by the next
+    // run if this one dies: it holds raw ids.
+    ctx.state.prepare_for_writing()?;
+    let mut file = tempfile::Builder::new()
+        .prefix(WINDOW_FILE_PREFIX)
+        .suffix(".jsonl")
+        .tempfile_in(ctx.state.requests_dir())
+        .map_err(|e| {
+            Failure::new(
+                ErrorCode::StateError,
+                format!("creating the window's batch file: {e}"),
+            )
+        })?;
+    for requests in lines {
+        let row = requests[0];
+        let ids: Vec<&str> = requests.iter().map(|r| r.request_id.as_str()).collect();
+        // The id's bytes in hex: named exactly, whatever they hold.
         let line = serde_json::json!({
             "project_id": row.project_id,
-            "user_id": row.user_id,
+            "user_hex": crate::vocabulary::request::encode_hex(row.user_id.as_bytes()),
             "requested_by": (!row.requested_by.is_empty()).then_some(&row.requested_by),
             "approved_by": (!row.approved_by.is_empty()).then_some(&row.approved_by),
             "ticket": (!row.ticket.is_empty()).then_some(&row.ticket),
-            "note": format!("{NOTE_PREFIX}{}", row.request_id),
+            "note": format!("{NOTE_PREFIX}{}", ids.join(",")),
         });
         writeln!(file, "{line}").map_err(|e| {
             Failure::new(

@@ -66,6 +66,13 @@ impl StateDir {
         create_private_dir(&self.requests_dir())
     }
 
+    /// Held by `queue run` for its whole window: two windows at once would
+    /// erase the same requests twice.
+    pub fn lock_window(&self) -> anyhow::Result<FileLock> {
+        let path = self.requests_dir().join(".window.lock");
+        FileLock::acquire(&path)
+    }
+
     /// Held while a process checks for requests in flight and journals a new
     /// one, so that two processes cannot both start a request for one user.
     pub fn lock_new_requests(&self) -> anyhow::Result<FileLock> {

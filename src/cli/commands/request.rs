@@ -156,7 +156,13 @@ fn text(flag: &str, value: &str) -> anyhow::Result<String> {
         ..Default::default()
     }
     .validate()
-    .map_err(|e| anyhow::anyhow!("{flag}: {e:#}"))?;
+    .map_err(|e| {
+        let message = format!("{e:#}").replace("--note", flag);
+        crate::vocabulary::error::Failure::new(
+            crate::vocabulary::error::ErrorCode::InvalidPayload,
+            message,
+        )
+    })?;
     Ok(value.to_string())
 }
 
@@ -191,7 +197,7 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
     }
     .validate()?;
     let session = Session::intake(&args.intake)?;
-    let open = session.open(false, None).await?;
+    let open = session.open(true, None).await?;
     let at = open.intake(&session);
     let mut added = intake::add(&at, new).await?;
     if args.hide_now && !added.already_recorded {
@@ -234,7 +240,7 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
 async fn add_file(args: &AddArgs, path: &std::path::Path) -> anyhow::Result<()> {
     let regime = Regime::parse(&args.regime)?;
     let session = Session::intake(&args.intake)?;
-    let open = session.open(false, None).await?;
+    let open = session.open(true, None).await?;
     let at = open.intake(&session);
     let added = intake::add_file(&at, path, regime).await?;
     output::emit(

@@ -19,6 +19,8 @@ const EXISTS_SQL: &str =
 /// go; the completed row holds the keyed hash.
 const FORGET_RAW_SQL: &str =
     "ALTER TABLE {table}{on_every_host} DELETE WHERE request_id IN {ids} AND user_hashed = 0";
+const RAW_LEFT_SQL: &str =
+    "SELECT DISTINCT request_id FROM {table} WHERE request_id IN {ids} AND user_hashed = 0";
 pub const INTAKE_TABLE: &str = "forget_requests";
 
 /// The intake table in `database` (the audit table's).
@@ -142,6 +144,39 @@ pub async fn current(
             "reading the requests",
         )
         .await
+}
+
+/// Of `ids`, those whose history still holds rows with the raw user id.
+pub async fn holding_raw_ids(
+    server: &Server,
+    table: &QualifiedTable,
+    ids: &[String],
+) -> anyhow::Result<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Id {
+        request_id: String,
+    }
+    let mut found = Vec::new();
+    let budget = crate::vocabulary::sql::literal_budget(server.capabilities.max_query_size);
+    for chunk in crate::vocabulary::sql::chunk_by_literal_size(ids, budget, |id| id.as_bytes()) {
+        let rows: Vec<Id> = server
+            .fetch(
+                &render(
+                    RAW_LEFT_SQL,
+                    &[
+                        ("table", &table.to_string()),
+                        ("ids", &literal_list(&chunk)),
+                    ],
+                )?,
+                "looking for raw ids left in the requests' history",
+            )
+            .await?;
+        found.extend(rows.into_iter().map(|r| r.request_id));
+    }
+    Ok(found)
 }
 
 /// Remove the history rows holding the raw user ids of `ids` (completed:
