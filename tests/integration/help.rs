@@ -33,6 +33,7 @@ const COMMANDS: &[&[&str]] = &[
     &["request", "extend"],
     &["queue"],
     &["queue", "run"],
+    &["queue", "hide"],
     &["report"],
     &["completions"],
     &["man"],

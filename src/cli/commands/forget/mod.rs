@@ -30,7 +30,7 @@ pub struct ForgetArgs {
     #[arg(long = "user-hex", value_name = "HEX", conflicts_with = "user_id")]
     pub user_hex: Option<String>,
     /// Erase every user of a CSV (header row) or JSON-lines file with the fields
-    /// project_id, user_id and optionally requested_by, approved_by, ticket, note:
+    /// project_id, user_id (or user_hex) and optionally requested_by, approved_by, ticket, note:
     /// one mutation per project for all of them
     #[arg(long, value_name = "FILE", conflicts_with_all = ["project", "user_id", "user_hex"])]
     pub batch: Option<std::path::PathBuf>,
