@@ -1,0 +1,195 @@
+//! `queue hide` and `request add --hide-now` (lightweight DELETE, 26.x),
+//! and the masks a window applies before it erases.
+
+use super::*;
+
+const HIDE_SQL: &str = include_str!("../../../sql/intake/hide.sql");
+
+/// What `queue hide` (and `request add --hide-now`) did.
+#[derive(Debug, Default, Serialize)]
+pub struct HideReport {
+    /// The requests whose users' rows are now hidden.
+    pub hidden: Vec<String>,
+    /// Lightweight DELETE statements sent.
+    pub statements: usize,
+    /// Tables that refused a lightweight DELETE (projections): their rows
+    /// stay visible until the window erases them.
+    pub kept_for_the_window: Vec<String>,
+}
+
+/// Hide the users' rows of the open requests not hidden yet (`only`: these
+/// requests) with one lightweight `DELETE` per table and project: they
+/// stop appearing in queries at once; the window erases them physically,
+/// and only then is a request `completed`.
+pub async fn hide(
+    ctx: &Context<'_>,
+    at: &IntakeAt<'_>,
+    only: Option<&[String]>,
+) -> anyhow::Result<HideReport> {
+    let server = ctx.server;
+    if !server.capabilities.lightweight_delete {
+        return fail(
+            ErrorCode::InvalidPayload,
+            format!(
+                "ClickHouse {} has no lightweight DELETE, so rows cannot be hidden before the window erases them; nothing was hidden (the request is recorded; `queue run` erases it)",
+                server.capabilities.version
+            ),
+        );
+    }
+    table::ensure(server, &at.table, at.place).await?;
+    let rows = match only {
+        Some(ids) => table::current(server, &at.table, Which::Ids(ids)).await?,
+        None => table::current(server, &at.table, Which::All).await?,
+    };
+    let wanted: Vec<&IntakeRow> = rows
+        .iter()
+        .filter(|r| {
+            r.hidden_at == 0
+                && r.user_hashed == 0
+                && r.state().is_ok_and(|s| {
+                    matches!(s, State::Received | State::Approved | State::InProgress)
+                })
+        })
+        .collect();
+    let mut report = HideReport::default();
+    let mut projects: std::collections::BTreeMap<&str, Vec<&IntakeRow>> = Default::default();
+    for row in wanted {
+        projects
+            .entry(row.project_id.as_str())
+            .or_default()
+            .push(row);
+    }
+    let mut hidden_rows = Vec::new();
+    for (project, requests) in projects {
+        let scope = mapped_scope(ctx, project).await?;
+        let users: Vec<ValidId> = requests
+            .iter()
+            .map(|r| ValidId::with_controls("user_id", &r.user_id))
+            .collect::<Result<_, _>>()?;
+        let id = RequestId::generate();
+        let limits = crate::erasure::plan::StatementLimits::within_query_size(
+            server.capabilities.max_query_size,
+        );
+        let mut targets =
+            crate::erasure::plan::plan(&id, &users, &[], ForgetOptions::default(), limits);
+        for mapped in &scope.erased_tables {
+            targets.extend(crate::erasure::plan::plan_mapped(
+                &id,
+                mapped,
+                &users,
+                &[],
+                ForgetOptions::default(),
+                limits,
+            ));
+        }
+        for target in &targets {
+            let table = target.table_in(&scope);
+            let sql = crate::vocabulary::sql::render(
+                HIDE_SQL,
+                &[
+                    ("table", &table.to_string()),
+                    ("every_host", &scope.place.every_host_clause()),
+                    ("predicate", &target.predicate(&scope)?),
+                ],
+            )?;
+            let sent = server
+                .execute(
+                    &sql,
+                    &format!("hiding the rows in {table}"),
+                    ErrorCode::ForgetFailed,
+                )
+                .await;
+            match sent {
+                Ok(()) => report.statements += 1,
+                // A table with projections refuses a lightweight DELETE (by
+                // default): the window's rewrite erases its rows.
+                Err(error)
+                    if format!("{error:#}")
+                        .to_ascii_lowercase()
+                        .contains("projection") =>
+                {
+                    report.kept_for_the_window.push(table.plain());
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let now = now_ms();
+        for row in requests {
+            report.hidden.push(row.request_id.clone());
+            hidden_rows.push(row.next(now, |n| n.hidden_at = clamp(now / 1000)));
+        }
+    }
+    table::append(server, &at.table, &hidden_rows).await?;
+    report.kept_for_the_window.sort();
+    report.kept_for_the_window.dedup();
+    Ok(report)
+}
+
+const APPLY_MASK_SQL: &str = "ALTER TABLE {table}{every_host} APPLY DELETED MASK";
+
+/// Remove from disk the rows lightweight DELETEs masked in every table the
+/// map erases for `projects` (`ALTER TABLE ... APPLY DELETED MASK`, waited
+/// for): a hidden request's rows, and any other masked row, which is
+/// deleted already.
+pub(super) async fn apply_masks(ctx: &Context<'_>, projects: &[&str]) -> anyhow::Result<()> {
+    let server = ctx.server;
+    let mut tables: Vec<(QualifiedTable, String)> = Vec::new();
+    for project in projects {
+        let scope = mapped_scope(ctx, project).await?;
+        let clause = scope.place.every_host_clause();
+        let mut each = vec![scope.events_table()];
+        each.extend(scope.erased_tables.iter().map(|t| t.qualified()));
+        for table in each {
+            if !tables.iter().any(|(t, _)| *t == table) {
+                tables.push((table, clause.clone()));
+            }
+        }
+    }
+    for (table, every_host) in tables {
+        let sql = crate::vocabulary::sql::render(
+            APPLY_MASK_SQL,
+            &[("table", &table.to_string()), ("every_host", &every_host)],
+        )?;
+        server
+            .execute_with_settings(
+                &sql,
+                &[("mutations_sync", "2")],
+                &format!("removing the hidden rows of {table} from disk"),
+                ErrorCode::ForgetFailed,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Hide one request's rows (`request add --hide-now`): the request as it
+/// stands once hidden.
+pub async fn hide_one(ctx: &Context<'_>, at: &IntakeAt<'_>, id: &str) -> anyhow::Result<Intake> {
+    let ids = [id.to_string()];
+    hide(ctx, at, Some(&ids)).await?;
+    match table::current(ctx.server, &at.table, Which::Ids(&ids))
+        .await?
+        .first()
+    {
+        Some(row) => Ok(row.shown(now())?),
+        None => fail(
+            ErrorCode::StateError,
+            format!("request {id} is not in {}", at.table),
+        ),
+    }
+}
+
+/// Where a request of `project` erases: the settled scope, with the tables
+/// the map erases (checked as a request checks them).
+async fn mapped_scope(
+    ctx: &Context<'_>,
+    project: &str,
+) -> anyhow::Result<crate::vocabulary::request::Scope> {
+    let server = ctx.server;
+    let project_id = ValidId::new("project_id", project)?;
+    let mut scope = crate::pipeline::scope_of(server, ctx.profile, &project_id, ctx.place);
+    crate::pipeline::settle_scope(server, &mut scope).await?;
+    let covered = crate::pipeline::coverage::check(server, ctx.profile, ctx.map, &scope).await?;
+    scope.erased_tables = covered.erased;
+    Ok(scope)
+}
