@@ -38,12 +38,16 @@ struct RawLine {
     approved_by: Option<String>,
     ticket: Option<String>,
     note: Option<String>,
+    /// Other systems wiped for this user, `SYSTEM:ID`, separated by spaces.
+    #[serde(default)]
+    also_wiped: Option<String>,
 }
 
-const FIELDS: [&str; 7] = [
+const FIELDS: [&str; 8] = [
     "project_id",
     "user_id",
     "user_hex",
+    "also_wiped",
     "requested_by",
     "approved_by",
     "ticket",
@@ -381,6 +385,7 @@ impl<R: Read> Iterator for RawLines<R> {
                         approved_by: get("approved_by"),
                         ticket: get("ticket"),
                         note: get("note"),
+                        also_wiped: get("also_wiped"),
                     }),
                 ));
             },
@@ -544,7 +549,11 @@ fn validate(
         approved_by: empty_as_none(raw.approved_by),
         ticket: empty_as_none(raw.ticket),
         note: empty_as_none(raw.note),
-        also_wiped: Vec::new(),
+        also_wiped: raw
+            .also_wiped
+            .as_deref()
+            .map(|s| s.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
         redact_user: false,
     };
     meta.validate().map_err(|e| format!("{e:#}"))?;

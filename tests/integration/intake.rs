@@ -70,7 +70,13 @@ fn five(db: &TestDb) -> Five {
     .to_string();
     Five {
         a: id(&a),
-        b: id(&add(db, "p2", "u1", "T-B", &[])),
+        b: id(&add(
+            db,
+            "p2",
+            "u1",
+            "T-B",
+            &["--also-wiped", "stripe:cus_b"],
+        )),
         c: id(&add(
             db,
             "p10",
@@ -234,6 +240,19 @@ async fn a_window_erases_the_approved_requests_and_the_report_counts_them() {
     assert_eq!(window["completed"], 3, "{window:#}");
     assert_eq!(window["left_open"], 0, "{window:#}");
     assert_window_done(&db, &five, kept).await;
+    // What else was wiped at intake reaches the user's audit record.
+    let audit = std::fs::read_to_string(db.state_path().join("audit.jsonl")).expect("audit.jsonl");
+    let wiped: Vec<Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["project_id"] == "p2" && r["user_id"] == "u1")
+        .collect();
+    assert!(
+        wiped
+            .iter()
+            .any(|r| r["also_wiped"] == serde_json::json!(["stripe:cus_b"])),
+        "{wiped:#?}"
+    );
     // One statement per project of the window: each erasure's mutation.
     let mutations = db
         .count(&format!(

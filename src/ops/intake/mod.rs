@@ -371,3 +371,71 @@ pub async fn queue(at: &IntakeAt<'_>, filter: &QueueFilter) -> anyhow::Result<Qu
         checked_at: rfc3339(now),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocabulary::deadline::parse_time;
+
+    fn at(text: &str) -> u64 {
+        parse_time("--at", text).expect("time")
+    }
+
+    fn new(user: &str, received: Option<&str>) -> NewIntake {
+        NewIntake {
+            project_id: ValidId::new("--project", "p1").expect("id"),
+            user_id: ValidId::new("--user", user).expect("id"),
+            anonymous: false,
+            received_at: received.map(at),
+            requested_by: None,
+            ticket: Some("T-1".to_string()),
+            regime: Regime::Gdpr,
+            also_wiped: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_receipt_in_the_future_or_due_past_2106_is_refused() {
+        let now = at("2026-12-06");
+        assert!(new("u1", Some("2026-12-06T00:04:00Z")).check(now).is_ok());
+        assert!(new("u1", Some("2026-12-07")).check(now).is_err());
+        // Received before 2106 but its extension would fall after.
+        assert!(new("u1", Some("2105-12-01")).check(u64::MAX / 2).is_err());
+        let mut spaced = new("u1", None);
+        spaced.requested_by = Some(" support ".to_string());
+        assert!(spaced.check(now).is_err());
+    }
+
+    #[test]
+    fn a_ticket_belongs_to_its_user_also_once_hashed() {
+        let key = Key::from_bytes(b"intake unit test".to_vec());
+        let mut row = new_row(&new("u1", Some("2026-11-01")));
+        assert!(is_owner(&row, &new("u1", None), &key));
+        assert!(!is_owner(&row, &new("u2", None), &key));
+        row.user_id = key.hash("u1");
+        row.user_hashed = 1;
+        assert!(is_owner(&row, &new("u1", None), &key));
+        assert!(
+            !is_owner(&row, &new("u2", None), &key),
+            "any user matched a hashed owner"
+        );
+    }
+
+    #[test]
+    fn the_clock_runs_from_receipt_and_an_extension_moves_the_due_date() {
+        let row = new_row(&new("u1", Some("2026-10-20")));
+        assert_eq!(rfc3339(u64::from(row.due())), "2026-11-20T00:00:00Z");
+        let shown = row.shown(at("2026-12-06")).expect("shown");
+        assert!(shown.overdue);
+        assert_eq!(shown.days_left, Some(-16));
+        let extended = row.next(row.version, |r| r.extended_until = row.due_at + 86_400 * 60);
+        assert!(
+            extended.version > row.version,
+            "a state change gets a higher version"
+        );
+        let shown = extended.shown(at("2026-12-06")).expect("shown");
+        assert!(!shown.overdue && shown.extended);
+        let done = extended.next(0, |r| r.state = State::Completed.as_str().to_string());
+        assert_eq!(done.shown(at("2027-06-01")).expect("shown").days_left, None);
+    }
+}

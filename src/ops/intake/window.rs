@@ -316,6 +316,12 @@ async fn erase_group(
     for requests in lines {
         let row = requests[0];
         let ids: Vec<&str> = requests.iter().map(|r| r.request_id.as_str()).collect();
+        let mut also_wiped: Vec<&str> = requests
+            .iter()
+            .flat_map(|r| r.also_wiped.iter().map(String::as_str))
+            .collect();
+        also_wiped.sort();
+        also_wiped.dedup();
         // The id's bytes in hex: named exactly, whatever they hold.
         let line = serde_json::json!({
             "project_id": row.project_id,
@@ -323,6 +329,7 @@ async fn erase_group(
             "requested_by": (!row.requested_by.is_empty()).then_some(&row.requested_by),
             "approved_by": (!row.approved_by.is_empty()).then_some(&row.approved_by),
             "ticket": (!row.ticket.is_empty()).then_some(&row.ticket),
+            "also_wiped": (!also_wiped.is_empty()).then(|| also_wiped.join(" ")),
             "note": format!("{NOTE_PREFIX}{}", ids.join(",")),
         });
         writeln!(file, "{line}").map_err(|e| {

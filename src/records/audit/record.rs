@@ -269,7 +269,20 @@ fn fill_member(
     };
     record.user_id_redacted = redact_user;
     record.meta = AuditMeta {
-        also_wiped: journal.meta.also_wiped.clone(),
+        // The request's (`--also-wiped`), then the user's own (a batch line).
+        also_wiped: journal
+            .meta
+            .also_wiped
+            .iter()
+            .chain(
+                member
+                    .meta
+                    .also_wiped
+                    .iter()
+                    .filter(|w| !journal.meta.also_wiped.contains(w)),
+            )
+            .cloned()
+            .collect(),
         redact_user,
         ..member.meta.clone()
     };
