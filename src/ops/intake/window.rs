@@ -101,14 +101,7 @@ pub async fn run_window(
     let mut erased: Vec<(String, String)> = Vec::new();
     let mut started: Vec<String> = Vec::new();
     if !in_progress.is_empty() {
-        let hidden: Vec<&str> = in_progress
-            .iter()
-            .filter(|r| r.hidden_at > 0)
-            .map(|r| r.project_id.as_str())
-            .collect();
-        if !hidden.is_empty() {
-            apply_masks(ctx, &hidden).await?;
-        }
+        unmask(ctx, &in_progress).await?;
         let (journals, _) = ctx.journals().list()?;
         for journal in journals {
             let ids: Vec<String> = journal
@@ -152,16 +145,7 @@ pub async fn run_window(
     };
     if !eligible.is_empty() {
         confirm(eligible.len())?;
-        // Hidden rows are masked, not gone: an ALTER DELETE sees no row to
-        // delete under a mask and leaves them on disk. The masks go first.
-        let hidden: Vec<&str> = eligible
-            .iter()
-            .filter(|r| r.hidden_at > 0)
-            .map(|r| r.project_id.as_str())
-            .collect();
-        if !hidden.is_empty() {
-            apply_masks(ctx, &hidden).await?;
-        }
+        unmask(ctx, &eligible).await?;
         let marked: Vec<IntakeRow> = eligible
             .iter()
             .map(|r| {
@@ -381,4 +365,19 @@ async fn erase_group(
         crate::vocabulary::output::warn(format!("{error:#}"));
     }
     Ok(batch)
+}
+
+/// Hidden rows are masked, not gone: an ALTER DELETE sees no row under a
+/// mask and leaves them on disk. The masks of the projects of `requests`
+/// that were hidden go first.
+async fn unmask(ctx: &Context<'_>, requests: &[&IntakeRow]) -> anyhow::Result<()> {
+    let hidden: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.hidden_at > 0)
+        .map(|r| r.project_id.as_str())
+        .collect();
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    apply_masks(ctx, &hidden).await
 }

@@ -53,6 +53,21 @@ pub(super) struct DictionaryInfo {
     pub loads: Vec<(String, String)>,
 }
 
+/// The entry of `database`.`name` in `merged`, made on first sight.
+fn entry_of(
+    merged: &mut BTreeMap<(String, String), DictionaryInfo>,
+    database: String,
+    name: String,
+) -> &mut DictionaryInfo {
+    merged
+        .entry((database.clone(), name.clone()))
+        .or_insert_with(|| DictionaryInfo {
+            database,
+            name,
+            ..DictionaryInfo::default()
+        })
+}
+
 #[derive(Row, Deserialize)]
 struct SystemColumn {
     table: String,
@@ -96,13 +111,7 @@ pub(super) async fn read_dictionaries(server: &Server) -> anyhow::Result<Vec<Dic
         };
         let sql = render(DICTIONARIES_SQL, &[("database", database)])?;
         for row in server.fetch::<DictionaryRow>(&sql, during).await? {
-            let entry = merged
-                .entry((row.database.clone(), row.name.clone()))
-                .or_insert_with(|| DictionaryInfo {
-                    database: row.database,
-                    name: row.name,
-                    ..DictionaryInfo::default()
-                });
+            let entry = entry_of(&mut merged, row.database, row.name);
             entry.source = row.source;
         }
     }
@@ -133,13 +142,7 @@ pub(super) async fn read_dictionaries(server: &Server) -> anyhow::Result<Vec<Dic
             if !is_create_dictionary(&row.create_query) {
                 continue;
             }
-            let entry = merged
-                .entry((row.database.clone(), row.name.clone()))
-                .or_insert_with(|| DictionaryInfo {
-                    database: row.database,
-                    name: row.name,
-                    ..DictionaryInfo::default()
-                });
+            let entry = entry_of(&mut merged, row.database, row.name);
             entry.create_query = row.create_query;
             entry.loads = row
                 .loads_database

@@ -47,27 +47,44 @@ pub(super) fn engine_arguments(engine_full: &str) -> Vec<String> {
     }
 }
 
+/// Where a scan of SQL text stands with quotes: inside one (and after a
+/// backslash in it) or not.
+#[derive(Default)]
+struct Quotes {
+    open: Option<char>,
+    escaped: bool,
+}
+
+impl Quotes {
+    /// Take `c`; true when it is part of a quoted string (its quotes
+    /// included).
+    fn quoted(&mut self, c: char) -> bool {
+        if let Some(q) = self.open {
+            if self.escaped {
+                self.escaped = false;
+            } else if c == '\\' {
+                self.escaped = true;
+            } else if c == q {
+                self.open = None;
+            }
+            return true;
+        }
+        if matches!(c, '\'' | '`' | '"') {
+            self.open = Some(c);
+            return true;
+        }
+        false
+    }
+}
+
 /// The items of the first parenthesized list of `text` (the first `(`
 /// outside quotes): `CREATE TABLE db.t (a String, INDEX i a TYPE ...)`
 /// gives its columns, indexes and projections.
 pub(super) fn first_list(text: &str) -> Vec<String> {
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
+    let mut quotes = Quotes::default();
     for (at, c) in text.char_indices() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '\'' | '`' | '"' => quote = Some(c),
-            '(' => return items_after(&text[at + 1..]),
-            _ => {}
+        if !quotes.quoted(c) && c == '(' {
+            return items_after(&text[at + 1..]);
         }
     }
     Vec::new()
@@ -79,25 +96,13 @@ fn items_after(list: &str) -> Vec<String> {
     let mut arguments = Vec::new();
     let mut current = String::new();
     let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
+    let mut quotes = Quotes::default();
     for c in list.chars() {
-        if let Some(q) = quote {
+        if quotes.quoted(c) {
             current.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
             continue;
         }
         match c {
-            '\'' | '`' | '"' => {
-                quote = Some(c);
-                current.push(c);
-            }
             '(' => {
                 depth += 1;
                 current.push(c);

@@ -10,14 +10,29 @@ use crate::ops::intake::{self, WindowOptions};
 use crate::pipeline::RunMode;
 use crate::vocabulary::output;
 
+/// What `queue hide` and `queue run` change, and where.
 #[derive(Debug, Args)]
-pub struct HideArgs {
+pub struct WindowTarget {
     #[command(flatten)]
     pub change: ChangeArgs,
     #[command(flatten)]
     pub place: PlaceArgs,
     #[command(flatten)]
     pub map: MapArgs,
+}
+
+impl WindowTarget {
+    fn session(&self) -> anyhow::Result<Session> {
+        Session::change(&self.change)?
+            .placed(&self.place)?
+            .mapped(&self.map)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct HideArgs {
+    #[command(flatten)]
+    pub target: WindowTarget,
 }
 
 #[derive(Debug, Args)]
@@ -31,19 +46,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub wait: WaitArgs,
     #[command(flatten)]
-    pub change: ChangeArgs,
-    #[command(flatten)]
-    pub place: PlaceArgs,
-    #[command(flatten)]
-    pub map: MapArgs,
+    pub target: WindowTarget,
 }
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let session = Session::change(&args.change)?
-        .placed(&args.place)?
-        .mapped(&args.map)?
-        .until(args.wait.deadline());
-    let confirm = Confirm::new(args.change.confirm.yes);
+    let session = args.target.session()?.until(args.wait.deadline());
+    let confirm = Confirm::new(args.target.change.confirm.yes);
     confirm.ensure_possible("delete")?;
     let open = session.open(true, None).await?;
     let ctx = open.context(&session);
@@ -53,7 +61,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         max_users: args
             .max_users
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-        require_approval: args.change.audit.require_approval
+        require_approval: args.target.change.audit.require_approval
             || session.profile.audit.require_approval,
         mode: RunMode {
             wait: true,
@@ -74,7 +82,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut observer = || progress::for_stderr(args.wait.progress.settings());
     let report = intake::run_window(&ctx, &at, &options, &mut ask, &mut observer).await?;
     output::emit(
-        args.change.server.output.output,
+        args.target.change.server.output.output,
         &report,
         render::intake::window,
     )?;
@@ -82,10 +90,8 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 pub(super) async fn hide(args: HideArgs) -> anyhow::Result<()> {
-    let session = Session::change(&args.change)?
-        .placed(&args.place)?
-        .mapped(&args.map)?;
-    let confirm = Confirm::new(args.change.confirm.yes);
+    let session = args.target.session()?;
+    let confirm = Confirm::new(args.target.change.confirm.yes);
     confirm.ensure_possible("hide rows")?;
     confirm.ask(
         "",
@@ -97,7 +103,7 @@ pub(super) async fn hide(args: HideArgs) -> anyhow::Result<()> {
     let at = open.intake(&session);
     let report = intake::hide(&ctx, &at, None).await?;
     output::emit(
-        args.change.server.output.output,
+        args.target.change.server.output.output,
         &report,
         render::intake::hidden,
     )
