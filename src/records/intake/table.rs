@@ -22,6 +22,9 @@ const FORGET_RAW_SQL: &str =
 const RAW_LEFT_SQL: &str =
     "SELECT DISTINCT request_id FROM {table} WHERE request_id IN {ids} AND user_hashed = 0";
 pub const INTAKE_TABLE: &str = "forget_requests";
+/// How long a window waits for the raw ids of completed requests to leave
+/// the history.
+const RAW_IDS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The intake table in `database` (the audit table's).
 pub fn intake_table(database: &Ident) -> QualifiedTable {
@@ -191,8 +194,15 @@ pub async fn forget_raw_ids(
         return Ok(());
     }
     let (on_every_host, _) = kept_table(place, table);
+    let during = "removing the raw ids of completed requests from their history";
+    // Waited for where the server can (26.x); else looked for below.
+    let settings: &[(&str, &str)] = if server.capabilities.mutations_sync {
+        &[("mutations_sync", "2")]
+    } else {
+        &[]
+    };
     server
-        .execute(
+        .execute_with_settings(
             &render(
                 FORGET_RAW_SQL,
                 &[
@@ -201,8 +211,23 @@ pub async fn forget_raw_ids(
                     ("ids", &literal_list(ids)),
                 ],
             )?,
-            "removing the raw ids of completed requests from their history",
+            settings,
+            during,
             ErrorCode::ServerError,
         )
-        .await
+        .await?;
+    // A mutation runs in the background: the raw ids are gone only once it
+    // has run. Bounded; the next window removes what is left.
+    let until = std::time::Instant::now() + RAW_IDS_WAIT;
+    while !holding_raw_ids(server, table, ids).await?.is_empty() {
+        if std::time::Instant::now() >= until {
+            crate::vocabulary::output::warn(format!(
+                "the raw ids of completed requests are still in {table} after {} s (the mutation deleting them runs in the background); the next `queue run` removes what is left",
+                RAW_IDS_WAIT.as_secs()
+            ));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Ok(())
 }
