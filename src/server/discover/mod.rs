@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::server::connected::Server;
 use crate::server::schema::ColumnRow;
 use crate::vocabulary::profile::Profile;
-use crate::vocabulary::sql::{Ident, render, string_literal};
+use crate::vocabulary::sql::{Ident, literal_list, render, string_literal};
 
 const TABLES_SQL: &str = include_str!("../../../sql/map/tables.sql");
 const COLUMNS_SQL: &str =
@@ -326,6 +326,24 @@ pub async fn buffers_into(
         .collect())
 }
 
+/// A system table's rows narrowed to `tables` (`(database, table)`), the
+/// table's name in `name_column`: by both lists (the exact pairs are kept by
+/// [`is_one_of`] once read).
+fn narrowed_to(tables: &[(String, String)], name_column: &str) -> String {
+    let databases: Vec<&str> = tables.iter().map(|(d, _)| d.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|(_, t)| t.as_str()).collect();
+    format!(
+        "database IN {} AND {name_column} IN {}",
+        literal_list(&databases),
+        literal_list(&names)
+    )
+}
+
+/// Whether `database`.`table` is one of `tables`.
+fn is_one_of(tables: &[(String, String)], database: &str, table: &str) -> bool {
+    tables.iter().any(|(d, t)| d == database && t == table)
+}
+
 #[derive(Row, Deserialize, Clone)]
 pub struct TableEngine {
     pub database: String,
@@ -353,19 +371,16 @@ pub async fn engines_of(
     } else {
         "''"
     };
-    let databases: Vec<&str> = tables.iter().map(|(d, _)| d.as_str()).collect();
-    let names: Vec<&str> = tables.iter().map(|(_, t)| t.as_str()).collect();
     let sql = format!(
-        "SELECT database, name, engine, {engine_full} AS engine_full FROM system.tables WHERE database IN {} AND name IN {}",
-        crate::vocabulary::sql::literal_list(&databases),
-        crate::vocabulary::sql::literal_list(&names)
+        "SELECT database, name, engine, {engine_full} AS engine_full FROM system.tables WHERE {}",
+        narrowed_to(tables, "name")
     );
     let engines: Vec<TableEngine> = server
         .fetch(&sql, "reading the mapped tables' engines")
         .await?;
     Ok(engines
         .into_iter()
-        .filter(|e| tables.iter().any(|(d, t)| *d == e.database && *t == e.name))
+        .filter(|e| is_one_of(tables, &e.database, &e.name))
         .collect())
 }
 
@@ -385,23 +400,16 @@ pub async fn columns_of(
     if tables.is_empty() {
         return Ok(Vec::new());
     }
-    let databases: Vec<&str> = tables.iter().map(|(d, _)| d.as_str()).collect();
-    let names: Vec<&str> = tables.iter().map(|(_, t)| t.as_str()).collect();
     let sql = format!(
-        "SELECT database, table, name, type FROM system.columns WHERE database IN {} AND table IN {}",
-        crate::vocabulary::sql::literal_list(&databases),
-        crate::vocabulary::sql::literal_list(&names)
+        "SELECT database, table, name, type FROM system.columns WHERE {}",
+        narrowed_to(tables, "table")
     );
     let columns: Vec<TypedColumn> = server
         .fetch(&sql, "reading the mapped tables' columns")
         .await?;
     Ok(columns
         .into_iter()
-        .filter(|c| {
-            tables
-                .iter()
-                .any(|(d, t)| *d == c.database && *t == c.table)
-        })
+        .filter(|c| is_one_of(tables, &c.database, &c.table))
         .collect())
 }
 
