@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use clickhouse::Row;
 use serde::Deserialize;
 
-use crate::erasure::plan::Target;
+use crate::erasure::plan::{StatementPart, Target, delete_statement_of};
 use crate::records::state::{FileLock, StateDir};
 use crate::server::connected::Server;
 use crate::server::reach::Host;
@@ -72,12 +72,30 @@ pub async fn issue(
 
 /// A target's statement on its way out: where it deletes, which ids, its
 /// marker, and whether the journal says an earlier run was sending it.
+/// `together`: other requests' targets on the same table that go out in
+/// the same statement (their markers ride along, so each request finds the
+/// one mutation by its own); the lead's marker is the one looked up.
 #[derive(Clone, Copy)]
 pub struct Outgoing<'a> {
     pub scope: &'a Scope,
     pub target: &'a Target,
     pub marker: &'a str,
     pub sent_before: bool,
+    pub together: &'a [StatementPart<'a>],
+}
+
+impl Outgoing<'_> {
+    /// The statement as sent: the lead's part, then the others'.
+    fn statement(&self) -> anyhow::Result<String> {
+        let mut parts = Vec::with_capacity(1 + self.together.len());
+        parts.push(StatementPart {
+            scope: self.scope,
+            target: self.target,
+            marker: self.marker,
+        });
+        parts.extend_from_slice(self.together);
+        delete_statement_of(&parts)
+    }
 }
 
 /// [`issue`] to the one host: the plain ALTER, and the mutation it created.
@@ -91,6 +109,7 @@ async fn send_direct(
         target,
         marker,
         sent_before,
+        together: _,
     } = out;
     let server = at.server;
     let table = scope.events_table();
@@ -114,7 +133,7 @@ async fn send_direct(
     } else {
         &[]
     };
-    let statement = target.delete_statement(scope, marker)?;
+    let statement = out.statement()?;
     if let Err(error) = server
         .execute_with_settings(&statement, settings, &during, ErrorCode::ForgetFailed)
         .await
@@ -316,7 +335,7 @@ async fn send_queued(
         Some(limit) => Some(wait_for_room(at, &table, limit, room).await?),
         None => None,
     };
-    let statement = out.target.delete_statement(out.scope, out.marker)?;
+    let statement = out.statement()?;
     let settings = queued.settings(&server.capabilities, ddl.timeout);
     let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let during = queued.during(&format!(

@@ -23,10 +23,10 @@ const USER_PREDICATE: &str = include_str!("../../sql/forget/user.sql");
 const ANONYMOUS_PREDICATE: &str = include_str!("../../sql/forget/anonymous.sql");
 const ANONYMOUS_INCLUDING_SHARED_PREDICATE: &str =
     include_str!("../../sql/forget/anonymous_including_shared.sql");
-/// The statement: the predicate of its rows, and the marker (always true)
-/// that names the request's attempt.
-const DELETE_SQL: &str =
-    "ALTER TABLE {table}{every_host} DELETE WHERE ({predicate}) AND {marker} != ''";
+/// The statement: the predicate of its rows, and the markers (always true)
+/// that name the attempts it carries (one, or one per request of a run
+/// issued together).
+const DELETE_SQL: &str = "ALTER TABLE {table}{every_host} DELETE WHERE ({predicate}) AND {markers}";
 const COUNT_SQL: &str = include_str!("../../sql/count_targeted.sql");
 const MAPPED_USER_PREDICATE: &str = include_str!("../../sql/forget/mapped_user.sql");
 const MAPPED_ANONYMOUS_PREDICATE: &str = include_str!("../../sql/forget/mapped_anonymous.sql");
@@ -167,6 +167,21 @@ pub struct Attempt {
     /// was sent (ids as each host shows them).
     #[serde(flatten)]
     pub hosts: PerHost<HostMutation>,
+    /// The markers of other requests' attempts sent in the same statement
+    /// (the requests of one run issued together): one mutation deletes
+    /// their rows too, so killing it stops them as well. Journaled before
+    /// the statement goes out, and cleared if this attempt goes out alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub together_with: Vec<String>,
+    /// Rows those other attempts matched before anything was issued: they
+    /// leave the table by this attempt's mutation too, and are not lost
+    /// outside the targets.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_with: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Attempt {
@@ -177,7 +192,16 @@ impl Attempt {
             issued_at: None,
             outcome: None,
             hosts: PerHost::default(),
+            together_with: Vec::new(),
+            rows_with: 0,
         }
+    }
+
+    /// Sent alone after all (a shared statement that never went out):
+    /// nothing rides with it.
+    pub fn sent_alone(&mut self) {
+        self.together_with.clear();
+        self.rows_with = 0;
     }
 
     /// Whether the statement reached the server (its mutation exists or,
@@ -345,6 +369,36 @@ impl Target {
         marker
     }
 
+    /// What its ids weigh in a statement, as [`plan`] and [`plan_mapped`]
+    /// count them against [`StatementLimits`]: bytes of literals and
+    /// literals (a shared id is listed twice, a mapped table lists each id
+    /// once per column of its kind).
+    pub fn statement_cost(&self, scope: &Scope) -> (usize, usize) {
+        let times = scope
+            .erased_table(self.table.as_ref())
+            .map(|mapped| {
+                mapped
+                    .user_id_columns
+                    .len()
+                    .max(mapped.anonymous_id_columns.len())
+                    .max(1)
+            })
+            .unwrap_or(1);
+        let bytes: usize = self
+            .users
+            .iter()
+            .map(|u| literal_len(u) + 2)
+            .chain(
+                self.anonymous
+                    .iter()
+                    .chain(&self.shared)
+                    .map(|a| literal_len(a.as_bytes()) + 2),
+            )
+            .sum();
+        let literals = self.users.len() + self.anonymous.len() + self.shared.len();
+        (bytes * times, literals * times)
+    }
+
     /// How many ids it covers (anonymous ids for anonymous targets).
     pub fn id_count(&self) -> usize {
         self.users.len() + self.anonymous.len()
@@ -486,16 +540,11 @@ impl Target {
 
     /// The statement as sent, with `marker` (always true) at the end.
     pub fn delete_statement(&self, scope: &Scope, marker: &str) -> anyhow::Result<String> {
-        let scope = &*self.scope_in(scope);
-        render(
-            DELETE_SQL,
-            &[
-                ("table", &scope.events_table().to_string()),
-                ("every_host", &scope.place.every_host_clause()),
-                ("predicate", &self.predicate(scope)?),
-                ("marker", &string_literal(marker)),
-            ],
-        )
+        delete_statement_of(&[StatementPart {
+            scope,
+            target: self,
+            marker,
+        }])
     }
 
     /// The rows it matches now, grouped by kind of rows and id (user id, or
@@ -583,6 +632,60 @@ impl Target {
 fn render_with(template: &str, values: &[(&str, String)]) -> anyhow::Result<String> {
     let borrowed: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
     render(template, &borrowed)
+}
+
+/// One target's share of a statement: the target, the scope of its
+/// request, and its attempt's marker.
+#[derive(Clone, Copy)]
+pub struct StatementPart<'a> {
+    pub scope: &'a Scope,
+    pub target: &'a Target,
+    pub marker: &'a str,
+}
+
+/// The statement deleting the rows of every part, all on one table: each
+/// part's predicate in the scope of its own request (its project), joined
+/// by OR, and every part's marker at the end, so that each request finds
+/// the one mutation by its own marker. One part gives the statement of one
+/// target. Parts on different tables or places are refused: one statement
+/// deletes from one table.
+pub fn delete_statement_of(parts: &[StatementPart<'_>]) -> anyhow::Result<String> {
+    let Some(first) = parts.first() else {
+        anyhow::bail!("a statement needs at least one target");
+    };
+    let first_scope = first.target.scope_in(first.scope);
+    let table = first_scope.events_table();
+    let every_host = first_scope.place.every_host_clause();
+    let mut predicates = Vec::with_capacity(parts.len());
+    let mut markers = Vec::with_capacity(parts.len());
+    for part in parts {
+        let scope = part.target.scope_in(part.scope);
+        if scope.events_table() != table || scope.place.every_host_clause() != every_host {
+            anyhow::bail!(
+                "targets on {} and {table} cannot share one statement",
+                scope.events_table()
+            );
+        }
+        predicates.push(part.target.predicate(&scope)?);
+        markers.push(format!("{} != ''", string_literal(part.marker)));
+    }
+    let predicate = match predicates.as_slice() {
+        [one] => one.clone(),
+        many => many
+            .iter()
+            .map(|p| format!("({p})"))
+            .collect::<Vec<_>>()
+            .join(" OR "),
+    };
+    render(
+        DELETE_SQL,
+        &[
+            ("table", &table.to_string()),
+            ("every_host", &every_host),
+            ("predicate", &predicate),
+            ("markers", &markers.join(" AND ")),
+        ],
+    )
 }
 
 /// The targets of a request: user targets for `users`, and with

@@ -127,12 +127,21 @@ pub async fn rows_lost_outside(
     }
     for (table, before) in tables {
         let scope = journal.scope.for_table(table.as_ref());
+        // Rows of other requests whose statements went out with this
+        // request's leave the table by the same mutations.
+        let targeted_together: u64 = journal
+            .targets
+            .iter()
+            .filter(|target| target.table == table)
+            .flat_map(|target| target.attempts.iter().map(|a| a.rows_with))
+            .sum();
         let targeted: u64 = journal
             .targets
             .iter()
             .filter(|target| target.table == table)
             .flat_map(|target| target.rows_before.values())
-            .sum();
+            .sum::<u64>()
+            + targeted_together;
         let now = table_rows(server, &scope).await?;
         let Some(missing) = missing_outside(before.rows, targeted, now.rows) else {
             continue;

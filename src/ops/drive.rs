@@ -2,7 +2,9 @@
 //! may erase and that the audit table exists, confirm, start (unless a user
 //! is busy), run, apply the result to the report. `forget` of one user, each
 //! request of a batch and `verify --fix` are this sequence with their own
-//! request and their own answer to busy users.
+//! request and their own answer to busy users. A batch drives its requests
+//! in two halves ([`begin`], then [`run_started`]) so that the requests of
+//! a wave send their first statements together in between.
 
 use crate::erasure::track::TrackObserver;
 use crate::erasure::verify::Counts;
@@ -56,6 +58,25 @@ pub async fn ready_to_erase(ctx: &Context<'_>, place: &Place) -> anyhow::Result<
     crate::records::audit::ensure_table(ctx.server, ctx.audit_table, place).await
 }
 
+/// A request journaled and locked by this process, not run yet (a batch
+/// starts the requests of a wave, sends their first statements together,
+/// then runs each).
+pub struct StartedRequest {
+    pub journal: RequestJournal,
+    lock: crate::records::state::FileLock,
+    /// The journal as planned (with `keep_planned`).
+    planned: Option<RequestJournal>,
+}
+
+/// Where starting a request ended.
+pub enum Begun {
+    /// A dry run: the journal as it would start.
+    Planned(Box<RequestJournal>),
+    /// Users with a request in flight: nothing was started.
+    Busy(Vec<(ValidId, InFlight)>),
+    Started(Box<StartedRequest>),
+}
+
 /// Drive `request` as `drive` says, filling `report`.
 pub async fn drive(
     ctx: &Context<'_>,
@@ -63,34 +84,93 @@ pub async fn drive(
     drive: Drive<'_>,
     report: &mut ForgetReport,
 ) -> anyhow::Result<Driven> {
-    let action = drive.action;
+    let Drive {
+        action,
+        dry_run,
+        mode,
+        reservation,
+        keep_planned,
+        confirm,
+        observer,
+    } = drive;
+    match begin(
+        ctx,
+        request,
+        dry_run,
+        reservation,
+        keep_planned,
+        confirm,
+        report,
+    )
+    .await?
+    {
+        Begun::Planned(journal) => Ok(Driven::Planned(*journal)),
+        Begun::Busy(busy) => Ok(Driven::Busy(busy)),
+        Begun::Started(started) => {
+            Ok(run_started(ctx, *started, action, mode, observer, report).await)
+        }
+    }
+}
+
+/// The first half of [`drive`]: prepare, describe, check, confirm and
+/// start (journal and lock) the request, without running it.
+pub async fn begin(
+    ctx: &Context<'_>,
+    request: NewRequest,
+    dry_run: bool,
+    reservation: Option<Reservation>,
+    keep_planned: bool,
+    confirm: &mut dyn FnMut(&ForgetReport) -> anyhow::Result<()>,
+    report: &mut ForgetReport,
+) -> anyhow::Result<Begun> {
     let prepared = pipeline::prepare(ctx, request).await?;
     report.describe(&prepared.journal);
     report.warnings = prepared.warnings;
     report.status = Outcome::Planned;
-    if drive.dry_run {
-        return Ok(Driven::Planned(prepared.journal));
+    if dry_run {
+        return Ok(Begun::Planned(Box::new(prepared.journal)));
     }
     ready_to_erase(ctx, &prepared.journal.scope.place).await?;
-    (drive.confirm)(report)?;
-    let (mut journal, _lock) =
-        match pipeline::start_reserved(ctx, prepared.journal, drive.reservation)? {
-            Started::New(journal, lock) => (*journal, lock),
-            Started::Busy(busy) => return Ok(Driven::Busy(busy)),
-        };
-    let planned = drive.keep_planned.then(|| journal.clone());
+    confirm(report)?;
+    let (journal, lock) = match pipeline::start_reserved(ctx, prepared.journal, reservation)? {
+        Started::New(journal, lock) => (*journal, lock),
+        Started::Busy(busy) => return Ok(Begun::Busy(busy)),
+    };
+    let planned = keep_planned.then(|| journal.clone());
     report.journal = Some(
         ctx.journals()
             .path(&journal.request_id)
             .display()
             .to_string(),
     );
-    let (result, outcome) =
-        pipeline::run(ctx, &mut journal, action, drive.mode, drive.observer).await;
+    Ok(Begun::Started(Box::new(StartedRequest {
+        journal,
+        lock,
+        planned,
+    })))
+}
+
+/// The second half of [`drive`]: run a started request and apply the
+/// result to its report.
+pub async fn run_started(
+    ctx: &Context<'_>,
+    started: StartedRequest,
+    action: &str,
+    mode: RunMode,
+    observer: &mut dyn TrackObserver,
+    report: &mut ForgetReport,
+) -> Driven {
+    let StartedRequest {
+        mut journal,
+        lock,
+        planned,
+    } = started;
+    let (result, outcome) = pipeline::run(ctx, &mut journal, action, mode, observer).await;
+    drop(lock);
     report.apply(&journal, &result);
-    Ok(Driven::Ran {
+    Driven::Ran {
         outcome,
         after: result.after,
         planned,
-    })
+    }
 }

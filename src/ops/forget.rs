@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::erasure::plan::ForgetOptions;
 use crate::erasure::track::TrackObserver;
 use crate::ops::batch::{BatchFile, BatchLine};
-use crate::ops::drive::{Drive, Driven, drive};
+use crate::ops::drive::{Begun, Drive, Driven, StartedRequest, begin, drive, run_started};
 use crate::ops::report::{BatchReport, ForgetReport, RejectedLine, RequestSummary};
 use crate::pipeline::{
     self, Context, InFlight, MemberInput, NewRequest, Outcome, Reserved, RunMode,
@@ -225,7 +225,10 @@ pub struct ProjectLines {
 /// most this many users, one after the other: what a batch holds in memory
 /// no longer grows with its file. As many users as one statement's ids
 /// usually hold anyway (a user and an anonymous id or two each), so a
-/// large batch makes about as many mutations as one request would.
+/// large batch makes about as many mutations as one request would. The
+/// requests of a batch are started in waves of at most this many users in
+/// all, whose first statements go out together (one per table for every
+/// project of the wave).
 pub const MAX_REQUEST_USERS: usize = 50_000;
 
 /// The requests of a batch whose projects have these many valid lines (in
@@ -233,12 +236,17 @@ pub const MAX_REQUEST_USERS: usize = 50_000;
 /// (known before connecting, so that every query a request sends is named
 /// after it).
 pub fn by_project(projects: &BTreeMap<ValidId, usize>) -> Vec<ProjectLines> {
-    // The tests make several requests of a small file with a lower limit.
-    let max_users = std::env::var("CHFORGET_TEST_MAX_REQUEST_USERS")
+    by_project_in(projects, max_request_users())
+}
+
+/// [`MAX_REQUEST_USERS`]; the tests make several requests (and waves) of a
+/// small file with a lower limit.
+fn max_request_users() -> usize {
+    std::env::var("CHFORGET_TEST_MAX_REQUEST_USERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(MAX_REQUEST_USERS);
-    by_project_in(projects, max_users)
+        .unwrap_or(MAX_REQUEST_USERS)
+        .max(1)
 }
 
 fn by_project_in(projects: &BTreeMap<ValidId, usize>, max_users: usize) -> Vec<ProjectLines> {
@@ -343,8 +351,11 @@ fn next_lines(lines: &mut LinesOf<'_>, users: usize) -> anyhow::Result<Vec<Batch
 }
 
 /// One request per project (per [`MAX_REQUEST_USERS`] users of it) for the
-/// lines, each prepared, started and run in turn (a request is prepared
-/// only once the one before it ran, and dropped once reported).
+/// lines, prepared and started in waves of at most that many users in all:
+/// every request of a wave is stitched and counted before anything of the
+/// wave is deleted, their first statements go out together (one per table
+/// for all the wave's projects), then each runs and is reported, and the
+/// wave is dropped before the next is read.
 pub async fn forget_batch(
     ctx: &Context<'_>,
     request: BatchRequest,
@@ -358,6 +369,12 @@ pub async fn forget_batch(
     let mut reading: Option<(ValidId, Box<LinesOf<'_>>)> = None;
     let projects = std::mem::take(&mut request.projects);
     let request = &request;
+    // Requests started, not run yet: their first statements go out
+    // together (one per table for all their projects), then each runs. At
+    // most one request's worth of users is held, as before.
+    let mut wave: Vec<(Box<StartedRequest>, ForgetReport)> = Vec::new();
+    let mut wave_users = 0;
+    let max_users = max_request_users();
     for ProjectLines {
         request_id,
         project_id: project,
@@ -390,10 +407,8 @@ pub async fn forget_batch(
                     request_id,
                     project.clone(),
                     &lines,
-                    mode,
                     &mut request_report,
                     report,
-                    observer,
                 )
                 .await;
                 (lines, outcome)
@@ -403,6 +418,19 @@ pub async fn forget_batch(
                 reading = None;
                 (Vec::new(), Err(error))
             }
+        };
+        let outcome = match outcome {
+            Ok(Some(started)) => {
+                wave_users += started.journal.members.len();
+                wave.push((started, request_report));
+                if wave_users >= max_users {
+                    run_wave(ctx, &mut wave, mode, report, observer, &mut first_error).await?;
+                    wave_users = 0;
+                }
+                continue;
+            }
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
         };
         if let Err(error) = outcome {
             request_report.fail_with(&error);
@@ -427,6 +455,7 @@ pub async fn forget_batch(
             first_error.get_or_insert(error);
         }
     }
+    run_wave(ctx, &mut wave, mode, report, observer, &mut first_error).await?;
     report.settle();
     match first_error {
         Some(error) => Err(error),
@@ -434,18 +463,77 @@ pub async fn forget_batch(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Run the requests of a wave: their fresh first statements sent together
+/// (one per table where they share it), then each run to its end in turn
+/// (the first waits for the shared mutations, the others find them done)
+/// and reported. A request's failure is its own: the others still run.
+async fn run_wave(
+    ctx: &Context<'_>,
+    wave: &mut Vec<(Box<StartedRequest>, ForgetReport)>,
+    mode: RunMode,
+    report: &mut BatchReport,
+    observer: &mut dyn TrackObserver,
+    first_error: &mut Option<anyhow::Error>,
+) -> anyhow::Result<()> {
+    if wave.is_empty() {
+        return Ok(());
+    }
+    {
+        let mut journals: Vec<&mut RequestJournal> = wave
+            .iter_mut()
+            .map(|(started, _)| &mut started.journal)
+            .collect();
+        // Only an unwritable journal fails here; each run meets it again
+        // and reports it as its own.
+        if let Err(error) = pipeline::issue_together(ctx, &mut journals, observer).await {
+            output::warn(format!(
+                "the requests' statements were not sent together: {error:#}"
+            ));
+        }
+    }
+    for (started, mut request_report) in wave.drain(..) {
+        let Driven::Ran {
+            outcome,
+            after,
+            planned,
+        } = run_started(
+            ctx,
+            *started,
+            "forget-batch",
+            mode,
+            observer,
+            &mut request_report,
+        )
+        .await
+        else {
+            continue;
+        };
+        if let Err(error) = &outcome {
+            request_report.fail_with(error);
+        }
+        if let Some(planned) = &planned {
+            report.add_request(planned, &request_report, after.as_ref())?;
+        }
+        if let Err(error) = outcome {
+            first_error.get_or_insert(error);
+        }
+    }
+    Ok(())
+}
+
+/// Prepare and start one request of a batch (a dry run is reported here):
+/// the started request, to run with its wave. Users with a request in
+/// flight since the file was read are rejected, the others started under a
+/// new id.
 async fn batch_project(
     ctx: &Context<'_>,
     request: &BatchRequest,
     request_id: RequestId,
     project: ValidId,
     lines: &[BatchLine],
-    mode: RunMode,
     request_report: &mut ForgetReport,
     report: &mut BatchReport,
-    observer: &mut dyn TrackObserver,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Box<StartedRequest>>> {
     let new = NewRequest {
         request_id,
         action: "forget-batch".to_string(),
@@ -467,18 +555,22 @@ async fn batch_project(
     };
     // The whole batch was confirmed before its first request.
     let mut confirmed = |_: &ForgetReport| Ok(());
-    let how = Drive {
-        action: "forget-batch",
-        dry_run: request.dry_run,
-        mode,
-        reservation: None,
-        keep_planned: true,
-        confirm: &mut confirmed,
-        observer,
-    };
-    match drive(ctx, new, how, request_report).await? {
-        Driven::Planned(journal) => report.add_request(&journal, request_report, None),
-        Driven::Busy(busy) => {
+    match begin(
+        ctx,
+        new,
+        request.dry_run,
+        None,
+        true,
+        &mut confirmed,
+        request_report,
+    )
+    .await?
+    {
+        Begun::Planned(journal) => {
+            report.add_request(&journal, request_report, None)?;
+            Ok(None)
+        }
+        Begun::Busy(busy) => {
             // Another process started a request for some of these users
             // since the file was read: they are rejected, the others go on.
             let busy_users: Vec<ValidId> = busy.iter().map(|(u, _)| u.clone()).collect();
@@ -493,7 +585,7 @@ async fn batch_project(
                 .cloned()
                 .collect();
             if rest.is_empty() {
-                return Ok(());
+                return Ok(None);
             }
             let retry = RequestId::generate();
             *request_report = ForgetReport::new(
@@ -508,26 +600,12 @@ async fn batch_project(
                 retry,
                 project,
                 &rest,
-                mode,
                 request_report,
                 report,
-                observer,
             ))
             .await
         }
-        Driven::Ran {
-            outcome,
-            after,
-            planned,
-        } => {
-            if let Err(error) = &outcome {
-                request_report.fail_with(error);
-            }
-            if let Some(planned) = &planned {
-                report.add_request(planned, request_report, after.as_ref())?;
-            }
-            outcome
-        }
+        Begun::Started(started) => Ok(Some(started)),
     }
 }
 

@@ -208,6 +208,7 @@ pub async fn kill(
                     marker: None,
                     shard: f.host.as_ref().map(|h| h.shard),
                     host: f.host.as_ref().map(|h| h.host.clone()),
+                    sent_with: Vec::new(),
                 })
                 .collect(),
             steps: found

@@ -25,6 +25,7 @@ mod run;
 mod start;
 #[cfg(test)]
 mod tests;
+mod together;
 
 pub use crate::server::reach::settle::settle_scope;
 pub use prepare::{prepare, scope_of};
@@ -32,6 +33,7 @@ pub use run::run;
 pub use start::{
     InFlight, Reservation, Reserved, Started, in_flight, reserve, start, start_reserved,
 };
+pub use together::issue_together;
 
 use std::collections::BTreeMap;
 
@@ -90,6 +92,18 @@ impl Settled {
                     settled.project_id = scope.project_id.clone();
                     (settled, topology.clone())
                 })
+        })
+    }
+
+    /// The topology of a settled scope (its table and place), if this run
+    /// settled it.
+    fn topology_of(&self, settled_scope: &Scope) -> Option<Topology> {
+        let known = self.0.lock().ok()?;
+        known.iter().find_map(|(_, settled, topology)| {
+            (settled.database == settled_scope.database
+                && settled.events == settled_scope.events
+                && settled.place == settled_scope.place)
+                .then(|| topology.clone())
         })
     }
 

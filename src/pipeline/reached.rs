@@ -48,9 +48,30 @@ pub(super) async fn issue(
         target: &journal.targets[index],
         marker,
         sent_before: sent_before(journal, marker),
+        together: &[],
     };
     let issued = mutate::issue(&at, out, &ddl_queue(ctx, room.deadline), room).await?;
-    let (sighting, earlier) = match &issued {
+    if !matches!(issued, Issued::Earlier(_))
+        && let Some(attempt) = journal.targets[index].current_mut()
+    {
+        // Sent by this call, alone: a statement it was to share with other
+        // requests never went out.
+        attempt.sent_alone();
+    }
+    record_issued(journal, index, marker, &at, &issued)
+}
+
+/// Journal where target `index`'s attempt (`marker`) shows once `issued`
+/// (by this request alone, or in a statement shared with other requests:
+/// the same mutation); the journal detail of the step.
+pub(super) fn record_issued(
+    journal: &mut RequestJournal,
+    index: usize,
+    marker: &str,
+    at: &Reaching<'_>,
+    issued: &Issued,
+) -> anyhow::Result<String> {
+    let (sighting, earlier) = match issued {
         Issued::Now(sighting) => (Some(sighting), false),
         Issued::Earlier(sighting) => (Some(sighting), true),
         Issued::HostsBehind(_) => (None, false),
@@ -76,7 +97,7 @@ pub(super) async fn issue(
                     })
                     .collect();
             }
-            match &issued {
+            match issued {
                 Issued::HostsBehind(answer) => format!(
                     "{marker} -> {sent}; not every host answered in time (they run it when back): {answer}"
                 ),
@@ -112,7 +133,7 @@ pub(super) async fn issue(
 /// bounded so that the answer comes back within the query timeout and the
 /// command's deadline. A statement run where it is sent does not wait on
 /// it.
-fn ddl_queue<'a>(ctx: &Context<'a>, deadline: Option<Instant>) -> DdlQueue<'a> {
+pub(super) fn ddl_queue<'a>(ctx: &Context<'a>, deadline: Option<Instant>) -> DdlQueue<'a> {
     let settings = ddl_settings(ctx.profile);
     let mut timeout = settings
         .ddl_timeout

@@ -16,6 +16,7 @@ mod busy;
 mod issue;
 mod many_hosts;
 mod outcome;
+mod together;
 mod track;
 mod verify;
 

@@ -39,6 +39,11 @@ pub struct AuditedMutation {
     pub shard: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The markers of other requests' statements this one was sent with
+    /// (one statement, one mutation, for the requests of a run issued
+    /// together): the mutation deleted their rows too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent_with: Vec<String>,
 }
 
 /// One audit record (one line of audit.jsonl).
@@ -232,6 +237,7 @@ pub fn mutation_entries(journal: &RequestJournal) -> Vec<AuditedMutation> {
                     marker: Some(attempt.marker.clone()),
                     shard: None,
                     host: None,
+                    sent_with: attempt.together_with.clone(),
                 };
                 if attempt.hosts.is_empty() {
                     return vec![whole];
