@@ -51,6 +51,9 @@ pub async fn issue_together(
     let Some(first) = journals.first() else {
         return Ok(());
     };
+    // The requests have journals: Ctrl-C ends the wait for the answer and
+    // leaves each request to look its marker up, not the process.
+    crate::vocabulary::interrupt::listen();
     let place = first.scope.place.clone();
     if journals.len() < 2 || journals.iter().any(|j| j.scope.place != place) {
         return Ok(());
