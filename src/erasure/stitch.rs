@@ -14,7 +14,7 @@ use crate::records::state::Key;
 use crate::server::connected::Server;
 use crate::server::reach::{HostAnswer, OnHost, Reaching};
 use crate::vocabulary::error::{ErrorCode, Failure};
-use crate::vocabulary::request::{RawId, Scope, ValidId};
+use crate::vocabulary::request::{RawId, RequestId, Scope, ValidId};
 use crate::vocabulary::sql::{chunk_by_cost, literal_budget, literal_len, literal_list, render};
 
 const STITCH_SQL: &str = include_str!("../../sql/stitch.sql");
@@ -78,6 +78,115 @@ pub async fn stitch(
                 other_users: row.users.saturating_sub(1),
             });
         }
+    }
+    Ok(found)
+}
+
+/// The comment a query read for several requests opens with: each
+/// request's marker prefix, so that a look for a request's traces in the
+/// query logs (`verify --physical`) finds a query that carried its ids
+/// although the query is named after another request.
+pub fn queried_for(requests: &[&RequestId]) -> String {
+    let names: Vec<String> = requests
+        .iter()
+        .map(|id| format!("chforget:{id}:"))
+        .collect();
+    format!("/* {} */ ", names.join(" "))
+}
+
+/// A row of [`stitch_together`]: a stitch row and the arm (the request of
+/// the wave) it answers.
+#[derive(Row, Deserialize)]
+struct ArmStitchRow {
+    arm: u32,
+    user_id: String,
+    anonymous_id: String,
+    user_events: u64,
+    anonymous_events: u64,
+    users: u64,
+}
+
+/// One arm of a query of [`stitch_together`]: a request's own stitch query
+/// for a chunk of its users, its answers labelled with its number.
+const STITCH_ARM_SQL: &str = "SELECT toUInt32({arm}) AS arm, user_id, anonymous_id, user_events, anonymous_events, users FROM ({stitch})";
+
+/// [`stitch`] for the requests of a wave (each of one project) in as few
+/// queries as their ids allow: each request's own stitch query, chunk by
+/// chunk as [`stitch`] sends it, becomes an arm of a `UNION ALL` labelled
+/// with the request's number, so each request finds exactly what its own
+/// query finds (in its project only), and the wave sends one query where it
+/// sent one per project. A query carries at most what one stitch query of
+/// one request carries. Answers in the order of `requests`.
+pub async fn stitch_together(
+    server: &Server,
+    requests: &[(&RequestId, &Scope, &[ValidId])],
+) -> anyhow::Result<Vec<BTreeMap<ValidId, Vec<StitchedId>>>> {
+    if let [(_, scope, users)] = requests {
+        return Ok(vec![stitch(server, scope, users).await?]);
+    }
+    let budget = literal_budget(server.capabilities.max_query_size) / 2;
+    // Every arm: its request, its users, and what its ids weigh.
+    let mut arms: Vec<(usize, Vec<&ValidId>, usize)> = Vec::new();
+    for (index, (_, _, users)) in requests.iter().enumerate() {
+        for chunk in chunk_by_cost(users, budget, |u| literal_len(u) + 2) {
+            let cost = chunk.iter().map(|u| literal_len(u) + 2).sum();
+            arms.push((index, chunk, cost));
+        }
+    }
+    let mut found: Vec<BTreeMap<ValidId, Vec<StitchedId>>> =
+        requests.iter().map(|_| BTreeMap::new()).collect();
+    let mut start = 0;
+    while start < arms.len() {
+        // Arms up to one stitch query's worth of ids (at least one).
+        let mut end = start + 1;
+        let mut cost = arms[start].2;
+        while end < arms.len() && cost + arms[end].2 <= budget {
+            cost += arms[end].2;
+            end += 1;
+        }
+        let mut selects = Vec::with_capacity(end - start);
+        let mut named: Vec<&RequestId> = Vec::new();
+        for (arm, (request, users, _)) in arms[start..end].iter().enumerate() {
+            let (id, scope, _) = requests[*request];
+            if !named.contains(&id) {
+                named.push(id);
+            }
+            let mut values = scope.bindings();
+            values.push(("users", literal_list(users)));
+            let borrowed: Vec<(&str, &str)> =
+                values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let stitch = render(STITCH_SQL, &borrowed)?;
+            selects.push(render(
+                STITCH_ARM_SQL,
+                &[("arm", &arm.to_string()), ("stitch", &stitch)],
+            )?);
+        }
+        let sql = format!("{}{}", queried_for(&named), selects.join("\nUNION ALL\n"));
+        let rows: Vec<ArmStitchRow> = server
+            .fetch(&sql, "stitching anonymous ids (every project of the wave)")
+            .await?;
+        for row in rows {
+            let Some((request, users, _)) = arms[start..end].get(row.arm as usize) else {
+                continue;
+            };
+            let Some(user) = users.iter().find(|u| u.as_str() == row.user_id) else {
+                continue;
+            };
+            found[*request]
+                .entry((*user).clone())
+                .or_default()
+                .push(StitchedId {
+                    anonymous_id: decode(&row.anonymous_id)?,
+                    user_events: row.user_events,
+                    anonymous_events: row.anonymous_events,
+                    other_users: row.users.saturating_sub(1),
+                });
+        }
+        start = end;
+    }
+    // Each user's ids sorted by id, as one query's ORDER BY gives them.
+    for ids in found.iter_mut().flat_map(|by_user| by_user.values_mut()) {
+        ids.sort_by(|a, b| a.anonymous_id.cmp(&b.anonymous_id));
     }
     Ok(found)
 }

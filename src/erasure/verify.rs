@@ -18,7 +18,7 @@ use crate::server::reach::steps::{is_plain_merge_tree, on_every_host};
 use crate::server::reach::{CountedOnce, Host, HostAnswer, host_row};
 use crate::server::reach::{Reach, Reaching};
 use crate::vocabulary::error::{ErrorCode, Failure};
-use crate::vocabulary::request::{RawId, Scope, ValidId};
+use crate::vocabulary::request::{RawId, RequestId, Scope, ValidId};
 use crate::vocabulary::sql::render;
 
 const LATE_ANONYMOUS_SQL: &str = include_str!("../../sql/late_anonymous.sql");
@@ -415,6 +415,195 @@ pub async fn count_targets(
             }
         }
         counts.push_target(by_kind);
+    }
+    Ok(counts)
+}
+
+host_row! {
+    /// A row of [`count_targets_together`]: a count row and the arm (one
+    /// count statement of one target of one request) it answers.
+    struct ArmIdCount {
+        arm: u32,
+        anonymous: u8,
+        id: String,
+        partition: String,
+        n: u64,
+    }
+}
+
+/// One arm of a query of [`count_targets_together`]: one count statement,
+/// its answers labelled with its number.
+const COUNT_ARM_SQL: &str =
+    "SELECT replica, toUInt32({arm}) AS arm, anonymous, id, partition, n FROM ({count})";
+
+/// One count statement of [`count_targets_together`]: which request, which
+/// target, which of its statements, and what its ids weigh.
+struct CountArm {
+    request: usize,
+    target: usize,
+    statement: usize,
+    literals: usize,
+}
+
+/// [`count_targets`] for the requests of a wave (each of one project) in
+/// one query per table where their ids allow: each target's own count
+/// statements become arms of a `UNION ALL` labelled with their number, so
+/// each request's figures are exactly what its own counts find, while the
+/// wave sends one query per table where it sent one per request and table.
+/// A query carries at most one statement's worth of ids
+/// ([`StatementLimits::MAX_LITERALS`](crate::erasure::plan::StatementLimits::MAX_LITERALS)).
+/// Answers in the order of `requests`.
+pub async fn count_targets_together(
+    at: &Reaching<'_>,
+    requests: &[(&RequestId, &Scope, &[Target])],
+    unreadable: Unreadable,
+    partitions: Partitions,
+) -> anyhow::Result<Vec<Counts>> {
+    if let [(_, scope, targets)] = requests {
+        return Ok(vec![
+            count_targets(at, scope, targets, unreadable, partitions).await?,
+        ]);
+    }
+    let capture = partitions == Partitions::Capture;
+    // Every count statement, by table in the order first met.
+    let mut by_table: Vec<(crate::vocabulary::sql::QualifiedTable, Vec<CountArm>)> = Vec::new();
+    for (request, (_, scope, targets)) in requests.iter().enumerate() {
+        for (index, target) in targets.iter().enumerate() {
+            let statements = target.count_statements(scope, capture)?.len();
+            let table = target.table_in(scope);
+            let literals = target.statement_cost(scope).1.max(1);
+            let arms = match by_table.iter_mut().find(|(known, _)| *known == table) {
+                Some((_, arms)) => arms,
+                None => {
+                    by_table.push((table, Vec::new()));
+                    match by_table.last_mut() {
+                        Some((_, arms)) => arms,
+                        None => continue,
+                    }
+                }
+            };
+            for statement in 0..statements {
+                arms.push(CountArm {
+                    request,
+                    target: index,
+                    statement,
+                    literals,
+                });
+            }
+        }
+    }
+    let mut counts: Vec<Counts> = requests.iter().map(|_| Counts::default()).collect();
+    // Per request, target and statement: the rows that count.
+    let mut counted: BTreeMap<(usize, usize, usize), CountedOnce<IdCount>> = BTreeMap::new();
+    let max_literals = crate::erasure::plan::StatementLimits::MAX_LITERALS;
+    for (table, arms) in &by_table {
+        let mut start = 0;
+        while start < arms.len() {
+            let mut end = start + 1;
+            let mut literals = arms[start].literals;
+            while end < arms.len() && literals + arms[end].literals <= max_literals {
+                literals += arms[end].literals;
+                end += 1;
+            }
+            let chunk = &arms[start..end];
+            let mut named: Vec<&RequestId> = Vec::new();
+            for arm in chunk {
+                let id = requests[arm.request].0;
+                if !named.contains(&id) {
+                    named.push(id);
+                }
+            }
+            let comment = crate::erasure::stitch::queried_for(&named);
+            let build = |source: &str, host_number: &str| {
+                let mut selects = Vec::with_capacity(chunk.len());
+                for (number, arm) in chunk.iter().enumerate() {
+                    let (_, scope, targets) = requests[arm.request];
+                    let mut statements = targets[arm.target].count_statements_reading(
+                        scope,
+                        source,
+                        host_number,
+                        capture,
+                    )?;
+                    if arm.statement >= statements.len() {
+                        anyhow::bail!("no count statement {} of a target", arm.statement);
+                    }
+                    let count = statements.swap_remove(arm.statement);
+                    selects.push(render(
+                        COUNT_ARM_SQL,
+                        &[("arm", &number.to_string()), ("count", &count)],
+                    )?);
+                }
+                Ok(format!("{comment}{}", selects.join("\nUNION ALL\n")))
+            };
+            let during = at.everywhere("counting the targeted rows of every project of the wave");
+            let answers: Vec<HostAnswer<ArmIdCount>> = at.read(table, &build, &during).await?;
+            let unreachable: Vec<String> = answers
+                .iter()
+                .filter_map(|a| a.rows.as_ref().err().map(|e| format!("{}: {e}", a.host)))
+                .collect();
+            if !unreachable.is_empty() && unreadable == Unreadable::Fails {
+                return Err(Failure::new(
+                    ErrorCode::ConnectionFailed,
+                    format!(
+                        "cannot {}, so the erasure cannot be verified (an unknown count is never taken for zero): {}",
+                        on_every_host("count the rows left"),
+                        unreachable.join("; ")
+                    ),
+                )
+                .into());
+            }
+            for answer in answers {
+                let Ok(rows) = answer.rows else {
+                    for arm in chunk {
+                        counts[arm.request].unread.push(answer.host.clone());
+                    }
+                    continue;
+                };
+                let mut per_arm: Vec<Vec<IdCount>> = chunk.iter().map(|_| Vec::new()).collect();
+                for row in rows {
+                    let Some(list) = per_arm.get_mut(row.arm as usize) else {
+                        continue;
+                    };
+                    list.push(IdCount {
+                        replica: row.replica,
+                        anonymous: row.anonymous,
+                        id: row.id,
+                        partition: row.partition,
+                        n: row.n,
+                    });
+                }
+                for (arm, rows) in chunk.iter().zip(per_arm) {
+                    let total: u64 = rows.iter().map(|r| r.n).sum();
+                    let request = &mut counts[arm.request];
+                    if total > 0
+                        && let Some(host) = at.key_host(&answer.host)
+                    {
+                        *request.per_host.entry(host).or_default() += total;
+                    }
+                    request.partitions.extend(
+                        rows.iter()
+                            .filter(|r| !r.partition.is_empty())
+                            .map(|r| r.partition.clone()),
+                    );
+                    counted
+                        .entry((arm.request, arm.target, arm.statement))
+                        .or_default()
+                        .add(&answer.host, total, rows);
+                }
+            }
+            start = end;
+        }
+    }
+    for (request, (_, _, targets)) in requests.iter().enumerate() {
+        for (index, target) in targets.iter().enumerate() {
+            let mut by_kind = zero_by_kind(target);
+            for ((_, _, _), once) in counted.range((request, index, 0)..(request, index + 1, 0)) {
+                for rows in once.rows() {
+                    add_rows(&mut counts[request], &mut by_kind, rows)?;
+                }
+            }
+            counts[request].push_target(by_kind);
+        }
     }
     Ok(counts)
 }

@@ -124,6 +124,28 @@ pub async fn begin(
     report: &mut ForgetReport,
 ) -> anyhow::Result<Begun> {
     let prepared = pipeline::prepare(ctx, request).await?;
+    begin_prepared(
+        ctx,
+        prepared,
+        dry_run,
+        reservation,
+        keep_planned,
+        confirm,
+        report,
+    )
+    .await
+}
+
+/// [`begin`] of a request already prepared (with the others of its wave).
+pub async fn begin_prepared(
+    ctx: &Context<'_>,
+    prepared: pipeline::Prepared,
+    dry_run: bool,
+    reservation: Option<Reservation>,
+    keep_planned: bool,
+    confirm: &mut dyn FnMut(&ForgetReport) -> anyhow::Result<()>,
+    report: &mut ForgetReport,
+) -> anyhow::Result<Begun> {
     report.describe(&prepared.journal);
     report.warnings = prepared.warnings;
     report.status = Outcome::Planned;

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use crate::erasure::plan::ForgetOptions;
 use crate::erasure::track::TrackObserver;
 use crate::ops::batch::{BatchFile, BatchLine};
-use crate::ops::drive::{Begun, Drive, Driven, StartedRequest, begin, drive, run_started};
+use crate::ops::drive::{
+    Begun, Drive, Driven, StartedRequest, begin, begin_prepared, drive, run_started,
+};
 use crate::ops::report::{BatchReport, ForgetReport, RejectedLine, RequestSummary};
 use crate::pipeline::{
     self, Context, InFlight, MemberInput, NewRequest, Outcome, Reserved, RunMode,
@@ -369,10 +371,11 @@ pub async fn forget_batch(
     let mut reading: Option<(ValidId, Box<LinesOf<'_>>)> = None;
     let projects = std::mem::take(&mut request.projects);
     let request = &request;
-    // Requests started, not run yet: their first statements go out
-    // together (one per table for all their projects), then each runs. At
-    // most one request's worth of users is held, as before.
-    let mut wave: Vec<(Box<StartedRequest>, ForgetReport)> = Vec::new();
+    // The wave's requests as read from the file, then prepared together and
+    // started; their first statements go out together (one per table for
+    // all their projects), then each runs. At most one request's worth of
+    // users is held, as before.
+    let mut reads: Vec<WaveRequest> = Vec::new();
     let mut wave_users = 0;
     let max_users = max_request_users();
     for ProjectLines {
@@ -381,7 +384,7 @@ pub async fn forget_batch(
         users,
     } in projects
     {
-        let mut request_report = ForgetReport::new(
+        let request_report = ForgetReport::new(
             request_id.as_str(),
             project.as_str(),
             &format!("{users} users"),
@@ -399,63 +402,47 @@ pub async fn forget_batch(
                 next_lines(lines, users)
             }),
         };
-        let (lines, outcome) = match lines {
-            Ok(lines) => {
-                let outcome = batch_project(
-                    ctx,
-                    request,
-                    request_id,
-                    project.clone(),
-                    &lines,
-                    &mut request_report,
-                    report,
-                )
-                .await;
-                (lines, outcome)
-            }
+        let mut read = WaveRequest {
+            request_id,
+            project,
+            lines: Vec::new(),
+            report: request_report,
+        };
+        match lines {
+            Ok(lines) => read.lines = lines,
             Err(error) => {
                 // Read again, the file is checked again (and refused).
                 reading = None;
-                (Vec::new(), Err(error))
-            }
-        };
-        let outcome = match outcome {
-            Ok(Some(started)) => {
-                wave_users += started.journal.members.len();
-                wave.push((started, request_report));
-                if wave_users >= max_users {
-                    run_wave(ctx, &mut wave, mode, report, observer, &mut first_error).await?;
-                    wave_users = 0;
-                }
+                not_started(read, error, report, &mut first_error)?;
                 continue;
             }
-            Ok(None) => Ok(()),
-            Err(error) => Err(error),
-        };
-        if let Err(error) = outcome {
-            request_report.fail_with(&error);
-            // Users of a request that never got a journal still get a line
-            // (a run that got one reported its users with its outcome).
-            if !report.requests.contains(&request_report.request_id) {
-                for line in &lines {
-                    report.users.push(&crate::ops::report::UserResult {
-                        line: line.line,
-                        project_id: project.as_str().to_string(),
-                        user_id: line.user_id.as_str().to_string(),
-                        request_id: None,
-                        status: request_report.status,
-                        anonymous_ids: 0,
-                        shared_anonymous_ids: 0,
-                        rows: BTreeMap::new(),
-                        error: request_report.error.clone(),
-                    })?;
-                }
-                report.requests.push(&request_report)?;
-            }
-            first_error.get_or_insert(error);
+        }
+        wave_users += users;
+        reads.push(read);
+        if wave_users >= max_users {
+            run_wave(
+                ctx,
+                request,
+                &mut reads,
+                mode,
+                report,
+                observer,
+                &mut first_error,
+            )
+            .await?;
+            wave_users = 0;
         }
     }
-    run_wave(ctx, &mut wave, mode, report, observer, &mut first_error).await?;
+    run_wave(
+        ctx,
+        request,
+        &mut reads,
+        mode,
+        report,
+        observer,
+        &mut first_error,
+    )
+    .await?;
     report.settle();
     match first_error {
         Some(error) => Err(error),
@@ -463,20 +450,133 @@ pub async fn forget_batch(
     }
 }
 
-/// Run the requests of a wave: their fresh first statements sent together
-/// (one per table where they share it), then each run to its end in turn
-/// (the first waits for the shared mutations, the others find them done)
-/// and reported. A request's failure is its own: the others still run.
+/// A request of a wave as read from the batch file.
+struct WaveRequest {
+    request_id: RequestId,
+    project: ValidId,
+    lines: Vec<BatchLine>,
+    report: ForgetReport,
+}
+
+/// Report a request of the batch that never got a journal: failed, each
+/// of its users with a line (a run that got one reported its users with
+/// its outcome).
+fn not_started(
+    read: WaveRequest,
+    error: anyhow::Error,
+    report: &mut BatchReport,
+    first_error: &mut Option<anyhow::Error>,
+) -> anyhow::Result<()> {
+    let WaveRequest {
+        project,
+        lines,
+        report: mut request_report,
+        ..
+    } = read;
+    request_report.fail_with(&error);
+    if !report.requests.contains(&request_report.request_id) {
+        for line in &lines {
+            report.users.push(&crate::ops::report::UserResult {
+                line: line.line,
+                project_id: project.as_str().to_string(),
+                user_id: line.user_id.as_str().to_string(),
+                request_id: None,
+                status: request_report.status,
+                anonymous_ids: 0,
+                shared_anonymous_ids: 0,
+                rows: BTreeMap::new(),
+                error: request_report.error.clone(),
+            })?;
+        }
+        report.requests.push(&request_report)?;
+    }
+    first_error.get_or_insert(error);
+    Ok(())
+}
+
+/// The new request of `lines` of one project.
+fn new_request(
+    request: &BatchRequest,
+    request_id: RequestId,
+    project: &ValidId,
+    lines: &[BatchLine],
+    place: &crate::vocabulary::request::Place,
+) -> NewRequest {
+    NewRequest {
+        request_id,
+        action: "forget-batch".to_string(),
+        project_id: project.clone(),
+        members: lines
+            .iter()
+            .map(|line| MemberInput {
+                line: Some(line.line),
+                user_id: line.user_id.clone(),
+                meta: line.meta.clone(),
+            })
+            .collect(),
+        options: request.options,
+        rollups: request.rollups,
+        batch: true,
+        meta: request.meta.clone(),
+        known: BTreeMap::new(),
+        place: place.clone(),
+    }
+}
+
+/// Erase the requests of a wave: prepared together (stitched in one query,
+/// counted in one per table, before anything of the wave is deleted),
+/// started, their fresh first statements sent together (one per table where
+/// they share it), then each run to its end in turn (the first waits for
+/// the shared mutations, the others find them done) and reported. A
+/// request's failure is its own: the others still run.
 async fn run_wave(
     ctx: &Context<'_>,
-    wave: &mut Vec<(Box<StartedRequest>, ForgetReport)>,
+    request: &BatchRequest,
+    reads: &mut Vec<WaveRequest>,
     mode: RunMode,
     report: &mut BatchReport,
     observer: &mut dyn TrackObserver,
     first_error: &mut Option<anyhow::Error>,
 ) -> anyhow::Result<()> {
-    if wave.is_empty() {
+    if reads.is_empty() {
         return Ok(());
+    }
+    let reads: Vec<WaveRequest> = std::mem::take(reads);
+    let news: Vec<NewRequest> = reads
+        .iter()
+        .map(|r| {
+            new_request(
+                request,
+                r.request_id.clone(),
+                &r.project,
+                &r.lines,
+                ctx.place,
+            )
+        })
+        .collect();
+    let prepared = pipeline::prepare_wave(ctx, news).await?;
+    let mut wave: Vec<(Box<StartedRequest>, ForgetReport)> = Vec::new();
+    for (mut read, prepared) in reads.into_iter().zip(prepared) {
+        let started = match prepared {
+            Ok(prepared) => {
+                start_project(
+                    ctx,
+                    request,
+                    prepared,
+                    &read.project,
+                    &read.lines,
+                    &mut read.report,
+                    report,
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        };
+        match started {
+            Ok(Some(started)) => wave.push((started, read.report)),
+            Ok(None) => {}
+            Err(error) => not_started(read, error, report, first_error)?,
+        }
     }
     {
         let mut journals: Vec<&mut RequestJournal> = wave
@@ -491,7 +591,7 @@ async fn run_wave(
             ));
         }
     }
-    for (started, mut request_report) in wave.drain(..) {
+    for (started, mut request_report) in wave {
         let Driven::Ran {
             outcome,
             after,
@@ -521,10 +621,45 @@ async fn run_wave(
     Ok(())
 }
 
-/// Prepare and start one request of a batch (a dry run is reported here):
-/// the started request, to run with its wave. Users with a request in
-/// flight since the file was read are rejected, the others started under a
-/// new id.
+/// Start one prepared request of a batch (a dry run is reported here): the
+/// started request, to run with its wave. Users with a request in flight
+/// since the file was read are rejected, the others prepared again alone
+/// under a new id.
+async fn start_project(
+    ctx: &Context<'_>,
+    request: &BatchRequest,
+    prepared: pipeline::Prepared,
+    project: &ValidId,
+    lines: &[BatchLine],
+    request_report: &mut ForgetReport,
+    report: &mut BatchReport,
+) -> anyhow::Result<Option<Box<StartedRequest>>> {
+    // The whole batch was confirmed before its first request.
+    let mut confirmed = |_: &ForgetReport| Ok(());
+    let begun = begin_prepared(
+        ctx,
+        prepared,
+        request.dry_run,
+        None,
+        true,
+        &mut confirmed,
+        request_report,
+    )
+    .await?;
+    started_or_retried(
+        ctx,
+        request,
+        begun,
+        project.clone(),
+        lines,
+        request_report,
+        report,
+    )
+    .await
+}
+
+/// Prepare and start one request of a batch alone (the users left of a
+/// request some of whose users turned out busy).
 async fn batch_project(
     ctx: &Context<'_>,
     request: &BatchRequest,
@@ -534,28 +669,10 @@ async fn batch_project(
     request_report: &mut ForgetReport,
     report: &mut BatchReport,
 ) -> anyhow::Result<Option<Box<StartedRequest>>> {
-    let new = NewRequest {
-        request_id,
-        action: "forget-batch".to_string(),
-        project_id: project.clone(),
-        members: lines
-            .iter()
-            .map(|line| MemberInput {
-                line: Some(line.line),
-                user_id: line.user_id.clone(),
-                meta: line.meta.clone(),
-            })
-            .collect(),
-        options: request.options,
-        rollups: request.rollups,
-        batch: true,
-        meta: request.meta.clone(),
-        known: BTreeMap::new(),
-        place: ctx.place.clone(),
-    };
+    let new = new_request(request, request_id, &project, lines, ctx.place);
     // The whole batch was confirmed before its first request.
     let mut confirmed = |_: &ForgetReport| Ok(());
-    match begin(
+    let begun = begin(
         ctx,
         new,
         request.dry_run,
@@ -564,15 +681,29 @@ async fn batch_project(
         &mut confirmed,
         request_report,
     )
-    .await?
-    {
+    .await?;
+    started_or_retried(ctx, request, begun, project, lines, request_report, report).await
+}
+
+/// What became of starting a request of a batch: a dry run reported, a
+/// started request to run, or (users with a request in flight since the
+/// file was read) those users rejected and the others started alone under
+/// a new id.
+async fn started_or_retried(
+    ctx: &Context<'_>,
+    request: &BatchRequest,
+    begun: Begun,
+    project: ValidId,
+    lines: &[BatchLine],
+    request_report: &mut ForgetReport,
+    report: &mut BatchReport,
+) -> anyhow::Result<Option<Box<StartedRequest>>> {
+    match begun {
         Begun::Planned(journal) => {
             report.add_request(&journal, request_report, None)?;
             Ok(None)
         }
         Begun::Busy(busy) => {
-            // Another process started a request for some of these users
-            // since the file was read: they are rejected, the others go on.
             let busy_users: Vec<ValidId> = busy.iter().map(|(u, _)| u.clone()).collect();
             for (user, found) in &busy {
                 if let Some(line) = lines.iter().find(|l| l.user_id == *user) {

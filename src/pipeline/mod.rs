@@ -28,7 +28,7 @@ mod tests;
 mod together;
 
 pub use crate::server::reach::settle::settle_scope;
-pub use prepare::{prepare, scope_of};
+pub use prepare::{prepare, prepare_wave, scope_of};
 pub use run::run;
 pub use start::{
     InFlight, Reservation, Reserved, Started, in_flight, reserve, start, start_reserved,

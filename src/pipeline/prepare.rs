@@ -9,11 +9,13 @@ use crate::erasure::plan::{self, StatementLimits};
 use crate::erasure::rollup;
 use crate::erasure::stitch::{self, StitchedId};
 use crate::erasure::verify::{self, Counts};
-use crate::records::journal::{Member, RequestJournal, RequestStatus, UserLookup, now_rfc3339};
+use crate::records::journal::{
+    Member, RequestJournal, RequestStatus, TableRows, UserLookup, now_rfc3339,
+};
 use crate::server::connected::Server;
 use crate::server::reach::settle::{refuse_rollups, settle_scope};
 use crate::server::reach::topology::Topology;
-use crate::server::reach::{Reach, Reaching, run_words};
+use crate::server::reach::{Reach, run_words};
 use crate::server::schema;
 use crate::vocabulary::error::shown;
 use crate::vocabulary::profile::Profile;
@@ -43,6 +45,40 @@ pub fn scope_of(server: &Server, profile: &Profile, project_id: &ValidId, place:
 /// targets; with rollups, also capture the days and sessions the targeted
 /// rows touch. Sends nothing but reads.
 pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<Prepared> {
+    match prepare_wave(ctx, vec![request]).await?.pop() {
+        Some(prepared) => prepared,
+        None => anyhow::bail!("a request was lost while it was prepared"),
+    }
+}
+
+/// What a wave's requests share once the first is settled: the map's
+/// coverage (its Buffers flushed) and the server's identity, read once for
+/// the wave (they are prepared back to back, before anything is deleted).
+#[derive(Default)]
+struct WaveFacts {
+    known: Option<(
+        Scope,
+        coverage::Covered,
+        crate::server::identity::ServerIdentity,
+    )>,
+}
+
+/// A request whose scope is settled and checked, not read yet.
+struct Settling {
+    request: NewRequest,
+    scope: Scope,
+    topology: Topology,
+    covered: coverage::Covered,
+    identity: crate::server::identity::ServerIdentity,
+}
+
+/// Where a request erases, what the map covers there (checked once per
+/// wave), and the rollup tables if it re-aggregates.
+async fn settle(
+    ctx: &Context<'_>,
+    request: NewRequest,
+    facts: &mut WaveFacts,
+) -> anyhow::Result<Settling> {
     let server = ctx.server;
     server.name_queries_after(request.request_id.as_str());
     let given = scope_of(server, ctx.profile, &request.project_id, &request.place);
@@ -56,33 +92,263 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
             (scope, topology)
         }
     };
-    // Every table the map erases, checked against what is there now,
-    // before anything is read for the request.
-    let covered = coverage::check(server, ctx.profile, ctx.map, &scope).await?;
+    let same = |known: &Scope| {
+        known.database == scope.database
+            && known.events == scope.events
+            && known.place == scope.place
+    };
+    let (covered, identity) = match &facts.known {
+        Some((known, covered, identity)) if same(known) => (covered.clone(), identity.clone()),
+        _ => {
+            // Every table the map erases, checked against what is there
+            // now, before anything is read for the request.
+            let covered = coverage::check(server, ctx.profile, ctx.map, &scope).await?;
+            // Rows waiting in a Buffer are not in the table yet: flushed,
+            // they are stitched, counted and deleted with the others.
+            for buffer in &covered.buffers {
+                server
+                    .execute(
+                        &format!("OPTIMIZE TABLE {buffer}"),
+                        &format!("flushing the Buffer table {buffer}"),
+                        crate::vocabulary::error::ErrorCode::ForgetFailed,
+                    )
+                    .await?;
+            }
+            let identity =
+                crate::server::identity::detect(server, &scope.database, &scope.events).await?;
+            facts.known = Some((scope.clone(), covered.clone(), identity.clone()));
+            (covered, identity)
+        }
+    };
     scope.erased_tables = covered.erased.clone();
-    // Where the request erases, from the topology just read.
-    let reach = Reach::settled(server, &topology, &scope.place);
-    // Rows waiting in a Buffer are not in the table yet: flushed, they are
-    // stitched, counted and deleted with the others.
-    for buffer in &covered.buffers {
-        server
-            .execute(
-                &format!("OPTIMIZE TABLE {buffer}"),
-                &format!("flushing the Buffer table {buffer}"),
-                crate::vocabulary::error::ErrorCode::ForgetFailed,
-            )
-            .await?;
-    }
     if request.rollups {
         refuse_rollups(&scope.place)?;
         rollup::check_tables(server, ctx.profile, &plan::RollupKind::ALL).await?;
     }
-    let users: Vec<ValidId> = request.members.iter().map(|m| m.user_id.clone()).collect();
-    let mut stitched = stitch::stitch(server, &scope, &users).await?;
+    Ok(Settling {
+        request,
+        scope,
+        topology,
+        covered,
+        identity,
+    })
+}
+
+/// A settled request once stitched and planned.
+struct Planned {
+    settling: Settling,
+    stitched: BTreeMap<ValidId, Vec<StitchedId>>,
+    union: Vec<StitchedId>,
+    earlier_requests: Vec<RequestId>,
+    targets: Vec<plan::Target>,
+    warnings: Vec<String>,
+}
+
+/// The requests of a wave (one per project of a batch, erasing at one
+/// place), prepared as [`prepare`] prepares one, with the reads that do not
+/// depend on a request's own answers grouped for the wave: the map and the
+/// server's identity read once, every request stitched in one query and
+/// counted in one query per table (each request's own queries as arms of
+/// one `UNION ALL`, so its figures are exactly its own), the tables' rows
+/// counted once after every target. A request that cannot be prepared fails
+/// alone; a grouped read that fails fails the wave.
+pub async fn prepare_wave(
+    ctx: &Context<'_>,
+    requests: Vec<NewRequest>,
+) -> anyhow::Result<Vec<anyhow::Result<Prepared>>> {
+    let mut facts = WaveFacts::default();
+    let mut results: Vec<Option<anyhow::Result<Prepared>>> = Vec::new();
+    let mut settled: Vec<(usize, Settling)> = Vec::new();
+    for request in requests {
+        let index = results.len();
+        match settle(ctx, request, &mut facts).await {
+            Ok(settling) => {
+                results.push(None);
+                settled.push((index, settling));
+            }
+            Err(error) => results.push(Some(Err(error))),
+        }
+    }
+    // A wave erases at one place from one table; anything else is prepared
+    // request by request.
+    let shared = settled.windows(2).all(|pair| {
+        let (a, b) = (&pair[0].1.scope, &pair[1].1.scope);
+        a.database == b.database && a.events == b.events && a.place == b.place
+    });
+    let groups: Vec<Vec<(usize, Settling)>> = if shared {
+        vec![settled]
+    } else {
+        settled.into_iter().map(|one| vec![one]).collect()
+    };
+    for group in groups {
+        let indices: Vec<usize> = group.iter().map(|(index, _)| *index).collect();
+        match prepare_group(ctx, group.into_iter().map(|(_, s)| s).collect()).await {
+            Ok(prepared) => {
+                for (index, one) in indices.into_iter().zip(prepared) {
+                    results[index] = Some(one);
+                }
+            }
+            Err(error) => {
+                // The first request keeps the error itself (its class and
+                // causes); the others of the wave get its class and text.
+                let copy = error_with_code(&error, format!("{error:#}"));
+                let mut error = Some(error);
+                for index in indices {
+                    results[index] = Some(Err(match error.take() {
+                        Some(error) => error,
+                        None => error_with_code(&copy, format!("{copy:#}")),
+                    }));
+                }
+            }
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("a request was not prepared"))))
+        .collect())
+}
+
+/// The same failure again, for another request of a wave (an error cannot
+/// be cloned; its class and text can).
+fn error_with_code(error: &anyhow::Error, message: String) -> anyhow::Error {
+    crate::vocabulary::error::Failure::new(crate::vocabulary::error::code_of(error), message).into()
+}
+
+/// Stitch, plan, count and journal settled requests of one place and table
+/// (one, or a wave's).
+async fn prepare_group(
+    ctx: &Context<'_>,
+    group: Vec<Settling>,
+) -> anyhow::Result<Vec<anyhow::Result<Prepared>>> {
+    let server = ctx.server;
+    let Some(first) = group.first() else {
+        return Ok(Vec::new());
+    };
+    // Where the requests erase, from the topology just read.
+    let reach = Reach::settled(server, &first.topology, &first.scope.place);
+    let limits = statement_limits(server, &reach, &first.topology);
+    let users_of = |settling: &Settling| -> Vec<ValidId> {
+        settling
+            .request
+            .members
+            .iter()
+            .map(|m| m.user_id.clone())
+            .collect()
+    };
+    let all_users: Vec<Vec<ValidId>> = group.iter().map(users_of).collect();
+    let asked: Vec<(&RequestId, &Scope, &[ValidId])> = group
+        .iter()
+        .zip(&all_users)
+        .map(|(settling, users)| {
+            (
+                &settling.request.request_id,
+                &settling.scope,
+                users.as_slice(),
+            )
+        })
+        .collect();
+    let stitched_all = stitch::stitch_together(server, &asked).await?;
+    let mut planned: Vec<anyhow::Result<Planned>> = Vec::new();
+    for ((settling, users), stitched) in group.into_iter().zip(&all_users).zip(stitched_all) {
+        planned.push(plan_one(ctx, &reach, limits, settling, users, stitched).await);
+    }
+    // Counted on every host of the reach, as the reach counts a shard. The
+    // same scan finds the partitions the mutations will leave old parts in
+    // (`verify --physical`).
+    let ready: Vec<(&RequestId, &Scope, &[plan::Target])> = planned
+        .iter()
+        .filter_map(|p| p.as_ref().ok())
+        .map(|p| {
+            (
+                &p.settling.request.request_id,
+                &p.settling.scope,
+                p.targets.as_slice(),
+            )
+        })
+        .collect();
+    let (counts, captured) = match verify::count_targets_together(
+        &reach.on(server),
+        &ready,
+        verify::Unreadable::Skipped,
+        verify::Partitions::Capture,
+    )
+    .await
+    {
+        Ok(counts) => (counts, true),
+        // No `_partition_id`: not a MergeTree table; every partition is
+        // looked at later.
+        Err(error)
+            if crate::vocabulary::error::server_code_of(&error)
+                == Some(crate::vocabulary::error::server_code::UNKNOWN_IDENTIFIER) =>
+        {
+            let counts = verify::count_targets_together(
+                &reach.on(server),
+                &ready,
+                verify::Unreadable::Skipped,
+                verify::Partitions::Ignore,
+            )
+            .await?;
+            (counts, false)
+        }
+        Err(error) => return Err(error),
+    };
+    // Right after every target was counted: the least each table must
+    // still hold once they are gone (`verify::rows_lost_outside`), one
+    // count for the wave.
+    let (table_rows_before, mapped_rows_before) = match planned.iter().find_map(|p| p.as_ref().ok())
+    {
+        Some(one) => table_rows_now(server, &one.settling.scope, &one.settling.topology).await?,
+        None => (None, BTreeMap::new()),
+    };
+    let mut counts = counts.into_iter();
+    let mut prepared = Vec::new();
+    for one in planned {
+        let one = match one {
+            Ok(one) => one,
+            Err(error) => {
+                prepared.push(Err(error));
+                continue;
+            }
+        };
+        let Some(counts) = counts.next() else {
+            prepared.push(Err(anyhow::anyhow!("a request's counts were lost")));
+            continue;
+        };
+        let partitions = captured.then(|| counts.partitions.iter().cloned().collect());
+        prepared.push(
+            finish(
+                server,
+                one,
+                counts,
+                partitions,
+                table_rows_before.clone(),
+                mapped_rows_before.clone(),
+            )
+            .await,
+        );
+    }
+    Ok(prepared)
+}
+
+/// Stitch one settled request's lagging and earlier ids and plan its
+/// targets.
+async fn plan_one(
+    ctx: &Context<'_>,
+    reach: &Reach,
+    limits: StatementLimits,
+    settling: Settling,
+    users: &[ValidId],
+    mut stitched: BTreeMap<ValidId, Vec<StitchedId>>,
+) -> anyhow::Result<Planned> {
+    let server = ctx.server;
+    let scope = &settling.scope;
+    let request = &settling.request;
+    // Its own queries (they quote its ids) are named after it.
+    server.name_queries_after(request.request_id.as_str());
     let mut warnings = Vec::new();
     {
         let (added, unreadable) =
-            stitch::add_lagging(&reach.on(server), &scope, &users, &mut stitched).await?;
+            stitch::add_lagging(&reach.on(server), scope, users, &mut stitched).await?;
         if added > 0 {
             warnings.push(run_words::lagging_ids_added(added));
         }
@@ -98,7 +364,7 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         add_ids(stitched.entry(user.clone()).or_default(), ids);
     }
     if request.options.anonymous {
-        let earlier = earlier_ids(ctx, &scope, &users).await?;
+        let earlier = earlier_ids(ctx, scope, users).await?;
         for (user, (ids, requests)) in earlier {
             let entry = stitched.entry(user.clone()).or_default();
             let before = entry.len();
@@ -124,55 +390,37 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
         }
     }
     let union = stitch::union(stitched.values().map(Vec::as_slice));
-    let limits = statement_limits(server, &reach, &topology);
-    let mut targets = plan::plan(&request.request_id, &users, &union, request.options, limits);
+    let mut targets = plan::plan(&request.request_id, users, &union, request.options, limits);
     for mapped in &scope.erased_tables {
         targets.extend(plan::plan_mapped(
             &request.request_id,
             mapped,
-            &users,
+            users,
             &union,
             request.options,
             limits,
         ));
     }
-    // Counted on every host of the reach, as the reach counts a shard. The
-    // same scan finds the partitions the mutations will leave old parts in
-    // (`verify --physical`).
-    let (counts, partitions) = match count_before(
-        &reach.on(server),
-        &scope,
-        &targets,
-        verify::Partitions::Capture,
-    )
-    .await
-    {
-        Ok(counts) => {
-            let partitions = counts.partitions.iter().cloned().collect();
-            (counts, Some(partitions))
-        }
-        // No `_partition_id`: not a MergeTree table; every partition is
-        // looked at later.
-        Err(error)
-            if crate::vocabulary::error::server_code_of(&error)
-                == Some(crate::vocabulary::error::server_code::UNKNOWN_IDENTIFIER) =>
-        {
-            let counts = count_before(
-                &reach.on(server),
-                &scope,
-                &targets,
-                verify::Partitions::Ignore,
-            )
-            .await?;
-            (counts, None)
-        }
-        Err(error) => return Err(error),
-    };
-    // Right after the targets were counted: the least the table must
-    // still hold once they are gone (`verify::rows_lost_outside`).
+    Ok(Planned {
+        settling,
+        stitched,
+        union,
+        earlier_requests,
+        targets,
+        warnings,
+    })
+}
+
+/// The rows of the events table and of each mapped table where they can
+/// be compared, now.
+async fn table_rows_now(
+    server: &Server,
+    scope: &Scope,
+    topology: &Topology,
+) -> anyhow::Result<(Option<TableRows>, BTreeMap<String, TableRows>)> {
     let table_rows_before =
-        if verify::table_rows_comparable(&scope, &topology.engine, &topology.engine_full) {
-            Some(verify::table_rows(server, &scope).await?)
+        if verify::table_rows_comparable(scope, &topology.engine, &topology.engine_full) {
+            Some(verify::table_rows(server, scope).await?)
         } else {
             None
         };
@@ -204,6 +452,35 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
             }
         }
     }
+    Ok((table_rows_before, mapped_rows_before))
+}
+
+/// A planned and counted request's members, warnings, rollup scope and
+/// journal.
+async fn finish(
+    server: &Server,
+    one: Planned,
+    counts: Counts,
+    partitions: Option<Vec<String>>,
+    table_rows_before: Option<TableRows>,
+    mapped_rows_before: BTreeMap<String, TableRows>,
+) -> anyhow::Result<Prepared> {
+    let Planned {
+        settling,
+        mut stitched,
+        union,
+        earlier_requests,
+        mut targets,
+        mut warnings,
+    } = one;
+    let Settling {
+        request,
+        scope,
+        covered,
+        identity,
+        ..
+    } = settling;
+    server.name_queries_after(request.request_id.as_str());
     if !counts.unread.is_empty() {
         let mut unread: Vec<String> = counts.unread.iter().map(ToString::to_string).collect();
         unread.sort();
@@ -233,7 +510,6 @@ pub async fn prepare(ctx: &Context<'_>, request: NewRequest) -> anyhow::Result<P
     } else {
         None
     };
-    let identity = crate::server::identity::detect(server, &scope.database, &scope.events).await?;
     let mut journal = RequestJournal {
         request_id: request.request_id,
         created_at: now_rfc3339(),
@@ -272,17 +548,6 @@ fn statement_limits(server: &Server, reach: &Reach, topology: &Topology) -> Stat
         server.capabilities.max_query_size,
         reach.statement_text_leaves_this_disk(topology),
     )
-}
-
-/// Rows each target matches before anything is sent: on every host of the
-/// reach that can be read.
-async fn count_before(
-    at: &Reaching<'_>,
-    scope: &Scope,
-    targets: &[plan::Target],
-    partitions: verify::Partitions,
-) -> anyhow::Result<Counts> {
-    verify::count_targets(at, scope, targets, verify::Unreadable::Skipped, partitions).await
 }
 
 fn add_ids(into: &mut Vec<StitchedId>, ids: &[StitchedId]) {
