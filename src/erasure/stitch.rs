@@ -35,6 +35,19 @@ pub struct StitchedId {
 }
 
 impl StitchedId {
+    /// An id known to be a user's from elsewhere (kept when the user's
+    /// rows were hidden), nothing known of its rows but whether other
+    /// users were seen with it.
+    pub fn known(anonymous_id: RawId, shared: bool) -> Self {
+        StitchedId {
+            anonymous_id,
+            user_events: 0,
+            anonymous_events: 0,
+            // Any count above 0 is a shared device.
+            other_users: u64::from(shared),
+        }
+    }
+
     /// Another user_id used this anonymous id too (a shared device).
     pub fn is_shared(&self) -> bool {
         self.other_users > 0

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::ops::report::RejectedLine;
 use crate::vocabulary::error::{ErrorCode, Failure};
-use crate::vocabulary::request::{AuditMeta, ValidId};
+use crate::vocabulary::request::{AuditMeta, RawId, ValidId};
 
 /// One valid line of a batch file.
 #[derive(Debug, Clone)]
@@ -23,6 +23,11 @@ pub struct BatchLine {
     pub project_id: ValidId,
     pub user_id: ValidId,
     pub meta: AuditMeta,
+    /// Anonymous ids known to be the user's although no row may link them
+    /// any more (stitched when the request's rows were hidden): erased and
+    /// verified with the ids stitched now (`--anonymous` only); `true`:
+    /// other users were seen with it (a shared device).
+    pub known: Vec<(RawId, bool)>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,13 +46,24 @@ struct RawLine {
     /// Other systems wiped for this user, `SYSTEM:ID`, separated by spaces.
     #[serde(default)]
     also_wiped: Option<String>,
+    /// Anonymous ids known to be the user's, their bytes in hex, separated
+    /// by spaces (see [`BatchLine::known`]).
+    #[serde(default)]
+    anonymous_hex: Option<String>,
+    /// As `anonymous_hex`, ids other users were seen with too (shared
+    /// devices: on a table without a user-id column their rows go only
+    /// with --include-shared).
+    #[serde(default)]
+    shared_anonymous_hex: Option<String>,
 }
 
-const FIELDS: [&str; 8] = [
+const FIELDS: [&str; 10] = [
     "project_id",
     "user_id",
     "user_hex",
     "also_wiped",
+    "anonymous_hex",
+    "shared_anonymous_hex",
     "requested_by",
     "approved_by",
     "ticket",
@@ -386,6 +402,8 @@ impl<R: Read> Iterator for RawLines<R> {
                         ticket: get("ticket"),
                         note: get("note"),
                         also_wiped: get("also_wiped"),
+                        anonymous_hex: get("anonymous_hex"),
+                        shared_anonymous_hex: get("shared_anonymous_hex"),
                     }),
                 ));
             },
@@ -543,6 +561,23 @@ fn validate(
         (None, id) => ValidId::new("user_id", id.unwrap_or_default()),
     }
     .map_err(|e| e.message)?;
+    let mut known: Vec<(RawId, bool)> = Vec::new();
+    for (name, hexes, shared) in [
+        ("anonymous_hex", &raw.anonymous_hex, false),
+        ("shared_anonymous_hex", &raw.shared_anonymous_hex, true),
+    ] {
+        for hex in hexes.as_deref().unwrap_or_default().split_whitespace() {
+            match RawId::from_hex(hex) {
+                Some(id) if !id.as_bytes().is_empty() => known.push((id, shared)),
+                _ => {
+                    return Err(format!(
+                        "{name} {} is not an id's bytes in hex (two hex digits a byte; ids separated by spaces)",
+                        crate::vocabulary::error::shown(hex)
+                    ));
+                }
+            }
+        }
+    }
     let empty_as_none = |v: Option<String>| v.filter(|s| !s.is_empty());
     let meta = AuditMeta {
         requested_by: empty_as_none(raw.requested_by),
@@ -564,6 +599,7 @@ fn validate(
         project_id,
         user_id,
         meta,
+        known,
     })
 }
 
@@ -629,6 +665,32 @@ mod tests {
         assert_eq!(good.len(), 1);
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].line, 3);
+    }
+
+    #[test]
+    fn known_anonymous_ids_are_bytes_in_hex_and_keep_their_shared_mark() {
+        let text = concat!(
+            "{\"project_id\":\"p1\",\"user_id\":\"u1\",\"anonymous_hex\":\"6131 ff00\",\"shared_anonymous_hex\":\"6132\"}\n",
+            "{\"project_id\":\"p1\",\"user_id\":\"u2\",\"anonymous_hex\":\"613\"}\n",
+            "{\"project_id\":\"p1\",\"user_id\":\"u3\",\"shared_anonymous_hex\":\"zz\"}\n",
+        );
+        let (good, bad) = parse(text, false);
+        assert_eq!(good.len(), 1, "{bad:?}");
+        assert_eq!(
+            good[0].known,
+            [
+                (RawId::new(b"a1".to_vec()), false),
+                (RawId::new(vec![0xff, 0x00]), false),
+                (RawId::new(b"a2".to_vec()), true),
+            ]
+        );
+        assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), [2, 3]);
+        assert!(bad[0].error.contains("anonymous_hex"), "{}", bad[0].error);
+        assert!(
+            bad[1].error.contains("shared_anonymous_hex"),
+            "{}",
+            bad[1].error
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::erasure::plan::ForgetOptions;
+use crate::erasure::stitch::StitchedId;
 use crate::erasure::track::TrackObserver;
 use crate::ops::batch::{BatchFile, BatchLine};
 use crate::ops::drive::{
@@ -518,9 +519,25 @@ fn new_request(
         rollups: request.rollups,
         batch: true,
         meta: request.meta.clone(),
-        known: BTreeMap::new(),
+        known: known_ids(lines),
         place: place.clone(),
     }
+}
+
+/// The anonymous ids the lines name as their users' (see
+/// [`BatchLine::known`]), as stitched ids: nothing is known of their rows
+/// but whether other users were seen with them.
+fn known_ids(lines: &[BatchLine]) -> BTreeMap<ValidId, Vec<StitchedId>> {
+    let mut known: BTreeMap<ValidId, Vec<StitchedId>> = BTreeMap::new();
+    for line in lines.iter().filter(|l| !l.known.is_empty()) {
+        let ids = known.entry(line.user_id.clone()).or_default();
+        for (id, shared) in &line.known {
+            if !ids.iter().any(|s| s.anonymous_id == *id) {
+                ids.push(StitchedId::known(id.clone(), *shared));
+            }
+        }
+    }
+    known
 }
 
 /// Erase the requests of a wave: prepared together (stitched in one query,

@@ -53,6 +53,12 @@ pub fn read(
         _ => None,
     };
     let scan = batch::scan(path, how.require_approval, &how.defaults, |line| {
+        if !line.known.is_empty() && !how.options.anonymous {
+            return Some(
+                "anonymous_hex and shared_anonymous_hex name anonymous ids to erase with the user's rows; run the batch with --anonymous (without it no anonymous id is erased)"
+                    .to_string(),
+            );
+        }
         in_flight.as_ref().and_then(|check| check.check(line))
     })?;
     report.rejected = scan.rejected;

@@ -11,7 +11,7 @@
 use crate::erasure::ids_table::IDS_TABLE_PREFIX;
 use crate::erasure::rollup::SCRATCH_INFIX;
 use crate::records::audit::table::AUDIT_TABLE;
-use crate::records::intake::table::INTAKE_TABLE;
+use crate::records::intake::table::{INTAKE_TABLE, STITCHED_TABLE};
 use crate::server::connected::Server;
 use crate::server::discover::{self, FoundTable, Suggested};
 use crate::vocabulary::data_map::{Coverage, CoveredTable, MappedTable, RequestMap, Role};
@@ -25,11 +25,12 @@ use crate::vocabulary::sql::{Ident, QualifiedTable};
 const PROFILE_ROLLUP: &str = "a rollup of the events table: recomputed with --rollups";
 
 /// Tables chforget itself creates: the audit table, the intake table of
-/// requests, the ids tables of requests, the scratch tables of a rollup.
+/// requests and its stitched ids, the ids tables of requests, the scratch tables of a rollup.
 /// Never part of a map.
 pub fn is_chforget_own(name: &str) -> bool {
     name == AUDIT_TABLE
         || name == INTAKE_TABLE
+        || name == STITCHED_TABLE
         || name.starts_with(IDS_TABLE_PREFIX)
         || name.contains(SCRATCH_INFIX)
 }

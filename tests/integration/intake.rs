@@ -532,3 +532,96 @@ async fn hidden_at_arrival_the_rows_are_erased_by_the_window() {
     assert!(done["requests"][0]["hidden_at"].is_string(), "{done:#}");
     assert!(done["requests"][0]["completed_at"].is_string(), "{done:#}");
 }
+
+/// An `--anonymous` request hidden at arrival: hiding masks the user's
+/// rows, and the window's APPLY DELETED MASK (or any merge) removes them,
+/// and with them the only link to the user's anonymous ids. The ids are
+/// stitched and kept before anything is hidden, their rows hidden with the
+/// user's, and the window erases and verifies them: no targeted row is
+/// left on disk, every other row is as it was, and the kept ids leave the
+/// table once the request is completed.
+#[tokio::test]
+async fn an_anonymous_request_hidden_at_arrival_erases_its_stitched_ids() {
+    let db = crate::test_db!();
+    if crate::common::engine() == crate::common::Engine::Legacy {
+        return;
+    }
+    db.seed().await;
+    let targeted = crate::common::deleted_condition(true, false);
+    let kept = db.fingerprint(&format!("NOT ({targeted})")).await;
+    let on_disk = |condition: String| {
+        let db = &db;
+        async move {
+            db.count(&format!(
+                "SELECT count() FROM events WHERE {condition} SETTINGS apply_deleted_mask = 0"
+            ))
+            .await
+        }
+    };
+    let anonymous_rows = on_disk(format!("{targeted} AND isNull(user_id)")).await;
+    assert!(
+        anonymous_rows > 0,
+        "the fixture has stitched anonymous rows"
+    );
+    let hide = run(db.chforget().args([
+        "request",
+        "add",
+        "--project",
+        "p1",
+        "--user",
+        "u1",
+        "--anonymous",
+        "--ticket",
+        "H-A",
+        "--hide-now",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(hide.code, 0, "{}\n{}", hide.stderr, hide.stdout);
+    let visible = db
+        .count(&format!("SELECT count() FROM events WHERE {targeted}"))
+        .await;
+    assert_eq!(visible, 0, "the stitched anonymous rows are hidden too");
+    assert_eq!(
+        on_disk(format!("{targeted} AND isNull(user_id)")).await,
+        anonymous_rows,
+        "hidden, not erased"
+    );
+    assert!(
+        db.count("SELECT count() FROM forget_requests_stitched")
+            .await
+            > 0,
+        "the stitched ids are kept before the rows are hidden"
+    );
+    // What a merge does to masked rows, at once: the link is gone.
+    db.exec("ALTER TABLE events APPLY DELETED MASK SETTINGS mutations_sync = 2")
+        .await;
+    assert_eq!(
+        on_disk(format!("{targeted} AND isNull(user_id)")).await,
+        0,
+        "APPLY DELETED MASK removes the hidden anonymous rows"
+    );
+    // Rows of the same anonymous ids that arrive after the hide.
+    db.exec(
+        "INSERT INTO events (project_id, user_id, anonymous_id, session_id, event, url, ip_hash, ts) \
+         VALUES ('p1', NULL, 'a1', 's-late', 'pageview', 'target-anon', 'ip-late', toDateTime('2026-11-20 10:00:00'))",
+    )
+    .await;
+    let late = on_disk(format!("{targeted} AND isNull(user_id)")).await;
+    assert_eq!(late, 1, "a late anonymous row of a stitched id");
+
+    let window = json(&db, &["queue", "run", "--yes"], 0);
+    assert_eq!(window["completed"], 1, "{window:#}");
+    assert_eq!(
+        on_disk(targeted.clone()).await,
+        0,
+        "a stitched id's row survived a completed request: {window:#}"
+    );
+    assert_eq!(db.fingerprint(&format!("NOT ({targeted})")).await, kept);
+    assert_eq!(
+        db.count("SELECT count() FROM forget_requests_stitched")
+            .await,
+        0,
+        "the raw anonymous ids stay after completion"
+    );
+}

@@ -2,6 +2,8 @@
 //! and the masks a window applies before it erases.
 
 use super::*;
+use crate::erasure::stitch::StitchedId;
+use crate::vocabulary::request::{RawId, encode_hex};
 
 const HIDE_SQL: &str = include_str!("../../../sql/intake/hide.sql");
 
@@ -51,6 +53,7 @@ pub async fn hide(
                 })
         })
         .collect();
+    let wanted_anonymous = wanted.iter().any(|r| r.anonymous == 1);
     let mut report = HideReport::default();
     let mut projects: std::collections::BTreeMap<&str, Vec<&IntakeRow>> = Default::default();
     for row in wanted {
@@ -60,28 +63,57 @@ pub async fn hide(
             .push(row);
     }
     let mut hidden_rows = Vec::new();
+    // Ids kept by an earlier hide of these requests that died before it
+    // recorded them hidden: their link may be masked already.
+    let kept = if wanted_anonymous {
+        table::stitched(server, &at.table).await?
+    } else {
+        Vec::new()
+    };
     for (project, requests) in projects {
         let scope = mapped_scope(ctx, project).await?;
-        let users: Vec<ValidId> = requests
-            .iter()
-            .map(|r| ValidId::with_controls("user_id", &r.user_id))
-            .collect::<Result<_, _>>()?;
-        let id = RequestId::generate();
         let limits = crate::erasure::plan::StatementLimits::within_query_size(
             server.capabilities.max_query_size,
         );
-        let mut targets =
-            crate::erasure::plan::plan(&id, &users, &[], ForgetOptions::default(), limits);
-        for mapped in &scope.erased_tables {
-            targets.extend(crate::erasure::plan::plan_mapped(
-                &id,
-                mapped,
-                &users,
-                &[],
-                ForgetOptions::default(),
-                limits,
+        let id = RequestId::generate();
+        let mut targets = Vec::new();
+        for anonymous in [false, true] {
+            let of_kind: Vec<&IntakeRow> = requests
+                .iter()
+                .copied()
+                .filter(|r| (r.anonymous == 1) == anonymous)
+                .collect();
+            if of_kind.is_empty() {
+                continue;
+            }
+            let users: Vec<ValidId> = of_kind
+                .iter()
+                .map(|r| ValidId::with_controls("user_id", &r.user_id))
+                .collect::<Result<_, _>>()?;
+            let ids = if anonymous {
+                stitch_and_keep(server, at, &scope, &of_kind, &users, &kept).await?
+            } else {
+                Vec::new()
+            };
+            let options = ForgetOptions {
+                anonymous,
+                include_shared: false,
+            };
+            targets.extend(crate::erasure::plan::plan(
+                &id, &users, &ids, options, limits,
             ));
+            for mapped in &scope.erased_tables {
+                targets.extend(crate::erasure::plan::plan_mapped(
+                    &id, mapped, &users, &ids, options, limits,
+                ));
+            }
         }
+        let settings: Vec<(&str, &str)> = server
+            .capabilities
+            .hide_settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         for target in &targets {
             let table = target.table_in(&scope);
             let sql = crate::vocabulary::sql::render(
@@ -93,8 +125,9 @@ pub async fn hide(
                 ],
             )?;
             let sent = server
-                .execute(
+                .execute_with_settings(
                     &sql,
+                    &settings,
                     &format!("hiding the rows in {table}"),
                     ErrorCode::ForgetFailed,
                 )
@@ -123,6 +156,52 @@ pub async fn hide(
     report.kept_for_the_window.sort();
     report.kept_for_the_window.dedup();
     Ok(report)
+}
+
+/// Stitch the users of `requests` (`--anonymous`, of one project) before
+/// their rows are hidden, and keep what was stitched, with the ids an
+/// earlier hide of them kept (`kept`), in the stitched ids' table: the
+/// window erases and verifies them although the masks took the link away.
+/// The ids to hide with the users' rows.
+async fn stitch_and_keep(
+    server: &Server,
+    at: &IntakeAt<'_>,
+    scope: &crate::vocabulary::request::Scope,
+    requests: &[&IntakeRow],
+    users: &[ValidId],
+    kept: &[table::StitchedRow],
+) -> anyhow::Result<Vec<StitchedId>> {
+    let stitched = crate::erasure::stitch::stitch(server, scope, users).await?;
+    let mut rows: Vec<table::StitchedRow> = Vec::new();
+    let mut ids: Vec<StitchedId> = Vec::new();
+    for (request, user) in requests.iter().zip(users) {
+        let earlier = kept.iter().filter(|k| k.request_id == request.request_id);
+        let mut found: Vec<table::StitchedRow> = stitched
+            .get(user)
+            .into_iter()
+            .flatten()
+            .map(|s| table::StitchedRow {
+                request_id: request.request_id.clone(),
+                anonymous_hex: encode_hex(s.anonymous_id.as_bytes()),
+                shared: u8::from(s.is_shared()),
+            })
+            .filter(|row| {
+                !earlier
+                    .clone()
+                    .any(|k| k.anonymous_hex == row.anonymous_hex)
+            })
+            .collect();
+        for row in earlier.chain(found.iter()) {
+            if let Some(raw) = RawId::from_hex(&row.anonymous_hex)
+                && !ids.iter().any(|s| s.anonymous_id == raw)
+            {
+                ids.push(StitchedId::known(raw, row.shared == 1));
+            }
+        }
+        rows.append(&mut found);
+    }
+    table::record_stitched(server, &at.table, &rows).await?;
+    Ok(ids)
 }
 
 const APPLY_MASK_SQL: &str = "ALTER TABLE {table}{every_host} APPLY DELETED MASK";

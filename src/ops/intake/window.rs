@@ -86,6 +86,28 @@ pub async fn run_window(
         .collect();
     let raw_left = table::holding_raw_ids(at.server, &at.table, &completed_ids).await?;
     table::forget_raw_ids(at.server, &at.table, at.place, &raw_left).await?;
+    // The anonymous ids stitched when requests were hidden; those of
+    // requests closed since (a run that died before removing them, a
+    // rejection) go now: nothing will erase with them.
+    let mut kept = table::stitched(at.server, &at.table).await?;
+    let closed: Vec<String> = {
+        let mut closed: Vec<String> = kept
+            .iter()
+            .filter(|k| {
+                rows.iter()
+                    .find(|r| r.request_id == k.request_id)
+                    .is_none_or(|r| {
+                        r.state == State::Completed.as_str() || r.state == State::Rejected.as_str()
+                    })
+            })
+            .map(|k| k.request_id.clone())
+            .collect();
+        closed.sort();
+        closed.dedup();
+        closed
+    };
+    table::forget_stitched(at.server, &at.table, at.place, &closed).await?;
+    kept.retain(|k| !closed.contains(&k.request_id));
     let mut report = WindowReport {
         requests: Vec::new(),
         batches: Vec::new(),
@@ -176,7 +198,7 @@ pub async fn run_window(
                     None => lines.push(vec![row]),
                 }
             }
-            let batch = erase_group(ctx, &lines, anonymous, options, observer).await?;
+            let batch = erase_group(ctx, &lines, anonymous, &kept, options, observer).await?;
             for user in batch.users.iter() {
                 let user = user?;
                 let Some(line) = lines.get(user.line.saturating_sub(1)) else {
@@ -217,6 +239,12 @@ pub async fn run_window(
         .collect();
     table::append(at.server, &at.table, &completed).await?;
     table::forget_raw_ids(at.server, &at.table, at.place, &ids).await?;
+    let kept_of_completed: Vec<String> = ids
+        .iter()
+        .filter(|id| kept.iter().any(|k| k.request_id == **id))
+        .cloned()
+        .collect();
+    table::forget_stitched(at.server, &at.table, at.place, &kept_of_completed).await?;
     report.completed = completed.len();
     let window: Vec<String> = eligible
         .iter()
@@ -281,6 +309,7 @@ async fn erase_group(
     ctx: &Context<'_>,
     lines: &[Vec<&IntakeRow>],
     anonymous: bool,
+    kept: &[table::StitchedRow],
     options: &WindowOptions,
     observer: &mut dyn FnMut() -> Box<dyn TrackObserver>,
 ) -> anyhow::Result<BatchReport> {
@@ -306,6 +335,17 @@ async fn erase_group(
             .collect();
         also_wiped.sort();
         also_wiped.dedup();
+        // Stitched when the requests were hidden: the masks took the link.
+        let known = |shared: u8| {
+            let mut known: Vec<&str> = kept
+                .iter()
+                .filter(|k| k.shared == shared && ids.contains(&k.request_id.as_str()))
+                .map(|k| k.anonymous_hex.as_str())
+                .collect();
+            known.sort();
+            known.dedup();
+            (anonymous && !known.is_empty()).then(|| known.join(" "))
+        };
         // The id's bytes in hex: named exactly, whatever they hold.
         let line = serde_json::json!({
             "project_id": row.project_id,
@@ -314,6 +354,8 @@ async fn erase_group(
             "approved_by": (!row.approved_by.is_empty()).then_some(&row.approved_by),
             "ticket": (!row.ticket.is_empty()).then_some(&row.ticket),
             "also_wiped": (!also_wiped.is_empty()).then(|| also_wiped.join(" ")),
+            "anonymous_hex": known(0),
+            "shared_anonymous_hex": known(1),
             "note": format!("{NOTE_PREFIX}{}", ids.join(",")),
         });
         writeln!(file, "{line}").map_err(|e| {

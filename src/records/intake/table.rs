@@ -1,7 +1,9 @@
 //! The `forget_requests` table: created where missing (kept on every host
 //! of the place, as the audit table: see `server::reach::kept`), rows
 //! appended, current states read, and the raw ids of completed requests
-//! removed from the history.
+//! removed from the history. Beside it, `forget_requests_stitched` keeps
+//! the anonymous ids stitched to a hidden request's user until the request
+//! is completed (see sql/intake/create_stitched.sql).
 
 use crate::server::connected::Server;
 use crate::server::reach::kept::{Created, create_kept, kept_table};
@@ -12,9 +14,13 @@ use crate::vocabulary::sql::{Ident, QualifiedTable, literal_list, render, string
 use super::IntakeRow;
 
 const CREATE_SQL: &str = include_str!("../../../sql/intake/create.sql");
+const CREATE_STITCHED_SQL: &str = include_str!("../../../sql/intake/create_stitched.sql");
 const CURRENT_SQL: &str = include_str!("../../../sql/intake/current.sql");
 const EXISTS_SQL: &str =
-    "SELECT name FROM system.tables WHERE database = {database} AND name = {name}";
+    "SELECT name FROM system.tables WHERE database = {database} AND name IN {names}";
+const STITCHED_SQL: &str = "SELECT request_id, anonymous_hex, shared FROM {table}";
+const FORGET_STITCHED_SQL: &str =
+    "ALTER TABLE {table}{on_every_host} DELETE WHERE request_id IN {ids}";
 /// Once a request is completed, its history rows holding the raw user id
 /// go; the completed row holds the keyed hash.
 const FORGET_RAW_SQL: &str =
@@ -22,6 +28,8 @@ const FORGET_RAW_SQL: &str =
 const RAW_LEFT_SQL: &str =
     "SELECT DISTINCT request_id FROM {table} WHERE request_id IN {ids} AND user_hashed = 0";
 pub const INTAKE_TABLE: &str = "forget_requests";
+/// The anonymous ids stitched for hidden requests (beside the intake table).
+pub const STITCHED_TABLE: &str = "forget_requests_stitched";
 /// How long a window waits for the raw ids of completed requests to leave
 /// the history.
 const RAW_IDS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -34,11 +42,24 @@ pub fn intake_table(database: &Ident) -> QualifiedTable {
     }
 }
 
+/// The table of the anonymous ids stitched for the hidden requests of
+/// the intake table `table`.
+pub fn stitched_table(table: &QualifiedTable) -> QualifiedTable {
+    QualifiedTable {
+        database: table.database.clone(),
+        table: Ident::new(STITCHED_TABLE).unwrap_or_else(|_| table.table.clone()),
+    }
+}
+
 /// The statement creating the table on every host of `place`.
 pub fn create_sql(table: &QualifiedTable, place: &Place) -> anyhow::Result<String> {
+    create_kept_sql(CREATE_SQL, table, place)
+}
+
+fn create_kept_sql(sql: &str, table: &QualifiedTable, place: &Place) -> anyhow::Result<String> {
     let (on_every_host, engine) = kept_table(place, table);
     render(
-        CREATE_SQL,
+        sql,
         &[
             ("table", &table.to_string()),
             ("on_every_host", &on_every_host),
@@ -49,39 +70,159 @@ pub fn create_sql(table: &QualifiedTable, place: &Place) -> anyhow::Result<Strin
 
 #[derive(clickhouse::Row, serde::Deserialize)]
 struct Name {
-    #[allow(dead_code)]
     name: String,
 }
 
-/// Create the table where it is missing.
+/// Create the intake table and its stitched ids' table where missing (one
+/// look for both).
 pub async fn ensure(server: &Server, table: &QualifiedTable, place: &Place) -> anyhow::Result<()> {
-    let exists = || async {
+    let stitched = stitched_table(table);
+    let missing = || async {
         let found: Vec<Name> = server
             .fetch(
                 &render(
                     EXISTS_SQL,
                     &[
                         ("database", &string_literal(table.database.as_str())),
-                        ("name", &string_literal(table.table.as_str())),
+                        (
+                            "names",
+                            &literal_list(&[table.table.as_str(), stitched.table.as_str()]),
+                        ),
                     ],
                 )?,
                 "looking up the intake table",
             )
             .await?;
-        anyhow::Ok(!found.is_empty())
+        anyhow::Ok(
+            [(table, CREATE_SQL), (&stitched, CREATE_STITCHED_SQL)]
+                .into_iter()
+                .filter(|(t, _)| !found.iter().any(|f| f.name == t.table.as_str()))
+                .collect::<Vec<_>>(),
+        )
     };
-    if exists().await? {
+    let wanted = missing().await?;
+    if wanted.is_empty() {
         return Ok(());
     }
-    let sql = create_sql(table, place)?;
-    match create_kept(server, place, table, &sql, "the intake table").await? {
-        Created::Everywhere => Ok(()),
-        Created::Unconfirmed { warning, .. } if exists().await? => {
-            crate::vocabulary::output::warn(warning);
-            Ok(())
+    let mut unconfirmed = Vec::new();
+    for (each, create) in wanted {
+        let sql = create_kept_sql(create, each, place)?;
+        match create_kept(server, place, each, &sql, "the intake table").await? {
+            Created::Everywhere => {}
+            Created::Unconfirmed { error, warning } => unconfirmed.push((error, warning)),
         }
-        Created::Unconfirmed { error, .. } => Err(error),
     }
+    if unconfirmed.is_empty() {
+        return Ok(());
+    }
+    if missing().await?.is_empty() {
+        for (_, warning) in unconfirmed {
+            crate::vocabulary::output::warn(warning);
+        }
+        return Ok(());
+    }
+    match unconfirmed.into_iter().next() {
+        Some((error, _)) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// One anonymous id stitched for a hidden request.
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, serde::Serialize, serde::Deserialize)]
+pub struct StitchedRow {
+    pub request_id: String,
+    /// The id's bytes in hex.
+    pub anonymous_hex: String,
+    /// Other users were seen with it (a shared device).
+    pub shared: u8,
+}
+
+#[derive(clickhouse::Row, serde::Serialize)]
+struct StitchedInsert<'a> {
+    request_id: &'a str,
+    anonymous_hex: &'a str,
+    shared: u8,
+    recorded_at: u32,
+}
+
+/// Keep `rows` (ids stitched before their request's rows are hidden).
+pub async fn record_stitched(
+    server: &Server,
+    table: &QualifiedTable,
+    rows: &[StitchedRow],
+) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let stitched = stitched_table(table);
+    let recorded_at = u32::try_from(super::now_ms() / 1000).unwrap_or(u32::MAX);
+    let during = "keeping the anonymous ids stitched for the hidden requests";
+    let (client, budget) = server.insert_client(during)?;
+    let write = async {
+        let mut insert = client
+            .insert_unescaped::<StitchedInsert<'_>>(&stitched.to_string())
+            .await?;
+        for row in rows {
+            insert
+                .write(&StitchedInsert {
+                    request_id: &row.request_id,
+                    anonymous_hex: &row.anonymous_hex,
+                    shared: row.shared,
+                    recorded_at,
+                })
+                .await?;
+        }
+        insert.end().await
+    };
+    inserted(tokio::time::timeout(budget, write).await, during)
+}
+
+/// Every anonymous id kept for a hidden request (the table holds those of
+/// open requests only).
+pub async fn stitched(server: &Server, table: &QualifiedTable) -> anyhow::Result<Vec<StitchedRow>> {
+    server
+        .fetch(
+            &render(
+                STITCHED_SQL,
+                &[("table", &stitched_table(table).to_string())],
+            )?,
+            "reading the anonymous ids stitched for the hidden requests",
+        )
+        .await
+}
+
+/// Remove the anonymous ids kept for `ids` (completed requests).
+pub async fn forget_stitched(
+    server: &Server,
+    table: &QualifiedTable,
+    place: &Place,
+    ids: &[String],
+) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let stitched = stitched_table(table);
+    let (on_every_host, _) = kept_table(place, &stitched);
+    let settings: &[(&str, &str)] = if server.capabilities.mutations_sync {
+        &[("mutations_sync", "2")]
+    } else {
+        &[]
+    };
+    server
+        .execute_with_settings(
+            &render(
+                FORGET_STITCHED_SQL,
+                &[
+                    ("table", &stitched.to_string()),
+                    ("on_every_host", &on_every_host),
+                    ("ids", &literal_list(ids)),
+                ],
+            )?,
+            settings,
+            "removing the anonymous ids kept for completed requests",
+            ErrorCode::ServerError,
+        )
+        .await
 }
 
 /// Append `rows` (state changes).
@@ -104,7 +245,15 @@ pub async fn append(
         }
         insert.end().await
     };
-    match tokio::time::timeout(budget, write).await {
+    inserted(tokio::time::timeout(budget, write).await, during)
+}
+
+/// What an insert bounded by a timeout came to.
+fn inserted(
+    outcome: Result<clickhouse::error::Result<()>, tokio::time::error::Elapsed>,
+    during: &str,
+) -> anyhow::Result<()> {
+    match outcome {
         Ok(result) => {
             result.map_err(|e| classify_clickhouse(&e, during, ErrorCode::ServerError).into())
         }
