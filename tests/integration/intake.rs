@@ -625,3 +625,53 @@ async fn an_anonymous_request_hidden_at_arrival_erases_its_stitched_ids() {
         "the raw anonymous ids stay after completion"
     );
 }
+
+/// A user's request hidden without `--anonymous`, then a second request of
+/// the same user with `--anonymous`: once the masks are applied (by a
+/// merge, or a window run for other requests) no row links the user to
+/// the anonymous ids, so the second request erases the ids kept when the
+/// first was hidden.
+#[tokio::test]
+async fn an_anonymous_request_of_a_hidden_user_erases_the_ids_kept_at_the_hide() {
+    let db = crate::test_db!();
+    if crate::common::engine() == crate::common::Engine::Legacy {
+        return;
+    }
+    db.seed().await;
+    let targeted = crate::common::deleted_condition(true, false);
+    let kept = db.fingerprint(&format!("NOT ({targeted})")).await;
+    let add = |ticket: &str, extra: &[&str]| {
+        let output = run(db
+            .chforget()
+            .args([
+                "request",
+                "add",
+                "--project",
+                "p1",
+                "--user",
+                "u1",
+                "--ticket",
+                ticket,
+            ])
+            .args(extra));
+        assert_eq!(output.code, 0, "{}\n{}", output.stderr, output.stdout);
+    };
+    add("H-1", &["--hide-now"]);
+    add("H-2", &["--anonymous"]);
+    db.exec("ALTER TABLE events APPLY DELETED MASK SETTINGS mutations_sync = 2")
+        .await;
+    let window = json(&db, &["queue", "run", "--yes"], 0);
+    assert_eq!(window["completed"], 2, "{window:#}");
+    let left = db
+        .count(&format!(
+            "SELECT count() FROM events WHERE {targeted} SETTINGS apply_deleted_mask = 0"
+        ))
+        .await;
+    assert_eq!(left, 0, "a stitched id's row survived: {window:#}");
+    assert_eq!(db.fingerprint(&format!("NOT ({targeted})")).await, kept);
+    assert_eq!(
+        db.count("SELECT count() FROM forget_requests_stitched")
+            .await,
+        0
+    );
+}

@@ -53,7 +53,6 @@ pub async fn hide(
                 })
         })
         .collect();
-    let wanted_anonymous = wanted.iter().any(|r| r.anonymous == 1);
     let mut report = HideReport::default();
     let mut projects: std::collections::BTreeMap<&str, Vec<&IntakeRow>> = Default::default();
     for row in wanted {
@@ -65,10 +64,10 @@ pub async fn hide(
     let mut hidden_rows = Vec::new();
     // Ids kept by an earlier hide of these requests that died before it
     // recorded them hidden: their link may be masked already.
-    let kept = if wanted_anonymous {
-        table::stitched(server, &at.table).await?
-    } else {
+    let kept = if projects.is_empty() {
         Vec::new()
+    } else {
+        table::stitched(server, &at.table).await?
     };
     for (project, requests) in projects {
         let scope = mapped_scope(ctx, project).await?;
@@ -90,11 +89,10 @@ pub async fn hide(
                 .iter()
                 .map(|r| ValidId::with_controls("user_id", &r.user_id))
                 .collect::<Result<_, _>>()?;
-            let ids = if anonymous {
-                stitch_and_keep(server, at, &scope, &of_kind, &users, &kept).await?
-            } else {
-                Vec::new()
-            };
+            // Kept for every kind: a window applying the masks for other
+            // requests takes the link of this user's rows too, and a later
+            // `--anonymous` request of the user needs it.
+            let ids = stitch_and_keep(server, at, &scope, &of_kind, &users, &kept).await?;
             let options = ForgetOptions {
                 anonymous,
                 include_shared: false,
@@ -158,7 +156,7 @@ pub async fn hide(
     Ok(report)
 }
 
-/// Stitch the users of `requests` (`--anonymous`, of one project) before
+/// Stitch the users of `requests` (of one project) before
 /// their rows are hidden, and keep what was stitched, with the ids an
 /// earlier hide of them kept (`kept`), in the stitched ids' table: the
 /// window erases and verifies them although the masks took the link away.

@@ -108,6 +108,16 @@ pub async fn run_window(
     };
     table::forget_stitched(at.server, &at.table, at.place, &closed).await?;
     kept.retain(|k| !closed.contains(&k.request_id));
+    // Each kept id with the project and user of its request: a line erases
+    // those of every open request of its user, hidden with either kind.
+    let kept_for: Vec<(&str, &str, &table::StitchedRow)> = kept
+        .iter()
+        .filter_map(|k| {
+            rows.iter()
+                .find(|r| r.request_id == k.request_id && r.user_hashed == 0)
+                .map(|r| (r.project_id.as_str(), r.user_id.as_str(), k))
+        })
+        .collect();
     let mut report = WindowReport {
         requests: Vec::new(),
         batches: Vec::new(),
@@ -198,7 +208,7 @@ pub async fn run_window(
                     None => lines.push(vec![row]),
                 }
             }
-            let batch = erase_group(ctx, &lines, anonymous, &kept, options, observer).await?;
+            let batch = erase_group(ctx, &lines, anonymous, &kept_for, options, observer).await?;
             for user in batch.users.iter() {
                 let user = user?;
                 let Some(line) = lines.get(user.line.saturating_sub(1)) else {
@@ -309,7 +319,7 @@ async fn erase_group(
     ctx: &Context<'_>,
     lines: &[Vec<&IntakeRow>],
     anonymous: bool,
-    kept: &[table::StitchedRow],
+    kept: &[(&str, &str, &table::StitchedRow)],
     options: &WindowOptions,
     observer: &mut dyn FnMut() -> Box<dyn TrackObserver>,
 ) -> anyhow::Result<BatchReport> {
@@ -339,8 +349,10 @@ async fn erase_group(
         let known = |shared: u8| {
             let mut known: Vec<&str> = kept
                 .iter()
-                .filter(|k| k.shared == shared && ids.contains(&k.request_id.as_str()))
-                .map(|k| k.anonymous_hex.as_str())
+                .filter(|(project, user, k)| {
+                    k.shared == shared && *project == row.project_id && *user == row.user_id
+                })
+                .map(|(_, _, k)| k.anonymous_hex.as_str())
                 .collect();
             known.sort();
             known.dedup();
