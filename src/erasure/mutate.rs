@@ -10,6 +10,10 @@
 //! host down) or gets lost does not mean it was not queued, so the marker
 //! is looked up on every host and in the distributed DDL queue before
 //! anything is decided.
+//!
+//! Rows a lightweight `DELETE` masked (hidden requests, 26.x) are invisible
+//! to an `ALTER ... DELETE`, which leaves them on disk: their masks are
+//! applied first ([`apply_deleted_masks`]).
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +29,40 @@ use crate::server::system_mutations::{self, MutationFilter, MutationRow};
 use crate::vocabulary::error::{ErrorCode, Failure, code_of, fail, server_code, server_code_of};
 use crate::vocabulary::request::Scope;
 use crate::vocabulary::sql::{QualifiedTable, render, string_literal};
+
+const APPLY_MASK_SQL: &str = "ALTER TABLE {table}{every_host} APPLY DELETED MASK";
+
+/// A table whose lightweight-delete masks go before an erasure's
+/// statements, and the `ON CLUSTER` clause reaching every host of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskedTable {
+    pub table: QualifiedTable,
+    pub every_host: String,
+}
+
+/// Remove from disk the rows lightweight DELETEs masked in `tables`
+/// (`ALTER TABLE ... APPLY DELETED MASK`, waited for): hidden requests'
+/// rows, and any other masked row, which is deleted already.
+pub async fn apply_deleted_masks(server: &Server, tables: &[MaskedTable]) -> anyhow::Result<()> {
+    for masked in tables {
+        let sql = render(
+            APPLY_MASK_SQL,
+            &[
+                ("table", &masked.table.to_string()),
+                ("every_host", &masked.every_host),
+            ],
+        )?;
+        server
+            .execute_with_settings(
+                &sql,
+                &[("mutations_sync", "2")],
+                &format!("removing the hidden rows of {} from disk", masked.table),
+                ErrorCode::ForgetFailed,
+            )
+            .await?;
+    }
+    Ok(())
+}
 
 /// Tasks of the distributed DDL queue that carry a marker: newer servers
 /// have a system table, 18.16 only ZooKeeper's view of the queue's path.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::erasure::mutate::MaskedTable;
 use crate::erasure::plan::ForgetOptions;
 use crate::erasure::stitch::StitchedId;
 use crate::erasure::track::TrackObserver;
@@ -279,6 +280,9 @@ pub struct BatchRequest {
     pub dry_run: bool,
     /// What applies to every line (`also_wiped`, `redact_user`).
     pub meta: AuditMeta,
+    /// Tables whose lightweight-delete masks go once a wave is counted
+    /// and before its statements (see `BatchOptions::unmask_first`).
+    pub unmask_first: Vec<MaskedTable>,
 }
 
 /// Refuses the lines whose user has a request in flight (checked before
@@ -594,6 +598,12 @@ async fn run_wave(
             Ok(None) => {}
             Err(error) => not_started(read, error, report, first_error)?,
         }
+    }
+    // Hidden rows were counted under their masks; an ALTER DELETE would
+    // not see them. A failure leaves the wave's requests started: a window
+    // applies the masks again before it resumes them.
+    if !wave.is_empty() && !request.unmask_first.is_empty() {
+        crate::erasure::mutate::apply_deleted_masks(ctx.server, &request.unmask_first).await?;
     }
     {
         let mut journals: Vec<&mut RequestJournal> = wave

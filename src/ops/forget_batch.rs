@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::erasure::mutate::MaskedTable;
 use crate::erasure::plan::ForgetOptions;
 use crate::erasure::track::TrackObserver;
 use crate::ops::batch::{self, BatchFile};
@@ -34,6 +35,9 @@ pub struct BatchOptions {
     pub defaults: AuditMeta,
     /// Lines without an approver are refused.
     pub require_approval: bool,
+    /// Tables whose lightweight-delete masks are applied once the requests
+    /// are counted and before their statements (a window's hidden rows).
+    pub unmask_first: Vec<MaskedTable>,
 }
 
 /// Before connecting: validate the file (the refused lines go to the
@@ -106,6 +110,7 @@ pub async fn run(
             redact_user: how.defaults.redact_user,
             ..AuditMeta::default()
         },
+        unmask_first: how.unmask_first,
     };
     // Made once confirmed: its clock is the erasure's.
     let mut observer = observer();

@@ -521,6 +521,14 @@ async fn hidden_at_arrival_the_rows_are_erased_by_the_window() {
 
     let window = json(&db, &["queue", "run", "--yes"], 0);
     assert_eq!(window["completed"], 1, "{window:#}");
+    // Counted under their masks, before the masks went: the record says
+    // what was erased, and no warning says nothing was.
+    let text = window.to_string();
+    assert!(!text.contains("matches no row"), "{window:#}");
+    assert_eq!(
+        window["batches"][0]["users"][0]["rows"]["user"]["before"], 8,
+        "{window:#}"
+    );
     let on_disk = db
         .count(&format!(
             "SELECT count() FROM events WHERE {targeted} SETTINGS apply_deleted_mask = 0"

@@ -2,6 +2,7 @@
 //! and the masks a window applies before it erases.
 
 use super::*;
+use crate::erasure::mutate::MaskedTable;
 use crate::erasure::stitch::StitchedId;
 use crate::vocabulary::request::{RawId, encode_hex};
 
@@ -202,41 +203,35 @@ async fn stitch_and_keep(
     Ok(ids)
 }
 
-const APPLY_MASK_SQL: &str = "ALTER TABLE {table}{every_host} APPLY DELETED MASK";
-
-/// Remove from disk the rows lightweight DELETEs masked in every table the
-/// map erases for `projects` (`ALTER TABLE ... APPLY DELETED MASK`, waited
-/// for): a hidden request's rows, and any other masked row, which is
-/// deleted already.
-pub(super) async fn apply_masks(ctx: &Context<'_>, projects: &[&str]) -> anyhow::Result<()> {
-    let server = ctx.server;
-    let mut tables: Vec<(QualifiedTable, String)> = Vec::new();
+/// The tables the map erases for `projects`, whose masks a window
+/// applies before its statements (see [`apply_deleted_masks`]).
+///
+/// [`apply_deleted_masks`]: crate::erasure::mutate::apply_deleted_masks
+pub(super) async fn masked_tables(
+    ctx: &Context<'_>,
+    projects: &[&str],
+) -> anyhow::Result<Vec<MaskedTable>> {
+    let mut tables: Vec<MaskedTable> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     for project in projects {
+        if seen.contains(project) {
+            continue;
+        }
+        seen.push(project);
         let scope = mapped_scope(ctx, project).await?;
-        let clause = scope.place.every_host_clause();
+        let every_host = scope.place.every_host_clause();
         let mut each = vec![scope.events_table()];
         each.extend(scope.erased_tables.iter().map(|t| t.qualified()));
         for table in each {
-            if !tables.iter().any(|(t, _)| *t == table) {
-                tables.push((table, clause.clone()));
+            if !tables.iter().any(|t| t.table == table) {
+                tables.push(MaskedTable {
+                    table,
+                    every_host: every_host.clone(),
+                });
             }
         }
     }
-    for (table, every_host) in tables {
-        let sql = crate::vocabulary::sql::render(
-            APPLY_MASK_SQL,
-            &[("table", &table.to_string()), ("every_host", &every_host)],
-        )?;
-        server
-            .execute_with_settings(
-                &sql,
-                &[("mutations_sync", "2")],
-                &format!("removing the hidden rows of {table} from disk"),
-                ErrorCode::ForgetFailed,
-            )
-            .await?;
-    }
-    Ok(())
+    Ok(tables)
 }
 
 /// Hide one request's rows (`request add --hide-now`): the request as it

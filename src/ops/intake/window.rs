@@ -1,8 +1,9 @@
 //! `queue run`: a window of requests erased through the batch pipeline,
 //! an interrupted window finished from its journals.
 
-use super::hide::apply_masks;
+use super::hide::masked_tables;
 use super::*;
+use crate::erasure::mutate::{MaskedTable, apply_deleted_masks};
 
 /// The note a window's batch line carries: which intake requests it is.
 const NOTE_PREFIX: &str = "intake:";
@@ -177,7 +178,9 @@ pub async fn run_window(
     };
     if !eligible.is_empty() {
         confirm(eligible.len())?;
-        unmask(ctx, &eligible).await?;
+        // Applied by the batch once its requests are counted (the hidden
+        // rows counted as what they are) and before its statements.
+        let unmask_first = masked_of(ctx, &eligible).await?;
         let marked: Vec<IntakeRow> = eligible
             .iter()
             .map(|r| {
@@ -208,7 +211,16 @@ pub async fn run_window(
                     None => lines.push(vec![row]),
                 }
             }
-            let batch = erase_group(ctx, &lines, anonymous, &kept_for, options, observer).await?;
+            let batch = erase_group(
+                ctx,
+                &lines,
+                anonymous,
+                &kept_for,
+                &unmask_first,
+                options,
+                observer,
+            )
+            .await?;
             for user in batch.users.iter() {
                 let user = user?;
                 let Some(line) = lines.get(user.line.saturating_sub(1)) else {
@@ -320,6 +332,7 @@ async fn erase_group(
     lines: &[Vec<&IntakeRow>],
     anonymous: bool,
     kept: &[(&str, &str, &table::StitchedRow)],
+    unmask_first: &[MaskedTable],
     options: &WindowOptions,
     observer: &mut dyn FnMut() -> Box<dyn TrackObserver>,
 ) -> anyhow::Result<BatchReport> {
@@ -393,6 +406,7 @@ async fn erase_group(
         dry_run: false,
         defaults: Default::default(),
         require_approval: options.require_approval,
+        unmask_first: unmask_first.to_vec(),
     };
     let mut batch = BatchReport::new();
     let plan = forget_batch::read(
@@ -422,16 +436,22 @@ async fn erase_group(
 }
 
 /// Hidden rows are masked, not gone: an ALTER DELETE sees no row under a
-/// mask and leaves them on disk. The masks of the projects of `requests`
-/// that were hidden go first.
-async fn unmask(ctx: &Context<'_>, requests: &[&IntakeRow]) -> anyhow::Result<()> {
+/// mask and leaves them on disk. The tables whose masks go first, for the
+/// projects of `requests` that were hidden.
+async fn masked_of(ctx: &Context<'_>, requests: &[&IntakeRow]) -> anyhow::Result<Vec<MaskedTable>> {
     let hidden: Vec<&str> = requests
         .iter()
         .filter(|r| r.hidden_at > 0)
         .map(|r| r.project_id.as_str())
         .collect();
     if hidden.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    apply_masks(ctx, &hidden).await
+    masked_tables(ctx, &hidden).await
+}
+
+/// The masks of `requests` (an earlier run's, resumed from their journals:
+/// counted already) go now.
+async fn unmask(ctx: &Context<'_>, requests: &[&IntakeRow]) -> anyhow::Result<()> {
+    apply_deleted_masks(ctx.server, &masked_of(ctx, requests).await?).await
 }
