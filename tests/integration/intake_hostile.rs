@@ -467,3 +467,51 @@ async fn two_windows_at_once_erase_each_request_once() {
         );
     }
 }
+
+/// A window whose request ids are more than one statement of the default
+/// `max_query_size` (256 KiB) carries (7,001 ids of 36 bytes): every
+/// request is completed, the raw user ids of all of them leave the
+/// history, and the next window starts cleanly.
+#[tokio::test]
+async fn a_window_of_more_ids_than_one_statement_holds_removes_every_raw_id() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let kept = db
+        .fingerprint("NOT (project_id = 'p1' AND user_id = 'u1')")
+        .await;
+    let file = db.state_path().join("many.csv");
+    let mut csv = String::from("project_id,user_id,ticket\np1,u1,T-u1\n");
+    for n in 0..7_000 {
+        csv.push_str(&format!("p1,bulk-{n:05},T-{n:05}\n"));
+    }
+    std::fs::create_dir_all(db.state_path()).expect("state dir");
+    std::fs::write(&file, csv).expect("intake file");
+    let added = run(db.chforget().args([
+        "request",
+        "add",
+        "--from",
+        file.to_str().expect("utf-8"),
+        "--output",
+        "json",
+    ]));
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let window = json(&db, &["queue", "run", "--yes"], 0);
+    assert_eq!(window["completed"], 7_001, "{}", window["left_open"]);
+    let raw = db
+        .count("SELECT count() FROM forget_requests WHERE user_hashed = 0")
+        .await;
+    assert_eq!(raw, 0, "raw user ids left in the history");
+    assert_eq!(
+        db.fingerprint("NOT (project_id = 'p1' AND user_id = 'u1')")
+            .await,
+        kept
+    );
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE project_id = 'p1' AND user_id = 'u1'")
+            .await,
+        0
+    );
+    // The next window starts cleanly.
+    let next = json(&db, &["queue", "run", "--yes"], 0);
+    assert_eq!(next["completed"], 0, "{next}");
+}
