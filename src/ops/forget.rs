@@ -604,6 +604,7 @@ async fn run_wave(
     // applies the masks again before it resumes them.
     if !wave.is_empty() && !request.unmask_first.is_empty() {
         crate::erasure::mutate::apply_deleted_masks(ctx.server, &request.unmask_first).await?;
+        crate::records::journal::crash_point("unmasked");
     }
     {
         let mut journals: Vec<&mut RequestJournal> = wave

@@ -610,7 +610,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// process aborts right there, as `kill -9` would stop it (no cleanup, only
 /// what was already fsynced survives). Points: `planned`, `issuing:N`,
 /// `sent:N` (statement N issued, its id not yet journaled), `issued:N`,
-/// `queued`, `mutations_done`, `verified`, `audited`.
+/// `queued`, `mutations_done`, `verified`, `audited`; `kept_stitched` (a
+/// hide kept its stitched ids, nothing hidden yet), `unmasked` (a window
+/// applied the hidden rows' masks, its statements not sent).
 pub fn crash_point(point: &str) {
     if std::env::var("CHFORGET_CRASH_AT").is_ok_and(|wanted| wanted == point) {
         std::process::abort();

@@ -683,3 +683,95 @@ async fn an_anonymous_request_of_a_hidden_user_erases_the_ids_kept_at_the_hide()
         0
     );
 }
+
+/// A hidden `--anonymous` request killed at each step of its hide and of
+/// its window, then run again: the request completes, no targeted row is
+/// left on disk (masked rows counted), every other row is unchanged, and
+/// the window's statement went out once.
+#[tokio::test]
+async fn a_hidden_anonymous_request_killed_at_each_step_completes_with_every_row_gone() {
+    if crate::common::engine() == crate::common::Engine::Legacy {
+        return;
+    }
+    for (n, point) in ["kept_stitched", "unmasked", "sent:0", "queued"]
+        .into_iter()
+        .enumerate()
+    {
+        let db = crate::test_db!(&format!("_{n}"));
+        db.seed().await;
+        let targeted = crate::common::deleted_condition(true, false);
+        let kept = db.fingerprint(&format!("NOT ({targeted})")).await;
+        let add = |crash: Option<&str>| {
+            let mut command = db.chforget();
+            if let Some(point) = crash {
+                command.env("CHFORGET_CRASH_AT", point);
+            }
+            run(command.args([
+                "request",
+                "add",
+                "--project",
+                "p1",
+                "--user",
+                "u1",
+                "--anonymous",
+                "--ticket",
+                "K-1",
+                "--hide-now",
+            ]))
+        };
+        let window = |crash: Option<&str>| {
+            let mut command = db.chforget();
+            if let Some(point) = crash {
+                command.env("CHFORGET_CRASH_AT", point);
+            }
+            run(command.args(["queue", "run", "--yes", "--output", "json"]))
+        };
+        if point == "kept_stitched" {
+            assert_ne!(add(Some(point)).code, 0, "{point} was not reached");
+            let again = run(db.chforget().args(["queue", "hide", "--yes"]));
+            assert_eq!(again.code, 0, "{}", again.stderr);
+        } else {
+            assert_eq!(add(None).code, 0);
+            assert_ne!(window(Some(point)).code, 0, "{point} was not reached");
+        }
+        let done = window(None);
+        assert_eq!(done.code, 0, "{point}: {}\n{}", done.stderr, done.stdout);
+        let left = db
+            .count(&format!(
+                "SELECT count() FROM events WHERE {targeted} SETTINGS apply_deleted_mask = 0"
+            ))
+            .await;
+        assert_eq!(left, 0, "{point}: targeted rows left\n{}", done.stdout);
+        assert_eq!(
+            db.fingerprint(&format!("NOT ({targeted})")).await,
+            kept,
+            "{point}"
+        );
+        let queue = json(&db, &["queue", "--state", "completed"], 0);
+        assert_eq!(
+            queue["requests"].as_array().map(Vec::len),
+            Some(1),
+            "{point}"
+        );
+        let deletes = db
+            .count(&format!(
+                "SELECT count() FROM system.mutations WHERE database = '{}' AND table = 'events' AND command LIKE '%DELETE WHERE%chforget:%'",
+                db.name
+            ))
+            .await;
+        let commands: Vec<String> = db
+            .client
+            .query(&format!(
+                "SELECT command FROM system.mutations WHERE database = '{}' AND table = 'events'",
+                db.name
+            ))
+            .fetch_all()
+            .await
+            .expect("mutations");
+        assert_eq!(
+            deletes, 1,
+            "{point}: one statement wanted: {commands:#?}\n{}",
+            done.stdout
+        );
+    }
+}

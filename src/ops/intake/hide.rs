@@ -200,6 +200,7 @@ async fn stitch_and_keep(
         rows.append(&mut found);
     }
     table::record_stitched(server, &at.table, &rows).await?;
+    crate::records::journal::crash_point("kept_stitched");
     Ok(ids)
 }
 
