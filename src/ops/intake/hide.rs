@@ -63,6 +63,7 @@ pub async fn hide(
             .push(row);
     }
     let mut hidden_rows = Vec::new();
+    let mut settled = None;
     // Ids kept by an earlier hide of these requests that died before it
     // recorded them hidden: their link may be masked already.
     let kept = if projects.is_empty() {
@@ -71,7 +72,7 @@ pub async fn hide(
         table::stitched(server, &at.table).await?
     };
     for (project, requests) in projects {
-        let scope = mapped_scope(ctx, project).await?;
+        let scope = mapped_scope(ctx, &mut settled, project).await?;
         let limits = crate::erasure::plan::StatementLimits::within_query_size(
             server.capabilities.max_query_size,
         );
@@ -205,34 +206,32 @@ async fn stitch_and_keep(
 }
 
 /// The tables the map erases for `projects`, whose masks a window
-/// applies before its statements (see [`apply_deleted_masks`]).
+/// applies before its statements (see [`apply_deleted_masks`]): the same
+/// for every project, read once.
 ///
 /// [`apply_deleted_masks`]: crate::erasure::mutate::apply_deleted_masks
 pub(super) async fn masked_tables(
     ctx: &Context<'_>,
     projects: &[&str],
 ) -> anyhow::Result<Vec<MaskedTable>> {
-    let mut tables: Vec<MaskedTable> = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for project in projects {
-        if seen.contains(project) {
-            continue;
-        }
-        seen.push(project);
-        let scope = mapped_scope(ctx, project).await?;
-        let every_host = scope.place.every_host_clause();
-        let mut each = vec![scope.events_table()];
-        each.extend(scope.erased_tables.iter().map(|t| t.qualified()));
-        for table in each {
-            if !tables.iter().any(|t| t.table == table) {
-                tables.push(MaskedTable {
-                    table,
-                    every_host: every_host.clone(),
-                });
-            }
+    let Some(project) = projects.first() else {
+        return Ok(Vec::new());
+    };
+    let scope = mapped_scope(ctx, &mut None, project).await?;
+    let every_host = scope.place.every_host_clause();
+    let mut tables = vec![scope.events_table()];
+    for table in scope.erased_tables.iter().map(|t| t.qualified()) {
+        if !tables.contains(&table) {
+            tables.push(table);
         }
     }
-    Ok(tables)
+    Ok(tables
+        .into_iter()
+        .map(|table| MaskedTable {
+            table,
+            every_host: every_host.clone(),
+        })
+        .collect())
 }
 
 /// Hide one request's rows (`request add --hide-now`): the request as it
@@ -254,15 +253,24 @@ pub async fn hide_one(ctx: &Context<'_>, at: &IntakeAt<'_>, id: &str) -> anyhow:
 
 /// Where a request of `project` erases: the settled scope, with the tables
 /// the map erases (checked as a request checks them).
+/// Settled and checked once per run (`settled`): where the events table
+/// lives and what the map erases do not depend on the project.
 async fn mapped_scope(
     ctx: &Context<'_>,
+    settled: &mut Option<crate::vocabulary::request::Scope>,
     project: &str,
 ) -> anyhow::Result<crate::vocabulary::request::Scope> {
     let server = ctx.server;
     let project_id = ValidId::new("project_id", project)?;
+    if let Some(known) = settled {
+        let mut scope = known.clone();
+        scope.project_id = project_id;
+        return Ok(scope);
+    }
     let mut scope = crate::pipeline::scope_of(server, ctx.profile, &project_id, ctx.place);
     crate::pipeline::settle_scope(server, &mut scope).await?;
     let covered = crate::pipeline::coverage::check(server, ctx.profile, ctx.map, &scope).await?;
     scope.erased_tables = covered.erased;
+    *settled = Some(scope.clone());
     Ok(scope)
 }
