@@ -515,3 +515,44 @@ async fn a_window_of_more_ids_than_one_statement_holds_removes_every_raw_id() {
     let next = json(&db, &["queue", "run", "--yes"], 0);
     assert_eq!(next["completed"], 0, "{next}");
 }
+
+/// `queue`'s exit 9 is read by monitoring jobs: its message names a few
+/// overdue requests and counts the rest (a backlog of thousands printed
+/// every id, over a megabyte on one line); `--output json` names them all.
+#[tokio::test]
+async fn an_overdue_backlog_is_counted_not_listed_in_the_message() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let received = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400),
+    )
+    .to_string();
+    let file = db.state_path().join("late.csv");
+    let mut csv = String::from("project_id,user_id,ticket,received_at\n");
+    for n in 0..12 {
+        csv.push_str(&format!("p1,late-{n},L-{n},{received}\n"));
+    }
+    std::fs::create_dir_all(db.state_path()).expect("state dir");
+    std::fs::write(&file, csv).expect("intake file");
+    let added =
+        run(db
+            .chforget()
+            .args(["request", "add", "--from", file.to_str().expect("utf-8")]));
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let queue = run(db.chforget().args(["queue"]));
+    assert_eq!(queue.code, 9, "{}", queue.stderr);
+    assert!(
+        queue
+            .stderr
+            .contains("12 open requests are past the due date")
+            && queue
+                .stderr
+                .contains(" and 2 more (`--output json` lists them all in `overdue`)"),
+        "{}",
+        queue.stderr
+    );
+    assert!(queue.stderr.len() < 1_000, "{}", queue.stderr);
+    let listed = run(db.chforget().args(["queue", "--output", "json"]));
+    assert_eq!(listed.code, 9);
+    assert_eq!(listed.json()["overdue"].as_array().map(Vec::len), Some(12));
+}

@@ -84,12 +84,21 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         render::intake::queue,
     )?;
     if !report.overdue.is_empty() {
+        // A monitoring job reads this line: a few ids, not every one (the
+        // listing and `--output json`'s `overdue` name them all).
+        const NAMED: usize = 10;
+        let more = report.overdue.len().saturating_sub(NAMED);
         return fail(
             ErrorCode::Overdue,
             format!(
-                "{} past the due date: {}",
+                "{} past the due date: {}{}",
                 output::plural(report.overdue.len(), "open request is", "open requests are"),
-                report.overdue.join(", ")
+                report.overdue[..report.overdue.len().min(NAMED)].join(", "),
+                if more > 0 {
+                    format!(" and {more} more (`--output json` lists them all in `overdue`)")
+                } else {
+                    String::new()
+                }
             ),
         );
     }
