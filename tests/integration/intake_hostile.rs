@@ -556,3 +556,38 @@ async fn an_overdue_backlog_is_counted_not_listed_in_the_message() {
     assert_eq!(listed.code, 9);
     assert_eq!(listed.json()["overdue"].as_array().map(Vec::len), Some(12));
 }
+
+/// A login that may only read lists the queue and reports on an intake
+/// table made before the stitched ids' table existed: reading creates
+/// nothing (a hide or a window creates that table when it needs it).
+#[tokio::test]
+async fn a_read_only_login_lists_a_queue_without_the_stitched_ids_table() {
+    let db = crate::test_db!();
+    db.seed().await;
+    let added = run(db
+        .chforget()
+        .args(["request", "add", "--project", "p1", "--user", "u1"]));
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    db.exec("DROP TABLE IF EXISTS forget_requests_stitched")
+        .await;
+    let (user, password) = crate::common::READONLY_USER;
+    for args in [&["queue"][..], &["report", "--format", "json"][..]] {
+        let output = run(db
+            .chforget()
+            .env("CLICKHOUSE_USER", user)
+            .env("CLICKHOUSE_PASSWORD", password)
+            .args(args));
+        assert_eq!(output.code, 0, "{args:?}: {}", output.stderr);
+    }
+    let window = run(db.chforget().args(["queue", "run", "--yes"]));
+    assert_eq!(window.code, 0, "{}", window.stderr);
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count() FROM system.tables WHERE database = '{}' AND name = 'forget_requests_stitched'",
+            db.name
+        ))
+        .await,
+        1,
+        "the window creates the table it needs"
+    );
+}

@@ -39,7 +39,7 @@ pub async fn hide(
             ),
         );
     }
-    table::ensure(server, &at.table, at.place).await?;
+    table::ensure_for_erasure(server, &at.table, at.place).await?;
     let rows = match only {
         Some(ids) => table::current(server, &at.table, Which::Ids(ids)).await?,
         None => table::current(server, &at.table, Which::All).await?,

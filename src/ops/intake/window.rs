@@ -71,7 +71,7 @@ pub async fn run_window(
     confirm: &mut dyn FnMut(usize) -> anyhow::Result<()>,
     observer: &mut dyn FnMut() -> Box<dyn TrackObserver>,
 ) -> anyhow::Result<WindowReport> {
-    table::ensure(at.server, &at.table, at.place).await?;
+    table::ensure_for_erasure(at.server, &at.table, at.place).await?;
     // One window at a time (per state directory): two would erase the same
     // requests twice.
     let _window = ctx.state.lock_window()?;

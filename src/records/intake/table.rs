@@ -73,9 +73,28 @@ struct Name {
     name: String,
 }
 
-/// Create the intake table and its stitched ids' table where missing (one
-/// look for both).
+/// Create the intake table where missing (what reads and records
+/// requests need: a login that may only read gets no table it need not).
 pub async fn ensure(server: &Server, table: &QualifiedTable, place: &Place) -> anyhow::Result<()> {
+    ensure_tables(server, table, place, false).await
+}
+
+/// Create the intake table and its stitched ids' table where missing (what
+/// a hide and a window need), in one look for both.
+pub async fn ensure_for_erasure(
+    server: &Server,
+    table: &QualifiedTable,
+    place: &Place,
+) -> anyhow::Result<()> {
+    ensure_tables(server, table, place, true).await
+}
+
+async fn ensure_tables(
+    server: &Server,
+    table: &QualifiedTable,
+    place: &Place,
+    with_stitched: bool,
+) -> anyhow::Result<()> {
     let stitched = stitched_table(table);
     let missing = || async {
         let found: Vec<Name> = server
@@ -96,6 +115,7 @@ pub async fn ensure(server: &Server, table: &QualifiedTable, place: &Place) -> a
         anyhow::Ok(
             [(table, CREATE_SQL), (&stitched, CREATE_STITCHED_SQL)]
                 .into_iter()
+                .take(if with_stitched { 2 } else { 1 })
                 .filter(|(t, _)| !found.iter().any(|f| f.name == t.table.as_str()))
                 .collect::<Vec<_>>(),
         )
