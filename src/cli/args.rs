@@ -128,6 +128,7 @@ impl AuditArgs {
             note: self.note.clone(),
             also_wiped: self.also_wiped.clone(),
             redact_user: self.redact_user,
+            hidden_at: None,
         };
         meta.validate()?;
         Ok(meta)

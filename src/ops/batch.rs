@@ -55,15 +55,20 @@ struct RawLine {
     /// with --include-shared).
     #[serde(default)]
     shared_anonymous_hex: Option<String>,
+    /// When the user's rows were hidden (RFC 3339; `queue run` fills it in
+    /// for hidden requests).
+    #[serde(default)]
+    hidden_at: Option<String>,
 }
 
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 11] = [
     "project_id",
     "user_id",
     "user_hex",
     "also_wiped",
     "anonymous_hex",
     "shared_anonymous_hex",
+    "hidden_at",
     "requested_by",
     "approved_by",
     "ticket",
@@ -404,6 +409,7 @@ impl<R: Read> Iterator for RawLines<R> {
                         also_wiped: get("also_wiped"),
                         anonymous_hex: get("anonymous_hex"),
                         shared_anonymous_hex: get("shared_anonymous_hex"),
+                        hidden_at: get("hidden_at"),
                     }),
                 ));
             },
@@ -579,6 +585,15 @@ fn validate(
         }
     }
     let empty_as_none = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let hidden_at = empty_as_none(raw.hidden_at);
+    if let Some(at) = &hidden_at
+        && humantime::parse_rfc3339(at).is_err()
+    {
+        return Err(format!(
+            "hidden_at {} is not an RFC 3339 time (2026-12-06T10:00:00Z)",
+            crate::vocabulary::error::shown(at)
+        ));
+    }
     let meta = AuditMeta {
         requested_by: empty_as_none(raw.requested_by),
         approved_by: empty_as_none(raw.approved_by),
@@ -590,6 +605,7 @@ fn validate(
             .map(|s| s.split_whitespace().map(str::to_string).collect())
             .unwrap_or_default(),
         redact_user: false,
+        hidden_at,
     };
     meta.validate().map_err(|e| format!("{e:#}"))?;
     meta.require_approval(require_approval)
@@ -691,6 +707,18 @@ mod tests {
             "{}",
             bad[1].error
         );
+    }
+
+    #[test]
+    fn hidden_at_is_an_rfc3339_time() {
+        let text = "project_id,user_id,hidden_at\np1,u1,2026-12-06T10:00:00Z\np1,u2,yesterday\n";
+        let (good, bad) = parse(text, false);
+        assert_eq!(
+            good[0].meta.hidden_at.as_deref(),
+            Some("2026-12-06T10:00:00Z")
+        );
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].error.contains("hidden_at"), "{}", bad[0].error);
     }
 
     #[test]

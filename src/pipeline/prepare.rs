@@ -628,16 +628,29 @@ async fn no_match_warnings(
     counts: &Counts,
 ) -> anyhow::Result<Vec<String>> {
     let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
-    let unmatched: Vec<&Member> = members
+    let (hidden, unmatched): (Vec<&Member>, Vec<&Member>) = members
         .iter()
         .filter(|m| m.rows_before.values().sum::<u64>() == 0)
+        .partition(|m| m.meta.hidden_at.is_some());
+    // Hidden users' rows may have left with the masks of an earlier step
+    // of the same window: not a mistyped id, and not "nothing deleted".
+    let mut warnings: Vec<String> = hidden
+        .iter()
+        .take(NO_MATCH_WARNINGS_SHOWN)
+        .map(|m| {
+            format!(
+                "user {}: no row left to count in project {}; it was hidden at {}, and the masks applied before this request counted removed from disk whatever rows the hide masked (see the window's other requests)",
+                shown(m.user_id.as_str()),
+                shown(scope.project_id.as_str()),
+                m.meta.hidden_at.as_deref().unwrap_or_default()
+            )
+        })
         .collect();
     if unmatched.is_empty() {
-        return Ok(Vec::new());
+        return Ok(warnings);
     }
     let normalize = |text: &str| text.trim().to_lowercase();
     let quoted = |text: &str| format!("{:?}", RawId::from(text).display());
-    let mut warnings = Vec::new();
     let project = scope.project_id.as_str();
     let mut project_exists = counts.total() > 0;
     if !project_exists {

@@ -507,6 +507,11 @@ pub struct AuditMeta {
     pub also_wiped: Vec<String>,
     /// Record the user_id as a keyed hash too.
     pub redact_user: bool,
+    /// When the user's rows were hidden (a lightweight `DELETE` of `queue
+    /// hide`, RFC 3339): a window may remove them from disk before this
+    /// request counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_at: Option<String>,
 }
 
 impl AuditMeta {

@@ -775,3 +775,58 @@ async fn a_hidden_anonymous_request_killed_at_each_step_completes_with_every_row
         );
     }
 }
+
+/// Hidden requests of both kinds in one window (one `--anonymous`, one
+/// not): the window erases them in two batches, and the first batch's
+/// masks go table-wide, so the second batch finds its hidden user's rows
+/// gone. No warning says nothing of a user was deleted: the first counts
+/// its rows under their masks, the second says when they were hidden and
+/// that the masks removed them before it counted.
+#[tokio::test]
+async fn hidden_requests_of_both_kinds_are_counted_in_one_window() {
+    let db = crate::test_db!();
+    if crate::common::engine() == crate::common::Engine::Legacy {
+        return;
+    }
+    db.seed().await;
+    for (user, ticket, extra) in [("u1", "M-1", &["--anonymous"][..]), ("u2", "M-2", &[][..])] {
+        let output = run(db
+            .chforget()
+            .args([
+                "request",
+                "add",
+                "--project",
+                "p1",
+                "--user",
+                user,
+                "--ticket",
+                ticket,
+                "--hide-now",
+            ])
+            .args(extra));
+        assert_eq!(output.code, 0, "{}", output.stderr);
+    }
+    let window = json(&db, &["queue", "run", "--yes"], 0);
+    assert_eq!(window["completed"], 2, "{window:#}");
+    assert!(!window.to_string().contains("matches no row"), "{window:#}");
+    let batches = window["batches"].as_array().expect("batches");
+    assert_eq!(batches.len(), 2, "{window:#}");
+    let first = &batches[0]["users"][0];
+    assert!(
+        first["rows"]["user"]["before"].as_u64() > Some(0),
+        "{first:#}"
+    );
+    let second = batches[1].to_string();
+    assert!(
+        second.contains("it was hidden at")
+            && second.contains("the masks applied before this request counted removed from disk"),
+        "{second}"
+    );
+    let left = db
+        .count(
+            "SELECT count() FROM events WHERE project_id = 'p1' AND user_id IN ('u1', 'u2') \
+             SETTINGS apply_deleted_mask = 0",
+        )
+        .await;
+    assert_eq!(left, 0);
+}

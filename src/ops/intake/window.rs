@@ -381,6 +381,12 @@ async fn erase_group(
             "also_wiped": (!also_wiped.is_empty()).then(|| also_wiped.join(" ")),
             "anonymous_hex": known(0),
             "shared_anonymous_hex": known(1),
+            "hidden_at": requests
+                .iter()
+                .map(|r| r.hidden_at)
+                .max()
+                .filter(|at| *at > 0)
+                .map(|at| rfc3339(u64::from(at))),
             "note": format!("{NOTE_PREFIX}{}", ids.join(",")),
         });
         writeln!(file, "{line}").map_err(|e| {
