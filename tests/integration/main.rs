@@ -9,6 +9,7 @@ mod common;
 mod errors;
 mod forget;
 mod help;
+mod hide_hostile;
 mod ids;
 mod intake;
 mod intake_hostile;
