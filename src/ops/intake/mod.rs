@@ -267,6 +267,20 @@ pub async fn decide(at: &IntakeAt<'_>, id: &str, decision: Decision) -> anyhow::
             if !matches!(state, State::Received | State::Approved) {
                 return refuse("rejected");
             }
+            // A mask cannot be lifted: the rows are gone from queries, and
+            // any merge, or a window's APPLY DELETED MASK for other
+            // requests, removes them from disk. Rejected, they would be
+            // erased with no request saying so.
+            if row.hidden_at > 0 {
+                return fail(
+                    ErrorCode::InvalidPayload,
+                    format!(
+                        "request {id} was hidden at {} (a lightweight DELETE, which cannot be undone: its rows are gone from queries and the next merge or window removes them from disk), so it cannot be rejected; nothing was recorded. Erase it with `{}` so that its erasure is recorded and verified",
+                        rfc3339(u64::from(row.hidden_at)),
+                        crate::vocabulary::hint::command("queue run --yes")
+                    ),
+                );
+            }
             row.next(now_ms(), |r| {
                 r.state = State::Rejected.as_str().to_string();
                 r.reason = reason.clone();

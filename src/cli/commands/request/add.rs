@@ -50,21 +50,17 @@ pub struct AddArgs {
     #[arg(long)]
     pub hide_now: bool,
     /// With --hide-now: the personal-data map whose tables are hidden too
-    #[arg(
-        long = "map",
-        env = "CHFORGET_MAP",
-        value_name = "FILE",
-        requires = "hide_now"
-    )]
+    /// (without it, not read)
+    #[arg(long = "map", env = "CHFORGET_MAP", value_name = "FILE")]
     pub map: Option<std::path::PathBuf>,
     /// Record every line of a CSV (header row) or JSON-lines file with the
     /// fields project_id, user_id (or user_hex) and optionally ticket,
     /// requested_by, received_at, regime, anonymous, also_wiped; refused lines
-    /// are listed, the valid ones recorded
+    /// are listed, the valid ones recorded (hide them with `queue hide --yes`)
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["project", "user_id", "user_hex", "ticket", "received_at", "anonymous", "requested_by", "also_wiped"]
+        conflicts_with_all = ["project", "user_id", "user_hex", "ticket", "received_at", "anonymous", "requested_by", "also_wiped", "hide_now"]
     )]
     pub from: Option<std::path::PathBuf>,
     #[command(flatten)]
@@ -98,7 +94,9 @@ pub(super) async fn run(args: AddArgs) -> anyhow::Result<()> {
     let open = session.open(true, None).await?;
     let at = open.intake(&session);
     let mut added = intake::add(&at, new).await?;
-    if args.hide_now && !added.already_recorded {
+    // A ticket recorded before and not hidden yet is hidden now: the retry
+    // of a hide that failed.
+    if args.hide_now && added.request.hidden_at.is_none() && added.request.state.is_open() {
         let session = session.mapped(&crate::cli::args::MapArgs {
             map: args.map.clone(),
             allow_unmapped: false,
