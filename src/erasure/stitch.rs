@@ -18,6 +18,7 @@ use crate::vocabulary::request::{RawId, RequestId, Scope, ValidId};
 use crate::vocabulary::sql::{chunk_by_cost, literal_budget, literal_len, literal_list, render};
 
 const STITCH_SQL: &str = include_str!("../../sql/stitch.sql");
+const SHARED_KNOWN_SQL: &str = include_str!("../../sql/shared_known.sql");
 const PROJECT_ANONYMOUS_IDS_SQL: &str = include_str!("../../sql/project_anonymous_ids.sql");
 const STITCH_HOSTS_SQL: &str = include_str!("../../sql/stitch_hosts.sql");
 const STITCH_HOSTS_IDS_SQL: &str = include_str!("../../sql/stitch_hosts_ids.sql");
@@ -353,6 +354,49 @@ pub async fn add_lagging(
         ids.sort_by(|a, b| a.anonymous_id.cmp(&b.anonymous_id));
     }
     Ok((added, unreadable))
+}
+
+/// Mark shared the ids of `known` (anonymous ids known to be `users`'
+/// from elsewhere) that somebody else's rows carry now: a mark kept when
+/// the ids were stitched may be stale, and no row links them to `users`
+/// any more for a stitch to see.
+pub async fn mark_shared_now(
+    server: &Server,
+    scope: &Scope,
+    users: &[ValidId],
+    known: &mut [&mut StitchedId],
+) -> anyhow::Result<()> {
+    if known.is_empty() {
+        return Ok(());
+    }
+    #[derive(Row, Deserialize)]
+    struct Id {
+        anonymous_hex: String,
+    }
+    let budget = literal_budget(server.capabilities.max_query_size) / 2;
+    let ids: Vec<RawId> = known.iter().map(|s| s.anonymous_id.clone()).collect();
+    let mut shared: Vec<RawId> = Vec::new();
+    for chunk in chunk_by_cost(&ids, budget, |id| literal_len(id) + 2) {
+        let mut values = scope.bindings();
+        values.push(("ids", literal_list(&chunk)));
+        values.push(("users", literal_list(users)));
+        let borrowed: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let rows: Vec<Id> = server
+            .fetch(
+                &render(SHARED_KNOWN_SQL, &borrowed)?,
+                "checking whether known anonymous ids are shared now",
+            )
+            .await?;
+        for row in rows {
+            shared.push(decode(&row.anonymous_hex)?);
+        }
+    }
+    for id in known.iter_mut() {
+        if shared.contains(&id.anonymous_id) {
+            id.other_users = id.other_users.max(1);
+        }
+    }
+    Ok(())
 }
 
 fn decode(hex: &str) -> anyhow::Result<RawId> {

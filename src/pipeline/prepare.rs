@@ -360,8 +360,24 @@ async fn plan_one(
         }
     }
     let mut earlier_requests = Vec::new();
+    let mut known_from: Vec<(ValidId, usize)> = Vec::new();
     for (user, ids) in &request.known {
-        add_ids(stitched.entry(user.clone()).or_default(), ids);
+        let entry = stitched.entry(user.clone()).or_default();
+        known_from.push((user.clone(), entry.len()));
+        add_ids(entry, ids);
+    }
+    // Known ids stitched now too carry the stitch's fresh counts; the
+    // others' shared mark is checked against the rows of now, in one look.
+    if !known_from.is_empty() {
+        let mut added: Vec<&mut StitchedId> = stitched
+            .iter_mut()
+            .filter_map(|(user, ids)| {
+                let from = known_from.iter().find(|(u, _)| u == user)?.1;
+                ids.get_mut(from..)
+            })
+            .flatten()
+            .collect();
+        stitch::mark_shared_now(server, scope, users, &mut added).await?;
     }
     if request.options.anonymous {
         let earlier = earlier_ids(ctx, scope, users).await?;
