@@ -38,6 +38,10 @@ pub struct BatchOptions {
     /// Tables whose lightweight-delete masks are applied once the requests
     /// are counted and before their statements (a window's hidden rows).
     pub unmask_first: Vec<MaskedTable>,
+    /// Lines may name known anonymous ids without `--anonymous`: kept in
+    /// the journal as the user's (for a later `--anonymous` request), not
+    /// erased (a window's hidden requests).
+    pub records_known_ids: bool,
 }
 
 /// Before connecting: validate the file (the refused lines go to the
@@ -57,7 +61,7 @@ pub fn read(
         _ => None,
     };
     let scan = batch::scan(path, how.require_approval, &how.defaults, |line| {
-        if !line.known.is_empty() && !how.options.anonymous {
+        if !line.known.is_empty() && !how.options.anonymous && !how.records_known_ids {
             return Some(
                 "anonymous_hex and shared_anonymous_hex name anonymous ids to erase with the user's rows; run the batch with --anonymous (without it no anonymous id is erased)"
                     .to_string(),

@@ -40,6 +40,9 @@ pub async fn hide(
         );
     }
     table::ensure_for_erasure(server, &at.table, at.place).await?;
+    // Not while a window runs: it writes its requests' next versions from
+    // what it read, and would drop a `hidden_at` recorded meanwhile.
+    let _window = ctx.state.lock_window()?;
     let rows = match only {
         Some(ids) => table::current(server, &at.table, Which::Ids(ids)).await?,
         None => table::current(server, &at.table, Which::All).await?,
@@ -55,6 +58,17 @@ pub async fn hide(
         })
         .collect();
     let mut report = HideReport::default();
+    // Recorded hidden before anything is hidden: a mask the intake does not
+    // know of would never be applied, and an ALTER DELETE does not see the
+    // rows under it. Recorded and not sent (a hide that died), the window
+    // erases the rows as it erases any.
+    let now = now_ms();
+    let hidden_rows: Vec<IntakeRow> = wanted
+        .iter()
+        .map(|row| row.next(now, |n| n.hidden_at = clamp(now / 1000)))
+        .collect();
+    table::append(server, &at.table, &hidden_rows).await?;
+    report.hidden = wanted.iter().map(|r| r.request_id.clone()).collect();
     let mut projects: std::collections::BTreeMap<&str, Vec<&IntakeRow>> = Default::default();
     for row in wanted {
         projects
@@ -62,7 +76,6 @@ pub async fn hide(
             .or_default()
             .push(row);
     }
-    let mut hidden_rows = Vec::new();
     let mut settled = None;
     // Ids kept by an earlier hide of these requests that died before it
     // recorded them hidden: their link may be masked already.
@@ -146,13 +159,7 @@ pub async fn hide(
                 Err(error) => return Err(error),
             }
         }
-        let now = now_ms();
-        for row in requests {
-            report.hidden.push(row.request_id.clone());
-            hidden_rows.push(row.next(now, |n| n.hidden_at = clamp(now / 1000)));
-        }
     }
-    table::append(server, &at.table, &hidden_rows).await?;
     report.kept_for_the_window.sort();
     report.kept_for_the_window.dedup();
     Ok(report)

@@ -369,7 +369,9 @@ async fn erase_group(
                 .collect();
             known.sort();
             known.dedup();
-            (anonymous && !known.is_empty()).then(|| known.join(" "))
+            // Without --anonymous too: not erased, but kept in the journal,
+            // where a later `--anonymous` request of the user finds them.
+            (!known.is_empty()).then(|| known.join(" "))
         };
         // The id's bytes in hex: named exactly, whatever they hold.
         let line = serde_json::json!({
@@ -413,6 +415,7 @@ async fn erase_group(
         defaults: Default::default(),
         require_approval: options.require_approval,
         unmask_first: unmask_first.to_vec(),
+        records_known_ids: true,
     };
     let mut batch = BatchReport::new();
     let plan = forget_batch::read(
@@ -450,11 +453,53 @@ async fn masked_of(ctx: &Context<'_>, requests: &[&IntakeRow]) -> anyhow::Result
         .filter(|r| r.hidden_at > 0)
         .map(|r| r.project_id.as_str())
         .collect();
-    if hidden.is_empty() {
+    if !hidden.is_empty() {
+        return masked_tables(ctx, &hidden).await;
+    }
+    // A mask the intake does not know of (a hide that died between its
+    // DELETE and its record, a DBA's own lightweight DELETE) hides rows
+    // from the ALTER DELETE too: the tables that carry one are unmasked.
+    let Some(first) = requests.first() else {
+        return Ok(Vec::new());
+    };
+    if !ctx.server.capabilities.lightweight_delete {
         return Ok(Vec::new());
     }
-    masked_tables(ctx, &hidden).await
+    let tables = masked_tables(ctx, &[first.project_id.as_str()]).await?;
+    let databases: Vec<&str> = tables.iter().map(|t| t.table.database.as_str()).collect();
+    let sql = crate::vocabulary::sql::render(
+        MASKED_TABLES_SQL,
+        &[(
+            "databases",
+            &crate::vocabulary::sql::literal_list(&databases),
+        )],
+    )?;
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Masked {
+        database: String,
+        table: String,
+    }
+    match ctx
+        .server
+        .fetch::<Masked>(&sql, "looking for lightweight-delete masks")
+        .await
+    {
+        Ok(masked) => Ok(tables
+            .into_iter()
+            .filter(|t| {
+                masked.iter().any(|m| {
+                    m.database == t.table.database.as_str() && m.table == t.table.table.as_str()
+                })
+            })
+            .collect()),
+        // A server without the column: unmasked all the same, to be sure.
+        Err(_) => Ok(tables),
+    }
 }
+
+/// The tables of some databases with a part that carries a
+/// lightweight-delete mask.
+const MASKED_TABLES_SQL: &str = "SELECT DISTINCT database, table FROM system.parts WHERE active AND has_lightweight_delete AND database IN {databases}";
 
 /// The masks of `requests` (an earlier run's, resumed from their journals:
 /// counted already) go now.

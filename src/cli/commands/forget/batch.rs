@@ -40,6 +40,7 @@ async fn run_batch(args: &ForgetArgs, path: &Path, report: &mut BatchReport) -> 
         require_approval: !args.dry_run
             && (args.change.audit.require_approval || session.profile.audit.require_approval),
         unmask_first: Vec::new(),
+        records_known_ids: false,
     };
     let key = session.existing_key()?;
     let database = session.database();
