@@ -34,8 +34,9 @@ pub async fn hide(
         return fail(
             ErrorCode::InvalidPayload,
             format!(
-                "ClickHouse {} has no lightweight DELETE, so rows cannot be hidden before the window erases them; nothing was hidden (the request is recorded; `queue run` erases it)",
-                server.capabilities.version
+                "ClickHouse {} has no lightweight DELETE, so rows cannot be hidden before the window erases them; nothing was hidden (what is recorded stays recorded, and `{}` erases it)",
+                server.capabilities.version,
+                crate::vocabulary::hint::command("queue run --yes")
             ),
         );
     }
