@@ -324,3 +324,61 @@ async fn hide_now_with_a_file_hides_or_is_refused() {
         );
     }
 }
+
+/// A hide that fails before it hides anything (here a map whose table
+/// does not exist): the request is recorded hidden before anything is
+/// sent, so that a mask never goes unrecorded; once the hide fails with
+/// nothing hidden it is recorded not hidden again, since its rows still
+/// appear, and the next hide tries again.
+#[tokio::test]
+async fn a_failed_hide_leaves_the_request_recorded_not_hidden() {
+    if !current() {
+        return;
+    }
+    let db = crate::test_db!();
+    init(&db).await;
+    db.exec("INSERT INTO events VALUES ('p1','u1','a1','s1','pageview','/u1','h','2026-12-01 10:00:00')")
+        .await;
+    let map = db.state_path().join("map.toml");
+    std::fs::create_dir_all(db.state_path()).expect("state dir");
+    std::fs::write(
+        &map,
+        format!(
+            "[[table]]\ndatabase = \"{}\"\ntable = \"no_such_table\"\nrole = \"erase\"\nuser_id_columns = [\"user_id\"]\nproject_column = \"project_id\"\n",
+            db.name
+        ),
+    )
+    .expect("map");
+    let map = map.to_str().expect("utf-8 path");
+    let hide = cmd(
+        &db,
+        &[
+            "request",
+            "add",
+            "--project",
+            "p1",
+            "--user",
+            "u1",
+            "--ticket",
+            "F-1",
+            "--hide-now",
+            "--map",
+            map,
+        ],
+    );
+    assert_ne!(hide.code, 0, "the hide was meant to fail: {}", hide.stdout);
+    let queue = ok(&db, &["queue"]);
+    assert_eq!(queue["requests"][0]["hidden_at"], Value::Null, "{queue:#}");
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE user_id = 'u1'")
+            .await,
+        1,
+        "nothing hidden, and the row still appears"
+    );
+    // Hidden once the map is right.
+    std::fs::write(map, "").expect("map");
+    let again = cmd(&db, &["queue", "hide", "--yes"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let queue = ok(&db, &["queue"]);
+    assert!(queue["requests"][0]["hidden_at"].is_string(), "{queue:#}");
+}

@@ -85,85 +85,128 @@ pub async fn hide(
     } else {
         table::stitched(server, &at.table).await?
     };
-    for (project, requests) in projects {
-        let scope = mapped_scope(ctx, &mut settled, project).await?;
-        let limits = crate::erasure::plan::StatementLimits::within_query_size(
-            server.capabilities.max_query_size,
-        );
-        let id = RequestId::generate();
-        let mut targets = Vec::new();
-        for anonymous in [false, true] {
-            let of_kind: Vec<&IntakeRow> = requests
-                .iter()
-                .copied()
-                .filter(|r| (r.anonymous == 1) == anonymous)
-                .collect();
-            if of_kind.is_empty() {
-                continue;
+    // Hidden project by project. When one fails, the requests of the
+    // projects it did not reach, and of that one if nothing of it was
+    // hidden, are recorded not hidden again: their rows still appear. A
+    // project hidden in part stays recorded hidden (its error names the
+    // table left); the window applies whatever masks were sent.
+    let mut done: Vec<&str> = Vec::new();
+    for (project, requests) in &projects {
+        let sent_before = report.statements;
+        let hidden =
+            hide_project(ctx, at, &mut settled, &kept, project, requests, &mut report).await;
+        if let Err(error) = hidden {
+            if report.statements > sent_before {
+                done.extend(requests.iter().map(|r| r.request_id.as_str()));
             }
-            let users: Vec<ValidId> = of_kind
+            let now = now_ms();
+            let undone: Vec<IntakeRow> = hidden_rows
                 .iter()
-                .map(|r| ValidId::with_controls("user_id", &r.user_id))
-                .collect::<Result<_, _>>()?;
-            // Kept for every kind: a window applying the masks for other
-            // requests takes the link of this user's rows too, and a later
-            // `--anonymous` request of the user needs it.
-            let ids = stitch_and_keep(server, at, &scope, &of_kind, &users, &kept).await?;
-            let options = ForgetOptions {
-                anonymous,
-                include_shared: false,
-            };
-            targets.extend(crate::erasure::plan::plan(
-                &id, &users, &ids, options, limits,
-            ));
-            for mapped in &scope.erased_tables {
-                targets.extend(crate::erasure::plan::plan_mapped(
-                    &id, mapped, &users, &ids, options, limits,
+                .filter(|r| !done.contains(&r.request_id.as_str()))
+                .map(|r| r.next(now, |n| n.hidden_at = 0))
+                .collect();
+            if let Err(undo) = table::append(server, &at.table, &undone).await {
+                crate::vocabulary::output::warn(format!(
+                    "the requests not hidden are still recorded hidden in {}: {undo:#}",
+                    at.table
                 ));
             }
+            return Err(error);
         }
-        let settings: Vec<(&str, &str)> = server
-            .capabilities
-            .hide_settings
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        for target in &targets {
-            let table = target.table_in(&scope);
-            let sql = crate::vocabulary::sql::render(
-                HIDE_SQL,
-                &[
-                    ("table", &table.to_string()),
-                    ("every_host", &scope.place.every_host_clause()),
-                    ("predicate", &target.predicate(&scope)?),
-                ],
-            )?;
-            let sent = server
-                .execute_with_settings(
-                    &sql,
-                    &settings,
-                    &format!("hiding the rows in {table}"),
-                    ErrorCode::ForgetFailed,
-                )
-                .await;
-            match sent {
-                Ok(()) => report.statements += 1,
-                // A table with projections refuses a lightweight DELETE (by
-                // default): the window's rewrite erases its rows.
-                Err(error)
-                    if format!("{error:#}")
-                        .to_ascii_lowercase()
-                        .contains("projection") =>
-                {
-                    report.kept_for_the_window.push(table.plain());
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        done.extend(requests.iter().map(|r| r.request_id.as_str()));
     }
     report.kept_for_the_window.sort();
     report.kept_for_the_window.dedup();
     Ok(report)
+}
+
+/// Hide the rows of `requests` (of one project) in every table the map
+/// erases: their users' anonymous ids stitched and kept first.
+async fn hide_project(
+    ctx: &Context<'_>,
+    at: &IntakeAt<'_>,
+    settled: &mut Option<crate::vocabulary::request::Scope>,
+    kept: &[table::StitchedRow],
+    project: &str,
+    requests: &[&IntakeRow],
+    report: &mut HideReport,
+) -> anyhow::Result<()> {
+    let server = ctx.server;
+    let scope = mapped_scope(ctx, settled, project).await?;
+    let limits = crate::erasure::plan::StatementLimits::within_query_size(
+        server.capabilities.max_query_size,
+    );
+    let id = RequestId::generate();
+    let mut targets = Vec::new();
+    for anonymous in [false, true] {
+        let of_kind: Vec<&IntakeRow> = requests
+            .iter()
+            .copied()
+            .filter(|r| (r.anonymous == 1) == anonymous)
+            .collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        let users: Vec<ValidId> = of_kind
+            .iter()
+            .map(|r| ValidId::with_controls("user_id", &r.user_id))
+            .collect::<Result<_, _>>()?;
+        // Kept for every kind: a window applying the masks for other
+        // requests takes the link of this user's rows too, and a later
+        // `--anonymous` request of the user needs it.
+        let ids = stitch_and_keep(server, at, &scope, &of_kind, &users, kept).await?;
+        let options = ForgetOptions {
+            anonymous,
+            include_shared: false,
+        };
+        targets.extend(crate::erasure::plan::plan(
+            &id, &users, &ids, options, limits,
+        ));
+        for mapped in &scope.erased_tables {
+            targets.extend(crate::erasure::plan::plan_mapped(
+                &id, mapped, &users, &ids, options, limits,
+            ));
+        }
+    }
+    let settings: Vec<(&str, &str)> = server
+        .capabilities
+        .hide_settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    for target in &targets {
+        let table = target.table_in(&scope);
+        let sql = crate::vocabulary::sql::render(
+            HIDE_SQL,
+            &[
+                ("table", &table.to_string()),
+                ("every_host", &scope.place.every_host_clause()),
+                ("predicate", &target.predicate(&scope)?),
+            ],
+        )?;
+        let sent = server
+            .execute_with_settings(
+                &sql,
+                &settings,
+                &format!("hiding the rows in {table}"),
+                ErrorCode::ForgetFailed,
+            )
+            .await;
+        match sent {
+            Ok(()) => report.statements += 1,
+            // A table with projections refuses a lightweight DELETE (by
+            // default): the window's rewrite erases its rows.
+            Err(error)
+                if format!("{error:#}")
+                    .to_ascii_lowercase()
+                    .contains("projection") =>
+            {
+                report.kept_for_the_window.push(table.plain());
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// Stitch the users of `requests` (of one project) before
