@@ -64,6 +64,49 @@ pub async fn apply_deleted_masks(server: &Server, tables: &[MaskedTable]) -> any
     Ok(())
 }
 
+/// The tables of some databases with a part that carries a
+/// lightweight-delete mask.
+const MASKED_TABLES_SQL: &str = "SELECT DISTINCT database, table FROM system.parts WHERE active AND has_lightweight_delete AND database IN {databases}";
+
+/// Of `tables`, those with a part that carries a lightweight-delete mask
+/// (all of them where the server cannot say: applying a mask where there
+/// is none rewrites nothing).
+pub async fn masked_among(
+    server: &Server,
+    tables: Vec<MaskedTable>,
+) -> anyhow::Result<Vec<MaskedTable>> {
+    if tables.is_empty() {
+        return Ok(tables);
+    }
+    let databases: Vec<&str> = tables.iter().map(|t| t.table.database.as_str()).collect();
+    let sql = render(
+        MASKED_TABLES_SQL,
+        &[(
+            "databases",
+            &crate::vocabulary::sql::literal_list(&databases),
+        )],
+    )?;
+    #[derive(Row, Deserialize)]
+    struct Masked {
+        database: String,
+        table: String,
+    }
+    match server
+        .fetch::<Masked>(&sql, "looking for lightweight-delete masks")
+        .await
+    {
+        Ok(masked) => Ok(tables
+            .into_iter()
+            .filter(|t| {
+                masked.iter().any(|m| {
+                    m.database == t.table.database.as_str() && m.table == t.table.table.as_str()
+                })
+            })
+            .collect()),
+        Err(_) => Ok(tables),
+    }
+}
+
 /// Tasks of the distributed DDL queue that carry a marker: newer servers
 /// have a system table, 18.16 only ZooKeeper's view of the queue's path.
 const DDL_QUEUE_SQL: &str = "SELECT toUInt64(count()) AS n FROM system.distributed_ddl_queue WHERE position(query, {marker}) > 0";

@@ -270,10 +270,52 @@ pub(super) async fn drive(
             }
             known.sort();
         }
+        unmask_survivors(ctx, journal, &survivors).await?;
         reissue(journal, &survivors, "rows remain");
         ctx.journals().save(journal)?;
     }
     unreachable!("the last round returns")
+}
+
+/// Rows under a lightweight-delete mask (a DBA's own `DELETE`, a hidden
+/// request's) are invisible to an `ALTER ... DELETE` and survive every
+/// round: the masks of the survivors' tables are applied (waited for)
+/// before the next round. A masked row is deleted already; applying the
+/// mask removes it from disk.
+async fn unmask_survivors(
+    ctx: &Context<'_>,
+    journal: &mut RequestJournal,
+    survivors: &[usize],
+) -> anyhow::Result<()> {
+    if !ctx.server.capabilities.lightweight_delete {
+        return Ok(());
+    }
+    let every_host = journal.scope.place.every_host_clause();
+    let mut tables: Vec<crate::erasure::mutate::MaskedTable> = Vec::new();
+    for &index in survivors {
+        let table = journal.targets[index].table_in(&journal.scope);
+        if !tables.iter().any(|t| t.table == table) {
+            tables.push(crate::erasure::mutate::MaskedTable {
+                table,
+                every_host: every_host.clone(),
+            });
+        }
+    }
+    let masked = crate::erasure::mutate::masked_among(ctx.server, tables).await?;
+    if masked.is_empty() {
+        return Ok(());
+    }
+    crate::erasure::mutate::apply_deleted_masks(ctx.server, &masked).await?;
+    for table in &masked {
+        journal.record_step(
+            "unmasked",
+            format!(
+                "{}: rows under a lightweight-delete mask remained",
+                table.table
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Give the targets at `indices` a new attempt (a new marker), journaled

@@ -382,3 +382,41 @@ async fn a_failed_hide_leaves_the_request_recorded_not_hidden() {
     let queue = ok(&db, &["queue"]);
     assert!(queue["requests"][0]["hidden_at"].is_string(), "{queue:#}");
 }
+
+/// A DBA's own lightweight DELETE of a user's rows, then `forget` of that
+/// user: the rows under the mask are invisible to the ALTER DELETE and
+/// survived every round ("rows keep arriving ... resume", and resume said
+/// it again). The run applies the masks of the tables whose targeted rows
+/// survive, and completes with no row on disk.
+#[tokio::test]
+async fn forget_completes_over_rows_a_lightweight_delete_masked() {
+    if !current() {
+        return;
+    }
+    let db = crate::test_db!();
+    db.seed().await;
+    let targeted = crate::common::deleted_condition(false, false);
+    let kept = db.fingerprint(&format!("NOT ({targeted})")).await;
+    db.exec("DELETE FROM events WHERE project_id = 'p1' AND user_id = 'u1'")
+        .await;
+    let output = run(db.chforget().args(crate::common::FORGET_U1_JSON));
+    assert_eq!(output.code, 0, "{}\n{}", output.stderr, output.stdout);
+    assert_eq!(output.json()["status"], "completed");
+    assert_eq!(
+        on_disk(&db, "events", &targeted).await,
+        0,
+        "masked rows left on disk by a completed request"
+    );
+    // Counted as the source counted them: the mask hid no other row.
+    let after = db
+        .client
+        .query_raw(&format!(
+            "SELECT toUInt64(count()), toUInt64(sum(cityHash64(project_id, ifNull(user_id, '<null>'), isNull(user_id), \
+             anonymous_id, session_id, event, url, ip_hash, ts))) FROM events WHERE NOT ({targeted}) \
+             SETTINGS apply_deleted_mask = 0"
+        ))
+        .fetch_one::<(u64, u64)>()
+        .await
+        .expect("fingerprint");
+    assert_eq!(after, kept);
+}

@@ -3,7 +3,7 @@
 
 use super::hide::masked_tables;
 use super::*;
-use crate::erasure::mutate::{MaskedTable, apply_deleted_masks};
+use crate::erasure::mutate::{MaskedTable, apply_deleted_masks, masked_among};
 
 /// The note a window's batch line carries: which intake requests it is.
 const NOTE_PREFIX: &str = "intake:";
@@ -466,40 +466,8 @@ async fn masked_of(ctx: &Context<'_>, requests: &[&IntakeRow]) -> anyhow::Result
         return Ok(Vec::new());
     }
     let tables = masked_tables(ctx, &[first.project_id.as_str()]).await?;
-    let databases: Vec<&str> = tables.iter().map(|t| t.table.database.as_str()).collect();
-    let sql = crate::vocabulary::sql::render(
-        MASKED_TABLES_SQL,
-        &[(
-            "databases",
-            &crate::vocabulary::sql::literal_list(&databases),
-        )],
-    )?;
-    #[derive(clickhouse::Row, serde::Deserialize)]
-    struct Masked {
-        database: String,
-        table: String,
-    }
-    match ctx
-        .server
-        .fetch::<Masked>(&sql, "looking for lightweight-delete masks")
-        .await
-    {
-        Ok(masked) => Ok(tables
-            .into_iter()
-            .filter(|t| {
-                masked.iter().any(|m| {
-                    m.database == t.table.database.as_str() && m.table == t.table.table.as_str()
-                })
-            })
-            .collect()),
-        // A server without the column: unmasked all the same, to be sure.
-        Err(_) => Ok(tables),
-    }
+    masked_among(ctx.server, tables).await
 }
-
-/// The tables of some databases with a part that carries a
-/// lightweight-delete mask.
-const MASKED_TABLES_SQL: &str = "SELECT DISTINCT database, table FROM system.parts WHERE active AND has_lightweight_delete AND database IN {databases}";
 
 /// The masks of `requests` (an earlier run's, resumed from their journals:
 /// counted already) go now.
