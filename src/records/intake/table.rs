@@ -221,8 +221,31 @@ pub async fn forget_stitched(
     if ids.is_empty() {
         return Ok(());
     }
-    let stitched = stitched_table(table);
-    let (on_every_host, _) = kept_table(place, &stitched);
+    // Kept only where rows can be hidden (26.x), where the delete is
+    // waited for.
+    delete_of_requests(
+        server,
+        FORGET_STITCHED_SQL,
+        &stitched_table(table),
+        place,
+        ids,
+        "removing the anonymous ids kept for completed requests",
+    )
+    .await
+}
+
+/// Send `sql` (an `ALTER TABLE {table}{on_every_host} DELETE` of the rows
+/// of the requests `{ids}`) on every host of `place`, waited for where the
+/// server can (26.x).
+async fn delete_of_requests(
+    server: &Server,
+    sql: &str,
+    table: &QualifiedTable,
+    place: &Place,
+    ids: &[String],
+    during: &str,
+) -> anyhow::Result<()> {
+    let (on_every_host, _) = kept_table(place, table);
     let settings: &[(&str, &str)] = if server.capabilities.mutations_sync {
         &[("mutations_sync", "2")]
     } else {
@@ -231,15 +254,15 @@ pub async fn forget_stitched(
     server
         .execute_with_settings(
             &render(
-                FORGET_STITCHED_SQL,
+                sql,
                 &[
-                    ("table", &stitched.to_string()),
+                    ("table", &table.to_string()),
                     ("on_every_host", &on_every_host),
                     ("ids", &literal_list(ids)),
                 ],
             )?,
             settings,
-            "removing the anonymous ids kept for completed requests",
+            during,
             ErrorCode::ServerError,
         )
         .await
@@ -362,29 +385,16 @@ pub async fn forget_raw_ids(
     if ids.is_empty() {
         return Ok(());
     }
-    let (on_every_host, _) = kept_table(place, table);
-    let during = "removing the raw ids of completed requests from their history";
     // Waited for where the server can (26.x); else looked for below.
-    let settings: &[(&str, &str)] = if server.capabilities.mutations_sync {
-        &[("mutations_sync", "2")]
-    } else {
-        &[]
-    };
-    server
-        .execute_with_settings(
-            &render(
-                FORGET_RAW_SQL,
-                &[
-                    ("table", &table.to_string()),
-                    ("on_every_host", &on_every_host),
-                    ("ids", &literal_list(ids)),
-                ],
-            )?,
-            settings,
-            during,
-            ErrorCode::ServerError,
-        )
-        .await?;
+    delete_of_requests(
+        server,
+        FORGET_RAW_SQL,
+        table,
+        place,
+        ids,
+        "removing the raw ids of completed requests from their history",
+    )
+    .await?;
     // A mutation runs in the background: the raw ids are gone only once it
     // has run. Bounded; the next window removes what is left.
     let until = std::time::Instant::now() + RAW_IDS_WAIT;
