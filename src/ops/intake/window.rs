@@ -3,7 +3,7 @@
 
 use super::hide::masked_tables;
 use super::*;
-use crate::erasure::mutate::{MaskedTable, apply_deleted_masks, masked_among};
+use crate::erasure::mutate::{MaskedTable, apply_deleted_masks};
 
 /// The note a window's batch line carries: which intake requests it is.
 const NOTE_PREFIX: &str = "intake:";
@@ -453,20 +453,13 @@ async fn masked_of(ctx: &Context<'_>, requests: &[&IntakeRow]) -> anyhow::Result
         .filter(|r| r.hidden_at > 0)
         .map(|r| r.project_id.as_str())
         .collect();
-    if !hidden.is_empty() {
-        return masked_tables(ctx, &hidden).await;
-    }
     // A mask the intake does not know of (a hide that died between its
-    // DELETE and its record, a DBA's own lightweight DELETE) hides rows
-    // from the ALTER DELETE too: the tables that carry one are unmasked.
-    let Some(first) = requests.first() else {
-        return Ok(Vec::new());
-    };
-    if !ctx.server.capabilities.lightweight_delete {
+    // DELETE and its record, a DBA's own lightweight DELETE) is applied by
+    // the run itself, once its rows survive a round (pipeline/run.rs).
+    if hidden.is_empty() {
         return Ok(Vec::new());
     }
-    let tables = masked_tables(ctx, &[first.project_id.as_str()]).await?;
-    masked_among(ctx.server, tables).await
+    masked_tables(ctx, &hidden).await
 }
 
 /// The masks of `requests` (an earlier run's, resumed from their journals:
